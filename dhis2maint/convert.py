@@ -1,0 +1,313 @@
+"""JSON <-> models: the one cattrs converter and every hook it uses.
+
+* Wire names are camelCase, attribute names snake_case (``display_name`` <->
+  ``displayName``); unknown JSON keys are ignored.
+* Enums are tolerant: a value this version does not know stays a plain string.
+* DHIS2 timestamps (``2024-05-01T10:11:12.345``, sometimes with a zone or ``Z``)
+  become :class:`datetime.datetime`; naive when DHIS2 sent no zone.
+* Structure functions are generated once per class, on first use, and cached by
+  cattrs; nothing is generated at import time.
+
+Any failure to build a model raises :class:`InvalidResponseError` naming what
+was being read -- never a bare ``KeyError``/``ValueError`` from cattrs.
+"""
+import datetime
+import enum
+import json
+import re
+from typing import Union
+
+import attr
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from . import models
+from .errors import InvalidResponseError
+
+__all__ = ["structure", "unstructure", "to_json", "from_json", "issue_from_dict",
+           "parse_datetime", "camel"]
+
+_converter = cattrs.Converter(detailed_validation=False)
+
+# The attrs classes read from / written to JSON with camelCase keys.  Job is
+# built by hand in jobs.py (it carries a session), so it is not listed.
+_MODELS = (
+    models.DataIntegrityCheck,
+    models.DataIntegrityIssue,
+    models.DataIntegrityResult,
+    models.Notification,
+    models.JobConfiguration,
+    models.PredictorRun,
+    models.ValidationViolation,
+    models.CategoryOptionCombo,
+)
+_ENUMS = (
+    models.DataIntegritySeverity,
+    models.NotificationLevel,
+    models.NotificationDataType,
+    models.JobType,
+    models.JobStatus,
+)
+
+
+def camel(name):
+    """``display_name`` -> ``displayName``."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+# --- datetimes --------------------------------------------------------------
+
+_DATETIME = re.compile(
+    r"^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9}))?)?)?"
+    r"\s*(Z|[+-]\d\d(?::?\d\d)?)?$"
+)
+
+
+def parse_datetime(value):
+    """Parse a DHIS2 timestamp; ``None`` stays ``None``.
+
+    Accepts ``2024-05-01``, ``2024-05-01T10:11``, ``…:12``, ``…:12.345`` (any
+    fraction), and an optional ``Z``/``+02:00``/``+0200`` zone.  Epoch
+    milliseconds (a number) are read as UTC.
+    """
+    if value is None or isinstance(value, datetime.datetime):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("not a timestamp: {!r}".format(value))
+    if isinstance(value, (int, float)):
+        return datetime.datetime.fromtimestamp(value / 1000.0, tz=datetime.timezone.utc)
+    match = _DATETIME.match(str(value).strip())
+    if not match:
+        raise ValueError("not a DHIS2 timestamp: {!r}".format(value))
+    year, month, day, hour, minute, second, frac, zone = match.groups()
+    micro = int((frac or "0")[:6].ljust(6, "0"))
+    tz = None
+    if zone == "Z":
+        tz = datetime.timezone.utc
+    elif zone:
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        minutes = int(digits[:2]) * 60 + int(digits[2:4] or 0)
+        tz = datetime.timezone(sign * datetime.timedelta(minutes=minutes))
+    return datetime.datetime(int(year), int(month), int(day), int(hour or 0),
+                             int(minute or 0), int(second or 0), micro, tzinfo=tz)
+
+
+def format_datetime(value):
+    """The inverse of :func:`parse_datetime`, in DHIS2's millisecond format."""
+    if value is None:
+        return None
+    text = value.strftime("%Y-%m-%dT%H:%M:%S.") + "{:03d}".format(value.microsecond // 1000)
+    offset = value.utcoffset()
+    if offset is not None:
+        text += "Z" if not offset else value.strftime("%z")[:3] + ":" + value.strftime("%z")[3:]
+    return text
+
+
+_converter.register_structure_hook(datetime.datetime, lambda v, _: parse_datetime(v))
+_converter.register_unstructure_hook(datetime.datetime, format_datetime)
+
+
+# --- tolerant enums -----------------------------------------------------------
+
+
+def _tolerant(enum_cls):
+    members = enum_cls._value2member_map_
+
+    def structure_enum(value, _):
+        if value is None:
+            return None
+        member = members.get(value)
+        if member is not None:
+            return member
+        if isinstance(value, str):
+            return value  # a newer server's value: keep it as sent
+        raise ValueError("{} is not a {}".format(value, enum_cls.__name__))
+
+    return structure_enum
+
+
+for _enum in _ENUMS:
+    _hook = _tolerant(_enum)
+    _converter.register_structure_hook(_enum, _hook)
+    for _union in (Union[_enum, str, None], Union[_enum, str]):
+        # Bind the loop variables: each predicate matches its own union only.
+        _converter.register_structure_hook_func(lambda t, u=_union: t == u, _hook)
+_converter.register_unstructure_hook(enum.Enum, lambda e: e.value)
+
+
+# --- camelCase models, generated lazily ----------------------------------------
+
+
+def _renames(cls):
+    overrides = {a.name: override(rename=camel(a.name)) for a in attr.fields(cls)}
+    return overrides
+
+
+def _structure_fn(cls):
+    # cattrs 22.x defaults to detailed validation per function, not per converter.
+    return make_dict_structure_fn(cls, _converter, _cattrs_detailed_validation=False,
+                                  **_renames(cls))
+
+
+def _is_model(cls):
+    return cls in _MODELS
+
+
+_converter.register_structure_hook_factory(_is_model, _structure_fn)
+_converter.register_unstructure_hook_factory(
+    _is_model, lambda cls: make_dict_unstructure_fn(cls, _converter, **_renames(cls)))
+
+
+def _check_mapping(data, cls):
+    if not isinstance(data, dict):
+        raise TypeError("expected a JSON object for {}, got {}".format(
+            cls.__name__, type(data).__name__))
+
+
+def structure(data, cls, what="the response"):
+    """Build ``cls`` (a model, or ``List[model]``) from decoded JSON.
+
+    ``what`` names the source for the error message, e.g. ``"GET /api/dataIntegrity"``.
+    """
+    try:
+        if attr.has(cls):
+            _check_mapping(data, cls)
+        return _converter.structure(data, cls)
+    except Exception as exc:  # cattrs raises many kinds; one typed error out
+        raise InvalidResponseError(
+            "{}: unexpected JSON for {}: {}".format(what, _type_name(cls), _describe(exc))
+        ) from exc
+
+
+def _type_name(cls):
+    return getattr(cls, "__name__", None) or str(cls).replace("dhis2maint.models.", "")
+
+
+def _describe(exc):
+    while getattr(exc, "exceptions", None):  # an ExceptionGroup from cattrs
+        exc = exc.exceptions[0]
+    if isinstance(exc, KeyError):
+        return "missing field {}".format(exc)
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 200 else text[:199] + "…"
+
+
+def unstructure(obj):
+    """Models -> JSON-ready dicts/lists with camelCase keys; ``None`` fields dropped."""
+    return _drop_none(_converter.unstructure(obj))
+
+
+def _drop_none(value):
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+# --- the hot path: issues, without cattrs ----------------------------------------
+
+
+def issue_from_dict(data):
+    """A :class:`DataIntegrityIssue` from one decoded issue object.
+
+    Hand-written because streams build hundreds of thousands of them; it
+    accepts exactly what the generated hook would, and raises ``TypeError``
+    for a non-object so callers can report the position.
+    """
+    if not isinstance(data, dict):
+        raise TypeError("an issue must be a JSON object, got {}".format(type(data).__name__))
+    ident = data.get("id")
+    name = data.get("name")
+    comment = data.get("comment")
+    refs = data.get("refs")
+    if refs is None:
+        refs = []
+    elif not isinstance(refs, list):
+        refs = [str(refs)]
+    elif not all(type(r) is str for r in refs):
+        refs = [r if isinstance(r, str) else json.dumps(r) for r in refs]
+    return models.DataIntegrityIssue(
+        None if ident is None else str(ident),
+        None if name is None else str(name),
+        None if comment is None else str(comment),
+        refs,
+    )
+
+
+# --- reports -------------------------------------------------------------------
+
+_REPORT_FORMAT = 1
+
+
+def result_from_dict(data, details=None, what="the response"):
+    """One summary or details object (DHIS2's shape) -> :class:`DataIntegrityResult`."""
+    if not isinstance(data, dict):
+        raise InvalidResponseError("{}: a check result must be a JSON object, got {}".format(
+            what, type(data).__name__))
+    issues = data.get("issues")
+    if issues is not None:
+        if not isinstance(issues, list):
+            raise InvalidResponseError("{}: 'issues' of {} is not a list".format(
+                what, data.get("name")))
+        body = {k: v for k, v in data.items() if k != "issues"}
+    else:
+        body = data
+    result = structure(body, models.DataIntegrityResult, what)
+    if issues is not None:
+        try:
+            result.issues = [issue_from_dict(i) for i in issues]
+        except TypeError as exc:
+            raise InvalidResponseError("{}: issue of {}: {}".format(what, result.name, exc))
+        if result.count is None:
+            result.count = -1 if result.error is not None else len(result.issues)
+    elif details:
+        result.issues = []
+    return result
+
+
+def report_from_dict(data, details=None, what="the report"):
+    """A :class:`DataIntegrityReport` from DHIS2's ``{name: result}`` map, or from
+    :meth:`DataIntegrityReport.to_dict` output."""
+    if not isinstance(data, dict):
+        raise InvalidResponseError("{}: expected a JSON object, got {}".format(
+            what, type(data).__name__))
+    if "dhis2maint" in data and isinstance(data.get("results"), dict):
+        results_in = data["results"]
+        details = bool(data.get("details")) if details is None else details
+    else:
+        results_in = data
+    results = {}
+    for key, value in results_in.items():
+        if isinstance(value, dict) and "name" not in value:
+            value = dict(value, name=key)
+        results[key] = result_from_dict(value, details, what)
+    if details is None:
+        details = any(r.issues is not None for r in results.values())
+    return models.DataIntegrityReport(results=results, details=bool(details))
+
+
+def report_to_dict(report):
+    """What :meth:`DataIntegrityReport.to_dict` returns: a versioned, JSON-ready dict."""
+    return {
+        "dhis2maint": _REPORT_FORMAT,
+        "details": report.details,
+        "results": {name: unstructure(result) for name, result in report.results.items()},
+    }
+
+
+def to_json(report, **kwargs):
+    """Serialise a :class:`DataIntegrityReport` to a JSON string (kwargs go to ``json.dumps``)."""
+    kwargs.setdefault("ensure_ascii", False)
+    return json.dumps(report_to_dict(report), **kwargs)
+
+
+def from_json(text):
+    """Read a report saved with :func:`to_json` (or DHIS2's own summary/details JSON)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidResponseError("saved report is not valid JSON: {}".format(exc)) from exc
+    return report_from_dict(data, what="saved report")

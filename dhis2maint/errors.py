@@ -1,0 +1,248 @@
+"""The exceptions dhis2maint raises, and the one place an HTTP status becomes one.
+
+Every error the library raises is a :class:`Dhis2Error`.  Some also belong to a
+familiar builtin family so callers can catch either: :class:`TaskTimeoutError`
+is a :class:`TimeoutError`, :class:`TransportError` is a
+:class:`requests.RequestException`, :class:`ConfigurationError` is a
+:class:`ValueError`.
+
+Messages name the request as ``METHOD /api/path`` -- never the query string,
+headers or credentials -- and say what to do next.
+"""
+import json
+
+import requests
+
+__all__ = [
+    "Dhis2Error",
+    "ConfigurationError",
+    "TransportError",
+    "ApiError",
+    "BadRequest",
+    "AuthenticationError",
+    "PermissionDenied",
+    "NotFound",
+    "ConflictError",
+    "ServerError",
+    "InvalidResponseError",
+    "UnsupportedServerError",
+    "JobFailedError",
+    "TaskTimeoutError",
+]
+
+
+class Dhis2Error(Exception):
+    """Base class of every error dhis2maint raises.
+
+    ``request`` and ``response`` are the :mod:`requests` objects involved, when
+    there were any (``None`` otherwise).
+    """
+
+    def __init__(self, message, request=None, response=None):
+        super().__init__(message)
+        self.message = message
+        # Set after super().__init__: requests.RequestException's own
+        # __init__ (a sibling in some subclasses' MRO) would reset them.
+        self.request = request
+        self.response = response
+
+    def __str__(self):
+        return self.message
+
+    def __reduce__(self):
+        # Pickle by message only: responses and requests don't pickle cleanly
+        # and may carry an Authorization header.
+        return (_rebuild, (type(self), self.message, _extra_state(self)))
+
+
+def _rebuild(cls, message, state):
+    err = cls.__new__(cls)
+    Dhis2Error.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+def _extra_state(err):
+    return {
+        k: v
+        for k, v in vars(err).items()
+        if k not in ("request", "response", "message") and not k.startswith("_")
+    }
+
+
+class ConfigurationError(Dhis2Error, ValueError):
+    """The session's settings are missing or contradict each other (e.g. ``DHIS2_URL`` unset)."""
+
+
+class TransportError(Dhis2Error, requests.exceptions.RequestException):
+    """The request did not get an HTTP answer: connection refused, DNS, TLS, timeout.
+
+    ``__cause__`` is the original :mod:`requests` exception.
+    """
+
+
+class ApiError(Dhis2Error):
+    """DHIS2 (or a proxy in front of it) answered with an HTTP error status.
+
+    Attributes: ``status_code``, ``method``, ``path`` (no query string),
+    ``dhis2_message`` and ``error_code`` from DHIS2's WebMessage when the body
+    was one, and ``web_message`` (the parsed WebMessage dict or ``None``).
+    """
+
+    hint = ""
+
+    def __init__(self, message, status_code=None, method=None, path=None,
+                 dhis2_message=None, error_code=None, web_message=None,
+                 request=None, response=None):
+        super().__init__(message, request=request, response=response)
+        self.status_code = status_code
+        self.method = method
+        self.path = path
+        self.dhis2_message = dhis2_message
+        self.error_code = error_code
+        self.web_message = web_message
+
+
+class BadRequest(ApiError):
+    """400: DHIS2 rejected the parameters (bad date, unknown job type, malformed UID)."""
+
+
+class AuthenticationError(ApiError):
+    """401, or DHIS2's HTML login page where JSON was expected: not logged in."""
+
+    hint = ("check the username and password or the personal access token "
+            "(DHIS2_USERNAME/DHIS2_PASSWORD or DHIS2_PAT) and DHIS2_URL")
+
+
+class PermissionDenied(ApiError):
+    """403: the user lacks an authority the endpoint needs."""
+
+    hint = "the user lacks the authority this needs (e.g. ALL or F_PERFORM_MAINTENANCE)"
+
+
+class NotFound(ApiError):
+    """404: no such endpoint or object (check the UID, the URL, and the DHIS2 version)."""
+
+    hint = "check the UID or name, DHIS2_URL, and that this DHIS2 version has the endpoint"
+
+
+class ConflictError(ApiError):
+    """409: DHIS2 refused because of the current state (e.g. a job already running)."""
+
+
+class ServerError(ApiError):
+    """5xx: DHIS2 failed, or a proxy in front of it could not reach it."""
+
+    hint = "DHIS2 or its proxy failed; see the server log, and retry later"
+
+
+class InvalidResponseError(Dhis2Error):
+    """The answer was not the JSON expected: HTML, empty, truncated, or the wrong shape."""
+
+
+class UnsupportedServerError(Dhis2Error):
+    """The feature needs a newer (or older) DHIS2 than the server runs."""
+
+
+class JobFailedError(Dhis2Error):
+    """DHIS2 reports that a background job failed.
+
+    ``job_id``, ``job_type`` and ``notification`` (the last :class:`Notification`,
+    or ``None`` when the outcome came from ``/api/jobConfigurations``).
+    """
+
+    def __init__(self, message, job_id=None, job_type=None, notification=None):
+        super().__init__(message)
+        self.job_id = job_id
+        self.job_type = job_type
+        self.notification = notification
+
+
+class TaskTimeoutError(Dhis2Error, TimeoutError):
+    """A job did not finish before the deadline; it may still be running on the server.
+
+    ``job_id``, ``job_type`` and ``last_message`` (DHIS2's newest message, or ``None``).
+    """
+
+    def __init__(self, message, job_id=None, job_type=None, last_message=None):
+        super().__init__(message)
+        self.job_id = job_id
+        self.job_type = job_type
+        self.last_message = last_message
+
+
+# ---------------------------------------------------------------------------
+# HTTP status -> exception: the one mapping.
+
+_STATUS_ERRORS = {
+    400: BadRequest,
+    401: AuthenticationError,
+    403: PermissionDenied,
+    404: NotFound,
+    409: ConflictError,
+}
+
+
+def error_class_for_status(status_code):
+    """The :class:`ApiError` subclass for an HTTP status code."""
+    if status_code in _STATUS_ERRORS:
+        return _STATUS_ERRORS[status_code]
+    if status_code >= 500:
+        return ServerError
+    return ApiError
+
+
+def _web_message(response):
+    """DHIS2's WebMessage from an error response, or None when the body is not one."""
+    try:
+        body = json.loads(response.content.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _clip(text, limit=300):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_login_page(response):
+    """True when a response is DHIS2's HTML login page (what an unauthenticated
+    browser-like client gets after the 302), not the JSON the API gives."""
+    ctype = response.headers.get("Content-Type", "")
+    if "html" not in ctype.lower():
+        return False
+    if "login" in response.url.lower():
+        return True
+    if any(r.status_code in (301, 302, 303, 307, 308) for r in response.history):
+        head = response.content[:20000].lower()
+        return b"login" in head or b"password" in head
+    return False
+
+
+def error_for_response(response, method, path):
+    """Build the exception for an HTTP error response of ``METHOD /api/path``."""
+    status = response.status_code
+    cls = error_class_for_status(status)
+    web = _web_message(response)
+    dhis2_message = error_code = None
+    if web is not None:
+        dhis2_message = web.get("message") or web.get("devMessage")
+        error_code = web.get("errorCode")
+        if dhis2_message is not None:
+            dhis2_message = _clip(dhis2_message)
+        if error_code is not None:
+            error_code = str(error_code)
+    reason = response.reason or ""
+    text = "{} {} -> HTTP {}{}".format(method, path, status, " " + reason if reason else "")
+    if dhis2_message:
+        text += ": " + dhis2_message
+        if error_code:
+            text += " ({})".format(error_code)
+    elif web is None and "html" in response.headers.get("Content-Type", "").lower():
+        text += " (an HTML page, not DHIS2 JSON: probably a proxy or the web server)"
+    if cls.hint:
+        text += "; " + cls.hint
+    return cls(text, status_code=status, method=method, path=path,
+               dhis2_message=dhis2_message, error_code=error_code, web_message=web,
+               request=response.request, response=response)

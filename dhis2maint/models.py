@@ -1,0 +1,397 @@
+"""The typed records dhis2maint returns: attrs classes and enums.
+
+Field names are snake_case here and camelCase on the wire; :mod:`dhis2maint.convert`
+turns one into the other.  Enum fields hold an enum member, or the raw string when
+a newer DHIS2 sends a value this version does not know (every enum here is a
+``str`` enum, so ``row.severity == "SEVERE"`` works either way).
+"""
+import datetime
+import enum
+from typing import Any, Dict, List, Optional, Union
+
+import attr
+
+__all__ = [
+    "DataIntegritySeverity",
+    "NotificationLevel",
+    "NotificationDataType",
+    "JobType",
+    "JobStatus",
+    "DataIntegrityCheck",
+    "DataIntegrityIssue",
+    "DataIntegrityResult",
+    "DataIntegrityReport",
+    "IntegrityIssueRow",
+    "Notification",
+    "Job",
+    "JobConfiguration",
+    "PredictorRun",
+    "ValidationViolation",
+    "CategoryOptionCombo",
+    "CategoryComboState",
+    "severity_rank",
+]
+
+
+class _StrEnum(str, enum.Enum):
+    def __str__(self):
+        return self.value
+
+
+class DataIntegritySeverity(_StrEnum):
+    """How bad a data-integrity check's findings are, mildest first."""
+
+    INFO = "INFO"
+    WARNING = "WARNING"
+    SEVERE = "SEVERE"
+    CRITICAL = "CRITICAL"
+
+
+_SEVERITY_ORDER = {"INFO": 0, "WARNING": 1, "SEVERE": 2, "CRITICAL": 3}
+
+
+def severity_rank(severity):
+    """0 (INFO) … 3 (CRITICAL) for a severity or its case-insensitive name.
+
+    An unknown severity from a newer server ranks above WARNING and below
+    SEVERE would be a guess; it ranks as WARNING (1), DHIS2's default.
+    Raises ``ValueError`` for ``None`` or a non-string.
+    """
+    if isinstance(severity, str):
+        return _SEVERITY_ORDER.get(str(severity).upper(), 1)
+    raise ValueError("not a severity: {!r}".format(severity))
+
+
+class NotificationLevel(_StrEnum):
+    OFF = "OFF"
+    DEBUG = "DEBUG"
+    LOOP = "LOOP"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+class NotificationDataType(_StrEnum):
+    PARAMETERS = "PARAMETERS"
+
+
+class JobType(_StrEnum):
+    """DHIS2's job types (2.42's list plus older and newer names seen on 2.36–2.43)."""
+
+    DATA_INTEGRITY = "DATA_INTEGRITY"
+    DATA_INTEGRITY_DETAILS = "DATA_INTEGRITY_DETAILS"
+    RESOURCE_TABLE = "RESOURCE_TABLE"
+    ANALYTICS_TABLE = "ANALYTICS_TABLE"
+    CONTINUOUS_ANALYTICS_TABLE = "CONTINUOUS_ANALYTICS_TABLE"
+    SINGLE_EVENT_DATA_SYNC = "SINGLE_EVENT_DATA_SYNC"
+    TRACKED_ENTITY_DATA_SYNC = "TRACKED_ENTITY_DATA_SYNC"
+    DATA_SYNC = "DATA_SYNC"
+    META_DATA_SYNC = "META_DATA_SYNC"
+    AGGREGATE_DATA_EXCHANGE = "AGGREGATE_DATA_EXCHANGE"
+    SEND_SCHEDULED_MESSAGE = "SEND_SCHEDULED_MESSAGE"
+    PROGRAM_NOTIFICATIONS = "PROGRAM_NOTIFICATIONS"
+    MONITORING = "MONITORING"
+    PUSH_ANALYSIS = "PUSH_ANALYSIS"
+    HTML_PUSH_ANALYTICS = "HTML_PUSH_ANALYTICS"
+    TRACKER_SEARCH_OPTIMIZATION = "TRACKER_SEARCH_OPTIMIZATION"
+    TRACKER_TRIGRAM_INDEX_MAINTENANCE = "TRACKER_TRIGRAM_INDEX_MAINTENANCE"
+    PREDICTOR = "PREDICTOR"
+    MATERIALIZED_SQL_VIEW_UPDATE = "MATERIALIZED_SQL_VIEW_UPDATE"
+    DISABLE_INACTIVE_USERS = "DISABLE_INACTIVE_USERS"
+    TEST = "TEST"
+    LOCK_EXCEPTION_CLEANUP = "LOCK_EXCEPTION_CLEANUP"
+    MOCK = "MOCK"
+    SMS_SEND = "SMS_SEND"
+    SMS_INBOUND_PROCESSING = "SMS_INBOUND_PROCESSING"
+    TRACKER_IMPORT_JOB = "TRACKER_IMPORT_JOB"
+    TRACKER_IMPORT_NOTIFICATION_JOB = "TRACKER_IMPORT_NOTIFICATION_JOB"
+    TRACKER_IMPORT_RULE_ENGINE_JOB = "TRACKER_IMPORT_RULE_ENGINE_JOB"
+    IMAGE_PROCESSING = "IMAGE_PROCESSING"
+    COMPLETE_DATA_SET_REGISTRATION_IMPORT = "COMPLETE_DATA_SET_REGISTRATION_IMPORT"
+    DATAVALUE_IMPORT_INTERNAL = "DATAVALUE_IMPORT_INTERNAL"
+    METADATA_IMPORT = "METADATA_IMPORT"
+    DATAVALUE_IMPORT = "DATAVALUE_IMPORT"
+    GEOJSON_IMPORT = "GEOJSON_IMPORT"
+    GML_IMPORT = "GML_IMPORT"
+    HOUSEKEEPING = "HOUSEKEEPING"
+    DATA_VALUE_TRIM = "DATA_VALUE_TRIM"
+    DATA_SET_NOTIFICATION = "DATA_SET_NOTIFICATION"
+    CREDENTIALS_EXPIRY_ALERT = "CREDENTIALS_EXPIRY_ALERT"
+    DATA_STATISTICS = "DATA_STATISTICS"
+    FILE_RESOURCE_CLEANUP = "FILE_RESOURCE_CLEANUP"
+    ACCOUNT_EXPIRY_ALERT = "ACCOUNT_EXPIRY_ALERT"
+    VALIDATION_RESULTS_NOTIFICATION = "VALIDATION_RESULTS_NOTIFICATION"
+    REMOVE_USED_OR_EXPIRED_RESERVED_VALUES = "REMOVE_USED_OR_EXPIRED_RESERVED_VALUES"
+    SYSTEM_VERSION_UPDATE_CHECK = "SYSTEM_VERSION_UPDATE_CHECK"
+    # 2.36-2.38 only
+    ANALYTICSTABLE_UPDATE = "ANALYTICSTABLE_UPDATE"
+    LEADER_ELECTION = "LEADER_ELECTION"
+    LEADER_RENEWAL = "LEADER_RENEWAL"
+
+
+class JobStatus(_StrEnum):
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    DISABLED = "DISABLED"
+    COMPLETED = "COMPLETED"
+    STOPPED = "STOPPED"
+    FAILED = "FAILED"
+    NOT_STARTED = "NOT_STARTED"
+
+
+# ---------------------------------------------------------------------------
+# Data integrity
+
+
+@attr.s(auto_attribs=True, slots=True)
+class DataIntegrityCheck:
+    """One data-integrity check as ``GET /api/dataIntegrity`` lists it."""
+
+    name: str
+    display_name: Optional[str] = None
+    section: Optional[str] = None
+    section_order: Optional[int] = None
+    severity: Union[DataIntegritySeverity, str, None] = None
+    description: Optional[str] = None
+    introduction: Optional[str] = None
+    recommendation: Optional[str] = None
+    issues_id_type: Optional[str] = None
+    is_slow: bool = False
+    is_programmatic: bool = False
+    average_execution_time: Optional[int] = None
+    code: Optional[str] = None
+
+
+@attr.s(auto_attribs=True, slots=True, frozen=True)
+class DataIntegrityIssue:
+    """One finding of a check: the object's UID (when it has one), a name, and more."""
+
+    id: Optional[str] = None
+    name: Optional[str] = None
+    comment: Optional[str] = None
+    refs: List[str] = attr.Factory(list)
+
+
+@attr.s(auto_attribs=True, slots=True)
+class DataIntegrityResult:
+    """A check's result: a summary (``count``/``percentage``) or details (``issues``).
+
+    ``count`` is DHIS2's count for a summary; for details it is ``len(issues)``.
+    ``error`` is set (and ``count`` is -1) when the check failed on the server.
+    ``issues`` is ``None`` for a summary.
+    """
+
+    name: str
+    display_name: Optional[str] = None
+    section: Optional[str] = None
+    severity: Union[DataIntegritySeverity, str, None] = None
+    code: Optional[str] = None
+    count: Optional[int] = None
+    percentage: Optional[float] = None
+    issues: Optional[List[DataIntegrityIssue]] = None
+    start_time: Optional[datetime.datetime] = None
+    finished_time: Optional[datetime.datetime] = None
+    error: Optional[str] = None
+    average_execution_time: Optional[int] = None
+    issues_id_type: Optional[str] = None
+
+    @property
+    def failed(self):
+        """True when the check itself failed on the server (see ``error``)."""
+        return self.error is not None
+
+
+@attr.s(auto_attribs=True, slots=True)
+class DataIntegrityReport:
+    """Results by check name, in the order DHIS2 (or the legacy mapping) gave them.
+
+    ``details`` says whether the results carry issues.  Round-trips through JSON
+    with :meth:`to_dict`/:meth:`from_dict` (or :func:`dhis2maint.to_json` /
+    :func:`dhis2maint.from_json`) so runs can be saved and compared later.
+    """
+
+    results: Dict[str, DataIntegrityResult] = attr.Factory(dict)
+    details: bool = False
+
+    def __len__(self):
+        return len(self.results)
+
+    def __iter__(self):
+        return iter(self.results.values())
+
+    def __getitem__(self, name):
+        return self.results[name]
+
+    def __contains__(self, name):
+        return name in self.results
+
+    def issue_rows(self):
+        """Every issue as an :class:`IntegrityIssueRow`, check by check."""
+        for result in self.results.values():
+            for issue in result.issues or ():
+                yield IntegrityIssueRow(result.name, result.display_name,
+                                        result.severity, issue)
+
+    def to_dict(self):
+        """A JSON-ready dict (see :func:`dhis2maint.to_json`)."""
+        from .convert import report_to_dict
+
+        return report_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Rebuild a report from :meth:`to_dict`'s output (or DHIS2's own JSON)."""
+        from .convert import report_from_dict
+
+        return report_from_dict(data)
+
+
+@attr.s(auto_attribs=True, slots=True, frozen=True)
+class IntegrityIssueRow:
+    """One issue tagged with its check: what :meth:`Session.iter_integrity_issues` yields."""
+
+    check_name: str
+    check_display_name: Optional[str]
+    severity: Union[DataIntegritySeverity, str, None]
+    issue: DataIntegrityIssue
+
+
+# ---------------------------------------------------------------------------
+# Jobs and notifications
+
+
+@attr.s(auto_attribs=True, slots=True)
+class Notification:
+    """One task notification from ``/api/system/tasks/{jobType}/{jobId}``."""
+
+    id: Optional[str] = None
+    uid: Optional[str] = None
+    level: Union[NotificationLevel, str, None] = None
+    category: Union[JobType, str, None] = None
+    time: Optional[datetime.datetime] = None
+    message: Optional[str] = None
+    completed: bool = False
+    data_type: Union[NotificationDataType, str, None] = None
+    data: Any = None
+
+    @property
+    def failed(self):
+        return self.level == NotificationLevel.ERROR
+
+
+@attr.s(auto_attribs=True, slots=True, eq=False)
+class Job:
+    """A background job DHIS2 accepted: ``id``, ``job_type``, ``created`` and DHIS2's fields.
+
+    ``wait()`` follows it to the end (see :meth:`Session.wait_for_task`).
+    """
+
+    id: str
+    job_type: Union[JobType, str]
+    created: Optional[datetime.datetime] = None
+    name: Optional[str] = None
+    job_status: Union[JobStatus, str, None] = None
+    job_parameters: Optional[Dict[str, Any]] = None
+    relative_notifier_endpoint: Optional[str] = None
+    message: Optional[str] = None
+    session: Any = attr.ib(default=None, repr=False)
+
+    def __eq__(self, other):
+        if not isinstance(other, Job):
+            return NotImplemented
+        return (self.id, str(self.job_type)) == (other.id, str(other.job_type))
+
+    def __hash__(self):
+        return hash((self.id, str(self.job_type)))
+
+    def wait(self, timeout=None, poll_interval=None, on_notification=None, max_interval=None):
+        """Follow this job until it ends; return the final :class:`Notification`.
+
+        Raises :class:`JobFailedError` or :class:`TaskTimeoutError`; see
+        :meth:`Session.wait_for_task`.
+        """
+        if self.session is None:
+            raise ValueError("this Job is not bound to a Session; use session.wait_for_task()")
+        kwargs = {}
+        if poll_interval is not None:
+            kwargs["poll_interval"] = poll_interval
+        if max_interval is not None:
+            kwargs["max_interval"] = max_interval
+        return self.session.wait_for_task(self.job_type, self.id, timeout=timeout,
+                                          on_notification=on_notification, **kwargs)
+
+
+@attr.s(auto_attribs=True, slots=True)
+class JobConfiguration:
+    """The stored record of a job (``/api/jobConfigurations/{id}``, 2.41+)."""
+
+    id: Optional[str] = None
+    name: Optional[str] = None
+    job_type: Union[JobType, str, None] = None
+    enabled: Optional[bool] = None
+    job_status: Union[JobStatus, str, None] = None
+    last_executed_status: Union[JobStatus, str, None] = None
+    last_executed: Optional[datetime.datetime] = None
+    last_finished: Optional[datetime.datetime] = None
+    last_alive: Optional[datetime.datetime] = None
+    last_runtime_execution: Optional[str] = None
+
+
+# ---------------------------------------------------------------------------
+# Synchronous operations
+
+
+@attr.s(auto_attribs=True, slots=True)
+class PredictorRun:
+    """The answer of a predictor run: DHIS2's message and the predictions it generated."""
+
+    message: Optional[str] = None
+    predictions: Optional[int] = None
+    status: Optional[str] = None
+
+
+@attr.s(auto_attribs=True, slots=True)
+class ValidationViolation:
+    """One validation rule violation from ``POST /api/dataAnalysis/validationRules``."""
+
+    validation_rule_id: Optional[str] = None
+    validation_rule_description: Optional[str] = None
+    organisation_unit_id: Optional[str] = None
+    organisation_unit_display_name: Optional[str] = None
+    organisation_unit_path: Optional[str] = None
+    organisation_unit_ancestor_names: Optional[str] = None
+    period_id: Optional[str] = None
+    period_display_name: Optional[str] = None
+    attribute_option_combo_id: Optional[str] = None
+    attribute_option_combo_display_name: Optional[str] = None
+    importance: Optional[str] = None
+    left_side_value: Optional[float] = None
+    operator: Optional[str] = None
+    right_side_value: Optional[float] = None
+
+
+@attr.s(auto_attribs=True, slots=True, frozen=True)
+class CategoryOptionCombo:
+    id: Optional[str] = None
+    name: Optional[str] = None
+
+
+@attr.s(auto_attribs=True, slots=True)
+class CategoryComboState:
+    """A category combo's option combos against what its categories call for.
+
+    ``expected_count`` is the product of the categories' option counts.
+    """
+
+    id: str
+    name: Optional[str] = None
+    expected_count: int = 0
+    category_option_combos: List[CategoryOptionCombo] = attr.Factory(list)
+
+    @property
+    def count(self):
+        return len(self.category_option_combos)
+
+    @property
+    def complete(self):
+        return self.count >= self.expected_count

@@ -1,0 +1,448 @@
+"""``dhis2maint.Session``: a :class:`requests.Session` that knows where DHIS2 is.
+
+The session owns its defaults -- base URL, user agent, a timeout on every
+request, TLS verification, retries of idempotent requests through urllib3's
+``Retry`` -- and the small request helpers the feature mixins (integrity.py,
+jobs.py) use.  Those helpers are the only place a response becomes JSON or an
+exception.
+"""
+import json
+import logging
+import os
+import random
+import time
+from typing import Optional, Tuple
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase, HTTPBasicAuth
+from urllib3.util.retry import Retry
+
+from . import __version__
+from .errors import (AuthenticationError, ConfigurationError, InvalidResponseError,
+                     TransportError, error_for_response, is_login_page)
+from .integrity import IntegrityMixin
+from .jobs import JobsMixin
+from .versions import parse_version
+
+__all__ = ["Session", "TokenAuth", "BasicAuth"]
+
+log = logging.getLogger("dhis2maint")
+
+DEFAULT_TIMEOUT = 30.0
+#: Total time a streamed body (``iter_integrity_issues``) may take, on top of
+#: the per-read timeout, so a server trickling bytes cannot hang a scheduler.
+DEFAULT_STREAM_DEADLINE = 1800.0
+_IDEMPOTENT = frozenset(["GET", "HEAD", "OPTIONS"])
+_RETRY_STATUSES = frozenset([429, 502, 503, 504])
+
+
+class TokenAuth(AuthBase):
+    """``Authorization: ApiToken <token>`` (DHIS2 personal access token), or
+    ``Bearer <token>`` with ``scheme="Bearer"`` (OAuth2/OIDC).  The repr never
+    shows the token."""
+
+    def __init__(self, token, scheme="ApiToken"):
+        self.token = token
+        self.scheme = scheme
+
+    def __call__(self, request):
+        request.headers["Authorization"] = "{} {}".format(self.scheme, self.token)
+        return request
+
+    def __eq__(self, other):
+        return (isinstance(other, TokenAuth)
+                and (self.scheme, self.token) == (other.scheme, other.token))
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __repr__(self):
+        return "<TokenAuth scheme={} token=***>".format(self.scheme)
+
+
+class BasicAuth(HTTPBasicAuth):
+    """HTTP basic auth whose repr shows the username only."""
+
+    def __repr__(self):
+        return "<BasicAuth username={!r} password=***>".format(self.username)
+
+
+class _Retry(Retry):
+    """urllib3's Retry, with jitter on the backoff and a cap on Retry-After.
+
+    urllib3 1.26 has no ``backoff_jitter``; overriding these two hooks works
+    on 1.25 through 2.x alike.  The cap keeps a proxy's ``Retry-After: 3600``
+    from stalling a nightly job for an hour.
+    """
+
+    MAX_BACKOFF = 30.0
+    MAX_RETRY_AFTER = 60.0
+
+    def get_backoff_time(self):
+        base = super().get_backoff_time()
+        if base <= 0:
+            return 0
+        return min(self.MAX_BACKOFF, base * random.uniform(0.5, 1.5))
+
+    def get_retry_after(self, response):
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self.MAX_RETRY_AFTER)
+
+
+def make_retry(retries, backoff_factor=0.5):
+    """The Retry policy: idempotent methods only, on connect and read errors and
+    429/502/503/504, exponential backoff with jitter, honouring Retry-After.
+
+    Connect errors are retried for every method (nothing was sent); read errors
+    and statuses only for GET/HEAD/OPTIONS, so a job-starting POST is sent once.
+    """
+    kwargs = dict(total=retries, connect=retries, read=retries, status=retries,
+                  redirect=5, status_forcelist=_RETRY_STATUSES, backoff_factor=backoff_factor,
+                  respect_retry_after_header=True, raise_on_status=False,
+                  raise_on_redirect=False)
+    try:
+        return _Retry(allowed_methods=_IDEMPOTENT, **kwargs)
+    except TypeError:  # urllib3 < 1.26 names it method_whitelist
+        return _Retry(method_whitelist=_IDEMPOTENT, **kwargs)
+
+
+def _normalise_base_url(base_url):
+    """``https://host/dhis/`` or ``…/dhis/api`` or ``…/api/42`` -> (``https://host/dhis``,
+    userinfo credentials or None)."""
+    if not base_url or not isinstance(base_url, str):
+        raise ConfigurationError("a DHIS2 base URL is required, e.g. https://dhis2.example.org "
+                                 "(set DHIS2_URL)")
+    text = base_url.strip()
+    if "://" not in text:
+        raise ConfigurationError(
+            "DHIS2 URL {!r} has no scheme; use https://… (check DHIS2_URL)".format(text))
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            "DHIS2 URL must be http:// or https:// with a host (check DHIS2_URL)")
+    path = parts.path.rstrip("/")
+    segments = path.split("/")
+    if len(segments) >= 2 and segments[-1].isdigit() and segments[-2] == "api":
+        segments = segments[:-1]
+    if segments and segments[-1] == "api":
+        segments = segments[:-1]
+    path = "/".join(segments)
+    creds = None
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, netloc = netloc.rsplit("@", 1)
+        user, _, password = userinfo.partition(":")
+        from urllib.parse import unquote
+
+        creds = (unquote(user), unquote(password))
+    return urlunsplit((parts.scheme, netloc, path, "", "")), creds
+
+
+_warned_insecure = set()
+
+
+class Session(IntegrityMixin, JobsMixin, requests.Session):
+    """A connection to one DHIS2 server.
+
+    ``Session("https://dhis2.example.org", token="d2pat_…")`` or
+    ``Session(url, auth=("admin", "district"))``.  ``base_url`` may end in
+    ``/``, ``/api`` or ``/api/42``.  Every method takes paths relative to
+    ``/api``.
+
+    :param auth: ``(username, password)`` for HTTP basic auth, or any requests auth.
+    :param token: a personal access token, sent as ``Authorization: ApiToken …``;
+        with ``bearer=True`` sent as ``Bearer …`` (an OAuth2/OIDC access token).
+    :param timeout: seconds for connect and for each read, on every request
+        unless a call passes its own ``timeout``.
+    :param verify: TLS verification (``True``), a CA bundle path, or ``False``
+        (logs a warning).  ``REQUESTS_CA_BUNDLE`` is honoured as in requests.
+    :param retries: how often idempotent requests (GET/HEAD/OPTIONS) are retried
+        on connection errors and 429/502/503/504.  POSTs that start jobs are
+        never re-sent.
+    :param stream_deadline: total seconds a streamed body may take.
+    """
+
+    __attrs__ = requests.Session.__attrs__ + [
+        "base_url", "timeout", "retries", "stream_deadline", "_server_version",
+    ]
+
+    def __init__(self, base_url, auth=None, token=None, timeout=DEFAULT_TIMEOUT, verify=True,
+                 retries=3, user_agent=None, bearer=False, stream_deadline=DEFAULT_STREAM_DEADLINE):
+        super().__init__()
+        base, url_creds = _normalise_base_url(base_url)
+        if token is not None and auth is not None:
+            raise ConfigurationError("give either auth=(username, password) or token=, not both")
+        if url_creds and (auth is not None or token is not None):
+            raise ConfigurationError("the URL carries credentials and auth/token is given too")
+        if url_creds:
+            auth = url_creds
+        if token is not None:
+            if not isinstance(token, str) or not token.strip():
+                raise ConfigurationError("token must be a non-empty string (check DHIS2_PAT)")
+            auth = TokenAuth(token.strip(), "Bearer" if bearer else "ApiToken")
+        elif isinstance(auth, tuple):
+            if len(auth) != 2 or not all(isinstance(p, str) for p in auth):
+                raise ConfigurationError("auth must be a (username, password) pair of strings")
+            auth = BasicAuth(*auth)
+        self.auth = auth
+        self.base_url = base
+        self.timeout = _check_timeout(timeout, "timeout")
+        self.stream_deadline = _check_timeout(stream_deadline, "stream_deadline")
+        self.retries = int(retries)
+        self.verify = verify
+        self.headers["User-Agent"] = user_agent or "dhis2maint/{} {}".format(
+            __version__, requests.utils.default_user_agent())
+        self.headers["Accept"] = "application/json"
+        self._server_version = None
+        self._mount_adapters()
+        self._warn_about_settings()
+
+    def _mount_adapters(self):
+        adapter_retry = make_retry(self.retries)
+        for prefix in ("https://", "http://"):
+            self.mount(prefix, HTTPAdapter(max_retries=adapter_retry))
+
+    def _warn_about_settings(self):
+        host = urlsplit(self.base_url).hostname
+        if self.verify is False and host not in _warned_insecure:
+            _warned_insecure.add(host)
+            log.warning("TLS verification is off for %s: anyone on the network can read "
+                        "and change what is sent", host)
+        if self.base_url.startswith("http://") and self.auth is not None \
+                and host not in ("localhost", "127.0.0.1", "::1"):
+            log.warning("credentials are sent without TLS to %s (http://); use https://", host)
+
+    # --- construction from the environment ---------------------------------
+
+    @classmethod
+    def from_env(cls, environ=None, **kwargs):
+        """A session from ``DHIS2_URL`` and either ``DHIS2_PAT`` or
+        ``DHIS2_USERNAME`` + ``DHIS2_PASSWORD`` (optional ``DHIS2_TIMEOUT``, seconds).
+
+        Raises :class:`ConfigurationError` naming the missing or contradictory
+        variable.  Keyword arguments override or add to what the environment gives.
+        """
+        env = os.environ if environ is None else environ
+        url = env.get("DHIS2_URL", "").strip()
+        if not url:
+            raise ConfigurationError("DHIS2_URL is not set (e.g. https://dhis2.example.org)")
+        token = env.get("DHIS2_PAT", "").strip() or None
+        username = env.get("DHIS2_USERNAME", "").strip() or None
+        password = env.get("DHIS2_PASSWORD")
+        if token and username:
+            raise ConfigurationError(
+                "both DHIS2_PAT and DHIS2_USERNAME are set; unset one of them")
+        if username and not password:
+            raise ConfigurationError("DHIS2_USERNAME is set but DHIS2_PASSWORD is not")
+        if password and not username and not token:
+            raise ConfigurationError("DHIS2_PASSWORD is set but DHIS2_USERNAME is not")
+        if "token" not in kwargs and "auth" not in kwargs:
+            if token:
+                kwargs["token"] = token
+            elif username:
+                kwargs["auth"] = (username, password)
+            elif "@" not in url:
+                raise ConfigurationError(
+                    "no credentials: set DHIS2_PAT, or DHIS2_USERNAME and DHIS2_PASSWORD")
+        timeout = env.get("DHIS2_TIMEOUT", "").strip()
+        if timeout and "timeout" not in kwargs:
+            try:
+                kwargs["timeout"] = float(timeout)
+            except ValueError:
+                raise ConfigurationError(
+                    "DHIS2_TIMEOUT must be a number of seconds, got {!r}".format(timeout)) from None
+        try:
+            return cls(url, **kwargs)
+        except ConfigurationError as exc:
+            if "timeout" in str(exc) and timeout:
+                raise ConfigurationError("DHIS2_TIMEOUT: " + str(exc)) from None
+            raise
+
+    # --- requests.Session behaviour -----------------------------------------
+
+    def request(self, method, url, *args, **kwargs):
+        """requests' ``request()``, with the session's timeout when none is given."""
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().request(method, url, *args, **kwargs)
+
+    def __repr__(self):
+        return "<dhis2maint.Session {} auth={}>".format(self.base_url, self.auth_kind)
+
+    @property
+    def auth_kind(self):
+        """``"basic"``, ``"token"``, ``"bearer"``, ``"none"`` or the auth class name."""
+        auth = self.auth
+        if auth is None:
+            return "none"
+        if isinstance(auth, TokenAuth):
+            return "bearer" if auth.scheme == "Bearer" else "token"
+        if isinstance(auth, (HTTPBasicAuth, tuple)):
+            return "basic"
+        return type(auth).__name__
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._server_version = state.get("_server_version")
+
+    # --- the transport helpers the feature mixins use -------------------------
+
+    def api_url(self, path):
+        """The absolute URL of ``/api/<path>``."""
+        return "{}/api/{}".format(self.base_url, path.lstrip("/"))
+
+    @staticmethod
+    def _segment(value, what="path parameter"):
+        """One URL path segment, quoted so ``../users`` stays a single segment."""
+        text = str(value)
+        if not text or text in (".", ".."):
+            raise ValueError("invalid {}: {!r}".format(what, value))
+        return quote(text, safe="")
+
+    def _send(self, method, path, params=None, json_body=None, timeout=None, stream=False,
+              headers=None, ok_statuses=None):
+        """Send one request to ``/api/<path>``; return the response or raise.
+
+        Requests exceptions become :class:`TransportError`; HTTP errors the
+        :class:`ApiError` subclass for their status; an HTML login page where
+        the API should answer becomes :class:`AuthenticationError`.
+        """
+        what = "{} /api/{}".format(method, path.lstrip("/"))
+        started = time.monotonic()
+        try:
+            response = self.request(method, self.api_url(path), params=params, json=json_body,
+                                    timeout=timeout, stream=stream, headers=headers)
+        except requests.exceptions.RequestException as exc:
+            raise _transport_error(exc, what, method) from exc
+        log.debug("%s -> %s in %.0f ms", what, response.status_code,
+                  (time.monotonic() - started) * 1000)
+        if response.status_code >= 400 and not (ok_statuses and response.status_code in ok_statuses):
+            try:
+                raise error_for_response(response, method, "/api/" + path.lstrip("/"))
+            finally:
+                response.close()
+        if 300 <= response.status_code < 400:
+            response.close()
+            if "login" in response.headers.get("Location", "").lower():
+                raise AuthenticationError(
+                    "{} -> redirected to the DHIS2 login page: not authenticated; {}".format(
+                        what, AuthenticationError.hint),
+                    status_code=response.status_code, method=method, path="/api/" + path,
+                    request=response.request, response=response)
+            raise InvalidResponseError("{} -> unexpected redirect (HTTP {})".format(
+                what, response.status_code), request=response.request, response=response)
+        if is_login_page(response):
+            response.close()
+            raise AuthenticationError(
+                "{} -> DHIS2's HTML login page instead of JSON: not authenticated; {}".format(
+                    what, AuthenticationError.hint),
+                status_code=response.status_code, method=method, path="/api/" + path,
+                request=response.request, response=response)
+        return response
+
+    def _json(self, method, path, params=None, json_body=None, timeout=None, expect=None,
+              allow_empty=False):
+        """Send, then decode the JSON body.
+
+        ``expect`` is ``dict``, ``list`` or a tuple of them: a body of another
+        shape raises :class:`InvalidResponseError`.  An empty body gives
+        ``None`` when ``allow_empty``, and is an error otherwise.
+        """
+        response = self._send(method, path, params=params, json_body=json_body, timeout=timeout)
+        return decode_json(response, "{} /api/{}".format(method, path.lstrip("/")),
+                           expect=expect, allow_empty=allow_empty)
+
+    @property
+    def server_version(self):
+        # type: () -> Tuple[int, ...]
+        """The server's DHIS2 version as a tuple, e.g. ``(2, 42, 1)``.
+
+        ``GET /api/system/info`` once, on first use; cached for the session's life.
+        """
+        if self._server_version is None:
+            info = self._json("GET", "system/info", params={"fields": "version"}, expect=dict)
+            self._server_version = parse_version(info.get("version"))
+        return self._server_version
+
+    @server_version.setter
+    def server_version(self, value):
+        # type: (Optional[Tuple[int, ...]]) -> None
+        """Set (or with None, forget) the version, e.g. to skip the request in tests."""
+        self._server_version = parse_version(value) if isinstance(value, str) else value
+
+
+def _check_timeout(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError("{} must be a number of seconds, got {!r}".format(
+            name, value)) from None
+    if not value > 0:
+        raise ConfigurationError("{} must be more than 0 seconds, got {!r}".format(name, value))
+    return value
+
+
+def _transport_error(exc, what, method):
+    """A :class:`TransportError` whose message says what happened and what to check."""
+    exceptions = requests.exceptions
+    if isinstance(exc, exceptions.SSLError):
+        cause = "TLS failed (certificate not trusted? set verify= to a CA bundle path)"
+    elif isinstance(exc, exceptions.ConnectTimeout):
+        cause = "timed out connecting (check DHIS2_URL, the network and the firewall)"
+    elif isinstance(exc, exceptions.ReadTimeout):
+        cause = "timed out waiting for DHIS2 to answer"
+    elif isinstance(exc, exceptions.ProxyError):
+        cause = "the proxy refused the connection"
+    elif isinstance(exc, exceptions.ConnectionError):
+        cause = "could not connect or the connection broke (check DHIS2_URL and that DHIS2 is up)"
+    elif isinstance(exc, exceptions.RetryError):
+        cause = "gave up after retries"
+    elif isinstance(exc, (exceptions.InvalidURL, exceptions.MissingSchema,
+                          exceptions.InvalidSchema)):
+        cause = "invalid URL (check DHIS2_URL)"
+    else:
+        cause = type(exc).__name__
+    if method not in _IDEMPOTENT and not isinstance(exc, exceptions.ConnectTimeout) and \
+            _maybe_sent(exc):
+        cause += "; the request may have reached DHIS2"
+    return TransportError("{} failed: {}".format(what, cause), request=exc.request)
+
+
+def _maybe_sent(exc):
+    """False only when the connection was never made, so nothing can have been sent."""
+    text = repr(exc)
+    never = ("NewConnectionError", "Connection refused", "Name or service not known",
+             "nodename nor servname", "getaddrinfo", "ConnectTimeout", "NameResolutionError")
+    return not any(marker in text for marker in never)
+
+
+def decode_json(response, what, expect=None, allow_empty=False):
+    """Decode a response body as JSON, or raise :class:`InvalidResponseError`
+    naming ``what`` and the likely cause."""
+    try:
+        raw = response.content
+    except requests.exceptions.RequestException as exc:
+        raise InvalidResponseError("{}: the body broke off: {}".format(
+            what, type(exc).__name__), response=response) from exc
+    if not raw.strip() or raw.strip() == b"null":
+        if allow_empty:
+            return None
+        raise InvalidResponseError("{}: empty body where JSON was expected (HTTP {})".format(
+            what, response.status_code), response=response)
+    ctype = response.headers.get("Content-Type", "")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError
+        if "html" in ctype.lower() or raw.lstrip()[:1] == b"<":
+            cause = "an HTML page, not JSON (a proxy error page, or not the DHIS2 API URL?)"
+        else:
+            cause = "invalid or truncated JSON ({})".format(str(exc)[:120])
+        raise InvalidResponseError("{}: {}".format(what, cause), response=response) from None
+    if expect is not None and not isinstance(data, expect):
+        names = " or ".join(t.__name__ for t in (expect if isinstance(expect, tuple) else (expect,)))
+        raise InvalidResponseError("{}: expected a JSON {}, got {}".format(
+            what, {"dict": "object", "list": "array"}.get(names, names),
+            type(data).__name__), response=response)
+    return data
