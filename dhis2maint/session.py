@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from typing import Optional, Tuple
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -34,6 +35,7 @@ DEFAULT_TIMEOUT = 30.0
 #: Total time a streamed body (``iter_integrity_issues``) may take, on top of
 #: the per-read timeout, so a server trickling bytes cannot hang a scheduler.
 DEFAULT_STREAM_DEADLINE = 1800.0
+_UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 _IDEMPOTENT = frozenset(["GET", "HEAD", "OPTIONS"])
 _RETRY_STATUSES = frozenset([429, 502, 503, 504])
 
@@ -300,6 +302,15 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         if not text or text in (".", ".."):
             raise ValueError("invalid {}: {!r}".format(what, value))
         return quote(text, safe="")
+
+    @staticmethod
+    def _uid(value, what="UID"):
+        """``value`` if it is a DHIS2 UID (a letter, then 10 letters or digits),
+        else :class:`ValueError` naming ``what``."""
+        if not isinstance(value, str) or not _UID.match(value):
+            raise ValueError("{} must be a DHIS2 UID (11 characters: a letter, then letters "
+                             "or digits), got {!r}".format(what, value))
+        return value
 
     def _send(self, method, path, params=None, json_body=None, timeout=None, stream=False,
               headers=None, ok_statuses=None):
