@@ -207,17 +207,17 @@ def _clip(text, limit=300):
 
 
 def is_login_page(response):
-    """True when a response is DHIS2's HTML login page (what an unauthenticated
-    browser-like client gets after the 302), not the JSON the API gives."""
+    """True when a response is DHIS2's HTML login page: what an unauthenticated
+    browser-like client gets, after a 302 or forwarded in place, instead of JSON."""
     ctype = response.headers.get("Content-Type", "")
     if "html" not in ctype.lower():
         return False
     if "login" in response.url.lower():
         return True
-    if any(r.status_code in (301, 302, 303, 307, 308) for r in response.history):
-        head = response.content[:20000].lower()
-        return b"login" in head or b"password" in head
-    return False
+    head = response.content[:20000].lower()
+    has_password_field = b"password" in head and b"<form" in head
+    redirected = any(r.status_code in (301, 302, 303, 307, 308) for r in response.history)
+    return has_password_field or (redirected and b"login" in head)
 
 
 def error_for_response(response, method, path):

@@ -53,8 +53,7 @@ _SEVERITY_ORDER = {"INFO": 0, "WARNING": 1, "SEVERE": 2, "CRITICAL": 3}
 def severity_rank(severity):
     """0 (INFO) … 3 (CRITICAL) for a severity or its case-insensitive name.
 
-    An unknown severity from a newer server ranks above WARNING and below
-    SEVERE would be a guess; it ranks as WARNING (1), DHIS2's default.
+    A severity a newer server invents ranks as WARNING (1), DHIS2's default.
     Raises ``ValueError`` for ``None`` or a non-string.
     """
     if isinstance(severity, str):
