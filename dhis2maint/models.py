@@ -22,6 +22,9 @@ __all__ = [
     "DataIntegrityResult",
     "DataIntegrityReport",
     "IntegrityIssueRow",
+    "CountChange",
+    "IssueChange",
+    "ReportComparison",
     "Notification",
     "Job",
     "JobConfiguration",
@@ -29,6 +32,7 @@ __all__ = [
     "ValidationViolation",
     "CategoryOptionCombo",
     "CategoryComboState",
+    "ImportSummary",
     "severity_rank",
 ]
 
@@ -255,6 +259,119 @@ class IntegrityIssueRow:
     issue: DataIntegrityIssue
 
 
+def _at_least(severity, min_severity):
+    if min_severity is None:
+        return True
+    if str(min_severity).upper() not in _SEVERITY_ORDER:
+        raise ValueError("severity must be one of {}, got {!r}".format(
+            ", ".join(_SEVERITY_ORDER), min_severity))
+    return severity_rank(str(severity or "WARNING")) >= severity_rank(str(min_severity))
+
+
+@attr.s(auto_attribs=True, slots=True, frozen=True)
+class CountChange:
+    """How one check's count differs between two reports (see :func:`compare_reports`).
+
+    ``old``/``new`` are the counts; ``None`` when the check is missing from that
+    report, ``-1`` when it failed there.  ``severity`` and ``display_name`` come
+    from the newer report that has the check.
+    """
+
+    check_name: str
+    display_name: Optional[str] = None
+    severity: Union[DataIntegritySeverity, str, None] = None
+    old: Optional[int] = None
+    new: Optional[int] = None
+
+    @property
+    def appeared(self):
+        """The check is only in the new report."""
+        return self.old is None and self.new is not None
+
+    @property
+    def disappeared(self):
+        """The check is only in the old report."""
+        return self.new is None and self.old is not None
+
+    @property
+    def failed(self):
+        """The check failed on the server in the new report (count -1)."""
+        return self.new is not None and self.new < 0
+
+    @property
+    def delta(self):
+        """``new - old`` when both counts are known and valid, else ``None``."""
+        if self.old is None or self.new is None or self.old < 0 or self.new < 0:
+            return None
+        return self.new - self.old
+
+    @property
+    def worsened(self):
+        """The count rose (both counts known and valid)."""
+        delta = self.delta
+        return delta is not None and delta > 0
+
+    @property
+    def improved(self):
+        """The count fell (both counts known and valid)."""
+        delta = self.delta
+        return delta is not None and delta < 0
+
+
+@attr.s(auto_attribs=True, slots=True, frozen=True)
+class IssueChange:
+    """The same issue (same check and id, or name when it has no id) in both
+    reports, with a different comment, name or refs."""
+
+    old: IntegrityIssueRow
+    new: IntegrityIssueRow
+
+
+@attr.s(auto_attribs=True, slots=True)
+class ReportComparison:
+    """What changed between two data-integrity reports (:func:`dhis2maint.compare_reports`).
+
+    * ``new_issues``: issues in the new report that the old one did not have (new
+      report order); ``resolved_issues``: issues gone since the old report (old
+      report order).  Only checks that carry issues in BOTH reports are compared,
+      so both lists are empty for summary reports (``issues_compared`` is False).
+    * ``changed_issues``: same issue, different comment/refs/name.
+    * ``count_changes``: check name -> :class:`CountChange`, for every check whose
+      count differs, appeared or disappeared (unchanged checks are left out).
+    """
+
+    new_issues: List[IntegrityIssueRow] = attr.Factory(list)
+    resolved_issues: List[IntegrityIssueRow] = attr.Factory(list)
+    changed_issues: List[IssueChange] = attr.Factory(list)
+    count_changes: Dict[str, CountChange] = attr.Factory(dict)
+    issues_compared: bool = False
+
+    @property
+    def has_changes(self):
+        return bool(self.new_issues or self.resolved_issues or self.changed_issues
+                    or self.count_changes)
+
+    def worsened(self, min_severity=None):
+        """Count changes whose count rose, for checks of ``min_severity`` or worse."""
+        return [c for c in self.count_changes.values()
+                if c.worsened and _at_least(c.severity, min_severity)]
+
+    def improved(self, min_severity=None):
+        """Count changes whose count fell, for checks of ``min_severity`` or worse."""
+        return [c for c in self.count_changes.values()
+                if c.improved and _at_least(c.severity, min_severity)]
+
+    def new_issues_at_least(self, min_severity):
+        """``new_issues`` of checks of ``min_severity`` or worse."""
+        return [r for r in self.new_issues if _at_least(r.severity, min_severity)]
+
+    def to_dict(self):
+        """A JSON-ready dict (camelCase issue fields, like DHIS2's)."""
+        from .integrity import comparison_to_dict
+
+        return comparison_to_dict(self)
+
+
 # ---------------------------------------------------------------------------
 # Jobs and notifications
 
@@ -347,6 +464,9 @@ class PredictorRun:
     message: Optional[str] = None
     predictions: Optional[int] = None
     status: Optional[str] = None
+    #: the predictor or predictor group UID that was run (both None: all predictors)
+    predictor: Optional[str] = None
+    predictor_group: Optional[str] = None
 
 
 @attr.s(auto_attribs=True, slots=True)
@@ -394,3 +514,25 @@ class CategoryComboState:
     @property
     def complete(self):
         return self.count >= self.expected_count
+
+
+@attr.s(auto_attribs=True, slots=True)
+class ImportSummary:
+    """What DHIS2 reports for a per-combo option-combo update
+    (``POST /api/maintenance/categoryOptionComboUpdate/categoryCombo/{uid}``).
+
+    ``imported`` = option combos added, ``deleted`` = obsolete ones pruned,
+    ``updated`` = renamed, ``ignored`` = obsolete but not deletable (in use).
+    ``descriptions`` holds each item's text, e.g. "Added missing category option
+    combo: …"; ``conflicts`` the items' conflict texts.
+    """
+
+    status: Optional[str] = None
+    message: Optional[str] = None
+    imported: int = 0
+    updated: int = 0
+    deleted: int = 0
+    ignored: int = 0
+    total: int = 0
+    descriptions: List[str] = attr.Factory(list)
+    conflicts: List[str] = attr.Factory(list)

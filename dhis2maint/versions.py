@@ -8,7 +8,8 @@ import re
 
 from .errors import InvalidResponseError, UnsupportedServerError
 
-__all__ = ["parse_version", "supports", "require", "FEATURES", "ANALYTICS_PARAMETERS"]
+__all__ = ["parse_version", "supports", "require", "FEATURES", "ANALYTICS_PARAMETERS",
+           "BACKPORTED_FEATURES", "MAINTENANCE_NAMES", "maintenance_name"]
 
 _VERSION = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+_ ].*)?\s*$")
 
@@ -45,14 +46,29 @@ FEATURES = {
     "coc_generated_on_save": ((2, 0), (2, 43)),
     # /api/maintenance/* answer 200 + WebMessage (before: 204 No Content)
     "maintenance_ok_message": ((2, 43), None),
-    # soft-deleted removal paths named after the tracker model of 2.39+
-    "maintenance_tracker_names": ((2, 39), None),
+    # soft-deleted removal paths named after the new tracker model (softDeletedEventRemoval
+    # etc.): 2.41+ (2.41 also keeps the old names); see MAINTENANCE_NAMES
+    "maintenance_tracker_names": ((2, 41), None),
     "maintenance_relationship_removal": ((2, 39), None),
-    # validation analysis accepts maxResults
-    "validation_max_results": ((2, 42), None),
+    # validation analysis accepts maxResults: backported to 2.41.4 and 2.42.1 (not 2.42.0),
+    # so the patch-level truth is in BACKPORTED_FEATURES; this row is the coarse range
+    "validation_max_results": ((2, 41), None),
 }
 
-# analytics parameter -> first version that accepts it
+# feature -> ((first, gone), ...) compared on the FULL version, for features backported
+# in a patch release.  supports()/require() consult this table first.
+BACKPORTED_FEATURES = {
+    # ValidationRulesAnalysisParams.maxResults: tags 2.41.4+ and 2.42.1+ have it
+    "validation_max_results": (((2, 41, 4), (2, 42)), ((2, 42, 1), None)),
+    # GET /api/system/tasks[/{jobType}] abridge each job to [newest, oldest] (`gist`, default on)
+    # and list the most recently active job first; before: complete lists in hash order.
+    # (Informational: get_latest_task does not depend on it.)
+    "task_gist": (((2, 40, 8), (2, 41)), ((2, 41, 4), None)),
+}
+
+# POST /api/resourceTables/analytics parameter -> first version that accepts it, compared
+# on the full version (checked against the release tags of ResourceTableController).
+# Spring ignores unknown query parameters, so an unsupported one would be silently dropped.
 ANALYTICS_PARAMETERS = {
     "lastYears": (2, 0),
     "skipResourceTables": (2, 0),
@@ -60,14 +76,50 @@ ANALYTICS_PARAMETERS = {
     "skipEvents": (2, 0),
     "skipEnrollment": (2, 0),
     "skipOrgUnitOwnership": (2, 39),
-    "skipValidationResult": (2, 39),
-    "skipTrackedEntities": (2, 39),
-    "skipOutliers": (2, 39),
+    "skipTrackedEntities": (2, 41),
+    "skipOutliers": (2, 41),
+    "skipValidationResult": (2, 41, 1),
 }
+
+# /api/maintenance names that differ by version: (kind, 2.42 name) -> ((first version,
+# name the server uses from then on), ...) newest first.  kind "path" is a sub-path of
+# /api/maintenance, kind "flag" a boolean parameter of POST /api/maintenance.  A server
+# older than the last entry lacks the operation.  Names not listed are the same on 2.36+.
+MAINTENANCE_NAMES = {
+    ("path", "softDeletedEventRemoval"): (
+        ((2, 41), "softDeletedEventRemoval"), ((2, 0), "softDeletedProgramStageInstanceRemoval")),
+    ("path", "softDeletedEnrollmentRemoval"): (
+        ((2, 41), "softDeletedEnrollmentRemoval"), ((2, 0), "softDeletedProgramInstanceRemoval")),
+    ("path", "softDeletedTrackedEntityRemoval"): (
+        ((2, 41), "softDeletedTrackedEntityRemoval"),
+        ((2, 0), "softDeletedTrackedEntityInstanceRemoval")),
+    ("path", "softDeletedRelationshipRemoval"): (((2, 39), "softDeletedRelationshipRemoval"),),
+    ("flag", "softDeletedTrackedEntityRemoval"): (
+        ((2, 41), "softDeletedTrackedEntityRemoval"),
+        ((2, 0), "softDeletedTrackedEntityInstanceRemoval")),
+    ("flag", "softDeletedRelationshipRemoval"): (((2, 39), "softDeletedRelationshipRemoval"),),
+}
+
+
+def maintenance_name(version, kind, name):
+    """The name a server of ``version`` uses for the 2.42 maintenance ``name``
+    (``kind`` ``"path"`` or ``"flag"``); :class:`UnsupportedServerError` if it has none."""
+    entries = MAINTENANCE_NAMES.get((kind, name))
+    if entries is None:
+        return name
+    for first, server_name in entries:
+        if tuple(version) >= first:
+            return server_name
+    raise UnsupportedServerError("maintenance {} {!r} needs DHIS2 {} or newer; this server "
+                                 "runs {}".format(kind, name, version_text(entries[-1][0]),
+                                                  version_text(version)))
 
 
 def supports(version, feature):
     """Whether a server of ``version`` (a tuple) has ``feature`` (a FEATURES key)."""
+    if feature in BACKPORTED_FEATURES:
+        return any(tuple(version) >= first and (gone is None or tuple(version) < gone)
+                   for first, gone in BACKPORTED_FEATURES[feature])
     first, gone = FEATURES[feature]
     version = tuple(version[:2])
     return version >= first and (gone is None or version < gone)
@@ -81,6 +133,13 @@ def require(version, feature, what):
     """Raise :class:`UnsupportedServerError` unless ``version`` supports ``feature``."""
     if supports(version, feature):
         return
+    if feature in BACKPORTED_FEATURES:
+        need = "DHIS2 " + " or ".join(
+            "{}+{}".format(version_text(first), "" if gone is None else
+                           " (before {})".format(version_text(gone)))
+            for first, gone in BACKPORTED_FEATURES[feature])
+        raise UnsupportedServerError("{} needs {}; this server runs {}".format(
+            what, need, version_text(version)))
     first, gone = FEATURES[feature]
     if version[:2] < first:
         need = "DHIS2 {} or newer".format(version_text(first))
@@ -88,3 +147,76 @@ def require(version, feature, what):
         need = "DHIS2 older than {}".format(version_text(gone))
     raise UnsupportedServerError("{} needs {}; this server runs {}".format(
         what, need, version_text(version)))
+
+
+# The 33 legacy data-integrity checks of DHIS2 2.36-2.38 and their keys in the flattened
+# report (FlattenedDataIntegrityReport, /api/system/taskSummaries/DATA_INTEGRITY/{id}):
+# (report key, kind, check name on 2.37/2.38, the 2.42 check that replaced it or None).
+# kind: "L" list of names, "M" map name -> list of names, "C" map name -> reason,
+# "G" list of groups (indicators sharing a formula).  Order = the report's field order.
+# integrity.py maps every flattened report through this one table.
+LEGACY_INTEGRITY_CHECKS = (
+    ("dataElementsWithoutDataSet", "L", "data_elements_without_data_sets",
+     "data_elements_without_datasets"),
+    ("dataElementsWithoutGroups", "L", "data_elements_without_groups",
+     "data_elements_aggregate_no_groups"),
+    ("dataElementsAssignedToDataSetsWithDifferentPeriodTypes", "M",
+     "data_elements_assigned_to_data_sets_with_different_period_types",
+     "data_elements_aggregate_with_different_period_types"),
+    ("dataElementsViolatingExclusiveGroupSets", "M", "data_elements_violating_exclusive_group_sets",
+     "data_elements_violating_exclusive_group_sets"),
+    ("dataElementsInDataSetNotInForm", "M", "data_elements_in_data_set_not_in_form",
+     "data_elements_in_data_set_not_in_form"),
+    ("invalidCategoryCombos", "L", "category_combos_being_invalid", "invalid_category_combos"),
+    ("dataSetsNotAssignedToOrganisationUnits", "L", "data_sets_not_assigned_to_org_units",
+     "datasets_not_assigned_to_org_units"),
+    ("indicatorsWithIdenticalFormulas", "G", "indicators_with_identical_formulas",
+     "indicators_with_identical_formulas"),
+    ("indicatorsWithoutGroups", "L", "indicators_without_groups", "indicators_not_grouped"),
+    ("invalidIndicatorNumerators", "C", "indicators_with_invalid_numerator",
+     "indicators_with_invalid_numerator"),
+    ("invalidIndicatorDenominators", "C", "indicators_with_invalid_denominator",
+     "indicators_with_invalid_denominator"),
+    ("indicatorsViolatingExclusiveGroupSets", "M", "indicators_violating_exclusive_group_sets",
+     "indicators_violating_exclusive_group_sets"),
+    ("duplicatePeriods", "L", "periods_duplicates", "periods_same_start_date_period_type"),
+    ("organisationUnitsWithCyclicReferences", "L", "org_units_with_cyclic_references",
+     "org_units_with_cyclic_references"),
+    ("orphanedOrganisationUnits", "L", "org_units_being_orphaned", "orgunits_orphaned"),
+    ("organisationUnitsWithoutGroups", "L", "org_units_without_groups",
+     "organisation_units_without_groups"),
+    ("organisationUnitsViolatingExclusiveGroupSets", "M", "org_units_violating_exclusive_group_sets",
+     "organisation_units_violating_exclusive_group_sets"),
+    ("organisationUnitGroupsWithoutGroupSets", "L", "org_unit_groups_without_group_sets", None),
+    ("validationRulesWithoutGroups", "L", "validation_rules_without_groups",
+     "validation_rules_without_groups"),
+    ("invalidValidationRuleLeftSideExpressions", "C",
+     "validation_rules_with_invalid_left_side_expression",
+     "validation_rules_with_invalid_left_side_expression"),
+    ("invalidValidationRuleRightSideExpressions", "C",
+     "validation_rules_with_invalid_right_side_expression",
+     "validation_rules_with_invalid_right_side_expression"),
+    ("invalidProgramIndicatorExpressions", "C", "program_indicators_with_invalid_expressions",
+     "program_indicators_with_invalid_expressions"),
+    ("programIndicatorsWithNoExpression", "L", "program_indicators_without_expression",
+     "program_indicators_without_expression"),
+    ("invalidProgramIndicatorFilters", "C", "program_indicators_with_invalid_filters",
+     "program_indicators_with_invalid_filters"),
+    ("programRulesWithNoCondition", "M", "program_rules_without_condition",
+     "program_rules_without_condition"),
+    ("programRulesWithNoPriority", "M", "program_rules_without_priority",
+     "program_rules_no_priority"),
+    ("programRulesWithNoAction", "M", "program_rules_without_action", "program_rules_no_action"),
+    ("programRuleVariablesWithNoDataElement", "M", "program_rule_variables_without_data_element",
+     "program_rule_variables_without_data_element"),
+    ("programRuleVariablesWithNoAttribute", "M", "program_rule_variables_without_attribute",
+     "program_rule_variables_without_attribute"),
+    ("programRuleActionsWithNoDataObject", "M", "program_rule_actions_without_data_object",
+     "program_rule_actions_without_data_object"),
+    ("programRuleActionsWithNoNotification", "M", "program_rule_actions_without_notification",
+     "program_rule_actions_without_notification"),
+    ("programRuleActionsWithNoSectionId", "M", "program_rule_actions_without_section",
+     "program_rule_actions_without_section"),
+    ("programRuleActionsWithNoStageId", "M", "program_rule_actions_without_stage",
+     "program_rule_actions_without_stage_id"),
+)
