@@ -1,0 +1,2391 @@
+"""A standard-library stand-in for a DHIS2 server, for tests and demos.
+
+``Dhis2StandIn`` speaks the DHIS2 Web API wire formats that dhis2maint uses
+(data integrity, task notifications, job configurations, resource/analytics
+tables, maintenance, predictors, validation analysis, category combos) for
+DHIS2 2.36 to 2.43, over real HTTP on a free local port::
+
+    from dhis2maint.testing import Dhis2StandIn
+
+    with Dhis2StandIn(version="2.42", job_seconds=0.3) as srv:
+        requests.get(srv.url + "/api/system/info", auth=("admin", "district"))
+
+Jobs are simulated: a job runs for ``job_seconds`` of wall-clock time from its
+start, and everything it does (notifications, cached results) is computed
+lazily from the clock whenever a request comes in, so no background thread is
+involved and results are deterministic for a given ``seed``.
+
+Task notifications follow DHIS2's source: DATA_INTEGRITY(_DETAILS) is not a
+"notifying" job type, so on 2.41+ an integrity job's feed holds only an empty
+start message (carrying the job parameters), ERROR messages of failed checks
+and an empty ``completed`` message; on 2.37-2.40 summary/details jobs post no
+notifications at all (poll ``/summary/running`` or GET with ``timeout``).
+Set ``verbose_notifications = True`` for stage and ``[i/n]`` LOOP messages.
+Analytics, resource-table and monitoring jobs always post progress messages.
+
+Fault knobs (``fail_next``, ``hang_next``, ``truncate_next``, ``html_next``,
+``delay``, ``trickle``, ``fail_next_job``, ``conflict_next``,
+``drop_feed_after_completion``, ``login_redirect``, ``set_issue_count``,
+``fail_check``) let tests provoke the failures a real server or its proxy
+produces.  Run ``python -m dhis2maint.testing --port 8080`` for a server in
+the foreground.
+
+This module uses only the standard library and imports nothing else from
+dhis2maint.  It is not imported by ``import dhis2maint``.
+"""
+
+import argparse
+import base64
+import binascii
+import collections
+import datetime
+import functools
+import hashlib
+import heapq
+import itertools
+import json
+import os
+import pkgutil
+import re
+import socket
+import string
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from urllib.parse import parse_qs, quote, urlsplit
+
+__all__ = ["Dhis2StandIn", "RecordedRequest", "DEFAULT_USERS", "DEFAULT_TOKEN", "main"]
+
+DEFAULT_USERS = {"admin": "district"}
+DEFAULT_TOKEN = "d2pat_standin0000000000000000000000000000"
+
+# ---------------------------------------------------------------------------
+# Every difference between DHIS2 versions lives in this table (one column per
+# version, in _VERSIONS order).  Nothing else in the module compares versions.
+# ---------------------------------------------------------------------------
+_VERSIONS = ("2.36", "2.37", "2.38", "2.39", "2.40", "2.41", "2.42", "2.43")
+_F, _T = False, True
+_VERSION_FEATURES = {
+    # data integrity API generation: legacy = only POST + flattened report
+    "integrity_api": ("legacy", "mixed", "mixed", "modern", "modern", "modern", "modern", "modern"),
+    # which check catalogue GET /api/dataIntegrity serves
+    "catalogue": ("legacy", "mixed", "mixed", "2.42", "2.42", "2.42", "2.42", "2.43"),
+    # `type` of the job started by a plain POST /api/dataIntegrity (None: no parameters)
+    "plain_post_type": (None, "REPORT", "REPORT", "REPORT", "REPORT", "REPORT", "SUMMARY", "SUMMARY"),
+    # format of the flattened report stored in taskSummaries by REPORT jobs
+    "report_format": ("2.36", "2.37", "2.37", "2.37", "2.37", "2.37", None, None),
+    "details_job_type": ("DATA_INTEGRITY",) * 3 + ("DATA_INTEGRITY_DETAILS",) * 5,
+    # checks may also be sent as a JSON array body
+    "json_body_checks": (_F, _F, _F, _T, _T, _T, _T, _T),
+    # 409 "Data integrity check is already running" while one of that job type runs
+    "integrity_conflict": (_F, _T, _T, _T, _T, _F, _F, _F),
+    "integrity_conflict_code": (None, None, None, None, "E1004", None, None, None),
+    # a second start of a running job type is queued (200) and runs afterwards
+    "queue_same_type": (_F, _F, _F, _F, _F, _T, _T, _T),
+    # job names: legacy = runDataIntegrity/inMemoryAnalyticsJob, underscore = TYPE_<ms>, paren = TYPE (<ms>)
+    "job_naming": ("legacy", "legacy", "legacy", "underscore", "underscore", "paren", "paren", "paren"),
+    "response_type": (_F, _F, _F, _F, _F, _F, _T, _T),
+    # Location header on /api/resourceTables* replies
+    "job_location": (_F, _F, _F, _F, _F, _F, _T, _T),
+    "created_job_status": ("RUNNING", "SCHEDULED", "SCHEDULED", "SCHEDULED", "SCHEDULED",
+                           "NOT_STARTED", "NOT_STARTED", "NOT_STARTED"),
+    "job_configurations": (_F, _F, _F, _F, _F, _T, _T, _T),
+    # job ids in /api/system/tasks/{type}/{id} and jobConfigurations must be UIDs (else 400)
+    "uid_job_ids": (_F, _F, _F, _F, _F, _F, _T, _T),
+    # JobProgress notifications of integrity jobs: none = NoopJobProgress (DATA_INTEGRITY is
+    # not a notifying job type), error-only = start/end with message "" plus ERRORs
+    "integrity_progress": ("none",) * 5 + ("error-only",) * 3,
+    "loop_level": (_F, _T, _T, _T, _T, _T, _T, _T),
+    "params_data": (_F, _F, _T, _T, _T, _T, _T, _T),
+    "notification_ids": ("job", "job", "job", "time", "time", "time", "time", "time"),
+    "task_gist": (_F, _F, _F, _T, _T, _T, _T, _T),
+    "tasks_delete": (_F, _F, _F, _F, _F, _F, _T, _T),
+    # GET /api/dataIntegrity filters section/slow/programmatic, running/completed sets, startTime
+    "list_filters": (_F, _F, _F, _T, _T, _T, _T, _T),
+    "metrics": (_F, _F, _F, _F, _F, _F, _T, _T),
+    "analytics_params": ("legacy", "legacy", "legacy", "full", "full", "full", "full", "full"),
+    "maintenance_paths": ("2.38", "2.38", "2.38", "2.40", "2.40", "2.41", "2.42", "2.42"),
+    # 2.43: maintenance endpoints answer 200 {"httpStatus":"OK",...} instead of 204
+    "maintenance_ok_body": (_F, _F, _F, _F, _F, _F, _F, _T),
+    # category option combos generated when a category combo is saved
+    "coc_on_save": (_T, _T, _T, _T, _T, _T, _T, _F),
+    "validation_max_results": (_F, _F, _F, _F, _F, _F, _T, _T),
+    "predictor_date_order": (_F, _F, _F, _F, _F, _F, _F, _T),
+    "api_max_version": (36, 37, 38, 39, 40, 41, 42, 43),
+    "job_types": ("2.36", "2.37", "2.38", "2.42", "2.42", "2.42", "2.42", "2.43"),
+}
+
+_JOB_TYPES_242 = (
+    "DATA_INTEGRITY DATA_INTEGRITY_DETAILS RESOURCE_TABLE ANALYTICS_TABLE CONTINUOUS_ANALYTICS_TABLE "
+    "SINGLE_EVENT_DATA_SYNC TRACKED_ENTITY_DATA_SYNC DATA_SYNC META_DATA_SYNC AGGREGATE_DATA_EXCHANGE "
+    "SEND_SCHEDULED_MESSAGE PROGRAM_NOTIFICATIONS MONITORING PUSH_ANALYSIS HTML_PUSH_ANALYTICS "
+    "TRACKER_SEARCH_OPTIMIZATION PREDICTOR MATERIALIZED_SQL_VIEW_UPDATE DISABLE_INACTIVE_USERS TEST "
+    "LOCK_EXCEPTION_CLEANUP MOCK SMS_SEND SMS_INBOUND_PROCESSING TRACKER_IMPORT_JOB "
+    "TRACKER_IMPORT_NOTIFICATION_JOB TRACKER_IMPORT_RULE_ENGINE_JOB IMAGE_PROCESSING "
+    "COMPLETE_DATA_SET_REGISTRATION_IMPORT DATAVALUE_IMPORT_INTERNAL METADATA_IMPORT DATAVALUE_IMPORT "
+    "GEOJSON_IMPORT GML_IMPORT HOUSEKEEPING DATA_VALUE_TRIM DATA_SET_NOTIFICATION CREDENTIALS_EXPIRY_ALERT "
+    "DATA_STATISTICS FILE_RESOURCE_CLEANUP ACCOUNT_EXPIRY_ALERT VALIDATION_RESULTS_NOTIFICATION "
+    "REMOVE_USED_OR_EXPIRED_RESERVED_VALUES SYSTEM_VERSION_UPDATE_CHECK").split()
+_NEW_SINCE_238 = set(
+    "AGGREGATE_DATA_EXCHANGE DATA_INTEGRITY_DETAILS DATA_VALUE_TRIM GEOJSON_IMPORT HOUSEKEEPING "
+    "HTML_PUSH_ANALYTICS LOCK_EXCEPTION_CLEANUP MATERIALIZED_SQL_VIEW_UPDATE SINGLE_EVENT_DATA_SYNC "
+    "SMS_INBOUND_PROCESSING TRACKED_ENTITY_DATA_SYNC".split())
+_GONE_SINCE_238 = ("ANALYTICSTABLE_UPDATE ENROLLMENT_IMPORT EVENT_IMPORT EVENT_PROGRAMS_DATA_SYNC "
+                   "LEADER_ELECTION LEADER_RENEWAL PROGRAM_DATA_SYNC TEI_IMPORT TRACKER_PROGRAMS_DATA_SYNC").split()
+_JOB_TYPE_SETS = {
+    "2.42": frozenset(_JOB_TYPES_242),
+    "2.43": frozenset(_JOB_TYPES_242) - {"PUSH_ANALYSIS", "TRACKER_SEARCH_OPTIMIZATION"}
+    | {"TRACKER_TRIGRAM_INDEX_MAINTENANCE"},
+    "2.38": frozenset(t for t in _JOB_TYPES_242 if t not in _NEW_SINCE_238) | frozenset(_GONE_SINCE_238),
+}
+_JOB_TYPE_SETS["2.37"] = _JOB_TYPE_SETS["2.38"] - {"SYSTEM_VERSION_UPDATE_CHECK", "TRACKER_SEARCH_OPTIMIZATION"}
+_JOB_TYPE_SETS["2.36"] = _JOB_TYPE_SETS["2.37"] - {"ACCOUNT_EXPIRY_ALERT", "TEST"}
+
+# /api/maintenance/{path} operations per era (POST and PUT; GET appReload is separate)
+_MAINT_COMMON = ["analyticsTablesClear", "analyticsTablesAnalyze", "expiredInvitationsClear", "ouPathsUpdate",
+                 "periodPruning", "zeroDataValueRemoval", "softDeletedDataValueRemoval"]
+_MAINT_OLD = ["softDeletedProgramStageInstanceRemoval", "softDeletedProgramInstanceRemoval",
+              "softDeletedTrackedEntityInstanceRemoval"]
+_MAINT_NEW = ["softDeletedEventRemoval", "softDeletedEnrollmentRemoval", "softDeletedTrackedEntityRemoval"]
+_MAINT_TAIL = ["sqlViewsCreate", "sqlViewsDrop", "categoryOptionComboUpdate", "cacheClear", "cache"]
+_MAINT_PATHS = {
+    "2.38": _MAINT_COMMON + _MAINT_OLD + _MAINT_TAIL,
+    "2.40": _MAINT_COMMON + _MAINT_OLD + ["softDeletedRelationshipRemoval"] + _MAINT_TAIL,
+    "2.41": _MAINT_COMMON + _MAINT_OLD + _MAINT_NEW + ["softDeletedRelationshipRemoval"] + _MAINT_TAIL,
+    "2.42": _MAINT_COMMON + _MAINT_NEW + ["softDeletedRelationshipRemoval"] + _MAINT_TAIL,
+}
+# flags of POST /api/maintenance in execution order -> operation name recorded in maintenance_log
+_MAINT_FLAGS = [
+    ("analyticsTableClear", "analyticsTablesClear"), ("analyticsTableAnalyze", "analyticsTablesAnalyze"),
+    ("expiredInvitationsClear", "expiredInvitationsClear"), ("ouPathsUpdate", "ouPathsUpdate"),
+    ("periodPruning", "periodPruning"), ("zeroDataValueRemoval", "zeroDataValueRemoval"),
+    ("softDeletedDataValueRemoval", "softDeletedDataValueRemoval"),
+    ("softDeletedRelationshipRemoval", "softDeletedRelationshipRemoval"),
+    ("softDeletedEventRemoval", "softDeletedEventRemoval"),
+    ("softDeletedEnrollmentRemoval", "softDeletedEnrollmentRemoval"),
+    ("softDeletedTrackedEntityInstanceRemoval", "softDeletedTrackedEntityInstanceRemoval"),
+    ("softDeletedTrackedEntityRemoval", "softDeletedTrackedEntityRemoval"),
+    ("sqlViewsDrop", "sqlViewsDrop"), ("sqlViewsCreate", "sqlViewsCreate"),
+    ("categoryOptionComboUpdate", "categoryOptionComboUpdate"), ("cacheClear", "cacheClear"),
+    ("appReload", "appReload"), ("resourceTableUpdate", "resourceTableUpdate"),
+]
+
+_ANALYTICS_FLAGS = [  # query flag -> analytics table types it skips
+    ("skipAggregate", ["DATA_VALUE", "COMPLETENESS", "COMPLETENESS_TARGET"]),
+    ("skipValidationResult", ["VALIDATION_RESULT"]),
+    ("skipEvents", ["EVENT"]),
+    ("skipEnrollment", ["ENROLLMENT"]),
+    ("skipOrgUnitOwnership", ["OWNERSHIP"]),
+    ("skipTrackedEntities", ["TRACKED_ENTITY_INSTANCE", "TRACKED_ENTITY_INSTANCE_EVENTS",
+                             "TRACKED_ENTITY_INSTANCE_ENROLLMENTS"]),
+]
+_LEGACY_ANALYTICS_FLAGS = ("skipResourceTables", "skipAggregate", "skipEvents", "skipEnrollment")
+_TABLE_TYPES = ["DATA_VALUE", "COMPLETENESS", "COMPLETENESS_TARGET", "ORG_UNIT_TARGET", "VALIDATION_RESULT",
+                "EVENT", "ENROLLMENT", "OWNERSHIP", "TRACKED_ENTITY_INSTANCE", "TRACKED_ENTITY_INSTANCE_EVENTS",
+                "TRACKED_ENTITY_INSTANCE_ENROLLMENTS"]
+
+MAINT = ("ALL", "F_PERFORM_MAINTENANCE")
+PREDICT = ("ALL", "F_PREDICTOR_RUN")
+VALIDATE = ("ALL", "F_RUN_VALIDATION")
+ALL_ONLY = ("ALL",)
+
+_ALNUM = string.ascii_letters + string.digits
+_UID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
+_M6 = 62 ** 6
+_MUL = 2654435761  # coprime with 62**6: issue ids are unique per check
+_T2 = []  # type: List[str]  # the 3844 two-character alphanumeric strings, built on first use
+_CHUNK = 64 * 1024
+_JSON_TYPE = "application/json;charset=UTF-8"
+
+
+def _features(minor):
+    # type: (int) -> Dict[str, Any]
+    column = _VERSIONS.index("2.%d" % min(max(minor, 36), 43))
+    return {name: values[column] for name, values in _VERSION_FEATURES.items()}
+
+
+def _parse_version(version):
+    # type: (str) -> Tuple[int, str]
+    """Return (minor, full version string as /api/system/info reports it)."""
+    m = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?(-.+)?$", str(version).strip())
+    if not m or int(m.group(1)) != 2 or int(m.group(2)) < 36:
+        raise ValueError("unsupported DHIS2 version %r (2.36 to 2.43 are simulated)" % (version,))
+    full = version if (m.group(3) or m.group(5)) else version + ".0"
+    return int(m.group(2)), full
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------
+def _hash_int(*parts):
+    # type: (*Any) -> int
+    return int(hashlib.md5(":".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:15], 16)
+
+
+def _uid_from(*parts):
+    # type: (*Any) -> str
+    """A deterministic 11-character DHIS2 UID (letter, then 10 alphanumerics)."""
+    digest = hashlib.md5(":".join(str(p) for p in parts).encode("utf-8")).digest()
+    return string.ascii_letters[digest[0] % 52] + "".join(_ALNUM[b % 62] for b in digest[1:11])
+
+
+def _fmt_time(ts):
+    # type: (float) -> str
+    """DHIS2 date format: yyyy-MM-ddTHH:mm:ss.SSS, server local time, no zone."""
+    millis = int(round(ts * 1000))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(millis // 1000)) + ".%03d" % (millis % 1000)
+
+
+def _fmt_hms(seconds, hours_width=1):
+    # type: (float, int) -> str
+    millis = int(round(seconds * 1000))
+    h, rest = divmod(millis, 3600000)
+    m, rest = divmod(rest, 60000)
+    s, ms = divmod(rest, 1000)
+    return "%0*d:%02d:%02d.%03d" % (hours_width, h, m, s, ms)
+
+
+def _dumps(obj):
+    # type: (Any) -> str
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _od(*pairs):
+    # type: (*Tuple[str, Any]) -> collections.OrderedDict
+    """Ordered dict from (key, value) pairs, leaving out None values (Jackson NON_NULL)."""
+    return collections.OrderedDict((k, v) for k, v in pairs if v is not None)
+
+
+def _web_message(code, message=None, status=None, error_code=None, dev_message=None, response=None):
+    # type: (int, Optional[str], Optional[str], Optional[str], Optional[str], Any) -> collections.OrderedDict
+    if status is None:
+        status = "OK" if code < 400 else "ERROR"
+    return _od(("httpStatus", HTTPStatus(code).phrase), ("httpStatusCode", code), ("status", status),
+               ("message", message), ("devMessage", dev_message), ("response", response),
+               ("errorCode", error_code))
+
+
+def _parse_bool(name, raw):
+    # type: (str, str) -> bool
+    if raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    raise _HttpError(400, "Value '%s' is not valid for parameter %s. It should be of type boolean" % (raw, name))
+
+
+def _month_index(d):
+    # type: (datetime.date) -> int
+    return d.year * 12 + d.month - 1
+
+
+def _parse_date(name, raw):
+    # type: (str, Optional[str]) -> datetime.date
+    """DHIS2 accepts yyyy-MM-dd, yyyy-MM, yyyy and ISO date-times."""
+    if raw is None or raw == "":
+        raise _HttpError(400, "Required request parameter '%s' for method parameter type Date is not present"
+                         % name)
+    m = re.match(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+                 r"(?:Z|[+-]\d{2}:?\d{2})?)?)?)?$", raw.strip())
+    try:
+        if not m:
+            raise ValueError(raw)
+        return datetime.date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
+    except ValueError:
+        raise _HttpError(400, "Value '%s' is not valid for parameter %s. It should be of type Date" % (raw, name))
+
+
+class _HttpError(Exception):
+    """Raised by route handlers; becomes a WebMessage reply."""
+
+    def __init__(self, code, message, error_code=None, dev_message=None, headers=None):
+        # type: (int, str, Optional[str], Optional[str], Optional[List[Tuple[str, str]]]) -> None
+        Exception.__init__(self, message)
+        self.code, self.message = code, message
+        self.error_code, self.dev_message = error_code, dev_message
+        self.headers = headers or []
+
+
+class _Response(object):
+    """What a route returns: a body (sent with Content-Length) or a stream (sent chunked)."""
+
+    def __init__(self, status=200, body=None, content_type=None, headers=None, stream=None):
+        # type: (int, Optional[bytes], Optional[str], Optional[List[Tuple[str, str]]], Optional[Iterator[bytes]]) -> None
+        self.status, self.body, self.stream = status, body, stream
+        self.headers = list(headers or [])
+        if content_type:
+            self.headers.insert(0, ("Content-Type", content_type))
+
+    @classmethod
+    def json(cls, obj, status=200, headers=None):
+        # type: (Any, int, Optional[List[Tuple[str, str]]]) -> _Response
+        return cls(status, _dumps(obj).encode("utf-8"), _JSON_TYPE, headers)
+
+    @classmethod
+    def json_stream(cls, pieces, status=200):
+        # type: (Iterable[str], int) -> _Response
+        return cls(status, content_type=_JSON_TYPE, stream=_batched(pieces))
+
+    @classmethod
+    def message(cls, code, message=None, **kw):
+        # type: (int, Optional[str], **Any) -> _Response
+        return cls.json(_web_message(code, message, **kw), status=code)
+
+    @classmethod
+    def empty(cls, status=200):
+        # type: (int) -> _Response
+        return cls(status, b"")
+
+
+def _batched(pieces, size=_CHUNK):
+    # type: (Iterable[str], int) -> Iterator[bytes]
+    """Join small string pieces into ~64 KiB byte chunks."""
+    buf = []  # type: List[str]
+    held = 0
+    for piece in pieces:
+        buf.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield "".join(buf).encode("utf-8")
+            buf, held = [], 0
+    if buf:
+        yield "".join(buf).encode("utf-8")
+
+
+RecordedRequest = collections.namedtuple("RecordedRequest", "method path query headers body")
+RecordedRequest.__doc__ = """One request as received: method, path (without query), query (dict str -> list of str),
+headers (plain dict), body (bytes)."""
+
+_LOGIN_PAGE = (
+    "<!DOCTYPE html>\n<html>\n<head>\n<title>DHIS 2</title>\n"
+    '<meta name="viewport" content="width=device-width, initial-scale=1">\n</head>\n<body>\n'
+    '<div id="loginField">\n<form id="loginForm" action="../../dhis-web-commons-security/login.action" '
+    'method="post">\n<input type="text" id="j_username" name="j_username">\n'
+    '<input type="password" id="j_password" name="j_password" autocomplete="off">\n'
+    '<input type="submit" id="submit" value="Sign in">\n</form>\n</div>\n</body>\n</html>\n')
+
+_NGINX_REASONS = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out",
+                  500: "Internal Server Error", 429: "Too Many Requests"}
+
+
+def _nginx_page(code):
+    # type: (int) -> bytes
+    try:
+        reason = _NGINX_REASONS.get(code) or HTTPStatus(code).phrase
+    except ValueError:
+        reason = "Error"
+    return ("<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d %s</h1></center>\r\n"
+            "<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n" % (code, reason, code, reason)
+            ).encode("ascii")
+
+
+# ---------------------------------------------------------------------------
+# check catalogue and issue generation
+# ---------------------------------------------------------------------------
+def _load_catalogue_file():
+    # type: () -> Dict[str, Any]
+    """checks-2.42.json: next to this file, else as package data (e.g. from a zip)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checks-2.42.json")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            data = f.read()  # type: Optional[bytes]
+    else:
+        data = pkgutil.get_data("dhis2maint", "checks-2.42.json")
+    if data is None:
+        raise RuntimeError("dhis2maint/checks-2.42.json is missing")
+    return json.loads(data.decode("utf-8"), object_pairs_hook=collections.OrderedDict)
+
+
+def _code_of(name):
+    # type: (str) -> str
+    return "".join(w[0].upper() for w in name.split("_") if w)
+
+
+class _Checks(object):
+    """The data-integrity checks one simulated version knows, and `checks` name matching."""
+
+    def __init__(self, catalogue, data):
+        # type: (str, Dict[str, Any]) -> None
+        self.kind = catalogue
+        self.legacy = list(data["legacy"])  # 33 legacy checks with flattened-report keys
+        self.legacy_by_modern = {e["modernName"]: e for e in self.legacy if "modernName" in e}
+        self.legacy_by_name = {e["name"]: e for e in self.legacy}
+        checks = []  # type: List[Dict[str, Any]]
+        if catalogue in ("2.42", "2.43"):
+            checks = [collections.OrderedDict(c) for c in data["checks"]]
+            if catalogue == "2.43":
+                change = data["changes_2.43"]
+                yaml_part = [c for c in checks if not c["isProgrammatic"] and c["name"] not in change["removed"]]
+                yaml_part += [collections.OrderedDict(c) for c in change["added"]]
+                for c in yaml_part:
+                    c["isSlow"] = c["name"] in change["slow"]
+                checks = yaml_part + [c for c in checks if c["isProgrammatic"]]
+        else:  # 2.36 - 2.38: the 33 legacy checks (+ six YAML category checks on 2.37/2.38)
+            for e in self.legacy:
+                checks.append(collections.OrderedDict([
+                    ("name", e["name"]), ("displayName", e["name"]), ("section", "Legacy"),
+                    ("severity", "WARNING"), ("description", e["name"].replace("_", " ")),
+                    ("isProgrammatic", True), ("isSlow", False), ("code", _code_of(e["name"]))]))
+            if catalogue == "mixed":
+                yaml = {c["name"]: c for c in data["checks"]}
+                checks += [collections.OrderedDict(yaml[n]) for n in data["mixed_yaml_2.37"]]
+        self.all = checks
+        self.by_name = collections.OrderedDict((c["name"], c) for c in checks)
+
+    def default_names(self):
+        # type: () -> List[str]
+        """What a run with no `checks` runs: non-slow checks (everything on legacy servers)."""
+        return [c["name"] for c in self.all if not c["isSlow"]]
+
+    def expand(self, tokens, modern=True):
+        # type: (List[str], bool) -> List[str]
+        """Names matching `tokens` (code, wildcard or name, in that order), unknown ones dropped."""
+        out = collections.OrderedDict()  # type: Dict[str, None]
+        for token in tokens:
+            token = token.strip()
+            if not token:
+                continue
+            if modern and token.upper() == token and "_" not in token:
+                matches = [c["name"] for c in self.all if c.get("code") == token]
+            elif "*" in token:
+                pattern = token.lower().replace("-", "_")
+                if modern:
+                    pattern = re.sub(r"[^*_a-z0-9]", "", pattern)
+                regex = re.compile(".*".join(re.escape(p) for p in pattern.split("*")) + r"\Z")
+                matches = [n for n in self.by_name if regex.match(n)]
+            else:
+                name = token.lower().replace("-", "_")
+                matches = [name] if name in self.by_name else []
+            for n in matches:
+                out[n] = None
+        return list(out)
+
+    def run_order(self, names):
+        # type: (List[str]) -> List[str]
+        """Execution order: fast (non-slow) before slow, catalogue order within each."""
+        index = {n: i for i, n in enumerate(self.by_name)}
+        return sorted(names, key=lambda n: (self.by_name[n]["isSlow"], index[n]))
+
+
+_LABELS = {
+    "categories": "Category", "categoryOptions": "Category option", "categoryCombos": "Category combo",
+    "categoryOptionCombos": "Category option combo", "categoryOptionGroupSets": "Category option group set",
+    "dataSets": "Data set", "organisationUnits": "Org unit", "optionSets": "Option set", "optionGroups": "Option group",
+    "programs": "Program", "tracker": "Tracked entity", "programStages": "Program stage", "events": "Event",
+    "dataElements": "Data element", "programIndicators": "Program indicator", "programRules": "Program rule",
+    "visualizations": "Visualization", "maps": "Map", "dashboards": "Dashboard", "pushAnalysis": "Push analysis",
+    "indicatorTypes": "Indicator type", "indicators": "Indicator", "periods": "Period",
+    "validationRules": "Validation rule", "dataElementGroups": "Data element group",
+    "indicatorGroups": "Indicator group", "programIndicatorGroups": "Program indicator group",
+    "indicatorGroupSets": "Indicator group set", "validationRuleGroups": "Validation rule group",
+    "organisationUnitGroups": "Org unit group", "categoryOptionGroups": "Category option group",
+    "userGroups": "User group", "users": "User", "userRoles": "User role", "fileResources": "File resource",
+    "trackedEntityAttributes": "Tracked entity attribute",
+}
+_WORDS = ["Bo", "Bombali", "Bonthe", "Kailahun", "Kambia", "Kenema", "Koinadugu", "Kono", "Moyamba",
+          "Port Loko", "Pujehun", "Tonkolili", "Western Area", "Ngelehun", "Baoma", "Jembe", "Gbo", "Lugbu"]
+_COMMENTS = ["Expression is not well-formed", "Invalid data element reference", "Division by zero in expression",
+             "Missing closing bracket", "Unknown function name"]
+# legacy report type -> how the issues of such a check look
+_SHAPE_OF_TYPE = {"L": "plain", "M": "refs", "C": "comment", "G": "group"}
+
+
+class _IssueMaker(object):
+    """Deterministic fake issues of one check: ids, names, comments, refs; fast enough for millions."""
+
+    def __init__(self, seed, check, shape, style):
+        # type: (int, Dict[str, Any], str, str) -> None
+        name = check["name"]
+        self.h = _hash_int(seed, name)
+        self.prefix = _uid_from("issue", seed, name)[:5]
+        self.ref_prefix = _uid_from("ref", seed, name)[:5]
+        self.off = self.h % _M6
+        self.label = _LABELS.get(check.get("issuesIdType", ""), "Indicator" if shape == "group" else "Object")
+        self.shape, self.style = shape, style  # style: yaml (SQL checks) or java ("Name:uid" names, refs always)
+
+    def _uid(self, prefix, i):
+        # type: (str, int) -> str
+        if not _T2:
+            _T2.extend(a + b for a in _ALNUM for b in _ALNUM)
+        j = (i * _MUL + self.off) % _M6
+        return prefix + _T2[j // 14776336] + _T2[(j // 3844) % 3844] + _T2[j % 3844]
+
+    def issue(self, i):
+        # type: (int) -> Tuple[Optional[str], str, Optional[str], List[Tuple[str, str]]]
+        """(uid or None, display name, comment or None, refs as (uid, name)) of issue number i."""
+        word = _WORDS[(i + self.h) % len(_WORDS)]
+        refs = []  # type: List[Tuple[str, str]]
+        if self.shape in ("refs", "group"):
+            n = 2 + (i + self.h) % 2 if self.shape == "group" else 1 + (i + self.h) % 3
+            refs = [(self._uid(self.ref_prefix, i * 4 + k), "%s %s %d-%d" % (
+                self.label if self.shape == "group" else "Group", word, i + 1, k + 1)) for k in range(n)]
+        if self.shape == "group":
+            return None, "Formula group %d" % (i + 1), None, refs
+        comment = _COMMENTS[(i + self.h) % len(_COMMENTS)] if self.shape == "comment" else None
+        return self._uid(self.prefix, i), "%s %s %d" % (self.label, word, i + 1), comment, refs
+
+    def json_pieces(self, count):
+        # type: (int) -> Iterator[str]
+        """The issues array content (without brackets) as string pieces; constant memory."""
+        fast = self.shape == "plain" and self.style == "yaml"
+        label, h, nw, words, prefix = self.label, self.h, len(_WORDS), _WORDS, self.prefix
+        uid = self._uid
+        for start in range(0, count, 1000):
+            parts = []
+            for i in range(start, min(count, start + 1000)):
+                if fast:
+                    parts.append('{"id":"%s","name":"%s %s %d"}' % (uid(prefix, i), label, words[(i + h) % nw], i + 1))
+                else:
+                    parts.append(_dumps(self.issue_json(i)))
+            yield ("," if start else "") + ",".join(parts)
+
+    def issue_json(self, i):
+        # type: (int) -> collections.OrderedDict
+        uid, name, comment, refs = self.issue(i)
+        if self.style == "java":
+            return _od(("id", uid), ("name", name if uid is None else "%s:%s" % (name, uid)), ("comment", comment),
+                       ("refs", sorted("%s:%s" % (r[1], r[0]) for r in refs)))
+        return _od(("id", uid), ("name", name), ("comment", comment),
+                   ("refs", ["%s:%s" % (r[1], r[0]) for r in refs] if refs else None))
+
+
+# ---------------------------------------------------------------------------
+# jobs
+# ---------------------------------------------------------------------------
+class _Job(object):
+    """One simulated job run: its plan (start/end on the wall clock) and what it has posted so far."""
+
+    def __init__(self, jid, job_type, kind, name, created, params, checks):
+        # type: (str, str, str, str, float, Optional[Dict[str, Any]], List[str]) -> None
+        self.id, self.job_type, self.kind, self.name = jid, job_type, kind, name
+        self.created, self.params, self.checks = created, params, checks
+        self.start = None  # type: Optional[float]  # None: never runs
+        self.end = None  # type: Optional[float]
+        self.failed = None  # type: Optional[str]
+        self.notifications = []  # type: List[Dict[str, Any]]  # oldest first
+        self.remaining = set()  # type: set  # checks queued or running in this job
+        self.report = None  # type: Optional[Dict[str, Any]]
+
+    def finished(self, now):
+        # type: (float) -> bool
+        return self.end is not None and now >= self.end
+
+    def busy(self, now):
+        # type: (float) -> bool
+        """Queued or running (not finished), and it will run."""
+        return self.start is not None and not self.finished(now)
+
+
+class _Result(object):
+    """A cached summary/details entry; the issues themselves are regenerated on demand."""
+    __slots__ = ("name", "start", "finish", "count", "error", "stored")
+
+    def __init__(self, name, start, finish, count, error, stored):
+        # type: (str, float, float, int, Optional[str], float) -> None
+        self.name, self.start, self.finish, self.count = name, start, finish, count
+        self.error, self.stored = error, stored
+
+
+# ---------------------------------------------------------------------------
+# server state
+# ---------------------------------------------------------------------------
+class _State(object):
+    """All mutable server data; every method expects `self.lock` to be held by the caller."""
+
+    CACHE_SECONDS = 3600.0
+
+    def __init__(self, owner, features, checks, seed, issues):
+        # type: (Dhis2StandIn, Dict[str, Any], _Checks, int, Optional[Dict[str, int]]) -> None
+        self.owner, self.f, self.checks, self.seed = owner, features, checks, seed
+        self.lock = threading.RLock()
+        self.jobs = collections.OrderedDict()  # type: Dict[str, _Job]
+        self._events = []  # type: List[Tuple[float, int, Callable[[], None]]]
+        self._seq = itertools.count()
+        self._job_counter = itertools.count(1)
+        self.cache = {"summary": {}, "details": {}}  # type: Dict[str, Dict[str, _Result]]
+        # check name -> number of jobs that have it queued or running
+        self.running = {"summary": collections.Counter(), "details": collections.Counter()}  # type: Dict[str, Any]
+        self.avg_ms = {}  # type: Dict[str, int]
+        self.issue_counts = dict(issues or {})
+        self.failing_checks = {}  # type: Dict[str, str]
+        self.job_failures = collections.deque()  # type: collections.deque
+        self.conflicts = 0
+        self.maintenance_log = []  # type: List[str]
+        self._init_metadata()
+
+    # -- time-driven events ------------------------------------------------
+    def schedule(self, t, fn):
+        # type: (float, Callable[[], None]) -> None
+        heapq.heappush(self._events, (t, next(self._seq), fn))
+
+    def advance(self, now):
+        # type: (float) -> None
+        """Apply every job event due by `now`, in time order."""
+        while self._events and self._events[0][0] <= now:
+            heapq.heappop(self._events)[2]()
+
+    # -- issues ------------------------------------------------------------
+    def issue_count(self, name):
+        # type: (str) -> int
+        if name in self.issue_counts:
+            return self.issue_counts[name]
+        h = _hash_int(self.seed, "count", name)
+        return 0 if h % 3 == 0 else (h // 3) % 5 + 1
+
+    def issue_maker(self, name):
+        # type: (str) -> _IssueMaker
+        check = self.checks.by_name.get(name) or {"name": name}
+        legacy = self.checks.legacy_by_name.get(name) or self.checks.legacy_by_modern.get(name)
+        if legacy:
+            shape = _SHAPE_OF_TYPE[legacy["type"]]
+        else:
+            h = _hash_int(self.seed, "shape", name)
+            shape = "comment" if h % 4 == 0 else "refs" if h % 5 == 0 else "plain"
+        java = check.get("isProgrammatic", False)
+        return _IssueMaker(self.seed, check, shape, "java" if java else "yaml")
+
+    def percentage(self, name, count):
+        # type: (str, int) -> float
+        denominator = count + 5 + _hash_int(self.seed, "denominator", name) % 200
+        return round(100.0 * count / denominator, 2)
+
+    # -- notifications -----------------------------------------------------
+    def notify(self, job, t, level, message, completed, data=None):
+        # type: (_Job, float, str, Optional[str], bool, Optional[Dict[str, Any]]) -> None
+        if level == "LOOP" and not self.f["loop_level"]:
+            level = "INFO"
+        if self.f["notification_ids"] == "job":
+            nid = job.id
+        else:
+            nid = _uid_from("notification", int(t * 1000), next(self._seq))
+        n = _od(("id", nid), ("uid", nid), ("level", level), ("category", job.job_type), ("time", _fmt_time(t)),
+                ("message", message), ("completed", completed))
+        if data is not None and self.f["params_data"]:
+            n["dataType"] = "PARAMETERS"
+            n["data"] = data
+        if job.notifications and job.notifications[-1]["level"] == "LOOP":
+            job.notifications.pop()  # a newer message replaces a LOOP one
+        job.notifications.append(n)
+
+    # -- starting jobs -----------------------------------------------------
+    def new_job(self, job_type, kind, params, checks, now):
+        # type: (str, str, Optional[Dict[str, Any]], List[str], float) -> _Job
+        """Create a job and plan its run; `kind` is summary, details, report, analytics, resource or monitoring."""
+        n = next(self._job_counter)
+        jid = _uid_from("job", self.seed, n, job_type)
+        name = self._job_name(job_type, kind, int(now * 1000))
+        job = _Job(jid, job_type, kind, name, now, params, checks)
+        others = [j for j in self.jobs.values() if j.job_type == job.job_type and j.busy(now)]
+        self.jobs[jid] = job
+        start = now + max(0.0, float(self.owner.start_delay or 0))
+        if others and self.f["queue_same_type"]:
+            start = max([start] + [j.end for j in others if j.end is not None])
+        elif others and kind in ("analytics", "resource", "monitoring"):
+            return job  # <= 2.40: the scheduler refuses to run it; it never runs and posts nothing
+        failure = self.job_failures.popleft() if self.job_failures else None
+        if kind in ("summary", "details", "report"):
+            self._plan_integrity(job, start, failure)
+        else:
+            self._plan_other(job, start, failure)
+        return job
+
+    def _job_name(self, job_type, kind, millis):
+        # type: (str, str, int) -> str
+        naming = self.f["job_naming"]
+        if naming == "paren":
+            return "%s (%d)" % (job_type, millis)
+        if naming == "underscore" and job_type.startswith("DATA_INTEGRITY"):
+            return "%s_%d" % (job_type, millis)
+        if kind in ("summary", "details", "report"):
+            if self.f["integrity_api"] == "legacy":
+                return "runAsyncDataIntegrity"
+            return {"summary": "runSummariesCheck", "details": "runDetailsCheck"}.get(kind, "runDataIntegrity")
+        return {"analytics": "inMemoryAnalyticsJob", "resource": "inMemoryResourceTableJob",
+                "monitoring": "inMemoryMonitoringJob"}[kind]
+
+    def _plan_integrity(self, job, t0, failure):
+        # type: (_Job, float, Optional[str]) -> None
+        mode = self.f["integrity_progress"] if self.f["integrity_api"] != "legacy" else "none"
+        if self.owner.verbose_notifications and self.f["integrity_api"] != "legacy":
+            mode = "verbose"
+        cache_kind = "summary" if job.kind == "summary" else "details"
+        checks = job.checks
+        duration = float(self.owner.job_seconds) if checks or job.kind == "report" else 0.0
+        step = duration / len(checks) if checks else 0.0
+        fail_at = t0 + duration / 2.0 if failure is not None else None
+        failing = dict(self.failing_checks)
+        counts = {c: self.issue_count(c) for c in checks}
+        params = job.params
+        ev = self.schedule
+
+        if job.kind == "report":
+            ev(t0, lambda: self.notify(job, t0, "INFO", "Starting data integrity job", False))
+
+        def begin():
+            job.remaining = set(checks)
+            self.running[cache_kind].update(checks)
+            if mode != "none":
+                job.notifications[:] = []  # the first JobProgress message clears the job's feed
+                self.notify(job, t0, "INFO", "Data integrity check" if mode == "verbose" else "", False, params)
+            if mode == "verbose":
+                self.notify(job, t0, "INFO", "Data Integrity %s checks" % cache_kind, False)
+        ev(t0, begin)
+
+        for i, name in enumerate(checks):
+            ts, te = t0 + i * step, t0 + (i + 1) * step
+            if fail_at is not None and te > fail_at:
+                break
+            description = self.checks.by_name[name].get("description")
+            if mode == "verbose" and description:
+                ev(ts, functools.partial(self.notify, job, ts, "LOOP", "[%d/%d] %s" % (i, len(checks), description),
+                                         False))
+            ev(te, functools.partial(self._check_done, job, cache_kind, mode, name, ts, te, counts[name],
+                                     failing.get(name)))
+
+        def finish(t, error):
+            # type: (float, Optional[str]) -> None
+            for name in list(job.remaining):
+                self._not_running(job, cache_kind, name)
+            if error is not None:
+                job.failed = error
+                self.notify(job, t, "ERROR", error, True)
+                return
+            if mode != "none":
+                self.notify(job, t, "INFO", None if mode == "verbose" else "", True)
+            if job.kind == "report":
+                self.notify(job, t, "INFO", "Data integrity checks completed in %f sec." % (t - t0), True)
+                job.report = self._flattened_report(checks, counts)
+
+        if failure is not None and fail_at is not None:
+            job.start, job.end = t0, fail_at
+            ev(fail_at, lambda: finish(fail_at, "Process failed: " + failure))
+        else:
+            job.start, job.end = t0, t0 + duration
+            ev(t0 + duration, lambda: finish(t0 + duration, None))
+
+    def _check_done(self, job, cache_kind, mode, name, ts, te, count, error_message):
+        # type: (_Job, str, str, str, float, float, int, Optional[str]) -> None
+        self._not_running(job, cache_kind, name)
+        if error_message is not None:
+            error = "Check failed because an exception was thrown: " + error_message
+            self.cache[cache_kind][name] = _Result(name, ts, te, -1, error, te)
+            if mode != "none":
+                self.notify(job, te, "ERROR", error_message, False)
+            return
+        self.cache[cache_kind][name] = _Result(name, ts, te, count, None, te)
+        self.avg_ms[name] = int(round((te - ts) * 1000))
+
+    def _not_running(self, job, cache_kind, name):
+        # type: (_Job, str, str) -> None
+        if name in job.remaining:
+            job.remaining.discard(name)
+            counter = self.running[cache_kind]
+            counter[name] -= 1
+            if counter[name] <= 0:
+                del counter[name]
+
+    def _plan_other(self, job, t0, failure):
+        # type: (_Job, float, Optional[str]) -> None
+        duration = float(self.owner.job_seconds)
+        params = job.params or {}
+        if job.kind == "analytics":
+            first, last = "Analytics table update process", "Analytics tables updated: %s"
+            stages = [] if params.get("skipResourceTables") else ["Generating resource tables"]
+            skipped = set(params.get("skipTableTypes") or [])
+            stages += ["Performing analytics table update for %s" % t for t in _TABLE_TYPES if t not in skipped]
+            stages.append("Updating system settings")
+        elif job.kind == "resource":
+            first, last = "Generating resource tables", "Resource tables generated: %s"
+            stages = ["[%d/6] Generating resource table: %s" % (i, t) for i, t in enumerate(
+                ["_orgunitstructure", "_dataelementstructure", "_periodstructure", "_dateperiodstructure",
+                 "_categorystructure", "_dataelementcategoryoptioncombo"])]
+        else:
+            first, last = "Data validation", "Data validation done"
+            stages = ["Preparing analysis parameters", "Running validation rules"]
+        step = duration / (len(stages) + 1)
+        fail_at = t0 + duration / 2.0 if failure is not None else None
+        self.schedule(t0, lambda: self.notify(job, t0, "INFO", first, False, job.params))
+        for i, text in enumerate(stages):
+            t = t0 + (i + 1) * step
+            if fail_at is not None and t > fail_at:
+                break
+            level = "LOOP" if text.startswith("[") else "INFO"
+            self.schedule(t, functools.partial(self.notify, job, t, level, text, False))
+        if failure is not None and fail_at is not None:
+            job.start, job.end = t0, fail_at
+
+            def fail():
+                job.failed = "Process failed: " + failure
+                self.notify(job, fail_at, "ERROR", job.failed, True)
+            self.schedule(fail_at, fail)
+        else:
+            job.start, job.end = t0, t0 + duration
+            self.schedule(t0 + duration, lambda: self.notify(
+                job, t0 + duration, "INFO", last % _fmt_hms(duration) if "%s" in last else last, True))
+
+    # -- integrity results ---------------------------------------------------
+    def cached(self, kind, now):
+        # type: (str, float) -> Dict[str, _Result]
+        cache = self.cache[kind]
+        for name in [n for n, r in cache.items() if now - r.stored > self.CACHE_SECONDS]:
+            del cache[name]
+        return cache
+
+    def _flattened_report(self, checks, counts):
+        # type: (List[str], Dict[str, int]) -> collections.OrderedDict
+        """The FlattenedDataIntegrityReport of a REPORT job (2.36 or 2.37 format)."""
+        old = self.f["report_format"] == "2.36"
+        modern = self.f["integrity_api"] == "modern"
+        ran = set(checks)
+        report = collections.OrderedDict()
+        for entry in self.checks.legacy:
+            name = entry.get("modernName") if modern else entry["name"]
+            if name is None or (name not in ran and not old):
+                continue
+            maker = self.issue_maker(name)
+            issues = [maker.issue(i) for i in range(counts.get(name, 0))] if name in ran else []
+
+            def label(uid, display, names_only=old):
+                # type: (Optional[str], str, bool) -> str
+                return (display or uid or "") if names_only else ("%s:%s" % (display, uid) if uid else display)
+            kind = entry["type"]
+            if kind == "L":
+                value = [label(u, d) for u, d, _, _ in issues]  # type: Any
+            elif kind == "G":
+                value = [[label(ru, rd) for ru, rd in refs] for _, _, _, refs in issues]
+            elif kind == "C":
+                value = collections.OrderedDict((label(u, d, False), c or "") for u, d, c, _ in issues)
+            else:  # M: object -> the objects it refers to
+                value = collections.OrderedDict()
+                for u, d, _, refs in issues:
+                    targets = [label(ru, rd) for ru, rd in refs]
+                    value[label(u, d, False)] = targets if old else sorted(targets)
+            report[entry["reportKey"]] = value
+        return report
+
+    # -- seeded metadata -----------------------------------------------------
+    def _init_metadata(self):
+        # type: () -> None
+        self.options = collections.OrderedDict([
+            ("xYerKDKCefk", "default"), ("Xh88p1nyefp", "Male"), ("Cn6pJh4nEg3", "Female"),
+            ("FbLZS3ueWbQ", "Under 5"), ("uYxK4wmcPqA", "5 and over"), ("Yjte6foKMny", "Fixed"),
+            ("pq2XI5kz2BY", "Outreach")])
+        self.categories = collections.OrderedDict([
+            ("GLevLNI9wkl", {"name": "default", "options": ["xYerKDKCefk"]}),
+            ("cX5k9anHEHd", {"name": "Sex", "options": ["Xh88p1nyefp", "Cn6pJh4nEg3"]}),
+            ("YNZyaJHiHYq", {"name": "Age group", "options": ["FbLZS3ueWbQ", "uYxK4wmcPqA"]}),
+            ("fMZEcRHuamy", {"name": "Location Fixed/Outreach", "options": ["Yjte6foKMny", "pq2XI5kz2BY"]}),
+        ])
+        self.combos = collections.OrderedDict()  # type: Dict[str, Dict[str, Any]]
+        for uid, name, cats, complete in [
+                ("bjDvmb4bfuf", "default", ["GLevLNI9wkl"], True),
+                ("WBW7RjsApsv", "Sex", ["cX5k9anHEHd"], True),
+                ("t3aNCvHsoSn", "Age and sex", ["YNZyaJHiHYq", "cX5k9anHEHd"], self.f["coc_on_save"])]:
+            self.combos[uid] = {"name": name, "categories": cats, "cocs": []}
+            if complete:
+                self.update_cocs(uid, 0.0)
+        for coc in self.combos["bjDvmb4bfuf"]["cocs"]:
+            coc["id"] = "HllvX50cXC0"  # the well-known default category option combo
+        self.predictors = collections.OrderedDict([
+            ("a4Tz9PZk2Wq", ("ANC 1-3 Dropout prediction", 12)),
+            ("b7RnXc2LpQe", ("Malaria cases forecast", 24)),
+            ("c3VhKd8WmTs", ("BCG coverage prediction", 6))])
+        self.predictor_groups = {"gP9sHqL4kRt": ("Monthly predictors", ["a4Tz9PZk2Wq", "b7RnXc2LpQe"])}
+        self.failing_predictors = set()  # type: set
+        tree = [("ImspTQPwCqd", "Sierra Leone", None),
+                ("O6uvpzGd5pu", "Bo", "ImspTQPwCqd"), ("fdc6uOvgoji", "Bombali", "ImspTQPwCqd"),
+                ("kJq2mPyFEHo", "Kenema", "ImspTQPwCqd"),
+                ("DiszpKrYNg8", "Ngelehun CHC", "O6uvpzGd5pu"), ("Rp268JB6Ne4", "Adonkia CHP", "O6uvpzGd5pu"),
+                ("cDw53Ej8rju", "Afro Arab Clinic", "fdc6uOvgoji"), ("GvFqTavdpGE", "Agape CHP", "fdc6uOvgoji"),
+                ("plnHVbJR6p4", "Ahamadyya Mission Cl", "kJq2mPyFEHo"), ("BV4IomHvri4", "Ahmadiyya Muslim Hospital",
+                                                                         "kJq2mPyFEHo")]
+        self.org_units = collections.OrderedDict()  # type: Dict[str, Dict[str, Any]]
+        for uid, name, parent in tree:
+            path = (self.org_units[parent]["path"] if parent else "") + "/" + uid
+            self.org_units[uid] = {"name": name, "parent": parent, "path": path}
+        self.validation_rules = collections.OrderedDict([
+            ("sxamEpoUXb5", ("ANC 1 visits >= ANC 2 visits", "MEDIUM", "greater_than_or_equal_to")),
+            ("ZoG4yXZi3c3", ("Measles doses <= children under 1", "HIGH", "less_than_or_equal_to")),
+            ("NdVrKqtdgUx", ("Malaria positive <= malaria tested", "LOW", "less_than_or_equal_to"))])
+        self.validation_groups = {"RmhRgOVrOnb": ["sxamEpoUXb5", "ZoG4yXZi3c3"]}
+        self.data_elements = {"fbfJHSPpUQD": "ANC 1st visit", "cYeuwXTCPkU": "ANC 2nd visit"}
+
+    def update_cocs(self, combo_uid, visible_at):
+        # type: (str, float) -> Tuple[List[str], List[str]]
+        """Add missing and drop obsolete option combos of a combo; returns (added, deleted) names."""
+        combo = self.combos[combo_uid]
+        wanted = [[]]  # type: List[List[str]]
+        for cat in combo["categories"]:
+            wanted = [prefix + [o] for prefix in wanted for o in self.categories[cat]["options"]]
+        wanted_keys = {frozenset(w) for w in wanted if w}
+        deleted = [c["name"] for c in combo["cocs"] if frozenset(c["options"]) not in wanted_keys]
+        combo["cocs"] = [c for c in combo["cocs"] if frozenset(c["options"]) in wanted_keys]
+        have = {frozenset(c["options"]) for c in combo["cocs"]}
+        added = []
+        for options in wanted:
+            if options and frozenset(options) not in have:
+                name = ", ".join(self.options[o] for o in options)
+                combo["cocs"].append({"id": _uid_from("coc", combo_uid, *sorted(options)), "name": name,
+                                      "options": options, "visible_at": visible_at})
+                added.append(name)
+        return added, deleted
+
+
+# ---------------------------------------------------------------------------
+# routes
+# ---------------------------------------------------------------------------
+class _Request(object):
+    """A parsed request as the route handlers see it."""
+
+    def __init__(self, method, path, query, headers, body, base, user, now):
+        # type: (str, str, Dict[str, List[str]], Any, bytes, str, str, float) -> None
+        self.method, self.path, self.query, self.headers = method, path, query, headers
+        self.body, self.base, self.user, self.now = body, base, user, now
+
+    def arg(self, name, default=None):
+        # type: (str, Optional[str]) -> Optional[str]
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self):
+        # type: () -> Any
+        if not self.body.strip():
+            return None
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except ValueError as e:
+            raise _HttpError(400, "JSON parse error: %s" % e)
+
+    def fields(self):
+        # type: () -> Optional[List[str]]
+        """Top-level names of the `fields` parameter, or None for all."""
+        raw = ",".join(self.query.get("fields", []))
+        if not raw:
+            return None
+        depth, names, cur = 0, [], ""
+        for ch in raw:
+            if ch in "[(":
+                depth += 1
+            elif ch in "])":
+                depth -= 1
+            elif ch == "," and depth == 0:
+                names.append(cur)
+                cur = ""
+                continue
+            if depth == 0 and ch not in "])":
+                cur += ch
+        names.append(cur)
+        names = [n.strip().split("~")[0].split("::")[0] for n in names if n.strip()]
+        return None if any(n in ("*", ":all", ":owner") for n in names) else names
+
+
+def _route(methods, pattern, authority=None, feature=None):
+    # type: (str, str, Optional[Tuple[str, ...]], Optional[str]) -> Callable[[Callable], Callable]
+    """Decorator: register an _Api method for `methods` (space separated) and a path regex under /api/."""
+    def register(fn):
+        # type: (Callable) -> Callable
+        _ROUTES.append((tuple(methods.split()), re.compile("^" + pattern + "$"), fn, authority, feature))
+        return fn
+    return register
+
+
+_ROUTES = []  # type: List[Tuple[Tuple[str, ...], Any, Callable, Optional[Tuple[str, ...]], Optional[str]]]
+
+
+class _Api(object):
+    """The route handlers: each takes a _Request (plus path groups) and returns a _Response."""
+
+    def __init__(self, owner):
+        # type: (Dhis2StandIn) -> None
+        self.owner = owner
+        self.state = owner._state
+        self.f = owner._features
+
+    # -- dispatch ------------------------------------------------------------
+    def handle(self, req):
+        # type: (_Request) -> _Response
+        path = req.path
+        if path.rstrip("/") == "/dhis-web-commons/security/login.action":
+            return _Response(200, _LOGIN_PAGE.encode("utf-8"), "text/html;charset=UTF-8")
+        if not (path == "/api" or path.startswith("/api/")):
+            raise _HttpError(404, "No resource found for path %s" % path)
+        auth = self._authenticate(req)
+        if auth is not None:
+            return auth
+        rest = path[5:].strip("/")
+        m = re.match(r"^(\d+)/(.*)$", rest)
+        if m and 28 <= int(m.group(1)) <= self.f["api_max_version"]:
+            rest = m.group(2)
+        if rest.endswith(".json"):
+            rest = rest[:-5]
+        allowed = []  # type: List[str]
+        for methods, regex, fn, authority, feature in _ROUTES:
+            match = regex.match(rest)
+            if not match or (feature and not self._has(feature)):
+                continue
+            if req.method not in methods:
+                allowed.extend(methods)
+                continue
+            if authority:
+                self._require(req.user, authority)
+            with self.state.lock:
+                self.state.advance(req.now)
+            return fn(self, req, *match.groups())
+        if allowed:
+            raise _HttpError(405, "Request method '%s' is not supported" % req.method,
+                             headers=[("Allow", ", ".join(sorted(set(allowed))))])
+        raise _HttpError(404, "No endpoint %s %s" % (req.method, path))
+
+    def _has(self, feature):
+        # type: (str) -> bool
+        if feature in ("integrity_list", "integrity_sets"):
+            return self.f["integrity_api"] != "legacy" and (feature == "integrity_list" or self.f["list_filters"])
+        return bool(self.f[feature])
+
+    def _authenticate(self, req):
+        # type: (_Request) -> Optional[_Response]
+        owner = self.owner
+        header = req.headers.get("Authorization") or ""
+        scheme, _, value = header.strip().partition(" ")
+        user = None
+        if scheme.lower() == "basic":
+            try:
+                name, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+            except (binascii.Error, ValueError):
+                name, password = "", None
+            if name in owner.users and owner.users[name] == password:
+                user = name
+        elif scheme.lower() in ("apitoken", "bearer"):
+            user = owner.tokens.get(value.strip())
+            if user is not None and user not in owner.users:
+                user = None
+        if user is not None:
+            req.user = user
+            return None
+        if owner.login_redirect:
+            return _Response(302, b"", headers=[("Location", req.base + "/dhis-web-commons/security/login.action")])
+        return _Response.json(_web_message(401, "Unauthorized"), 401,
+                              headers=[("WWW-Authenticate", 'Basic realm="DHIS2"')])
+
+    def _require(self, user, authorities):
+        # type: (str, Tuple[str, ...]) -> None
+        have = set(self.owner.authorities_of(user))
+        if not have.intersection(authorities):
+            raise _HttpError(403, "Access is denied, requires one Authority from [%s]" % ", ".join(authorities))
+
+    # -- system --------------------------------------------------------------
+    @_route("GET", r"system/info")
+    def system_info(self, req):
+        # type: (_Request) -> _Response
+        owner = self.owner
+        info = _od(("contextPath", req.base), ("userAgent", req.headers.get("User-Agent")),
+                   ("calendar", "iso8601"), ("dateFormat", "yyyy-mm-dd"), ("serverDate", _fmt_time(req.now)),
+                   ("serverTimeZoneId", time.strftime("%Z") or "UTC"), ("version", owner.full_version),
+                   ("revision", _uid_from("rev", owner.full_version)[:7].lower()),
+                   ("buildTime", _fmt_time(1700000000.0 + 86400 * owner._minor)),
+                   ("environmentVariable", "DHIS2_HOME"), ("systemId", _uid_from("system", owner.seed)),
+                   ("systemName", "DHIS 2 stand-in"), ("instanceBaseUrl", req.base),
+                   ("isMetadataVersionEnabled", False), ("emailConfigured", False), ("redisEnabled", False))
+        return _Response.json(_filter_fields(info, req.fields()))
+
+    @_route("GET", r"me")
+    def me(self, req):
+        # type: (_Request) -> _Response
+        return _Response.json(_od(("id", _uid_from("user", req.user)), ("username", req.user),
+                                  ("displayName", req.user.title()),
+                                  ("authorities", list(self.owner.authorities_of(req.user)))))
+
+    # -- data integrity: catalogue -------------------------------------------
+    def _check_json(self, check):
+        # type: (Dict[str, Any]) -> collections.OrderedDict
+        if not self.f["list_filters"]:  # 2.37/2.38 descriptor
+            keys = ("name", "displayName", "section", "severity", "description", "introduction", "recommendation")
+            return collections.OrderedDict((k, check[k]) for k in keys if k in check)
+        out = collections.OrderedDict((k, v) for k, v in check.items() if k != "code")
+        if check["name"] in self.state.avg_ms:
+            out["averageExecutionTime"] = self.state.avg_ms[check["name"]]
+        out["code"] = check["code"]
+        return out
+
+    def _checks_param(self, req, use_body=False):
+        # type: (_Request, bool) -> List[str]
+        """Raw `checks` names: JSON array body (if allowed and non-empty) wins over the query."""
+        if use_body and self.f["json_body_checks"] and req.body.strip():
+            body = req.json()
+            if isinstance(body, list) and body:
+                return [str(x) for x in body]
+        values = req.query.get("checks", [])
+        if len(values) == 1:
+            return [v.strip() for v in values[0].split(",") if v.strip()]
+        return [v for v in values if v.strip()]
+
+    def _expand(self, tokens):
+        # type: (List[str]) -> List[str]
+        return self.state.checks.expand(tokens, modern=self.f["integrity_api"] == "modern")
+
+    @_route("GET", r"dataIntegrity", feature="integrity_list")
+    def integrity_list(self, req):
+        # type: (_Request) -> _Response
+        checks = self.state.checks
+        tokens = self._checks_param(req)
+        selected = [checks.by_name[n] for n in self._expand(tokens)] if tokens else list(checks.all)
+        if self.f["list_filters"]:
+            section = (req.arg("section") or "").strip()
+            if section:
+                selected = [c for c in selected if c["section"] == section]
+            for param, key in (("slow", "isSlow"), ("programmatic", "isProgrammatic")):
+                raw = req.arg(param)
+                if raw is not None and raw != "":
+                    want = _parse_bool(param, raw)
+                    selected = [c for c in selected if c[key] == want]
+        with self.state.lock:
+            return _Response.json([self._check_json(c) for c in selected])
+
+    # -- data integrity: runs --------------------------------------------------
+    def _take_conflict(self, req, integrity):
+        # type: (_Request, bool) -> None
+        """Answer 409 if conflict_next() asked for it."""
+        with self.state.lock:
+            if self.state.conflicts > 0:
+                self.state.conflicts -= 1
+                msg = "Data integrity check is already running" if integrity else "Job is already running."
+                raise _HttpError(409, msg, error_code="E1004")
+
+    def _job_reply(self, req, job, location=None):
+        # type: (_Request, _Job, Optional[str]) -> _Response
+        response = _od(("responseType", "JobConfiguration" if self.f["response_type"] else None),
+                       ("name", job.name), ("id", job.id), ("created", _fmt_time(job.created)),
+                       ("jobType", job.job_type), ("jobStatus", self.f["created_job_status"]),
+                       ("jobParameters", job.params),
+                       ("relativeNotifierEndpoint", "/api/system/tasks/%s/%s" % (job.job_type, job.id)))
+        headers = [("Location", location)] if location else []
+        return _Response.json(_web_message(200, "Initiated " + job.name, response=response), headers=headers)
+
+    @_route("POST", r"dataIntegrity", authority=MAINT)
+    def integrity_run_plain(self, req):
+        # type: (_Request) -> _Response
+        if self.f["integrity_api"] == "legacy":  # 2.36: no parameters at all
+            self._take_conflict(req, True)
+            with self.state.lock:
+                job = self.state.new_job("DATA_INTEGRITY", "report", None, [e["name"] for e in
+                                                                          self.state.checks.legacy], req.now)
+            return self._job_reply(req, job)
+        kind = "report" if self.f["plain_post_type"] == "REPORT" else "summary"
+        return self._integrity_run(req, kind, "details")
+
+    @_route("POST", r"dataIntegrity/(summary|details)", authority=MAINT, feature="integrity_list")
+    def integrity_run(self, req, kind):
+        # type: (_Request, str) -> _Response
+        return self._integrity_run(req, kind, kind)
+
+    def _integrity_run(self, req, kind, location_kind):
+        # type: (_Request, str, str) -> _Response
+        self._take_conflict(req, True)
+        raw = self._checks_param(req, use_body=True)
+        job_type = self.f["details_job_type"] if kind == "details" else "DATA_INTEGRITY"
+        state = self.state
+        with state.lock:
+            if self.f["integrity_conflict"] and any(j.job_type == job_type and j.busy(req.now)
+                                                    for j in state.jobs.values()):
+                raise _HttpError(409, "Data integrity check is already running",
+                                 error_code=self.f["integrity_conflict_code"])
+            if raw:
+                names = self._expand(raw)
+            elif kind == "report":  # the report needs the legacy checks (their 2.39+ equivalents)
+                key = "modernName" if self.f["integrity_api"] == "modern" else "name"
+                names = [e[key] for e in state.checks.legacy if e.get(key) in state.checks.by_name]
+            elif self.f["integrity_api"] == "modern":
+                names = state.checks.default_names()
+            else:
+                names = list(state.checks.by_name)
+            names = state.checks.run_order(names)
+            if kind == "details" and self.f["integrity_api"] == "modern":
+                params = _od(("checks", raw))  # type: Optional[Dict[str, Any]]
+            elif self.f["integrity_api"] == "modern":
+                params = _od(("type", kind.upper()), ("checks", raw))
+            else:
+                params = _od(("checks", raw), ("type", kind.upper()))
+            job = state.new_job(job_type, kind, params, names, req.now)
+        location = "%s/api/dataIntegrity/%s?checks=%s" % (req.base, location_kind,
+                                                          quote(",".join(raw), safe=",*"))
+        return self._job_reply(req, job, location)
+
+    # -- data integrity: results -----------------------------------------------
+    def _wait_for(self, kind, names, timeout_ms):
+        # type: (str, List[str], int) -> None
+        """Wait (up to timeout) until every name has a cache entry; timeout < 0 waits without limit."""
+        if timeout_ms == 0 or not names:
+            return
+        deadline = None if timeout_ms < 0 else time.time() + timeout_ms / 1000.0
+        while True:
+            with self.state.lock:
+                now = self.owner._now()
+                self.state.advance(now)
+                cache = self.state.cached(kind, now)
+                if all(n in cache for n in names):
+                    return
+            if deadline is not None and time.time() >= deadline:
+                return
+            if self.owner._stop_event.wait(0.02):
+                return
+
+    def _timeout(self, req):
+        # type: (_Request) -> int
+        raw = req.arg("timeout", "0") or "0"
+        try:
+            return int(raw)
+        except ValueError:
+            raise _HttpError(400, "Value '%s' is not valid for parameter timeout. It should be of type long" % raw)
+
+    def _result_head(self, result, kind):
+        # type: (_Result, str) -> collections.OrderedDict
+        check = self.state.checks.by_name[result.name]
+        out = self._check_json(check)
+        if self.f["list_filters"]:
+            out["startTime"] = _fmt_time(result.start)
+        out["finishedTime"] = _fmt_time(result.finish)
+        if result.error:
+            out["error"] = result.error
+        if kind == "summary":
+            out["count"] = result.count
+            yaml = not check.get("isProgrammatic") and check.get("section") != "Legacy"
+            if result.error is None and yaml:
+                out["percentage"] = self.state.percentage(result.name, result.count)
+        return out
+
+    def _details_pieces(self, result):
+        # type: (_Result) -> Iterator[str]
+        head = _dumps(self._result_head(result, "details"))
+        yield head[:-1] + ',"issues":['
+        if result.error is None and result.count > 0:
+            for piece in self.state.issue_maker(result.name).json_pieces(result.count):
+                yield piece
+        yield "]}"
+
+    def _results_map(self, kind, results):
+        # type: (str, List[_Result]) -> Iterator[str]
+        yield "{"
+        for i, result in enumerate(results):
+            yield ("," if i else "") + _dumps(result.name) + ":"
+            if kind == "summary":
+                yield _dumps(self._result_head(result, kind))
+            else:
+                for piece in self._details_pieces(result):
+                    yield piece
+        yield "}"
+
+    @_route("GET", r"dataIntegrity/(summary|details)/(running|completed)", feature="integrity_sets")
+    def integrity_sets(self, req, kind, which):
+        # type: (_Request, str, str) -> _Response
+        with self.state.lock:
+            if which == "running":
+                names = [n for n, c in self.state.running[kind].items() if c > 0]
+            else:
+                names = list(self.state.cached(kind, req.now))
+        return _Response.json(names)
+
+    @_route("GET", r"dataIntegrity/metrics", authority=MAINT, feature="metrics")
+    def integrity_metrics(self, req):
+        # type: (_Request) -> _Response
+        families = [("dhis_data_integrity_issues_count_total", "Number of issues found by data integrity checks"),
+                    ("dhis_data_integrity_issues_percentage", "Percentage of objects with issues"),
+                    ("dhis_data_integrity_check_duration_milliseconds", "Duration of data integrity checks")]
+        lines = []
+        with self.state.lock:
+            cached = list(self.state.cached("summary", req.now).values())
+            for metric, helptext in families:
+                lines += ["# HELP %s %s" % (metric, helptext), "# TYPE %s gauge" % metric]
+                for r in cached:
+                    check = self.state.checks.by_name[r.name]
+                    labels = '{check="%s",severity="%s",object_type="%s"}' % (
+                        r.name, check["severity"], check.get("issuesIdType", "null"))
+                    if metric.endswith("count_total"):
+                        lines.append("%s%s %d" % (metric, labels, r.count))
+                    elif metric.endswith("percentage"):
+                        if r.error is None and not check.get("isProgrammatic"):
+                            lines.append("%s%s %s" % (metric, labels, self.state.percentage(r.name, r.count)))
+                    else:
+                        lines.append("%s%s %d" % (metric, labels, int((r.finish - r.start) * 1000)))
+        return _Response(200, ("\n".join(lines) + "\n").encode("utf-8"), "text/plain;version=0.0.4;charset=utf-8")
+
+    @_route("GET", r"dataIntegrity/(summary|details)", authority=MAINT, feature="integrity_list")
+    def integrity_results(self, req, kind):
+        # type: (_Request, str) -> _Response
+        tokens = self._checks_param(req)
+        names = self._expand(tokens) if tokens else []
+        self._wait_for(kind, names, self._timeout(req))
+        with self.state.lock:
+            cache = self.state.cached(kind, self.owner._now())
+            results = [cache[n] for n in names if n in cache] if tokens else list(cache.values())
+        return _Response.json_stream(self._results_map(kind, results))
+
+    @_route("GET", r"dataIntegrity/([^/]+)/(summary|details)", authority=MAINT, feature="integrity_list")
+    def integrity_result_one(self, req, check, kind):
+        # type: (_Request, str, str) -> _Response
+        if self.f["integrity_api"] == "modern":
+            names = self._expand([check])
+        else:
+            names = [check] if check in self.state.checks.by_name else []
+        self._wait_for(kind, names[:1], self._timeout(req))
+        with self.state.lock:
+            cache = self.state.cached(kind, self.owner._now())
+            found = [cache[n] for n in names if n in cache]
+        if not found:
+            return _Response.empty(200)
+        if kind == "summary":
+            return _Response.json_stream([_dumps(self._result_head(found[0], kind))])
+        return _Response.json_stream(self._details_pieces(found[0]))
+
+    # -- task notifications ------------------------------------------------------
+    def _job_type(self, raw):
+        # type: (str) -> str
+        job_type = raw.upper()
+        valid = _JOB_TYPE_SETS[self.f["job_types"]]
+        if job_type not in valid:
+            raise _HttpError(400, "Value '%s' is not valid for parameter jobType. Valid values are: [%s]"
+                             % (raw, ", ".join(sorted(valid))))
+        return job_type
+
+    def _job_id(self, raw):
+        # type: (str) -> str
+        if self.f["uid_job_ids"] and not _UID_RE.match(raw):
+            raise _HttpError(400, "Value '%s' is not valid for parameter uid. UID must be an alphanumeric string "
+                                  "of 11 characters starting with a letter." % raw)
+        return raw
+
+    def _feed(self, job, now):
+        # type: (_Job, float) -> List[Dict[str, Any]]
+        if self.owner.drop_feed_after_completion and job.finished(now):
+            return []
+        return list(reversed(job.notifications))
+
+    def _gist(self, req):
+        # type: (_Request) -> bool
+        raw = req.arg("gist")
+        return self.f["task_gist"] and (raw is None or raw == "" or _parse_bool("gist", raw))
+
+    def _feeds_of_type(self, job_type, now, gist):
+        # type: (str, float, bool) -> collections.OrderedDict
+        jobs = [j for j in self.state.jobs.values() if j.job_type == job_type]
+        jobs = [j for j in jobs if self._feed(j, now)]
+        jobs.sort(key=lambda j: j.notifications[-1]["time"], reverse=True)
+        out = collections.OrderedDict()
+        for j in jobs:
+            feed = self._feed(j, now)
+            out[j.id] = [feed[0], feed[-1]] if gist and len(feed) > 2 else feed
+        return out
+
+    @_route("GET", r"system/tasks")
+    def tasks_all(self, req):
+        # type: (_Request) -> _Response
+        gist = self._gist(req)
+        out = collections.OrderedDict()
+        with self.state.lock:
+            for job_type in sorted(_JOB_TYPE_SETS[self.f["job_types"]]):
+                feeds = self._feeds_of_type(job_type, req.now, gist)
+                if feeds or not self.f["task_gist"]:
+                    out[job_type] = feeds
+        return _Response.json(out)
+
+    @_route("GET DELETE", r"system/tasks/([^/]+)")
+    def tasks_type(self, req, job_type):
+        # type: (_Request, str) -> _Response
+        job_type = self._job_type(job_type)
+        if req.method == "DELETE":
+            return self._tasks_delete(req, job_type, None)
+        with self.state.lock:
+            return _Response.json(self._feeds_of_type(job_type, req.now, self._gist(req)))
+
+    @_route("GET DELETE", r"system/tasks/([^/]+)/([^/]+)")
+    def tasks_job(self, req, job_type, job_id):
+        # type: (_Request, str, str) -> _Response
+        job_type, job_id = self._job_type(job_type), self._job_id(job_id)
+        if req.method == "DELETE":
+            return self._tasks_delete(req, job_type, job_id)
+        with self.state.lock:
+            job = self.state.jobs.get(job_id)
+            if job is None or job.job_type != job_type:
+                return _Response.json([])
+            return _Response.json(self._feed(job, req.now))
+
+    def _tasks_delete(self, req, job_type, job_id):
+        # type: (_Request, str, Optional[str]) -> _Response
+        if not self.f["tasks_delete"]:
+            raise _HttpError(405, "Request method 'DELETE' is not supported")
+        with self.state.lock:
+            for job in self.state.jobs.values():
+                if job.job_type == job_type and job_id in (None, job.id) and job.finished(req.now):
+                    job.notifications[:] = []
+        return _Response.empty(204)
+
+    @_route("GET", r"system/taskSummaries/([^/]+)")
+    def task_summaries_type(self, req, job_type):
+        # type: (_Request, str) -> _Response
+        job_type = self._job_type(job_type)
+        with self.state.lock:
+            out = collections.OrderedDict((j.id, j.report) for j in self.state.jobs.values()
+                                          if j.job_type == job_type and j.report is not None)
+        return _Response.json(out)
+
+    @_route("GET", r"system/taskSummaries/([^/]+)/([^/]+)")
+    def task_summary(self, req, job_type, job_id):
+        # type: (_Request, str, str) -> _Response
+        job_type, job_id = self._job_type(job_type), self._job_id(job_id)
+        with self.state.lock:
+            job = self.state.jobs.get(job_id)
+            report = job.report if job is not None and job.job_type == job_type else None
+        if report is not None:
+            return _Response.json(report)
+        if self.f["report_format"] == "2.36":
+            return _Response(200, b"null", _JSON_TYPE)
+        return _Response.empty(200)
+
+    # -- job configurations (2.41+) ------------------------------------------------
+    @_route("GET", r"jobConfigurations/([^/]+)", feature="job_configurations")
+    def job_configuration(self, req, job_id):
+        # type: (_Request, str) -> _Response
+        job_id = self._job_id(job_id)
+        now = req.now
+        with self.state.lock:
+            job = self.state.jobs.get(job_id)
+            if job is None:
+                raise _HttpError(404, "JobConfiguration with id %s could not be found." % job_id,
+                                 error_code="E1005")
+            start, end = job.start, job.end
+            started = start is not None and start <= now
+            finished = start is not None and end is not None and now >= end
+            if start is not None and end is not None and finished:
+                status, last_status = "DISABLED", "FAILED" if job.failed else "COMPLETED"
+                last_run = (_fmt_time(start), _fmt_time(end), _fmt_hms(end - start, 2))  # type: Tuple[Any, ...]
+            elif start is not None and started:
+                status, last_status, last_run = "RUNNING", "RUNNING", (_fmt_time(start), None, None)
+            else:
+                status, last_status, last_run = "SCHEDULED", "NOT_STARTED", (None, None, None)
+            out = _od(("name", job.name), ("id", job.id), ("created", _fmt_time(job.created)),
+                      ("lastUpdated", last_run[1] or _fmt_time(job.created)),
+                      ("jobType", job.job_type), ("schedulingType", "ONCE_ASAP"),
+                      ("jobStatus", status), ("lastExecutedStatus", last_status),
+                      ("lastExecuted", last_run[0]), ("lastFinished", last_run[1]),
+                      ("lastAlive", _fmt_time(now) if status == "RUNNING" else None),
+                      ("lastRuntimeExecution", last_run[2]),
+                      ("enabled", not finished), ("jobParameters", job.params),
+                      ("configurable", False), ("userUid", _uid_from("user", req.user)))
+        return _Response.json(_filter_fields(out, req.fields()))
+
+    # -- resource tables, analytics, monitoring ------------------------------------
+    def _other_job(self, req, job_type, kind, params):
+        # type: (_Request, str, str, Optional[Dict[str, Any]]) -> _Response
+        self._take_conflict(req, False)
+        with self.state.lock:
+            job = self.state.new_job(job_type, kind, params, [], req.now)
+        location = "%s/api/system/tasks/%s" % (req.base, job_type) if self.f["job_location"] else None
+        return self._job_reply(req, job, location)
+
+    @_route("POST PUT", r"resourceTables/analytics", authority=MAINT)
+    def run_analytics(self, req):
+        # type: (_Request) -> _Response
+        full = self.f["analytics_params"] == "full"
+        names = [n for n, _ in _ANALYTICS_FLAGS] + ["skipResourceTables", "skipOutliers"]
+        flags = {}
+        for name in names:
+            raw = req.arg(name)
+            if raw is not None and raw != "" and (full or name in _LEGACY_ANALYTICS_FLAGS):
+                flags[name] = _parse_bool(name, raw)
+        last_years = None
+        raw = req.arg("lastYears")
+        if raw:
+            try:
+                last_years = int(raw)
+            except ValueError:
+                raise _HttpError(400, "Value '%s' is not valid for parameter lastYears. It should be of type "
+                                      "Integer" % raw)
+        skip = []  # type: List[str]
+        for name, types in _ANALYTICS_FLAGS:
+            if flags.get(name):
+                skip += types
+        params = _od(("lastYears", last_years), ("skipTableTypes", skip), ("skipPrograms", []),
+                     ("skipResourceTables", flags.get("skipResourceTables", False)),
+                     ("skipOutliers", flags.get("skipOutliers", False) if full else None))
+        return self._other_job(req, "ANALYTICS_TABLE", "analytics", params)
+
+    @_route("POST PUT", r"resourceTables", authority=MAINT)
+    def run_resource_tables(self, req):
+        # type: (_Request) -> _Response
+        return self._other_job(req, "RESOURCE_TABLE", "resource", None)
+
+    @_route("POST PUT", r"resourceTables/monitoring", authority=MAINT)
+    def run_monitoring(self, req):
+        # type: (_Request) -> _Response
+        return self._other_job(req, "MONITORING", "monitoring", None)
+
+    # -- predictors ------------------------------------------------------------------
+    def _prediction_months(self, req):
+        # type: (_Request) -> int
+        start = _parse_date("startDate", req.arg("startDate"))
+        end = _parse_date("endDate", req.arg("endDate"))
+        if start > end and self.f["predictor_date_order"]:
+            raise _HttpError(409, "Start date is after end date: `%s`, `%s`" % (start, end), error_code="E7206")
+        return max(1, _month_index(end) - _month_index(start) + 1)
+
+    def _predict(self, uid, months):
+        # type: (str, int) -> int
+        name, per_month = self.state.predictors[uid]
+        if uid in self.state.failing_predictors:
+            raise _HttpError(409, "Unable to predict " + name, dev_message="Simulated predictor failure")
+        return per_month * months
+
+    @_route("POST PUT", r"predictors/run", authority=PREDICT)
+    def predictors_run_all(self, req):
+        # type: (_Request) -> _Response
+        months = self._prediction_months(req)
+        with self.state.lock:
+            total = sum(self._predict(uid, months) for uid in list(self.state.predictors))
+        return _Response.message(200, "Generated %d predictions" % total)
+
+    @_route("POST PUT", r"predictors/([^/]+)/run", authority=PREDICT)
+    def predictor_run(self, req, uid):
+        # type: (_Request, str) -> _Response
+        months = self._prediction_months(req)
+        with self.state.lock:
+            if uid not in self.state.predictors:
+                raise _HttpError(409, "Unable to predict " + uid, dev_message="Predictor not found: " + uid)
+            return _Response.message(200, "Generated %d predictions" % self._predict(uid, months))
+
+    @_route("POST PUT", r"predictorGroups/([^/]+)/run", authority=PREDICT)
+    def predictor_group_run(self, req, uid):
+        # type: (_Request, str) -> _Response
+        months = self._prediction_months(req)
+        with self.state.lock:
+            members = self.state.predictor_groups.get(uid, ("", []))[1]
+            try:
+                total = sum(self._predict(p, months) for p in members)
+            except _HttpError as e:
+                raise _HttpError(409, "Unable to predict from predictor group " + uid, dev_message=e.dev_message)
+        return _Response.message(200, "Generated %d predictions" % total)
+
+    # -- validation rule analysis --------------------------------------------------
+    @_route("POST", r"dataAnalysis/validationRules", authority=VALIDATE)
+    def validation_analysis(self, req):
+        # type: (_Request) -> _Response
+        body = req.json() or {}
+        if not isinstance(body, dict):
+            raise _HttpError(400, "Request body must be a JSON object")
+        state = self.state
+        ou = body.get("ou")
+        if ou not in state.org_units:
+            raise _HttpError(400, "No organisation unit defined")
+        start = _parse_date("startDate", body.get("startDate"))
+        end = _parse_date("endDate", body.get("endDate"))
+        max_results = body.get("maxResults") if self.f["validation_max_results"] else None
+        if max_results is None:
+            max_results = 500
+        elif not isinstance(max_results, int) or not 1 <= max_results <= 500:
+            raise _HttpError(400, "maxResults must be between 1 and 500")
+        rules = list(state.validation_rules)
+        if body.get("vrg"):
+            rules = [r for r in rules if r in state.validation_groups.get(body["vrg"], [])]
+        units = [u for u, data in state.org_units.items() if "/" + ou in data["path"]
+                 and not any(o["parent"] == u for o in state.org_units.values())]
+        violations = []
+        for month in range(_month_index(start), min(_month_index(end), _month_index(start) + 35) + 1):
+            year, mon = divmod(month, 12)
+            period = "%04d%02d" % (year, mon + 1)
+            for rule in rules:
+                for unit in units:
+                    h = _hash_int(state.seed, rule, unit, period)
+                    if h % 4:
+                        continue
+                    description, importance, operator = state.validation_rules[rule]
+                    data = state.org_units[unit]
+                    ancestors = [state.org_units[a]["name"] for a in data["path"].strip("/").split("/")[:-1]]
+                    left = float(h % 97)
+                    right = left + 1 + h % 13 if operator.startswith("greater") else max(0.0, left - 1 - h % 13)
+                    violations.append(_od(
+                        ("validationRuleId", rule), ("validationRuleDescription", description),
+                        ("organisationUnitId", unit), ("organisationUnitDisplayName", data["name"]),
+                        ("organisationUnitPath", data["path"]),
+                        ("organisationUnitAncestorNames", " / ".join(ancestors)),
+                        ("periodId", period),
+                        ("periodDisplayName", datetime.date(year, mon + 1, 1).strftime("%B %Y")),
+                        ("attributeOptionComboId", "HllvX50cXC0"), ("attributeOptionComboDisplayName", "default"),
+                        ("importance", importance), ("leftSideValue", left), ("operator", operator),
+                        ("rightSideValue", right)))
+        return _Response.json(violations[:max_results])
+
+    # -- maintenance -------------------------------------------------------------------
+    def _maintenance_done(self, op, empty_body=False):
+        # type: (str, bool) -> _Response
+        with self.state.lock:
+            self.state.maintenance_log.append(op)
+        if not self.f["maintenance_ok_body"]:
+            return _Response.empty(204)
+        return _Response.empty(200) if empty_body else _Response.json(_web_message(200))
+
+    @_route("POST PUT", r"maintenance", authority=MAINT)
+    def maintenance_flags(self, req):
+        # type: (_Request) -> _Response
+        ops = []
+        for flag, op in _MAINT_FLAGS:
+            raw = req.arg(flag)
+            if raw is not None and raw != "" and _parse_bool(flag, raw):
+                ops.append(op)
+        with self.state.lock:
+            for op in ops:
+                if op == "categoryOptionComboUpdate":
+                    self._update_all_cocs(req.now)
+                self.state.maintenance_log.append(op)
+        return _Response.empty(200 if self.f["maintenance_ok_body"] else 204)
+
+    @_route("GET", r"maintenance/appReload", authority=MAINT)
+    def maintenance_app_reload(self, req):
+        # type: (_Request) -> _Response
+        with self.state.lock:
+            self.state.maintenance_log.append("appReload")
+        return _Response.message(200, "Apps reloaded")
+
+    @_route("POST PUT", r"maintenance/categoryOptionComboUpdate/categoryCombo/([^/]+)", authority=MAINT)
+    def maintenance_coc_update_one(self, req, uid):
+        # type: (_Request, str) -> _Response
+        state = self.state
+        with state.lock:
+            if uid not in state.combos:
+                raise _HttpError(409, "CategoryCombo does not exist: " + uid)
+            state.maintenance_log.append("categoryOptionComboUpdate/categoryCombo/" + uid)
+            combo_name = state.combos[uid]["name"]
+            added, deleted = state.update_cocs(uid, req.now + float(self.owner.coc_generation_delay or 0))
+        summaries = []
+        for verb, names, key in (("Added missing", added, "imported"), ("Deleted obsolete", deleted, "deleted")):
+            for name in names:
+                count = _od(("imported", 0), ("updated", 0), ("ignored", 0), ("deleted", 0))
+                count[key] = 1
+                summaries.append(_od(
+                    ("responseType", "ImportSummary"), ("status", "SUCCESS"),
+                    ("description", "%s category option combo: `%s` for category combo: `%s`"
+                     % (verb, name, combo_name)),
+                    ("importCount", count), ("conflicts", []), ("rejectedIndexes", [])))
+        response = _od(("responseType", "ImportSummaries"), ("status", "SUCCESS"), ("imported", len(added)),
+                       ("updated", 0), ("deleted", len(deleted)), ("ignored", 0), ("total", len(summaries)),
+                       ("importSummaries", summaries))
+        return _Response.message(200, "Import was successful.", response=response)
+
+    def _update_all_cocs(self, now):
+        # type: (float) -> None
+        for uid in list(self.state.combos):
+            self.state.update_cocs(uid, now + float(self.owner.coc_generation_delay or 0))
+
+    @_route("POST PUT", r"maintenance/dataPruning/(organisationUnits|dataElements)/([^/]+)", authority=ALL_ONLY)
+    def maintenance_data_pruning(self, req, what, uid):
+        # type: (_Request, str, str) -> _Response
+        known = self.state.org_units if what == "organisationUnits" else self.state.data_elements
+        if uid not in known:
+            label = "Organisation unit" if what == "organisationUnits" else "Data element"
+            raise _HttpError(409, "%s does not exist: %s" % (label, uid))
+        with self.state.lock:
+            self.state.maintenance_log.append("dataPruning/%s/%s" % (what, uid))
+        return _Response.message(200, "Data was pruned successfully")
+
+    @_route("POST PUT", r"maintenance/([A-Za-z]+)", authority=MAINT)
+    def maintenance_op(self, req, op):
+        # type: (_Request, str) -> _Response
+        if op not in _MAINT_PATHS[self.f["maintenance_paths"]]:
+            raise _HttpError(404, "No endpoint %s /api/maintenance/%s" % (req.method, op))
+        if op == "categoryOptionComboUpdate":
+            with self.state.lock:
+                self._update_all_cocs(req.now)
+        return self._maintenance_done("cacheClear" if op == "cache" else op,
+                                      empty_body=op == "analyticsTablesClear")
+
+    # -- category metadata -----------------------------------------------------------
+    def _combo_json(self, uid, now):
+        # type: (str, float) -> collections.OrderedDict
+        state = self.state
+        combo = state.combos[uid]
+        cats = [_od(("id", c), ("name", state.categories[c]["name"]),
+                    ("categoryOptions", [_od(("id", o), ("name", state.options[o]))
+                                         for o in state.categories[c]["options"]]))
+                for c in combo["categories"]]
+        cocs = [_od(("id", c["id"]), ("name", c["name"])) for c in combo["cocs"] if c["visible_at"] <= now]
+        return _od(("id", uid), ("name", combo["name"]),
+                   ("dataDimensionType", "DISAGGREGATION"), ("categories", cats), ("categoryOptionCombos", cocs))
+
+    @staticmethod
+    def _listing(req, key, items):
+        # type: (_Request, str, List[Any]) -> _Response
+        if (req.arg("paging") or "").lower() == "false":
+            return _Response.json(_od((key, items)))
+        pager = _od(("page", 1), ("total", len(items)), ("pageSize", 50), ("pageCount", 1))
+        return _Response.json(_od(("pager", pager), (key, items[:50])))
+
+    def _not_found(self, klass, uid):
+        # type: (str, str) -> _HttpError
+        return _HttpError(404, "%s with id %s could not be found." % (klass, uid), error_code="E1005")
+
+    @_route("GET", r"categoryCombos")
+    def category_combos(self, req):
+        # type: (_Request) -> _Response
+        with self.state.lock:
+            items = [self._combo_json(uid, req.now) for uid in self.state.combos]
+        return self._listing(req, "categoryCombos", items)
+
+    @_route("GET", r"categoryCombos/([^/]+)")
+    def category_combo(self, req, uid):
+        # type: (_Request, str) -> _Response
+        with self.state.lock:
+            if uid not in self.state.combos:
+                raise self._not_found("CategoryCombo", uid)
+            return _Response.json(self._combo_json(uid, req.now))
+
+    def _object_report(self, code, klass, uid, errors=None):
+        # type: (int, str, str, Optional[List[Dict[str, Any]]]) -> _Response
+        report = _od(("responseType", "ObjectReport"), ("klass", "org.hisp.dhis.category." + klass),
+                     ("uid", uid), ("errorReports", errors or []))
+        if errors:
+            return _Response.message(409, "One or more errors occurred, please see full details in import "
+                                          "report.", status="WARNING", response=report)
+        return _Response.message(code, None, response=report)
+
+    def _refs(self, body, key, known, klass):
+        # type: (Dict[str, Any], str, Dict[str, Any], str) -> Tuple[List[str], List[Dict[str, Any]]]
+        uids, errors = [], []  # type: Tuple[List[str], List[Dict[str, Any]]]
+        for ref in body.get(key) or []:
+            uid = ref.get("id") if isinstance(ref, dict) else None
+            if uid in known:
+                uids.append(uid)
+            else:
+                errors.append(_od(("message", "Invalid reference [%s] (%s) on object" % (uid, klass)),
+                                  ("mainKlass", "org.hisp.dhis.category." + klass), ("errorCode", "E5002")))
+        return uids, errors
+
+    def _new_uid(self, body, prefix):
+        # type: (Dict[str, Any], str) -> str
+        if isinstance(body.get("id"), str) and _UID_RE.match(body["id"]):
+            return body["id"]
+        return _uid_from(prefix, self.owner.seed, next(self.state._seq))
+
+    def _body_object(self, req):
+        # type: (_Request) -> Dict[str, Any]
+        body = req.json()
+        if not isinstance(body, dict):
+            raise _HttpError(400, "Request body must be a JSON object")
+        if not body.get("name"):
+            raise _HttpError(409, "Missing required property `name`", error_code="E4000")
+        return body
+
+    @_route("POST", r"categoryCombos")
+    def category_combo_create(self, req):
+        # type: (_Request) -> _Response
+        return self._save_combo(req, None)
+
+    @_route("PUT", r"categoryCombos/([^/]+)")
+    def category_combo_update(self, req, uid):
+        # type: (_Request, str) -> _Response
+        with self.state.lock:
+            if uid not in self.state.combos:
+                raise self._not_found("CategoryCombo", uid)
+        return self._save_combo(req, uid)
+
+    def _save_combo(self, req, uid):
+        # type: (_Request, Optional[str]) -> _Response
+        body = self._body_object(req)
+        state = self.state
+        with state.lock:
+            cats, errors = self._refs(body, "categories", state.categories, "Category")
+            uid = uid or self._new_uid(body, "combo")
+            if errors:
+                return self._object_report(409, "CategoryCombo", uid, errors)
+            combo = state.combos.setdefault(uid, {"cocs": []})
+            combo["name"], combo["categories"] = body["name"], cats
+            if self.f["coc_on_save"]:
+                state.update_cocs(uid, req.now + float(self.owner.coc_generation_delay or 0))
+        return self._object_report(201 if req.method == "POST" else 200, "CategoryCombo", uid)
+
+    @_route("GET", r"categoryOptionCombos")
+    def category_option_combos(self, req):
+        # type: (_Request) -> _Response
+        wanted = None
+        for f in req.query.get("filter", []):
+            m = re.match(r"^categoryCombo\.id:eq:(.+)$", f)
+            if m:
+                wanted = m.group(1)
+        items = []
+        with self.state.lock:
+            for uid, combo in self.state.combos.items():
+                if wanted is not None and uid != wanted:
+                    continue
+                for c in combo["cocs"]:
+                    if c["visible_at"] <= req.now:
+                        items.append(_od(("id", c["id"]), ("name", c["name"]), ("categoryCombo", _od(("id", uid))),
+                                         ("categoryOptions", [_od(("id", o)) for o in c["options"]])))
+        return self._listing(req, "categoryOptionCombos", items)
+
+    @_route("GET", r"categories")
+    def categories(self, req):
+        # type: (_Request) -> _Response
+        with self.state.lock:
+            items = [_od(("id", u), ("name", c["name"]),
+                         ("categoryOptions", [_od(("id", o), ("name", self.state.options[o])) for o in c["options"]]))
+                     for u, c in self.state.categories.items()]
+        return self._listing(req, "categories", items)
+
+    @_route("POST", r"categories")
+    def category_create(self, req):
+        # type: (_Request) -> _Response
+        body = self._body_object(req)
+        with self.state.lock:
+            options, errors = self._refs(body, "categoryOptions", self.state.options, "Category")
+            uid = self._new_uid(body, "category")
+            if errors:
+                return self._object_report(409, "Category", uid, errors)
+            self.state.categories[uid] = {"name": body["name"], "options": options}
+        return self._object_report(201, "Category", uid)
+
+    @_route("GET", r"categoryOptions")
+    def category_options(self, req):
+        # type: (_Request) -> _Response
+        with self.state.lock:
+            items = [_od(("id", u), ("name", n)) for u, n in self.state.options.items()]
+        return self._listing(req, "categoryOptions", items)
+
+    @_route("POST", r"categoryOptions")
+    def category_option_create(self, req):
+        # type: (_Request) -> _Response
+        body = self._body_object(req)
+        with self.state.lock:
+            uid = self._new_uid(body, "option")
+            self.state.options[uid] = body["name"]
+        return self._object_report(201, "CategoryOption", uid)
+
+
+def _filter_fields(obj, fields):
+    # type: (Dict[str, Any], Optional[List[str]]) -> Dict[str, Any]
+    if not fields:
+        return obj
+    return collections.OrderedDict((k, v) for k, v in obj.items() if k in fields)
+
+
+# ---------------------------------------------------------------------------
+# fault injection
+# ---------------------------------------------------------------------------
+class _Faults(object):
+    """Per-request faults waiting to be used, each with a remaining count and an optional method."""
+
+    KINDS = ("hang", "fail", "html", "truncate")
+
+    def __init__(self):
+        # type: () -> None
+        self.lock = threading.Lock()
+        self.pending = {k: [] for k in self.KINDS}  # type: Dict[str, List[List[Any]]]
+
+    def add(self, kind, count, method, **params):
+        # type: (str, int, Optional[str], **Any) -> None
+        with self.lock:
+            self.pending[kind].append([int(count), method.upper() if method else None, params])
+
+    def take(self, kind, method):
+        # type: (str, str) -> Optional[Dict[str, Any]]
+        """Use up one fault of `kind` that applies to `method`; returns its parameters or None."""
+        with self.lock:
+            for entry in self.pending[kind]:
+                if entry[0] > 0 and entry[1] in (None, method):
+                    entry[0] -= 1
+                    if entry[0] == 0:
+                        self.pending[kind].remove(entry)
+                    return entry[2]
+        return None
+
+    def clear(self):
+        # type: () -> None
+        with self.lock:
+            for k in self.KINDS:
+                self.pending[k] = []
+
+
+# ---------------------------------------------------------------------------
+# HTTP plumbing
+# ---------------------------------------------------------------------------
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address, owner):
+        # type: (Tuple[str, int], Dhis2StandIn) -> None
+        self.owner = owner
+        self.connections = set()  # type: set
+        self.connections_lock = threading.Lock()
+        ThreadingHTTPServer.__init__(self, address, _Handler)
+
+    def process_request(self, request, client_address):
+        # type: (Any, Any) -> None
+        with self.connections_lock:
+            self.connections.add(request)
+        ThreadingHTTPServer.process_request(self, request, client_address)
+
+    def shutdown_request(self, request):
+        # type: (Any) -> None
+        with self.connections_lock:
+            self.connections.discard(request)
+        ThreadingHTTPServer.shutdown_request(self, request)
+
+    def close_connections(self):
+        # type: () -> None
+        with self.connections_lock:
+            conns = list(self.connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request, client_address):
+        # type: (Any, Any) -> None
+        if self.owner.verbose:
+            ThreadingHTTPServer.handle_error(self, request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; without TCP_NODELAY, Nagle's
+    # algorithm and the client's delayed ACK add ~40 ms to every response.
+    disable_nagle_algorithm = True
+
+    @property
+    def owner(self):
+        # type: () -> Dhis2StandIn
+        return self.server.owner  # type: ignore[attr-defined]
+
+    def version_string(self):
+        # type: () -> str
+        return "dhis2maint-standin"
+
+    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
+        # type: (str, *Any) -> None
+        if self.owner.verbose:
+            BaseHTTPRequestHandler.log_message(self, format, *args)
+
+    def _handle_command(self):
+        # type: () -> None
+        self._dispatch(self.command)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle_command
+
+    def _read_body(self):
+        # type: () -> bytes
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts = []  # type: List[bytes]
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _dispatch(self, method):
+        # type: (str) -> None
+        owner = self.owner
+        try:
+            self._serve(owner, method)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout):
+            self.close_connection = True
+        except OSError:
+            self.close_connection = True
+
+    def _serve(self, owner, method):
+        # type: (Dhis2StandIn, str) -> None
+        url = urlsplit(self.path)
+        body = self._read_body()
+        query = parse_qs(url.query, keep_blank_values=True)
+        owner._record(RecordedRequest(method, url.path, query, dict(self.headers.items()), body))
+        stop = owner._stop_event
+        if owner.delay and stop.wait(float(owner.delay)):
+            self.close_connection = True
+            return
+        faults = owner._faults
+        if faults.take("hang", method) is not None:
+            stop.wait(60.0)
+            self.close_connection = True
+            return
+        fail = faults.take("fail", method)
+        if fail is not None:
+            code = fail["status"]
+            headers = [("Retry-After", str(fail["retry_after"]))] if fail.get("retry_after") is not None else []
+            if fail["html"]:
+                resp = _Response(code, _nginx_page(code), "text/html", headers)
+            else:
+                resp = _Response.json(_web_message(code, _NGINX_REASONS.get(code) or HTTPStatus(code).phrase),
+                                      code, headers)
+            self._send(resp, False)
+            return
+        if faults.take("html", method) is not None:
+            self._send(_Response(200, _LOGIN_PAGE.encode("utf-8"), "text/html;charset=UTF-8"), False)
+            return
+        truncate = faults.take("truncate", method) is not None
+        base = "http://" + self.headers["Host"] if self.headers.get("Host") else owner.url
+        req = _Request(method, url.path, query, self.headers, body, base, "", owner._now())
+        try:
+            resp = owner._api.handle(req)
+        except _HttpError as e:
+            resp = _Response.json(_web_message(e.code, e.message, error_code=e.error_code,
+                                               dev_message=e.dev_message), e.code, e.headers)
+        except Exception as e:  # a bug in the stand-in: answer like a server error
+            if owner.verbose:
+                import traceback
+                traceback.print_exc()
+            resp = _Response.json(_web_message(500, "%s: %s" % (type(e).__name__, e)), 500)
+        self._send(resp, truncate)
+
+    def _send(self, resp, truncate):
+        # type: (_Response, bool) -> None
+        self.send_response(resp.status)
+        for key, value in resp.headers:
+            self.send_header(key, value)
+        if resp.stream is not None:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self._send_chunks(resp.stream, truncate)
+            return
+        body = resp.body or b""
+        if resp.status != 204:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if truncate:
+            self.wfile.write(body[:len(body) // 2])
+            self._abort()
+        elif body:
+            self.wfile.write(body)
+
+    def _send_chunks(self, stream, truncate):
+        # type: (Iterator[bytes], bool) -> None
+        owner = self.owner
+        stop = owner._stop_event
+        for chunk in stream:
+            if not chunk:
+                continue
+            if stop.is_set():
+                return self._abort()
+            if truncate:  # half of the first chunk, then hang up without the last-chunk marker
+                half = chunk[:max(1, len(chunk) // 2)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
+                return self._abort()
+            rate = owner.trickle
+            if rate:
+                piece = max(1, int(rate) // 20)
+                for i in range(0, len(chunk), piece):
+                    part = chunk[i:i + piece]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    if stop.wait(len(part) / float(rate)):
+                        return self._abort()
+            else:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _abort(self):
+        # type: () -> None
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------------------
+# public facade
+# ---------------------------------------------------------------------------
+class Dhis2StandIn(object):
+    """A simulated DHIS2 server on a local port.
+
+    Parameters: `version` ("2.36" to "2.43", or a full version like "2.42.3.1" or "2.43-SNAPSHOT"),
+    `users` (username -> password, default admin/district), `tokens` (personal access token ->
+    username), `job_seconds` (how long each simulated job runs), `issues` (check name -> issue
+    count; other checks get 0-5 issues derived from `seed`), `host`, `port` (0 = any free port),
+    `verbose` (log requests and errors to stderr).
+
+    Attributes that tests may set at any time:
+      authorities                dict username -> list of authority strings (default ["ALL"]).
+      delay                      seconds every response waits before it is sent (0 = off).
+      trickle                    bytes/second at which chunked bodies are sent (0/None = off).
+      start_delay                seconds a new job shows an empty feed before it starts (default 0).
+      job_seconds                duration of each simulated job.
+      drop_feed_after_completion /api/system/tasks/{type}/{id} answers [] once the job finished.
+      login_redirect             unauthenticated /api calls get 302 to the login page instead of 401.
+      coc_generation_delay       generated category option combos only appear after this many seconds.
+      verbose_notifications      integrity jobs post stage and "[i/n]" LOOP messages (real DHIS2 doesn't:
+                                 DATA_INTEGRITY is not a notifying job type).
+      maintenance_log            names of the maintenance operations run, in order.
+      requests                   every RecordedRequest, in arrival order.
+    """
+
+    def __init__(self, version="2.42", users=None, tokens=None, job_seconds=2.0, issues=None, seed=0,
+                 host="127.0.0.1", port=0, verbose=False):
+        # type: (str, Optional[Dict[str, str]], Optional[Dict[str, str]], float, Optional[Dict[str, int]], int, str, int, bool) -> None
+        self._minor, self.full_version = _parse_version(version)
+        self.version = str(version)
+        self._features = _features(self._minor)
+        self.users = dict(users if users is not None else DEFAULT_USERS)
+        first_user = next(iter(self.users), "admin")
+        self.tokens = dict(tokens if tokens is not None else {DEFAULT_TOKEN: first_user})
+        self.authorities = {}  # type: Dict[str, List[str]]
+        self.job_seconds = float(job_seconds)
+        self.seed = seed
+        self.host, self.port = host, int(port)
+        self.verbose = verbose
+        self.delay = 0.0  # type: float
+        self.trickle = None  # type: Optional[float]
+        self.start_delay = 0.0  # type: float
+        self.drop_feed_after_completion = False
+        self.login_redirect = False
+        self.coc_generation_delay = 0.0  # type: float
+        self.verbose_notifications = False
+        self.requests = []  # type: List[RecordedRequest]
+        self._requests_lock = threading.Lock()
+        self._faults = _Faults()
+        self._stop_event = threading.Event()
+        checks = _Checks(self._features["catalogue"], _load_catalogue_file())
+        self._state = _State(self, self._features, checks, seed, issues)
+        self._api = _Api(self)
+        self._httpd = None  # type: Optional[_Server]
+        self._thread = None  # type: Optional[threading.Thread]
+        self._serving = False
+        self._url = None  # type: Optional[str]
+
+    def __repr__(self):
+        # type: () -> str
+        where = self.url if self._httpd is not None else "not started"
+        return "<Dhis2StandIn %s %s>" % (self.full_version, where)
+
+    # -- lifecycle ---------------------------------------------------------------
+    def _bind(self):
+        # type: () -> _Server
+        if self._httpd is None:
+            self._stop_event.clear()
+            self._httpd = _Server((self.host, self.port), self)
+            host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+            self._url = "http://%s:%d" % (host, self._httpd.server_port)
+        return self._httpd
+
+    @property
+    def url(self):
+        # type: () -> str
+        """Base URL without trailing slash, e.g. "http://127.0.0.1:PORT" (binds the socket if not yet bound)."""
+        if self._url is None:
+            self._bind()
+        return self._url or ""
+
+    def start(self):
+        # type: () -> Dhis2StandIn
+        """Serve in a daemon thread; returns self."""
+        httpd = self._bind()
+        if self._thread is None and not self._serving:
+            self._serving = True
+            self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="Dhis2StandIn", daemon=True)
+            self._thread.start()
+        return self
+
+    def serve_forever(self):
+        # type: () -> None
+        """Serve in the calling thread until stop() is called (or KeyboardInterrupt)."""
+        httpd = self._bind()
+        self._serving = True
+        try:
+            httpd.serve_forever(poll_interval=0.05)
+        finally:
+            self._serving = False
+            self._close()
+
+    def stop(self):
+        # type: () -> None
+        """Stop serving, wake hung/trickling handlers, drop open connections, close the socket."""
+        self._stop_event.set()
+        httpd = self._httpd
+        if httpd is None:
+            return
+        if self._serving and self._thread is not threading.current_thread():
+            httpd.shutdown()  # returns once serve_forever's loop has ended
+        if self._thread is not None:
+            self._thread.join(1.0)
+            self._thread = None
+        self._serving = False
+        self._close()
+
+    def _close(self):
+        # type: () -> None
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.close_connections()
+            httpd.server_close()
+
+    def __enter__(self):
+        # type: () -> Dhis2StandIn
+        return self.start()
+
+    def __exit__(self, *exc):
+        # type: (*Any) -> None
+        self.stop()
+
+    # -- recording -----------------------------------------------------------------
+    def _record(self, request):
+        # type: (RecordedRequest) -> None
+        with self._requests_lock:
+            self.requests.append(request)
+
+    def clear_requests(self):
+        # type: () -> None
+        """Forget the recorded requests."""
+        with self._requests_lock:
+            del self.requests[:]
+
+    def _now(self):
+        # type: () -> float
+        return time.time()
+
+    def authorities_of(self, username):
+        # type: (str) -> List[str]
+        """The authorities of a user: srv.authorities[username] if set, else ["ALL"]."""
+        return list(self.authorities.get(username, ["ALL"]))
+
+    @property
+    def maintenance_log(self):
+        # type: () -> List[str]
+        """Maintenance operations run so far, e.g. ["cacheClear", "analyticsTablesClear"]."""
+        with self._state.lock:
+            return list(self._state.maintenance_log)
+
+    # -- fault knobs -----------------------------------------------------------------
+    def fail_next(self, count=1, status=503, method=None, retry_after=None, html=True):
+        # type: (int, int, Optional[str], Optional[Any], bool) -> None
+        """The next `count` requests (of `method`, if given) get `status` with an nginx-like HTML page
+        (or a DHIS2 WebMessage when html=False), plus Retry-After if `retry_after` is given."""
+        self._faults.add("fail", count, method, status=int(status), retry_after=retry_after, html=html)
+
+    def hang_next(self, count=1, method=None):
+        # type: (int, Optional[str]) -> None
+        """The next `count` requests are read and never answered (until stop() or 60 s, then the
+        connection is closed without a reply)."""
+        self._faults.add("hang", count, method)
+
+    def truncate_next(self, count=1, method=None):
+        # type: (int, Optional[str]) -> None
+        """The next `count` responses announce the full Content-Length but carry half the body (chunked
+        ones stop mid-way without the last chunk); the connection is then closed."""
+        self._faults.add("truncate", count, method)
+
+    def html_next(self, count=1, method=None):
+        # type: (int, Optional[str]) -> None
+        """The next `count` requests get 200 text/html: the DHIS2 login page."""
+        self._faults.add("html", count, method)
+
+    def set_delay(self, seconds):
+        # type: (float) -> None
+        """Every response waits `seconds` before it is sent."""
+        self.delay = float(seconds or 0)
+
+    def set_trickle(self, bytes_per_second):
+        # type: (Optional[float]) -> None
+        """Send chunked (streamed) bodies in small pieces at this rate; 0/None = full speed."""
+        self.trickle = bytes_per_second or None
+
+    def fail_next_job(self, message="Process failed: Simulated failure"):
+        # type: (str) -> None
+        """The next job started fails half-way: an ERROR completed notification with `message`
+        (a leading "Process failed: " is added if missing) and lastExecutedStatus FAILED (2.41+)."""
+        prefix = "Process failed: "
+        with self._state.lock:
+            self._state.job_failures.append(message[len(prefix):] if message.startswith(prefix) else message)
+
+    def conflict_next(self, count=1):
+        # type: (int) -> None
+        """The next `count` job-starting POSTs answer 409 E1004 ("Job is already running.", or
+        "Data integrity check is already running" for integrity runs)."""
+        with self._state.lock:
+            self._state.conflicts += int(count)
+
+    def set_issue_count(self, check_name, n):
+        # type: (str, int) -> None
+        """Runs started from now on find `n` issues for that check (details are streamed, so millions work)."""
+        with self._state.lock:
+            self._state.issue_counts[check_name] = int(n)
+
+    def fail_check(self, name, message="Simulated check failure"):
+        # type: (str, str) -> None
+        """Runs started from now on fail this check: summary count -1 with `error`, details issues []."""
+        with self._state.lock:
+            self._state.failing_checks[name] = message
+
+    def fail_predictor(self, uid):
+        # type: (str) -> None
+        """Runs of this predictor answer 409 "Unable to predict <name>"."""
+        with self._state.lock:
+            self._state.failing_predictors.add(uid)
+
+    def reset_faults(self):
+        # type: () -> None
+        """Clear every fault knob (pending request faults, delay, trickle, job failures, conflicts,
+        failing checks/predictors, feed dropping, login redirect, COC delay)."""
+        self._faults.clear()
+        self.delay, self.trickle = 0.0, None
+        self.drop_feed_after_completion = False
+        self.login_redirect = False
+        self.coc_generation_delay = 0.0
+        with self._state.lock:
+            self._state.job_failures.clear()
+            self._state.conflicts = 0
+            self._state.failing_checks.clear()
+            self._state.failing_predictors.clear()
+
+    # -- introspection helpers for tests --------------------------------------------------
+    def job_ids(self, job_type=None):
+        # type: (Optional[str]) -> List[str]
+        """Ids of the jobs started so far (optionally of one job type), oldest first."""
+        with self._state.lock:
+            return [j.id for j in self._state.jobs.values() if job_type in (None, j.job_type)]
+
+    def check_names(self):
+        # type: () -> List[str]
+        """Names of the data-integrity checks this version lists."""
+        return list(self._state.checks.by_name)
+
+
+def main(argv=None):
+    # type: (Optional[List[str]]) -> int
+    """`python -m dhis2maint.testing`: run a stand-in in the foreground until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="python -m dhis2maint.testing",
+                                     description="Run a simulated DHIS2 server for tests and demos.")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--version", default="2.42", help="DHIS2 version to simulate (2.36 to 2.43)")
+    parser.add_argument("--job-seconds", type=float, default=2.0, help="how long each simulated job runs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated integrity issues")
+    parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    args = parser.parse_args(argv)
+    try:
+        srv = Dhis2StandIn(version=args.version, job_seconds=args.job_seconds, seed=args.seed,
+                           host=args.host, port=args.port, verbose=args.verbose)
+    except ValueError as e:
+        parser.error(str(e))
+    user, password = next(iter(srv.users.items()))
+    token = next(iter(srv.tokens))
+    try:
+        url = srv.url
+    except OSError as e:
+        print("cannot listen on %s:%d: %s" % (args.host, args.port, e), file=sys.stderr)
+        return 1
+    print("DHIS2 %s stand-in at %s  username/password %s/%s  token %s" % (
+        srv.full_version, url, user, password, token), flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
