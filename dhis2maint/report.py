@@ -794,8 +794,10 @@ def write_notification_line(notification, elapsed, out):
     stamp = "       " if elapsed is None else "{:6.1f}s".format(elapsed)
     level = _sev(getattr(notification, "level", None)) or "-"
     message = _clean(getattr(notification, "message", None))
-    line = "[{}] {:<5} {}".format(stamp, level, message) if message else "[{}] {}".format(
-        stamp, level)
+    if not message:
+        # Job types outside DHIS2's notifying set post start/end with an empty message.
+        message = "(completed)" if getattr(notification, "completed", False) else "(working)"
+    line = "[{}] {:<5} {}".format(stamp, level, message)
     out.write(line + "\n")
     out.flush()
 
