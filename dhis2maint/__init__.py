@@ -16,6 +16,8 @@ from .models import (CategoryComboState, CategoryOptionCombo, DataIntegrityCheck
                      DataIntegritySeverity, IntegrityIssueRow, Job, JobConfiguration,
                      JobStatus, JobType, Notification, NotificationDataType,
                      NotificationLevel, PredictorRun, ValidationViolation)
+from .integrity import compare_reports
+from .models import CountChange, IssueChange, ReportComparison
 from .session import BasicAuth, Session, TokenAuth
 from .versions import parse_version
 
@@ -32,4 +34,6 @@ __all__ = [
     "IntegrityIssueRow", "DataIntegritySeverity", "Notification", "NotificationLevel",
     "NotificationDataType", "Job", "JobType", "JobStatus", "JobConfiguration",
     "PredictorRun", "ValidationViolation", "CategoryOptionCombo", "CategoryComboState",
+    # integrity report comparison
+    "compare_reports", "ReportComparison", "CountChange", "IssueChange",
 ]

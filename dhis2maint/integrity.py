@@ -1,10 +1,771 @@
 """Data integrity: list checks, run them, read and stream results, compare runs.
 
-(Being filled in.)
-"""
+:class:`IntegrityMixin` gives :class:`dhis2maint.Session` its data-integrity
+methods; :func:`compare_reports` compares two saved reports.
 
-__all__ = ["IntegrityMixin"]
+Versions (differences live in :mod:`dhis2maint.versions`):
+
+* **2.39+**: ``/api/dataIntegrity`` with filters, ``/summary``, ``/details``,
+  single-check results, ``…/running`` and ``…/completed``; details runs use job
+  type ``DATA_INTEGRITY_DETAILS``; slow checks run only when named.
+* **2.37, 2.38**: the same endpoints without list filters or running/completed
+  lists; every run is job type ``DATA_INTEGRITY``; no slow checks.
+* **2.36**: only ``POST /api/dataIntegrity``, which runs all 33 legacy checks
+  and leaves a flattened report in ``/api/system/taskSummaries``.  It is mapped
+  onto the same models through ``versions.LEGACY_INTEGRITY_CHECKS``: one
+  :class:`DataIntegrityResult` per legacy check, named by its check name.
+
+Results live about an hour in DHIS2's cache and a GET returns older runs'
+entries too, so :meth:`IntegrityMixin.run_integrity_checks` reads only after the
+job completed, only the names the run covered, and drops entries that finished
+before the job was created (both times come from the server's clock).  On
+2.37-2.40 summary/details jobs post no task notifications at all (DHIS2 runs
+them with a no-op progress tracker), so there the run is followed through its
+cached results instead of ``job.wait()``.
+"""
+import collections
+import logging
+import re
+import socket
+import threading
+import time
+from http.client import HTTPException
+
+import requests
+import urllib3
+
+from . import convert, models, stream, versions
+from .errors import InvalidResponseError, TaskTimeoutError, TransportError
+
+__all__ = ["IntegrityMixin", "compare_reports", "comparison_to_dict", "legacy_report"]
+
+log = logging.getLogger("dhis2maint")
+
+_SEVERITIES = ("INFO", "WARNING", "SEVERE", "CRITICAL")
+#: Longest comma-joined ``checks`` value sent when READING results of a run that
+#: named no checks; beyond it everything cached is read and filtered here.
+_MAX_CHECKS_PARAM = 4000
+#: How long (seconds) 2.36's report may take to appear after its job completed,
+#: when run_integrity_checks got no timeout.
+LEGACY_REPORT_WAIT = 120.0
+_UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
+_CHUNK = 65536
+
+_monotonic = time.monotonic
+_sleep = time.sleep
+
+
+# --- argument checking ------------------------------------------------------------
+
+
+def _check_names(checks):
+    """The ``checks`` argument as a list of names (order kept, duplicates dropped),
+    or None for "no selection".  A single string is one name."""
+    if checks is None:
+        return None
+    if isinstance(checks, str):
+        checks = [checks]
+    try:
+        items = list(checks)
+    except TypeError:
+        raise ValueError("checks must be a list of check names, got {!r}".format(
+            checks)) from None
+    names = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError("check names must be non-empty strings, got {!r}".format(item))
+        if "," in item:
+            raise ValueError("check name {!r} contains a comma; pass a list of names "
+                             "instead".format(item))
+        item = item.strip()
+        if item not in names:
+            names.append(item)
+    return names or None
+
+
+def _severity_value(severity):
+    """``DataIntegritySeverity`` or a case-insensitive name -> upper-case name."""
+    if severity is None:
+        return None
+    text = severity.value if isinstance(severity, models.DataIntegritySeverity) else severity
+    if isinstance(text, str) and text.strip().upper() in _SEVERITIES:
+        return text.strip().upper()
+    raise ValueError("severity must be one of {} (any case), got {!r}".format(
+        ", ".join(_SEVERITIES), severity))
+
+
+def _checks_param(names):
+    return {"checks": ",".join(names)} if names else None
+
+
+# --- client-side check-name matching (2.36, 2.37/2.38 list) -------------------------
+
+
+def _token_matcher(token):
+    """A predicate over (name, code) following DHIS2's rules: an all-caps token
+    without ``_`` is a code, a token with ``*`` a wildcard over the whole name,
+    anything else a name (lower-cased, ``-`` -> ``_``)."""
+    if token.upper() == token and "_" not in token and "*" not in token \
+            and any(ch.isalpha() for ch in token):
+        return lambda name, code: code is not None and code == token \
+            or name == token.lower().replace("-", "_")
+    if "*" in token:
+        text = re.sub(r"[^*_a-z0-9]", "", token.lower().replace("-", "_"))
+        pattern = re.compile("^" + ".*".join(re.escape(p) for p in text.split("*")) + "$")
+        return lambda name, code: pattern.match(name) is not None
+    wanted = token.lower().replace("-", "_")
+    return lambda name, code: name == wanted
+
+
+def _selected(names, tokens, code=None):
+    """Whether a check known by any of ``names`` matches any of ``tokens``."""
+    matchers = [_token_matcher(t) for t in tokens]
+    return any(m(n, code) for m in matchers for n in names if n)
+
+
+# --- the 2.36 flattened report ------------------------------------------------------
+
+
+# legacy check name -> the 2.42 check that replaced it (accepted as an alias on 2.36)
+_MODERN_NAMES = {check: modern for _k, _t, check, modern in versions.LEGACY_INTEGRITY_CHECKS}
+
+
+def _legacy_checks():
+    """The 33 legacy checks as 2.37 describes them (section "Legacy", WARNING)."""
+    return [models.DataIntegrityCheck(name=check, display_name=check, section="Legacy",
+                                      severity=models.DataIntegritySeverity.WARNING,
+                                      description=check.replace("_", " "))
+            for _key, _kind, check, _modern in versions.LEGACY_INTEGRITY_CHECKS]
+
+
+def _legacy_issue_from_text(text, comment=None, refs=None):
+    """``"Name:uid"`` -> issue(id=uid, name=Name); a text without a UID suffix
+    (2.36 lists carry display names only) -> issue(name=text)."""
+    text = str(text)
+    head, sep, tail = text.rpartition(":")
+    if sep and head and _UID.match(tail):
+        return models.DataIntegrityIssue(tail, head, comment, refs or [])
+    return models.DataIntegrityIssue(None, text, comment, refs or [])
+
+
+def _legacy_issues(value, kind, key, what):
+    def bad(expected):
+        return InvalidResponseError("{}: flattened report key {!r} should be {}, got {}".format(
+            what, key, expected, type(value).__name__))
+
+    if kind == "L":
+        if not isinstance(value, list):
+            raise bad("a list")
+        return [_legacy_issue_from_text(item) for item in value]
+    if kind == "G":
+        if not isinstance(value, list) or not all(isinstance(g, list) for g in value):
+            raise bad("a list of lists")
+        return [models.DataIntegrityIssue(None, None, None, sorted(str(r) for r in group))
+                for group in value]
+    if not isinstance(value, dict):
+        raise bad("an object")
+    if kind == "C":
+        return [_legacy_issue_from_text(name, comment=None if reason is None else str(reason))
+                for name, reason in value.items()]
+    issues = []  # "M"
+    for name, refs in value.items():
+        if refs is not None and not isinstance(refs, list):
+            raise bad("an object of lists")
+        issues.append(_legacy_issue_from_text(name, refs=sorted(str(r) for r in refs or ())))
+    return issues
+
+
+def legacy_report(flat, details=True, checks=None, what="the flattened report"):
+    """A :class:`DataIntegrityReport` from 2.36's flattened report (also 2.37-2.41's).
+
+    One result per legacy key present, named by its check name (section
+    "Legacy", severity WARNING).  ``checks`` selects by legacy check name or by
+    the 2.42 name of its successor (codes and ``*`` wildcards work too).
+    """
+    if flat is None:
+        return models.DataIntegrityReport(results={}, details=details)
+    if not isinstance(flat, dict):
+        raise InvalidResponseError("{}: expected a JSON object, got {}".format(
+            what, type(flat).__name__))
+    results = {}
+    for key, kind, check, modern in versions.LEGACY_INTEGRITY_CHECKS:
+        if key not in flat or flat[key] is None:
+            continue
+        if checks and not _selected((check, modern), checks):
+            continue
+        issues = _legacy_issues(flat[key], kind, key, what)
+        results[check] = models.DataIntegrityResult(
+            name=check, display_name=check, section="Legacy",
+            severity=models.DataIntegritySeverity.WARNING, count=len(issues),
+            issues=issues if details else None)
+    return models.DataIntegrityReport(results=results, details=details)
+
+
+# --- streaming helpers ----------------------------------------------------------------
+
+
+def _socket_of(response):
+    """The socket under a streamed response, when it can be found (else None)."""
+    raw = getattr(response, "raw", None)
+    for path in (("_connection", "sock"), ("_fp", "fp", "raw", "_sock")):
+        obj = raw
+        for attr_name in path:
+            obj = getattr(obj, attr_name, None)
+            if obj is None:
+                break
+        if isinstance(obj, socket.socket):
+            return obj
+    return None
+
+
+class _Watchdog:
+    """Enforces a streamed body's total deadline even while a read is blocked:
+    when it fires it shuts the socket down, so the read returns at once."""
+
+    def __init__(self, response, seconds):
+        self.fired = False
+        self._response = response
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self):
+        self.fired = True
+        sock = _socket_of(self._response)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self):
+        self._timer.cancel()
+
+
+def _read_chunks(response, what, deadline_at, limit, watchdog):
+    """``response``'s body in chunks; errors become dhis2maint errors."""
+    received = 0
+
+    def deadline_error():
+        return TransportError("{}: the body took longer than stream_deadline={:g} s "
+                              "({} bytes received); raise Session.stream_deadline or "
+                              "select fewer checks".format(what, limit, received))
+
+    chunks = response.iter_content(chunk_size=_CHUNK)
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            watchdog.cancel()
+            break
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+                HTTPException, OSError) as exc:
+            if watchdog.fired:
+                raise deadline_error() from exc
+            text = repr(exc)
+            if isinstance(exc, (requests.exceptions.Timeout,
+                                urllib3.exceptions.TimeoutError)) or "timed out" in text:
+                raise TransportError("{}: timed out waiting for more of the body after {} "
+                                     "bytes".format(what, received)) from exc
+            raise InvalidResponseError("{}: the body broke off after {} bytes ({})".format(
+                what, received, type(exc).__name__), response=response) from exc
+        if watchdog.fired or _monotonic() > deadline_at:
+            raise deadline_error()
+        received += len(chunk)
+        yield chunk
+    if watchdog.fired:
+        raise deadline_error()
+
+
+def _progress(job, done, total, completed):
+    """A synthesised notification for runs DHIS2 posts none for (2.37-2.40)."""
+    return models.Notification(
+        level=models.NotificationLevel.INFO, category=job.job_type,
+        message="{} of {} checks finished (dhis2maint, from the cached results)".format(
+            done, total), completed=completed)
+
+
+# --- comparing reports ------------------------------------------------------------------
+
+
+def _count(result):
+    if result is None:
+        return None
+    if result.error is not None:
+        return -1
+    if result.count is not None:
+        return result.count
+    return len(result.issues) if result.issues is not None else None
+
+
+def _exact_key(issue):
+    return issue.id, issue.name, issue.comment, tuple(issue.refs or ())
+
+
+def _identity_key(issue):
+    if issue.id:
+        return "id", issue.id
+    if issue.name is not None:
+        return "name", issue.name
+    return "content", issue.comment, tuple(issue.refs or ())
+
+
+def _diff_issues(old, new):
+    """(new rows, resolved rows, IssueChanges) of one check present in both."""
+    row = models.IntegrityIssueRow
+    exact = collections.defaultdict(collections.deque)
+    for index, issue in enumerate(old.issues):
+        exact[_exact_key(issue)].append(index)
+    matched = [False] * len(old.issues)
+    unmatched_new = []
+    for issue in new.issues:
+        queue = exact.get(_exact_key(issue))
+        if queue:
+            matched[queue.popleft()] = True
+        else:
+            unmatched_new.append(issue)
+    by_identity = collections.defaultdict(collections.deque)
+    for index, issue in enumerate(old.issues):
+        if not matched[index]:
+            by_identity[_identity_key(issue)].append(index)
+    added, changed = [], []
+    for issue in unmatched_new:
+        new_row = row(new.name, new.display_name, new.severity, issue)
+        queue = by_identity.get(_identity_key(issue))
+        if queue:
+            index = queue.popleft()
+            matched[index] = True
+            changed.append(models.IssueChange(
+                row(old.name, old.display_name, old.severity, old.issues[index]), new_row))
+        else:
+            added.append(new_row)
+    resolved = [row(old.name, old.display_name, old.severity, issue)
+                for index, issue in enumerate(old.issues) if not matched[index]]
+    return added, resolved, changed
+
+
+def compare_reports(old, new):
+    """What changed from report ``old`` to report ``new``: a :class:`ReportComparison`.
+
+    Counts are compared for every check in either report (``count_changes``
+    lists those that differ, appeared or disappeared).  Issues are compared for
+    checks that carry issues in both reports and did not fail in either: an
+    issue is identified by its check and its id -- or its name when it has none,
+    or its comment and refs when it has neither.  Repeated issues are matched
+    one to one, so a duplicate that goes away counts as resolved.  An issue
+    found in both with another comment, name or refs is a ``changed_issues``
+    entry, not new + resolved.  Works on summary reports too (counts only).
+    """
+    for label, report in (("old", old), ("new", new)):
+        if not isinstance(report, models.DataIntegrityReport):
+            raise TypeError("compare_reports: {} must be a DataIntegrityReport, got {}".format(
+                label, type(report).__name__))
+    names = list(new.results) + [name for name in old.results if name not in new.results]
+    count_changes = {}
+    new_issues, resolved_issues, changed_issues = [], [], []
+    compared = False
+    for name in names:
+        before = old.results.get(name)
+        after = new.results.get(name)
+        old_count, new_count = _count(before), _count(after)
+        if old_count != new_count:
+            source = after if after is not None else before
+            count_changes[name] = models.CountChange(
+                name, source.display_name, source.severity, old_count, new_count)
+        if before is None or after is None or before.issues is None or after.issues is None \
+                or before.error is not None or after.error is not None:
+            continue
+        compared = True
+        added, resolved, changed = _diff_issues(before, after)
+        new_issues.extend(added)
+        resolved_issues.extend(resolved)
+        changed_issues.extend(changed)
+    return models.ReportComparison(new_issues=new_issues, resolved_issues=resolved_issues,
+                                   changed_issues=changed_issues, count_changes=count_changes,
+                                   issues_compared=compared)
+
+
+def _row_to_dict(row):
+    return {"checkName": row.check_name, "checkDisplayName": row.check_display_name,
+            "severity": None if row.severity is None else str(row.severity),
+            "issue": convert.unstructure(row.issue)}
+
+
+def comparison_to_dict(comparison):
+    """A JSON-ready dict of a :class:`ReportComparison`."""
+    return {
+        "issuesCompared": comparison.issues_compared,
+        "newIssues": [_row_to_dict(r) for r in comparison.new_issues],
+        "resolvedIssues": [_row_to_dict(r) for r in comparison.resolved_issues],
+        "changedIssues": [{"old": _row_to_dict(c.old), "new": _row_to_dict(c.new)}
+                          for c in comparison.changed_issues],
+        "countChanges": {
+            name: {"checkName": c.check_name, "displayName": c.display_name,
+                   "severity": None if c.severity is None else str(c.severity),
+                   "old": c.old, "new": c.new}
+            for name, c in comparison.count_changes.items()},
+    }
+
+
+def _finished_before(finished, created):
+    """True only when both server times are known, comparable and finished < created."""
+    if finished is None or created is None:
+        return False
+    if (finished.tzinfo is None) != (created.tzinfo is None):
+        return False
+    return finished < created
+
+
+# --- the mixin ---------------------------------------------------------------------------
 
 
 class IntegrityMixin:
     """Data-integrity methods of :class:`dhis2maint.Session`."""
+
+    def _legacy_integrity(self):
+        """True on 2.36: no /api/dataIntegrity/summary|details, flattened report only."""
+        return not versions.supports(self.server_version, "integrity_checks_api")
+
+    # --- checks ------------------------------------------------------------------
+
+    def list_integrity_checks(self, section=None, severity=None, slow=None, checks=None):
+        """The server's data-integrity checks: ``GET /api/dataIntegrity``.
+
+        :param section: exact, case-sensitive section name (e.g. ``"Categories"``).
+        :param severity: only checks of this severity: a
+            :class:`DataIntegritySeverity` or ``"info"``/``"WARNING"``/… (any case).
+        :param slow: ``True`` only slow checks, ``False`` only the default-run ones.
+        :param checks: names, codes (``CNO``) or wildcards (``program*``).
+
+        2.39+ filters ``checks``, ``section`` and ``slow`` on the server (on 2.39 and
+        2.40 only ``checks`` when names are given, as unknown names break the other
+        filters there); 2.37/2.38 get the whole list and it is filtered here.
+        ``severity`` is always filtered here.  2.36 has no such endpoint: the 33
+        legacy checks are returned (section "Legacy", severity WARNING).
+
+        Raises ``ValueError`` for a bad argument, the usual :class:`ApiError`
+        family, :class:`InvalidResponseError` for an unexpected answer.
+        """
+        names = _check_names(checks)
+        wanted_severity = _severity_value(severity)
+        if slow is not None and not isinstance(slow, bool):
+            raise ValueError("slow must be True, False or None, got {!r}".format(slow))
+        if section is not None and not isinstance(section, str):
+            raise ValueError("section must be a string, got {!r}".format(section))
+        version = self.server_version
+        names_filtered = False
+        legacy = self._legacy_integrity()
+        if legacy:
+            found = _legacy_checks()
+        else:
+            params = {}
+            if versions.supports(version, "integrity_filters"):
+                if names:
+                    params["checks"] = ",".join(names)
+                    names_filtered = True
+                # 2.39/2.40 answer 500 when a name is unknown and another filter is set
+                safe = not names or versions.supports(version, "integrity_drops_unknown_names")
+                if section and safe:
+                    params["section"] = section
+                if slow is not None and safe:
+                    params["slow"] = "true" if slow else "false"
+            what = "GET /api/dataIntegrity"
+            data = self._json("GET", "dataIntegrity", params=params or None, expect=list)
+            found = [convert.structure(item, models.DataIntegrityCheck, what)
+                     for item in data if item is not None]  # 2.39/2.40: null = unknown name
+        result = []
+        for check in found:
+            known_as = (check.name, _MODERN_NAMES.get(check.name)) if legacy else (check.name,)
+            if names and not names_filtered and not _selected(known_as, names, check.code):
+                continue
+            if section and check.section != section:
+                continue
+            if slow is not None and bool(check.is_slow) != slow:
+                continue
+            if wanted_severity is not None and str(check.severity or "").upper() != \
+                    wanted_severity:
+                continue
+            result.append(check)
+        return result
+
+    # --- running ------------------------------------------------------------------
+
+    def start_integrity_run(self, checks=None, details=False):
+        """Start a data-integrity job and return its :class:`Job` (not waiting).
+
+        * 2.39+: ``POST /api/dataIntegrity/summary`` (job type ``DATA_INTEGRITY``) or
+          ``/details`` (``DATA_INTEGRITY_DETAILS``) with ``checks=a,b``.  Without
+          ``checks`` DHIS2 runs every check that is not slow.
+        * 2.37/2.38: the same paths; job type ``DATA_INTEGRITY`` for both; without
+          ``checks`` every check runs.
+        * 2.36: ``POST /api/dataIntegrity``, which always runs all 33 legacy checks
+          (it takes no parameters); ``checks`` is then applied when the results are
+          read (:meth:`run_integrity_checks`, :meth:`get_integrity_report`).
+
+        The POST is sent once, never retried.  Raises :class:`ConflictError` when
+        a 2.37-2.40 server is already running integrity checks.
+        """
+        names = _check_names(checks)
+        version = self.server_version
+        if self._legacy_integrity():
+            if names:
+                log.info("DHIS2 %s runs all legacy integrity checks; the selection is "
+                         "applied when the results are read", versions.version_text(version))
+            return self._start_job("dataIntegrity", models.JobType.DATA_INTEGRITY)
+        if details and versions.supports(version, "integrity_details_job_type"):
+            job_type = models.JobType.DATA_INTEGRITY_DETAILS
+        else:
+            job_type = models.JobType.DATA_INTEGRITY
+        path = "dataIntegrity/details" if details else "dataIntegrity/summary"
+        return self._start_job(path, job_type, params=_checks_param(names))
+
+    def run_integrity_checks(self, checks=None, details=False, timeout=None,
+                             on_notification=None, include_slow=False):
+        """Run checks, follow the job to its end, and return this run's results.
+
+        :param checks: names, codes or wildcards; ``None`` = DHIS2's default set
+            (every check that is not slow).
+        :param details: read issues (``/details``), not just counts.
+        :param timeout: seconds for the whole call (``None`` = no limit); on
+            expiry :class:`TaskTimeoutError` (the job may still be running).
+        :param on_notification: called with each new task :class:`Notification`.
+        :param include_slow: with ``checks=None``, list the checks first
+            (``GET /api/dataIntegrity``) and name every one, slow ones included.
+
+        Steps: :meth:`start_integrity_run`, ``job.wait()`` (``GET
+        /api/system/tasks/{type}/{id}``), then ``GET /api/dataIntegrity/summary``
+        (or ``/details``) for the names this run covered.  DHIS2 keeps results
+        for an hour and returns older runs' entries too, so an entry whose
+        ``finishedTime`` is before the job's ``created`` time is left out (both
+        are server times).
+
+        2.37-2.40 post no task notifications for these jobs, so the run is
+        followed through its results instead: the covered names are listed first
+        (``GET /api/dataIntegrity``), then ``GET …/summary|details`` (2.39/2.40:
+        ``GET …/running`` in between) is polled until each has a result newer
+        than the job; ``on_notification`` then receives synthesised "N of M
+        checks finished" notifications.
+
+        2.36: ``POST /api/dataIntegrity``, wait, then poll ``GET
+        /api/system/taskSummaries/DATA_INTEGRITY/{id}`` until the flattened
+        report is there (within ``timeout``, or :data:`LEGACY_REPORT_WAIT` s
+        without one); ``checks`` filters it.
+
+        Raises :class:`JobFailedError`, :class:`TaskTimeoutError`,
+        :class:`ConflictError` (2.37-2.40: already running), and the usual errors.
+        """
+        names = _check_names(checks)
+        started = _monotonic()
+        if self._legacy_integrity():
+            job = self.start_integrity_run(details=details)
+            job.wait(timeout=timeout, on_notification=on_notification)
+            flat = self._await_legacy_report(job, timeout, started)
+            return legacy_report(flat, details, names,
+                                 "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}")
+        version = self.server_version
+        notifies = versions.supports(version, "integrity_run_notifications")
+        expanded = None  # the check names this run covers, when known
+        if names is None:
+            available = self.list_integrity_checks()
+            expanded = [c.name for c in available if include_slow or not c.is_slow]
+        elif not notifies:
+            expanded = [c.name for c in self.list_integrity_checks(checks=names)]
+        job = self.start_integrity_run(
+            expanded if names is None and include_slow else names, details=details)
+        if notifies:
+            job.wait(timeout=timeout, on_notification=on_notification)
+            return self._read_run_results(job, details, names, expanded)
+        return self._poll_run_results(job, details, expanded, timeout, started, on_notification)
+
+    def _read_run_results(self, job, details, tokens, expanded):
+        """This run's results: ``GET /api/dataIntegrity/summary|details`` for the
+        expanded names (or the caller's tokens), minus entries older than the job."""
+        kind = "details" if details else "summary"
+        what = "GET /api/dataIntegrity/" + kind
+        if expanded is not None and not expanded:  # the run covered no check
+            return models.DataIntegrityReport(results={}, details=details)
+        keep = None
+        read = tokens
+        if expanded is not None:
+            read = expanded
+            if len(",".join(expanded)) > _MAX_CHECKS_PARAM:
+                keep, read = set(expanded), None  # read everything, filter here
+        data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(read),
+                          expect=dict, allow_empty=True)
+        report = convert.report_from_dict(data or {}, details, what)
+        results = {}
+        for key, result in report.results.items():
+            if keep is not None and key not in keep and result.name not in keep:
+                continue
+            if _finished_before(result.finished_time, job.created):
+                log.debug("dropping %s: its result (%s) is older than job %s (%s)", key,
+                          result.finished_time, job.id, job.created)
+                continue
+            results[key] = result
+        return models.DataIntegrityReport(results=results, details=details)
+
+    def _poll_run_results(self, job, details, expanded, timeout, started, on_notification):
+        """2.37-2.40: summary/details jobs post no task notifications, so the run is
+        followed through its results: done when every covered check has an entry
+        that finished after the job was created.  2.39/2.40 ask ``…/running``
+        between reads so big details bodies are fetched once; 2.37/2.38 re-read the
+        results.  ``on_notification`` gets synthesised progress notifications."""
+        deadline = None if timeout is None else started + timeout
+        has_running = versions.supports(self.server_version, "integrity_filters")
+        total = len(expanded)
+        delay = 0.5
+        reported = -1
+        while True:
+            busy = None
+            if has_running:
+                running = set(self._integrity_name_list(details, "running"))
+                busy = [name for name in expanded if name in running]
+            if busy:
+                done = total - len(busy)
+            else:
+                report = self._read_run_results(job, details, None, expanded)
+                missing = [name for name in expanded if name not in report.results]
+                done = total - len(missing)
+                if not missing:
+                    if on_notification is not None:
+                        on_notification(_progress(job, done, total, True))
+                    return report
+            if on_notification is not None and done != reported:
+                on_notification(_progress(job, done, total, False))
+            reported = done
+            now = _monotonic()
+            if deadline is not None and now >= deadline:
+                raise TaskTimeoutError(
+                    "data-integrity job {} did not finish within {:g} s ({} of {} checks "
+                    "have results); it may still be running".format(job.id, timeout, done, total),
+                    job_id=job.id, job_type=str(job.job_type),
+                    last_message="{} of {} checks finished".format(done, total))
+            _sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
+            delay = min(delay * 1.5, 5.0)
+
+    def _await_legacy_report(self, job, timeout, started):
+        """Poll 2.36's taskSummaries until the job's flattened report is stored."""
+        limit = LEGACY_REPORT_WAIT if timeout is None else max(0.0, timeout - (
+            _monotonic() - started))
+        deadline = _monotonic() + limit
+        path = "system/taskSummaries/DATA_INTEGRITY/" + self._segment(job.id, "job id")
+        delay = 0.2
+        while True:
+            flat = self._json("GET", path, expect=dict, allow_empty=True)
+            if flat is not None:
+                return flat
+            now = _monotonic()
+            if now >= deadline:
+                raise TaskTimeoutError(
+                    "data-integrity job {} completed but its report did not appear in "
+                    "/api/system/taskSummaries within {:g} s".format(job.id, limit),
+                    job_id=job.id, job_type=str(job.job_type), last_message=None)
+            _sleep(min(delay, deadline - now))
+            delay = min(delay * 1.5, 2.0)
+
+    # --- reading results ----------------------------------------------------------
+
+    def get_integrity_report(self, checks=None, details=True):
+        """The cached results, without running anything.
+
+        2.37+: ``GET /api/dataIntegrity/details`` (or ``/summary`` with
+        ``details=False``), ``checks=a,b`` when given; without ``checks`` every
+        cached result (DHIS2 keeps them about an hour, slow checks included).
+        2.36: the newest flattened report in ``GET
+        /api/system/taskSummaries/DATA_INTEGRITY`` (empty report if none).
+
+        For a large details report prefer :meth:`iter_integrity_issues`.
+        """
+        names = _check_names(checks)
+        if self._legacy_integrity():
+            what = "GET /api/system/taskSummaries/DATA_INTEGRITY"
+            data = self._json("GET", "system/taskSummaries/DATA_INTEGRITY", expect=dict,
+                              allow_empty=True)
+            flat = None
+            for value in (data or {}).values():  # insertion order: the newest is last
+                if isinstance(value, dict):
+                    flat = value
+            return legacy_report(flat, details, names, what)
+        kind = "details" if details else "summary"
+        data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(names),
+                          expect=dict, allow_empty=True)
+        return convert.report_from_dict(data or {}, details, "GET /api/dataIntegrity/" + kind)
+
+    def iter_integrity_issues(self, checks=None):
+        """Every cached issue as an :class:`IntegrityIssueRow`, streamed.
+
+        ``GET /api/dataIntegrity/details`` (``checks=a,b`` when given) is read in
+        64 KiB chunks and each issue is yielded as soon as it is complete, so
+        memory stays flat for any size and the first rows arrive long before the
+        body ends.  Leaving the loop early closes the connection.
+
+        The whole body must arrive within ``Session.stream_deadline`` seconds
+        (:class:`TransportError` naming the deadline), each read within the
+        session timeout.  A truncated or malformed body raises
+        :class:`InvalidResponseError` after every complete row was yielded.
+
+        2.36: the rows of :meth:`get_integrity_report` (not streamed).
+        Arguments are checked at once; the request is sent on the first ``next()``.
+        """
+        names = _check_names(checks)
+        return self._iter_integrity_issues(names)
+
+    def _iter_integrity_issues(self, names):
+        if self._legacy_integrity():
+            for row in self.get_integrity_report(checks=names, details=True).issue_rows():
+                yield row
+            return
+        what = "GET /api/dataIntegrity/details"
+        limit = self.stream_deadline
+        deadline_at = _monotonic() + limit
+        response = self._send("GET", "dataIntegrity/details", params=_checks_param(names),
+                              stream=True, timeout=(self.timeout, min(self.timeout, limit)))
+        watchdog = None
+        try:
+            watchdog = _Watchdog(response, max(0.0, deadline_at - _monotonic()))
+            chunks = _read_chunks(response, what, deadline_at, limit, watchdog)
+            yield from stream.iter_issue_rows(chunks, what)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            response.close()
+
+    def get_integrity_check_result(self, name, details=False):
+        """One check's cached result, or ``None`` when DHIS2 has none (never run,
+        or expired): ``GET /api/dataIntegrity/{name}/summary`` (or ``/details``).
+
+        2.37+; 2.36 raises :class:`UnsupportedServerError`.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("check name must be a non-empty string, got {!r}".format(name))
+        versions.require(self.server_version, "integrity_checks_api",
+                         "reading one integrity check's result")
+        kind = "details" if details else "summary"
+        path = "dataIntegrity/{}/{}".format(self._segment(name.strip(), "check name"), kind)
+        what = "GET /api/dataIntegrity/{{check}}/{}".format(kind)
+        data = self._json("GET", path, expect=dict, allow_empty=True)
+        if data is None:
+            return None
+        if "name" not in data:
+            data = dict(data, name=name.strip())
+        return convert.result_from_dict(data, details, what)
+
+    def running_integrity_checks(self, details=False):
+        """Names of checks queued or running: ``GET /api/dataIntegrity/summary/running``
+        (or ``/details/running``).  2.39+, else :class:`UnsupportedServerError`."""
+        return self._integrity_name_list(details, "running")
+
+    def completed_integrity_checks(self, details=False):
+        """Names of checks with a cached result (failed ones included): ``GET
+        /api/dataIntegrity/summary/completed`` (or ``/details/completed``).  2.39+."""
+        return self._integrity_name_list(details, "completed")
+
+    def _integrity_name_list(self, details, which):
+        kind = "details" if details else "summary"
+        versions.require(self.server_version, "integrity_filters",
+                         "listing {} integrity checks".format(which))
+        path = "dataIntegrity/{}/{}".format(kind, which)
+        data = self._json("GET", path, expect=list)
+        if not all(isinstance(item, str) for item in data):
+            raise InvalidResponseError("GET /api/{}: expected a list of check names".format(path))
+        return data

@@ -38,6 +38,9 @@ FEATURES = {
     "integrity_details_job_type": ((2, 39), None),
     # unknown check names are dropped by the server (before: nulls, or a job that never ends)
     "integrity_drops_unknown_names": ((2, 41), None),
+    # summary/details integrity jobs post task notifications (JobType.isUsingNotifications);
+    # on 2.37-2.40 they run with a no-op JobProgress and their feed stays empty
+    "integrity_run_notifications": ((2, 41), None),
     # GET /api/jobConfigurations/{id} knows run-once jobs
     "job_configurations": ((2, 41), None),
     # NotificationLevel LOOP

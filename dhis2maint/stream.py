@@ -1,0 +1,549 @@
+"""An incremental reader for DHIS2's data-integrity details JSON.
+
+``GET /api/dataIntegrity/details`` answers one JSON object, check name ->
+details, with every issue of every check and no paging: a busy server sends
+tens of megabytes.  :func:`iter_issue_rows` turns such a body, arriving in
+chunks, into :class:`~dhis2maint.models.IntegrityIssueRow` objects as soon as
+each issue is complete, in constant memory, using the standard library only.
+
+How it stays fast: Python never walks the body character by character.
+
+* The outer structure (``{"name": {"field": value, …, "issues": [`` …) is read
+  by a small state machine; each key and metadata value is decoded with the C
+  decoder (``JSONDecoder.raw_decode``) at its position.
+* Inside an ``issues`` array the reader finds the LAST place in the buffer
+  that looks like a boundary between two issues (``}`` ``,`` ``{`` with
+  optional whitespace, found with ``str.rfind`` + one regex match) and hands
+  everything up to it to ``json.loads`` as one array.  If that decode succeeds
+  the slice is exactly a run of whole issues: the decoder started at a true
+  issue start, so it tracked strings and nesting exactly as the real document
+  does, and it ended at depth 0 outside any string.  If it fails (the ``},{``
+  was inside a string, or past the end of the array), the reader retries once
+  before the decoder's error position and otherwise reads issue by issue with
+  ``raw_decode`` until it is past that spot.
+* Whether a value that failed to decode is merely incomplete (wait for more
+  bytes) or malformed (raise) is decided by an exact scanner for strings and
+  brackets (regex-driven); it only runs on those rare failures.
+
+Bytes are decoded with an incremental UTF-8 decoder, so a multi-byte
+character split across chunks is fine.  A check's metadata (``name``,
+``displayName``, ``severity``) normally precedes ``issues`` (DHIS2's field
+order); when a body puts ``issues`` first, that check's issues are held until
+the check's object ends.
+
+Errors: a truncated or malformed body raises
+:class:`~dhis2maint.errors.InvalidResponseError` after every complete row
+before the damage was yielded -- never a bare ``ValueError``.
+"""
+import codecs
+import json
+import re
+import types
+
+import attr
+
+from . import convert, models
+from .errors import InvalidResponseError
+
+__all__ = ["iter_issue_rows", "IssueStreamParser", "MAX_VALUE_CHARS"]
+
+#: A single JSON value (one issue, one metadata field) larger than this is
+#: treated as a broken body rather than buffered without limit.
+MAX_VALUE_CHARS = 16 * 1024 * 1024
+
+_WS_CHARS = " \t\n\r"
+_WS = re.compile(r"[ \t\n\r]*")
+_SEP = re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*\{")
+_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # after an opening quote
+_STRUCT = re.compile(r'["{}\[\]]')
+_TOKEN = re.compile(r"[^ \t\n\r,:\]}\[{\"]*")
+
+_raw_decode = json.JSONDecoder().raw_decode
+_loads = json.loads
+
+# parser states
+_TOP_OPEN, _TOP_FIRST, _TOP_KEY, _TOP_COLON, _CHECK_OPEN, _CHECK_FIRST, _CHECK_KEY, \
+    _CHECK_COLON, _CHECK_VALUE, _CHECK_NEXT, _ISSUE_FIRST, _ISSUE, _ISSUE_NEXT, _TOP_NEXT, \
+    _DONE = range(15)
+
+_EXPECTED = {
+    _TOP_OPEN: "'{' (a JSON object of check results)",
+    _TOP_FIRST: "a check name or '}'",
+    _TOP_KEY: "a check name",
+    _TOP_COLON: "':'",
+    _CHECK_OPEN: "'{'",
+    _CHECK_FIRST: "a field name or '}'",
+    _CHECK_KEY: "a field name",
+    _CHECK_COLON: "':'",
+    _CHECK_VALUE: "a value",
+    _CHECK_NEXT: "',' or '}'",
+    _ISSUE_FIRST: "an issue or ']'",
+    _ISSUE: "an issue",
+    _ISSUE_NEXT: "',' or ']'",
+    _TOP_NEXT: "',' or '}'",
+    _DONE: "the end of the body",
+}
+
+# The metadata a row carries; issues are streamed at once when all of them
+# came before "issues", else held until the check's object ends.
+_ROW_FIELDS = ("name", "displayName", "severity")
+
+
+def _slot_setters(cls, names):
+    """The slot setters of attrs class ``cls``, when filling a bare instance
+    through them does exactly what its ``__init__`` does with every field given
+    positionally: fields ``names`` in this order, all slotted, no validators,
+    converters or pre/post-init hooks.  Otherwise None (and rows are built the
+    ordinary way)."""
+    try:
+        fields = attr.fields(cls)
+    except (TypeError, attr.exceptions.NotAnAttrsClassError):
+        return None
+    if tuple(f.name for f in fields) != tuple(names):
+        return None
+    if any(f.validator is not None or f.converter is not None for f in fields):
+        return None
+    if hasattr(cls, "__attrs_post_init__") or hasattr(cls, "__attrs_pre_init__"):
+        return None
+    setters = []
+    for name in names:
+        descriptor = cls.__dict__.get(name)
+        if type(descriptor) is not types.MemberDescriptorType:
+            return None
+        setters.append(descriptor.__set__)
+    return tuple(setters)
+
+
+# Building ~a million frozen attrs objects through __init__ costs more than
+# decoding the JSON; filling the slots directly is ~40% cheaper.  Only used for
+# plain issues (string/None fields, a list of strings as refs); anything else
+# goes through convert.issue_from_dict.
+_ISSUE_SETTERS = _slot_setters(models.DataIntegrityIssue, ("id", "name", "comment", "refs"))
+_ROW_SETTERS = _slot_setters(models.IntegrityIssueRow,
+                             ("check_name", "check_display_name", "severity", "issue"))
+_FAST = _ISSUE_SETTERS is not None and _ROW_SETTERS is not None
+
+
+def _last_boundary(buf, lo, hi):
+    """(index of '}', index of the next '{') of the last issue boundary in
+    ``buf[lo:hi]``, or None.  Only a candidate: it may lie inside a string."""
+    rfind = buf.rfind
+    match = _SEP.match
+    i = rfind("}", lo, hi)
+    while i > lo:
+        m = match(buf, i)
+        if m is not None and m.end() <= hi:
+            return i, m.end() - 1
+        i = rfind("}", lo, i)
+    return None
+
+
+def _value_is_open(buf, pos):
+    """True when the JSON value starting at ``buf[pos]`` runs past the end of
+    ``buf`` (more bytes could complete it); False when it visibly ends."""
+    c = buf[pos]
+    if c == '"':
+        return _STRING_REST.match(buf, pos + 1) is None
+    if c in "{[":
+        depth = 0
+        i = pos
+        search = _STRUCT.search
+        while True:
+            m = search(buf, i)
+            if m is None:
+                return True
+            j = m.start()
+            ch = buf[j]
+            if ch == '"':
+                s = _STRING_REST.match(buf, j + 1)
+                if s is None:
+                    return True
+                i = s.end()
+                continue
+            depth += 1 if ch in "{[" else -1
+            if depth <= 0:
+                return False
+            i = j + 1
+    return _TOKEN.match(buf, pos).end() >= len(buf)
+
+
+class IssueStreamParser:
+    """The state machine behind :func:`iter_issue_rows`.
+
+    ``feed(text)`` is a generator of rows for the text received so far;
+    ``feed(text, eof=True)`` for the last piece also checks the body ended
+    properly.  ``rows`` counts the rows produced.
+    """
+
+    def __init__(self, what="the details body"):
+        self.what = what
+        self.rows = 0
+        self._buf = ""
+        self._pos = 0
+        self._offset = 0  # characters of the body before _buf[0]
+        self._state = _TOP_OPEN
+        self._key = None  # map key of the current check
+        self._field = None  # current field name inside a check
+        self._meta = None  # decoded metadata fields of the current check
+        self._row_meta = None  # (name, display name, severity) while streaming
+        self._pending = None  # issues held until the check's metadata is known
+        self._no_batch_until = -1  # body offset: read issue by issue up to here
+
+    # --- errors ---------------------------------------------------------------
+
+    def _error(self, text):
+        return InvalidResponseError("{}: {} (after {} complete issue rows)".format(
+            self.what, text, self.rows))
+
+    def _unexpected(self, buf, pos, state):
+        snippet = buf[pos:pos + 40]
+        return self._error("malformed JSON at character {}: expected {}, found {!r}".format(
+            self._offset + pos, _EXPECTED[state], snippet))
+
+    # --- values -----------------------------------------------------------------
+
+    def _value(self, buf, pos, eof):
+        """(value, end) of the JSON value at ``pos``, or None when more text is needed."""
+        try:
+            value, end = _raw_decode(buf, pos)
+        except RecursionError:
+            raise self._error("JSON nested too deeply at character {}".format(
+                self._offset + pos)) from None
+        except ValueError as exc:
+            if not eof and _value_is_open(buf, pos):
+                if len(buf) - pos > MAX_VALUE_CHARS:
+                    raise self._error("a single JSON value is larger than {} characters".format(
+                        MAX_VALUE_CHARS)) from None
+                return None
+            if eof and _value_is_open(buf, pos):
+                raise self._error("the body ended inside a value (truncated?)") from None
+            raise self._error("malformed JSON at character {}: {}".format(
+                self._offset + pos, getattr(exc, "msg", exc))) from None
+        if not eof and (end >= len(buf) or (
+                buf[pos] not in '"{[' and _TOKEN.match(buf, pos).end() >= len(buf))):
+            return None  # a number ("12", "12.", "1e") may go on in the next chunk
+        return value, end
+
+    # --- checks -------------------------------------------------------------------
+
+    def _compute_row_meta(self):
+        meta = self._meta
+        if "name" not in meta:
+            meta = dict(meta, name=self._key)
+        result = convert.structure(meta, models.DataIntegrityResult, self.what)
+        return result.name, result.display_name, result.severity
+
+    def _issue(self, data):
+        try:
+            return convert.issue_from_dict(data)
+        except TypeError as exc:
+            raise self._error("an issue of check {!r}: {}".format(self._key, exc)) from None
+
+    def _flush_pending(self):
+        name, display, severity = self._compute_row_meta()
+        pending, self._pending = self._pending, None
+        row = models.IntegrityIssueRow
+        for issue in pending:
+            self.rows += 1
+            yield row(name, display, severity, issue)
+
+    # --- the state machine ------------------------------------------------------
+
+    def feed(self, text, eof=False):
+        """Parse ``text`` (the next piece of the body); yield the rows it completes."""
+        buf = self._buf
+        pos = self._pos
+        if pos:
+            self._offset += pos
+            buf = buf[pos:] + text
+        elif text:
+            buf = buf + text
+        pos = 0
+        n = len(buf)
+        state = self._state
+        make_issue = convert.issue_from_dict
+        row = models.IntegrityIssueRow
+        loads = _loads
+        while True:
+            if pos < n and buf[pos] in _WS_CHARS:
+                pos = _WS.match(buf, pos).end()
+            if pos >= n:
+                break
+            c = buf[pos]
+
+            if state == _ISSUE:
+                if c == "{":
+                    batch = self._batch(buf, pos, n, loads)
+                    if batch is not None:
+                        items, pos = batch
+                        if self._row_meta is not None and _FAST:
+                            yield from self._fast_rows(items)
+                        elif self._row_meta is not None:
+                            name, display, severity = self._row_meta
+                            for data in items:
+                                try:
+                                    issue = make_issue(data)
+                                except TypeError as exc:
+                                    raise self._error("an issue of check {!r}: {}".format(
+                                        self._key, exc)) from None
+                                self.rows += 1
+                                yield row(name, display, severity, issue)
+                        else:
+                            self._pending.extend(self._issue(d) for d in items)
+                        continue
+                got = self._value(buf, pos, eof)
+                if got is None:
+                    break
+                data, pos = got
+                issue = self._issue(data)
+                if self._row_meta is not None:
+                    self.rows += 1
+                    name, display, severity = self._row_meta
+                    yield row(name, display, severity, issue)
+                else:
+                    self._pending.append(issue)
+                state = _ISSUE_NEXT
+
+            elif state == _ISSUE_NEXT:
+                if c == ",":
+                    pos += 1
+                    state = _ISSUE
+                elif c == "]":
+                    pos += 1
+                    state = _CHECK_NEXT
+                else:
+                    raise self._unexpected(buf, pos, state)
+
+            elif state == _ISSUE_FIRST:
+                if c == "]":
+                    pos += 1
+                    state = _CHECK_NEXT
+                else:
+                    state = _ISSUE
+
+            elif state in (_TOP_KEY, _CHECK_KEY) or (
+                    c == '"' and state in (_TOP_FIRST, _CHECK_FIRST)):
+                if c != '"':
+                    raise self._unexpected(buf, pos, state)
+                got = self._value(buf, pos, eof)
+                if got is None:
+                    break
+                key, pos = got
+                if state in (_TOP_KEY, _TOP_FIRST):
+                    self._key = key
+                    state = _TOP_COLON
+                else:
+                    self._field = key
+                    state = _CHECK_COLON
+
+            elif state == _CHECK_COLON or state == _TOP_COLON:
+                if c != ":":
+                    raise self._unexpected(buf, pos, state)
+                pos += 1
+                state = _CHECK_VALUE if state == _CHECK_COLON else _CHECK_OPEN
+
+            elif state == _CHECK_VALUE:
+                if self._field == "issues" and c == "[":
+                    pos += 1
+                    state = _ISSUE_FIRST
+                    if self._pending is None and all(f in self._meta for f in _ROW_FIELDS):
+                        self._row_meta = self._compute_row_meta()
+                    elif self._pending is None:
+                        self._pending = []
+                    continue
+                got = self._value(buf, pos, eof)
+                if got is None:
+                    break
+                value, pos = got
+                if self._field == "issues":
+                    if value is not None:
+                        raise self._error("'issues' of check {!r} is not a list".format(
+                            self._key))
+                else:
+                    self._meta[self._field] = value
+                state = _CHECK_NEXT
+
+            elif state == _CHECK_NEXT or state == _CHECK_FIRST:
+                if c == "," and state == _CHECK_NEXT:
+                    pos += 1
+                    state = _CHECK_KEY
+                elif c == "}":
+                    pos += 1
+                    if self._pending is not None:
+                        for item in self._flush_pending():
+                            yield item
+                    self._row_meta = None
+                    self._meta = None
+                    state = _TOP_NEXT
+                else:
+                    raise self._unexpected(buf, pos, state)
+
+            elif state == _CHECK_OPEN:
+                if c != "{":
+                    got = self._value(buf, pos, eof)
+                    if got is None:
+                        break
+                    raise self._error("the result of check {!r} is not a JSON object".format(
+                        self._key))
+                pos += 1
+                self._meta = {}
+                self._row_meta = None
+                self._pending = None
+                state = _CHECK_FIRST
+
+            elif state == _TOP_NEXT or state == _TOP_FIRST:
+                if c == "," and state == _TOP_NEXT:
+                    pos += 1
+                    state = _TOP_KEY
+                elif c == "}":
+                    pos += 1
+                    state = _DONE
+                else:
+                    raise self._unexpected(buf, pos, state)
+
+            elif state == _TOP_OPEN:
+                if c != "{":
+                    if c == "<":
+                        raise self._error("an HTML page, not JSON")
+                    raise self._unexpected(buf, pos, state)
+                pos += 1
+                state = _TOP_FIRST
+
+            else:  # _DONE
+                raise self._error("unexpected data after the end of the JSON object: {!r}"
+                                  .format(buf[pos:pos + 40]))
+
+        self._buf = buf
+        self._pos = pos
+        self._state = state
+        if eof and state != _DONE:
+            if state == _TOP_OPEN and not buf.strip():
+                raise self._error("empty body where a JSON object was expected")
+            raise self._error("the body ended before the JSON was complete (truncated?)")
+
+    def _fast_rows(self, items):
+        """Rows for decoded issues, equal to ``IntegrityIssueRow(..., issue_from_dict(d))``
+        but built by filling the slots (see ``_slot_setters``)."""
+        check_name, display, severity = self._row_meta
+        new = object.__new__
+        issue_cls = models.DataIntegrityIssue
+        row_cls = models.IntegrityIssueRow
+        set_id, set_name, set_comment, set_refs = _ISSUE_SETTERS
+        set_check, set_display, set_severity, set_issue = _ROW_SETTERS
+        for data in items:
+            if data.__class__ is dict:
+                get = data.get
+                ident = get("id")
+                name = get("name")
+                comment = get("comment")
+                refs = get("refs")
+                if refs is None:
+                    refs = []
+                elif refs.__class__ is not list or (
+                        refs and not all(r.__class__ is str for r in refs)):
+                    refs = None
+                if refs is not None and (ident is None or ident.__class__ is str) \
+                        and (name is None or name.__class__ is str) \
+                        and (comment is None or comment.__class__ is str):
+                    issue = new(issue_cls)
+                    set_id(issue, ident)
+                    set_name(issue, name)
+                    set_comment(issue, comment)
+                    set_refs(issue, refs)
+                else:
+                    issue = self._issue(data)
+            else:
+                issue = self._issue(data)  # raises: not an object
+            row = new(row_cls)
+            set_check(row, check_name)
+            set_display(row, display)
+            set_severity(row, severity)
+            set_issue(row, issue)
+            self.rows += 1
+            yield row
+
+    def drain(self):
+        """After the chunks broke off: yield the rows the text so far completes
+        (as if the body ended here), without raising about the missing rest."""
+        try:
+            yield from self.feed("", eof=True)
+        except InvalidResponseError:
+            pass
+
+    def _batch(self, buf, pos, n, loads):
+        """Decode the longest run of whole issues starting at ``pos`` in one
+        ``json.loads`` call: (issues, position of the next issue) or None."""
+        cand = _last_boundary(buf, pos, n)
+        if cand is None or self._offset + cand[0] <= self._no_batch_until:
+            return None
+        error_at = None
+        try:
+            return loads("[" + buf[pos:cand[0] + 1] + "]"), cand[1]
+        except RecursionError:
+            pass
+        except ValueError as exc:
+            error_at = getattr(exc, "pos", None)
+        # Up to this candidate, read issue by issue (it may sit inside a string).
+        self._no_batch_until = self._offset + cand[0]
+        if error_at is None:
+            return None
+        # Retry once before the spot the decoder choked on: typically the ']'
+        # closing this check's issues, when the candidate lay in the next check.
+        # (error_at counts the "[" prepended above.)
+        retry = _last_boundary(buf, pos, min(n, pos + error_at - 1))
+        if retry is None:
+            return None
+        try:
+            return loads("[" + buf[pos:retry[0] + 1] + "]"), retry[1]
+        except (ValueError, RecursionError):
+            return None
+
+
+def iter_issue_rows(chunks, what="the details body"):
+    """Rows from a details body given as an iterable of ``bytes`` chunks.
+
+    Yields :class:`~dhis2maint.models.IntegrityIssueRow` objects in body order;
+    raises :class:`~dhis2maint.errors.InvalidResponseError` after the last
+    complete row when the body is malformed, not UTF-8, or ends early.
+    Exceptions raised by ``chunks`` itself pass through unchanged, after the
+    rows completed by the bytes received before them.
+    """
+    parser = IssueStreamParser(what)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    at_start = True
+    chunks = iter(chunks)
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            break
+        except Exception:
+            yield from parser.drain()
+            raise
+        if not chunk:
+            continue
+        try:
+            text = decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            good = exc.object[:exc.start].decode("utf-8", "replace")
+            for item in parser.feed(_strip_bom(good) if at_start else good):
+                yield item
+            raise InvalidResponseError("{}: the body is not valid UTF-8 (after {} complete "
+                                       "issue rows)".format(what, parser.rows)) from None
+        if at_start and text:
+            text = _strip_bom(text)
+            at_start = False
+        if text:
+            yield from parser.feed(text)
+    try:
+        text = decoder.decode(b"", True)
+    except UnicodeDecodeError:
+        for item in parser.feed(""):
+            yield item
+        raise InvalidResponseError("{}: the body ends inside a UTF-8 character (after {} "
+                                   "complete issue rows)".format(what, parser.rows)) from None
+    yield from parser.feed(text, eof=True)
+
+
+def _strip_bom(text):
+    return text[1:] if text[:1] == "\ufeff" else text
