@@ -638,7 +638,10 @@ def test_notification_line():
     error = Notification(level="ERROR", message="Job failed\nstack")
     assert render(rep.write_notification_line, error, 1234.5) == (
         "[1234.5s] ERROR Job failed stack\n")
-    assert render(rep.write_notification_line, Notification(), None) == "[       ] -\n"
+    # Job types outside DHIS2's notifying set post start and end with no text.
+    assert render(rep.write_notification_line, Notification(), None) == "[       ] -     (working)\n"
+    done = Notification(level="INFO", message="", completed=True)
+    assert render(rep.write_notification_line, done, 2.0) == "[   2.0s] INFO  (completed)\n"
 
 
 # --- atomic_output -------------------------------------------------------------------------
