@@ -556,9 +556,9 @@ def cmd_task_status(args):
                 args.job_type, " " + args.job_id if args.job_id else ""))
         else:
             for note in notes:
-                out.write("{}  {:<5} {}{}\n".format(
-                    note.time.isoformat(sep=" ") if note.time else "-", str(note.level or ""),
-                    note.message or "", "  (completed)" if note.completed else ""))
+                when = note.time.isoformat(sep=" ", timespec="milliseconds") if note.time else "-"
+                out.write("{}  {:<5} {}{}\n".format(when, str(note.level or ""), note.message or "",
+                                                    "  (completed)" if note.completed else ""))
     return EXIT_OK
 
 
