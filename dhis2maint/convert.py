@@ -76,7 +76,10 @@ def parse_datetime(value):
     if isinstance(value, bool):
         raise ValueError("not a timestamp: {!r}".format(value))
     if isinstance(value, (int, float)):
-        return datetime.datetime.fromtimestamp(value / 1000.0, tz=datetime.timezone.utc)
+        try:
+            return datetime.datetime.fromtimestamp(value / 1000.0, tz=datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError):  # out of range, inf, nan
+            raise ValueError("not a timestamp: {!r}".format(value)) from None
     match = _DATETIME.match(str(value).strip())
     if not match:
         raise ValueError("not a DHIS2 timestamp: {!r}".format(value))
@@ -308,6 +311,6 @@ def from_json(text):
     """Read a report saved with :func:`to_json` (or DHIS2's own summary/details JSON)."""
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidResponseError("saved report is not valid JSON: {}".format(exc)) from exc
     return report_from_dict(data, what="saved report")

@@ -38,6 +38,11 @@ class Dhis2Error(Exception):
     there were any (``None`` otherwise).
     """
 
+    #: True when a request that changes something (a POST) was sent but no
+    #: complete answer came back, so DHIS2 may or may not have carried it out.
+    #: Set on :class:`TransportError` and :class:`InvalidResponseError`.
+    outcome_unknown = False
+
     def __init__(self, message, request=None, response=None):
         super().__init__(message)
         self.message = message
@@ -75,9 +80,11 @@ class ConfigurationError(Dhis2Error, ValueError):
 
 
 class TransportError(Dhis2Error, requests.exceptions.RequestException):
-    """The request did not get an HTTP answer: connection refused, DNS, TLS, timeout.
+    """The request did not get an HTTP answer: connection refused, DNS, TLS, timeout,
+    or a body that did not arrive within ``Session.stream_deadline``.
 
-    ``__cause__`` is the original :mod:`requests` exception.
+    ``__cause__`` is the original :mod:`requests` exception.  ``outcome_unknown``
+    is True for a POST that may have reached DHIS2.
     """
 
 
@@ -137,7 +144,11 @@ class ServerError(ApiError):
 
 
 class InvalidResponseError(Dhis2Error):
-    """The answer was not the JSON expected: HTML, empty, truncated, or the wrong shape."""
+    """The answer was not the JSON expected: HTML, empty, truncated, or the wrong shape.
+
+    A body that broke off mid-way (the connection closed early) is one too; for a
+    POST ``outcome_unknown`` is then True: DHIS2 began to answer, so it got the request.
+    """
 
 
 class UnsupportedServerError(Dhis2Error):
@@ -196,7 +207,7 @@ def _web_message(response):
     """DHIS2's WebMessage from an error response, or None when the body is not one."""
     try:
         body = json.loads(response.content.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return body if isinstance(body, dict) else None
 

@@ -23,6 +23,8 @@ replace them with a fake clock.
 """
 import collections
 import datetime
+import json
+import logging
 import re
 import time
 from typing import Iterator, List, Optional, Tuple, Union
@@ -32,7 +34,9 @@ from .errors import (ApiError, InvalidResponseError, JobFailedError, NotFound,
                      TaskTimeoutError, TransportError, UnsupportedServerError)
 
 __all__ = ["JobsMixin", "MaintenanceOperation", "MAINTENANCE_OPERATIONS", "MAINTENANCE_FLAGS",
-           "START_GRACE", "FALLBACK_RECHECK", "says_failed"]
+           "START_GRACE", "FALLBACK_RECHECK", "RECOVERY_WAIT", "RECOVERY_POLL", "says_failed"]
+
+log = logging.getLogger("dhis2maint")
 
 _monotonic = time.monotonic
 _sleep = time.sleep
@@ -43,10 +47,14 @@ _sleep = time.sleep
 START_GRACE = 60.0
 #: Least seconds between two /api/jobConfigurations look-ups of one wait.
 FALLBACK_RECHECK = 30.0
+#: With ``Session(recover_job_starts=True)``: how long (seconds) the task feed is
+#: watched for the job whose start answer was lost, and how often it is read.
+RECOVERY_WAIT = 30.0
+RECOVERY_POLL = 2.0
 
 _JOB_TYPE = re.compile(r"^[A-Za-z_]+$")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
-_PREDICTIONS = re.compile(r"Generated\s+(\d+)\s+prediction", re.I)
+_PREDICTIONS = re.compile(r"Generated\s+(\d{1,18})\s+prediction", re.I)
 # Counts and negations ("0 failed", "failed items: 0", "no failed checks") are not failures.
 _NOT_A_FAILURE = re.compile(
     r"\b\d+\s+(?:\w+\s+)?(?:failed|failures?|errors?)\b"
@@ -390,21 +398,94 @@ class JobsMixin:
     def _start_job(self, path, job_type, params=None, json_body=None, method="POST"):
         """Send a job-starting request ONCE and return the :class:`Job` DHIS2 created.
 
-        A broken connection after sending raises :class:`TransportError` saying
-        the job may have started and how to check; it is never re-sent.
+        When the answer is lost after sending (a read timeout, a dropped
+        connection, a body that broke off), the request is never re-sent: a
+        :class:`TransportError` says the job MAY have started and how to check.
+
+        With ``Session(recover_job_starts=True)`` the job ids of this type in
+        ``GET /api/system/tasks/{jobType}`` are noted before the POST; after such
+        a failure the feed is read again (for up to :data:`RECOVERY_WAIT` s, every
+        :data:`RECOVERY_POLL` s) and if exactly ONE new job id of the type
+        appeared, that job is returned (``message`` says it was recovered).  No
+        new id, or several (someone else started one too), raises as above.
+        The feed lists only jobs that have begun: a job queued behind another
+        of its type is invisible, and if another client started a job of the
+        same type in those same seconds, that one may be adopted -- which is
+        why this is opt-in.  DHIS2 2.37-2.40 post no notifications for
+        integrity runs, so those cannot be recovered.
         """
         what = "{} /api/{}".format(method, path)
+        type_text = _job_type_text(job_type)
+        known = self._known_job_ids(type_text) if getattr(self, "recover_job_starts", False) \
+            else None
         try:
             body = self._json(method, path, params=params, json_body=json_body, expect=dict)
-        except TransportError as exc:
-            if "may have reached" in str(exc):
-                raise TransportError(
-                    "{} -- the {} job MAY have started; check with "
-                    "`dhis2maint task status {}` (or session.get_task_notifications({!r})) "
-                    "before starting it again".format(exc, job_type, job_type, str(job_type)),
-                    request=exc.request) from exc
-            raise
+        except (TransportError, InvalidResponseError) as exc:
+            if not exc.outcome_unknown:
+                raise
+            if known is not None:
+                job = self._recover_job(type_text, known, what, exc)
+                if job is not None:
+                    return job
+            raise TransportError(
+                "{} -- the {} job MAY have started; check with "
+                "`dhis2maint task status {}` (or session.get_task_notifications({!r})) "
+                "before starting it again".format(exc, type_text, type_text, type_text),
+                request=exc.request) from exc
         return self._job_from_message(body, job_type, what)
+
+    def _known_job_ids(self, type_text):
+        """The job ids of one type in the task feed, or None when the feed can't be read."""
+        try:
+            return set(self._task_feed(type_text))
+        except (ApiError, InvalidResponseError, TransportError) as exc:
+            log.warning("recover_job_starts: GET /api/system/tasks/%s failed (%s); a lost "
+                        "answer to the job start cannot be recovered", type_text,
+                        type(exc).__name__)
+            return None
+
+    def _task_feed(self, type_text):
+        """``GET /api/system/tasks/{jobType}`` -> {job id: [raw notification dicts]}."""
+        data = self._json("GET", "system/tasks/" + type_text, expect=dict)
+        return {str(k): v for k, v in data.items() if isinstance(v, list)}
+
+    def _recover_job(self, type_text, known, what, cause):
+        """The ONE job of ``type_text`` that appeared in the task feed since ``known``
+        was taken, as a :class:`Job`, or None."""
+        deadline = _monotonic() + RECOVERY_WAIT
+        while True:
+            try:
+                feed = self._task_feed(type_text)
+            except (ApiError, InvalidResponseError, TransportError):
+                feed = {}
+            new = sorted(set(feed) - known)
+            if len(new) > 1:
+                log.warning("%s: the answer was lost and %d new %s jobs appeared (%s); not "
+                            "guessing which is ours", what, len(new), type_text, ", ".join(new))
+                return None
+            if len(new) == 1:
+                break
+            now = _monotonic()
+            if now >= deadline:
+                return None
+            _sleep(min(RECOVERY_POLL, deadline - now))
+        job_id = new[0]
+        items = [n for n in feed[job_id] if isinstance(n, dict)]
+        created = None
+        for item in items:  # the oldest message's time: when the job began
+            try:
+                stamp = convert.parse_datetime(item.get("time"))
+            except ValueError:
+                continue
+            if stamp is not None and (created is None or _later(created, stamp)):
+                created = stamp
+        log.warning("%s: the answer was lost (%s); adopted the one new %s job in the task "
+                    "feed: %s", what, type(cause).__name__, type_text, job_id)
+        return models.Job(
+            id=job_id, job_type=_tolerant_job_type(type_text), created=created,
+            message="recovered from /api/system/tasks/{} after the answer to {} was lost".format(
+                type_text, what),
+            session=self)
 
     def _job_from_message(self, body, job_type, what):
         response = body.get("response")
@@ -672,6 +753,8 @@ class JobsMixin:
     def _predictor_run(self, path, params, predictor, group):
         body = self._json("POST", path, params=params, expect=dict)
         message = body.get("message")
+        if message is not None and not isinstance(message, str):
+            message = json.dumps(message)  # not DHIS2's shape; keep it readable
         match = _PREDICTIONS.search(message or "")
         return models.PredictorRun(
             message=message, predictions=int(match.group(1)) if match else None,
@@ -1004,7 +1087,7 @@ def _import_summary(body, what):
             imported=int(response.get("imported") or 0), updated=int(response.get("updated") or 0),
             deleted=int(response.get("deleted") or 0), ignored=int(response.get("ignored") or 0),
             total=int(response.get("total") or 0), descriptions=descriptions, conflicts=conflicts)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidResponseError("{}: import counts are not numbers".format(what)) from None
 
 

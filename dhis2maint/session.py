@@ -11,11 +11,14 @@ import logging
 import os
 import random
 import re
+import socket
+import threading
 import time
 from typing import Optional, Tuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase, HTTPBasicAuth
 from urllib3.util.retry import Retry
@@ -30,10 +33,13 @@ from .versions import parse_version
 __all__ = ["Session", "TokenAuth", "BasicAuth"]
 
 log = logging.getLogger("dhis2maint")
+# Silent unless the application configures logging (the library convention).
+log.addHandler(logging.NullHandler())
 
 DEFAULT_TIMEOUT = 30.0
-#: Total time a streamed body (``iter_integrity_issues``) may take, on top of
-#: the per-read timeout, so a server trickling bytes cannot hang a scheduler.
+#: Total time a response body may take (streamed by ``iter_integrity_issues``
+#: or read whole), on top of the per-read timeout, so a server trickling bytes
+#: cannot hang a scheduler.
 DEFAULT_STREAM_DEADLINE = 1800.0
 _UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 _IDEMPOTENT = frozenset(["GET", "HEAD", "OPTIONS"])
@@ -119,7 +125,8 @@ def _normalise_base_url(base_url):
     text = base_url.strip()
     if "://" not in text:
         raise ConfigurationError(
-            "DHIS2 URL {!r} has no scheme; use https://… (check DHIS2_URL)".format(text))
+            "DHIS2 URL {!r} has no scheme; use https://… (check DHIS2_URL)".format(
+                _hide_userinfo(text)))
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
@@ -140,6 +147,12 @@ def _normalise_base_url(base_url):
 
         creds = (unquote(user), unquote(password))
     return urlunsplit((parts.scheme, netloc, path, "", "")), creds
+
+
+def _hide_userinfo(text):
+    """``user:secret@host/x`` -> ``***@host/x``: a URL fit for an error message."""
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/@]*@", lambda m: (m.group(1) or "") + "***@",
+                  text)
 
 
 _warned_insecure = set()
@@ -163,15 +176,25 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
     :param retries: how often idempotent requests (GET/HEAD/OPTIONS) are retried
         on connection errors and 429/502/503/504.  POSTs that start jobs are
         never re-sent.
-    :param stream_deadline: total seconds a streamed body may take.
+    :param stream_deadline: total seconds any response body may take to arrive,
+        on top of the per-read ``timeout`` (streamed issues and whole reports
+        alike), so a server trickling bytes cannot hang a scheduler.
+    :param recover_job_starts: opt-in.  When the answer to a job-starting POST
+        is lost (timeout or broken connection after sending), look in DHIS2's
+        task feed for a job of that type that was not there before the POST and,
+        if exactly one appeared, return it instead of raising.  Costs one extra
+        ``GET /api/system/tasks/{jobType}`` per job start.  See
+        :meth:`JobsMixin._start_job`.
     """
 
     __attrs__ = requests.Session.__attrs__ + [
-        "base_url", "timeout", "retries", "stream_deadline", "_server_version",
+        "base_url", "timeout", "retries", "stream_deadline", "recover_job_starts",
+        "_server_version",
     ]
 
     def __init__(self, base_url, auth=None, token=None, timeout=DEFAULT_TIMEOUT, verify=True,
-                 retries=3, user_agent=None, bearer=False, stream_deadline=DEFAULT_STREAM_DEADLINE):
+                 retries=3, user_agent=None, bearer=False, stream_deadline=DEFAULT_STREAM_DEADLINE,
+                 recover_job_starts=False):
         super().__init__()
         base, url_creds = _normalise_base_url(base_url)
         if token is not None and auth is not None:
@@ -194,6 +217,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         self.stream_deadline = _check_timeout(stream_deadline, "stream_deadline")
         self.retries = int(retries)
         self.verify = verify
+        self.recover_job_starts = bool(recover_job_starts)
         self.headers["User-Agent"] = user_agent or "dhis2maint/{} {}".format(
             __version__, requests.utils.default_user_agent())
         self.headers["Accept"] = "application/json"
@@ -265,9 +289,16 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
     # --- requests.Session behaviour -----------------------------------------
 
     def request(self, method, url, *args, **kwargs):
-        """requests' ``request()``, with the session's timeout when none is given."""
+        """requests' ``request()``, with the session's timeout when none is given.
+
+        The session's ``verify`` is passed explicitly: requests would otherwise let
+        ``REQUESTS_CA_BUNDLE`` override ``verify=False`` or ``verify="/path/ca.pem"``;
+        here the environment's bundle applies only when ``verify`` is ``True``.
+        """
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        if kwargs.get("verify") is None:
+            kwargs["verify"] = self.verify
         return super().request(method, url, *args, **kwargs)
 
     def __repr__(self):
@@ -288,6 +319,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
     def __setstate__(self, state):
         super().__setstate__(state)
         self._server_version = state.get("_server_version")
+        self.recover_job_starts = bool(state.get("recover_job_starts", False))
 
     # --- the transport helpers the feature mixins use -------------------------
 
@@ -318,15 +350,22 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
 
         Requests exceptions become :class:`TransportError`; HTTP errors the
         :class:`ApiError` subclass for their status; an HTML login page where
-        the API should answer becomes :class:`AuthenticationError`.
+        the API should answer becomes :class:`AuthenticationError`.  Unless
+        ``stream``, the whole body is read here within ``stream_deadline``
+        (:class:`TransportError` when overrun, :class:`InvalidResponseError`
+        when it breaks off); with ``stream`` the caller reads it.
         """
         what = "{} /api/{}".format(method, path.lstrip("/"))
         started = time.monotonic()
         try:
+            # Always streamed at the requests level, so a non-streamed body can be
+            # read here under the stream_deadline (requests has no total deadline).
             response = self.request(method, self.api_url(path), params=params, json=json_body,
-                                    timeout=timeout, stream=stream, headers=headers)
+                                    timeout=timeout, stream=True, headers=headers)
         except requests.exceptions.RequestException as exc:
-            raise _transport_error(exc, what, method) from exc
+            raise _transport_error(exc, what, method, self.retries) from exc
+        if not stream:
+            _read_body(response, what, method, self.stream_deadline)
         log.debug("%s -> %s in %.0f ms", what, response.status_code,
                   (time.monotonic() - started) * 1000)
         if response.status_code >= 400 and not (ok_statuses and response.status_code in ok_statuses):
@@ -395,10 +434,25 @@ def _check_timeout(value, name):
     return value
 
 
-def _transport_error(exc, what, method):
+def _transport_error(exc, what, method, retries=None):
     """A :class:`TransportError` whose message says what happened and what to check."""
     exceptions = requests.exceptions
-    if isinstance(exc, exceptions.SSLError):
+    reason = _retry_reason(exc)
+    if reason is not None and not isinstance(exc, (exceptions.SSLError, exceptions.ProxyError,
+                                                   exceptions.ConnectTimeout)):
+        # requests reports "retries used up" as a ConnectionError whatever the
+        # last failure was; name the real one.
+        gave_up = " (gave up after {} retries)".format(retries) if retries else ""
+        if isinstance(reason, urllib3.exceptions.ReadTimeoutError):
+            cause = "timed out waiting for DHIS2 to answer" + gave_up
+        elif isinstance(reason, urllib3.exceptions.ProtocolError):
+            cause = "the connection broke before DHIS2 answered" + gave_up
+        elif isinstance(reason, urllib3.exceptions.NewConnectionError):
+            cause = ("could not connect (check DHIS2_URL and that DHIS2 is up)" + gave_up)
+        else:
+            cause = "could not connect or the connection broke (check DHIS2_URL and that " \
+                    "DHIS2 is up)" + gave_up
+    elif isinstance(exc, exceptions.SSLError):
         cause = "TLS failed (certificate not trusted? set verify= to a CA bundle path)"
     elif isinstance(exc, exceptions.ConnectTimeout):
         cause = "timed out connecting (check DHIS2_URL, the network and the firewall)"
@@ -415,10 +469,162 @@ def _transport_error(exc, what, method):
         cause = "invalid URL (check DHIS2_URL)"
     else:
         cause = type(exc).__name__
-    if method not in _IDEMPOTENT and not isinstance(exc, exceptions.ConnectTimeout) and \
-            _maybe_sent(exc):
+    unknown = method not in _IDEMPOTENT and not isinstance(exc, exceptions.ConnectTimeout) \
+        and _maybe_sent(exc)
+    if unknown:
         cause += "; the request may have reached DHIS2"
-    return TransportError("{} failed: {}".format(what, cause), request=exc.request)
+    err = TransportError("{} failed: {}".format(what, cause), request=exc.request)
+    err.outcome_unknown = unknown
+    return err
+
+
+def _retry_reason(exc):
+    """The urllib3 error behind a requests exception that wraps a MaxRetryError."""
+    inner = exc.args[0] if exc.args else None
+    if isinstance(inner, urllib3.exceptions.MaxRetryError):
+        return inner.reason
+    return None
+
+
+# --- reading a body under a total deadline --------------------------------------
+
+_CHUNK = 65536
+
+
+def _socket_of(response):
+    """The socket under a streamed response, when it can be found (else None)."""
+    raw = getattr(response, "raw", None)
+    for path in (("_connection", "sock"), ("_fp", "fp", "raw", "_sock")):
+        obj = raw
+        for name in path:
+            obj = getattr(obj, name, None)
+            if obj is None:
+                break
+        if isinstance(obj, socket.socket):
+            return obj
+    return None
+
+
+class _Deadline:
+    """Shuts a response's socket down when its body overruns the deadline, so a
+    read blocked on a trickling server returns at once."""
+
+    def __init__(self, response, seconds):
+        self.fired = False
+        self._response = response
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self):
+        self.fired = True
+        sock = _socket_of(self._response)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self):
+        self._timer.cancel()
+
+
+def _read_body(response, what, method, limit):
+    """Read ``response``'s whole body within ``limit`` seconds into ``response.content``.
+
+    A body that overruns the deadline raises :class:`TransportError`; one that
+    breaks off (connection closed early, or fewer bytes than ``Content-Length``)
+    raises :class:`InvalidResponseError` -- for a POST with ``outcome_unknown``.
+    """
+    if getattr(response, "_content", False) is not False:
+        return  # already read (a test double, or requests read it)
+    unknown = method not in _IDEMPOTENT
+    received = 0
+    chunks = []
+    deadline_at = time.monotonic() + limit
+    guard = _Deadline(response, limit)
+
+    def overrun():
+        err = TransportError("{} -> HTTP {}: the body took longer than stream_deadline={:g} s "
+                             "({} bytes received); raise Session(stream_deadline=…) or ask for "
+                             "less".format(what, response.status_code, limit, received),
+                             request=response.request)
+        err.outcome_unknown = unknown
+        return err
+
+    try:
+        for chunk in _chunks(response):
+            received += len(chunk)
+            chunks.append(chunk)
+            if guard.fired or time.monotonic() > deadline_at:
+                raise overrun()
+    except _ReadFailed as failed:
+        exc = failed.__cause__
+        if guard.fired:
+            raise overrun() from exc
+        timed_out = isinstance(exc, requests.exceptions.Timeout) or "timed out" in repr(exc)
+        if timed_out:
+            err = TransportError("{} -> HTTP {}: timed out waiting for the rest of the body "
+                                 "after {} bytes{}".format(
+                                     what, response.status_code, received,
+                                     "; the request reached DHIS2" if unknown else ""),
+                                 request=response.request)
+            err.outcome_unknown = unknown
+            raise err from exc
+        raise _broken_body(response, what, received, unknown) from exc
+    finally:
+        guard.cancel()
+        response.close()
+    if guard.fired:
+        raise overrun()
+    response._content = b"".join(chunks)
+    response._content_consumed = True
+    expected = _content_length(response)
+    if expected is not None and received < expected:
+        # urllib3 < 2 does not notice a body shorter than its Content-Length.
+        raise _broken_body(response, what, received, unknown)
+
+
+class _ReadFailed(Exception):
+    """A requests error while reading a body (its ``__cause__``); kept apart from
+    our own TransportError, which is a RequestException too."""
+
+
+def _chunks(response):
+    iterator = response.iter_content(_CHUNK)
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        except requests.exceptions.RequestException as exc:
+            raise _ReadFailed() from exc
+        yield chunk
+
+
+def _content_length(response):
+    """The announced body size when ``len(content)`` can be compared with it."""
+    headers = response.headers
+    if response.request is not None and response.request.method == "HEAD":
+        return None
+    if response.status_code in (204, 304) or headers.get("Content-Encoding", "identity") \
+            not in ("", "identity"):
+        return None
+    try:
+        return int(headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+
+
+def _broken_body(response, what, received, unknown):
+    err = InvalidResponseError(
+        "{} -> HTTP {}: the body broke off after {} bytes (the connection closed before its "
+        "end: DHIS2 restarting, or a proxy timeout?){}".format(
+            what, response.status_code, received,
+            "; the request reached DHIS2, so it may have been carried out" if unknown else ""),
+        response=response)
+    err.outcome_unknown = unknown
+    return err
 
 
 def _maybe_sent(exc):
@@ -445,6 +651,9 @@ def decode_json(response, what, expect=None, allow_empty=False):
     ctype = response.headers.get("Content-Type", "")
     try:
         data = json.loads(raw.decode("utf-8-sig"))
+    except RecursionError:
+        raise InvalidResponseError("{}: JSON nested too deeply to read".format(what),
+                                   response=response) from None
     except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError
         if "html" in ctype.lower() or raw.lstrip()[:1] == b"<":
             cause = "an HTML page, not JSON (a proxy error page, or not the DHIS2 API URL?)"

@@ -23,7 +23,7 @@ notifications at all (poll ``/summary/running`` or GET with ``timeout``).
 Set ``verbose_notifications = True`` for stage and ``[i/n]`` LOOP messages.
 Analytics, resource-table and monitoring jobs always post progress messages.
 
-Fault knobs (``fail_next``, ``hang_next``, ``truncate_next``, ``html_next``,
+Fault knobs (``fail_next``, ``hang_next``, ``truncate_next``, ``drop_response_next``, ``html_next``,
 ``delay``, ``trickle``, ``fail_next_job``, ``conflict_next``,
 ``drop_feed_after_completion``, ``login_redirect``, ``set_issue_count``,
 ``fail_check``) let tests provoke the failures a real server or its proxy
@@ -1870,7 +1870,7 @@ def _filter_fields(obj, fields):
 class _Faults(object):
     """Per-request faults waiting to be used, each with a remaining count and an optional method."""
 
-    KINDS = ("hang", "fail", "html", "truncate")
+    KINDS = ("hang", "fail", "html", "truncate", "drop")
 
     def __init__(self):
         # type: () -> None
@@ -2025,6 +2025,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(_Response(200, _LOGIN_PAGE.encode("utf-8"), "text/html;charset=UTF-8"), False)
             return
         truncate = faults.take("truncate", method) is not None
+        drop = faults.take("drop", method) is not None
         base = "http://" + self.headers["Host"] if self.headers.get("Host") else owner.url
         req = _Request(method, url.path, query, self.headers, body, base, "", owner._now())
         try:
@@ -2037,6 +2038,9 @@ class _Handler(BaseHTTPRequestHandler):
                 import traceback
                 traceback.print_exc()
             resp = _Response.json(_web_message(500, "%s: %s" % (type(e).__name__, e)), 500)
+        if drop:  # the work is done, the answer is lost
+            self._abort()
+            return
         self._send(resp, truncate)
 
     def _send(self, resp, truncate):
@@ -2275,6 +2279,13 @@ class Dhis2StandIn(object):
         """The next `count` responses announce the full Content-Length but carry half the body (chunked
         ones stop mid-way without the last chunk); the connection is then closed."""
         self._faults.add("truncate", count, method)
+
+    def drop_response_next(self, count=1, method=None):
+        # type: (int, Optional[str]) -> None
+        """The next `count` requests (of `method`, if given) are carried out (a POST starts its
+        job) but the connection is closed without an answer, as when a proxy or the network
+        drops it: the client cannot know whether anything happened."""
+        self._faults.add("drop", count, method)
 
     def html_next(self, count=1, method=None):
         # type: (int, Optional[str]) -> None
