@@ -26,16 +26,10 @@ cached results instead of ``job.wait()``.
 import collections
 import logging
 import re
-import socket
-import threading
 import time
-from http.client import HTTPException
-
-import requests
-import urllib3
 
 from . import convert, models, stream, versions
-from .errors import InvalidResponseError, TaskTimeoutError, TransportError
+from .errors import InvalidResponseError, TaskTimeoutError
 
 __all__ = ["IntegrityMixin", "compare_reports", "comparison_to_dict", "legacy_report"]
 
@@ -49,7 +43,6 @@ _MAX_CHECKS_PARAM = 4000
 #: when run_integrity_checks got no timeout.
 LEGACY_REPORT_WAIT = 120.0
 _UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
-_CHUNK = 65536
 
 _monotonic = time.monotonic
 _sleep = time.sleep
@@ -202,79 +195,6 @@ def legacy_report(flat, details=True, checks=None, what="the flattened report"):
 
 
 # --- streaming helpers ----------------------------------------------------------------
-
-
-def _socket_of(response):
-    """The socket under a streamed response, when it can be found (else None)."""
-    raw = getattr(response, "raw", None)
-    for path in (("_connection", "sock"), ("_fp", "fp", "raw", "_sock")):
-        obj = raw
-        for attr_name in path:
-            obj = getattr(obj, attr_name, None)
-            if obj is None:
-                break
-        if isinstance(obj, socket.socket):
-            return obj
-    return None
-
-
-class _Watchdog:
-    """Enforces a streamed body's total deadline even while a read is blocked:
-    when it fires it shuts the socket down, so the read returns at once."""
-
-    def __init__(self, response, seconds):
-        self.fired = False
-        self._response = response
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self):
-        self.fired = True
-        sock = _socket_of(self._response)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cancel(self):
-        self._timer.cancel()
-
-
-def _read_chunks(response, what, deadline_at, limit, watchdog):
-    """``response``'s body in chunks; errors become dhis2maint errors."""
-    received = 0
-
-    def deadline_error():
-        return TransportError("{}: the body took longer than stream_deadline={:g} s "
-                              "({} bytes received); raise Session.stream_deadline or "
-                              "select fewer checks".format(what, limit, received))
-
-    chunks = response.iter_content(chunk_size=_CHUNK)
-    while True:
-        try:
-            chunk = next(chunks)
-        except StopIteration:
-            watchdog.cancel()
-            break
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
-                HTTPException, OSError) as exc:
-            if watchdog.fired:
-                raise deadline_error() from exc
-            text = repr(exc)
-            if isinstance(exc, (requests.exceptions.Timeout,
-                                urllib3.exceptions.TimeoutError)) or "timed out" in text:
-                raise TransportError("{}: timed out waiting for more of the body after {} "
-                                     "bytes".format(what, received)) from exc
-            raise InvalidResponseError("{}: the body broke off after {} bytes ({})".format(
-                what, received, type(exc).__name__), response=response) from exc
-        if watchdog.fired or _monotonic() > deadline_at:
-            raise deadline_error()
-        received += len(chunk)
-        yield chunk
-    if watchdog.fired:
-        raise deadline_error()
 
 
 def _progress(job, done, total, completed):
@@ -716,19 +636,16 @@ class IntegrityMixin:
                 yield row
             return
         what = "GET /api/dataIntegrity/details"
-        limit = self.stream_deadline
-        deadline_at = _monotonic() + limit
+        started = time.monotonic()
         response = self._send("GET", "dataIntegrity/details", params=_checks_param(names),
-                              stream=True, timeout=(self.timeout, min(self.timeout, limit)))
-        watchdog = None
+                              stream=True,
+                              timeout=(self.timeout, min(self.timeout, self.stream_deadline)))
+        chunks = self._body_chunks(response, what, started)
         try:
-            watchdog = _Watchdog(response, max(0.0, deadline_at - _monotonic()))
-            chunks = _read_chunks(response, what, deadline_at, limit, watchdog)
             yield from stream.iter_issue_rows(chunks, what)
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-            response.close()
+            chunks.close()  # stops its deadline timer
+            response.close()  # also when the caller leaves the loop early
 
     def get_integrity_check_result(self, name, details=False):
         """One check's cached result, or ``None`` when DHIS2 has none (never run,

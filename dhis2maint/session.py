@@ -14,6 +14,7 @@ import re
 import socket
 import threading
 import time
+from http.client import HTTPException
 from typing import Optional, Tuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -404,6 +405,13 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         return decode_json(response, "{} /api/{}".format(method, path.lstrip("/")),
                            expect=expect, allow_empty=allow_empty)
 
+    def _body_chunks(self, response, what, started=None):
+        """A streamed response's body in chunks, within ``stream_deadline`` of
+        ``started`` (see :func:`body_chunks`); for the feature mixins' streams."""
+        request = getattr(response, "request", None)
+        return body_chunks(response, what, getattr(request, "method", None) or "GET",
+                           self.stream_deadline, started)
+
     @property
     def server_version(self):
         # type: () -> Tuple[int, ...]
@@ -529,77 +537,74 @@ class _Deadline:
         self._timer.cancel()
 
 
-def _read_body(response, what, method, limit):
-    """Read ``response``'s whole body within ``limit`` seconds into ``response.content``.
+def body_chunks(response, what, method="GET", limit=DEFAULT_STREAM_DEADLINE, started=None):
+    """``response``'s body in chunks, all of it within ``limit`` seconds of ``started``
+    (default: now); closes the response when done or abandoned.
 
-    A body that overruns the deadline raises :class:`TransportError`; one that
-    breaks off (connection closed early, or fewer bytes than ``Content-Length``)
-    raises :class:`InvalidResponseError` -- for a POST with ``outcome_unknown``.
+    Overrunning the deadline raises :class:`TransportError` naming it -- even
+    while a read is blocked on a trickling server, since a timer shuts the
+    socket down.  A read timeout is a :class:`TransportError`; a body that
+    breaks off an :class:`InvalidResponseError`.  For a POST either error has
+    ``outcome_unknown`` set: the request reached DHIS2.
     """
-    if getattr(response, "_content", False) is not False:
-        return  # already read (a test double, or requests read it)
     unknown = method not in _IDEMPOTENT
+    status = getattr(response, "status_code", "?")
+    request = getattr(response, "request", None)
+    deadline_at = (time.monotonic() if started is None else started) + limit
+    guard = _Deadline(response, max(0.0, deadline_at - time.monotonic()))
     received = 0
-    chunks = []
-    deadline_at = time.monotonic() + limit
-    guard = _Deadline(response, limit)
 
     def overrun():
         err = TransportError("{} -> HTTP {}: the body took longer than stream_deadline={:g} s "
                              "({} bytes received); raise Session(stream_deadline=…) or ask for "
-                             "less".format(what, response.status_code, limit, received),
-                             request=response.request)
+                             "less".format(what, status, limit, received), request=request)
         err.outcome_unknown = unknown
         return err
 
     try:
-        for chunk in _chunks(response):
-            received += len(chunk)
-            chunks.append(chunk)
+        iterator = response.iter_content(_CHUNK)
+        while True:
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                break
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
+                    HTTPException, OSError) as exc:
+                if guard.fired:
+                    raise overrun() from exc
+                if isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)) \
+                        or "timed out" in repr(exc):
+                    err = TransportError(
+                        "{} -> HTTP {}: timed out waiting for the rest of the body after {} "
+                        "bytes{}".format(what, status, received,
+                                         "; the request reached DHIS2" if unknown else ""),
+                        request=request)
+                    err.outcome_unknown = unknown
+                    raise err from exc
+                raise _broken_body(response, what, received, unknown) from exc
             if guard.fired or time.monotonic() > deadline_at:
                 raise overrun()
-    except _ReadFailed as failed:
-        exc = failed.__cause__
+            received += len(chunk)
+            yield chunk
         if guard.fired:
-            raise overrun() from exc
-        timed_out = isinstance(exc, requests.exceptions.Timeout) or "timed out" in repr(exc)
-        if timed_out:
-            err = TransportError("{} -> HTTP {}: timed out waiting for the rest of the body "
-                                 "after {} bytes{}".format(
-                                     what, response.status_code, received,
-                                     "; the request reached DHIS2" if unknown else ""),
-                                 request=response.request)
-            err.outcome_unknown = unknown
-            raise err from exc
-        raise _broken_body(response, what, received, unknown) from exc
+            raise overrun()
     finally:
         guard.cancel()
         response.close()
-    if guard.fired:
-        raise overrun()
-    response._content = b"".join(chunks)
+
+
+def _read_body(response, what, method, limit):
+    """Read ``response``'s whole body within ``limit`` seconds into ``response.content``
+    (see :func:`body_chunks` for the errors)."""
+    if getattr(response, "_content", False) is not False:
+        return  # already read (a test double, or requests read it)
+    content = b"".join(body_chunks(response, what, method, limit))
+    response._content = content
     response._content_consumed = True
     expected = _content_length(response)
-    if expected is not None and received < expected:
+    if expected is not None and len(content) < expected:
         # urllib3 < 2 does not notice a body shorter than its Content-Length.
-        raise _broken_body(response, what, received, unknown)
-
-
-class _ReadFailed(Exception):
-    """A requests error while reading a body (its ``__cause__``); kept apart from
-    our own TransportError, which is a RequestException too."""
-
-
-def _chunks(response):
-    iterator = response.iter_content(_CHUNK)
-    while True:
-        try:
-            chunk = next(iterator)
-        except StopIteration:
-            return
-        except requests.exceptions.RequestException as exc:
-            raise _ReadFailed() from exc
-        yield chunk
+        raise _broken_body(response, what, len(content), method not in _IDEMPOTENT)
 
 
 def _content_length(response):
@@ -620,7 +625,7 @@ def _broken_body(response, what, received, unknown):
     err = InvalidResponseError(
         "{} -> HTTP {}: the body broke off after {} bytes (the connection closed before its "
         "end: DHIS2 restarting, or a proxy timeout?){}".format(
-            what, response.status_code, received,
+            what, getattr(response, "status_code", "?"), received,
             "; the request reached DHIS2, so it may have been carried out" if unknown else ""),
         response=response)
     err.outcome_unknown = unknown
