@@ -11,8 +11,10 @@
 Any failure to build a model raises :class:`InvalidResponseError` naming what
 was being read -- never a bare ``KeyError``/``ValueError`` from cattrs.
 """
+import contextlib
 import datetime
 import enum
+import gc
 import json
 import re
 from typing import Union
@@ -271,9 +273,32 @@ def result_from_dict(data, details=None, what="the response"):
     return result
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector while building many objects.
+
+    Decoding a 100,000-issue report allocates a few hundred thousand dicts,
+    lists and models, none of them cyclic; the collector would run hundreds of
+    times for nothing (about half the time of a large report on 3.7-3.12).
+    Re-enabled on exit only if it was on, so nested and concurrent uses are safe.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def report_from_dict(data, details=None, what="the report"):
     """A :class:`DataIntegrityReport` from DHIS2's ``{name: result}`` map, or from
     :meth:`DataIntegrityReport.to_dict` output."""
+    with gc_paused():
+        return _report_from_dict(data, details, what)
+
+
+def _report_from_dict(data, details, what):
     if not isinstance(data, dict):
         raise InvalidResponseError("{}: expected a JSON object, got {}".format(
             what, type(data).__name__))

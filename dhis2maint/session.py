@@ -27,6 +27,7 @@ from urllib3.util.retry import Retry
 from . import __version__
 from .errors import (AuthenticationError, ConfigurationError, InvalidResponseError,
                      TransportError, error_for_response, is_login_page)
+from .convert import gc_paused
 from .integrity import IntegrityMixin
 from .jobs import JobsMixin
 from .versions import parse_version
@@ -655,7 +656,8 @@ def decode_json(response, what, expect=None, allow_empty=False):
             what, response.status_code), response=response)
     ctype = response.headers.get("Content-Type", "")
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
+        with gc_paused():
+            data = json.loads(raw.decode("utf-8-sig"))
     except RecursionError:
         raise InvalidResponseError("{}: JSON nested too deeply to read".format(what),
                                    response=response) from None
