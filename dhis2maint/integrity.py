@@ -28,7 +28,7 @@ import logging
 import re
 import time
 
-from . import convert, models, stream, versions
+from . import convert, models, versions
 from .errors import InvalidResponseError, TaskTimeoutError
 
 __all__ = ["IntegrityMixin", "compare_reports", "comparison_to_dict", "legacy_report"]
@@ -640,6 +640,8 @@ class IntegrityMixin:
         response = self._send("GET", "dataIntegrity/details", params=_checks_param(names),
                               stream=True,
                               timeout=(self.timeout, min(self.timeout, self.stream_deadline)))
+        from . import stream  # the incremental parser; loaded only when streaming
+
         chunks = self._body_chunks(response, what, started)
         try:
             yield from stream.iter_issue_rows(chunks, what)

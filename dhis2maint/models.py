@@ -37,6 +37,24 @@ __all__ = [
 ]
 
 
+class _Model:
+    """Base of the models: one shared ``__repr__`` (``Name(field=value, …)``, as
+    attrs writes it) instead of one generated and compiled per class, which
+    keeps ``import dhis2maint`` fast -- Airflow re-imports DAG files constantly."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "{}({})".format(type(self).__name__, ", ".join(
+            "{}={!r}".format(a.name, getattr(self, a.name))
+            for a in attr.fields(type(self)) if a.repr))
+
+
+def _model(**options):
+    """``attr.s`` as every model uses it: typed fields, slots, the shared repr."""
+    return attr.s(auto_attribs=True, slots=True, repr=False, **options)
+
+
 class _StrEnum(str, enum.Enum):
     def __str__(self):
         return self.value
@@ -146,8 +164,8 @@ class JobStatus(_StrEnum):
 # Data integrity
 
 
-@attr.s(auto_attribs=True, slots=True)
-class DataIntegrityCheck:
+@_model()
+class DataIntegrityCheck(_Model):
     """One data-integrity check as ``GET /api/dataIntegrity`` lists it."""
 
     name: str
@@ -165,8 +183,8 @@ class DataIntegrityCheck:
     code: Optional[str] = None
 
 
-@attr.s(auto_attribs=True, slots=True, frozen=True)
-class DataIntegrityIssue:
+@_model(frozen=True)
+class DataIntegrityIssue(_Model):
     """One finding of a check: the object's UID (when it has one), a name, and more."""
 
     id: Optional[str] = None
@@ -175,8 +193,8 @@ class DataIntegrityIssue:
     refs: List[str] = attr.Factory(list)
 
 
-@attr.s(auto_attribs=True, slots=True)
-class DataIntegrityResult:
+@_model()
+class DataIntegrityResult(_Model):
     """A check's result: a summary (``count``/``percentage``) or details (``issues``).
 
     ``count`` is DHIS2's count for a summary; for details it is ``len(issues)``.
@@ -204,8 +222,8 @@ class DataIntegrityResult:
         return self.error is not None
 
 
-@attr.s(auto_attribs=True, slots=True)
-class DataIntegrityReport:
+@_model()
+class DataIntegrityReport(_Model):
     """Results by check name, in the order DHIS2 (or the legacy mapping) gave them.
 
     ``details`` says whether the results carry issues.  Round-trips through JSON
@@ -249,8 +267,8 @@ class DataIntegrityReport:
         return report_from_dict(data)
 
 
-@attr.s(auto_attribs=True, slots=True, frozen=True)
-class IntegrityIssueRow:
+@_model(frozen=True)
+class IntegrityIssueRow(_Model):
     """One issue tagged with its check: what :meth:`Session.iter_integrity_issues` yields."""
 
     check_name: str
@@ -268,8 +286,8 @@ def _at_least(severity, min_severity):
     return severity_rank(str(severity or "WARNING")) >= severity_rank(str(min_severity))
 
 
-@attr.s(auto_attribs=True, slots=True, frozen=True)
-class CountChange:
+@_model(frozen=True)
+class CountChange(_Model):
     """How one check's count differs between two reports (see :func:`compare_reports`).
 
     ``old``/``new`` are the counts; ``None`` when the check is missing from that
@@ -318,8 +336,8 @@ class CountChange:
         return delta is not None and delta < 0
 
 
-@attr.s(auto_attribs=True, slots=True, frozen=True)
-class IssueChange:
+@_model(frozen=True)
+class IssueChange(_Model):
     """The same issue (same check and id, or name when it has no id) in both
     reports, with a different comment, name or refs."""
 
@@ -327,8 +345,8 @@ class IssueChange:
     new: IntegrityIssueRow
 
 
-@attr.s(auto_attribs=True, slots=True)
-class ReportComparison:
+@_model()
+class ReportComparison(_Model):
     """What changed between two data-integrity reports (:func:`dhis2maint.compare_reports`).
 
     * ``new_issues``: issues in the new report that the old one did not have (new
@@ -376,8 +394,8 @@ class ReportComparison:
 # Jobs and notifications
 
 
-@attr.s(auto_attribs=True, slots=True)
-class Notification:
+@_model()
+class Notification(_Model):
     """One task notification from ``/api/system/tasks/{jobType}/{jobId}``."""
 
     id: Optional[str] = None
@@ -395,8 +413,8 @@ class Notification:
         return self.level == NotificationLevel.ERROR
 
 
-@attr.s(auto_attribs=True, slots=True, eq=False)
-class Job:
+@_model(eq=False)
+class Job(_Model):
     """A background job DHIS2 accepted: ``id``, ``job_type``, ``created`` and DHIS2's fields.
 
     ``wait()`` follows it to the end (see :meth:`Session.wait_for_task`).
@@ -437,8 +455,8 @@ class Job:
                                           on_notification=on_notification, **kwargs)
 
 
-@attr.s(auto_attribs=True, slots=True)
-class JobConfiguration:
+@_model()
+class JobConfiguration(_Model):
     """The stored record of a job (``/api/jobConfigurations/{id}``, 2.41+)."""
 
     id: Optional[str] = None
@@ -457,8 +475,8 @@ class JobConfiguration:
 # Synchronous operations
 
 
-@attr.s(auto_attribs=True, slots=True)
-class PredictorRun:
+@_model()
+class PredictorRun(_Model):
     """The answer of a predictor run: DHIS2's message and the predictions it generated."""
 
     message: Optional[str] = None
@@ -469,8 +487,8 @@ class PredictorRun:
     predictor_group: Optional[str] = None
 
 
-@attr.s(auto_attribs=True, slots=True)
-class ValidationViolation:
+@_model()
+class ValidationViolation(_Model):
     """One validation rule violation from ``POST /api/dataAnalysis/validationRules``."""
 
     validation_rule_id: Optional[str] = None
@@ -489,14 +507,14 @@ class ValidationViolation:
     right_side_value: Optional[float] = None
 
 
-@attr.s(auto_attribs=True, slots=True, frozen=True)
-class CategoryOptionCombo:
+@_model(frozen=True)
+class CategoryOptionCombo(_Model):
     id: Optional[str] = None
     name: Optional[str] = None
 
 
-@attr.s(auto_attribs=True, slots=True)
-class CategoryComboState:
+@_model()
+class CategoryComboState(_Model):
     """A category combo's option combos against what its categories call for.
 
     ``expected_count`` is the product of the categories' option counts.
@@ -516,8 +534,8 @@ class CategoryComboState:
         return self.count >= self.expected_count
 
 
-@attr.s(auto_attribs=True, slots=True)
-class ImportSummary:
+@_model()
+class ImportSummary(_Model):
     """What DHIS2 reports for a per-combo option-combo update
     (``POST /api/maintenance/categoryOptionComboUpdate/categoryCombo/{uid}``).
 
