@@ -84,6 +84,9 @@ def severity_rank(severity):
 
 
 class NotificationLevel(_StrEnum):
+    """A task notification's level; ``LOOP`` (2.37+) marks a progress message that
+    the next one replaces, ``ERROR`` a failure (the job's end when ``completed``)."""
+
     OFF = "OFF"
     DEBUG = "DEBUG"
     LOOP = "LOOP"
@@ -93,6 +96,9 @@ class NotificationLevel(_StrEnum):
 
 
 class NotificationDataType(_StrEnum):
+    """What a notification's ``data`` holds: ``PARAMETERS`` (the job's parameters,
+    on its first message; 2.38+)."""
+
     PARAMETERS = "PARAMETERS"
 
 
@@ -151,6 +157,9 @@ class JobType(_StrEnum):
 
 
 class JobStatus(_StrEnum):
+    """A job configuration's status (``/api/jobConfigurations``); a finished run-once
+    job is ``DISABLED`` with ``last_executed_status`` ``COMPLETED``/``FAILED``/``STOPPED``."""
+
     RUNNING = "RUNNING"
     SCHEDULED = "SCHEDULED"
     DISABLED = "DISABLED"
@@ -509,6 +518,8 @@ class ValidationViolation(_Model):
 
 @_model(frozen=True)
 class CategoryOptionCombo(_Model):
+    """One category option combo: its UID and name."""
+
     id: Optional[str] = None
     name: Optional[str] = None
 

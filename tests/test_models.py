@@ -235,3 +235,17 @@ def test_public_names_exported():
     for name in dhis2maint.__all__:
         assert hasattr(dhis2maint, name), name
     assert isinstance(dhis2maint.__version__, str)
+
+
+def test_every_public_name_and_session_method_has_a_docstring():
+    import inspect
+
+    import requests
+
+    undocumented = [name for name in dhis2maint.__all__
+                    if not isinstance(getattr(dhis2maint, name), str)
+                    and not (getattr(dhis2maint, name).__doc__ or "").strip()]
+    undocumented += ["Session." + name for name, member in inspect.getmembers(dhis2maint.Session)
+                     if not name.startswith("_") and not hasattr(requests.Session, name)
+                     and not (getattr(member, "__doc__", None) or "").strip()]
+    assert undocumented == []
