@@ -98,10 +98,14 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      **kwargs)
 
+    def group(name, help_text, metavar="ACTION"):
+        """`dhis2maint NAME ACTION …`; NAME alone prints the group's help."""
+        parser = commands.add_parser(name, help=help_text)
+        parser.set_defaults(group_parser=parser)
+        return parser.add_subparsers(dest="action", metavar=metavar)
+
     # integrity
-    integrity = commands.add_parser("integrity", help="data-integrity checks")
-    integrity.set_defaults(group_parser=integrity)
-    integrity_cmds = integrity.add_subparsers(dest="action", metavar="ACTION")
+    integrity_cmds = group("integrity", "data-integrity checks")
     checks = command(integrity_cmds, "checks", "list the data-integrity checks")
     checks.add_argument("--section", help="only this section (exact name)")
     checks.add_argument("--severity", choices=SEVERITIES, type=str.lower,
@@ -143,9 +147,7 @@ def build_parser():
     diff.set_defaults(handler=cmd_integrity_diff)
 
     # refresh
-    refresh = commands.add_parser("refresh", help="analytics, resource tables, monitoring")
-    refresh.set_defaults(group_parser=refresh)
-    refresh_cmds = refresh.add_subparsers(dest="action", metavar="ACTION")
+    refresh_cmds = group("refresh", "analytics, resource tables, monitoring")
     analytics = command(refresh_cmds, "analytics", "rebuild the analytics tables")
     analytics.add_argument("--last-years", type=int, metavar="N",
                            help="only the last N years of data")
@@ -154,14 +156,12 @@ def build_parser():
                                dest=flag, help="DHIS2 parameter {}".format(_camel(flag)))
     tables = command(refresh_cmds, "resource-tables", "rebuild the resource tables")
     monitoring = command(refresh_cmds, "monitoring", "run the monitoring job")
-    for sub, handler in ((analytics, cmd_refresh), (tables, cmd_refresh), (monitoring, cmd_refresh)):
+    for sub in (analytics, tables, monitoring):
         _add_wait_options(sub)
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(handler=cmd_refresh)
 
     # predictors and validation
-    predictors = commands.add_parser("predictors", help="run predictors")
-    predictors.set_defaults(group_parser=predictors)
-    predictors_cmds = predictors.add_subparsers(dest="action", metavar="ACTION")
+    predictors_cmds = group("predictors", "run predictors")
     prun = command(predictors_cmds, "run", "run predictors (all, or the ones named)")
     prun.add_argument("--start-date", required=True, metavar="YYYY-MM-DD")
     prun.add_argument("--end-date", required=True, metavar="YYYY-MM-DD")
@@ -169,9 +169,7 @@ def build_parser():
     prun.add_argument("--group", action="append", metavar="UID", default=[])
     prun.set_defaults(handler=cmd_predictors_run)
 
-    validation = commands.add_parser("validation", help="validation rule analysis")
-    validation.set_defaults(group_parser=validation)
-    validation_cmds = validation.add_subparsers(dest="action", metavar="ACTION")
+    validation_cmds = group("validation", "validation rule analysis")
     vrun = command(validation_cmds, "run", "run validation rule analysis and list violations")
     vrun.add_argument("--org-unit", required=True, metavar="UID")
     vrun.add_argument("--start-date", required=True, metavar="YYYY-MM-DD")
@@ -185,9 +183,7 @@ def build_parser():
     vrun.set_defaults(handler=cmd_validation_run)
 
     # maintenance
-    maintenance = commands.add_parser("maintenance", help="/api/maintenance operations")
-    maintenance.set_defaults(group_parser=maintenance)
-    maintenance_cmds = maintenance.add_subparsers(dest="action", metavar="OPERATION")
+    maintenance_cmds = group("maintenance", "/api/maintenance operations", metavar="OPERATION")
     for op in _maintenance_operations():
         sub = command(maintenance_cmds, op.cli_name,
                       ("DESTRUCTIVE: " if op.destructive else "") + op.summary,
@@ -207,9 +203,7 @@ def build_parser():
     coc.set_defaults(handler=cmd_coc_update)
 
     # tasks
-    task = commands.add_parser("task", help="task notifications of background jobs")
-    task.set_defaults(group_parser=task)
-    task_cmds = task.add_subparsers(dest="action", metavar="ACTION")
+    task_cmds = group("task", "task notifications of background jobs")
     status = command(task_cmds, "status", "show a job's notifications (newest first)")
     status.add_argument("job_type", metavar="JOB_TYPE", type=str.upper)
     status.add_argument("job_id", nargs="?", metavar="JOB_ID")
