@@ -8,7 +8,6 @@ stand-in's.  The README's token and password are the stand-in's users.
 import os
 import re
 
-import pytest
 
 from dhis2maint.testing import Dhis2StandIn
 
