@@ -7,27 +7,11 @@ import time
 
 import pytest
 
-from dhis2maint import (ConflictError, DataIntegritySeverity, InvalidResponseError, Session,
+from dhis2maint import (ConflictError, DataIntegritySeverity, InvalidResponseError,
                         TransportError, UnsupportedServerError, compare_reports, from_json,
                         to_json)
-from dhis2maint.testing import Dhis2StandIn
 
 BIG = 50000
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(version="2.42", job_seconds=0.3, **kwargs):
-        srv = Dhis2StandIn(version=version, job_seconds=job_seconds, **kwargs)
-        srv.start()
-        servers.append(srv)
-        return srv, Session(srv.url, auth=("admin", "district"), retries=1)
-
-    yield start
-    for srv in servers:
-        srv.stop()
 
 
 def requests_to(srv, method, path):

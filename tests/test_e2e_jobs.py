@@ -8,31 +8,12 @@ import datetime
 import pytest
 
 from dhis2maint import (BadRequest, ConflictError, JobFailedError, JobType, NotFound,
-                        NotificationLevel, ServerError, Session, TaskTimeoutError,
+                        NotificationLevel, ServerError, TaskTimeoutError,
                         UnsupportedServerError, jobs)
 from dhis2maint.models import ImportSummary, ValidationViolation
 
-testing = pytest.importorskip("dhis2maint.testing")
-
 FAST = {"timeout": 20, "poll_interval": 0.05, "max_interval": 0.2}
 AGE_AND_SEX = "t3aNCvHsoSn"  # two categories of two options: four option combos
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(version="2.42", job_seconds=0.3, **knobs):
-        srv = testing.Dhis2StandIn(version=version, job_seconds=job_seconds)
-        for name, value in knobs.items():
-            setattr(srv, name, value)
-        srv.start()
-        servers.append(srv)
-        return srv, Session(srv.url, auth=("admin", "district"), retries=1)
-
-    yield start
-    for srv in servers:
-        srv.stop()
 
 
 def posts(srv, path=None):
