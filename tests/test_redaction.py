@@ -262,18 +262,23 @@ def test_cli_debug_output_never_shows_the_canary(standin):
 # redirects never carry the Authorization header to another host
 
 
+def _answer_system_info(handler):
+    """Answer a stdlib handler's request with a 2.42 ``/api/system/info`` body."""
+    body = b'{"version": "2.42.0"}'
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class _Redirector(http.server.BaseHTTPRequestHandler):
     """GET /api/system/info -> 302 to ``server.location``; GET /final -> 200 JSON."""
 
     def do_GET(self):  # noqa: N802 - stdlib naming
         self.server.seen.append((self.path, self.headers.get("Authorization")))
         if self.path.startswith("/final"):
-            body = b'{"version": "2.42.0"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            _answer_system_info(self)
             return
         self.send_response(302)
         self.send_header("Location", self.server.location)
@@ -377,12 +382,7 @@ def tls_server(tmp_path_factory):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
-            body = b'{"version": "2.42.0"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            _answer_system_info(self)
 
         def log_message(self, *args):
             pass
