@@ -357,7 +357,8 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         (:class:`TransportError` when overrun, :class:`InvalidResponseError`
         when it breaks off); with ``stream`` the caller reads it.
         """
-        what = "{} /api/{}".format(method, path.lstrip("/"))
+        api_path = "/api/" + path.lstrip("/")
+        what = "{} {}".format(method, api_path)
         started = time.monotonic()
         try:
             # Always streamed at the requests level, so a non-streamed body can be
@@ -372,7 +373,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
                   (time.monotonic() - started) * 1000)
         if response.status_code >= 400 and not (ok_statuses and response.status_code in ok_statuses):
             try:
-                raise error_for_response(response, method, "/api/" + path.lstrip("/"))
+                raise error_for_response(response, method, api_path)
             finally:
                 response.close()
         if 300 <= response.status_code < 400:
@@ -381,7 +382,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
                 raise AuthenticationError(
                     "{} -> redirected to the DHIS2 login page: not authenticated; {}".format(
                         what, AuthenticationError.hint),
-                    status_code=response.status_code, method=method, path="/api/" + path,
+                    status_code=response.status_code, method=method, path=api_path,
                     request=response.request, response=response)
             raise InvalidResponseError("{} -> unexpected redirect (HTTP {})".format(
                 what, response.status_code), request=response.request, response=response)
@@ -390,7 +391,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             raise AuthenticationError(
                 "{} -> DHIS2's HTML login page instead of JSON: not authenticated; {}".format(
                     what, AuthenticationError.hint),
-                status_code=response.status_code, method=method, path="/api/" + path,
+                status_code=response.status_code, method=method, path=api_path,
                 request=response.request, response=response)
         return response
 
