@@ -446,8 +446,13 @@ class JobsMixin:
 
     def _task_feed(self, type_text):
         """``GET /api/system/tasks/{jobType}`` -> {job id: [raw notification dicts]}."""
-        data = self._json("GET", "system/tasks/" + type_text, expect=dict)
-        return {str(k): v for k, v in data.items() if isinstance(v, list)}
+        path = "system/tasks/" + type_text
+        data = self._json("GET", path, expect=dict)
+        for job_id, items in data.items():
+            if not isinstance(items, list):
+                raise InvalidResponseError("GET /api/{}: messages of job {} are not a list".format(
+                    path, job_id))
+        return {str(k): v for k, v in data.items()}
 
     def _recover_job(self, type_text, known, what, cause):
         """The ONE job of ``type_text`` that appeared in the task feed since ``known``
@@ -606,14 +611,9 @@ class JobsMixin:
         read with ``GET /api/system/tasks/{jobType}/{jobId}``.
         """
         type_text = _job_type_text(job_type)
-        path = "system/tasks/" + type_text
-        data = self._json("GET", path, expect=dict)
         best_id, best, best_time = None, [], None
-        for job_id, items in data.items():
-            if not isinstance(items, list):
-                raise InvalidResponseError("GET /api/{}: messages of job {} are not a list".format(
-                    path, job_id))
-            notifications = _notifications(items, "GET /api/" + path)
+        for job_id, items in self._task_feed(type_text).items():
+            notifications = _notifications(items, "GET /api/system/tasks/" + type_text)
             if not notifications:
                 continue
             newest = notifications[0].time
