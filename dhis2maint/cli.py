@@ -18,6 +18,7 @@ import time
 
 from . import __version__
 from .errors import (ConfigurationError, Dhis2Error, JobFailedError, TaskTimeoutError)
+from .jobs import ANALYTICS_FLAGS
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB = 0, 1, 2, 3, 4
 SEVERITIES = ("info", "warning", "severe", "critical")
@@ -151,9 +152,9 @@ def build_parser():
     analytics = command(refresh_cmds, "analytics", "rebuild the analytics tables")
     analytics.add_argument("--last-years", type=int, metavar="N",
                            help="only the last N years of data")
-    for flag in ANALYTICS_FLAGS:
+    for flag, parameter in ANALYTICS_FLAGS:
         analytics.add_argument("--" + flag.replace("_", "-"), action="store_true",
-                               dest=flag, help="DHIS2 parameter {}".format(_camel(flag)))
+                               dest=flag, help="DHIS2 parameter {}".format(parameter))
     tables = command(refresh_cmds, "resource-tables", "rebuild the resource tables")
     monitoring = command(refresh_cmds, "monitoring", "run the monitoring job")
     for sub in (analytics, tables, monitoring):
@@ -226,16 +227,6 @@ def build_parser():
     version = command(commands, "version", "library version and, with a server, DHIS2's")
     version.set_defaults(handler=cmd_version)
     return parser
-
-
-ANALYTICS_FLAGS = ("skip_resource_tables", "skip_aggregate", "skip_events", "skip_enrollment",
-                   "skip_org_unit_ownership", "skip_outliers", "skip_tracked_entities",
-                   "skip_validation_results")
-
-
-def _camel(name):
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
 
 
 def _add_wait_options(parser):
@@ -470,7 +461,7 @@ def cmd_refresh(args):
     progress = _Progress(args)
     with connect(args) as session:
         if args.action == "analytics":
-            flags = {flag: True for flag in ANALYTICS_FLAGS if getattr(args, flag)}
+            flags = {flag: True for flag, _ in ANALYTICS_FLAGS if getattr(args, flag)}
             job = session.refresh_analytics(last_years=args.last_years, **flags)
         elif args.action == "resource-tables":
             job = session.refresh_resource_tables()

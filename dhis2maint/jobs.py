@@ -33,7 +33,8 @@ from . import convert, models, versions
 from .errors import (ApiError, InvalidResponseError, JobFailedError, NotFound,
                      TaskTimeoutError, TransportError, UnsupportedServerError)
 
-__all__ = ["JobsMixin", "MaintenanceOperation", "MAINTENANCE_OPERATIONS", "MAINTENANCE_FLAGS",
+__all__ = ["JobsMixin", "ANALYTICS_FLAGS", "MaintenanceOperation", "MAINTENANCE_OPERATIONS",
+           "MAINTENANCE_FLAGS",
            "START_GRACE", "FALLBACK_RECHECK", "RECOVERY_WAIT", "RECOVERY_POLL", "says_failed"]
 
 log = logging.getLogger("dhis2maint")
@@ -205,8 +206,8 @@ MAINTENANCE_FLAGS = (
     "categoryOptionComboUpdate", "cacheClear", "appReload", "resourceTableUpdate",
 )
 
-# refresh_analytics keyword -> DHIS2 query parameter
-_ANALYTICS_FLAGS = (
+#: refresh_analytics keyword -> DHIS2 query parameter (also the CLI's --skip-* flags)
+ANALYTICS_FLAGS = (
     ("skip_resource_tables", "skipResourceTables"),
     ("skip_aggregate", "skipAggregate"),
     ("skip_events", "skipEvents"),
@@ -542,7 +543,7 @@ class JobsMixin:
         params = {}
         if last_years is not None:
             params["lastYears"] = str(_positive_int(last_years, "last_years"))
-        for keyword, name in _ANALYTICS_FLAGS:
+        for keyword, name in ANALYTICS_FLAGS:
             if _flag(flags[keyword], keyword):
                 params[name] = "true"
         self._require_analytics_parameters(params)
