@@ -433,18 +433,12 @@ def cmd_integrity_diff(args):
     with _output(args) as out:
         write_comparison(comparison, args.format, out)
     level = args.fail_on or "info"
-    new = [row for row in comparison.new_issues if _severity_at_least(row.severity, level)]
-    worse = [c for c in _count_increases(comparison)
-             if _severity_at_least(getattr(c, "severity", None), level)]
+    # Counts matter too: a summary-only diff has no issues to compare, and a check
+    # that appeared (or failed last time) with issues now is worse as well.
+    worse = [c for c in comparison.count_changes.values()
+             if (c.new or 0) > max(c.old or 0, 0) and _severity_at_least(c.severity, level)]
+    new = comparison.new_issues_at_least(level)
     return EXIT_THRESHOLD if new or worse else EXIT_OK
-
-
-def _count_increases(comparison):
-    """Checks whose count went up -- what a summary-only diff can say."""
-    changes = getattr(comparison, "count_changes", None) or {}
-    values = changes.values() if isinstance(changes, dict) else changes
-    return [c for c in values
-            if (getattr(c, "new", None) or 0) > max(getattr(c, "old", None) or 0, 0)]
 
 
 def _follow(job, args, progress):
