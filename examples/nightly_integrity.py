@@ -43,6 +43,7 @@ import re
 import sys
 
 import dhis2maint
+from dhis2maint.models import severity_rank
 from dhis2maint.report import atomic_output, write_report
 
 #: Report files are named by date, so the newest earlier one sorts last.
@@ -105,8 +106,7 @@ def save(report, json_path, csv_path):
 
 def rank(severity):
     """0 (INFO) ... 3 (CRITICAL); a missing or unknown severity counts as WARNING."""
-    text = str(severity or "WARNING").upper()
-    return SEVERITIES.index(text) if text in SEVERITIES else 1
+    return severity_rank(str(severity or "WARNING"))
 
 
 def per_check(rows):
