@@ -24,12 +24,14 @@ them with a no-op progress tracker), so there the run is followed through its
 cached results instead of ``job.wait()``.
 """
 import collections
+import difflib
 import logging
 import re
 import time
+from typing import Any, List, Optional, Sequence, Tuple
 
 from . import convert, models, versions
-from .errors import InvalidResponseError, TaskTimeoutError
+from .errors import ConfigurationError, InvalidResponseError, TaskTimeoutError
 
 __all__ = ["IntegrityMixin", "compare_reports", "comparison_to_dict", "legacy_report"]
 
@@ -65,15 +67,28 @@ def _check_names(checks):
             checks)) from None
     names = []
     for item in items:
+        if isinstance(item, models.DataIntegrityCheck):
+            item = _Resolved(item.name, item)
         if not isinstance(item, str) or not item.strip():
             raise ValueError("check names must be non-empty strings, got {!r}".format(item))
         if "," in item:
             raise ValueError("check name {!r} contains a comma; pass a list of names "
                              "instead".format(item))
-        item = item.strip()
+        if not isinstance(item, _Resolved):
+            item = item.strip()
         if item not in names:
             names.append(item)
     return names or None
+
+
+class _Resolved(str):
+    """A check name that came as a :class:`DataIntegrityCheck` (from this server's
+    list), so it needs no look-up before it is used."""
+
+    def __new__(cls, name, check):
+        self = super().__new__(cls, name)
+        self.check = check
+        return self
 
 
 def _severity_value(severity):
@@ -116,6 +131,91 @@ def _selected(names, tokens, code=None):
     return any(m(n, code) for m in matchers for n in names if n)
 
 
+def _is_code_token(token):
+    # type: (str) -> bool
+    """DHIS2's rule (DefaultDataIntegrityService.expandChecks@2.39+): a token that is
+    all upper case and has no ``_`` is a check code -- also ``DATA*``."""
+    return token.upper() == token and "_" not in token
+
+
+def _wildcard(token):
+    # type: (str) -> Any
+    text = re.sub(r"[^*_a-z0-9]+", "", token.lower().replace("-", "_"))
+    return re.compile("^" + ".*".join(re.escape(p) for p in text.split("*")) + "$")
+
+
+def match_checks(tokens, checks, server_codes=True):
+    # type: (Sequence[str], Sequence[models.DataIntegrityCheck], bool) -> Tuple[List[models.DataIntegrityCheck], List[str]]
+    """Expand ``tokens`` over ``checks`` the way DHIS2 2.39+ does: ``(selected, unmatched)``.
+
+    Each token is, in this order, a code (all upper case, no ``_``: ``CNO``), a
+    wildcard (has ``*``; lower-cased, ``-`` -> ``_``, other characters dropped,
+    must match the whole name) or a name (lower-cased, ``-`` -> ``_``).  Order is
+    the tokens' order, duplicates dropped.  With ``server_codes`` False (2.36-2.38,
+    which have no codes) codes are derived from the names as 2.39+ derives them
+    (:func:`versions.check_code`) and a code-like token that matches no code is
+    tried as a name, as those servers read it.  On 2.36 the 2.42 name of a legacy
+    check's successor is accepted too.
+    """
+    selected = collections.OrderedDict()
+    unmatched = []
+    for token in tokens:
+        found = []
+        if _is_code_token(token):
+            for check in checks:
+                codes = [check.code] if server_codes else [
+                    versions.check_code(n) for n in _names_of(check)]
+                if token in codes:
+                    found.append(check)
+        if not found and "*" in token and not (server_codes and _is_code_token(token)):
+            pattern = _wildcard(token)
+            found = [c for c in checks if any(pattern.match(n) for n in _names_of(c))]
+        elif not found and not (server_codes and _is_code_token(token)):
+            wanted = token.lower().replace("-", "_")
+            found = [c for c in checks if wanted in _names_of(c)]
+        if not found:
+            unmatched.append(token)
+        for check in found:
+            selected.setdefault(check.name, check)
+    return list(selected.values()), unmatched
+
+
+def _names_of(check):
+    # type: (models.DataIntegrityCheck) -> Tuple[str, ...]
+    modern = _MODERN_NAMES.get(check.name) if check.section == "Legacy" else None
+    return (check.name, modern) if modern else (check.name,)
+
+
+def _unmatched_error(unmatched, checks, version, server_codes):
+    # type: (List[str], Sequence[models.DataIntegrityCheck], Any, bool) -> ConfigurationError
+    names = [c.name for c in checks]
+    codes = {}
+    for check in checks:
+        for name in _names_of(check):
+            code = check.code if server_codes else versions.check_code(name)
+            if code:
+                codes.setdefault(code, check.name)
+    parts = []
+    for token in unmatched:
+        if _is_code_token(token):
+            close = ["{} ({})".format(c, codes[c]) for c in
+                     difflib.get_close_matches(token, list(codes), n=3, cutoff=0.5)]
+            lowered = token.lower().replace("-", "_")
+            close += [n for n in difflib.get_close_matches(lowered.replace("*", ""), names, n=3)
+                      if n not in close][:3 - len(close)]
+            note = " (all capitals without '_': DHIS2 reads it as a check code{})".format(
+                "; write {} for a wildcard".format(token.lower()) if "*" in token else "")
+        else:
+            probe = token.lower().replace("-", "_").replace("*", "")
+            close = difflib.get_close_matches(probe, names, n=3)
+            note = ""
+        parts.append("{!r}{}{}".format(token, note, " -- did you mean {}?".format(
+            ", ".join(close)) if close else ""))
+    return ConfigurationError(
+        "no data-integrity check on this server (DHIS2 {}) matches {}; list the checks with "
+        "`dhis2maint integrity checks`".format(versions.version_text(version), "; ".join(parts)))
+
+
 # --- the 2.36 flattened report ------------------------------------------------------
 
 
@@ -131,13 +231,24 @@ def _legacy_checks():
             for _key, _kind, check, _modern in versions.LEGACY_INTEGRITY_CHECKS]
 
 
+def _looks_like_uid(text):
+    """A DHIS2 UID (a letter, then 10 letters or digits) that is not an ordinary word:
+    generated UIDs carry a digit or a capital after the first character, so an
+    11-letter name such as "Vaccination" stays a name."""
+    return bool(_UID.match(text)) and any(ch.isdigit() or ch.isupper() for ch in text[1:])
+
+
 def _legacy_issue_from_text(text, comment=None, refs=None):
-    """``"Name:uid"`` -> issue(id=uid, name=Name); a text without a UID suffix
+    """``"Name:uid"`` -> issue(id=uid, name=Name); a bare UID (an object without a
+    display name: FlattenedDataIntegrityReport writes ``defaultIfBlank(displayName,
+    uid)`` on 2.36 and the uid alone on 2.37+) -> issue(id=uid); any other text
     (2.36 lists carry display names only) -> issue(name=text)."""
     text = str(text)
     head, sep, tail = text.rpartition(":")
     if sep and head and _UID.match(tail):
         return models.DataIntegrityIssue(tail, head, comment, refs or [])
+    if _looks_like_uid(text):
+        return models.DataIntegrityIssue(text, None, comment, refs or [])
     return models.DataIntegrityIssue(None, text, comment, refs or [])
 
 
@@ -355,11 +466,14 @@ class IntegrityMixin:
         :param severity: only checks of this severity: a
             :class:`DataIntegritySeverity` or ``"info"``/``"WARNING"``/… (any case).
         :param slow: ``True`` only slow checks, ``False`` only the default-run ones.
-        :param checks: names, codes (``CNO``) or wildcards (``program*``).
+        :param checks: names, codes (``CNO``) or wildcards (``program*``), matched as
+            DHIS2 matches them (see :func:`match_checks`); the result keeps their order.
 
-        2.39+ filters ``checks``, ``section`` and ``slow`` on the server (on 2.39 and
-        2.40 only ``checks`` when names are given, as unknown names break the other
-        filters there); 2.37/2.38 get the whole list and it is filtered here.
+        Without ``checks``, 2.39+ filters ``section`` and ``slow`` on the server.
+        With ``checks`` the whole list is read and matched here, so a token that
+        matches no check raises :class:`ConfigurationError` naming it (and up to
+        three close matches) instead of giving an empty list.  2.37/2.38 filter
+        everything here; codes are derived from the names as 2.39+ computes them.
         ``severity`` is always filtered here.  2.36 has no such endpoint: the 33
         legacy checks are returned (section "Legacy", severity WARNING).
 
@@ -372,32 +486,18 @@ class IntegrityMixin:
             raise ValueError("slow must be True, False or None, got {!r}".format(slow))
         if section is not None and not isinstance(section, str):
             raise ValueError("section must be a string, got {!r}".format(section))
-        version = self.server_version
-        names_filtered = False
-        legacy = self._legacy_integrity()
-        if legacy:
-            found = _legacy_checks()
+        if names:
+            found = self._resolve_checks(names)
         else:
             params = {}
-            if versions.supports(version, "integrity_filters"):
-                if names:
-                    params["checks"] = ",".join(names)
-                    names_filtered = True
-                # 2.39/2.40 answer 500 when a name is unknown and another filter is set
-                safe = not names or versions.supports(version, "integrity_drops_unknown_names")
-                if section and safe:
+            if versions.supports(self.server_version, "integrity_filters"):
+                if section:
                     params["section"] = section
-                if slow is not None and safe:
+                if slow is not None:
                     params["slow"] = "true" if slow else "false"
-            what = "GET /api/dataIntegrity"
-            data = self._json("GET", "dataIntegrity", params=params or None, expect=list)
-            found = [convert.structure(item, models.DataIntegrityCheck, what)
-                     for item in data if item is not None]  # 2.39/2.40: null = unknown name
+            found = self._all_integrity_checks(params or None)
         result = []
         for check in found:
-            known_as = (check.name, _MODERN_NAMES.get(check.name)) if legacy else (check.name,)
-            if names and not names_filtered and not _selected(known_as, names, check.code):
-                continue
             if section and check.section != section:
                 continue
             if slow is not None and bool(check.is_slow) != slow:
@@ -408,15 +508,65 @@ class IntegrityMixin:
             result.append(check)
         return result
 
+    def _all_integrity_checks(self, params=None):
+        # type: (Optional[dict]) -> List[models.DataIntegrityCheck]
+        """Every check: ``GET /api/dataIntegrity`` (2.36: the 33 legacy checks)."""
+        if self._legacy_integrity():
+            return _legacy_checks()
+        what = "GET /api/dataIntegrity"
+        data = self._json("GET", "dataIntegrity", params=params, expect=list)
+        return [convert.structure(item, models.DataIntegrityCheck, what)
+                for item in data if item is not None]  # 2.39/2.40: null = unknown name
+
+    def resolve_integrity_checks(self, checks):
+        # type: (Any) -> List[models.DataIntegrityCheck]
+        """The checks that names, codes or wildcards select on this server, in their
+        order: ``GET /api/dataIntegrity`` (2.36: the legacy list), matched as DHIS2
+        matches ``checks`` (:func:`match_checks`).
+
+        Raises :class:`ConfigurationError` naming every token that matches no check,
+        with up to three close matches each -- DHIS2 itself would silently run or
+        read nothing for it.  Every method taking ``checks`` does this first.
+        """
+        names = _check_names(checks)
+        if not names:
+            raise ValueError("resolve_integrity_checks needs at least one check name")
+        return self._resolve_checks(names)
+
+    def _resolve_checks(self, names):
+        # type: (List[str]) -> List[models.DataIntegrityCheck]
+        if all(isinstance(n, _Resolved) for n in names):
+            return [n.check for n in names]
+        server_codes = versions.supports(self.server_version, "integrity_codes")
+        available = self._all_integrity_checks()
+        selected, unmatched = match_checks(names, available, server_codes)
+        if unmatched:
+            raise _unmatched_error(unmatched, available, self.server_version, server_codes)
+        return selected
+
+    def _selection(self, checks):
+        # type: (Any) -> Tuple[Optional[List[str]], Optional[List[str]]]
+        """``(tokens, expanded names)`` for a ``checks`` argument; (None, None) for
+        no selection.  Raises :class:`ConfigurationError` for unknown tokens."""
+        names = _check_names(checks)
+        if not names:
+            return None, None
+        return names, [c.name for c in self._resolve_checks(names)]
+
     # --- running ------------------------------------------------------------------
 
     def start_integrity_run(self, checks=None, details=False):
         """Start a data-integrity job and return its :class:`Job` (not waiting).
 
+        ``checks`` (names, codes, wildcards or :class:`DataIntegrityCheck` objects)
+        are first matched against ``GET /api/dataIntegrity``: a token that matches
+        no check raises :class:`ConfigurationError` before anything is started.
+
         * 2.39+: ``POST /api/dataIntegrity/summary`` (job type ``DATA_INTEGRITY``) or
           ``/details`` (``DATA_INTEGRITY_DETAILS``) with ``checks=a,b``.  Without
           ``checks`` DHIS2 runs every check that is not slow.
-        * 2.37/2.38: the same paths; job type ``DATA_INTEGRITY`` for both; without
+        * 2.37/2.38: the same paths, with the matched check names (these servers
+          know no codes); job type ``DATA_INTEGRITY`` for both; without
           ``checks`` every check runs.
         * 2.36: ``POST /api/dataIntegrity``, which always runs all 33 legacy checks
           (it takes no parameters); ``checks`` is then applied when the results are
@@ -425,10 +575,13 @@ class IntegrityMixin:
         The POST is sent once, never retried.  Raises :class:`ConflictError` when
         a 2.37-2.40 server is already running integrity checks.
         """
-        names = _check_names(checks)
+        tokens, expanded = self._selection(checks)
+        return self._start_integrity_run(tokens, expanded, details)
+
+    def _start_integrity_run(self, tokens, expanded, details):
         version = self.server_version
         if self._legacy_integrity():
-            if names:
+            if expanded:
                 log.info("DHIS2 %s runs all legacy integrity checks; the selection is "
                          "applied when the results are read", versions.version_text(version))
             return self._start_job("dataIntegrity", models.JobType.DATA_INTEGRITY)
@@ -437,82 +590,103 @@ class IntegrityMixin:
         else:
             job_type = models.JobType.DATA_INTEGRITY
         path = "dataIntegrity/details" if details else "dataIntegrity/summary"
-        return self._start_job(path, job_type, params=_checks_param(names))
+        send = expanded
+        if tokens and versions.supports(version, "integrity_codes") \
+                and len(",".join(expanded)) > _MAX_CHECKS_PARAM:
+            send = tokens  # the server expands them exactly as match_checks did
+        return self._start_job(path, job_type, params=_checks_param(send))
 
     def run_integrity_checks(self, checks=None, details=False, timeout=None,
                              on_notification=None, include_slow=False):
         """Run checks, follow the job to its end, and return this run's results.
 
-        :param checks: names, codes or wildcards; ``None`` = DHIS2's default set
-            (every check that is not slow).
+        :param checks: names, codes, wildcards or :class:`DataIntegrityCheck`
+            objects (e.g. ``list_integrity_checks(slow=True)``); ``None`` = DHIS2's
+            default set (every check that is not slow).  A token that matches no
+            check raises :class:`ConfigurationError` before anything runs.
         :param details: read issues (``/details``), not just counts.
         :param timeout: seconds for the whole call (``None`` = no limit); on
             expiry :class:`TaskTimeoutError` (the job may still be running).
         :param on_notification: called with each new task :class:`Notification`.
         :param include_slow: with ``checks=None``, list the checks first
             (``GET /api/dataIntegrity``) and name every one, slow ones included.
+            Without it the slow checks DHIS2 leaves out are counted and logged
+            (INFO).  With ``checks`` it changes nothing (named checks run whether
+            slow or not).
 
-        Steps: :meth:`start_integrity_run`, ``job.wait()`` (``GET
+        Steps: ``GET /api/dataIntegrity`` (the checks this run covers),
+        :meth:`start_integrity_run`, ``job.wait()`` (``GET
         /api/system/tasks/{type}/{id}``), then ``GET /api/dataIntegrity/summary``
         (or ``/details``) for the names this run covered.  DHIS2 keeps results
         for an hour and returns older runs' entries too, so an entry whose
         ``finishedTime`` is before the job's ``created`` time is left out (both
-        are server times).
+        are server times).  An empty body there is :class:`InvalidResponseError`.
 
         2.37-2.40 post no task notifications for these jobs, so the run is
-        followed through its results instead: the covered names are listed first
-        (``GET /api/dataIntegrity``), then ``GET …/summary|details`` (2.39/2.40:
-        ``GET …/running`` in between) is polled until each has a result newer
-        than the job; ``on_notification`` then receives synthesised "N of M
-        checks finished" notifications.
+        followed through its results instead: ``GET …/summary|details``
+        (2.39/2.40: ``GET …/running`` in between) is polled until each covered
+        check has a result newer than the job; ``on_notification`` then receives
+        synthesised "N of M checks finished" notifications.
 
         2.36: ``POST /api/dataIntegrity``, wait, then poll ``GET
         /api/system/taskSummaries/DATA_INTEGRITY/{id}`` until the flattened
         report is there (within ``timeout``, or :data:`LEGACY_REPORT_WAIT` s
         without one); ``checks`` filters it.
 
-        Raises :class:`JobFailedError`, :class:`TaskTimeoutError`,
-        :class:`ConflictError` (2.37-2.40: already running), and the usual errors.
+        Raises :class:`ConfigurationError`, :class:`JobFailedError`,
+        :class:`TaskTimeoutError`, :class:`ConflictError` (2.37-2.40: already
+        running), and the usual errors.
         """
-        names = _check_names(checks)
+        tokens, expanded = self._selection(checks)
+        if tokens and include_slow:
+            log.info("include_slow has no effect with named checks: they run whether slow "
+                     "or not")
         started = _monotonic()
         if self._legacy_integrity():
-            job = self.start_integrity_run(details=details)
+            job = self._start_integrity_run(tokens, expanded, details)
             job.wait(timeout=timeout, on_notification=on_notification)
             flat = self._await_legacy_report(job, timeout, started)
-            return legacy_report(flat, details, names,
+            return legacy_report(flat, details, expanded,
                                  "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}")
         version = self.server_version
         notifies = versions.supports(version, "integrity_run_notifications")
-        expanded = None  # the check names this run covers, when known
-        if names is None:
-            available = self.list_integrity_checks()
+        if tokens is None:
+            available = self._all_integrity_checks()
+            skipped = [c.name for c in available if c.is_slow and not include_slow]
             expanded = [c.name for c in available if include_slow or not c.is_slow]
-        elif not notifies:
-            expanded = [c.name for c in self.list_integrity_checks(checks=names)]
-        job = self.start_integrity_run(
-            expanded if names is None and include_slow else names, details=details)
+            if skipped:
+                log.info("%d slow data-integrity checks are not part of DHIS2's default run "
+                         "and were not run; name them, or pass include_slow=True", len(skipped))
+            job = self._start_integrity_run(expanded if include_slow else None,
+                                            expanded if include_slow else None, details)
+        else:
+            job = self._start_integrity_run(tokens, expanded, details)
         if notifies:
             job.wait(timeout=timeout, on_notification=on_notification)
-            return self._read_run_results(job, details, names, expanded)
+            return self._read_run_results(job, details, expanded)
         return self._poll_run_results(job, details, expanded, timeout, started, on_notification)
 
-    def _read_run_results(self, job, details, tokens, expanded):
+    def _read_results(self, kind, expanded):
+        """``GET /api/dataIntegrity/summary|details`` for ``expanded`` names (None: all
+        cached) -> (report, names to keep or None).  An empty body is an error: DHIS2
+        answers ``{}`` when nothing is cached."""
+        keep = None
+        read = expanded
+        if expanded is not None and len(",".join(expanded)) > _MAX_CHECKS_PARAM:
+            keep, read = set(expanded), None  # read everything, filter here
+        data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(read),
+                          expect=dict)
+        report = convert.report_from_dict(data, kind == "details",
+                                          "GET /api/dataIntegrity/" + kind)
+        return report, keep
+
+    def _read_run_results(self, job, details, expanded):
         """This run's results: ``GET /api/dataIntegrity/summary|details`` for the
-        expanded names (or the caller's tokens), minus entries older than the job."""
+        expanded names, minus entries older than the job."""
         kind = "details" if details else "summary"
-        what = "GET /api/dataIntegrity/" + kind
         if expanded is not None and not expanded:  # the run covered no check
             return models.DataIntegrityReport(results={}, details=details)
-        keep = None
-        read = tokens
-        if expanded is not None:
-            read = expanded
-            if len(",".join(expanded)) > _MAX_CHECKS_PARAM:
-                keep, read = set(expanded), None  # read everything, filter here
-        data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(read),
-                          expect=dict, allow_empty=True)
-        report = convert.report_from_dict(data or {}, details, what)
+        report, keep = self._read_results(kind, expanded)
         results = {}
         for key, result in report.results.items():
             if keep is not None and key not in keep and result.name not in keep:
@@ -543,7 +717,7 @@ class IntegrityMixin:
             if busy:
                 done = total - len(busy)
             else:
-                report = self._read_run_results(job, details, None, expanded)
+                report = self._read_run_results(job, details, expanded)
                 missing = [name for name in expanded if name not in report.results]
                 done = total - len(missing)
                 if not missing:
@@ -594,9 +768,15 @@ class IntegrityMixin:
         2.36: the newest flattened report in ``GET
         /api/system/taskSummaries/DATA_INTEGRITY`` (empty report if none).
 
+        ``checks`` are matched against ``GET /api/dataIntegrity`` first: a token
+        that matches no check raises :class:`ConfigurationError`.  A check that
+        exists but has no cached result is simply absent from the report (see
+        :meth:`missing_integrity_results`).  An empty body is
+        :class:`InvalidResponseError`; ``{}`` is "nothing cached".
+
         For a large details report prefer :meth:`iter_integrity_issues`.
         """
-        names = _check_names(checks)
+        _tokens, expanded = self._selection(checks)
         if self._legacy_integrity():
             what = "GET /api/system/taskSummaries/DATA_INTEGRITY"
             data = self._json("GET", "system/taskSummaries/DATA_INTEGRITY", expect=dict,
@@ -605,11 +785,24 @@ class IntegrityMixin:
             for value in (data or {}).values():  # insertion order: the newest is last
                 if isinstance(value, dict):
                     flat = value
-            return legacy_report(flat, details, names, what)
+            return legacy_report(flat, details, expanded, what)
         kind = "details" if details else "summary"
-        data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(names),
-                          expect=dict, allow_empty=True)
-        return convert.report_from_dict(data or {}, details, "GET /api/dataIntegrity/" + kind)
+        report, keep = self._read_results(kind, expanded)
+        if keep is not None:
+            report = models.DataIntegrityReport(
+                results={k: r for k, r in report.results.items() if k in keep or r.name in keep},
+                details=details)
+        return report
+
+    @staticmethod
+    def missing_integrity_results(report, checks):
+        # type: (models.DataIntegrityReport, Sequence[Any]) -> List[str]
+        """The names among ``checks`` (names or :class:`DataIntegrityCheck` objects,
+        e.g. from :meth:`resolve_integrity_checks`) that have no result in
+        ``report``: never run, or their cached result expired (about an hour)."""
+        have = set(report.results) | {r.name for r in report.results.values()}
+        names = [c.name if isinstance(c, models.DataIntegrityCheck) else str(c) for c in checks]
+        return [n for n in names if n not in have]
 
     def iter_integrity_issues(self, checks=None):
         """Every cached issue as an :class:`IntegrityIssueRow`, streamed.
@@ -621,30 +814,39 @@ class IntegrityMixin:
 
         The whole body must arrive within ``Session.stream_deadline`` seconds
         (:class:`TransportError` naming the deadline), each read within the
-        session timeout.  A truncated or malformed body raises
+        session timeout.  A truncated, empty or malformed body raises
         :class:`InvalidResponseError` after every complete row was yielded.
 
         2.36: the rows of :meth:`get_integrity_report` (not streamed).
-        Arguments are checked at once; the request is sent on the first ``next()``.
+        Arguments are checked at once; the requests (``GET /api/dataIntegrity`` to
+        match ``checks`` -- :class:`ConfigurationError` for a token that matches no
+        check -- then the details) are sent on the first ``next()``.
         """
         names = _check_names(checks)
         return self._iter_integrity_issues(names)
 
     def _iter_integrity_issues(self, names):
+        _tokens, expanded = self._selection(names)
         if self._legacy_integrity():
-            for row in self.get_integrity_report(checks=names, details=True).issue_rows():
+            for row in self.get_integrity_report(checks=expanded, details=True).issue_rows():
                 yield row
             return
         what = "GET /api/dataIntegrity/details"
+        keep = None
+        read = expanded
+        if expanded is not None and len(",".join(expanded)) > _MAX_CHECKS_PARAM:
+            keep, read = set(expanded), None
         started = time.monotonic()
-        response = self._send("GET", "dataIntegrity/details", params=_checks_param(names),
+        response = self._send("GET", "dataIntegrity/details", params=_checks_param(read),
                               stream=True,
                               timeout=(self.timeout, min(self.timeout, self.stream_deadline)))
         from . import stream  # the incremental parser; loaded only when streaming
 
         chunks = self._body_chunks(response, what, started)
         try:
-            yield from stream.iter_issue_rows(chunks, what)
+            for row in stream.iter_issue_rows(chunks, what):
+                if keep is None or row.check_name in keep:
+                    yield row
         finally:
             chunks.close()  # stops its deadline timer
             response.close()  # also when the caller leaves the loop early

@@ -66,7 +66,9 @@ _FAILURE = re.compile(r"\bfailed\b|\bfailure\b|\baborted\b|^\s*error\b", re.I)
 _UNFINISHED = frozenset(["RUNNING", "SCHEDULED", "NOT_STARTED"])
 _FAILED_STATUSES = frozenset(["FAILED", "STOPPED"])
 _CONFIGURATION_FIELDS = ("id,name,jobType,enabled,jobStatus,lastExecutedStatus,lastExecuted,"
-                         "lastFinished,lastAlive,lastRuntimeExecution")
+                         "lastFinished,lastAlive,lastRuntimeExecution,schedulingType")
+#: what 2.41+ adds (JobConfiguration.java@2.41: executedBy, errorCodes): why a run failed
+_CONFIGURATION_FIELDS_241 = _CONFIGURATION_FIELDS + ",executedBy,errorCodes"
 _COMBO_FIELDS = "id,name,categories[id,name,categoryOptions[id]],categoryOptionCombos[id,name]"
 
 
@@ -357,9 +359,11 @@ class _Follower:
             return None
         if status in _FAILED_STATUSES or last in _FAILED_STATUSES:
             raise JobFailedError(
-                "{} ended with status {} (from /api/jobConfigurations; its task notifications "
+                "{} ended with status {}{} (from /api/jobConfigurations; its task notifications "
                 "were not available){}".format(
                     self.describe(), last if last in _FAILED_STATUSES else status,
+                    "; DHIS2 error codes: {}".format(config.error_codes.strip())
+                    if config.error_codes and config.error_codes.strip() else "",
                     "; last message: {}".format(self.pending_final.message)
                     if self.pending_final is not None and self.pending_final.message else ""),
                 job_id=self.job_id, job_type=self.job_type, notification=self.pending_final)
@@ -557,7 +561,7 @@ class JobsMixin:
             return  # no version look-up needed
         version = self.server_version
         for first, name in sorted(needs):
-            if tuple(version) < first:
+            if not versions.at_least(version, first):
                 raise UnsupportedServerError(
                     "analytics parameter {} needs DHIS2 {} or newer; this server runs {}".format(
                         name, versions.version_text(first), versions.version_text(version)))
@@ -635,7 +639,9 @@ class JobsMixin:
         """
         job_id = self._uid(job_id, "job id")
         path = "jobConfigurations/" + self._segment(job_id)
-        data = self._json("GET", path, params={"fields": _CONFIGURATION_FIELDS}, expect=dict)
+        fields = _CONFIGURATION_FIELDS_241 if versions.supports(
+            self.server_version, "job_error_codes") else _CONFIGURATION_FIELDS
+        data = self._json("GET", path, params={"fields": fields}, expect=dict)
         return convert.structure(data, models.JobConfiguration, "GET /api/" + path)
 
     def iter_task_notifications(self, job_type, job_id, timeout=None, poll_interval=1.0,
@@ -721,6 +727,8 @@ class JobsMixin:
         ``predictor``/``predictor_group``.  ``predictions`` is parsed from
         DHIS2's "Generated N predictions".
 
+        Predictor groups need DHIS2 2.38+ (:class:`UnsupportedServerError` before,
+        raised before any run is posted).
         Dates: ``datetime.date``/``datetime`` or ``'YYYY-MM-DD'``; ``ValueError`` if
         malformed or start is after end, or for a bad UID or an empty list.
         :class:`ConflictError` when DHIS2 cannot predict ("Unable to predict …");
@@ -741,6 +749,10 @@ class JobsMixin:
                 targets.append((what, self._uid(uid, what[:-1].replace("_", " ") + " UID")))
         if not targets:
             return [self._predictor_run("predictors/run", params, None, None)]
+        if any(what == "predictor_groups" for what, _uid in targets):
+            # checked before anything is posted, so no predictor runs half-way
+            versions.require(self.server_version, "predictor_group_run",
+                             "running a predictor group (POST /api/predictorGroups/{uid}/run)")
         runs = []
         for what, uid in targets:
             if what == "predictors":
@@ -801,17 +813,38 @@ class JobsMixin:
         Without ``category_combo``: ``POST /api/maintenance/categoryOptionComboUpdate``
         (every combo; 2.42: 204, 2.43: 200 OK) -> ``None``.  With a combo UID: ``POST
         /api/maintenance/categoryOptionComboUpdate/categoryCombo/{uid}`` -> an
-        :class:`ImportSummary` (imported = added, deleted = pruned).  Raises
-        :class:`ConflictError` for an unknown combo ("CategoryCombo does not exist")
-        or when DHIS2 reports conflicts.
+        :class:`ImportSummary` (imported = added, deleted = pruned, ignored = obsolete
+        combos that could not be deleted).  DHIS2 answers a WARNING summary (some
+        obsolete combos still in use; the missing ones were added) with HTTP 409:
+        that is a success here, returned with ``status`` ``"WARNING"`` and the reasons
+        in ``descriptions``.  Raises :class:`ConflictError` for an unknown combo
+        ("CategoryCombo does not exist") or an ERROR summary (invalid combo).
         """
         if category_combo is None:
             self._maintenance("update_category_option_combos")
             return None
         uid = self._uid(category_combo, "category_combo")
         path = "maintenance/categoryOptionComboUpdate/categoryCombo/" + self._segment(uid)
-        body = self._json("POST", path, expect=dict, allow_empty=True)
-        return _import_summary(body, "POST /api/" + path)
+        what = "POST /api/" + path
+        # WebMessageUtils.importSummaries answers a WARNING summary with HTTP 409 too
+        # (the missing combos WERE added; some obsolete ones could not be deleted)
+        response = self._send("POST", path, ok_statuses=(409,))
+        if response.status_code == 409:
+            from .errors import _web_message, error_for_response
+
+            web = _web_message(response)
+            inner = web.get("response") if web is not None else None
+            if not (str(web.get("status", "")).upper() == "WARNING" and isinstance(inner, dict)
+                    and str(inner.get("status", "")).upper() == "WARNING"):
+                raise error_for_response(response, "POST", "/api/" + path)
+            summary = _import_summary(web, what)
+            log.warning("%s: DHIS2 answered WARNING (HTTP 409): %s", what,
+                        "; ".join(summary.descriptions) or summary.message)
+            return summary
+        from .session import decode_json
+
+        body = decode_json(response, what, expect=dict)
+        return _import_summary(body, what)
 
     def get_category_combo_state(self, uid):
         # type: (str) -> models.CategoryComboState

@@ -30,6 +30,7 @@ from .errors import (AuthenticationError, ConfigurationError, InvalidResponseErr
 from .convert import gc_paused
 from .integrity import IntegrityMixin
 from .jobs import JobsMixin
+from . import versions
 from .versions import parse_version
 
 __all__ = ["Session", "TokenAuth", "BasicAuth"]
@@ -431,6 +432,19 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         # type: (Optional[Tuple[int, ...]]) -> None
         """Set (or with None, forget) the version, e.g. to skip the request in tests."""
         self._server_version = parse_version(value) if isinstance(value, str) else value
+
+    @property
+    def server_version_text(self):
+        # type: () -> str
+        """The version exactly as the server states it, e.g. ``"2.41.4-SNAPSHOT"``."""
+        return versions.version_text(self.server_version)
+
+    @property
+    def server_is_snapshot(self):
+        # type: () -> bool
+        """True for a development build (``-SNAPSHOT``): it has only what the previous
+        patch release has, so patch-level (backported) features are gated on that."""
+        return bool(getattr(self.server_version, "snapshot", False))
 
 
 def _check_timeout(value, name):
