@@ -6,6 +6,7 @@ Exit codes:
   2  usage or configuration error (bad arguments, missing DHIS2_URL, auth file too open)
   3  DHIS2 or connection error (auth, permission, not found, server error, invalid response)
   4  a job failed or timed out
+  5  internal error (a bug, out of memory, ...): one line on stderr; --debug shows the traceback
 Machine output goes to stdout only; progress and errors go to stderr.
 """
 import argparse
@@ -20,7 +21,7 @@ from . import __version__
 from .errors import (ConfigurationError, Dhis2Error, JobFailedError, TaskTimeoutError)
 from .jobs import ANALYTICS_FLAGS
 
-EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 SEVERITIES = ("info", "warning", "severe", "critical")
 FORMATS = ("table", "json", "jsonl", "csv", "html")
 
@@ -30,6 +31,7 @@ EXIT_CODES_HELP = """exit codes:
   2  usage or configuration error
   3  DHIS2 or connection error (authentication, permission, not found, server, invalid response)
   4  job failed or timed out
+  5  internal error (a bug, out of memory, ...); rerun with --debug for the traceback
 
 connection: --url/--token/--username, or --auth-file, or the environment
 (DHIS2_URL, DHIS2_PAT or DHIS2_USERNAME + DHIS2_PASSWORD, DHIS2_TIMEOUT).
@@ -38,6 +40,49 @@ The password is read from DHIS2_PASSWORD or prompted for; it is never a flag."""
 
 class UsageError(Exception):
     """A problem with the command line itself (exit 2)."""
+
+
+# Default wait limits (seconds) of the commands that follow a job; `--timeout none` waits
+# without a limit.  Under cron a wait without end would hang silently.
+INTEGRITY_TIMEOUT = 2 * 3600.0
+ANALYTICS_TIMEOUT = 12 * 3600.0
+JOB_TIMEOUT = 6 * 3600.0  # resource tables, monitoring, task wait
+COC_TIMEOUT = 600.0
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def timeout_value(text):
+    """``--timeout`` value: seconds (``90``, ``1.5``), with a unit (``90s``, ``30m``,
+    ``2h``), or ``none`` for no limit (-> None)."""
+    raw = str(text).strip().lower()
+    if raw in ("none", "never", "off"):
+        return None
+    unit = _UNITS.get(raw[-1:]) if raw else None
+    try:
+        value = float(raw[:-1] if unit else raw) * (unit or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "expected seconds (e.g. 600, 30m, 2h) or 'none', got {!r}".format(text)) from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            "must be more than 0 seconds (or 'none' for no limit), got {!r}".format(text))
+    return value
+
+
+def _add_timeout(parser, default, what="waiting"):
+    parser.add_argument("--timeout", type=timeout_value, default=default, metavar="S",
+                        help="give up {} after S seconds (also 30m, 2h; default {}; 'none' = "
+                             "no limit); exit 4, the job may go on".format(
+                                 what, _duration_text(default)))
+
+
+def _duration_text(seconds):
+    if seconds is None:
+        return "none"
+    for unit, size in (("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and seconds % size == 0:
+            return "{:g}{}".format(seconds / size, unit)
+    return "{:g}s".format(seconds)
 
 
 # --- argument parsing --------------------------------------------------------------
@@ -112,6 +157,8 @@ def build_parser():
     checks.add_argument("--severity", choices=SEVERITIES, type=str.lower,
                         help="only checks of this severity")
     checks.add_argument("--slow", action="store_true", help="only the slow checks")
+    checks.add_argument("checks", nargs="*", metavar="CHECK",
+                        help="only these check names, codes or wildcards")
     _add_format(checks, choices=("table", "json", "jsonl", "csv"))
     checks.set_defaults(handler=cmd_integrity_checks)
 
@@ -121,8 +168,9 @@ def build_parser():
     run.add_argument("--details", action="store_true", help="collect the issues, not just counts")
     run.add_argument("--include-slow", action="store_true",
                      help="with no CHECK, run the slow checks too")
-    run.add_argument("--timeout", type=float, metavar="S",
-                     help="give up waiting after S seconds (exit 4; the job may go on)")
+    run.add_argument("--slow", action="store_true",
+                     help="run only the slow checks (DHIS2 leaves them out of its default run)")
+    _add_timeout(run, INTEGRITY_TIMEOUT)
     _add_fail_on(run, "any check has issues")
     _add_format(run)
     run.set_defaults(handler=cmd_integrity_run)
@@ -157,8 +205,9 @@ def build_parser():
                                dest=flag, help="DHIS2 parameter {}".format(parameter))
     tables = command(refresh_cmds, "resource-tables", "rebuild the resource tables")
     monitoring = command(refresh_cmds, "monitoring", "run the monitoring job")
-    for sub in (analytics, tables, monitoring):
-        _add_wait_options(sub)
+    for sub, limit in ((analytics, ANALYTICS_TIMEOUT), (tables, JOB_TIMEOUT),
+                       (monitoring, JOB_TIMEOUT)):
+        _add_wait_options(sub, limit)
         sub.set_defaults(handler=cmd_refresh)
 
     # predictors and validation
@@ -200,7 +249,7 @@ def build_parser():
     coc.add_argument("--category-combo", metavar="UID", help="only this category combo")
     coc.add_argument("--wait", action="store_true",
                      help="poll until the combo has all its option combos (needs --category-combo)")
-    coc.add_argument("--timeout", type=float, default=60.0, metavar="S")
+    _add_timeout(coc, COC_TIMEOUT, "waiting for the option combos")
     coc.set_defaults(handler=cmd_coc_update)
 
     # tasks
@@ -213,7 +262,7 @@ def build_parser():
     wait = command(task_cmds, "wait", "follow a job until it ends")
     wait.add_argument("job_type", metavar="JOB_TYPE", type=str.upper)
     wait.add_argument("job_id", metavar="JOB_ID")
-    wait.add_argument("--timeout", type=float, metavar="S")
+    _add_timeout(wait, JOB_TIMEOUT)
     wait.set_defaults(handler=cmd_task_wait)
 
     demo = command(commands, "demo", "start the built-in DHIS2 stand-in and run the nightly "
@@ -229,11 +278,10 @@ def build_parser():
     return parser
 
 
-def _add_wait_options(parser):
+def _add_wait_options(parser, default):
     parser.add_argument("--no-wait", action="store_true",
                         help="print the job id and return at once")
-    parser.add_argument("--timeout", type=float, metavar="S",
-                        help="give up waiting after S seconds (exit 4; the job may go on)")
+    _add_timeout(parser, default)
 
 
 class _Operation:
@@ -376,10 +424,47 @@ def cmd_integrity_checks(args):
 
     with connect(args) as session:
         checks = session.list_integrity_checks(section=args.section, severity=args.severity,
-                                               slow=True if args.slow else None)
+                                               slow=True if args.slow else None,
+                                               checks=args.checks or None)
     with _output(args) as out:
         write_checks(checks, args.format, out)
     return EXIT_OK
+
+
+def _note(args, text):
+    """A line on stderr about what was (not) done; --quiet silences it."""
+    if not vars(args).get("quiet"):
+        sys.stderr.write("dhis2maint: note: {}\n".format(text))
+        sys.stderr.flush()
+
+
+def _integrity_selection(args, session):
+    """The ``checks`` to run: names as given, the slow checks (--slow), or None (DHIS2's
+    default set, with a note on the slow checks it leaves out)."""
+    import logging
+
+    if args.slow:
+        if args.checks:
+            raise UsageError("--slow runs every slow check; give either --slow or CHECK names")
+        slow = session.list_integrity_checks(slow=True)
+        if not slow:
+            raise UsageError("this server (DHIS2 {}) has no slow data-integrity checks; "
+                             "nothing to run".format(session.server_version_text))
+        return slow
+    if args.checks:
+        if args.include_slow:
+            _note(args, "--include-slow has no effect with CHECK names: named checks run "
+                        "whether slow or not")
+        return args.checks
+    if not args.include_slow:
+        skipped = [c for c in session.list_integrity_checks() if c.is_slow]
+        if skipped:
+            text = ("{} slow checks are not part of DHIS2's default run and were not run; add "
+                    "--include-slow to run them too, or --slow to run only them".format(
+                        len(skipped)))
+            logging.getLogger("dhis2maint").info(text)
+            _note(args, text)
+    return None
 
 
 def cmd_integrity_run(args):
@@ -387,10 +472,11 @@ def cmd_integrity_run(args):
 
     progress = _Progress(args)
     with connect(args) as session:
+        checks = _integrity_selection(args, session)
         progress.say("Running data-integrity checks on {}".format(session.base_url))
         report = session.run_integrity_checks(
-            checks=args.checks or None, details=args.details, timeout=args.timeout,
-            on_notification=progress, include_slow=args.include_slow)
+            checks=checks, details=args.details, timeout=args.timeout,
+            on_notification=progress, include_slow=args.include_slow and not checks)
     with _output(args) as out:
         write_report(report, args.format, out)
     return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
@@ -400,7 +486,16 @@ def cmd_integrity_report(args):
     from .report import write_report
 
     with connect(args) as session:
-        report = session.get_integrity_report(checks=args.checks or None, details=args.details)
+        selected = session.resolve_integrity_checks(args.checks) if args.checks else None
+        report = session.get_integrity_report(checks=selected, details=args.details)
+        missing = session.missing_integrity_results(report, selected) if selected else []
+    if missing:
+        _note(args, "no cached result for {} of the {} selected checks: {} (never run, or run "
+                    "more than about an hour ago; run them with `dhis2maint integrity run`)"
+              .format(len(missing), len(selected), ", ".join(missing)))
+    elif not len(report):
+        _note(args, "DHIS2 has no cached data-integrity results (they expire about an hour "
+                    "after a run); run `dhis2maint integrity run` first")
     with _output(args) as out:
         write_report(report, args.format, out)
     return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
@@ -516,9 +611,21 @@ def cmd_coc_update(args):
             print("{}: {} of {} category option combos".format(
                 state.id, state.count, state.expected_count))
         else:
-            session.update_category_option_combos(args.category_combo)
-            print("category option combos updated")
+            summary = session.update_category_option_combos(args.category_combo)
+            print("category option combos updated{}".format(_summary_text(summary)))
     return EXIT_OK
+
+
+def _summary_text(summary):
+    if summary is None:
+        return ""
+    text = ": {} added, {} deleted".format(summary.imported, summary.deleted)
+    if str(summary.status or "").upper() == "WARNING":
+        text += "; WARNING: {} kept{}".format(
+            summary.ignored, " ({})".format("; ".join(d for d in summary.descriptions
+                                                    if d.startswith("Could not")))
+            if any(d.startswith("Could not") for d in summary.descriptions) else "")
+    return text
 
 
 def cmd_task_status(args):
@@ -555,8 +662,7 @@ def cmd_version(args):
     opts = vars(args)
     if any(k in opts for k in ("url", "auth_file")) or os.environ.get("DHIS2_URL"):
         with connect(args) as session:
-            print("DHIS2 {} at {}".format(".".join(map(str, session.server_version)),
-                                          session.base_url))
+            print("DHIS2 {} at {}".format(session.server_version_text, session.base_url))
     return EXIT_OK
 
 
@@ -619,12 +725,27 @@ def main(argv=None):
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:
-        code = _exit_code(exc)
-        if debug or code is None:
-            raise
+    except Exception as exc:  # noqa: BLE001 - every failure gets an exit code
+        return _report_failure(exc, debug)
+
+
+def _report_failure(exc, debug):
+    """One line on stderr (the traceback first with --debug) and the exit code."""
+    code = _exit_code(exc)
+    try:
+        if debug:
+            import traceback
+
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        if code is None:
+            sys.stderr.write("dhis2maint: internal error: {}: {}{}\n".format(
+                type(exc).__name__, _one_line(exc)[:500],
+                "" if debug else "; rerun with --debug for the traceback"))
+            return EXIT_INTERNAL
         sys.stderr.write("dhis2maint: error: {}\n".format(_one_line(exc)))
-        return code
+    except Exception:  # noqa: BLE001 - even a failing stderr must not change the code
+        pass
+    return EXIT_INTERNAL if code is None else code
 
 
 def _exit_code(exc):

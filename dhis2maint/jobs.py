@@ -867,6 +867,9 @@ class JobsMixin:
         before), then polls ``GET /api/categoryCombos/{uid}`` every ``poll_interval``
         seconds until the number of option combos equals ``expected_count`` (default:
         the product of its categories' option counts) and returns that state.
+        A WARNING answer to the update (HTTP 409: obsolete combos still in use could
+        not be deleted, the missing ones were added) is not an error: polling goes
+        on, and the kept obsolete combos count towards the target.
         Raises :class:`TaskTimeoutError` after ``timeout`` seconds (``job_id`` = the
         combo UID, ``last_message`` = "n of m …"), :class:`ConflictError` for an
         unknown combo.
@@ -882,11 +885,13 @@ class JobsMixin:
         if timeout is not None and not timeout >= 0:
             raise ValueError("timeout must be None or at least 0 seconds, got {!r}".format(timeout))
         deadline = None if timeout is None else _monotonic() + timeout
-        self.update_category_option_combos(uid)
+        summary = self.update_category_option_combos(uid)
+        # a WARNING answer: obsolete combos still in use were kept ("ignored"); they stay
+        kept = summary.ignored if summary is not None else 0
         while True:
             state = self.get_category_combo_state(uid)
             target = state.expected_count if expected_count is None else expected_count
-            if state.count == target:
+            if state.count == target or (kept and state.count == target + kept):
                 return state
             if deadline is None:
                 _sleep(poll_interval)

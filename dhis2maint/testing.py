@@ -114,6 +114,8 @@ _VERSION_FEATURES = {
     "coc_on_save": (_T, _T, _T, _T, _T, _T, _T, _F),
     "validation_max_results": (_F, _F, _F, _F, _F, _F, _T, _T),
     "predictor_date_order": (_F, _F, _F, _F, _F, _F, _F, _T),
+    # POST /api/predictorGroups/{uid}/run (PredictorGroupController.java: 2.38+)
+    "predictor_group_run": (_F, _F, _T, _T, _T, _T, _T, _T),
     "api_max_version": (36, 37, 38, 39, 40, 41, 42, 43),
     "job_types": ("2.36", "2.37", "2.38", "2.42", "2.42", "2.42", "2.42", "2.43"),
 }
@@ -911,16 +913,19 @@ class _State(object):
         self.validation_groups = {"RmhRgOVrOnb": ["sxamEpoUXb5", "ZoG4yXZi3c3"]}
         self.data_elements = {"fbfJHSPpUQD": "ANC 1st visit", "cYeuwXTCPkU": "ANC 2nd visit"}
 
-    def update_cocs(self, combo_uid, visible_at):
-        # type: (str, float) -> Tuple[List[str], List[str]]
-        """Add missing and drop obsolete option combos of a combo; returns (added, deleted) names."""
+    def update_cocs(self, combo_uid, visible_at, keep_obsolete=False):
+        # type: (str, float, bool) -> Tuple[List[str], List[str]]
+        """Add missing and drop obsolete option combos of a combo; returns (added, deleted) names.
+        With `keep_obsolete` (they are in use) the obsolete ones stay and are returned as deleted
+        candidates the caller reports as ignored."""
         combo = self.combos[combo_uid]
         wanted = [[]]  # type: List[List[str]]
         for cat in combo["categories"]:
             wanted = [prefix + [o] for prefix in wanted for o in self.categories[cat]["options"]]
         wanted_keys = {frozenset(w) for w in wanted if w}
         deleted = [c["name"] for c in combo["cocs"] if frozenset(c["options"]) not in wanted_keys]
-        combo["cocs"] = [c for c in combo["cocs"] if frozenset(c["options"]) in wanted_keys]
+        if not keep_obsolete:
+            combo["cocs"] = [c for c in combo["cocs"] if frozenset(c["options"]) in wanted_keys]
         have = {frozenset(c["options"]) for c in combo["cocs"]}
         added = []
         for options in wanted:
@@ -1470,7 +1475,12 @@ class _Api(object):
                       ("lastAlive", _fmt_time(now) if status == "RUNNING" else None),
                       ("lastRuntimeExecution", last_run[2]),
                       ("enabled", not finished), ("jobParameters", job.params),
-                      ("configurable", False), ("userUid", _uid_from("user", req.user)))
+                      ("configurable", False), ("executedBy", _uid_from("user", req.user)),
+                      ("userUid", _uid_from("user", req.user)),
+                      # DefaultJobSchedulerLoopService.updateProgress@2.42: sorted codes joined
+                      # by " ", "" after a run without errors, absent before any run
+                      ("errorCodes", (self.owner.job_error_codes if job.failed else "")
+                       if finished else None))
         return _Response.json(_filter_fields(out, req.fields()))
 
     # -- resource tables, analytics, monitoring ------------------------------------
@@ -1552,7 +1562,7 @@ class _Api(object):
                 raise _HttpError(409, "Unable to predict " + uid, dev_message="Predictor not found: " + uid)
             return _Response.message(200, "Generated %d predictions" % self._predict(uid, months))
 
-    @_route("POST PUT", r"predictorGroups/([^/]+)/run", authority=PREDICT)
+    @_route("POST PUT", r"predictorGroups/([^/]+)/run", authority=PREDICT, feature="predictor_group_run")
     def predictor_group_run(self, req, uid):
         # type: (_Request, str) -> _Response
         months = self._prediction_months(req)
@@ -1653,20 +1663,35 @@ class _Api(object):
                 raise _HttpError(409, "CategoryCombo does not exist: " + uid)
             state.maintenance_log.append("categoryOptionComboUpdate/categoryCombo/" + uid)
             combo_name = state.combos[uid]["name"]
-            added, deleted = state.update_cocs(uid, req.now + float(self.owner.coc_generation_delay or 0))
+            in_use = bool(self.owner.coc_in_use)
+            added, deleted = state.update_cocs(uid, req.now + float(self.owner.coc_generation_delay or 0),
+                                               keep_obsolete=in_use)
+        ignored = deleted if in_use else []
+        deleted = [] if in_use else deleted
+        # DefaultCategoryOptionComboGenerateService.java@2.42: one ImportSummary per change; an
+        # obsolete combo that cannot be deleted is a WARNING summary with ignored 1
         summaries = []
-        for verb, names, key in (("Added missing", added, "imported"), ("Deleted obsolete", deleted, "deleted")):
+        for verb, names, key in (("Added missing", added, "imported"), ("Deleted obsolete", deleted, "deleted"),
+                                 (None, ignored, "ignored")):
             for name in names:
                 count = _od(("imported", 0), ("updated", 0), ("ignored", 0), ("deleted", 0))
                 count[key] = 1
+                if verb is None:
+                    text = ("Could not delete category option combo: `%s` due to `Object could not be "
+                            "deleted because it is associated with another object: DataValue`" % name)
+                else:
+                    text = "%s category option combo: `%s` for category combo: `%s`" % (verb, name, combo_name)
                 summaries.append(_od(
-                    ("responseType", "ImportSummary"), ("status", "SUCCESS"),
-                    ("description", "%s category option combo: `%s` for category combo: `%s`"
-                     % (verb, name, combo_name)),
+                    ("responseType", "ImportSummary"), ("status", "WARNING" if verb is None else "SUCCESS"),
+                    ("description", text),
                     ("importCount", count), ("conflicts", []), ("rejectedIndexes", [])))
-        response = _od(("responseType", "ImportSummaries"), ("status", "SUCCESS"), ("imported", len(added)),
-                       ("updated", 0), ("deleted", len(deleted)), ("ignored", 0), ("total", len(summaries)),
-                       ("importSummaries", summaries))
+        status = "WARNING" if ignored else "SUCCESS"
+        response = _od(("responseType", "ImportSummaries"), ("status", status), ("imported", len(added)),
+                       ("updated", 0), ("deleted", len(deleted)), ("ignored", len(ignored)),
+                       ("total", len(summaries)), ("importSummaries", summaries))
+        if ignored:  # WebMessageUtils.importSummaries@2.42: WARNING -> HTTP 409, status WARNING
+            return _Response.message(409, "One or more conflicts encountered, please check import summary.",
+                                     status="WARNING", response=response)
         return _Response.message(200, "Import was successful.", response=response)
 
     def _update_all_cocs(self, now):
@@ -1870,7 +1895,7 @@ def _filter_fields(obj, fields):
 class _Faults(object):
     """Per-request faults waiting to be used, each with a remaining count and an optional method."""
 
-    KINDS = ("hang", "fail", "html", "truncate", "drop")
+    KINDS = ("hang", "fail", "html", "truncate", "drop", "empty")
 
     def __init__(self):
         # type: () -> None
@@ -1882,11 +1907,15 @@ class _Faults(object):
         with self.lock:
             self.pending[kind].append([int(count), method.upper() if method else None, params])
 
-    def take(self, kind, method):
-        # type: (str, str) -> Optional[Dict[str, Any]]
-        """Use up one fault of `kind` that applies to `method`; returns its parameters or None."""
+    def take(self, kind, method, path=None):
+        # type: (str, str, Optional[str]) -> Optional[Dict[str, Any]]
+        """Use up one fault of `kind` that applies to `method` (and `path`, for faults given
+        one); returns its parameters or None."""
         with self.lock:
             for entry in self.pending[kind]:
+                wanted = entry[2].get("path")
+                if wanted is not None and (path is None or path.rstrip("/") != "/api/" + wanted.strip("/")):
+                    continue
                 if entry[0] > 0 and entry[1] in (None, method):
                     entry[0] -= 1
                     if entry[0] == 0:
@@ -2041,6 +2070,8 @@ class _Handler(BaseHTTPRequestHandler):
         if drop:  # the work is done, the answer is lost
             self._abort()
             return
+        if resp.status < 300 and faults.take("empty", method, url.path) is not None:
+            resp = _Response.empty(200)  # the work is done, the body is lost (proxy, restart)
         self._send(resp, truncate)
 
     def _send(self, resp, truncate):
@@ -2119,6 +2150,10 @@ class Dhis2StandIn(object):
       drop_feed_after_completion /api/system/tasks/{type}/{id} answers [] once the job finished.
       login_redirect             unauthenticated /api calls get 302 to the login page instead of 401.
       coc_generation_delay       generated category option combos only appear after this many seconds.
+      job_error_codes            errorCodes a failed job's /api/jobConfigurations record shows (2.41+),
+                                 e.g. "E7010 E7131" (default "").
+      coc_in_use                 obsolete category option combos are in use: the per-combo update keeps
+                                 them and answers 409 with a WARNING ImportSummaries, as DHIS2 does.
       verbose_notifications      integrity jobs post stage and "[i/n]" LOOP messages (real DHIS2 doesn't:
                                  DATA_INTEGRITY is not a notifying job type).
       maintenance_log            names of the maintenance operations run, in order.
@@ -2145,6 +2180,8 @@ class Dhis2StandIn(object):
         self.drop_feed_after_completion = False
         self.login_redirect = False
         self.coc_generation_delay = 0.0  # type: float
+        self.coc_in_use = False
+        self.job_error_codes = ""
         self.verbose_notifications = False
         self.requests = []  # type: List[RecordedRequest]
         self._requests_lock = threading.Lock()
@@ -2287,6 +2324,12 @@ class Dhis2StandIn(object):
         drops it: the client cannot know whether anything happened."""
         self._faults.add("drop", count, method)
 
+    def empty_next(self, count=1, method=None, path=None):
+        # type: (int, Optional[str], Optional[str]) -> None
+        """The next `count` successful answers (of `method`, and to /api/`path` exactly if given,
+        e.g. "dataIntegrity/summary") are HTTP 200 with an empty body (the request is carried out)."""
+        self._faults.add("empty", count, method, path=path)
+
     def html_next(self, count=1, method=None):
         # type: (int, Optional[str]) -> None
         """The next `count` requests get 200 text/html: the DHIS2 login page."""
@@ -2344,6 +2387,7 @@ class Dhis2StandIn(object):
         self.drop_feed_after_completion = False
         self.login_redirect = False
         self.coc_generation_delay = 0.0
+        self.coc_in_use = False
         with self._state.lock:
             self._state.job_failures.clear()
             self._state.conflicts = 0
