@@ -3,7 +3,6 @@ the wrong thing) was checked is now correct or a clear, documented failure.
 
 Each test names the item it covers.  Body shapes follow dhis2-core (``path@branch``).
 """
-import datetime
 import json
 import os
 import pickle
@@ -13,9 +12,9 @@ import sys
 import pytest
 import responses
 
-from dhis2maint import (ConfigurationError, ConflictError, InvalidResponseError,
-                        JobFailedError, JobType, Session, UnsupportedServerError, cli, errors,
-                        versions)
+from dhis2maint import (ConfigurationError, ConflictError, JobFailedError, JobType,
+                        UnsupportedServerError, cli, errors, versions)
+from dhis2maint import Session as _Session
 from dhis2maint.integrity import match_checks
 from dhis2maint.models import DataIntegrityCheck, ImportSummary
 from dhis2maint.testing import Dhis2StandIn
@@ -33,6 +32,22 @@ def run_cli(args, srv, timeout=60):
     return subprocess.run([sys.executable, "-m", "dhis2maint"] + list(args), env=environ,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
                           universal_newlines=True)
+
+
+_OPEN = []
+
+
+def Session(*args, **kwargs):  # noqa: N802 - a closing stand-in for dhis2maint.Session
+    session = _Session(*args, **kwargs)
+    _OPEN.append(session)
+    return session
+
+
+@pytest.fixture(autouse=True)
+def _close_sessions():
+    yield
+    while _OPEN:
+        _OPEN.pop().close()  # no unclosed sockets left for the GC to complain about
 
 
 def posts(srv, prefix=""):
@@ -258,7 +273,7 @@ def test_6_the_default_limit_reaches_the_wait(s242, monkeypatch):
         seen["timeout"] = timeout
         raise errors.TaskTimeoutError("gave up", job_id=job_id)
 
-    monkeypatch.setattr(Session, "wait_for_task", fake_wait)
+    monkeypatch.setattr(_Session, "wait_for_task", fake_wait)
     monkeypatch.setenv("DHIS2_URL", s242.url)
     monkeypatch.setenv("DHIS2_USERNAME", "admin")
     monkeypatch.setenv("DHIS2_PASSWORD", "district")
