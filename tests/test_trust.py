@@ -498,3 +498,19 @@ def test_15_fields_asked_per_version():
     session.server_version = "2.41.0"
     session.get_job_configuration(uid)
     assert "errorCodes" in responses.calls[1].request.url
+
+
+@pytest.mark.parametrize("version, job_type, known", [
+    ("2.39", "TEI_IMPORT", True), ("2.41", "EVENT_PROGRAMS_DATA_SYNC", True),
+    ("2.42", "TEI_IMPORT", False), ("2.40", "LEADER_ELECTION", True),
+    ("2.41", "LEADER_ELECTION", False), ("2.38", "DATA_INTEGRITY_DETAILS", False)])
+def test_12_the_stand_in_knows_the_job_types_of_its_version(version, job_type, known):
+    from dhis2maint import BadRequest
+
+    with Dhis2StandIn(version=version) as srv:
+        session = Session(srv.url, auth=("admin", "district"))
+        if known:
+            assert session.get_latest_task(job_type) == (None, [])
+        else:
+            with pytest.raises(BadRequest):
+                session.get_latest_task(job_type)
