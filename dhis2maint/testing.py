@@ -848,10 +848,17 @@ class _State(object):
                 continue
             maker = self.issue_maker(name)
             issues = [maker.issue(i) for i in range(counts.get(name, 0))] if name in ran else []
+            every = int(self.owner.nameless_every or 0)
+            if every > 0:  # objects without a display name
+                issues = [(u, None if u and i % every == 0 else d, c, r) for i, (u, d, c, r) in enumerate(issues)]
 
             def label(uid, display, names_only=old):
-                # type: (Optional[str], str, bool) -> str
-                return (display or uid or "") if names_only else ("%s:%s" % (display, uid) if uid else display)
+                # type: (Optional[str], Optional[str], bool) -> str
+                # FlattenedDataIntegrityReport@2.36: defaultIfBlank(displayName, uid); @2.37:
+                # "name:uid", or the uid alone when the name is null
+                if names_only:
+                    return display or uid or ""
+                return ("%s:%s" % (display, uid) if display else uid) if uid else (display or "")
             kind = entry["type"]
             if kind == "L":
                 value = [label(u, d) for u, d, _, _ in issues]  # type: Any
@@ -2151,6 +2158,8 @@ class Dhis2StandIn(object):
       drop_feed_after_completion /api/system/tasks/{type}/{id} answers [] once the job finished.
       login_redirect             unauthenticated /api calls get 302 to the login page instead of 401.
       coc_generation_delay       generated category option combos only appear after this many seconds.
+      nameless_every             in flattened integrity reports every n-th object has no display name
+                                 (DHIS2 then writes its bare UID); 0 = off.
       job_error_codes            errorCodes a failed job's /api/jobConfigurations record shows (2.41+),
                                  e.g. "E7010 E7131" (default "").
       coc_in_use                 obsolete category option combos are in use: the per-combo update keeps
@@ -2182,6 +2191,7 @@ class Dhis2StandIn(object):
         self.login_redirect = False
         self.coc_generation_delay = 0.0  # type: float
         self.coc_in_use = False
+        self.nameless_every = 0
         self.job_error_codes = ""
         self.verbose_notifications = False
         self.requests = []  # type: List[RecordedRequest]

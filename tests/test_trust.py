@@ -514,3 +514,20 @@ def test_12_the_stand_in_knows_the_job_types_of_its_version(version, job_type, k
         else:
             with pytest.raises(BadRequest):
                 session.get_latest_task(job_type)
+
+
+# --- 11. bare UIDs in the flattened report ------------------------------------------------
+
+
+def test_11_objects_without_a_name_come_back_as_ids():
+    # FlattenedDataIntegrityReport.java@2.36: defaultIfBlank(o.getDisplayName(), o.getUid())
+    with Dhis2StandIn(version="2.36", job_seconds=0.2) as srv:
+        srv.nameless_every = 2
+        srv.set_issue_count("data_elements_without_data_sets", 4)
+        session = Session(srv.url, auth=("admin", "district"))
+        report = session.run_integrity_checks(details=True, timeout=20)
+    issues = report["data_elements_without_data_sets"].issues
+    nameless = [i for i in issues if i.name is None]
+    assert len(issues) == 4 and len(nameless) == 2
+    assert all(i.id and len(i.id) == 11 for i in nameless)
+    assert all(i.id is None and i.name.startswith("Object ") for i in issues if i.name)
