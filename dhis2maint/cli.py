@@ -440,9 +440,7 @@ def _note(args, text):
 
 def _integrity_selection(args, session):
     """The ``checks`` to run: names as given, the slow checks (--slow), or None (DHIS2's
-    default set, with a note on the slow checks it leaves out)."""
-    import logging
-
+    default set, with a note on the slow checks it leaves out; the library logs it too)."""
     if args.slow:
         if args.checks:
             raise UsageError("--slow runs every slow check; give either --slow or CHECK names")
@@ -462,7 +460,6 @@ def _integrity_selection(args, session):
             text = ("{} slow checks are not part of DHIS2's default run and were not run; add "
                     "--include-slow to run them too, or --slow to run only them".format(
                         len(skipped)))
-            logging.getLogger("dhis2maint").info(text)
             _note(args, text)
     return None
 

@@ -531,3 +531,16 @@ def test_11_objects_without_a_name_come_back_as_ids():
     assert len(issues) == 4 and len(nameless) == 2
     assert all(i.id and len(i.id) == 11 for i in nameless)
     assert all(i.id is None and i.name.startswith("Object ") for i in issues if i.name)
+
+
+def test_4_the_library_logs_the_skipped_slow_checks(s242, caplog):
+    import logging
+
+    session = Session(s242.url, auth=("admin", "district"))
+    with caplog.at_level(logging.INFO, logger="dhis2maint"):
+        session.run_integrity_checks(timeout=20)
+    assert any("20 slow data-integrity checks" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dhis2maint"):
+        session.run_integrity_checks(["CNO"], include_slow=True, timeout=20)
+    assert any("include_slow has no effect" in r.getMessage() for r in caplog.records)
