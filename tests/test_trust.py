@@ -162,6 +162,10 @@ def test_2_codes_on_237_238_select_the_check_and_post_its_name(version):
         assert [c.name for c in picked] == [
             "org_units_without_groups", "program_rule_actions_without_section",
             "program_rule_actions_without_stage"]
+        srv.set_issue_count("categories_no_options", 2)
+        proc = run_cli(["integrity", "run", "CNO", "--format", "json", "--fail-on", "info"], srv)
+    assert proc.returncode == 1, proc.stderr  # the 2 issues were found: not an empty green run
+    assert json.loads(proc.stdout)["results"]["categories_no_options"]["count"] == 2
 
 
 # --- 3. empty 200 bodies ---------------------------------------------------------------
