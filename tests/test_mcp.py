@@ -92,8 +92,11 @@ class Server:
 
     def run(self, script):
         """``await script(session)`` against a fresh server; returns its value."""
+        return self.run_command(sys.executable, script)
+
+    def run_command(self, executable, script):
         async def main():
-            params = StdioServerParameters(command=sys.executable, args=self.command,
+            params = StdioServerParameters(command=executable, args=self.command,
                                            env=self.env, cwd=ROOT)
             with open(str(self.stderr_path), "a") as errlog:
                 async with stdio_client(params, errlog=errlog) as (read, write):
@@ -394,3 +397,28 @@ def test_the_auth_file_is_a_connection_source(standin, tmp_path):
         return await server.ok(session, "server_info")
 
     assert server.run(script)["url"] == standin.url
+
+
+def _readme_client_config():
+    with open(os.path.join(ROOT, "README.rst"), encoding="utf-8") as handle:
+        text = handle.read()
+    section = text[text.index("\nMCP\n---\n"):]
+    block = section[section.index(".. code-block:: json"):].split("\n\n", 2)[1]
+    return json.loads(block)["mcpServers"]["dhis2"]
+
+
+@needs_sdk
+def test_the_readme_client_configuration_starts_the_server(standin, tmp_path):
+    config = _readme_client_config()
+    assert config["command"] == "dhis2maint" and config["args"] == ["mcp"]
+    assert set(config["env"]) == {"DHIS2_URL", "DHIS2_PAT"}
+    script = os.path.join(os.path.dirname(sys.executable), config["command"])
+    if not os.path.exists(script):
+        pytest.skip("the dhis2maint console script is not installed next to this Python")
+    server = Server(standin, tmp_path, command=config["args"])
+    server.env = dict(config["env"], DHIS2_URL=standin.url, DHIS2_PAT=TOKEN)
+
+    async def run(session):
+        return await server.ok(session, "server_info")
+
+    assert server.run_command(script, run)["url"] == standin.url
