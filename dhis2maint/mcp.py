@@ -14,11 +14,14 @@ per-check issue limit, clipped texts); failures come back as MCP tool errors
 carrying the library's message, which never holds a credential.
 """
 import functools
+import logging
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import __version__
 from .errors import ConfigurationError, Dhis2Error
+
+log = logging.getLogger("dhis2maint.mcp")
 
 #: What to do when the SDK is missing (the CLI prints it and exits 2).
 INSTALL_HINT = ('the MCP server needs the MCP SDK 2.x on Python 3.10 or newer: '
@@ -32,7 +35,7 @@ MAX_NOTIFICATIONS = 50  #: most task notifications in a result
 TEXT_LIMIT = 1000  #: characters kept of any one text (comments, descriptions)
 DEFAULT_WAIT = 1800.0  #: seconds a waiting tool follows a job unless told otherwise
 
-SEVERITY_NAMES = ("info", "warning", "severe", "critical")
+RECENT_NOTIFICATIONS = 10  #: the newest notifications a job result shows
 
 
 def _clip(text, limit=TEXT_LIMIT):
@@ -154,7 +157,7 @@ class _Feed:
     def __call__(self, note):
         # type: (Any) -> None
         self.seen += 1
-        self.last = (self.last + [note])[-MAX_NOTIFICATIONS:]
+        self.last = (self.last + [note])[-RECENT_NOTIFICATIONS:]
         if self.report is not None:
             self.report(float(self.seen), note.message or str(note.level or ""))
 
@@ -196,6 +199,7 @@ def build_server(connect, debug=False):
     Result = dict[str, Any]
 
     from .jobs import ANALYTICS_FLAGS, MAINTENANCE_OPERATIONS
+    from .models import DataIntegritySeverity
 
     server = sdk["MCPServer"](
         name="dhis2maint", version=__version__, log_level="DEBUG" if debug else "WARNING",
@@ -225,15 +229,16 @@ def build_server(connect, debug=False):
         return register
 
     def progress_reporter(ctx):
-        """A thread-side ``report(progress, message)`` sending MCP progress notifications."""
-        if ctx is None:
-            return None
-
+        """A ``report(progress, message)`` for the tool's worker thread: sends an MCP
+        progress notification, and stops the wait once the client cancelled the call."""
         def report(progress, message):
+            from_thread.check_cancelled()  # raises into job.wait(): stop polling DHIS2
+            if ctx is None:
+                return
             try:
                 from_thread.run(functools.partial(ctx.report_progress, progress, None, message))
             except Exception:  # the client went away: keep following the job
-                pass
+                log.debug("progress notification not sent", exc_info=True)
         return report
 
     Offset = Annotated[int, Field(ge=0, description="skip this many (from nextOffset)")]
@@ -245,7 +250,7 @@ def build_server(connect, debug=False):
                                                                 "job may go on after that")]
     Date = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
     Uid = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{10}$", description="a DHIS2 UID")]
-    Severity = Literal[SEVERITY_NAMES]  # type: ignore[valid-type]
+    Severity = Literal[tuple(s.value.lower() for s in DataIntegritySeverity)]  # type: ignore
     SkipName = Literal[tuple(flag[len("skip_"):] for flag, _ in ANALYTICS_FLAGS)]  # type: ignore
 
     def follow(session, job, wait, timeout_seconds, ctx):

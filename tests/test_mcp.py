@@ -422,3 +422,35 @@ def test_the_readme_client_configuration_starts_the_server(standin, tmp_path):
         return await server.ok(session, "server_info")
 
     assert server.run_command(script, run)["url"] == standin.url
+
+
+@needs_sdk
+def test_cancelling_a_waiting_call_stops_following_the_job(tmp_path):
+    srv = Dhis2StandIn(version="2.42", job_seconds=8.0, users={"admin": PASSWORD})
+    srv.start()
+    try:
+        server = Server(srv, tmp_path)
+        polls = []
+
+        def feed_polls():
+            return sum(1 for r in srv.requests if r.path.startswith("/api/system/tasks/"))
+
+        async def script(session):
+            seen = []
+
+            async def on_progress(value, total, message):
+                seen.append(value)
+
+            with anyio.move_on_after(2.5):  # the client gives up: MCP cancellation
+                await session.call_tool("refresh_analytics", {"wait": True},
+                                        progress_callback=on_progress)
+            polls.append(feed_polls())
+            await anyio.sleep(4.0)  # the job goes on for 5.5 s more; polls would continue
+            polls.append(feed_polls())
+            return seen
+
+        seen = server.run(script)
+        assert seen  # it was following, with progress, before the cancel
+        assert polls[1] - polls[0] <= 1  # at most the poll in flight, then it stopped
+    finally:
+        srv.stop()
