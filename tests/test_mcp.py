@@ -5,7 +5,7 @@ subprocess whose environment points at a :class:`Dhis2StandIn` on 127.0.0.1, and
 talks to it with ``mcp.ClientSession`` as an assistant would.  Without the SDK
 (the core environments, Python < 3.10) those tests are skipped -- unless
 DHIS2MAINT_REQUIRE_MCP is set, as in the tox ``mcp`` envs, where a missing SDK
-is a failure.  The first two tests need no SDK and run everywhere.
+is a failure.  The first three tests need no SDK and run everywhere.
 """
 import base64
 import json
@@ -66,6 +66,17 @@ def test_without_the_sdk_the_command_says_how_to_get_it():
     assert 'pip install "dhis2maint[mcp]"' in proc.stderr
     assert "Python 3.10" in proc.stderr
     assert "Traceback" not in proc.stderr and TOKEN not in proc.stderr
+
+
+def test_the_server_never_prompts_for_a_password(monkeypatch):
+    from dhis2maint import ConfigurationError, cli
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: pytest.fail("prompted"))
+    args = cli.build_parser().parse_args(["mcp", "--url", "http://127.0.0.1:9",
+                                          "--username", "admin"])
+    with pytest.raises(ConfigurationError, match="DHIS2_PASSWORD"):
+        cli.connect(args, environ={}, prompt=False)
 
 
 # --- over stdio --------------------------------------------------------------------------
