@@ -224,6 +224,10 @@ def build_parser():
                       help="how long each simulated job runs (default %(default)s)")
     demo.set_defaults(handler=cmd_demo)
 
+    mcp = command(commands, "mcp", "serve these maintenance tools to an AI assistant over MCP "
+                                   "(stdio; needs pip install \"dhis2maint[mcp]\", Python 3.10+)")
+    mcp.set_defaults(handler=cmd_mcp)
+
     version = command(commands, "version", "library version and, with a server, DHIS2's")
     version.set_defaults(handler=cmd_version)
     return parser
@@ -290,8 +294,12 @@ def _read_auth_file(path):
     return settings
 
 
-def connect(args, environ=None):
-    """A :class:`Session` from the command line, the auth file and the environment."""
+def connect(args, environ=None, prompt=True):
+    """A :class:`Session` from the command line, the auth file and the environment.
+
+    ``prompt=False``: never ask for a password on the terminal (the MCP server's
+    stdin carries the protocol); a missing one is a :class:`ConfigurationError`.
+    """
     from .session import Session
 
     env = os.environ if environ is None else environ
@@ -313,7 +321,7 @@ def connect(args, environ=None):
     if username:
         password = password or env.get("DHIS2_PASSWORD")
         if not password:
-            if not sys.stdin.isatty():
+            if not prompt or not sys.stdin.isatty():
                 raise ConfigurationError("no password for {}: set DHIS2_PASSWORD".format(username))
             password = getpass.getpass("DHIS2 password for {}: ".format(username))
         return Session(url, auth=(username, password), **kwargs)
@@ -558,6 +566,13 @@ def cmd_version(args):
             print("DHIS2 {} at {}".format(".".join(map(str, session.server_version)),
                                           session.base_url))
     return EXIT_OK
+
+
+def cmd_mcp(args):
+    """Serve the MCP tools over stdio (dhis2maint/mcp.py); exit 2 without the SDK."""
+    from .mcp import serve
+
+    return serve(lambda: connect(args, prompt=False), debug=bool(vars(args).get("debug")))
 
 
 def cmd_demo(args):
