@@ -476,26 +476,32 @@ class IntegrityMixin:
         """
         names = _check_names(checks)
         started = _monotonic()
+        run_at = _utcnow()
         if self._legacy_integrity():
             job = self.start_integrity_run(details=details)
             job.wait(timeout=timeout, on_notification=on_notification)
             flat = self._await_legacy_report(job, timeout, started)
-            return legacy_report(flat, details, names,
-                                 "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}")
+            return self._stamp(legacy_report(flat, details, names,
+                                             "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}"),
+                               job, run_at, _legacy_checks())
         version = self.server_version
         notifies = versions.supports(version, "integrity_run_notifications")
         expanded = None  # the check names this run covers, when known
+        available = None
         if names is None:
             available = self.list_integrity_checks()
             expanded = [c.name for c in available if include_slow or not c.is_slow]
         elif not notifies:
-            expanded = [c.name for c in self.list_integrity_checks(checks=names)]
+            available = self.list_integrity_checks(checks=names)
+            expanded = [c.name for c in available]
         job = self.start_integrity_run(
             expanded if names is None and include_slow else names, details=details)
         if notifies:
             job.wait(timeout=timeout, on_notification=on_notification)
-            return self._read_run_results(job, details, names, expanded)
-        return self._poll_run_results(job, details, expanded, timeout, started, on_notification)
+            return self._stamp(self._read_run_results(job, details, names, expanded), job,
+                               run_at, available)
+        return self._stamp(self._poll_run_results(job, details, expanded, timeout, started,
+                                                  on_notification), job, run_at, available)
 
     def _read_run_results(self, job, details, tokens, expanded):
         """This run's results: ``GET /api/dataIntegrity/summary|details`` for the
@@ -605,11 +611,15 @@ class IntegrityMixin:
             for value in (data or {}).values():  # insertion order: the newest is last
                 if isinstance(value, dict):
                     flat = value
-            return legacy_report(flat, details, names, what)
+            return self._stamp(legacy_report(flat, details, names, what), None, _utcnow(),
+                               _legacy_checks())
         kind = "details" if details else "summary"
+        run_at = _utcnow()
         data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(names),
                           expect=dict, allow_empty=True)
-        return convert.report_from_dict(data or {}, details, "GET /api/dataIntegrity/" + kind)
+        return self._stamp(convert.report_from_dict(data or {}, details,
+                                                    "GET /api/dataIntegrity/" + kind),
+                           None, run_at)
 
     def iter_integrity_issues(self, checks=None):
         """Every cached issue as an :class:`IntegrityIssueRow`, streamed.
@@ -688,3 +698,58 @@ class IntegrityMixin:
         if not all(isinstance(item, str) for item in data):
             raise InvalidResponseError("GET /api/{}: expected a list of check names".format(path))
         return data
+
+    def _stamp(self, report, job, run_at, checks=None):
+        """The report with its provenance set (see :func:`stamp_report`)."""
+        return stamp_report(report, self.base_url, self.server_version, job, run_at, checks)
+
+
+# --- provenance and check information (#12.7, #12.8) ------------------------------------
+
+
+def _utcnow():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+#: Check fields copied onto a result that lacks them (older servers, 2.36's mapping).
+_CHECK_INFO = ("display_name", "section", "section_order", "description", "introduction",
+               "recommendation", "issues_id_type", "is_slow", "is_programmatic", "code")
+
+
+def fill_check_info(report, checks):
+    """Copy what the check list says (``checks``: :class:`DataIntegrityCheck` objects)
+    onto the report's results where DHIS2 did not send it with the result."""
+    by_name = {c.name: c for c in checks or ()}
+    for key, result in report.results.items():
+        check = by_name.get(result.name) or by_name.get(key)
+        if check is None:
+            continue
+        for field in _CHECK_INFO:
+            if getattr(result, field, None) is None and getattr(check, field, None) is not None:
+                setattr(result, field, getattr(check, field))
+    return report
+
+
+def _report_server_time(report):
+    """The newest ``finishedTime`` of the report's results (server clock), or None."""
+    times = [r.finished_time for r in report if r.finished_time is not None]
+    try:
+        return max(times) if times else None
+    except TypeError:  # naive and aware mixed
+        return None
+
+
+def stamp_report(report, base_url, version, job=None, run_at=None, checks=None):
+    """Set a report's provenance: base URL, DHIS2 version text, the job's id, the
+    client's UTC time (``run_at``) and the server's (the job's ``created``, else the
+    newest result's ``finishedTime``); fill check information from ``checks``."""
+    report.base_url = base_url
+    report.dhis2_version = versions.version_text(version) if version is not None else None
+    report.job_id = getattr(job, "id", None)
+    report.run_at = run_at
+    report.server_time = getattr(job, "created", None) or _report_server_time(report)
+    if checks:
+        fill_check_info(report, checks)
+    return report
