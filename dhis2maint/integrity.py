@@ -621,7 +621,7 @@ class IntegrityMixin:
                                                     "GET /api/dataIntegrity/" + kind),
                            None, run_at)
 
-    def iter_integrity_issues(self, checks=None):
+    def iter_integrity_issues(self, checks=None, on_check=None):
         """Every cached issue as an :class:`IntegrityIssueRow`, streamed.
 
         ``GET /api/dataIntegrity/details`` (``checks=a,b`` when given) is read in
@@ -636,14 +636,24 @@ class IntegrityMixin:
 
         2.36: the rows of :meth:`get_integrity_report` (not streamed).
         Arguments are checked at once; the request is sent on the first ``next()``.
+
+        ``on_check``: called with each check's :class:`DataIntegrityResult`
+        (``issues`` None, ``count`` the issues streamed, -1 when it failed) right
+        after its last row -- also for checks without issues -- so a caller can
+        write or record whole reports while reading.
         """
         names = _check_names(checks)
-        return self._iter_integrity_issues(names)
+        return self._iter_integrity_issues(names, on_check)
 
-    def _iter_integrity_issues(self, names):
+    def _iter_integrity_issues(self, names, on_check=None):
         if self._legacy_integrity():
-            for row in self.get_integrity_report(checks=names, details=True).issue_rows():
-                yield row
+            report = self.get_integrity_report(checks=names, details=True)
+            for result in report:
+                for issue in result.issues or ():
+                    yield models.IntegrityIssueRow(result.name, result.display_name,
+                                                   result.severity, issue)
+                if on_check is not None:
+                    on_check(_without_issues(result))
             return
         what = "GET /api/dataIntegrity/details"
         started = time.monotonic()
@@ -653,8 +663,12 @@ class IntegrityMixin:
         from . import stream  # the incremental parser; loaded only when streaming
 
         chunks = self._body_chunks(response, what, started)
+        hook = None
+        if on_check is not None:
+            def hook(key, meta, count):
+                on_check(_result_from_meta(key, meta, count, what))
         try:
-            yield from stream.iter_issue_rows(chunks, what)
+            yield from stream.iter_issue_rows(chunks, what, on_check=hook)
         finally:
             chunks.close()  # stops its deadline timer
             response.close()  # also when the caller leaves the loop early
@@ -698,6 +712,79 @@ class IntegrityMixin:
         if not all(isinstance(item, str) for item in data):
             raise InvalidResponseError("GET /api/{}: expected a list of check names".format(path))
         return data
+
+    def iter_integrity_run(self, checks=None, timeout=None, on_notification=None,
+                           include_slow=False, on_check=None):
+        """Run a details check run and STREAM its issues (constant memory).
+
+        Like :meth:`run_integrity_checks` with ``details=True``, but returns
+        ``(report, rows)`` at once after the job ended: ``rows`` iterates this
+        run's :class:`IntegrityIssueRow` objects while ``GET
+        /api/dataIntegrity/details`` is read; ``report`` is a details report with
+        the run's provenance whose ``results`` fill (without issues) as each
+        check's object ends; ``on_check(result)`` is called then too.
+
+        2.41+ only streams: a check whose result is older than the job raises
+        :class:`InvalidResponseError` after its rows.  2.36-2.40 (where the run
+        is followed through its results) read the whole report and then iterate it.
+        """
+        report = models.DataIntegrityReport(results={}, details=True)
+
+        def collect(result):
+            report.results[result.name] = result
+            if on_check is not None:
+                on_check(result)
+
+        version = self.server_version
+        if self._legacy_integrity() or not versions.supports(version,
+                                                             "integrity_run_notifications"):
+            whole = self.run_integrity_checks(checks, details=True, timeout=timeout,
+                                              on_notification=on_notification,
+                                              include_slow=include_slow)
+            for field in ("base_url", "dhis2_version", "job_id", "run_at", "server_time"):
+                setattr(report, field, getattr(whole, field))
+
+            def replay():
+                for result in whole:
+                    for issue in result.issues or ():
+                        yield models.IntegrityIssueRow(result.name, result.display_name,
+                                                       result.severity, issue)
+                    collect(_without_issues(result))
+            return report, replay()
+        names = _check_names(checks)
+        run_at = _utcnow()
+        available = None
+        expanded = None
+        if names is None:
+            available = self.list_integrity_checks()
+            expanded = [c.name for c in available if include_slow or not c.is_slow]
+        job = self.start_integrity_run(expanded if names is None and include_slow else names,
+                                       details=True)
+        job.wait(timeout=timeout, on_notification=on_notification)
+        self._stamp(report, job, run_at)
+        read = expanded if expanded is not None and \
+            len(",".join(expanded)) <= _MAX_CHECKS_PARAM else names
+        keep = set(expanded) if expanded is not None and read is None else None
+        stale = []
+
+        def checked(result):
+            if _finished_before(result.finished_time, job.created):
+                stale.append(result.name)
+            if keep is None or result.name in keep:
+                if available:
+                    fill_check_info(models.DataIntegrityReport({result.name: result}),
+                                    available)
+                collect(result)
+
+        def rows():
+            for row in self._iter_integrity_issues(read, checked):
+                if keep is None or row.check_name in keep:
+                    yield row
+            if stale:
+                raise InvalidResponseError(
+                    "GET /api/dataIntegrity/details: {} check result(s) are older than job {} "
+                    "(e.g. {}): DHIS2 did not run them".format(len(stale), job.id, stale[0]))
+        return report, rows()
 
     def _stamp(self, report, job, run_at, checks=None):
         """The report with its provenance set (see :func:`stamp_report`)."""
@@ -753,3 +840,18 @@ def stamp_report(report, base_url, version, job=None, run_at=None, checks=None):
     if checks:
         fill_check_info(report, checks)
     return report
+
+
+def _without_issues(result):
+    import attr
+
+    return attr.evolve(result, issues=None)
+
+
+def _result_from_meta(key, meta, count, what):
+    """The result a streamed check's metadata describes (``count``: issues streamed)."""
+    data = {k: v for k, v in meta.items() if k != "issues"}
+    data.setdefault("name", key)
+    result = convert.result_from_dict(data, False, what)
+    result.count = -1 if result.error is not None else count
+    return result
