@@ -617,9 +617,11 @@ class IntegrityMixin:
         run_at = _utcnow()
         data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(names),
                           expect=dict, allow_empty=True)
-        return self._stamp(convert.report_from_dict(data or {}, details,
-                                                    "GET /api/dataIntegrity/" + kind),
-                           None, run_at)
+        report = convert.report_from_dict(data or {}, details, "GET /api/dataIntegrity/" + kind)
+        checks = None
+        if report.results and not versions.supports(self.server_version, "integrity_filters"):
+            checks = self.list_integrity_checks()  # 2.37/2.38 results lack the check's info
+        return self._stamp(report, None, run_at, checks)
 
     def iter_integrity_issues(self, checks=None, on_check=None):
         """Every cached issue as an :class:`IntegrityIssueRow`, streamed.

@@ -91,7 +91,9 @@ def test_report_csv_and_issues_jsonl_agree(fresh):
     run = run_cli(["integrity", "run", "--details"], url=fresh.url)
     assert run.returncode == 0
     table = run_cli(["integrity", "report", "--details", "--format", "csv"], url=fresh.url)
-    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    source, _, body = table.stdout.partition("\n")
+    assert source.startswith("# source: baseUrl=" + fresh.url)  # provenance first (#12.7)
+    rows = list(csv.DictReader(io.StringIO(body)))
     stream = run_cli(["integrity", "issues", "--format", "jsonl"], url=fresh.url)
     assert stream.returncode == 0, stream.stderr
     lines = [json.loads(line) for line in stream.stdout.splitlines()]
