@@ -734,25 +734,49 @@ def cmd_demo(args):
     from .session import Session
     from .testing import Dhis2StandIn
 
+    import tempfile
+
+    from .history import History
+
     progress = _Progress(args)
     progress.enabled = not vars(args).get("quiet")
     out = sys.stdout
-    with Dhis2StandIn(version=args.dhis2_version, job_seconds=args.job_seconds) as server:
+    with Dhis2StandIn(version=args.dhis2_version, job_seconds=args.job_seconds) as server, \
+            tempfile.TemporaryDirectory(prefix="dhis2maint-demo-") as folder:
+        server.drift = 2  # each night some issues are fixed and new ones appear
         username, password = next(iter(server.users.items()))
         out.write("Built-in DHIS2 {} stand-in at {} (user {})\n\n".format(
             args.dhis2_version, server.url, username))
-        with Session(server.url, auth=(username, password)) as session:
-            progress.say("1/2 Running the data-integrity checks (details)…")
-            report = session.run_integrity_checks(details=True, on_notification=progress)
-            write_report(report, "table", out, title="Data integrity on the stand-in", limit=3)
+        with Session(server.url, auth=(username, password)) as session, \
+                History(os.path.join(folder, "history.sqlite")) as history:
+            nights = 3
+            for night in range(1, nights + 1):
+                progress.say("{}/{} Night {}: running the data-integrity checks (details)…"
+                             .format(night, nights + 1, night))
+                report = session.run_integrity_checks(details=True, on_notification=progress)
+                recorded = history.record(report, session)
+                out.write("Night {}: {:,} issues, {:,} new, {:,} resolved "
+                          "(--fail-on-new severe would exit {})\n".format(
+                              night, recorded.run.issues, recorded.new_issues,
+                              recorded.resolved_issues,
+                              1 if recorded.new_at_least("severe") else 0))
             out.write("\n")
-            progress.say("2/2 Refreshing analytics tables…")
+            write_report(report, "table", out, title="Data integrity on the stand-in", limit=3)
+            out.write("\nTrend (total issues per recorded run, `integrity trend`):\n")
+            for point in history.trend():
+                out.write("  run {}  {}  {:>6,}\n".format(
+                    point.run_id, point.run_at.strftime("%Y-%m-%d %H:%M:%S"), point.count))
+            oldest = history.open_issues()
+            out.write("Open issues: {:,}; oldest first seen in run {} (`integrity open`)\n\n"
+                      .format(len(oldest), oldest[0].first_run if oldest else "-"))
+            progress.say("{}/{} Refreshing analytics tables…".format(nights + 1, nights + 1))
             job = session.refresh_analytics(last_years=2)
             final = job.wait(on_notification=progress)
             out.write("Analytics: {}\n".format(final.message or "done"))
     out.write("\nNext: point it at your server, e.g.\n"
               "  DHIS2_URL=https://dhis2.example.org DHIS2_PAT=d2pat_… "
-              "dhis2maint integrity run --fail-on severe\n")
+              "dhis2maint integrity run --details --history integrity.sqlite "
+              "--fail-on-new severe\n")
     return EXIT_OK
 
 
