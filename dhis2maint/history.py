@@ -650,8 +650,9 @@ class History:
         # type: (models.DataIntegrityReport) -> models.ReportComparison
         """:func:`compare_reports` of the previous recorded run of the report's
         server and ``report``.  When ``report`` itself was recorded (same job id,
-        or same run time), the run before it is used.  No earlier run: every
-        issue is new (compared with an empty report)."""
+        or same run time), the run before it is used.  A check the previous run
+        did not cover with issues (or no earlier run at all) counts every issue
+        of it as new (compared with an empty result, count 0)."""
         from .integrity import compare_reports
 
         if not report.base_url:
@@ -666,6 +667,14 @@ class History:
             old = models.DataIntegrityReport(results={}, details=report.details)
         else:
             old = self.load_report(candidates[-1].id)
+        if report.details:
+            # a check the previous run did not list (or first run): all its issues are new
+            for name, result in report.results.items():
+                if result.issues is not None and result.error is None and (
+                        name not in old.results or old.results[name].issues is None):
+                    old.results[name] = models.DataIntegrityResult(
+                        name=result.name, display_name=result.display_name,
+                        severity=result.severity, count=0, issues=[])
         return compare_reports(old, report)
 
 
