@@ -538,33 +538,33 @@ def _say_recorded(progress, recorded):
 
 
 def cmd_integrity_history(args):
-    from .report import write_records
+    from .report import write_history
 
     with _open_history(args, create=False) as history:
         runs = history.runs(args.server)
     with _output(args) as out:
-        write_records(runs, args.format, out)
+        write_history(runs, "runs", args.format, out)
     return EXIT_OK
 
 
 def cmd_integrity_trend(args):
-    from .report import write_records
+    from .report import write_history
 
     with _open_history(args, create=False) as history:
         points = history.trend(args.check, since=args.since, server=args.server)
     with _output(args) as out:
-        write_records(points, args.format, out)
+        write_history(points, "trend", args.format, out)
     return EXIT_OK
 
 
 def cmd_integrity_open(args):
-    from .report import write_records
+    from .report import write_history
 
     with _open_history(args, create=False) as history:
         issues = history.open_issues(min_age=args.older_than, severity=args.severity,
                                      server=args.server, check=args.check)
     with _output(args) as out:
-        write_records(issues, args.format, out)
+        write_history(issues, "open", args.format, out)
     return EXIT_OK
 
 

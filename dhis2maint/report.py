@@ -779,6 +779,57 @@ def write_records(records, fmt, out, width=None):
     out.flush()
 
 
+def write_history(records, kind, fmt, out, width=None):
+    """Write what a :class:`dhis2maint.history.History` returned: ``kind`` is ``runs``
+    (:meth:`History.runs`), ``trend`` (:meth:`History.trend`) or ``open``
+    (:meth:`History.open_issues`).  ``json``/``jsonl``/``csv`` as :func:`write_records`;
+    ``table`` a layout made for people (a bar per run for a trend, ages in days)."""
+    if fmt != "table":
+        write_records(records, fmt, out, width)
+        return
+    width = _fit_width(width, out)
+    out, ell = _for_terminal(out)
+
+    def day(value):
+        return "" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+    servers = {getattr(r, "base_url", None) for r in records}
+    show_server = len(servers) > 1
+    if kind == "runs":
+        headers = ["RUN", "RUN AT (UTC)", "KIND", "CHECKS", "ISSUES", "NEW", "RESOLVED",
+                   "FAILED", "DHIS2", "SERVER"]
+        table = _Table(headers, [">", "<", "<", ">", ">", ">", ">", ">", "<", "<"], width, ell)
+        for r in records:
+            table.add([str(r.id), day(r.run_at), "details" if r.details else "summary",
+                       _num(r.checks), _num(r.issues), _num(r.new_issues),
+                       _num(r.resolved_issues), _num(r.failed), r.dhis2_version or "",
+                       r.base_url])
+    elif kind == "trend":
+        top = max([r.count or 0 for r in records] + [1])
+        headers = ["RUN", "RUN AT (UTC)", "ISSUES", ""] + (["SERVER"] if show_server else [])
+        table = _Table(headers, [">", "<", ">", "<", "<"][:len(headers)], width, ell,
+                       shrink=[(3, 0)])
+        bar = "#" if ell == "..." else "\u2588"
+        for r in records:
+            size = 0 if not r.count else max(1, int(round(30.0 * r.count / top)))
+            table.add([str(r.run_id), day(r.run_at), "failed" if r.count is None
+                       else _num(r.count), bar * size] + ([r.base_url] if show_server else []))
+    else:
+        headers = ["FIRST SEEN", "DAYS", "SEVERITY", "CHECK", "ID", "NAME"] + (
+            ["SERVER"] if show_server else [])
+        table = _Table(headers, ["<", ">", "<", "<", "<", "<", "<"][:len(headers)], width, ell,
+                       shrink=[(5, 10), (3, 16)], caps={3: 40})
+        for r in records:
+            table.add([day(r.first_seen)[:10], "{:.0f}".format(r.age_days), r.severity or "",
+                       r.check_name, r.id or "", r.name or ""] +
+                      ([r.base_url] if show_server else []))
+    for line in table.lines():
+        out.write(line + "\n")
+    noun = {"runs": "run", "trend": "run", "open": "open issue"}[kind]
+    out.write("{}\n".format(_plural(len(records), noun)))
+    out.flush()
+
+
 # ---------------------------------------------------------------------------
 # Comparisons
 
