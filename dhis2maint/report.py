@@ -1128,6 +1128,7 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
   border-left: 3px solid var(--INFO); }
 .filter input { font: inherit; padding: 3px 6px; width: 320px; max-width: 100%; }
 svg.spark { vertical-align: middle; }
+td.trend { white-space: nowrap; }
 svg.spark polyline, #trend-chart polyline { fill: none; stroke: var(--INFO); stroke-width: 1.5; }
 #trend-chart { display: block; max-width: 640px; }
 #trend-chart text { font-size: 12px; fill: var(--muted); }
@@ -1343,7 +1344,7 @@ def _sparkline(series, esc):
     values = [v for v in series or () if v is not None]
     if len(values) < 2:
         return '<span class="meta">–</span>'
-    width, height = 90, 18
+    width, height = 64, 18
     top = max(values) or 1
     step = width / float(len(series) - 1)
     points = " ".join("{:.1f},{:.1f}".format(i * step, height - 2 - (height - 4) * v / top)
@@ -1502,7 +1503,8 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
             w('<td class="num" data-sort="{}">{}</td>'.format(
                 "" if pct is None else repr(float(pct)), esc(_pct(pct))))
         if history:
-            w('<td>{}</td>'.format(_sparkline(history["checks"].get(result.name), esc)))
+            w('<td class="trend">{}</td>'.format(
+                _sparkline(history["checks"].get(result.name), esc)))
         w("</tr>\n")
     w("</tbody>\n</table>\n</section>\n")
 
