@@ -447,10 +447,11 @@ def cmd_integrity_report(args):
     try:
         with connect(args) as session:
             if args.details and args.format in _STREAMED_FORMATS:
+                from .integrity import stamp_report
                 from .models import DataIntegrityReport
 
-                report = session._stamp(DataIntegrityReport(details=True), None,
-                                        _utc_now())
+                report = stamp_report(DataIntegrityReport(details=True), session.base_url,
+                                      session.server_version, run_at=_utc_now())
                 sink = []
 
                 def on_check(result):
