@@ -545,13 +545,15 @@ class IntegrityMixin:
         return selected
 
     def _selection(self, checks):
-        # type: (Any) -> Tuple[Optional[List[str]], Optional[List[str]]]
-        """``(tokens, expanded names)`` for a ``checks`` argument; (None, None) for
-        no selection.  Raises :class:`ConfigurationError` for unknown tokens."""
+        # type: (Any) -> Tuple[Optional[List[str]], Optional[List[str]], Optional[list]]
+        """``(tokens, expanded names, the matched DataIntegrityCheck objects)`` for a
+        ``checks`` argument; (None, None, None) for no selection.  Raises
+        :class:`ConfigurationError` for unknown tokens."""
         names = _check_names(checks)
         if not names:
-            return None, None
-        return names, [c.name for c in self._resolve_checks(names)]
+            return None, None, None
+        selected = self._resolve_checks(names)
+        return names, [c.name for c in selected], selected
 
     # --- running ------------------------------------------------------------------
 
@@ -575,7 +577,7 @@ class IntegrityMixin:
         The POST is sent once, never retried.  Raises :class:`ConflictError` when
         a 2.37-2.40 server is already running integrity checks.
         """
-        tokens, expanded = self._selection(checks)
+        tokens, expanded, _selected = self._selection(checks)
         return self._start_integrity_run(tokens, expanded, details)
 
     def _start_integrity_run(self, tokens, expanded, details):
@@ -637,34 +639,46 @@ class IntegrityMixin:
         :class:`TaskTimeoutError`, :class:`ConflictError` (2.37-2.40: already
         running), and the usual errors.
         """
-        tokens, expanded = self._selection(checks)
+        tokens, expanded, selected = self._selection(checks)
         if tokens and include_slow:
             log.info("include_slow has no effect with named checks: they run whether slow "
                      "or not")
         started = _monotonic()
+        run_at = _utcnow()
         if self._legacy_integrity():
             job = self._start_integrity_run(tokens, expanded, details)
             job.wait(timeout=timeout, on_notification=on_notification)
             flat = self._await_legacy_report(job, timeout, started)
-            return legacy_report(flat, details, expanded,
-                                 "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}")
+            return self._stamp(legacy_report(flat, details, expanded,
+                                             "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}"),
+                               job, run_at, _legacy_checks())
         version = self.server_version
         notifies = versions.supports(version, "integrity_run_notifications")
+        available, job = self._start_run(tokens, expanded, selected, details, include_slow)
         if tokens is None:
-            available = self._all_integrity_checks()
-            skipped = [c.name for c in available if c.is_slow and not include_slow]
             expanded = [c.name for c in available if include_slow or not c.is_slow]
-            if skipped:
-                log.info("%d slow data-integrity checks are not part of DHIS2's default run "
-                         "and were not run; name them, or pass include_slow=True", len(skipped))
-            job = self._start_integrity_run(expanded if include_slow else None,
-                                            expanded if include_slow else None, details)
-        else:
-            job = self._start_integrity_run(tokens, expanded, details)
         if notifies:
             job.wait(timeout=timeout, on_notification=on_notification)
-            return self._read_run_results(job, details, expanded)
-        return self._poll_run_results(job, details, expanded, timeout, started, on_notification)
+            return self._stamp(self._read_run_results(job, details, expanded), job,
+                               run_at, available)
+        return self._stamp(self._poll_run_results(job, details, expanded, timeout, started,
+                                                  on_notification), job, run_at, available)
+
+    def _start_run(self, tokens, expanded, selected, details, include_slow):
+        """Start the job of a run (2.37+): ``(the checks it covers, job)``.  Without
+        ``tokens`` the checks are listed first and the slow ones DHIS2 leaves out of its
+        default run are logged (INFO)."""
+        if tokens is not None:
+            return selected, self._start_integrity_run(tokens, expanded, details)
+        available = self._all_integrity_checks()
+        skipped = [c.name for c in available if c.is_slow and not include_slow]
+        if skipped:
+            log.info("%d slow data-integrity checks are not part of DHIS2's default run "
+                     "and were not run; name them, or pass include_slow=True", len(skipped))
+        covered = [c.name for c in available if include_slow or not c.is_slow]
+        send = covered if include_slow else None
+        return ([c for c in available if include_slow or not c.is_slow],
+                self._start_integrity_run(send, send, details))
 
     def _read_results(self, kind, expanded):
         """``GET /api/dataIntegrity/summary|details`` for ``expanded`` names (None: all
@@ -776,7 +790,7 @@ class IntegrityMixin:
 
         For a large details report prefer :meth:`iter_integrity_issues`.
         """
-        _tokens, expanded = self._selection(checks)
+        _tokens, expanded, selected = self._selection(checks)
         if self._legacy_integrity():
             what = "GET /api/system/taskSummaries/DATA_INTEGRITY"
             data = self._json("GET", "system/taskSummaries/DATA_INTEGRITY", expect=dict,
@@ -785,14 +799,20 @@ class IntegrityMixin:
             for value in (data or {}).values():  # insertion order: the newest is last
                 if isinstance(value, dict):
                     flat = value
-            return legacy_report(flat, details, expanded, what)
+            return self._stamp(legacy_report(flat, details, expanded, what), None, _utcnow(),
+                               _legacy_checks())
         kind = "details" if details else "summary"
+        run_at = _utcnow()
         report, keep = self._read_results(kind, expanded)
         if keep is not None:
             report = models.DataIntegrityReport(
                 results={k: r for k, r in report.results.items() if k in keep or r.name in keep},
                 details=details)
-        return report
+        checks = selected
+        if report.results and not versions.supports(self.server_version, "integrity_filters") \
+                and checks is None:
+            checks = self._all_integrity_checks()  # 2.37/2.38 results lack the check's info
+        return self._stamp(report, None, run_at, checks)
 
     @staticmethod
     def missing_integrity_results(report, checks):
@@ -804,7 +824,7 @@ class IntegrityMixin:
         names = [c.name if isinstance(c, models.DataIntegrityCheck) else str(c) for c in checks]
         return [n for n in names if n not in have]
 
-    def iter_integrity_issues(self, checks=None):
+    def iter_integrity_issues(self, checks=None, on_check=None):
         """Every cached issue as an :class:`IntegrityIssueRow`, streamed.
 
         ``GET /api/dataIntegrity/details`` (``checks=a,b`` when given) is read in
@@ -821,15 +841,25 @@ class IntegrityMixin:
         Arguments are checked at once; the requests (``GET /api/dataIntegrity`` to
         match ``checks`` -- :class:`ConfigurationError` for a token that matches no
         check -- then the details) are sent on the first ``next()``.
+
+        ``on_check``: called with each check's :class:`DataIntegrityResult`
+        (``issues`` None, ``count`` the issues streamed, -1 when it failed) right
+        after its last row -- also for checks without issues -- so a caller can
+        write or record whole reports while reading.
         """
         names = _check_names(checks)
-        return self._iter_integrity_issues(names)
+        return self._iter_integrity_issues(names, on_check)
 
-    def _iter_integrity_issues(self, names):
-        _tokens, expanded = self._selection(names)
+    def _iter_integrity_issues(self, names, on_check=None):
+        _tokens, expanded, selected = self._selection(names)
         if self._legacy_integrity():
-            for row in self.get_integrity_report(checks=expanded, details=True).issue_rows():
-                yield row
+            report = self.get_integrity_report(checks=selected, details=True)
+            for result in report:
+                for issue in result.issues or ():
+                    yield models.IntegrityIssueRow(result.name, result.display_name,
+                                                   result.severity, issue)
+                if on_check is not None:
+                    on_check(_without_issues(result))
             return
         what = "GET /api/dataIntegrity/details"
         keep = None
@@ -843,8 +873,12 @@ class IntegrityMixin:
         from . import stream  # the incremental parser; loaded only when streaming
 
         chunks = self._body_chunks(response, what, started)
+        hook = None
+        if on_check is not None:
+            def hook(key, meta, count):
+                on_check(_result_from_meta(key, meta, count, what))
         try:
-            for row in stream.iter_issue_rows(chunks, what):
+            for row in stream.iter_issue_rows(chunks, what, on_check=hook):
                 if keep is None or row.check_name in keep:
                     yield row
         finally:
@@ -890,3 +924,140 @@ class IntegrityMixin:
         if not all(isinstance(item, str) for item in data):
             raise InvalidResponseError("GET /api/{}: expected a list of check names".format(path))
         return data
+
+    def iter_integrity_run(self, checks=None, timeout=None, on_notification=None,
+                           include_slow=False, on_check=None):
+        """Run a details check run and STREAM its issues (constant memory).
+
+        Like :meth:`run_integrity_checks` with ``details=True``, but returns
+        ``(report, rows)`` at once after the job ended: ``rows`` iterates this
+        run's :class:`IntegrityIssueRow` objects while ``GET
+        /api/dataIntegrity/details`` is read; ``report`` is a details report with
+        the run's provenance whose ``results`` fill (without issues) as each
+        check's object ends; ``on_check(result)`` is called then too.
+
+        2.41+ only streams: a check whose result is older than the job raises
+        :class:`InvalidResponseError` after its rows.  2.36-2.40 (where the run
+        is followed through its results) read the whole report and then iterate it.
+        """
+        report = models.DataIntegrityReport(results={}, details=True)
+
+        def collect(result):
+            report.results[result.name] = result
+            if on_check is not None:
+                on_check(result)
+
+        version = self.server_version
+        if self._legacy_integrity() or not versions.supports(version,
+                                                             "integrity_run_notifications"):
+            whole = self.run_integrity_checks(checks, details=True, timeout=timeout,
+                                              on_notification=on_notification,
+                                              include_slow=include_slow)
+            for field in ("base_url", "dhis2_version", "job_id", "run_at", "server_time"):
+                setattr(report, field, getattr(whole, field))
+
+            def replay():
+                for result in whole:
+                    for issue in result.issues or ():
+                        yield models.IntegrityIssueRow(result.name, result.display_name,
+                                                       result.severity, issue)
+                    collect(_without_issues(result))
+            return report, replay()
+        tokens, expanded, selected = self._selection(checks)
+        run_at = _utcnow()
+        available, job = self._start_run(tokens, expanded, selected, True, include_slow)
+        job.wait(timeout=timeout, on_notification=on_notification)
+        self._stamp(report, job, run_at)
+        read = _check_names(available)  # already matched: no second look-up
+        keep = set(c.name for c in available)
+        stale = []
+
+        def checked(result):
+            if result.name not in keep:
+                return
+            if _finished_before(result.finished_time, job.created):
+                stale.append(result.name)
+            fill_check_info(models.DataIntegrityReport({result.name: result}), available)
+            collect(result)
+
+        def rows():
+            if not read:  # the run covered no check
+                return
+            for row in self._iter_integrity_issues(read, checked):
+                if row.check_name in keep:
+                    yield row
+            if stale:
+                raise InvalidResponseError(
+                    "GET /api/dataIntegrity/details: {} check result(s) are older than job {} "
+                    "(e.g. {}): DHIS2 did not run them".format(len(stale), job.id, stale[0]))
+        return report, rows()
+
+    def _stamp(self, report, job, run_at, checks=None):
+        """The report with its provenance set (see :func:`stamp_report`)."""
+        return stamp_report(report, self.base_url, self.server_version, job, run_at, checks)
+
+
+# --- provenance and check information (#12.7, #12.8) ------------------------------------
+
+
+def _utcnow():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+#: Check fields copied onto a result that lacks them (older servers, 2.36's mapping).
+_CHECK_INFO = ("display_name", "section", "section_order", "description", "introduction",
+               "recommendation", "issues_id_type", "is_slow", "is_programmatic", "code")
+
+
+def fill_check_info(report, checks):
+    """Copy what the check list says (``checks``: :class:`DataIntegrityCheck` objects)
+    onto the report's results where DHIS2 did not send it with the result."""
+    by_name = {c.name: c for c in checks or ()}
+    for key, result in report.results.items():
+        check = by_name.get(result.name) or by_name.get(key)
+        if check is None:
+            continue
+        for field in _CHECK_INFO:
+            if getattr(result, field, None) is None and getattr(check, field, None) is not None:
+                setattr(result, field, getattr(check, field))
+    return report
+
+
+def _report_server_time(report):
+    """The newest ``finishedTime`` of the report's results (server clock), or None."""
+    times = [r.finished_time for r in report if r.finished_time is not None]
+    try:
+        return max(times) if times else None
+    except TypeError:  # naive and aware mixed
+        return None
+
+
+def stamp_report(report, base_url, version, job=None, run_at=None, checks=None):
+    """Set a report's provenance: base URL, DHIS2 version text, the job's id, the
+    client's UTC time (``run_at``) and the server's (the job's ``created``, else the
+    newest result's ``finishedTime``); fill check information from ``checks``."""
+    report.base_url = base_url
+    report.dhis2_version = versions.version_text(version) if version is not None else None
+    report.job_id = getattr(job, "id", None)
+    report.run_at = run_at
+    report.server_time = getattr(job, "created", None) or _report_server_time(report)
+    if checks:
+        fill_check_info(report, checks)
+    return report
+
+
+def _without_issues(result):
+    import attr
+
+    return attr.evolve(result, issues=None)
+
+
+def _result_from_meta(key, meta, count, what):
+    """The result a streamed check's metadata describes (``count``: issues streamed)."""
+    data = {k: v for k, v in meta.items() if k != "issues"}
+    data.setdefault("name", key)
+    result = convert.result_from_dict(data, False, what)
+    result.count = -1 if result.error is not None else count
+    return result
