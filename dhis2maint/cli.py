@@ -12,7 +12,6 @@ import argparse
 import getpass
 import json
 import os
-import stat
 import sys
 import time
 
@@ -260,38 +259,13 @@ def _maintenance_operations():
 # --- connection ------------------------------------------------------------------
 
 
-def _read_auth_file(path):
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ConfigurationError("cannot read auth file {}: {}".format(path, exc.strerror))
-    if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigurationError(
-            "permissions {:04o} for auth file {} are too open: it holds a password; "
-            "run `chmod 600 {}`".format(stat.S_IMODE(info.st_mode), path, path))
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError("auth file {} is not valid JSON: {}".format(
-            path, getattr(exc, "msg", None) or type(exc).__name__)) from None
-    if isinstance(data, dict) and isinstance(data.get("dhis"), dict):
-        dhis = data["dhis"]
-        settings = {"url": dhis.get("baseurl") or dhis.get("url"),
-                    "username": dhis.get("username"), "password": dhis.get("password"),
-                    "token": dhis.get("token")}
-    elif isinstance(data, dict):
-        settings = {k: data.get(k) for k in ("url", "token", "username", "password")}
-    else:
-        settings = {}
-    if not settings.get("url"):
-        raise ConfigurationError(
-            'auth file {} needs {{"dhis": {{"baseurl": …}}}} or {{"url": …}}'.format(path))
-    return settings
-
-
 def connect(args, environ=None):
-    """A :class:`Session` from the command line, the auth file and the environment."""
+    """A :class:`Session` from the command line, the auth file and the environment.
+
+    The auth file is read by the library (:func:`dhis2maint.connections.read_auth_file`,
+    as :meth:`Session.from_auth_file` reads it); flags override what it says, and
+    a username without a password there takes it from DHIS2_PASSWORD or a prompt."""
+    from .connections import read_auth_file
     from .session import Session
 
     env = os.environ if environ is None else environ
@@ -301,7 +275,9 @@ def connect(args, environ=None):
         kwargs["timeout"] = opts["http_timeout"]
     if opts.get("insecure"):
         kwargs["verify"] = False
-    file_settings = _read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
+    file_settings = read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
+    if "auth_file" in opts:
+        kwargs["source"] = "the auth file {}".format(opts["auth_file"])
     url = opts.get("url") or file_settings.get("url") or env.get("DHIS2_URL", "").strip()
     if not url:
         raise ConfigurationError("no DHIS2 URL: give --url, --auth-file or set DHIS2_URL")
