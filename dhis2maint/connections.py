@@ -270,6 +270,8 @@ def settings_from_connection(conn: Any, accepted: Collection[str],
     if "://" in host:
         text = host
     else:
+        if host.count(":") > 1 and not host.startswith("["):
+            host = "[{}]".format(host)  # a bare IPv6 address
         if schema.lower() in _SCHEMES:
             scheme = schema.lower()
         elif conn_type in _SCHEMES:
