@@ -103,10 +103,15 @@ def log_progress(job_type, job_id, notification):
     application configures logging."""
     level = notification.level
     level_text = getattr(level, "value", level) or "INFO"
-    log.info("%s job %s: %s%s%s", job_type, job_id,
-            "" if level_text == "INFO" else "[{}] ".format(level_text),
-            notification.message or "(no message)",
-            " (completed)" if notification.completed else "")
+    text = notification.message or ""
+    if not text:  # DHIS2 posts the job's parameters, and completedProcess(null), without one
+        text = "completed" if notification.completed else (
+            "started" if notification.data_type == models.NotificationDataType.PARAMETERS
+            else "(no message)")
+    elif notification.completed:
+        text += " (completed)"
+    log.info("%s job %s: %s%s", job_type, job_id,
+             "" if level_text == "INFO" else "[{}] ".format(level_text), text)
 
 
 def _notification_key(notification):

@@ -199,7 +199,7 @@ def verdict(ti=None, **_context):
     results = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in UPSTREAM}
     failed = [task_id for task_id, result in results.items() if result is None]
     if failed:
-        raise AirflowFailException("failed: {} (see their logs)".format(", ".join(failed)))
+        raise AirflowFailException("failed: {} (see the task logs)".format(", ".join(failed)))
     return results
 
 

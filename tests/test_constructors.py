@@ -487,3 +487,23 @@ def test_nothing_is_printed_when_the_application_configures_no_logging(srv):
     assert proc.returncode == 0, proc.stderr
     assert "INFO:dhis2maint:ANALYTICS_TABLE job " in proc.stderr
     assert "Analytics tables updated" in proc.stderr
+
+
+def test_progress_lines_for_notifications_without_a_message(caplog):
+    from dhis2maint.jobs import log_progress
+    from dhis2maint.models import Notification, NotificationDataType, NotificationLevel
+
+    caplog.set_level(logging.INFO, logger="dhis2maint")
+    log_progress("DATA_INTEGRITY", "Abcdefghij1", Notification(
+        message="", data_type=NotificationDataType.PARAMETERS, level=NotificationLevel.INFO))
+    log_progress("DATA_INTEGRITY", "Abcdefghij1", Notification(message="Checking", level="LOOP"))
+    log_progress("DATA_INTEGRITY", "Abcdefghij1", Notification(
+        message="Process failed: boom", level=NotificationLevel.ERROR, completed=True))
+    log_progress("DATA_INTEGRITY", "Abcdefghij1", Notification(message=None, completed=True))
+    assert [r.getMessage() for r in caplog.records] == [
+        "DATA_INTEGRITY job Abcdefghij1: started",
+        "DATA_INTEGRITY job Abcdefghij1: [LOOP] Checking",
+        "DATA_INTEGRITY job Abcdefghij1: [ERROR] Process failed: boom (completed)",
+        "DATA_INTEGRITY job Abcdefghij1: completed",
+    ]
+    assert all(r.levelno == logging.INFO for r in caplog.records)
