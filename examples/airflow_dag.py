@@ -25,8 +25,8 @@ Tasks (module-level functions, so they can be tested without Airflow):
 DHIS2's task notifications (job progress) appear in the task logs as INFO lines
 of the ``dhis2maint`` logger; nothing needs to be passed for that.
 
-Connection: an Airflow Connection ``dhis2_default`` (another id: the Variable
-``dhis2_conn_id``), read with ``dhis2maint.Session.from_airflow_connection``.
+Connection: an Airflow Connection ``dhis2_default`` (another id: the setting
+``dhis2_conn_id`` below), read with ``dhis2maint.Session.from_airflow_connection``.
 Host ``https://dhis2.example.org/dhis`` (or Host ``dhis2.example.org``, Schema
 ``https``, optional Port), Login empty and Password a personal access token --
 or Login + Password for basic auth.  For example::
