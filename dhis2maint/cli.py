@@ -276,8 +276,15 @@ def connect(args, environ=None):
     if opts.get("insecure"):
         kwargs["verify"] = False
     file_settings = read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
-    if "auth_file" in opts:
-        kwargs["source"] = "the auth file {}".format(opts["auth_file"])
+
+    def where(name, env_name):
+        """Where setting ``name`` came from, as error hints name it."""
+        if opts.get(name):
+            return "--" + name
+        if file_settings.get(name):
+            return "the auth file {}".format(opts["auth_file"])
+        return env_name
+
     url = opts.get("url") or file_settings.get("url") or env.get("DHIS2_URL", "").strip()
     if not url:
         raise ConfigurationError("no DHIS2 URL: give --url, --auth-file or set DHIS2_URL")
@@ -286,6 +293,18 @@ def connect(args, environ=None):
     password = file_settings.get("password") if not opts.get("username") else None
     if token and username:
         raise ConfigurationError("give a token or a username, not both")
+    url_from = where("url", "DHIS2_URL")
+    if token:
+        creds_from = where("token", "DHIS2_PAT")
+    elif username:
+        creds_from = where("username", "DHIS2_USERNAME")
+    else:  # Session.from_env reads them
+        creds_from = "DHIS2_PAT" if env.get("DHIS2_PAT", "").strip() \
+            else "DHIS2_USERNAME/DHIS2_PASSWORD"
+    if url_from.startswith(("--", "the auth file")) or creds_from.startswith(("--", "the auth")):
+        # Hints name what the user gave; all from the environment: the DHIS2_* wording.
+        kwargs["source"] = url_from if url_from == creds_from else "{} and {}".format(
+            url_from, creds_from)
     if username:
         password = password or env.get("DHIS2_PASSWORD")
         if not password:

@@ -507,3 +507,28 @@ def test_progress_lines_for_notifications_without_a_message(caplog):
         "DATA_INTEGRITY job Abcdefghij1: completed",
     ]
     assert all(r.levelno == logging.INFO for r in caplog.records)
+
+
+@pytest.mark.parametrize("flags, env, source", [
+    (["--url", "https://h.example.org", "--token", TOKEN], {}, "--url and --token"),
+    (["--url", "https://h.example.org"], {"DHIS2_PAT": TOKEN}, "--url and DHIS2_PAT"),
+    (["--url", "https://h.example.org", "--username", "admin"], {"DHIS2_PASSWORD": SECRET},
+     "--url and --username"),
+    ([], {"DHIS2_URL": "https://h.example.org", "DHIS2_PAT": TOKEN}, None),
+])
+def test_cli_hints_name_the_flags_and_variables_used(flags, env, source):
+    from dhis2maint import cli
+
+    session = cli.connect(cli.build_parser().parse_args(["version"] + flags), environ=env)
+    assert session.source == source
+
+
+def test_cli_auth_file_with_a_flag(tmp_path):
+    from dhis2maint import cli
+
+    path = auth_file(tmp_path, {"url": "https://h.example.org", "token": TOKEN})
+    args = cli.build_parser().parse_args(["version", "--auth-file", path,
+                                          "--url", "https://other.example.org"])
+    session = cli.connect(args, environ={})
+    assert session.base_url == "https://other.example.org"
+    assert session.source == "--url and the auth file " + path
