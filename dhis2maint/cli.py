@@ -12,7 +12,6 @@ import argparse
 import getpass
 import json
 import os
-import stat
 import sys
 import time
 
@@ -297,42 +296,16 @@ def _maintenance_operations():
 # --- connection ------------------------------------------------------------------
 
 
-def _read_auth_file(path):
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ConfigurationError("cannot read auth file {}: {}".format(path, exc.strerror))
-    if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigurationError(
-            "permissions {:04o} for auth file {} are too open: it holds a password; "
-            "run `chmod 600 {}`".format(stat.S_IMODE(info.st_mode), path, path))
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError("auth file {} is not valid JSON: {}".format(
-            path, getattr(exc, "msg", None) or type(exc).__name__)) from None
-    if isinstance(data, dict) and isinstance(data.get("dhis"), dict):
-        dhis = data["dhis"]
-        settings = {"url": dhis.get("baseurl") or dhis.get("url"),
-                    "username": dhis.get("username"), "password": dhis.get("password"),
-                    "token": dhis.get("token")}
-    elif isinstance(data, dict):
-        settings = {k: data.get(k) for k in ("url", "token", "username", "password")}
-    else:
-        settings = {}
-    if not settings.get("url"):
-        raise ConfigurationError(
-            'auth file {} needs {{"dhis": {{"baseurl": …}}}} or {{"url": …}}'.format(path))
-    return settings
-
-
 def connect(args, environ=None, prompt=True):
     """A :class:`Session` from the command line, the auth file and the environment.
 
+    The auth file is read by the library (:func:`dhis2maint.connections.read_auth_file`,
+    as :meth:`Session.from_auth_file` reads it); flags override what it says, and
+    a username without a password there takes it from DHIS2_PASSWORD or a prompt.
     ``prompt=False``: never ask for a password on the terminal (the MCP server's
     stdin carries the protocol); a missing one is a :class:`ConfigurationError`.
     """
+    from .connections import read_auth_file
     from .session import Session
 
     env = os.environ if environ is None else environ
@@ -342,7 +315,16 @@ def connect(args, environ=None, prompt=True):
         kwargs["timeout"] = opts["http_timeout"]
     if opts.get("insecure"):
         kwargs["verify"] = False
-    file_settings = _read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
+    file_settings = read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
+
+    def where(name, env_name):
+        """Where setting ``name`` came from, as error hints name it."""
+        if opts.get(name):
+            return "--" + name
+        if file_settings.get(name):
+            return "the auth file {}".format(opts["auth_file"])
+        return env_name
+
     url = opts.get("url") or file_settings.get("url") or env.get("DHIS2_URL", "").strip()
     if not url:
         raise ConfigurationError("no DHIS2 URL: give --url, --auth-file or set DHIS2_URL")
@@ -351,6 +333,18 @@ def connect(args, environ=None, prompt=True):
     password = file_settings.get("password") if not opts.get("username") else None
     if token and username:
         raise ConfigurationError("give a token or a username, not both")
+    url_from = where("url", "DHIS2_URL")
+    if token:
+        creds_from = where("token", "DHIS2_PAT")
+    elif username:
+        creds_from = where("username", "DHIS2_USERNAME")
+    else:  # Session.from_env reads them
+        creds_from = "DHIS2_PAT" if env.get("DHIS2_PAT", "").strip() \
+            else "DHIS2_USERNAME/DHIS2_PASSWORD"
+    if url_from.startswith(("--", "the auth file")) or creds_from.startswith(("--", "the auth")):
+        # Hints name what the user gave; all from the environment: the DHIS2_* wording.
+        kwargs["source"] = url_from if url_from == creds_from else "{} and {}".format(
+            url_from, creds_from)
     if username:
         password = password or env.get("DHIS2_PASSWORD")
         if not password:

@@ -95,6 +95,25 @@ def says_failed(message):
     return bool(_FAILURE.search(_NOT_A_FAILURE.sub(" ", message)))
 
 
+def log_progress(job_type, job_id, notification):
+    # type: (str, str, models.Notification) -> None
+    """Log one new notification of a followed job on the ``dhis2maint`` logger at
+    INFO: job type, job id, level (unless INFO) and message, so task logs
+    (Airflow's, cron's) show progress without a callback.  Silent unless the
+    application configures logging."""
+    level = notification.level
+    level_text = getattr(level, "value", level) or "INFO"
+    text = notification.message or ""
+    if not text:  # DHIS2 posts the job's parameters, and completedProcess(null), without one
+        text = "completed" if notification.completed else (
+            "started" if notification.data_type == models.NotificationDataType.PARAMETERS
+            else "(no message)")
+    elif notification.completed:
+        text += " (completed)"
+    log.info("%s job %s: %s%s", job_type, job_id,
+             "" if level_text == "INFO" else "[{}] ".format(level_text), text)
+
+
 def _notification_key(notification):
     # 2.42+ derives id from the millisecond timestamp (two messages can share it) and
     # 2.36-2.38 stamp every message of an ad-hoc job with the job id, so id alone is
@@ -266,6 +285,7 @@ class _Follower:
                 progress = final is not None
                 if final is not None:
                     if final is not self.pending_final:
+                        log_progress(self.type_text, self.job_id, final)
                         yield final
                     return final
             else:
@@ -273,6 +293,7 @@ class _Follower:
                 new = self._new(feed)
                 progress = bool(new)
                 for notification in new:
+                    log_progress(self.type_text, self.job_id, notification)
                     yield notification
                 final = self._judge(feed, now - start, now)
                 if final is not None:
