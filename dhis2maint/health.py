@@ -324,7 +324,7 @@ def evaluate_scheduler(configs, server_time, version, scheduler_entries=None, ru
             codes = config.error_code_list
             add("failed", "SEVERE" if enabled else "WARNING", config,
                 "last run of {}{} FAILED{}".format(
-                    _label(config), " at " + last.isoformat(sep=" ") if last else "",
+                    _label(config), " at " + last.isoformat(sep=" ", timespec="seconds") if last else "",
                     "; error codes " + " ".join(codes) if codes else ""),
                 "see why with `dhis2maint jobs show {0}` and the server log{1}; run it again "
                 "with `dhis2maint jobs run {0} --wait`".format(
@@ -408,7 +408,7 @@ def evaluate_scheduler(configs, server_time, version, scheduler_entries=None, ru
             if nxt is not None and (now - nxt).total_seconds() > 60:
                 add("overdue", "SEVERE", config,
                     "{} was due at {} ({} ago by the server's clock) and has not "
-                    "started".format(_label(config), nxt.isoformat(sep=" "),
+                    "started".format(_label(config), nxt.isoformat(sep=" ", timespec="seconds"),
                                      _ago((now - nxt).total_seconds())),
                     "check for a RUNNING {} job and the scheduler (Housekeeping) in the "
                     "server log".format(config.job_type), since=nxt)
@@ -419,7 +419,7 @@ def evaluate_scheduler(configs, server_time, version, scheduler_entries=None, ru
             if nxt is not None and (now - nxt).total_seconds() > 3600:
                 add("overdue", "WARNING", config,
                     "{} was due at {} ({} ago by the server's clock) and has not run".format(
-                        _label(config), nxt.isoformat(sep=" "),
+                        _label(config), nxt.isoformat(sep=" ", timespec="seconds"),
                         _ago((now - nxt).total_seconds())),
                     "DHIS2 2.36 re-plans jobs only at startup: restart DHIS2 or run it now "
                     "with `dhis2maint jobs run {}`".format(config.id), since=nxt)
@@ -473,7 +473,7 @@ def evaluate_scheduler(configs, server_time, version, scheduler_entries=None, ru
             if age > analytics_max_age_hours * 3600:
                 add("analytics_stale", "WARNING", None,
                     "the analytics tables are {} old (last success {}, limit {:g} h)".format(
-                        _ago(age), when.isoformat(sep=" "), analytics_max_age_hours),
+                        _ago(age), when.isoformat(sep=" ", timespec="seconds"), analytics_max_age_hours),
                     "run `dhis2maint refresh analytics`; check the ANALYTICS_TABLE job with "
                     "`dhis2maint jobs list --type ANALYTICS_TABLE`", since=when)
     findings.sort(key=lambda f: (_SEVERITY_ORDER.get(f.severity, 9), f.kind, f.job_name or ""))
