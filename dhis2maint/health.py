@@ -390,7 +390,9 @@ def evaluate_scheduler(configs, server_time, version, scheduler_entries=None, ru
                     "the API refuses to change system jobs (409): set enabled=true for uid {} in "
                     "the jobconfiguration table, then restart DHIS2".format(config.id))
             continue
-        # -- overdue
+        # -- overdue (Housekeeping itself: see scheduler_dead below)
+        if config.id == _HOUSEKEEPING:
+            continue
         if minor >= (2, 41):
             secs = seconds_to_next.get(str(config.id))
             if secs is not None:
