@@ -1218,9 +1218,9 @@ def write_job_configurations(configs, fmt, out, width=None):
         return
     width = _fit_width(width, out, default=140)
     out, ell = _for_terminal(out)
-    table = _Table(["ID", "NAME", "TYPE", "SCHEDULE", "ON", "STATUS", "LAST RUN", "LAST",
-                    "NEXT RUN"], ["<"] * 9, width, ell, caps={1: 32, 2: 28},
-                   shrink=[(1, 12), (2, 12), (3, 10)])
+    table = _Table(["ID", "NAME", "TYPE", "SCHEDULE", "ON", "STATUS", "LAST RUN", "RESULT",
+                    "NEXT RUN"], ["<"] * 9, width, ell, caps={1: 28, 2: 24},
+                   shrink=[(2, 14), (3, 11), (1, 16), (2, 8), (1, 8)])
     for c in configs:
         table.add([c.id or "", c.name or "", str(c.job_type or ""),
                    c.cron_expression or ("every {} s".format(c.delay) if c.delay else ""),
