@@ -861,7 +861,9 @@ def cmd_validation_results(args):
         results = session.list_validation_results(
             validation_rules=args.rule or None, org_units=args.org_unit or None,
             periods=args.period or None, created_date=args.created_since)
-    _write_list(results, args)
+    from .report import write_validation_results
+
+    _write_list(results, args, write_validation_results)
     return EXIT_OK
 
 

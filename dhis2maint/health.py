@@ -163,7 +163,8 @@ def clock_skew(date_header, sent_at, received_at):
     """Seconds the server's clock is ahead of the client's (negative: behind), from
     an HTTP ``Date`` header and the client's epoch times around the request
     (compared with their midpoint); ``None`` without a readable header.  The
-    header has 1-second resolution, so |skew| < 1 s means "in sync"."""
+    header is truncated to the second, so half a second is added and |skew|
+    below 1 s means "in sync"."""
     if not date_header:
         return None
     try:
@@ -175,7 +176,8 @@ def clock_skew(date_header, sent_at, received_at):
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=datetime.timezone.utc)
     midpoint = (sent_at + received_at) / 2.0
-    return stamp.timestamp() - midpoint
+    # The header is truncated to the second: +0.5 s is the expected truncation.
+    return stamp.timestamp() + 0.5 - midpoint
 
 
 # --- cron: only how often a schedule fires -----------------------------------------------
@@ -635,8 +637,9 @@ class HealthMixin:
             add("credentials", "fail", str(exc), None)
             return report
         add("credentials", "pass", "{} credentials accepted".format(self.auth_kind))
-        add("user", "pass", "{} ({}), {} authorities{}".format(
+        add("user", "pass", "{} ({}), {} authorit{}{}".format(
             user.username or "?", user.display_name or "?", len(user.authorities),
+            "y" if len(user.authorities) == 1 else "ies",
             ", superuser (ALL)" if user.superuser else ""))
         # version
         version = self.server_version

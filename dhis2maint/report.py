@@ -1213,6 +1213,9 @@ _HEALTH_CSV_HEADER = ("severity", "kind", "job_id", "job_name", "job_type", "mes
 def write_job_configurations(configs, fmt, out, width=None):
     """Job configurations: ``table`` shows id, name, type, schedule, enabled, status,
     last run and next run; the other formats are :func:`write_records`'."""
+    if fmt == "csv":
+        _write_records_csv(configs, out)
+        return
     if fmt != "table":
         write_records(configs, fmt, out, width)
         return
@@ -1310,4 +1313,53 @@ def write_doctor(report, fmt, out):
         c.status == "warn" for c in report.checks) else "{} failed, {} warning{}".format(
         failed, sum(1 for c in report.checks if c.status == "warn"),
         "" if sum(1 for c in report.checks if c.status == "warn") == 1 else "s")))
+    out.flush()
+
+
+def _cell(value):
+    """A CSV cell: JSON for dicts and lists, ISO times to the millisecond."""
+    import json
+
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ", timespec="milliseconds")
+    return _csv_value(value)
+
+
+def _write_records_csv(records, out):
+    import attr
+
+    writer = _csv_writer(out)
+    fields = [f.name for f in attr.fields(type(records[0]))] if records else []
+    writer.writerow(fields)
+    for record in records:
+        writer.writerow([_cell(getattr(record, f)) for f in fields])
+    out.flush()
+
+
+def write_validation_results(results, fmt, out, width=None):
+    """Stored validation results (:class:`ValidationResult`): ``table`` shows id, rule,
+    importance, org unit, period, both sides, notification sent and created; the
+    other formats are :func:`write_records`' (``csv``: every field)."""
+    if fmt == "csv":
+        _write_records_csv(results, out)
+        return
+    if fmt != "table":
+        write_records(results, fmt, out, width)
+        return
+    width = _fit_width(width, out, default=120)
+    out, ell = _for_terminal(out)
+    table = _Table(["ID", "RULE", "IMPORTANCE", "ORG UNIT", "PERIOD", "LEFT", "RIGHT", "SENT",
+                    "CREATED"], ["<", "<", "<", "<", "<", ">", ">", "<", "<"], width, ell,
+                   caps={1: 30, 3: 24}, shrink=[(1, 12), (3, 10)])
+    for r in results:
+        table.add([_csv_value(r.id), r.validation_rule_name or r.validation_rule_id or "",
+                   r.importance or "", r.organisation_unit_name or r.organisation_unit_id or "",
+                   r.period_id or "", _num(r.leftside_value) if r.leftside_value is not None
+                   else "", _num(r.rightside_value) if r.rightside_value is not None else "",
+                   "yes" if r.notification_sent else "no", _iso(r.created) or ""])
+    for line in table.lines():
+        out.write(line + "\n")
+    out.write("{}\n".format(_plural(len(results), "validation result")))
     out.flush()

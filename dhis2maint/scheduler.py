@@ -266,7 +266,8 @@ class SchedulerMixin:
         fields = configuration_fields(self.server_version)
         deadline = None if timeout is None else _monotonic() + timeout
         delay = float(poll_interval)
-        seen = None
+        seen = (_status_text(before.job_status), _status_text(before.last_executed_status),
+                before.last_executed)  # report changes only
         while True:
             config = self._configuration(job_id, fields)
             state = (_status_text(config.job_status), _status_text(config.last_executed_status),
