@@ -634,8 +634,10 @@ class JobsMixin:
         """
         job_id = self._uid(job_id, "job id")
         path = "jobConfigurations/" + self._segment(job_id)
-        # No `fields`: DHIS2's default for one object is all of them (:all/*).
-        data = self._json("GET", path, expect=dict)
+        from .scheduler import configuration_fields  # the fields this version has
+
+        data = self._json("GET", path, params={"fields": configuration_fields(self.server_version)},
+                          expect=dict)
         return convert.structure(data, models.JobConfiguration, "GET /api/" + path)
 
     def iter_task_notifications(self, job_type, job_id, timeout=None, poll_interval=1.0,

@@ -57,7 +57,8 @@ def test_get_job_configuration_all_fields(serve, version):
     config = session.get_job_configuration("UsrMonitor1")
     assert config.job_parameters["relativeStart"] == -7
     assert config.runtime_seconds == pytest.approx(42.0)
-    assert "fields" not in srv.requests[-1].query  # DHIS2's default for one object: all
+    fields = srv.requests[-1].query["fields"][0]
+    assert "jobParameters" in fields and ("lastAlive" in fields) == (version >= "2.41")
     with pytest.raises(NotFound):
         session.get_job_configuration("Abcdefghijk")
 
