@@ -39,7 +39,7 @@ _SYSTEM_JOBS = (
      "REMOVE_USED_OR_EXPIRED_RESERVED_VALUES", "0 0 2 ? * *", None, 36),
     ("fUWM1At1TUx", "User account expiry alert", "ACCOUNT_EXPIRY_ALERT", "0 0 2 ? * *", None, 37),
     ("vt21671bgno", "System version update check notification", "SYSTEM_VERSION_UPDATE_CHECK",
-     "17 41 4 ? * *", None, 37),
+     "17 41 4 ? * *", None, 38),
     ("DHIS2rocks1", "Housekeeping", "HOUSEKEEPING", None, 20, 41),
     ("D2datatrim8", "Data value trim", "DATA_VALUE_TRIM", "0 0 1 ? * *", None, 41),
 )
@@ -506,6 +506,8 @@ class SchedulerState(object):
         # type: (Any, Any, str) -> _Response
         self._require_admin(api, req, "update")
         job = self._job(uid)
+        if not job["configurable"]:  # prePatchEntity (JobConfigurationController.java@2.37:125-130)
+            raise _HttpError(422, "Job %s is a system job that cannot be modified." % uid)
         body = req.json()
         if not isinstance(body, dict):
             raise _HttpError(400, "Request body must be a JSON object")

@@ -33,7 +33,7 @@ __all__ = ["HealthMixin", "evaluate_scheduler", "authority_checks", "clock_skew"
 SUPPORTED_VERSIONS = ((2, 36), (2, 43))
 
 #: DHIS2's built-in jobs: (uid, name, job type, first version, gone version or None)
-#: (core/startup/SchedulerStart.java@2.36/@2.38, api/scheduling/JobType.java@2.41-2.43).
+#: (core/startup/SchedulerStart.java@2.36/@2.37:80/@2.38:80, api/scheduling/JobType.java@2.41-2.43).
 #: 2.36-2.40 re-create them at startup by NAME, 2.41+ by UID (HOUSEKEEPING, every 20 s).
 SYSTEM_JOBS = (
     ("pd6O228pqr0", "File resource clean up", "FILE_RESOURCE_CLEANUP", (2, 36), None),
@@ -46,7 +46,7 @@ SYSTEM_JOBS = (
      "REMOVE_USED_OR_EXPIRED_RESERVED_VALUES", (2, 36), None),
     ("fUWM1At1TUx", "User account expiry alert", "ACCOUNT_EXPIRY_ALERT", (2, 37), None),
     ("vt21671bgno", "System version update check notification", "SYSTEM_VERSION_UPDATE_CHECK",
-     (2, 37), None),
+     (2, 38), None),
     ("DHIS2rocks1", "Housekeeping", "HOUSEKEEPING", (2, 41), None),
     ("D2datatrim8", "Data value trim", "DATA_VALUE_TRIM", (2, 41), None),
 )
