@@ -302,9 +302,10 @@ def evaluate_scheduler(configs, server_time, version, scheduler_entries=None, ru
         if not isinstance(entry, dict):
             continue
         secs = entry.get("secondsToNextExecutionTime")
-        if secs is None:
-            continue
-        for member in entry.get("sequence") or ():
+        if isinstance(secs, bool) or not isinstance(secs, (int, float)):
+            continue  # absent (2.40) or not a number: fall back to the job's own times
+        members = entry.get("sequence")
+        for member in members if isinstance(members, list) else ():
             if isinstance(member, dict) and member.get("id"):
                 seconds_to_next.setdefault(str(member["id"]), float(secs))
 

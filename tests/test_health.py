@@ -369,3 +369,35 @@ def test_doctor_tls_check_against_https(tmp_path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_odd_scheduler_entries_are_ignored_not_fatal():
+    entries = [1, {"secondsToNextExecutionTime": "soon", "sequence": [{"id": "UsrJob00001"}]},
+               {"secondsToNextExecutionTime": -999, "sequence": "UsrJob00001"}]
+    health = evaluate_scheduler([job()], NOW, (2, 42), scheduler_entries=entries)
+    assert "overdue" not in [f.kind for f in health.findings]
+
+
+@pytest.mark.parametrize("path,body", [
+    ("system/info", {"version": "2.42.0"}),                      # no serverDate
+    ("jobConfigurations", {"jobConfigurations": [1, 2]}),        # not objects
+    ("jobConfigurations", {"pager": {}}),                        # no list
+    ("scheduler", {"not": "a list"}),
+])
+def test_scheduler_health_hostile_shapes_are_typed_errors(path, body):
+    import responses
+
+    from dhis2maint import InvalidResponseError, Session
+    good = {
+        "system/info": {"version": "2.42.0", "serverDate": "2025-03-10T14:00:00.000"},
+        "jobConfigurations": {"jobConfigurations": []},
+        "scheduler": [],
+    }
+    good[path] = body
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        for name, value in good.items():
+            mock.add(responses.GET, "https://dhis2.example.org/api/" + name, json=value)
+        session = Session("https://dhis2.example.org", token="d2pat_x", retries=0)
+        session.server_version = "2.42.0"
+        with pytest.raises(InvalidResponseError):
+            session.scheduler_health()
