@@ -440,7 +440,7 @@ class SchedulerState(object):
         elif not cron:
             err("E7004", "Cron expression must be not null for job with scheduling type CRON: `%s`" % uid)
         elif len(str(cron).split()) != 6 or not all(_CRON.match(p) for p in str(cron).split()):
-            err("E7005", "Cron expression is invalid: {0} ")  # no argument passed (hook@2.42:197)
+            err("E7005", "Cron expression is invalid: `{0}`")  # no argument passed (hook@2.42:197)
         else:
             for other in self.jobs.values():
                 if other["id"] != exclude and other["jobType"] == job_type and other["cron"] == cron:

@@ -12,18 +12,15 @@ Like jobs.py this module uses only the session's transport helpers (``_json``,
 ``_send``, ``_uid``, ``_segment``, ``server_version``); it never imports
 session.py.
 """
-import logging
 import re
 import time
 from typing import Any, Dict, Iterator, List, Optional, Union
 
 from . import convert, models
-from .errors import (ApiError, BadRequest, ConflictError, InvalidResponseError, JobFailedError,
+from .errors import (ApiError, ConflictError, InvalidResponseError, JobFailedError,
                      TaskTimeoutError, UnsupportedServerError)
 
 __all__ = ["SchedulerMixin", "configuration_fields"]
-
-log = logging.getLogger("dhis2maint")
 
 _monotonic = time.monotonic
 _sleep = time.sleep
@@ -74,10 +71,11 @@ def _tolerant_type(text):
         return text
 
 
-def _with_reports(exc):
-    # type: (ApiError) -> ApiError
+def _with_reports(exc, context=None):
+    # type: (ApiError, Optional[str]) -> ApiError
     """The same error, its message extended with DHIS2's errorReports (E7005 "Cron
-    expression is invalid", E7000 "Job of same type already scheduled…")."""
+    expression is invalid", E7000 "Job of same type already scheduled…") and
+    ``context`` (what was sent: DHIS2's E7005 text does not name the expression)."""
     web = exc.web_message or {}
     response = web.get("response") if isinstance(web, dict) else None
     reports = []
@@ -93,6 +91,8 @@ def _with_reports(exc):
             texts.append("{}{}".format(report["message"], " ({})".format(code) if code else ""))
     if not texts:
         return exc
+    if context:
+        texts.append(context)
     new = type(exc)("{} [{}]".format(exc.message, "; ".join(texts)), status_code=exc.status_code,
                     method=exc.method, path=exc.path, dhis2_message="; ".join(texts),
                     error_code=exc.error_code, web_message=exc.web_message,
@@ -397,8 +397,9 @@ class SchedulerMixin:
             body["jobParameters"] = job_parameters
         try:
             reply = self._json("POST", "jobConfigurations", json_body=body, expect=dict)
-        except (ConflictError, BadRequest, ApiError) as exc:
-            raise _with_reports(exc)
+        except ApiError as exc:
+            raise _with_reports(exc, "sent cronExpression {!r}".format(cron_expression)
+                                if cron_expression is not None else None)
         response = reply.get("response") if isinstance(reply, dict) else None
         uid = (response or {}).get("uid") if isinstance(response, dict) else None
         if not uid:
@@ -440,7 +441,8 @@ class SchedulerMixin:
         try:
             self._send("PUT", path, json_body=body)
         except ApiError as exc:
-            raise _with_reports(exc)
+            raise _with_reports(exc, "sent cronExpression {!r}".format(cron_expression)
+                                if cron_expression is not None else None)
         return self._configuration(job_id, configuration_fields(self.server_version))
 
     def delete_job_configuration(self, job_id):
