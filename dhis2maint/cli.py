@@ -76,6 +76,13 @@ def _add_format(parser, default="table", choices=FORMATS):
                         help="write to FILE atomically instead of stdout")
 
 
+def _add_history(parser):
+    parser.add_argument("--history", metavar="FILE", default=os.environ.get(
+        "DHIS2MAINT_HISTORY") or None,
+                        help="SQLite history file to record runs in / read from "
+                             "(default: $DHIS2MAINT_HISTORY)")
+
+
 def _add_fail_on(parser, what):
     parser.add_argument("--fail-on", choices=SEVERITIES, type=str.lower, metavar="LEVEL",
                         help="exit 1 when {} at LEVEL or worse ({})".format(
@@ -124,6 +131,10 @@ def build_parser():
     run.add_argument("--timeout", type=float, metavar="S",
                      help="give up waiting after S seconds (exit 4; the job may go on)")
     _add_fail_on(run, "any check has issues")
+    run.add_argument("--fail-on-new", choices=SEVERITIES, type=str.lower, metavar="LEVEL",
+                     help="exit 1 when there are issues at LEVEL or worse that the previous "
+                          "recorded run of this server did not have (needs --history)")
+    _add_history(run)
     _add_format(run)
     run.set_defaults(handler=cmd_integrity_run)
 
@@ -131,6 +142,7 @@ def build_parser():
     report.add_argument("checks", nargs="*", metavar="CHECK")
     report.add_argument("--details", action="store_true", help="include the issues")
     _add_fail_on(report, "any check has issues")
+    _add_history(report)
     _add_format(report)
     report.set_defaults(handler=cmd_integrity_report)
 
@@ -144,8 +156,29 @@ def build_parser():
     diff.add_argument("old", metavar="OLD.json")
     diff.add_argument("new", metavar="NEW.json")
     _add_fail_on(diff, "there are new issues")
+    diff.add_argument("--allow-different-servers", action="store_true",
+                      help="compare reports of two different servers (else exit 2)")
     _add_format(diff, choices=("table", "json", "jsonl", "csv"))
     diff.set_defaults(handler=cmd_integrity_diff)
+
+    hist = command(integrity_cmds, "history", "the runs recorded in the history file")
+    trend = command(integrity_cmds, "trend", "issue counts over the recorded runs")
+    trend.add_argument("check", nargs="?", metavar="CHECK",
+                       help="one check's count (default: total issues per run)")
+    trend.add_argument("--since", metavar="YYYY-MM-DD", help="runs from this date on (UTC)")
+    opened = command(integrity_cmds, "open", "issues still open, oldest first, with first-seen "
+                                             "dates")
+    opened.add_argument("--older-than", metavar="AGE",
+                        help="only issues first seen at least AGE ago (30d, 12h, 2w)")
+    opened.add_argument("--severity", choices=SEVERITIES, type=str.lower,
+                        help="only checks of this severity or worse")
+    opened.add_argument("--check", metavar="CHECK", help="only this check")
+    for sub, handler in ((hist, cmd_integrity_history), (trend, cmd_integrity_trend),
+                         (opened, cmd_integrity_open)):
+        _add_history(sub)
+        sub.add_argument("--server", metavar="URL", help="only this server (its base URL)")
+        _add_format(sub, choices=("table", "json", "jsonl", "csv"))
+        sub.set_defaults(handler=handler)
 
     # refresh
     refresh_cmds = group("refresh", "analytics, resource tables, monitoring")
@@ -321,6 +354,10 @@ def build_parser():
                       help="how long each simulated job runs (default %(default)s)")
     demo.set_defaults(handler=cmd_demo)
 
+    mcp = command(commands, "mcp", "serve these maintenance tools to an AI assistant over MCP "
+                                   "(stdio; needs pip install \"dhis2maint[mcp]\", Python 3.10+)")
+    mcp.set_defaults(handler=cmd_mcp)
+
     version = command(commands, "version", "library version and, with a server, DHIS2's")
     version.set_defaults(handler=cmd_version)
     return parser
@@ -395,8 +432,12 @@ def _read_auth_file(path):
     return settings
 
 
-def connect(args, environ=None):
-    """A :class:`Session` from the command line, the auth file and the environment."""
+def connect(args, environ=None, prompt=True):
+    """A :class:`Session` from the command line, the auth file and the environment.
+
+    ``prompt=False``: never ask for a password on the terminal (the MCP server's
+    stdin carries the protocol); a missing one is a :class:`ConfigurationError`.
+    """
     from .session import Session
 
     env = os.environ if environ is None else environ
@@ -418,7 +459,7 @@ def connect(args, environ=None):
     if username:
         password = password or env.get("DHIS2_PASSWORD")
         if not password:
-            if not sys.stdin.isatty():
+            if not prompt or not sys.stdin.isatty():
                 raise ConfigurationError("no password for {}: set DHIS2_PASSWORD".format(username))
             password = getpass.getpass("DHIS2 password for {}: ".format(username))
         return Session(url, auth=(username, password), **kwargs)
@@ -488,27 +529,157 @@ def cmd_integrity_checks(args):
 
 
 def cmd_integrity_run(args):
-    from .report import write_report
-
     progress = _Progress(args)
-    with connect(args) as session:
-        progress.say("Running data-integrity checks on {}".format(session.base_url))
-        report = session.run_integrity_checks(
-            checks=args.checks or None, details=args.details, timeout=args.timeout,
-            on_notification=progress, include_slow=args.include_slow)
-    with _output(args) as out:
-        write_report(report, args.format, out)
+    if args.fail_on_new and not args.history:
+        raise UsageError("--fail-on-new needs --history FILE (or $DHIS2MAINT_HISTORY)")
+    history = _open_history(args, create=True)
+    try:
+        with connect(args) as session:
+            progress.say("Running data-integrity checks on {}".format(session.base_url))
+            kwargs = dict(checks=args.checks or None, timeout=args.timeout,
+                          on_notification=progress, include_slow=args.include_slow)
+            if args.details and args.format in _STREAMED_FORMATS:
+                sink = []
+                report, rows = session.iter_integrity_run(
+                    on_check=lambda result: sink[0].check(result), **kwargs)
+                recorded = _write_streamed(args, report, rows, sink, history, session)
+            else:
+                report = session.run_integrity_checks(details=args.details, **kwargs)
+                recorded = _record_and_write(args, report, history, session)
+    finally:
+        if history is not None:
+            history.close()
+    _say_recorded(progress, recorded)
+    if args.fail_on_new and recorded.new_at_least(args.fail_on_new):
+        return EXIT_THRESHOLD
     return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
 
 
 def cmd_integrity_report(args):
+    history = _open_history(args, create=True)
+    try:
+        with connect(args) as session:
+            if args.details and args.format in _STREAMED_FORMATS:
+                from .integrity import stamp_report
+                from .models import DataIntegrityReport
+
+                report = stamp_report(DataIntegrityReport(details=True), session.base_url,
+                                      session.server_version, run_at=_utc_now())
+                sink = []
+
+                def on_check(result):
+                    report.results[result.name] = result
+                    sink[0].check(result)
+
+                rows = session.iter_integrity_issues(checks=args.checks or None,
+                                                     on_check=on_check)
+                _write_streamed(args, report, rows, sink, history, session)
+            else:
+                report = session.get_integrity_report(checks=args.checks or None,
+                                                      details=args.details)
+                _record_and_write(args, report, history, session)
+    finally:
+        if history is not None:
+            history.close()
+    return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
+
+
+_STREAMED_FORMATS = ("json", "jsonl", "csv")
+
+
+def _utc_now():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def _open_history(args, create):
+    """The History of --history/$DHIS2MAINT_HISTORY, or None when none is given."""
+    path = getattr(args, "history", None)
+    if not path:
+        if not create:
+            raise UsageError("no history file: give --history FILE or set $DHIS2MAINT_HISTORY")
+        return None
+    if not create and not os.path.exists(path):
+        raise UsageError("no history file {}: record runs with `integrity run --history "
+                         "{}` first".format(path, path))
+    from .history import History
+
+    return History(path)
+
+
+def _record_and_write(args, report, history, session):
+    """Record ``report`` (when a history is given), then write it (html: with history)."""
     from .report import write_report
 
-    with connect(args) as session:
-        report = session.get_integrity_report(checks=args.checks or None, details=args.details)
+    recorded = history.record(report, session) if history is not None else None
     with _output(args) as out:
-        write_report(report, args.format, out)
-    return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
+        write_report(report, args.format, out, history=history)
+    return recorded
+
+
+def _write_streamed(args, report, rows, sink, history, session):
+    """Write (and record) a details run while it is read: constant memory."""
+    from .report import ReportStream
+
+    recorded = None
+    with _output(args) as out:
+        writer = ReportStream(args.format, out, report)
+        sink.append(writer)
+
+        def written(source):
+            for row in source:
+                writer.row(row)
+                yield row
+
+        if history is not None:
+            recorded = history.record(report, session, rows=written(rows))
+        else:
+            for _ in written(rows):
+                pass
+        writer.close()
+    return recorded
+
+
+def _say_recorded(progress, recorded):
+    if recorded is None:
+        return
+    run = recorded.run
+    progress.say("Recorded run {} in the history: {:,} issues, {:,} new, {:,} resolved since "
+                 "{}".format(run.id, run.issues, recorded.new_issues, recorded.resolved_issues,
+                             "run {}".format(recorded.previous_run_id)
+                             if recorded.previous_run_id else "(first run of this server)"))
+
+
+def cmd_integrity_history(args):
+    from .report import write_history
+
+    with _open_history(args, create=False) as history:
+        runs = history.runs(args.server)
+    with _output(args) as out:
+        write_history(runs, "runs", args.format, out)
+    return EXIT_OK
+
+
+def cmd_integrity_trend(args):
+    from .report import write_history
+
+    with _open_history(args, create=False) as history:
+        points = history.trend(args.check, since=args.since, server=args.server)
+    with _output(args) as out:
+        write_history(points, "trend", args.format, out)
+    return EXIT_OK
+
+
+def cmd_integrity_open(args):
+    from .report import write_history
+
+    with _open_history(args, create=False) as history:
+        issues = history.open_issues(min_age=args.older_than, severity=args.severity,
+                                     server=args.server, check=args.check)
+    with _output(args) as out:
+        write_history(issues, "open", args.format, out)
+    return EXIT_OK
 
 
 def cmd_integrity_issues(args):
@@ -534,6 +705,12 @@ def cmd_integrity_diff(args):
         except OSError as exc:
             raise UsageError("cannot read {}: {}".format(path, exc.strerror))
         reports.append(from_json(text))
+    servers = [r.base_url for r in reports]
+    if servers[0] and servers[1] and servers[0] != servers[1] \
+            and not args.allow_different_servers:
+        raise UsageError("{} is from {} but {} is from {}: add --allow-different-servers to "
+                         "compare them anyway".format(args.old, servers[0], args.new,
+                                                      servers[1]))
     comparison = compare_reports(*reports)
     with _output(args) as out:
         write_comparison(comparison, args.format, out)
@@ -665,25 +842,55 @@ def cmd_version(args):
     return EXIT_OK
 
 
+def cmd_mcp(args):
+    """Serve the MCP tools over stdio (dhis2maint/mcp.py); exit 2 without the SDK."""
+    from .mcp import serve
+
+    return serve(lambda: connect(args, prompt=False), debug=bool(vars(args).get("debug")))
+
+
 def cmd_demo(args):
     """Start the stand-in, run the integrity checks and analytics against it, stop it."""
     from .report import write_report
     from .session import Session
     from .testing import Dhis2StandIn
 
+    import tempfile
+
+    from .history import History
+
     progress = _Progress(args)
     progress.enabled = not vars(args).get("quiet")
     out = sys.stdout
-    with Dhis2StandIn(version=args.dhis2_version, job_seconds=args.job_seconds) as server:
+    with Dhis2StandIn(version=args.dhis2_version, job_seconds=args.job_seconds) as server, \
+            tempfile.TemporaryDirectory(prefix="dhis2maint-demo-") as folder:
+        server.drift = 2  # each night some issues are fixed and new ones appear
         username, password = next(iter(server.users.items()))
         out.write("Built-in DHIS2 {} stand-in at {} (user {})\n\n".format(
             args.dhis2_version, server.url, username))
-        with Session(server.url, auth=(username, password)) as session:
-            progress.say("1/2 Running the data-integrity checks (details)…")
-            report = session.run_integrity_checks(details=True, on_notification=progress)
-            write_report(report, "table", out, title="Data integrity on the stand-in", limit=3)
+        with Session(server.url, auth=(username, password)) as session, \
+                History(os.path.join(folder, "history.sqlite")) as history:
+            nights = 3
+            for night in range(1, nights + 1):
+                progress.say("{}/{} Night {}: running the data-integrity checks (details)…"
+                             .format(night, nights + 1, night))
+                report = session.run_integrity_checks(details=True, on_notification=progress)
+                recorded = history.record(report, session)
+                out.write("Night {}: {:,} issues, {:,} new, {:,} resolved "
+                          "(--fail-on-new severe would exit {})\n".format(
+                              night, recorded.run.issues, recorded.new_issues,
+                              recorded.resolved_issues,
+                              1 if recorded.new_at_least("severe") else 0))
             out.write("\n")
-            progress.say("2/2 Refreshing analytics tables…")
+            write_report(report, "table", out, title="Data integrity on the stand-in", limit=3)
+            out.write("\nTrend (total issues per recorded run, `integrity trend`):\n")
+            for point in history.trend():
+                out.write("  run {}  {}  {:>6,}\n".format(
+                    point.run_id, point.run_at.strftime("%Y-%m-%d %H:%M:%S"), point.count))
+            oldest = history.open_issues()
+            out.write("Open issues: {:,}; oldest first seen in run {} (`integrity open`)\n\n"
+                      .format(len(oldest), oldest[0].first_run if oldest else "-"))
+            progress.say("{}/{} Refreshing analytics tables…".format(nights + 1, nights + 1))
             job = session.refresh_analytics(last_years=2)
             final = job.wait(on_notification=progress)
             out.write("Analytics: {}\n".format(final.message or "done"))
@@ -693,7 +900,8 @@ def cmd_demo(args):
             write_health(session.scheduler_health(), "table", out)
     out.write("\nNext: point it at your server, e.g.\n"
               "  DHIS2_URL=https://dhis2.example.org DHIS2_PAT=d2pat_… "
-              "dhis2maint integrity run --fail-on severe\n")
+              "dhis2maint integrity run --details --history integrity.sqlite "
+              "--fail-on-new severe\n")
     return EXIT_OK
 
 

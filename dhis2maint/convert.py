@@ -323,16 +323,59 @@ def _report_from_dict(data, details, what):
         results[key] = result_from_dict(value, details, what)
     if details is None:
         details = any(r.issues is not None for r in results.values())
-    return models.DataIntegrityReport(results=results, details=bool(details))
+    report = models.DataIntegrityReport(results=results, details=bool(details))
+    if results_in is not data:
+        _read_source(report, data.get("source"), what)
+    return report
+
+
+#: ``DataIntegrityReport`` attribute -> key in a saved report's ``"source"`` object.
+SOURCE_KEYS = (("base_url", "baseUrl"), ("dhis2_version", "dhis2Version"),
+               ("job_id", "jobId"), ("run_at", "runAt"), ("server_time", "serverTime"))
+
+
+def source_dict(report):
+    """A report's provenance as the JSON object saved reports carry (None values dropped)."""
+    out = {}
+    for attr_name, key in SOURCE_KEYS:
+        value = getattr(report, attr_name, None)
+        if isinstance(value, datetime.datetime):
+            value = format_datetime(value)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _read_source(report, source, what):
+    """Fill a report's provenance from a saved ``"source"`` object (absent before 0.2)."""
+    if source is None:
+        return
+    if not isinstance(source, dict):
+        raise InvalidResponseError("{}: 'source' should be an object, got {}".format(
+            what, type(source).__name__))
+    for attr_name, key in SOURCE_KEYS:
+        value = source.get(key)
+        if value is None:
+            continue
+        try:
+            if attr_name in ("run_at", "server_time"):
+                value = parse_datetime(value)
+            elif not isinstance(value, str):
+                raise ValueError("not a string: {!r}".format(value))
+        except ValueError as exc:
+            raise InvalidResponseError("{}: source {}: {}".format(what, key, exc)) from None
+        setattr(report, attr_name, value)
 
 
 def report_to_dict(report):
     """What :meth:`DataIntegrityReport.to_dict` returns: a versioned, JSON-ready dict."""
-    return {
-        "dhis2maint": _REPORT_FORMAT,
-        "details": report.details,
+    head = {"dhis2maint": _REPORT_FORMAT, "details": report.details}
+    source = source_dict(report)
+    if source:
+        head["source"] = source
+    return dict(head, **{
         "results": {name: unstructure(result) for name, result in report.results.items()},
-    }
+    })
 
 
 def to_json(report, **kwargs):

@@ -28,6 +28,8 @@ __all__ = [
     "UnsupportedServerError",
     "JobFailedError",
     "TaskTimeoutError",
+    "HistoryError",
+    "HistorySchemaError",
 ]
 
 
@@ -257,3 +259,22 @@ def error_for_response(response, method, path):
     return cls(text, status_code=status, method=method, path=path,
                dhis2_message=dhis2_message, error_code=error_code, web_message=web,
                request=response.request, response=response)
+
+
+class HistoryError(ConfigurationError):
+    """The integrity history file cannot be used: not an SQLite database, locked
+    for too long, or unreadable (``path`` names it)."""
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+class HistorySchemaError(HistoryError):
+    """The history file was written by a newer dhis2maint (its schema version,
+    ``found``, is above ``supported``): upgrade dhis2maint to use it."""
+
+    def __init__(self, message, path=None, found=None, supported=None):
+        super().__init__(message, path)
+        self.found = found
+        self.supported = supported

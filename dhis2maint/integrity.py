@@ -476,26 +476,32 @@ class IntegrityMixin:
         """
         names = _check_names(checks)
         started = _monotonic()
+        run_at = _utcnow()
         if self._legacy_integrity():
             job = self.start_integrity_run(details=details)
             job.wait(timeout=timeout, on_notification=on_notification)
             flat = self._await_legacy_report(job, timeout, started)
-            return legacy_report(flat, details, names,
-                                 "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}")
+            return self._stamp(legacy_report(flat, details, names,
+                                             "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}"),
+                               job, run_at, _legacy_checks())
         version = self.server_version
         notifies = versions.supports(version, "integrity_run_notifications")
         expanded = None  # the check names this run covers, when known
+        available = None
         if names is None:
             available = self.list_integrity_checks()
             expanded = [c.name for c in available if include_slow or not c.is_slow]
         elif not notifies:
-            expanded = [c.name for c in self.list_integrity_checks(checks=names)]
+            available = self.list_integrity_checks(checks=names)
+            expanded = [c.name for c in available]
         job = self.start_integrity_run(
             expanded if names is None and include_slow else names, details=details)
         if notifies:
             job.wait(timeout=timeout, on_notification=on_notification)
-            return self._read_run_results(job, details, names, expanded)
-        return self._poll_run_results(job, details, expanded, timeout, started, on_notification)
+            return self._stamp(self._read_run_results(job, details, names, expanded), job,
+                               run_at, available)
+        return self._stamp(self._poll_run_results(job, details, expanded, timeout, started,
+                                                  on_notification), job, run_at, available)
 
     def _read_run_results(self, job, details, tokens, expanded):
         """This run's results: ``GET /api/dataIntegrity/summary|details`` for the
@@ -605,13 +611,19 @@ class IntegrityMixin:
             for value in (data or {}).values():  # insertion order: the newest is last
                 if isinstance(value, dict):
                     flat = value
-            return legacy_report(flat, details, names, what)
+            return self._stamp(legacy_report(flat, details, names, what), None, _utcnow(),
+                               _legacy_checks())
         kind = "details" if details else "summary"
+        run_at = _utcnow()
         data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(names),
                           expect=dict, allow_empty=True)
-        return convert.report_from_dict(data or {}, details, "GET /api/dataIntegrity/" + kind)
+        report = convert.report_from_dict(data or {}, details, "GET /api/dataIntegrity/" + kind)
+        checks = None
+        if report.results and not versions.supports(self.server_version, "integrity_filters"):
+            checks = self.list_integrity_checks()  # 2.37/2.38 results lack the check's info
+        return self._stamp(report, None, run_at, checks)
 
-    def iter_integrity_issues(self, checks=None):
+    def iter_integrity_issues(self, checks=None, on_check=None):
         """Every cached issue as an :class:`IntegrityIssueRow`, streamed.
 
         ``GET /api/dataIntegrity/details`` (``checks=a,b`` when given) is read in
@@ -626,14 +638,24 @@ class IntegrityMixin:
 
         2.36: the rows of :meth:`get_integrity_report` (not streamed).
         Arguments are checked at once; the request is sent on the first ``next()``.
+
+        ``on_check``: called with each check's :class:`DataIntegrityResult`
+        (``issues`` None, ``count`` the issues streamed, -1 when it failed) right
+        after its last row -- also for checks without issues -- so a caller can
+        write or record whole reports while reading.
         """
         names = _check_names(checks)
-        return self._iter_integrity_issues(names)
+        return self._iter_integrity_issues(names, on_check)
 
-    def _iter_integrity_issues(self, names):
+    def _iter_integrity_issues(self, names, on_check=None):
         if self._legacy_integrity():
-            for row in self.get_integrity_report(checks=names, details=True).issue_rows():
-                yield row
+            report = self.get_integrity_report(checks=names, details=True)
+            for result in report:
+                for issue in result.issues or ():
+                    yield models.IntegrityIssueRow(result.name, result.display_name,
+                                                   result.severity, issue)
+                if on_check is not None:
+                    on_check(_without_issues(result))
             return
         what = "GET /api/dataIntegrity/details"
         started = time.monotonic()
@@ -643,8 +665,12 @@ class IntegrityMixin:
         from . import stream  # the incremental parser; loaded only when streaming
 
         chunks = self._body_chunks(response, what, started)
+        hook = None
+        if on_check is not None:
+            def hook(key, meta, count):
+                on_check(_result_from_meta(key, meta, count, what))
         try:
-            yield from stream.iter_issue_rows(chunks, what)
+            yield from stream.iter_issue_rows(chunks, what, on_check=hook)
         finally:
             chunks.close()  # stops its deadline timer
             response.close()  # also when the caller leaves the loop early
@@ -688,3 +714,146 @@ class IntegrityMixin:
         if not all(isinstance(item, str) for item in data):
             raise InvalidResponseError("GET /api/{}: expected a list of check names".format(path))
         return data
+
+    def iter_integrity_run(self, checks=None, timeout=None, on_notification=None,
+                           include_slow=False, on_check=None):
+        """Run a details check run and STREAM its issues (constant memory).
+
+        Like :meth:`run_integrity_checks` with ``details=True``, but returns
+        ``(report, rows)`` at once after the job ended: ``rows`` iterates this
+        run's :class:`IntegrityIssueRow` objects while ``GET
+        /api/dataIntegrity/details`` is read; ``report`` is a details report with
+        the run's provenance whose ``results`` fill (without issues) as each
+        check's object ends; ``on_check(result)`` is called then too.
+
+        2.41+ only streams: a check whose result is older than the job raises
+        :class:`InvalidResponseError` after its rows.  2.36-2.40 (where the run
+        is followed through its results) read the whole report and then iterate it.
+        """
+        report = models.DataIntegrityReport(results={}, details=True)
+
+        def collect(result):
+            report.results[result.name] = result
+            if on_check is not None:
+                on_check(result)
+
+        version = self.server_version
+        if self._legacy_integrity() or not versions.supports(version,
+                                                             "integrity_run_notifications"):
+            whole = self.run_integrity_checks(checks, details=True, timeout=timeout,
+                                              on_notification=on_notification,
+                                              include_slow=include_slow)
+            for field in ("base_url", "dhis2_version", "job_id", "run_at", "server_time"):
+                setattr(report, field, getattr(whole, field))
+
+            def replay():
+                for result in whole:
+                    for issue in result.issues or ():
+                        yield models.IntegrityIssueRow(result.name, result.display_name,
+                                                       result.severity, issue)
+                    collect(_without_issues(result))
+            return report, replay()
+        names = _check_names(checks)
+        run_at = _utcnow()
+        available = None
+        expanded = None
+        if names is None:
+            available = self.list_integrity_checks()
+            expanded = [c.name for c in available if include_slow or not c.is_slow]
+        job = self.start_integrity_run(expanded if names is None and include_slow else names,
+                                       details=True)
+        job.wait(timeout=timeout, on_notification=on_notification)
+        self._stamp(report, job, run_at)
+        read = expanded if expanded is not None and \
+            len(",".join(expanded)) <= _MAX_CHECKS_PARAM else names
+        keep = set(expanded) if expanded is not None and read is None else None
+        stale = []
+
+        def checked(result):
+            if _finished_before(result.finished_time, job.created):
+                stale.append(result.name)
+            if keep is None or result.name in keep:
+                if available:
+                    fill_check_info(models.DataIntegrityReport({result.name: result}),
+                                    available)
+                collect(result)
+
+        def rows():
+            for row in self._iter_integrity_issues(read, checked):
+                if keep is None or row.check_name in keep:
+                    yield row
+            if stale:
+                raise InvalidResponseError(
+                    "GET /api/dataIntegrity/details: {} check result(s) are older than job {} "
+                    "(e.g. {}): DHIS2 did not run them".format(len(stale), job.id, stale[0]))
+        return report, rows()
+
+    def _stamp(self, report, job, run_at, checks=None):
+        """The report with its provenance set (see :func:`stamp_report`)."""
+        return stamp_report(report, self.base_url, self.server_version, job, run_at, checks)
+
+
+# --- provenance and check information (#12.7, #12.8) ------------------------------------
+
+
+def _utcnow():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+#: Check fields copied onto a result that lacks them (older servers, 2.36's mapping).
+_CHECK_INFO = ("display_name", "section", "section_order", "description", "introduction",
+               "recommendation", "issues_id_type", "is_slow", "is_programmatic", "code")
+
+
+def fill_check_info(report, checks):
+    """Copy what the check list says (``checks``: :class:`DataIntegrityCheck` objects)
+    onto the report's results where DHIS2 did not send it with the result."""
+    by_name = {c.name: c for c in checks or ()}
+    for key, result in report.results.items():
+        check = by_name.get(result.name) or by_name.get(key)
+        if check is None:
+            continue
+        for field in _CHECK_INFO:
+            if getattr(result, field, None) is None and getattr(check, field, None) is not None:
+                setattr(result, field, getattr(check, field))
+    return report
+
+
+def _report_server_time(report):
+    """The newest ``finishedTime`` of the report's results (server clock), or None."""
+    times = [r.finished_time for r in report if r.finished_time is not None]
+    try:
+        return max(times) if times else None
+    except TypeError:  # naive and aware mixed
+        return None
+
+
+def stamp_report(report, base_url, version, job=None, run_at=None, checks=None):
+    """Set a report's provenance: base URL, DHIS2 version text, the job's id, the
+    client's UTC time (``run_at``) and the server's (the job's ``created``, else the
+    newest result's ``finishedTime``); fill check information from ``checks``."""
+    report.base_url = base_url
+    report.dhis2_version = versions.version_text(version) if version is not None else None
+    report.job_id = getattr(job, "id", None)
+    report.run_at = run_at
+    report.server_time = getattr(job, "created", None) or _report_server_time(report)
+    if checks:
+        fill_check_info(report, checks)
+    return report
+
+
+def _without_issues(result):
+    import attr
+
+    return attr.evolve(result, issues=None)
+
+
+def _result_from_meta(key, meta, count, what):
+    """The result a streamed check's metadata describes (``count``: issues streamed)."""
+    data = {k: v for k, v in meta.items() if k != "issues"}
+    data.setdefault("name", key)
+    result = convert.result_from_dict(data, False, what)
+    result.count = -1 if result.error is not None else count
+    return result

@@ -232,6 +232,14 @@ class DataIntegrityResult(_Model):
     error: Optional[str] = None
     average_execution_time: Optional[int] = None
     issues_id_type: Optional[str] = None
+    # What DHIS2 says about the check itself (unwrapped into every result on
+    # 2.37+; 2.37/2.38 send only description/introduction/recommendation).
+    description: Optional[str] = None
+    introduction: Optional[str] = None
+    recommendation: Optional[str] = None
+    is_slow: Optional[bool] = None
+    is_programmatic: Optional[bool] = None
+    section_order: Optional[int] = None
 
     @property
     def failed(self):
@@ -250,6 +258,15 @@ class DataIntegrityReport(_Model):
 
     results: Dict[str, DataIntegrityResult] = attr.Factory(dict)
     details: bool = False
+    #: Where the report came from (``None`` when unknown, e.g. an old saved file):
+    #: the server's base URL (never credentials), its DHIS2 version text, the
+    #: run's job id, when the run was made by the client's clock (UTC) and by
+    #: the server's (server-local, DHIS2 sends no zone).
+    base_url: Optional[str] = None
+    dhis2_version: Optional[str] = None
+    job_id: Optional[str] = None
+    run_at: Optional[datetime.datetime] = None
+    server_time: Optional[datetime.datetime] = None
 
     def __len__(self):
         return len(self.results)

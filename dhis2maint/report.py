@@ -38,6 +38,8 @@ ISSUE_ROW_FORMATS = ("jsonl", "csv", "table")
 TABLE_ISSUE_LIMIT = 20
 #: Issues listed per check in the HTML report (the rest are counted, not listed).
 HTML_ISSUE_LIMIT = 5000
+#: Issues listed in the whole HTML report, so a million-issue run stays a usable page.
+HTML_TOTAL_LIMIT = 20000
 #: Width of the plain-text tables when the caller gives none.
 DEFAULT_WIDTH = 100
 #: Rows written between flushes by the streaming writers.
@@ -449,7 +451,7 @@ def _write_row_table(rows, out, width):
 
 
 def write_report(report, fmt, out, title=None, server=None, generated=None, limit=None,
-                 width=None):
+                 width=None, history=None):
     """Write a :class:`~dhis2maint.models.DataIntegrityReport` to ``out`` as ``fmt``.
 
     * ``table``: checks with issues (or that failed), worst severity first, then the
@@ -467,7 +469,15 @@ def write_report(report, fmt, out, title=None, server=None, generated=None, limi
       ';'); summary: ``check,display_name,section,severity,count,percentage,error``.
     * ``html``: one self-contained page (see :func:`_write_report_html`); ``server``
       and ``generated`` (text or a datetime) go in its header, ``limit`` (default
-      5000) caps the issues listed per check.
+      5000) caps the issues listed per check (and :data:`HTML_TOTAL_LIMIT` all of
+      them).  ``history`` (a :class:`dhis2maint.history.History` the run was
+      recorded in) adds "open since" per issue, a sparkline per check and a
+      chart of total issues over the server's runs.
+
+    A report that knows where it came from (``base_url``, ``dhis2_version``,
+    ``job_id``, ``run_at``, ``server_time``) says so: ``json`` in its ``source``
+    object, ``jsonl`` in a first ``{"dhis2maint": 1, "source": {…}}`` record, ``csv``
+    in a first ``# source: …`` line, ``html`` in its header.
 
     Raises ``ValueError`` for an unknown format.
     """
@@ -480,6 +490,7 @@ def write_report(report, fmt, out, title=None, server=None, generated=None, limi
         out.write(to_json(report, indent=2))
         out.write("\n")
     elif fmt == "jsonl":
+        _write_source_line(report, "jsonl", out)
         if report.details:
             write_issue_rows(report.issue_rows(), "jsonl", out)
         else:
@@ -487,6 +498,7 @@ def write_report(report, fmt, out, title=None, server=None, generated=None, limi
             for result in report:
                 out.write(encode(_summary_dict(result)) + "\n")
     elif fmt == "csv":
+        _write_source_line(report, "csv", out)
         if report.details:
             write_issue_rows(report.issue_rows(), "csv", out)
         else:
@@ -496,8 +508,129 @@ def write_report(report, fmt, out, title=None, server=None, generated=None, limi
                 writer.writerow(_summary_csv(result))
     else:
         _write_report_html(report, out, title=title, server=server, generated=generated,
-                           limit=HTML_ISSUE_LIMIT if limit is None else max(0, int(limit)))
+                           limit=HTML_ISSUE_LIMIT if limit is None else max(0, int(limit)),
+                           history=_history_view(report, history))
     out.flush()
+
+
+def _source_items(report):
+    from .convert import source_dict
+
+    return source_dict(report)
+
+
+def _write_source_line(report, fmt, out):
+    """Where the report came from, first: jsonl ``{"dhis2maint": 1, "source": {…}}``,
+    csv a ``# source: baseUrl=…; …`` comment line.  Nothing when unknown."""
+    source = _source_items(report)
+    if not source:
+        return
+    if fmt == "jsonl":
+        out.write(_json_encoder()({"dhis2maint": 1, "source": source}) + "\n")
+    else:
+        out.write("# source: " + "; ".join(
+            "{}={}".format(k, _clean(v).replace(";", ",")) for k, v in source.items()) + "\n")
+
+
+class ReportStream:
+    """Write a details report WHILE it is read (``json``, ``jsonl`` or ``csv``).
+
+    Feed it :meth:`row` for each :class:`IntegrityIssueRow` and :meth:`check` for
+    each check's result (without issues) right after that check's last row --
+    what :meth:`Session.iter_integrity_issues` ``on_check`` and
+    :meth:`Session.iter_integrity_run` provide -- then :meth:`close`.  Memory
+    stays flat.  ``json`` is the saved-report format :func:`dhis2maint.from_json`
+    reads (each check's ``issues`` come before its other fields); ``jsonl``/``csv``
+    are :func:`write_issue_rows`' formats after the provenance line of ``report``.
+    """
+
+    def __init__(self, fmt, out, report):
+        _check_format(fmt, ("json", "jsonl", "csv"), "a streamed report")
+        self.fmt, self.out, self.rows = fmt, out, 0
+        self._open = None  # check whose issues array is open (json)
+        self._checks = 0
+        self._batch = []
+        if fmt == "json":
+            import json
+
+            self._encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+            head = {"dhis2maint": 1, "details": True}
+            source = _source_items(report)
+            if source:
+                head["source"] = source
+            out.write(self._encode(head)[:-1] + ',"results":{\n')
+        else:
+            _write_source_line(report, fmt, out)
+            if fmt == "jsonl":
+                self._encode = _json_encoder()
+            else:
+                self._writer = _csv_writer(out)
+                self._writer.writerow(ISSUE_CSV_HEADER)
+
+    def row(self, row):
+        """Write one issue row."""
+        self.rows += 1
+        if self.fmt == "json":
+            if self._open != row.check_name:
+                self._close_check(None)
+                self._batch.append('{}{}:{{"issues":[\n'.format(
+                    ",\n" if self._checks else "", self._encode(row.check_name)))
+                self._checks += 1
+                self._open = row.check_name
+                first = True
+            else:
+                first = False
+            issue = row.issue
+            data = {"id": issue.id, "name": issue.name, "comment": issue.comment}
+            data = {k: v for k, v in data.items() if v is not None}
+            data["refs"] = list(issue.refs or ())
+            self._batch.append(("" if first else ",\n") + self._encode(data))
+        elif self.fmt == "jsonl":
+            self._batch.append(self._encode(_issue_row_dict(row)) + "\n")
+        else:
+            self._batch.append(_issue_row_csv(row))
+        if len(self._batch) >= FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self):
+        if self.fmt == "csv":
+            self._writer.writerows(self._batch)
+        else:
+            self.out.write("".join(self._batch))
+        del self._batch[:]
+
+    def _close_check(self, result):
+        if self.fmt != "json":
+            return
+        from .convert import unstructure
+
+        if result is not None and self._open != result.name:
+            self._close_check(None)
+            self._batch.append('{}{}:{{"issues":['.format(
+                ",\n" if self._checks else "", self._encode(result.name)))
+            self._checks += 1
+            self._open = result.name
+        if self._open is None:
+            return
+        rest = ""
+        if result is not None:
+            fields = unstructure(result)
+            fields.pop("issues", None)
+            rest = self._encode(fields)[1:-1]
+        self._batch.append("]" + ("," + rest if rest else "") + "}")
+        self._open = None
+
+    def check(self, result):
+        """A check ended: its :class:`DataIntegrityResult` (issues not needed)."""
+        self._close_check(result)
+
+    def close(self):
+        """Finish the document and flush."""
+        if self.fmt == "json":
+            self._close_check(None)
+            self._batch.append("\n}}\n")
+        self._flush()
+        self.out.flush()
 
 
 def write_issue_rows(rows, fmt, out, width=None):
@@ -643,6 +776,57 @@ def write_records(records, fmt, out, width=None):
             for line in table.lines():
                 out.write(line + "\n")
         out.write("{}\n".format(_plural(len(records), "record")))
+    out.flush()
+
+
+def write_history(records, kind, fmt, out, width=None):
+    """Write what a :class:`dhis2maint.history.History` returned: ``kind`` is ``runs``
+    (:meth:`History.runs`), ``trend`` (:meth:`History.trend`) or ``open``
+    (:meth:`History.open_issues`).  ``json``/``jsonl``/``csv`` as :func:`write_records`;
+    ``table`` a layout made for people (a bar per run for a trend, ages in days)."""
+    if fmt != "table":
+        write_records(records, fmt, out, width)
+        return
+    width = _fit_width(width, out)
+    out, ell = _for_terminal(out)
+
+    def day(value):
+        return "" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+    servers = {getattr(r, "base_url", None) for r in records}
+    show_server = len(servers) > 1
+    if kind == "runs":
+        headers = ["RUN", "RUN AT (UTC)", "KIND", "CHECKS", "ISSUES", "NEW", "RESOLVED",
+                   "FAILED", "DHIS2", "SERVER"]
+        table = _Table(headers, [">", "<", "<", ">", ">", ">", ">", ">", "<", "<"], width, ell)
+        for r in records:
+            table.add([str(r.id), day(r.run_at), "details" if r.details else "summary",
+                       _num(r.checks), _num(r.issues), _num(r.new_issues),
+                       _num(r.resolved_issues), _num(r.failed), r.dhis2_version or "",
+                       r.base_url])
+    elif kind == "trend":
+        top = max([r.count or 0 for r in records] + [1])
+        headers = ["RUN", "RUN AT (UTC)", "ISSUES", ""] + (["SERVER"] if show_server else [])
+        table = _Table(headers, [">", "<", ">", "<", "<"][:len(headers)], width, ell,
+                       shrink=[(3, 0)])
+        bar = "#" if ell == "..." else "\u2588"
+        for r in records:
+            size = 0 if not r.count else max(1, int(round(30.0 * r.count / top)))
+            table.add([str(r.run_id), day(r.run_at), "failed" if r.count is None
+                       else _num(r.count), bar * size] + ([r.base_url] if show_server else []))
+    else:
+        headers = ["FIRST SEEN", "DAYS", "SEVERITY", "CHECK", "ID", "NAME"] + (
+            ["SERVER"] if show_server else [])
+        table = _Table(headers, ["<", ">", "<", "<", "<", "<", "<"][:len(headers)], width, ell,
+                       shrink=[(5, 10), (3, 16)], caps={3: 40})
+        for r in records:
+            table.add([day(r.first_seen)[:10], "{:.0f}".format(r.age_days), r.severity or "",
+                       r.check_name, r.id or "", r.name or ""] +
+                      ([r.base_url] if show_server else []))
+    for line in table.lines():
+        out.write(line + "\n")
+    noun = {"runs": "run", "trend": "run", "open": "open issue"}[kind]
+    out.write("{}\n".format(_plural(len(records), noun)))
     out.flush()
 
 
@@ -939,6 +1123,17 @@ details.check > .body { padding: 0 12px 10px; }
 .more { color: var(--muted); font-style: italic; }
 .refs { margin: 0; padding-left: 16px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+.intro { margin: 6px 0; }
+.fix { margin: 6px 0 10px; padding: 6px 10px; background: var(--head);
+  border-left: 3px solid var(--INFO); }
+.filter input { font: inherit; padding: 3px 6px; width: 320px; max-width: 100%; }
+svg.spark { vertical-align: middle; }
+td.trend { white-space: nowrap; }
+svg.spark polyline, #trend-chart polyline { fill: none; stroke: var(--INFO); stroke-width: 1.5; }
+#trend-chart { display: block; max-width: 640px; }
+#trend-chart text { font-size: 12px; fill: var(--muted); }
+#trend-chart circle { fill: var(--INFO); }
+.hidden-by-filter { display: none; }
 @media (prefers-color-scheme: dark) {
   :root { --fg:#e4e8eb; --muted:#9aa5af; --line:#3a4148; --bg:#1b1f23; --head:#262b30; }
 }
@@ -994,6 +1189,35 @@ _SCRIPT = """
     for (c = 0; c < heads.length; c++) { bind(tables[t], heads[c]); }
   }
   document.documentElement.setAttribute("data-sort-ready", String(tables.length));
+  var box = document.getElementById("filter");
+  function matches(el, q) { return el.textContent.toLowerCase().indexOf(q) >= 0; }
+  function applyFilter() {
+    var q = box.value.replace(/^\\s+|\\s+$/g, "").toLowerCase(), shown = 0, i, j;
+    var rows = document.querySelectorAll("#summary-table tbody tr");
+    for (i = 0; i < rows.length; i++) {
+      rows[i].className = rows[i].className.replace(/ ?hidden-by-filter/g, "") +
+        (q && !matches(rows[i], q) ? " hidden-by-filter" : "");
+    }
+    var sections = document.querySelectorAll("details.check");
+    for (i = 0; i < sections.length; i++) {
+      var head = sections[i].querySelector("summary");
+      var own = !q || matches(head, q), any = false;
+      var issues = sections[i].querySelectorAll("table.issues tbody tr");
+      for (j = 0; j < issues.length; j++) {
+        var hit = own || matches(issues[j], q);
+        issues[j].className = hit ? "" : "hidden-by-filter";
+        if (hit) { any = true; shown++; }
+      }
+      var visible = own || any;
+      sections[i].className = sections[i].className.replace(/ ?hidden-by-filter/g, "") +
+        (visible ? "" : " hidden-by-filter");
+      if (q && any && !own) { sections[i].open = true; }
+    }
+    var note = document.getElementById("filter-count");
+    if (note) { note.textContent = q ? shown + " matching issues listed" : ""; }
+    document.documentElement.setAttribute("data-filter", q);
+  }
+  if (box) { box.addEventListener("input", applyFilter); }
 })();
 """
 
@@ -1042,8 +1266,132 @@ def _badge(severity, esc):
     return '<span class="badge sev-{}">{}</span>'.format(_css_token(sev), esc(sev))
 
 
+_UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
+
+#: DHIS2 schema plural (a check's ``issuesIdType``) -> (section, object type) of the
+#: maintenance app's edit route ``#/edit/{section}/{type}/{uid}`` (dhis2/maintenance-app,
+#: src/router.jsx and src/config/maintenance-models.js).  Types the maintenance app
+#: does not edit (users, periods, dashboards, events, …) get no link.
+MAINTENANCE_TYPES = {
+    "categoryOptions": ("categorySection", "categoryOption"),
+    "categories": ("categorySection", "category"),
+    "categoryCombos": ("categorySection", "categoryCombo"),
+    "categoryOptionCombos": ("categorySection", "categoryOptionCombo"),
+    "categoryOptionGroups": ("categorySection", "categoryOptionGroup"),
+    "categoryOptionGroupSets": ("categorySection", "categoryOptionGroupSet"),
+    "dataElements": ("dataElementSection", "dataElement"),
+    "dataElementGroups": ("dataElementSection", "dataElementGroup"),
+    "dataElementGroupSets": ("dataElementSection", "dataElementGroupSet"),
+    "dataSets": ("dataSetSection", "dataSet"),
+    "indicators": ("indicatorSection", "indicator"),
+    "indicatorTypes": ("indicatorSection", "indicatorType"),
+    "indicatorGroups": ("indicatorSection", "indicatorGroup"),
+    "indicatorGroupSets": ("indicatorSection", "indicatorGroupSet"),
+    "programIndicators": ("indicatorSection", "programIndicator"),
+    "programIndicatorGroups": ("indicatorSection", "programIndicatorGroup"),
+    "organisationUnits": ("organisationUnitSection", "organisationUnit"),
+    "organisationUnitGroups": ("organisationUnitSection", "organisationUnitGroup"),
+    "organisationUnitGroupSets": ("organisationUnitSection", "organisationUnitGroupSet"),
+    "programs": ("programSection", "program"),
+    "programRules": ("programSection", "programRule"),
+    "programRuleVariables": ("programSection", "programRuleVariable"),
+    "trackedEntityAttributes": ("programSection", "trackedEntityAttribute"),
+    "trackedEntityTypes": ("programSection", "trackedEntityType"),
+    "relationshipTypes": ("programSection", "relationshipType"),
+    "validationRules": ("validationSection", "validationRule"),
+    "validationRuleGroups": ("validationSection", "validationRuleGroup"),
+    "optionSets": ("otherSection", "optionSet"),
+    "constants": ("otherSection", "constant"),
+    "attributes": ("otherSection", "attribute"),
+    "legendSets": ("otherSection", "legendSet"),
+    "predictors": ("otherSection", "predictor"),
+    "pushAnalysis": ("otherSection", "pushAnalysis"),
+}
+
+
+def object_url(base_url, issues_id_type, uid):
+    """The maintenance-app page of object ``uid`` of type ``issues_id_type``
+    (``{base}/dhis-web-maintenance/index.html#/edit/{section}/{type}/{uid}``), or
+    ``None`` when the type has no maintenance page or ``uid`` is not a DHIS2 UID."""
+    prefix = _object_link(base_url, issues_id_type)
+    if prefix is None or not uid or not _UID.match(uid):
+        return None
+    return prefix + uid
+
+
+def _object_link(base_url, issues_id_type):
+    if not base_url or not issues_id_type or issues_id_type not in MAINTENANCE_TYPES:
+        return None
+    if not re.match(r"^https?://", base_url):
+        return None
+    section, kind = MAINTENANCE_TYPES[issues_id_type]
+    return "{}/dhis-web-maintenance/index.html#/edit/{}/{}/".format(
+        base_url.rstrip("/"), section, kind)
+
+
+def _history_view(report, history):
+    """What the HTML needs from a History for this report's server, or None."""
+    if history is None or not report.base_url:
+        return None
+    total = [(p.run_at, p.count) for p in history.trend(server=report.base_url)][-60:]
+    first_seen = history.first_seen(report.base_url) if report.details else {}
+    return {"total": total, "checks": history.check_trends(report.base_url),
+            "first_seen": first_seen}
+
+
+def _sparkline(series, esc):
+    """A small inline SVG line of a check's counts over the recorded runs."""
+    values = [v for v in series or () if v is not None]
+    if len(values) < 2:
+        return '<span class="meta">–</span>'
+    width, height = 64, 18
+    top = max(values) or 1
+    step = width / float(len(series) - 1)
+    points = " ".join("{:.1f},{:.1f}".format(i * step, height - 2 - (height - 4) * v / top)
+                      for i, v in enumerate(series) if v is not None)
+    label = "counts over the last {} runs: {}".format(
+        len(series), ", ".join("-" if v is None else str(v) for v in series))
+    return ('<svg class="spark" role="img" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+            'data-values="{vals}"><title>{t}</title><polyline points="{p}"></polyline>'
+            '</svg> <span class="spark-last">{last}</span>').format(
+        w=width, h=height, p=points, t=esc(label), last=_num(values[-1]),
+        vals=esc(",".join("" if v is None else str(v) for v in series)))
+
+
+def _svg_trend(points, esc):
+    """Total issues per recorded run of this server: a line with a dot per run."""
+    width, height, left, bottom = 640, 160, 56, 22
+    counts = [c or 0 for _t, c in points]
+    top = max(counts) or 1
+    step = (width - left - 10) / float(max(1, len(points) - 1))
+    parts = ['<svg id="trend-chart" xmlns="http://www.w3.org/2000/svg" role="img" '
+             'aria-labelledby="trend-title" viewBox="0 0 {w} {h}" width="{w}" height="{h}">'
+             '<title id="trend-title">Total issues per recorded run</title>'
+             '<text x="0" y="12">{top}</text><text x="0" y="{zy}">0</text>'.format(
+                 w=width, h=height, top=esc(_num(top)), zy=height - bottom)]
+    xy = []
+    for i, (when, count) in enumerate(points):
+        x = left + i * step
+        y = height - bottom - (height - bottom - 8) * (count or 0) / top
+        xy.append("{:.1f},{:.1f}".format(x, y))
+    parts.append('<polyline class="line" points="{}"></polyline>'.format(" ".join(xy)))
+    for i, (when, count) in enumerate(points):
+        x, y = xy[i].split(",")
+        parts.append('<circle class="run" cx="{}" cy="{}" r="3" data-count="{}">'
+                     '<title>{}: {}</title></circle>'.format(
+                         x, y, count or 0, esc(_iso(when.replace(tzinfo=None)) if when else ""),
+                         esc(_plural(count or 0, "issue"))))
+    if points and points[0][0] is not None:
+        parts.append('<text x="{}" y="{}">{}</text><text x="{}" y="{}" text-anchor="end">{}'
+                     '</text>'.format(left, height - 4, esc(points[0][0].strftime("%Y-%m-%d")),
+                                      width - 4, height - 4,
+                                      esc(points[-1][0].strftime("%Y-%m-%d"))))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _write_report_html(report, out, title=None, server=None, generated=None,
-                       limit=HTML_ISSUE_LIMIT):
+                       limit=HTML_ISSUE_LIMIT, history=None):
     """One self-contained HTML5 page: no external asset, every server string escaped.
 
     Layout: header (title, server, time), totals with an inline SVG bar chart by
@@ -1076,8 +1424,19 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
 
     # Header
     meta = []
+    server = server or report.base_url
     if server:
         meta.append('Server <span id="server">{}</span>'.format(esc(server)))
+    if report.dhis2_version:
+        meta.append('DHIS2 <span id="dhis2-version">{}</span>'.format(esc(report.dhis2_version)))
+    if report.job_id:
+        meta.append('job <code id="job-id">{}</code>'.format(esc(report.job_id)))
+    if report.run_at:
+        meta.append('run at <time id="run-at">{}</time> UTC'.format(
+            esc(_iso(report.run_at.replace(tzinfo=None)))))
+    if report.server_time:
+        meta.append('server time <time id="server-time">{}</time>'.format(
+            esc(_iso(report.server_time))))
     if generated:
         meta.append('generated <time id="generated">{}</time>'.format(esc(_iso(generated))))
     ran = _time_range(report)
@@ -1100,6 +1459,12 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
       'failed</span>'.format("" if failed else " hidden", f=failed))
     w(".</p>\n")
     w(_svg_chart(issues, checks, esc))
+    if history and len(history["total"]) > 1:
+        w('\n<h3>Total issues over the recorded runs</h3>\n')
+        w(_svg_trend(history["total"], esc))
+    w('\n<p class="filter"><label for="filter">Filter checks and issues: </label>'
+      '<input id="filter" type="search" placeholder="name, id, comment…" autocomplete="off">'
+      ' <span id="filter-count" class="meta"></span></p>')
     w("\n</section>\n")
 
     # Summary table of every check
@@ -1112,6 +1477,8 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
       '<th data-key="count" class="num" data-first-sort="descending">Issues</th>')
     if has_pct:
         w('<th data-key="percentage" class="num" data-first-sort="descending">%</th>')
+    if history:
+        w('<th data-key="trend">Trend</th>')
     w("</tr></thead>\n<tbody>\n")
     anchors = {}
     for index, result in enumerate(shown):
@@ -1135,6 +1502,9 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
             pct = result.percentage
             w('<td class="num" data-sort="{}">{}</td>'.format(
                 "" if pct is None else repr(float(pct)), esc(_pct(pct))))
+        if history:
+            w('<td class="trend">{}</td>'.format(
+                _sparkline(history["checks"].get(result.name), esc)))
         w("</tr>\n")
     w("</tbody>\n</table>\n</section>\n")
 
@@ -1143,18 +1513,26 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
         "Issues by check" if report.details else "Checks with issues"))
     if not shown:
         w('<p id="no-issues">No issues found.</p>\n')
+    budget = [HTML_TOTAL_LIMIT]
     for index, result in enumerate(shown):
         _write_check_section(result, anchors[result.name], out, esc, limit,
-                             open_=index == 0, details=report.details)
+                             open_=index == 0, details=report.details, base_url=server,
+                             history=history, budget=budget)
     w("</section>\n")
-    w('<footer>Written by dhis2maint. Click a column heading to sort.</footer>\n')
+    w('<footer>Written by dhis2maint. Click a column heading to sort; type in the filter box '
+      'to narrow the checks and issues.</footer>\n')
     w("<script>{}</script>\n</body>\n</html>\n".format(_SCRIPT))
 
 
-def _write_check_section(result, anchor, out, esc, limit, open_, details):
+def _write_check_section(result, anchor, out, esc, limit, open_, details, base_url=None,
+                         history=None, budget=None):
     count = _count(result)
     issues = result.issues or []
+    if budget is not None:
+        limit = min(limit, budget[0])
     listed = min(len(issues), limit)
+    if budget is not None:
+        budget[0] -= listed
     sev = _sev(result.severity)
     w = out.write
     w('<details class="check sev-{tok}" id="{a}" data-check="{name}" data-severity="{sev}" '
@@ -1174,6 +1552,16 @@ def _write_check_section(result, anchor, out, esc, limit, open_, details):
         facts.append("Objects: <code>{}</code>".format(esc(result.issues_id_type)))
     if facts:
         w('<p class="meta">{}</p>\n'.format(" · ".join(facts)))
+    if history and history["checks"].get(result.name):
+        w('<p class="meta">Over the recorded runs: {}</p>\n'.format(
+            _sparkline(history["checks"][result.name], esc)))
+    if result.introduction:
+        w('<p class="intro">{}</p>\n'.format(esc(result.introduction)))
+    if result.recommendation:
+        w('<p class="fix"><strong>How to fix:</strong> {}</p>\n'.format(
+            esc(result.recommendation)))
+    link = _object_link(base_url, result.issues_id_type)
+    seen = history["first_seen"] if history else None
     if count is None:
         w('<p class="error-text">{}</p>\n'.format(esc(result.error)))
     elif not details:
@@ -1181,25 +1569,40 @@ def _write_check_section(result, anchor, out, esc, limit, open_, details):
     elif issues:
         w('<table class="sortable issues">\n<thead><tr><th class="num" data-key="n">#</th>'
           '<th data-key="id">ID</th><th data-key="name">Name</th>'
-          '<th data-key="comment">Comment</th><th data-key="refs">Refs</th></tr></thead>\n'
-          '<tbody>\n')
+          '<th data-key="comment">Comment</th><th data-key="refs">Refs</th>' +
+          ('<th data-key="since">Open since</th>' if seen is not None else '') +
+          '</tr></thead>\n<tbody>\n')
         chunk = []
+        if seen is not None:
+            from .history import issue_identity
         for number, issue in enumerate(issues[:limit], 1):
             refs = ""
             if issue.refs:
                 refs = '<ul class="refs">{}</ul>'.format(
                     "".join("<li>{}</li>".format(esc(r)) for r in issue.refs))
-            chunk.append('<tr><td class="num">{}</td><td><code>{}</code></td><td>{}</td>'
-                         '<td>{}</td><td>{}</td></tr>\n'.format(
-                             number, esc(issue.id), esc(issue.name), esc(issue.comment), refs))
+            ident = '<code>{}</code>'.format(esc(issue.id))
+            if link and issue.id and _UID.match(issue.id):
+                ident = ('<a class="open-in-dhis2" href="{}" target="_blank" rel="noopener '
+                         'noreferrer" title="Open in the DHIS2 maintenance app">{}</a>').format(
+                    esc(link + issue.id), ident)
+            since = ""
+            if seen is not None:
+                first = seen.get((result.name, issue_identity(issue)))
+                since = '<td data-sort="{0}">{0}</td>'.format(
+                    esc(first.strftime("%Y-%m-%d")) if first else "")
+            chunk.append('<tr><td class="num">{}</td><td>{}</td><td>{}</td>'
+                         '<td>{}</td><td>{}</td>{}</tr>\n'.format(
+                             number, ident, esc(issue.name), esc(issue.comment), refs, since))
             if len(chunk) >= FLUSH_EVERY:
                 w("".join(chunk))
                 del chunk[:]
         w("".join(chunk))
         w("</tbody>\n</table>\n")
         if len(issues) > listed:
-            w('<p class="more">… and {:,} more (save the report as json or csv for the full '
-              'list).</p>\n'.format(len(issues) - listed))
+            w('<p class="more">… and {:,} more (listed: {:,} of {:,}; the page shows at most '
+              '{:,} per check and {:,} in all; save the report as json or csv for the full '
+              'list).</p>\n'.format(len(issues) - listed, listed, len(issues), HTML_ISSUE_LIMIT,
+                                     HTML_TOTAL_LIMIT))
     w("</div>\n</details>\n")
 
 

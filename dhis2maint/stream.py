@@ -188,6 +188,10 @@ class IssueStreamParser:
         self._row_meta = None  # (name, display name, severity) while streaming
         self._pending = None  # issues held until the check's metadata is known
         self._no_batch_until = -1  # body offset: read issue by issue up to here
+        #: Called as ``on_check(key, metadata, issue_count)`` when a check's object
+        #: ends (after its rows were yielded); ``metadata`` has every field but issues.
+        self.on_check = None
+        self._check_start = 0  # self.rows when the current check began
 
     # --- errors ---------------------------------------------------------------
 
@@ -372,6 +376,8 @@ class IssueStreamParser:
                     if self._pending is not None:
                         for item in self._flush_pending():
                             yield item
+                    if self.on_check is not None:
+                        self.on_check(self._key, self._meta, self.rows - self._check_start)
                     self._row_meta = None
                     self._meta = None
                     state = _TOP_NEXT
@@ -389,6 +395,7 @@ class IssueStreamParser:
                 self._meta = {}
                 self._row_meta = None
                 self._pending = None
+                self._check_start = self.rows
                 state = _CHECK_FIRST
 
             elif state == _TOP_NEXT or state == _TOP_FIRST:
@@ -499,16 +506,18 @@ class IssueStreamParser:
             return None
 
 
-def iter_issue_rows(chunks, what="the details body"):
+def iter_issue_rows(chunks, what="the details body", on_check=None):
     """Rows from a details body given as an iterable of ``bytes`` chunks.
 
     Yields :class:`~dhis2maint.models.IntegrityIssueRow` objects in body order;
     raises :class:`~dhis2maint.errors.InvalidResponseError` after the last
     complete row when the body is malformed, not UTF-8, or ends early.
     Exceptions raised by ``chunks`` itself pass through unchanged, after the
-    rows completed by the bytes received before them.
+    rows completed by the bytes received before them.  ``on_check(key, metadata,
+    issue_count)`` is called as each check's object ends, after its rows.
     """
     parser = IssueStreamParser(what)
+    parser.on_check = on_check
     decoder = codecs.getincrementaldecoder("utf-8")()
     at_start = True
     chunks = iter(chunks)

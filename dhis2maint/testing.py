@@ -526,20 +526,21 @@ class _IssueMaker(object):
         comment = _COMMENTS[(i + self.h) % len(_COMMENTS)] if self.shape == "comment" else None
         return self._uid(self.prefix, i), "%s %s %d" % (self.label, word, i + 1), comment, refs
 
-    def json_pieces(self, count):
-        # type: (int) -> Iterator[str]
-        """The issues array content (without brackets) as string pieces; constant memory."""
+    def json_pieces(self, count, offset=0):
+        # type: (int, int) -> Iterator[str]
+        """The issues array content (without brackets) as string pieces; constant memory.
+        `offset` skips the first issues (drift: they were resolved)."""
         fast = self.shape == "plain" and self.style == "yaml"
         label, h, nw, words, prefix = self.label, self.h, len(_WORDS), _WORDS, self.prefix
         uid = self._uid
-        for start in range(0, count, 1000):
+        for start in range(offset, offset + count, 1000):
             parts = []
-            for i in range(start, min(count, start + 1000)):
+            for i in range(start, min(offset + count, start + 1000)):
                 if fast:
                     parts.append('{"id":"%s","name":"%s %s %d"}' % (uid(prefix, i), label, words[(i + h) % nw], i + 1))
                 else:
                     parts.append(_dumps(self.issue_json(i)))
-            yield ("," if start else "") + ",".join(parts)
+            yield ("," if start > offset else "") + ",".join(parts)
 
     def issue_json(self, i):
         # type: (int) -> collections.OrderedDict
@@ -580,12 +581,12 @@ class _Job(object):
 
 class _Result(object):
     """A cached summary/details entry; the issues themselves are regenerated on demand."""
-    __slots__ = ("name", "start", "finish", "count", "error", "stored")
+    __slots__ = ("name", "start", "finish", "count", "error", "stored", "offset")
 
-    def __init__(self, name, start, finish, count, error, stored):
-        # type: (str, float, float, int, Optional[str], float) -> None
+    def __init__(self, name, start, finish, count, error, stored, offset=0):
+        # type: (str, float, float, int, Optional[str], float, int) -> None
         self.name, self.start, self.finish, self.count = name, start, finish, count
-        self.error, self.stored = error, stored
+        self.error, self.stored, self.offset = error, stored, offset
 
 
 # ---------------------------------------------------------------------------
@@ -609,6 +610,7 @@ class _State(object):
         self.running = {"summary": collections.Counter(), "details": collections.Counter()}  # type: Dict[str, Any]
         self.avg_ms = {}  # type: Dict[str, int]
         self.issue_counts = dict(issues or {})
+        self.integrity_runs = 0  # integrity jobs started: the drift round
         self.failing_checks = {}  # type: Dict[str, str]
         self.job_failures = collections.deque()  # type: collections.deque
         self.conflicts = 0
@@ -717,6 +719,11 @@ class _State(object):
         fail_at = t0 + duration / 2.0 if failure is not None else None
         failing = dict(self.failing_checks)
         counts = {c: self.issue_count(c) for c in checks}
+        # drift: in run r a check with issues has r more, and its first r*drift are resolved
+        r, d = self.integrity_runs, int(self.owner.drift or 0)
+        self.integrity_runs += 1
+        offsets = {c: r * d for c in checks if d and counts[c] > 0}
+        counts.update((c, counts[c] + r) for c in offsets)
         params = job.params
         ev = self.schedule
 
@@ -742,7 +749,7 @@ class _State(object):
                 ev(ts, functools.partial(self.notify, job, ts, "LOOP", "[%d/%d] %s" % (i, len(checks), description),
                                          False))
             ev(te, functools.partial(self._check_done, job, cache_kind, mode, name, ts, te, counts[name],
-                                     failing.get(name)))
+                                     failing.get(name), offsets.get(name, 0)))
 
         def finish(t, error):
             # type: (float, Optional[str]) -> None
@@ -765,8 +772,8 @@ class _State(object):
             job.start, job.end = t0, t0 + duration
             ev(t0 + duration, lambda: finish(t0 + duration, None))
 
-    def _check_done(self, job, cache_kind, mode, name, ts, te, count, error_message):
-        # type: (_Job, str, str, str, float, float, int, Optional[str]) -> None
+    def _check_done(self, job, cache_kind, mode, name, ts, te, count, error_message, offset=0):
+        # type: (_Job, str, str, str, float, float, int, Optional[str], int) -> None
         self._not_running(job, cache_kind, name)
         if error_message is not None:
             error = "Check failed because an exception was thrown: " + error_message
@@ -774,7 +781,7 @@ class _State(object):
             if mode != "none":
                 self.notify(job, te, "ERROR", error_message, False)
             return
-        self.cache[cache_kind][name] = _Result(name, ts, te, count, None, te)
+        self.cache[cache_kind][name] = _Result(name, ts, te, count, None, te, offset)
         self.avg_ms[name] = int(round((te - ts) * 1000))
 
     def _not_running(self, job, cache_kind, name):
@@ -1264,7 +1271,7 @@ class _Api(object):
         head = _dumps(self._result_head(result, "details"))
         yield head[:-1] + ',"issues":['
         if result.error is None and result.count > 0:
-            for piece in self.state.issue_maker(result.name).json_pieces(result.count):
+            for piece in self.state.issue_maker(result.name).json_pieces(result.count, result.offset):
                 yield piece
         yield "]}"
 
@@ -2130,6 +2137,9 @@ class Dhis2StandIn(object):
       drop_feed_after_completion /api/system/tasks/{type}/{id} answers [] once the job finished.
       login_redirect             unauthenticated /api calls get 302 to the login page instead of 401.
       coc_generation_delay       generated category option combos only appear after this many seconds.
+      drift                      integrity runs differ (0 = off): in the r-th run (from 0) each check with
+                                 issues has r more and its first r*drift issues are gone (resolved), so
+                                 history, trends and new-issue detection have something to show.
       verbose_notifications      integrity jobs post stage and "[i/n]" LOOP messages (real DHIS2 doesn't:
                                  DATA_INTEGRITY is not a notifying job type).
       maintenance_log            names of the maintenance operations run, in order.
@@ -2158,6 +2168,7 @@ class Dhis2StandIn(object):
         self.login_redirect = False
         self.coc_generation_delay = 0.0  # type: float
         self.verbose_notifications = False
+        self.drift = 0  # type: int
         self.requests = []  # type: List[RecordedRequest]
         self._requests_lock = threading.Lock()
         self._faults = _Faults()

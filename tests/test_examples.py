@@ -87,6 +87,8 @@ def test_script_first_run_saves_json_and_csv_and_exits_0(srv, tmp_path):
     assert issues  # the stand-in gives most checks a few issues
 
     rows = read_csv(folder / (today + ".csv"))
+    assert rows[0][0].startswith("# source: baseUrl=" + srv.url)  # provenance line first
+    rows = rows[1:]
     assert rows[0] == ["check", "severity", "id", "name", "comment", "refs"]
     assert len(rows) - 1 == len(issues)
     assert rows[1][0] == issues[0].check_name and rows[1][2] == (issues[0].issue.id or "")
