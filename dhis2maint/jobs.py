@@ -65,8 +65,6 @@ _NOT_A_FAILURE = re.compile(
 _FAILURE = re.compile(r"\bfailed\b|\bfailure\b|\baborted\b|^\s*error\b", re.I)
 _UNFINISHED = frozenset(["RUNNING", "SCHEDULED", "NOT_STARTED"])
 _FAILED_STATUSES = frozenset(["FAILED", "STOPPED"])
-_CONFIGURATION_FIELDS = ("id,name,jobType,enabled,jobStatus,lastExecutedStatus,lastExecuted,"
-                         "lastFinished,lastAlive,lastRuntimeExecution")
 _COMBO_FIELDS = "id,name,categories[id,name,categoryOptions[id]],categoryOptionCombos[id,name]"
 
 
@@ -648,7 +646,8 @@ class JobsMixin:
 
     def get_job_configuration(self, job_id):
         # type: (str) -> models.JobConfiguration
-        """A job's stored record: ``GET /api/jobConfigurations/{id}`` -> :class:`JobConfiguration`.
+        """A job's stored record: ``GET /api/jobConfigurations/{id}`` -> :class:`JobConfiguration`
+        (every field the version has; scheduled jobs on every version).
 
         Run-once jobs started by the triggers are stored on 2.41+ until HOUSEKEEPING
         deletes them (default one day after they finish); earlier versions keep
@@ -656,7 +655,10 @@ class JobsMixin:
         """
         job_id = self._uid(job_id, "job id")
         path = "jobConfigurations/" + self._segment(job_id)
-        data = self._json("GET", path, params={"fields": _CONFIGURATION_FIELDS}, expect=dict)
+        from .scheduler import configuration_fields  # the fields this version has
+
+        data = self._json("GET", path, params={"fields": configuration_fields(self.server_version)},
+                          expect=dict)
         return convert.structure(data, models.JobConfiguration, "GET /api/" + path)
 
     def iter_task_notifications(self, job_type, job_id, timeout=None, poll_interval=1.0,

@@ -31,6 +31,8 @@ from .convert import gc_paused
 from . import connections
 from .integrity import IntegrityMixin
 from .jobs import JobsMixin
+from .health import HealthMixin
+from .scheduler import SchedulerMixin
 from .versions import parse_version
 
 __all__ = ["Session", "TokenAuth", "BasicAuth"]
@@ -163,7 +165,7 @@ def _hide_userinfo(text):
 _warned_insecure = set()
 
 
-class Session(IntegrityMixin, JobsMixin, requests.Session):
+class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.Session):
     """A connection to one DHIS2 server.
 
     ``Session("https://dhis2.example.org", token="d2pat_…")`` or
