@@ -2,7 +2,7 @@
 
 Exit codes:
   0  success
-  1  --fail-on threshold reached, or new issues in ``integrity diff``
+  1  --fail-on threshold reached, new issues in ``integrity diff``, a failed ``doctor`` check
   2  usage or configuration error (bad arguments, missing DHIS2_URL, auth file too open)
   3  DHIS2 or connection error (auth, permission, not found, server error, invalid response)
   4  a job failed or timed out
@@ -13,7 +13,6 @@ import argparse
 import getpass
 import json
 import os
-import stat
 import sys
 import time
 
@@ -27,7 +26,7 @@ FORMATS = ("table", "json", "jsonl", "csv", "html")
 
 EXIT_CODES_HELP = """exit codes:
   0  success
-  1  --fail-on threshold reached, or new issues found by `integrity diff`
+  1  --fail-on threshold reached, new issues found by `integrity diff`, or `doctor` failed
   2  usage or configuration error
   3  DHIS2 or connection error (authentication, permission, not found, server, invalid response)
   4  job failed or timed out
@@ -264,6 +263,95 @@ def build_parser():
                       help="exit 1 when there are violations")
     _add_format(vrun, choices=("table", "json", "jsonl", "csv"))
     vrun.set_defaults(handler=cmd_validation_run)
+    vres = command(validation_cmds, "results", "list stored validation results")
+    vres.add_argument("--rule", action="append", default=[], metavar="UID")
+    vres.add_argument("--org-unit", action="append", default=[], metavar="UID",
+                      help="exact org unit (no descendants)")
+    vres.add_argument("--period", action="append", default=[], metavar="ISO",
+                      help="results whose period overlaps this one, e.g. 202401")
+    vres.add_argument("--created-since", metavar="YYYY-MM-DD")
+    _add_format(vres, choices=("table", "json", "jsonl", "csv"))
+    vres.set_defaults(handler=cmd_validation_results)
+    vdel = command(validation_cmds, "delete-results",
+                   "DESTRUCTIVE: delete stored validation results (filters, or --all)")
+    vdel.add_argument("--rule", action="append", default=[], metavar="UID")
+    vdel.add_argument("--org-unit", action="append", default=[], metavar="UID")
+    vdel.add_argument("--period", metavar="ISO", help="one ISO period (overlap)")
+    vdel.add_argument("--created", metavar="ISO", help="created in this ISO period, e.g. 2024Q1")
+    vdel.add_argument("--notification-sent", choices=("true", "false"))
+    vdel.add_argument("--all", action="store_true", dest="all_results",
+                      help="no filter: delete EVERY validation result (needs --yes)")
+    vdel.add_argument("--yes", action="store_true", help="confirm")
+    vdel.set_defaults(handler=cmd_validation_delete)
+    vnot = command(validation_cmds, "notify", "send the pending validation result notifications")
+    vnot.set_defaults(handler=cmd_validation_notify)
+
+    # scheduled jobs
+    jobs_cmds = group("jobs", "scheduled jobs (job configurations) and scheduler health")
+    jlist = command(jobs_cmds, "list", "list job configurations")
+    jlist.add_argument("--type", dest="job_type", type=str.upper, metavar="JOB_TYPE")
+    jlist.add_argument("--status", type=str.upper, metavar="STATUS",
+                       help="jobStatus or last run status, e.g. FAILED, RUNNING")
+    jlist.add_argument("--enabled", dest="enabled", action="store_const", const=True)
+    jlist.add_argument("--disabled", dest="enabled", action="store_const", const=False)
+    jlist.add_argument("--include-run-once", action="store_true",
+                       help="also the ad-hoc run-once rows of 2.41+")
+    _add_format(jlist, choices=("table", "json", "jsonl", "csv"))
+    jlist.set_defaults(handler=cmd_jobs_list)
+    jshow = command(jobs_cmds, "show", "one job configuration, every field")
+    jshow.add_argument("job_id", metavar="ID")
+    _add_format(jshow, choices=("table", "json"))
+    jshow.set_defaults(handler=cmd_jobs_show)
+    jrun = command(jobs_cmds, "run", "run a job configuration now")
+    jrun.add_argument("job_id", metavar="ID")
+    jrun.add_argument("--wait", action="store_true", help="follow it until it has finished")
+    _add_timeout(jrun, JOB_TIMEOUT, "waiting (with --wait)")
+    jrun.set_defaults(handler=cmd_jobs_run)
+    for name, text in (("enable", "enable a job configuration"),
+                       ("disable", "disable a job configuration")):
+        sub = command(jobs_cmds, name, text)
+        sub.add_argument("job_id", metavar="ID")
+        sub.set_defaults(handler=cmd_jobs_toggle)
+    jcancel = command(jobs_cmds, "cancel", "cancel a running job (by ID on 2.41+, or --type)")
+    jcancel.add_argument("job_id", nargs="?", metavar="ID")
+    jcancel.add_argument("--type", dest="job_type", type=str.upper, metavar="JOB_TYPE",
+                         help="cancel the running job of this type (2.37+)")
+    jcancel.set_defaults(handler=cmd_jobs_cancel)
+    jcreate = command(jobs_cmds, "create", "create a job configuration (DHIS2 checks the cron)")
+    jcreate.add_argument("name")
+    jcreate.add_argument("job_type", metavar="JOB_TYPE", type=str.upper)
+    when = jcreate.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", metavar="EXPR", help='6 fields, seconds first: "0 0 3 ? * *"')
+    when.add_argument("--delay", type=int, metavar="S", help="FIXED_DELAY seconds")
+    jcreate.add_argument("--parameters", metavar="JSON", help="jobParameters as a JSON object")
+    jcreate.add_argument("--disabled", action="store_true", help="create it disabled")
+    _add_format(jcreate, choices=("table", "json"))
+    jcreate.set_defaults(handler=cmd_jobs_create)
+    jdelete = command(jobs_cmds, "delete", "DESTRUCTIVE: delete a job configuration")
+    jdelete.add_argument("job_id", metavar="ID")
+    jdelete.add_argument("--yes", action="store_true", help="confirm")
+    jdelete.set_defaults(handler=cmd_jobs_delete)
+    jhealth = command(jobs_cmds, "health",
+                      "failed, stuck, overdue and disabled jobs, stale analytics: what to do")
+    _add_fail_on(jhealth, "a finding")
+    jhealth.add_argument("--max-runtime-hours", type=float, default=6.0, metavar="H",
+                         help="a RUNNING job past this is a finding (default %(default)s)")
+    jhealth.add_argument("--analytics-max-age-hours", type=float, default=26.0, metavar="H",
+                         help="analytics tables older than this are a finding "
+                              "(default %(default)s)")
+    _add_format(jhealth, choices=("table", "json", "jsonl", "csv"))
+    jhealth.set_defaults(handler=cmd_jobs_health)
+
+    doctor = command(commands, "doctor",
+                     "check URL, TLS, credentials, user, version, authorities, clock, scheduler")
+    doctor.add_argument("--need", action="append", default=[], metavar="FEATURE",
+                        help="a missing authority for FEATURE fails (else warns): " +
+                             ", ".join(_feature_names()))
+    _add_format(doctor, choices=("table", "json"))
+    doctor.set_defaults(handler=cmd_doctor)
+    whoami = command(commands, "whoami", "the user and their authorities")
+    _add_format(whoami, choices=("table", "json"))
+    whoami.set_defaults(handler=cmd_whoami)
 
     # maintenance
     maintenance_cmds = group("maintenance", "/api/maintenance operations", metavar="OPERATION")
@@ -297,6 +385,13 @@ def build_parser():
     wait.add_argument("job_id", metavar="JOB_ID")
     _add_timeout(wait, JOB_TIMEOUT)
     wait.set_defaults(handler=cmd_task_wait)
+    ttypes = command(task_cmds, "types", "the job types DHIS2 holds task notifications for")
+    _add_format(ttypes, choices=("table", "json"))
+    ttypes.set_defaults(handler=cmd_task_types)
+    tlist = command(task_cmds, "list", "the job ids of one type DHIS2 holds, newest first")
+    tlist.add_argument("job_type", metavar="JOB_TYPE", type=str.upper)
+    _add_format(tlist, choices=("table", "json"))
+    tlist.set_defaults(handler=cmd_task_list)
 
     demo = command(commands, "demo", "start the built-in DHIS2 stand-in and run the nightly "
                                      "job against it (no DHIS2 needed)")
@@ -313,6 +408,14 @@ def build_parser():
     version = command(commands, "version", "library version and, with a server, DHIS2's")
     version.set_defaults(handler=cmd_version)
     return parser
+
+
+def _feature_names():
+    """The feature names of health.FEATURE_AUTHORITIES (for `doctor --need`), without
+    importing the library at parser build time."""
+    return ("integrity", "analytics", "maintenance", "data pruning", "predictors", "validation",
+            "validation notifications", "validation result deletion", "scheduler admin",
+            "job cancel")
 
 
 def _add_wait_options(parser, default):
@@ -345,42 +448,16 @@ def _maintenance_operations():
 # --- connection ------------------------------------------------------------------
 
 
-def _read_auth_file(path):
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ConfigurationError("cannot read auth file {}: {}".format(path, exc.strerror))
-    if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigurationError(
-            "permissions {:04o} for auth file {} are too open: it holds a password; "
-            "run `chmod 600 {}`".format(stat.S_IMODE(info.st_mode), path, path))
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError("auth file {} is not valid JSON: {}".format(
-            path, getattr(exc, "msg", None) or type(exc).__name__)) from None
-    if isinstance(data, dict) and isinstance(data.get("dhis"), dict):
-        dhis = data["dhis"]
-        settings = {"url": dhis.get("baseurl") or dhis.get("url"),
-                    "username": dhis.get("username"), "password": dhis.get("password"),
-                    "token": dhis.get("token")}
-    elif isinstance(data, dict):
-        settings = {k: data.get(k) for k in ("url", "token", "username", "password")}
-    else:
-        settings = {}
-    if not settings.get("url"):
-        raise ConfigurationError(
-            'auth file {} needs {{"dhis": {{"baseurl": …}}}} or {{"url": …}}'.format(path))
-    return settings
-
-
 def connect(args, environ=None, prompt=True):
     """A :class:`Session` from the command line, the auth file and the environment.
 
+    The auth file is read by the library (:func:`dhis2maint.connections.read_auth_file`,
+    as :meth:`Session.from_auth_file` reads it); flags override what it says, and
+    a username without a password there takes it from DHIS2_PASSWORD or a prompt.
     ``prompt=False``: never ask for a password on the terminal (the MCP server's
     stdin carries the protocol); a missing one is a :class:`ConfigurationError`.
     """
+    from .connections import read_auth_file
     from .session import Session
 
     env = os.environ if environ is None else environ
@@ -390,7 +467,16 @@ def connect(args, environ=None, prompt=True):
         kwargs["timeout"] = opts["http_timeout"]
     if opts.get("insecure"):
         kwargs["verify"] = False
-    file_settings = _read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
+    file_settings = read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
+
+    def where(name, env_name):
+        """Where setting ``name`` came from, as error hints name it."""
+        if opts.get(name):
+            return "--" + name
+        if file_settings.get(name):
+            return "the auth file {}".format(opts["auth_file"])
+        return env_name
+
     url = opts.get("url") or file_settings.get("url") or env.get("DHIS2_URL", "").strip()
     if not url:
         raise ConfigurationError("no DHIS2 URL: give --url, --auth-file or set DHIS2_URL")
@@ -399,6 +485,18 @@ def connect(args, environ=None, prompt=True):
     password = file_settings.get("password") if not opts.get("username") else None
     if token and username:
         raise ConfigurationError("give a token or a username, not both")
+    url_from = where("url", "DHIS2_URL")
+    if token:
+        creds_from = where("token", "DHIS2_PAT")
+    elif username:
+        creds_from = where("username", "DHIS2_USERNAME")
+    else:  # Session.from_env reads them
+        creds_from = "DHIS2_PAT" if env.get("DHIS2_PAT", "").strip() \
+            else "DHIS2_USERNAME/DHIS2_PASSWORD"
+    if url_from.startswith(("--", "the auth file")) or creds_from.startswith(("--", "the auth")):
+        # Hints name what the user gave; all from the environment: the DHIS2_* wording.
+        kwargs["source"] = url_from if url_from == creds_from else "{} and {}".format(
+            url_from, creds_from)
     if username:
         password = password or env.get("DHIS2_PASSWORD")
         if not password:
@@ -892,10 +990,240 @@ def cmd_demo(args):
             job = session.refresh_analytics(last_years=2)
             final = job.wait(on_notification=progress)
             out.write("Analytics: {}\n".format(final.message or "done"))
+            out.write("\n$ dhis2maint jobs health\n")
+            from .report import write_health
+
+            write_health(session.scheduler_health(), "table", out)
     out.write("\nNext: point it at your server, e.g.\n"
               "  DHIS2_URL=https://dhis2.example.org DHIS2_PAT=d2pat_… "
               "dhis2maint integrity run --details --history integrity.sqlite "
               "--fail-on-new severe\n")
+    return EXIT_OK
+
+
+# --- scheduled jobs, tasks, validation results, doctor (issue #15) --------------------------
+
+
+def _write_list(records, args, writer=None):
+    from .report import write_records
+
+    with _output(args) as out:
+        (writer or write_records)(records, args.format, out)
+
+
+def cmd_jobs_list(args):
+    from .report import write_job_configurations
+
+    with connect(args) as session:
+        configs = session.list_job_configurations(job_type=args.job_type, enabled=args.enabled,
+                                                  status=args.status)
+    if not args.include_run_once:
+        configs = [c for c in configs if not c.is_run_once]
+    _write_list(configs, args, write_job_configurations)
+    return EXIT_OK
+
+
+def _write_one(record, args):
+    from .convert import unstructure
+    from .report import write_fields
+
+    with _output(args) as out:
+        if args.format == "json":
+            json.dump(unstructure(record), out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        else:
+            write_fields(record, out)
+
+
+def cmd_jobs_show(args):
+    with connect(args) as session:
+        config = session.get_job_configuration(args.job_id)
+    _write_one(config, args)
+    return EXIT_OK
+
+
+def cmd_jobs_run(args):
+    progress = _Progress(args)
+
+    def changed(config):
+        progress.say("{} {}: jobStatus {}, last run {}{}".format(
+            config.job_type, config.id, config.job_status, config.last_executed_status,
+            " at " + config.last_executed.isoformat(sep=" ", timespec="seconds") if config.last_executed else ""))
+
+    with connect(args) as session:
+        job = session.run_job_configuration(args.job_id, wait=args.wait, timeout=args.timeout,
+                                            on_change=changed)
+        if not args.wait:
+            print("{} {} started".format(job.job_type, job.id))
+            return EXIT_OK
+        config = session.get_job_configuration(args.job_id)
+    print("{} {} completed{}".format(job.job_type, job.id, " in " + config.last_runtime_execution
+                                     if config.last_runtime_execution else ""))
+    return EXIT_OK
+
+
+def cmd_jobs_toggle(args):
+    with connect(args) as session:
+        if args.action == "enable":
+            config = session.enable_job_configuration(args.job_id)
+        else:
+            config = session.disable_job_configuration(args.job_id)
+    print("{} ({}): {}".format(config.id, config.name,
+                               "enabled" if config.enabled else "disabled"))
+    return EXIT_OK
+
+
+def cmd_jobs_cancel(args):
+    if (args.job_id is None) == (args.job_type is None):
+        raise UsageError("give a job ID or --type JOB_TYPE")
+    with connect(args) as session:
+        session.cancel_job(job_id=args.job_id, job_type=args.job_type)
+    print("cancellation requested for {}".format(args.job_id or args.job_type))
+    return EXIT_OK
+
+
+def cmd_jobs_create(args):
+    params = None
+    if args.parameters:
+        try:
+            params = json.loads(args.parameters)
+        except ValueError as exc:
+            raise UsageError("--parameters is not JSON: {}".format(exc))
+        if not isinstance(params, dict):
+            raise UsageError("--parameters must be a JSON object")
+    with connect(args) as session:
+        config = session.create_job_configuration(
+            args.name, args.job_type, cron_expression=args.cron, delay=args.delay,
+            job_parameters=params, enabled=not args.disabled)
+    _write_one(config, args)
+    return EXIT_OK
+
+
+def _confirm_text(args, what):
+    if getattr(args, "yes", False):
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("{}; add --yes to confirm".format(what))
+    answer = input("{}. Type yes to go on: ".format(what))
+    if answer.strip().lower() != "yes":
+        raise UsageError("not confirmed; nothing done")
+
+
+def cmd_jobs_delete(args):
+    _confirm_text(args, "`jobs delete {}` deletes the job configuration".format(args.job_id))
+    with connect(args) as session:
+        session.delete_job_configuration(args.job_id)
+    print("{}: deleted".format(args.job_id))
+    return EXIT_OK
+
+
+def cmd_jobs_health(args):
+    from .report import write_health
+
+    with connect(args) as session:
+        health = session.scheduler_health(max_runtime_hours=args.max_runtime_hours,
+                                          analytics_max_age_hours=args.analytics_max_age_hours)
+    with _output(args) as out:
+        write_health(health, args.format, out)
+    if args.fail_on and health.at_least(args.fail_on):
+        return EXIT_THRESHOLD
+    return EXIT_OK
+
+
+def cmd_task_types(args):
+    with connect(args) as session:
+        types = session.list_task_types()
+    with _output(args) as out:
+        if args.format == "json":
+            json.dump(types, out, indent=2)
+            out.write("\n")
+        elif not types:
+            out.write("DHIS2 holds no task notifications\n")
+        else:
+            for name in types:
+                out.write(name + "\n")
+    return EXIT_OK
+
+
+def cmd_task_list(args):
+    with connect(args) as session:
+        ids = session.list_tasks(args.job_type)
+    with _output(args) as out:
+        if args.format == "json":
+            json.dump(ids, out, indent=2)
+            out.write("\n")
+        elif not ids:
+            out.write("no tasks of type {}\n".format(args.job_type))
+        else:
+            for job_id in ids:
+                out.write(job_id + "\n")
+    return EXIT_OK
+
+
+def cmd_validation_results(args):
+    with connect(args) as session:
+        results = session.list_validation_results(
+            validation_rules=args.rule or None, org_units=args.org_unit or None,
+            periods=args.period or None, created_date=args.created_since)
+    from .report import write_validation_results
+
+    _write_list(results, args, write_validation_results)
+    return EXIT_OK
+
+
+def cmd_validation_delete(args):
+    filters = bool(args.rule or args.org_unit or args.period or args.created
+                   or args.notification_sent)
+    if not filters and not args.all_results:
+        raise UsageError("no filter: give --rule/--org-unit/--period/--created/"
+                         "--notification-sent, or --all --yes to delete EVERY validation result")
+    if args.all_results and filters:
+        raise UsageError("--all cannot be combined with filters")
+    if args.all_results and not args.yes:
+        raise UsageError("--all deletes EVERY validation result; add --yes to confirm")
+    _confirm_text(args, "`validation delete-results` deletes stored validation results")
+    sent = None if args.notification_sent is None else args.notification_sent == "true"
+    with connect(args) as session:
+        session.delete_validation_results(
+            validation_rules=args.rule or None, org_units=args.org_unit or None,
+            period=args.period, created=args.created, notification_sent=sent,
+            all_results=args.all_results)
+    print("validation results deleted")
+    return EXIT_OK
+
+
+def cmd_validation_notify(args):
+    with connect(args) as session:
+        job = session.send_validation_notifications()
+    if job is None:
+        print("validation result notifications started")
+    else:
+        print("{} {} started".format(job.job_type, job.id))
+    return EXIT_OK
+
+
+def cmd_doctor(args):
+    from .report import write_doctor
+
+    with connect(args) as session:
+        report = session.doctor(need=args.need)
+    with _output(args) as out:
+        write_doctor(report, args.format, out)
+    return EXIT_OK if report.ok else EXIT_THRESHOLD
+
+
+def cmd_whoami(args):
+    from .convert import unstructure
+
+    with connect(args) as session:
+        user = session.whoami()
+    with _output(args) as out:
+        if args.format == "json":
+            json.dump(unstructure(user), out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        else:
+            out.write("{} ({}), id {}\n".format(user.username, user.display_name, user.id))
+            out.write("authorities: {}\n".format(", ".join(user.authorities) or "(none)"))
     return EXIT_OK
 
 

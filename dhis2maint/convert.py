@@ -42,6 +42,15 @@ _MODELS = (
     models.PredictorRun,
     models.ValidationViolation,
     models.CategoryOptionCombo,
+    # scheduler and health (issue #15)
+    models.JobTypeInfo,
+    models.RunningJob,
+    models.ValidationResult,
+    models.UserInfo,
+    models.HealthFinding,
+    models.SchedulerHealth,
+    models.DoctorCheck,
+    models.DoctorReport,
 )
 _ENUMS = (
     models.DataIntegritySeverity,

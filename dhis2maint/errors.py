@@ -10,6 +10,7 @@ Messages name the request as ``METHOD /api/path`` -- never the query string,
 headers or credentials -- and say what to do next.
 """
 import json
+from typing import Optional
 
 import requests
 
@@ -101,6 +102,18 @@ class ApiError(Dhis2Error):
     """
 
     hint = ""
+    #: ``hint`` for a session whose settings came from ``{source}`` (an Airflow
+    #: Connection, a URI, an auth file) rather than the ``DHIS2_*`` variables.
+    source_hint = ""
+
+    @classmethod
+    def hint_for(cls, source=None):
+        # type: (Optional[str]) -> str
+        """The hint for a session whose settings came from ``source`` (see
+        ``Session(source=…)``); ``None``: :attr:`hint`, which names ``DHIS2_*``."""
+        if source and cls.source_hint:
+            return cls.source_hint.format(source=source)
+        return cls.hint
 
     def __init__(self, message, status_code=None, method=None, path=None,
                  dhis2_message=None, error_code=None, web_message=None,
@@ -124,6 +137,8 @@ class AuthenticationError(ApiError):
 
     hint = ("check the username and password or the personal access token "
             "(DHIS2_USERNAME/DHIS2_PASSWORD or DHIS2_PAT) and DHIS2_URL")
+    source_hint = ("check the username and password or the personal access token "
+                   "and the URL in {source}")
 
 
 class PermissionDenied(ApiError):
@@ -136,6 +151,8 @@ class NotFound(ApiError):
     """404: no such endpoint or object (check the UID, the URL, and the DHIS2 version)."""
 
     hint = "check the UID or name, DHIS2_URL, and that this DHIS2 version has the endpoint"
+    source_hint = ("check the UID or name, the URL in {source}, and that this DHIS2 version "
+                   "has the endpoint")
 
 
 class ConflictError(ApiError):
@@ -236,8 +253,9 @@ def is_login_page(response):
     return has_password_field or (redirected and b"login" in head)
 
 
-def error_for_response(response, method, path):
-    """Build the exception for an HTTP error response of ``METHOD /api/path``."""
+def error_for_response(response, method, path, source=None):
+    """Build the exception for an HTTP error response of ``METHOD /api/path``;
+    its hint names ``source`` (see :meth:`ApiError.hint_for`)."""
     status = response.status_code
     cls = error_class_for_status(status)
     web = _web_message(response)
@@ -261,8 +279,9 @@ def error_for_response(response, method, path):
             text += " -- " + dev_message
     elif web is None and "html" in response.headers.get("Content-Type", "").lower():
         text += " (an HTML page, not DHIS2 JSON: probably a proxy or the web server)"
-    if cls.hint:
-        text += "; " + cls.hint
+    hint = cls.hint_for(source)
+    if hint:
+        text += "; " + hint
     return cls(text, status_code=status, method=method, path=path,
                dhis2_message=dhis2_message, error_code=error_code, web_message=web,
                request=response.request, response=response, dev_message=dev_message)

@@ -32,6 +32,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from . import convert, models, versions
 from .errors import ConfigurationError, InvalidResponseError, TaskTimeoutError
+from .jobs import log_progress
 
 __all__ = ["IntegrityMixin", "compare_reports", "comparison_to_dict", "legacy_report"]
 
@@ -314,6 +315,14 @@ def _progress(job, done, total, completed):
         level=models.NotificationLevel.INFO, category=job.job_type,
         message="{} of {} checks finished (dhis2maint, from the cached results)".format(
             done, total), completed=completed)
+
+
+def _emit(job, notification, on_notification):
+    """Log a synthesised notification like a real one (see jobs.log_progress), then
+    hand it to ``on_notification``."""
+    log_progress(str(job.job_type), job.id, notification)
+    if on_notification is not None:
+        on_notification(notification)
 
 
 # --- comparing reports ------------------------------------------------------------------
@@ -735,11 +744,10 @@ class IntegrityMixin:
                 missing = [name for name in expanded if name not in report.results]
                 done = total - len(missing)
                 if not missing:
-                    if on_notification is not None:
-                        on_notification(_progress(job, done, total, True))
+                    _emit(job, _progress(job, done, total, True), on_notification)
                     return report
-            if on_notification is not None and done != reported:
-                on_notification(_progress(job, done, total, False))
+            if done != reported:
+                _emit(job, _progress(job, done, total, False), on_notification)
             reported = done
             now = _monotonic()
             if deadline is not None and now >= deadline:

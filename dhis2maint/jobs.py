@@ -65,10 +65,6 @@ _NOT_A_FAILURE = re.compile(
 _FAILURE = re.compile(r"\bfailed\b|\bfailure\b|\baborted\b|^\s*error\b", re.I)
 _UNFINISHED = frozenset(["RUNNING", "SCHEDULED", "NOT_STARTED"])
 _FAILED_STATUSES = frozenset(["FAILED", "STOPPED"])
-_CONFIGURATION_FIELDS = ("id,name,jobType,enabled,jobStatus,lastExecutedStatus,lastExecuted,"
-                         "lastFinished,lastAlive,lastRuntimeExecution,schedulingType")
-#: what 2.41+ adds (JobConfiguration.java@2.41: executedBy, errorCodes): why a run failed
-_CONFIGURATION_FIELDS_241 = _CONFIGURATION_FIELDS + ",executedBy,errorCodes"
 _COMBO_FIELDS = "id,name,categories[id,name,categoryOptions[id]],categoryOptionCombos[id,name]"
 
 
@@ -95,6 +91,25 @@ def says_failed(message):
     if not message:
         return False
     return bool(_FAILURE.search(_NOT_A_FAILURE.sub(" ", message)))
+
+
+def log_progress(job_type, job_id, notification):
+    # type: (str, str, models.Notification) -> None
+    """Log one new notification of a followed job on the ``dhis2maint`` logger at
+    INFO: job type, job id, level (unless INFO) and message, so task logs
+    (Airflow's, cron's) show progress without a callback.  Silent unless the
+    application configures logging."""
+    level = notification.level
+    level_text = getattr(level, "value", level) or "INFO"
+    text = notification.message or ""
+    if not text:  # DHIS2 posts the job's parameters, and completedProcess(null), without one
+        text = "completed" if notification.completed else (
+            "started" if notification.data_type == models.NotificationDataType.PARAMETERS
+            else "(no message)")
+    elif notification.completed:
+        text += " (completed)"
+    log.info("%s job %s: %s%s", job_type, job_id,
+             "" if level_text == "INFO" else "[{}] ".format(level_text), text)
 
 
 def _notification_key(notification):
@@ -268,6 +283,7 @@ class _Follower:
                 progress = final is not None
                 if final is not None:
                     if final is not self.pending_final:
+                        log_progress(self.type_text, self.job_id, final)
                         yield final
                     return final
             else:
@@ -275,6 +291,7 @@ class _Follower:
                 new = self._new(feed)
                 progress = bool(new)
                 for notification in new:
+                    log_progress(self.type_text, self.job_id, notification)
                     yield notification
                 final = self._judge(feed, now - start, now)
                 if final is not None:
@@ -631,7 +648,8 @@ class JobsMixin:
 
     def get_job_configuration(self, job_id):
         # type: (str) -> models.JobConfiguration
-        """A job's stored record: ``GET /api/jobConfigurations/{id}`` -> :class:`JobConfiguration`.
+        """A job's stored record: ``GET /api/jobConfigurations/{id}`` -> :class:`JobConfiguration`
+        (every field the version has; scheduled jobs on every version).
 
         Run-once jobs started by the triggers are stored on 2.41+ until HOUSEKEEPING
         deletes them (default one day after they finish); earlier versions keep
@@ -639,9 +657,10 @@ class JobsMixin:
         """
         job_id = self._uid(job_id, "job id")
         path = "jobConfigurations/" + self._segment(job_id)
-        fields = _CONFIGURATION_FIELDS_241 if versions.supports(
-            self.server_version, "job_error_codes") else _CONFIGURATION_FIELDS
-        data = self._json("GET", path, params={"fields": fields}, expect=dict)
+        from .scheduler import configuration_fields  # the fields this version has
+
+        data = self._json("GET", path, params={"fields": configuration_fields(self.server_version)},
+                          expect=dict)
         return convert.structure(data, models.JobConfiguration, "GET /api/" + path)
 
     def iter_task_notifications(self, job_type, job_id, timeout=None, poll_interval=1.0,

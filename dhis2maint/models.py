@@ -28,6 +28,14 @@ __all__ = [
     "Notification",
     "Job",
     "JobConfiguration",
+    "JobTypeInfo",
+    "RunningJob",
+    "ValidationResult",
+    "UserInfo",
+    "HealthFinding",
+    "SchedulerHealth",
+    "DoctorCheck",
+    "DoctorReport",
     "PredictorRun",
     "ValidationViolation",
     "CategoryOptionCombo",
@@ -504,7 +512,16 @@ class Job(_Model):
 
 @_model()
 class JobConfiguration(_Model):
-    """The stored record of a job (``/api/jobConfigurations/{id}``, 2.41+)."""
+    """A job configuration as ``/api/jobConfigurations`` lists it (every version), or
+    the stored record of a run-once job (``/api/jobConfigurations/{id}``, 2.41+).
+
+    Fields a version does not send stay ``None`` (see the README's table): e.g.
+    ``last_finished``, ``last_alive``, ``error_codes``, ``executed_by`` and
+    ``queue_name`` are 2.41+; ``next_execution_time`` is stored on 2.36,
+    "next fire after now" on 2.37-2.40 and computed from ``last_executed`` on
+    2.41+ (so only there can it lie in the past).  All times are the server's
+    local time without a zone.  Read ``enabled``, not ``job_status``, for "is it on".
+    """
 
     id: Optional[str] = None
     name: Optional[str] = None
@@ -516,13 +533,39 @@ class JobConfiguration(_Model):
     last_finished: Optional[datetime.datetime] = None
     last_alive: Optional[datetime.datetime] = None
     last_runtime_execution: Optional[str] = None
-    #: ``CRON``, ``FIXED_DELAY`` or ``ONCE_ASAP`` (run-once jobs, 2.41+)
+    display_name: Optional[str] = None
+    cron_expression: Optional[str] = None
+    delay: Optional[int] = None
     scheduling_type: Optional[str] = None
-    #: UID of the user the job runs as (2.41+)
-    executed_by: Optional[str] = None
-    #: DHIS2's error codes of the last run, sorted and space-separated ("" when it had
-    #: none; absent before any run) (2.41+)
+    configurable: Optional[bool] = None
+    next_execution_time: Optional[datetime.datetime] = None
+    max_delayed_execution_time: Optional[datetime.datetime] = None
     error_codes: Optional[str] = None
+    queue_name: Optional[str] = None
+    queue_position: Optional[int] = None
+    executed_by: Any = None
+    user_uid: Optional[str] = None
+    job_parameters: Optional[Dict[str, Any]] = None
+    leader_only_job: Optional[bool] = None
+    created: Optional[datetime.datetime] = None
+    last_updated: Optional[datetime.datetime] = None
+
+    @property
+    def is_run_once(self):
+        """An ad-hoc run (2.41+ ``ONCE_ASAP`` row without cron, delay or queue), not a
+        scheduled job (DHIS2's ``JobConfiguration.isRunOnce``)."""
+        return (str(self.scheduling_type or "") == "ONCE_ASAP" and not self.cron_expression
+                and self.delay is None and not self.queue_name)
+
+    @property
+    def error_code_list(self):
+        """``error_codes`` ("E4000 E7006", 2.41+) as a list; ``[]`` when there are none."""
+        return (self.error_codes or "").split()
+
+    @property
+    def runtime_seconds(self):
+        """``last_runtime_execution`` (``H:MM:SS.mmm``) in seconds, or ``None``."""
+        return parse_hms(self.last_runtime_execution)
 
 
 # ---------------------------------------------------------------------------
@@ -610,3 +653,168 @@ class ImportSummary(_Model):
     total: int = 0
     descriptions: List[str] = attr.Factory(list)
     conflicts: List[str] = attr.Factory(list)
+
+
+def parse_hms(text):
+    # type: (Optional[str]) -> Optional[float]
+    """DHIS2's ``H:MM:SS.mmm`` duration (hours unbounded) in seconds; ``None`` when
+    absent or unreadable."""
+    if not text or not isinstance(text, str):
+        return None
+    parts = text.strip().split(":")
+    if len(parts) != 3:
+        return None
+    try:
+        return int(parts[0]) * 3600 + int(parts[1]) * 60 + float(parts[2])
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Scheduler, validation results, health (issue #15)
+
+
+@_model()
+class JobTypeInfo(_Model):
+    """A job type a user may configure (``GET /api/jobConfigurations/jobTypes``)."""
+
+    job_type: Union[JobType, str, None] = None
+    name: Optional[str] = None
+    scheduling_type: Optional[str] = None
+    key: Optional[str] = None
+    job_parameters: List[Any] = attr.Factory(list)
+
+
+@_model()
+class RunningJob(_Model):
+    """A job running now (``GET /api/scheduling/running``, 2.37+): DHIS2's ProcessInfo
+    plus the job type it was listed under."""
+
+    job_type: Union[JobType, str, None] = None
+    job_id: Optional[str] = None
+    status: Optional[str] = None
+    description: Optional[str] = None
+    started_time: Optional[datetime.datetime] = None
+    completed_time: Optional[datetime.datetime] = None
+    cancelled_time: Optional[datetime.datetime] = None
+    summary: Optional[str] = None
+    error: Optional[str] = None
+    stages: List[str] = attr.Factory(list)
+
+
+@_model()
+class ValidationResult(_Model):
+    """One stored validation rule violation (``GET /api/validationResults``).
+
+    ``id`` is DHIS2's numeric id (not a UID); the references are flattened to
+    their id and name.
+    """
+
+    id: Optional[int] = None
+    validation_rule_id: Optional[str] = None
+    validation_rule_name: Optional[str] = None
+    importance: Optional[str] = None
+    organisation_unit_id: Optional[str] = None
+    organisation_unit_name: Optional[str] = None
+    period_id: Optional[str] = None
+    attribute_option_combo_id: Optional[str] = None
+    leftside_value: Optional[float] = None
+    rightside_value: Optional[float] = None
+    day_in_period: Optional[int] = None
+    notification_sent: Optional[bool] = None
+    created: Optional[datetime.datetime] = None
+
+
+@_model()
+class UserInfo(_Model):
+    """Who the session is logged in as (``GET /api/me`` + ``/api/me/authorities``)."""
+
+    id: Optional[str] = None
+    username: Optional[str] = None
+    display_name: Optional[str] = None
+    authorities: List[str] = attr.Factory(list)
+
+    @property
+    def superuser(self):
+        """Holds ``ALL`` (passes every ``hasRole('ALL') or …`` check)."""
+        return "ALL" in self.authorities
+
+
+@_model()
+class HealthFinding(_Model):
+    """One thing wrong with the scheduler, with what to do about it.
+
+    ``kind``: ``failed``, ``stuck``, ``overdue``, ``disabled_system_job``,
+    ``missing_system_job``, ``analytics_stale``, ``analytics_never``,
+    ``scheduler_dead``.  ``severity``: INFO, WARNING, SEVERE or CRITICAL
+    (the integrity severities, so ``--fail-on`` works the same).
+    """
+
+    kind: str
+    severity: str
+    message: str
+    what_to_do: str
+    job_id: Optional[str] = None
+    job_name: Optional[str] = None
+    job_type: Union[JobType, str, None] = None
+    error_codes: List[str] = attr.Factory(list)
+    since: Optional[datetime.datetime] = None
+
+
+@_model()
+class SchedulerHealth(_Model):
+    """:meth:`Session.scheduler_health`'s verdict: the findings, worst first.
+
+    ``server_time`` is the server's own clock (naive, server-local) that every
+    job time was compared with.
+    """
+
+    server_version: Optional[str] = None
+    server_time: Optional[datetime.datetime] = None
+    jobs_checked: int = 0
+    findings: List[HealthFinding] = attr.Factory(list)
+
+    @property
+    def ok(self):
+        """No finding of WARNING or worse."""
+        return not self.at_least("WARNING")
+
+    @property
+    def worst(self):
+        """The worst finding's severity, or ``None`` when there are none."""
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=severity_rank)
+
+    def at_least(self, severity):
+        """The findings of ``severity`` (a name, any case) or worse."""
+        return [f for f in self.findings if _at_least(f.severity, severity)]
+
+
+@_model()
+class DoctorCheck(_Model):
+    """One line of :meth:`Session.doctor`: ``status`` is ``pass``, ``warn``, ``fail``
+    or ``skip``; ``fix`` says what to do when it is not ``pass``."""
+
+    name: str
+    status: str
+    detail: str
+    fix: Optional[str] = None
+
+
+@_model()
+class DoctorReport(_Model):
+    """Everything :meth:`Session.doctor` checked, in order."""
+
+    url: str
+    checks: List[DoctorCheck] = attr.Factory(list)
+
+    @property
+    def failed(self):
+        """The checks that failed."""
+        return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def ok(self):
+        """No check failed (warnings allowed)."""
+        return not self.failed

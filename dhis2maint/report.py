@@ -1604,3 +1604,165 @@ def _write_check_section(result, anchor, out, esc, limit, open_, details, base_u
               'list).</p>\n'.format(len(issues) - listed, listed, len(issues), HTML_ISSUE_LIMIT,
                                      HTML_TOTAL_LIMIT))
     w("</div>\n</details>\n")
+
+
+# ---------------------------------------------------------------------------
+# Scheduled jobs, scheduler health, doctor (issue #15)
+
+_HEALTH_CSV_HEADER = ("severity", "kind", "job_id", "job_name", "job_type", "message",
+                      "what_to_do", "error_codes", "since")
+
+
+def write_job_configurations(configs, fmt, out, width=None):
+    """Job configurations: ``table`` shows id, name, type, schedule, enabled, status,
+    last run and next run; the other formats are :func:`write_records`'."""
+    if fmt == "csv":
+        _write_records_csv(configs, out)
+        return
+    if fmt != "table":
+        write_records(configs, fmt, out, width)
+        return
+    width = _fit_width(width, out, default=140)
+    out, ell = _for_terminal(out)
+    table = _Table(["ID", "NAME", "TYPE", "SCHEDULE", "ON", "STATUS", "LAST RUN", "RESULT",
+                    "NEXT RUN"], ["<"] * 9, width, ell, caps={1: 28, 2: 24},
+                   shrink=[(2, 14), (3, 11), (1, 16), (2, 8), (1, 8)])
+    for c in configs:
+        table.add([c.id or "", c.name or "", str(c.job_type or ""),
+                   c.cron_expression or ("every {} s".format(c.delay) if c.delay else ""),
+                   "yes" if c.enabled else "no", str(c.job_status or ""),
+                   _iso(c.last_executed) or "", str(c.last_executed_status or ""),
+                   _iso(c.next_execution_time) or ""])
+    for line in table.lines():
+        out.write(line + "\n")
+    out.write("{}\n".format(_plural(len(configs), "job configuration")))
+    out.flush()
+
+
+def write_fields(record, out):
+    """One attrs record as ``name: value`` lines (fields without a value left out)."""
+    import attr
+
+    out, _ = _for_terminal(out)
+    for field in attr.fields(type(record)):
+        value = getattr(record, field.name)
+        if value in (None, "", [], {}):
+            continue
+        if hasattr(value, "isoformat"):
+            value = _iso(value)
+        elif isinstance(value, (dict, list)):
+            import json
+
+            value = json.dumps(value, ensure_ascii=False)
+        out.write("{}: {}\n".format(field.name, _clean(_csv_value(value))))
+    out.flush()
+
+
+def write_health(health, fmt, out, width=None):
+    """A :class:`SchedulerHealth`: ``table`` lists each finding with its severity and
+    what to do; ``json`` the whole verdict; ``jsonl``/``csv`` one finding a line."""
+    _check_format(fmt, ("table", "json", "jsonl", "csv"), "scheduler health")
+    from .convert import unstructure
+
+    if fmt == "json":
+        import json
+
+        out.write(json.dumps(unstructure(health), indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "jsonl":
+        encode = _json_encoder()
+        for finding in health.findings:
+            out.write(encode(unstructure(finding)) + "\n")
+    elif fmt == "csv":
+        writer = _csv_writer(out)
+        writer.writerow(_HEALTH_CSV_HEADER)
+        for f in health.findings:
+            writer.writerow([f.severity, f.kind, f.job_id or "", f.job_name or "",
+                             _csv_value(f.job_type), f.message, f.what_to_do,
+                             " ".join(f.error_codes), _iso(f.since) or ""])
+    else:
+        out, _ = _for_terminal(out)
+        out.write("Scheduler health of DHIS2 {} at {} (server time): {} jobs, {}\n".format(
+            health.server_version or "?", _iso(health.server_time) or "?", health.jobs_checked,
+            _plural(len(health.findings), "finding")))
+        for f in health.findings:
+            out.write("{:<8} {:<19} {}\n".format(f.severity, f.kind, _clean(f.message)))
+            out.write("{:<8} {:<19} -> {}\n".format("", "", _clean(f.what_to_do)))
+        if not health.findings:
+            out.write("OK: nothing failed, stuck, overdue or disabled\n")
+    out.flush()
+
+
+def write_doctor(report, fmt, out):
+    """A :class:`DoctorReport`: ``table`` one line per check (PASS/WARN/FAIL/SKIP) with
+    the fix below it; ``json`` the report."""
+    _check_format(fmt, ("table", "json"), "doctor report")
+    if fmt == "json":
+        import json
+
+        from .convert import unstructure
+
+        out.write(json.dumps(unstructure(report), indent=2, ensure_ascii=False) + "\n")
+        out.flush()
+        return
+    out, _ = _for_terminal(out)
+    out.write("dhis2maint doctor: {}\n".format(_clean(report.url)))
+    for check in report.checks:
+        out.write("{:<5} {:<38} {}\n".format(check.status.upper(), check.name,
+                                            _clean(check.detail)))
+        if check.fix and check.status in ("warn", "fail"):
+            out.write("{:<5} {:<38} fix: {}\n".format("", "", _clean(check.fix)))
+    failed = len(report.failed)
+    out.write("{}\n".format("all checks passed" if not failed and not any(
+        c.status == "warn" for c in report.checks) else "{} failed, {} warning{}".format(
+        failed, sum(1 for c in report.checks if c.status == "warn"),
+        "" if sum(1 for c in report.checks if c.status == "warn") == 1 else "s")))
+    out.flush()
+
+
+def _cell(value):
+    """A CSV cell: JSON for dicts and lists, ISO times to the millisecond."""
+    import json
+
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ", timespec="milliseconds")
+    return _csv_value(value)
+
+
+def _write_records_csv(records, out):
+    import attr
+
+    writer = _csv_writer(out)
+    fields = [f.name for f in attr.fields(type(records[0]))] if records else []
+    writer.writerow(fields)
+    for record in records:
+        writer.writerow([_cell(getattr(record, f)) for f in fields])
+    out.flush()
+
+
+def write_validation_results(results, fmt, out, width=None):
+    """Stored validation results (:class:`ValidationResult`): ``table`` shows id, rule,
+    importance, org unit, period, both sides, notification sent and created; the
+    other formats are :func:`write_records`' (``csv``: every field)."""
+    if fmt == "csv":
+        _write_records_csv(results, out)
+        return
+    if fmt != "table":
+        write_records(results, fmt, out, width)
+        return
+    width = _fit_width(width, out, default=120)
+    out, ell = _for_terminal(out)
+    table = _Table(["ID", "RULE", "IMPORTANCE", "ORG UNIT", "PERIOD", "LEFT", "RIGHT", "SENT",
+                    "CREATED"], ["<", "<", "<", "<", "<", ">", ">", "<", "<"], width, ell,
+                   caps={1: 30, 3: 24}, shrink=[(1, 12), (3, 10)])
+    for r in results:
+        table.add([_csv_value(r.id), r.validation_rule_name or r.validation_rule_id or "",
+                   r.importance or "", r.organisation_unit_name or r.organisation_unit_id or "",
+                   r.period_id or "", _num(r.leftside_value) if r.leftside_value is not None
+                   else "", _num(r.rightside_value) if r.rightside_value is not None else "",
+                   "yes" if r.notification_sent else "no", _iso(r.created) or ""])
+    for line in table.lines():
+        out.write(line + "\n")
+    out.write("{}\n".format(_plural(len(results), "validation result")))
+    out.flush()

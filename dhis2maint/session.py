@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from http.client import HTTPException
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -28,9 +28,12 @@ from . import __version__
 from .errors import (AuthenticationError, ConfigurationError, InvalidResponseError,
                      TransportError, error_for_response, is_login_page)
 from .convert import gc_paused
+from . import connections
 from .integrity import IntegrityMixin
 from .jobs import JobsMixin
 from . import versions
+from .health import HealthMixin
+from .scheduler import SchedulerMixin
 from .versions import parse_version
 
 __all__ = ["Session", "TokenAuth", "BasicAuth"]
@@ -119,21 +122,23 @@ def make_retry(retries, backoff_factor=0.5):
         return _Retry(method_whitelist=_IDEMPOTENT, **kwargs)
 
 
-def _normalise_base_url(base_url):
+def _normalise_base_url(base_url, source=None):
     """``https://host/dhis/`` or ``…/dhis/api`` or ``…/api/42`` -> (``https://host/dhis``,
-    userinfo credentials or None)."""
+    userinfo credentials or None).  Errors say to check ``source`` (default DHIS2_URL)."""
+    check = source or "DHIS2_URL"
     if not base_url or not isinstance(base_url, str):
         raise ConfigurationError("a DHIS2 base URL is required, e.g. https://dhis2.example.org "
-                                 "(set DHIS2_URL)")
+                                 "({})".format("set DHIS2_URL" if source is None else
+                                                "check " + source))
     text = base_url.strip()
     if "://" not in text:
         raise ConfigurationError(
-            "DHIS2 URL {!r} has no scheme; use https://… (check DHIS2_URL)".format(
-                _hide_userinfo(text)))
+            "DHIS2 URL {!r} has no scheme; use https://… (check {})".format(
+                _hide_userinfo(text), check))
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            "DHIS2 URL must be http:// or https:// with a host (check DHIS2_URL)")
+            "DHIS2 URL must be http:// or https:// with a host (check {})".format(check))
     path = parts.path.rstrip("/")
     segments = path.split("/")
     if len(segments) >= 2 and segments[-1].isdigit() and segments[-2] == "api":
@@ -161,7 +166,7 @@ def _hide_userinfo(text):
 _warned_insecure = set()
 
 
-class Session(IntegrityMixin, JobsMixin, requests.Session):
+class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.Session):
     """A connection to one DHIS2 server.
 
     ``Session("https://dhis2.example.org", token="d2pat_…")`` or
@@ -188,18 +193,23 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         if exactly one appeared, return it instead of raising.  Costs one extra
         ``GET /api/system/tasks/{jobType}`` per job start.  See
         :meth:`JobsMixin._start_job`.
+    :param source: where the URL and credentials came from, as error hints
+        should name it ("the Airflow Connection 'dhis2_default'"); ``None``:
+        hints name the ``DHIS2_*`` environment variables.  The ``from_*``
+        constructors set it.
     """
 
     __attrs__ = requests.Session.__attrs__ + [
         "base_url", "timeout", "retries", "stream_deadline", "recover_job_starts",
-        "_server_version",
+        "_server_version", "source",
     ]
 
     def __init__(self, base_url, auth=None, token=None, timeout=DEFAULT_TIMEOUT, verify=True,
                  retries=3, user_agent=None, bearer=False, stream_deadline=DEFAULT_STREAM_DEADLINE,
-                 recover_job_starts=False):
+                 recover_job_starts=False, source=None):
         super().__init__()
-        base, url_creds = _normalise_base_url(base_url)
+        self.source = source  # type: Optional[str]
+        base, url_creds = _normalise_base_url(base_url, source)
         if token is not None and auth is not None:
             raise ConfigurationError("give either auth=(username, password) or token=, not both")
         if url_creds and (auth is not None or token is not None):
@@ -208,7 +218,8 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             auth = url_creds
         if token is not None:
             if not isinstance(token, str) or not token.strip():
-                raise ConfigurationError("token must be a non-empty string (check DHIS2_PAT)")
+                raise ConfigurationError("token must be a non-empty string (check {})".format(
+                    source or "DHIS2_PAT"))
             auth = TokenAuth(token.strip(), "Bearer" if bearer else "ApiToken")
         elif isinstance(auth, tuple):
             if len(auth) != 2 or not all(isinstance(p, str) for p in auth):
@@ -289,6 +300,114 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
                 raise ConfigurationError("DHIS2_TIMEOUT: " + str(exc)) from None
             raise
 
+    @classmethod
+    def _accepted_settings(cls):
+        # type: () -> frozenset
+        """The keyword arguments this class's constructor takes (so a setting a
+        newer Session adds, like ``outage_grace``, is passed only when it exists)."""
+        import inspect
+
+        return frozenset(inspect.signature(cls.__init__).parameters)
+
+    @classmethod
+    def _from_settings(cls, base_url, found, settings, source, missing):
+        # type: (str, dict, dict, str, str) -> Session
+        """``cls(base_url, **found)`` with ``settings`` (the caller's) taking precedence;
+        ``missing`` is the message when neither gives credentials."""
+        kwargs = dict(found)
+        if "token" in settings or "auth" in settings:
+            kwargs.pop("token", None)
+            kwargs.pop("auth", None)
+        kwargs.update(settings)
+        kwargs.setdefault("source", source)
+        if kwargs.get("token") is None and kwargs.get("auth") is None:
+            raise ConfigurationError(missing)
+        return cls(base_url, **kwargs)
+
+    @classmethod
+    def from_uri(cls, uri, **settings):
+        # type: (str, **Any) -> Session
+        """A session from one URI: ``https://user:password@host:port/context?setting=value``.
+
+        * ``https://admin:district@dhis2.example.org/dhis`` -- basic auth;
+        * ``https://:d2pat_…@dhis2.example.org`` -- a password without a user is a
+          personal access token (with ``?bearer=true`` an OAuth2 bearer token);
+        * user and password are URL-decoded (``%40`` for ``@``, ``%3A`` for ``:``);
+        * query parameters are settings, converted strictly: ``timeout``,
+          ``stream_deadline`` (seconds), ``retries`` (0 or more), ``verify``
+          (true/false or a CA bundle path), ``bearer``, ``recover_job_starts``
+          (true/false), ``user_agent``; an unknown one is a
+          :class:`ConfigurationError` naming it.
+
+        Keyword arguments are Session arguments and take precedence over the
+        URI's.  The URI is never logged, and errors never repeat its credentials.
+        No credentials (in the URI or as ``token=``/``auth=``) ->
+        :class:`ConfigurationError`.
+        """
+        base, found = connections.settings_from_uri(uri, cls._accepted_settings())
+        return cls._from_settings(
+            base, found, settings, "the DHIS2 URI",
+            "the DHIS2 URI has no credentials: use https://:TOKEN@host/… for a personal "
+            "access token or https://USER:PASSWORD@host/…")
+
+    @classmethod
+    def from_airflow_connection(cls, conn_or_id="dhis2_default", **settings):
+        # type: (Any, **Any) -> Session
+        """A session from an Apache Airflow Connection, or its id.
+
+        ``conn_or_id`` is a Connection object (anything with ``host``,
+        ``schema``, ``port``, ``login``, ``password``, ``extra_dejson`` and
+        ``conn_type``) or a connection id, looked up when called through
+        Airflow's API (``airflow.sdk.BaseHook`` on Airflow 3,
+        ``airflow.hooks.base.BaseHook`` on 2): the metadata database,
+        ``AIRFLOW_CONN_<ID>`` or a secrets backend.  ``import dhis2maint``
+        never imports Airflow.
+
+        * Host: ``dhis2.example.org`` or ``https://dhis2.example.org/dhis`` (a
+          context path is kept); Port is used even when Host has a scheme.
+        * Scheme: from Host; else Schema when ``http``/``https``; else the
+          connection type when ``http``/``https``; else https.  Any other Schema
+          is the context path (a connection URI's path lands there).
+        * Login + Password: basic auth.  Password alone: a personal access token.
+        * Extra (JSON): ``timeout``, ``verify`` (true/false or a CA bundle path),
+          ``ca_bundle``, ``bearer``, ``retries``, ``recover_job_starts``,
+          ``stream_deadline`` and ``outage_grace`` where this Session has it;
+          unknown keys are errors.
+
+        No credentials -> :class:`ConfigurationError` naming the connection id.
+        Keyword arguments are Session arguments and take precedence.  Only the
+        Connection counts: ``DHIS2_URL`` and the other ``DHIS2_*`` variables are
+        not read.  Error hints name the connection.
+        """
+        if isinstance(conn_or_id, str):
+            conn_id = conn_or_id
+            conn = connections.get_airflow_connection(conn_id)
+        else:
+            conn = conn_or_id
+            conn_id = getattr(conn, "conn_id", None) or "?"
+        base, found = connections.settings_from_connection(conn, cls._accepted_settings(),
+                                                           conn_id)
+        return cls._from_settings(
+            base, found, settings, "the Airflow Connection {!r}".format(conn_id),
+            "the Airflow Connection {!r} has no credentials: put a personal access token "
+            "in Password (Login empty), or a Login and Password".format(conn_id))
+
+    @classmethod
+    def from_auth_file(cls, path, **settings):
+        # type: (str, **Any) -> Session
+        """A session from the CLI's auth file (``--auth-file``): dhis2.py's
+        ``dish.json`` (``{"dhis": {"baseurl", "username", "password"}}``) or
+        ``{"url": …, "token": …}``.
+
+        On POSIX the file must not be readable by group or others (``chmod
+        600``): :class:`ConfigurationError` otherwise, as for a missing file,
+        invalid JSON, no URL or no credentials.  Keyword arguments are Session
+        arguments (``timeout=``, ``verify=``, …).
+        """
+        base, found = connections.settings_from_auth_file(path)
+        settings.setdefault("source", "the auth file {}".format(path))
+        return cls._from_settings(base, found, settings, settings["source"], "")
+
     # --- requests.Session behaviour -----------------------------------------
 
     def request(self, method, url, *args, **kwargs):
@@ -323,6 +442,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         super().__setstate__(state)
         self._server_version = state.get("_server_version")
         self.recover_job_starts = bool(state.get("recover_job_starts", False))
+        self.source = state.get("source")
 
     # --- the transport helpers the feature mixins use -------------------------
 
@@ -367,14 +487,14 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             response = self.request(method, self.api_url(path), params=params, json=json_body,
                                     timeout=timeout, stream=True, headers=headers)
         except requests.exceptions.RequestException as exc:
-            raise _transport_error(exc, what, method, self.retries) from exc
+            raise _transport_error(exc, what, method, self.retries, self.source) from exc
         if not stream:
             _read_body(response, what, method, self.stream_deadline)
         log.debug("%s -> %s in %.0f ms", what, response.status_code,
                   (time.monotonic() - started) * 1000)
         if response.status_code >= 400 and not (ok_statuses and response.status_code in ok_statuses):
             try:
-                raise error_for_response(response, method, api_path)
+                raise error_for_response(response, method, api_path, self.source)
             finally:
                 response.close()
         if 300 <= response.status_code < 400:
@@ -382,7 +502,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             if "login" in response.headers.get("Location", "").lower():
                 raise AuthenticationError(
                     "{} -> redirected to the DHIS2 login page: not authenticated; {}".format(
-                        what, AuthenticationError.hint),
+                        what, AuthenticationError.hint_for(self.source)),
                     status_code=response.status_code, method=method, path=api_path,
                     request=response.request, response=response)
             raise InvalidResponseError("{} -> unexpected redirect (HTTP {})".format(
@@ -391,7 +511,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             response.close()
             raise AuthenticationError(
                 "{} -> DHIS2's HTML login page instead of JSON: not authenticated; {}".format(
-                    what, AuthenticationError.hint),
+                    what, AuthenticationError.hint_for(self.source)),
                 status_code=response.status_code, method=method, path=api_path,
                 request=response.request, response=response)
         return response
@@ -458,8 +578,9 @@ def _check_timeout(value, name):
     return value
 
 
-def _transport_error(exc, what, method, retries=None):
-    """A :class:`TransportError` whose message says what happened and what to check."""
+def _transport_error(exc, what, method, retries=None, source=None):
+    """A :class:`TransportError` whose message says what happened and what to check
+    (the URL in ``source``, default DHIS2_URL)."""
     exceptions = requests.exceptions
     reason = _retry_reason(exc)
     if reason is not None and not isinstance(exc, (exceptions.SSLError, exceptions.ProxyError,
@@ -497,6 +618,8 @@ def _transport_error(exc, what, method, retries=None):
         and _maybe_sent(exc)
     if unknown:
         cause += "; the request may have reached DHIS2"
+    if source:
+        cause = cause.replace("check DHIS2_URL", "check the URL in " + source)
     err = TransportError("{} failed: {}".format(what, cause), request=exc.request)
     err.outcome_unknown = unknown
     return err

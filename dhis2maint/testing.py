@@ -31,7 +31,8 @@ produces.  Run ``python -m dhis2maint.testing --port 8080`` for a server in
 the foreground.
 
 This module uses only the standard library and imports nothing else from
-dhis2maint.  It is not imported by ``import dhis2maint``.
+dhis2maint but its stdlib-only sibling ``_standin_scheduler`` (job configurations,
+/api/scheduling, /api/scheduler, /api/me, validation results; ``srv.scheduler``).  It is not imported by ``import dhis2maint``.
 """
 
 import argparse
@@ -1039,6 +1040,9 @@ class _Api(object):
             rest = m.group(2)
         if rest.endswith(".json"):
             rest = rest[:-5]
+        scheduled = self.owner.scheduler.handle(self, req, rest)  # _standin_scheduler.py
+        if scheduled is not None:
+            return scheduled
         allowed = []  # type: List[str]
         for methods, regex, fn, authority, feature in _ROUTES:
             match = regex.match(rest)
@@ -1107,6 +1111,7 @@ class _Api(object):
                    ("environmentVariable", "DHIS2_HOME"), ("systemId", _uid_from("system", owner.seed)),
                    ("systemName", "DHIS 2 stand-in"), ("instanceBaseUrl", req.base),
                    ("isMetadataVersionEnabled", False), ("emailConfigured", False), ("redisEnabled", False))
+        info.update(owner.scheduler.system_info_extra(req))
         return _Response.json(_filter_fields(info, req.fields()))
 
     @_route("GET", r"me")
@@ -2003,6 +2008,12 @@ class _Handler(BaseHTTPRequestHandler):
         # type: () -> str
         return "dhis2maint-standin"
 
+    def date_time_string(self, timestamp=None):
+        # type: (Optional[float]) -> str
+        """The Date header, off by the stand-in's scheduler.clock_skew."""
+        now = time.time() if timestamp is None else timestamp
+        return BaseHTTPRequestHandler.date_time_string(self, self.owner.scheduler.date_header_time(now))
+
     def log_message(self, format, *args):  # noqa: A002 - signature of the base class
         # type: (str, *Any) -> None
         if self.owner.verbose:
@@ -2178,6 +2189,7 @@ class Dhis2StandIn(object):
                                  DATA_INTEGRITY is not a notifying job type).
       maintenance_log            names of the maintenance operations run, in order.
       requests                   every RecordedRequest, in arrival order.
+      scheduler                  job configurations and scheduler state (_standin_scheduler.SchedulerState).
     """
 
     def __init__(self, version="2.42", users=None, tokens=None, job_seconds=2.0, issues=None, seed=0,
@@ -2212,6 +2224,8 @@ class Dhis2StandIn(object):
         checks = _Checks(self._features["catalogue"], _load_catalogue_file())
         self._state = _State(self, self._features, checks, seed, issues)
         self._api = _Api(self)
+        from ._standin_scheduler import SchedulerState  # stdlib-only sibling; imports this module
+        self.scheduler = SchedulerState(self)
         self._httpd = None  # type: Optional[_Server]
         self._thread = None  # type: Optional[threading.Thread]
         self._serving = False

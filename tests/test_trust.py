@@ -253,6 +253,7 @@ def test_5_exit_code_table_in_help_and_docstring():
     (["refresh", "monitoring"], 21600.0),
     (["task", "wait", "ANALYTICS_TABLE", "Vu1ZkG2Kb3D"], 21600.0),
     (["maintenance", "coc-update"], 600.0),
+    (["jobs", "run", "Vu1ZkG2Kb3D", "--wait"], 21600.0),
 ])
 def test_6_waits_have_documented_defaults_and_none_means_no_limit(argv, expected):
     parser = cli.build_parser()
