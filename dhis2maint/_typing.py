@@ -5,7 +5,7 @@ integrity.py and jobs.py name :class:`SessionTransport` as their base class unde
 their methods against the session's transport helpers.  Nothing imports this
 module at run time.
 """
-from typing import TYPE_CHECKING, Any, Container, Dict, Iterator, Optional, Tuple, Type, Union
+from typing import TYPE_CHECKING, Any, Container, Dict, Generator, Optional, Tuple, Type, Union
 
 import requests
 
@@ -50,7 +50,7 @@ class SessionTransport(Protocol):
               allow_empty: bool = False) -> Any: ...
 
     def _body_chunks(self, response: requests.Response, what: str,
-                     started: Optional[float] = None) -> Iterator[bytes]: ...
+                     started: Optional[float] = None) -> Generator[bytes, None, None]: ...
 
     def _start_job(self, path: str, job_type: Union["models.JobType", str],
                    params: Optional[Dict[str, Any]] = None, json_body: Any = None,

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from http.client import HTTPException
-from typing import (TYPE_CHECKING, Any, Callable, Container, Dict, Iterator, Mapping,
+from typing import (TYPE_CHECKING, Any, Callable, Container, Dict, Generator, Mapping,
                     Optional, Set, Tuple, Type, TypeVar, Union)
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -428,7 +428,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
                            expect=expect, allow_empty=allow_empty)
 
     def _body_chunks(self, response: requests.Response, what: str,
-                     started: Optional[float] = None) -> Iterator[bytes]:
+                     started: Optional[float] = None) -> Generator[bytes, None, None]:
         """A streamed response's body in chunks, within ``stream_deadline`` of
         ``started`` (see :func:`body_chunks`); for the feature mixins' streams."""
         request = getattr(response, "request", None)
@@ -561,7 +561,7 @@ class _Deadline:
 
 def body_chunks(response: requests.Response, what: str, method: str = "GET",
                 limit: float = DEFAULT_STREAM_DEADLINE,
-                started: Optional[float] = None) -> Iterator[bytes]:
+                started: Optional[float] = None) -> Generator[bytes, None, None]:
     """``response``'s body in chunks, all of it within ``limit`` seconds of ``started``
     (default: now); closes the response when done or abandoned.
 
