@@ -27,7 +27,7 @@ import os
 import re
 import sys
 from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
-                    Sequence, TextIO, Tuple, Union)
+                    Sequence, Tuple, Union)
 
 if TYPE_CHECKING:
     from .models import (DataIntegrityCheck, DataIntegrityIssue, DataIntegrityReport,
@@ -459,7 +459,7 @@ def _write_row_table(rows: Iterable["IntegrityIssueRow"], out: Any, width: Optio
 # Reports
 
 
-def write_report(report: "DataIntegrityReport", fmt: str, out: TextIO, title: Optional[str] = None,
+def write_report(report: "DataIntegrityReport", fmt: str, out: IO[str], title: Optional[str] = None,
                  server: Optional[str] = None,
                  generated: Union[str, datetime.datetime, None] = None,
                  limit: Optional[int] = None, width: Optional[int] = None) -> None:
@@ -513,7 +513,7 @@ def write_report(report: "DataIntegrityReport", fmt: str, out: TextIO, title: Op
     out.flush()
 
 
-def write_issue_rows(rows: Iterable["IntegrityIssueRow"], fmt: str, out: TextIO,
+def write_issue_rows(rows: Iterable["IntegrityIssueRow"], fmt: str, out: IO[str],
                      width: Optional[int] = None) -> int:
     """Stream :class:`~dhis2maint.models.IntegrityIssueRow` objects to ``out``.
 
@@ -575,7 +575,7 @@ def _csv_value(value: object) -> str:
     return str(value)
 
 
-def write_checks(checks: Sequence["DataIntegrityCheck"], fmt: str, out: TextIO,
+def write_checks(checks: Sequence["DataIntegrityCheck"], fmt: str, out: IO[str],
                  width: Optional[int] = None) -> None:
     """Write the checks ``GET /api/dataIntegrity`` lists (:class:`DataIntegrityCheck`).
 
@@ -624,7 +624,7 @@ def _write_json_records(records: Iterable[Any], fmt: str, out: Any) -> None:
             out.write(encode(unstructure(record)) + "\n")
 
 
-def write_records(records: Iterable[Any], fmt: str, out: TextIO,
+def write_records(records: Iterable[Any], fmt: str, out: IO[str],
                   width: Optional[int] = None) -> None:
     """Write a list of attrs models (e.g. :class:`ValidationViolation`) generically.
 
@@ -701,7 +701,7 @@ def _changed_dict(change: "IssueChange") -> Dict[str, Any]:
     return data
 
 
-def write_comparison(comparison: "ReportComparison", fmt: str, out: TextIO,
+def write_comparison(comparison: "ReportComparison", fmt: str, out: IO[str],
                      width: Optional[int] = None) -> None:
     """Write a :class:`~dhis2maint.models.ReportComparison` (``compare_reports(old, new)``).
 
@@ -807,7 +807,7 @@ def _write_comparison_table(changes: List[Dict[str, Any]], new_rows: List["Integ
 
 
 def write_notification_line(notification: "Notification", elapsed: Optional[float],
-                            out: TextIO) -> None:
+                            out: IO[str]) -> None:
     """Write ``[  12.3s] INFO  message`` for a task :class:`Notification` and flush.
 
     ``elapsed`` is seconds since the job started (``None`` leaves the time blank).
