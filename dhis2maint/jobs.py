@@ -28,7 +28,7 @@ import logging
 import re
 import time
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Iterable, Iterator, List,
-                    Optional, Set, Tuple, Union, cast)
+                    NamedTuple, Optional, Set, Tuple, Union, cast)
 
 from . import convert, models, versions
 from .errors import (ApiError, InvalidResponseError, JobFailedError, NotFound,
@@ -149,14 +149,20 @@ def _message_of(body: Any) -> Optional[str]:
 # ---------------------------------------------------------------------------
 # Maintenance operations: one table the methods below and the CLI share.
 
-MaintenanceOperation = collections.namedtuple(
-    "MaintenanceOperation", "name path http_method destructive takes_uid summary")
-MaintenanceOperation.__doc__ = """One ``/api/maintenance`` operation.
+class MaintenanceOperation(NamedTuple):
+    """One ``/api/maintenance`` operation.
 
-``name`` is the Session method, ``path`` the 2.42 sub-path of /api/maintenance
-(``{uid}`` where a UID goes; older names come from ``versions.MAINTENANCE_NAMES``),
-``destructive`` says it deletes data or objects for good.
-"""
+    ``name`` is the Session method, ``path`` the 2.42 sub-path of /api/maintenance
+    (``{uid}`` where a UID goes; older names come from ``versions.MAINTENANCE_NAMES``),
+    ``destructive`` says it deletes data or objects for good.
+    """
+
+    name: str
+    path: str
+    http_method: str
+    destructive: bool
+    takes_uid: bool
+    summary: str
 
 
 def _op(name: str, path: str, destructive: bool, summary: str, http_method: str = "POST",

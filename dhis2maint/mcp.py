@@ -245,8 +245,8 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
                                                                 "job may go on after that")]
     Date = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
     Uid = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{10}$", description="a DHIS2 UID")]
-    Severity = Literal[tuple(s.value.lower() for s in DataIntegritySeverity)]  # type: ignore
-    SkipName = Literal[tuple(flag[len("skip_"):] for flag, _ in ANALYTICS_FLAGS)]  # type: ignore
+    Severity = Literal[tuple(s.value.lower() for s in DataIntegritySeverity)]
+    SkipName = Literal[tuple(flag[len("skip_"):] for flag, _ in ANALYTICS_FLAGS)]
 
     def follow(session: "Session", job: "Job", wait: bool, timeout_seconds: float,
                ctx: Any) -> Dict[str, Any]:

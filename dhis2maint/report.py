@@ -113,7 +113,8 @@ def _severity_order(severities: Iterable[str]) -> List[str]:
 
 def _totals(report: "DataIntegrityReport") -> Tuple[Dict[str, int], Dict[str, int], int, int]:
     """(issues by severity, checks with issues by severity, failed checks, total issues)."""
-    issues, checks = {}, {}  # type: Dict[str, int], Dict[str, int]
+    issues = {}  # type: Dict[str, int]
+    checks = {}  # type: Dict[str, int]
     failed = 0
     for result in report:
         sev = _sev(result.severity) or "WARNING"
@@ -720,9 +721,9 @@ def write_comparison(comparison: "ReportComparison", fmt: str, out: IO[str],
     _check_format(fmt, ("table", "json", "jsonl", "csv"), "a comparison")
     changes = [_change_dict(name, c) for name, c in _change_items(comparison)]
     changes.sort(key=lambda c: (-_rank(c["severity"]), -abs(c["delta"] or 0), c["check"]))
-    new_rows = list(getattr(comparison, "new_issues", None) or ())
-    resolved_rows = list(getattr(comparison, "resolved_issues", None) or ())
-    changed = list(getattr(comparison, "changed_issues", None) or ())
+    new_rows = list(getattr(comparison, "new_issues", None) or ())  # type: List[Any]
+    resolved_rows = list(getattr(comparison, "resolved_issues", None) or ())  # type: List[Any]
+    changed = list(getattr(comparison, "changed_issues", None) or ())  # type: List[Any]
     compared = bool(getattr(comparison, "issues_compared", new_rows or resolved_rows))
     if fmt == "json":
         import json

@@ -305,6 +305,7 @@ class IssueStreamParser:
                                 self.rows += 1
                                 yield row(name, display, severity, issue)
                         else:
+                            assert self._pending is not None  # held until the metadata
                             self._pending.extend(self._issue(d) for d in items)
                         continue
                 got = self._value(buf, pos, eof)
@@ -317,6 +318,7 @@ class IssueStreamParser:
                     name, display, severity = self._row_meta
                     yield row(name, display, severity, issue)
                 else:
+                    assert self._pending is not None  # held until the metadata
                     self._pending.append(issue)
                 state = _ISSUE_NEXT
 

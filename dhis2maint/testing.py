@@ -54,7 +54,8 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar, cast
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple,
+                    TypeVar, cast)
 from urllib.parse import parse_qs, quote, urlsplit
 
 __all__ = ["Dhis2StandIn", "RecordedRequest", "DEFAULT_USERS", "DEFAULT_TOKEN", "main"]
@@ -353,9 +354,15 @@ def _batched(pieces, size=_CHUNK):
         yield "".join(buf).encode("utf-8")
 
 
-RecordedRequest = collections.namedtuple("RecordedRequest", "method path query headers body")
-RecordedRequest.__doc__ = """One request as received: method, path (without query), query (dict str -> list of str),
-headers (plain dict), body (bytes)."""
+class RecordedRequest(NamedTuple):
+    """One request as received: method, path (without query), query (dict str -> list of str),
+    headers (plain dict), body (bytes)."""
+
+    method: str
+    path: str
+    query: Dict[str, List[str]]
+    headers: Dict[str, str]
+    body: bytes
 
 _LOGIN_PAGE = (
     "<!DOCTYPE html>\n<html>\n<head>\n<title>DHIS 2</title>\n"
@@ -595,6 +602,11 @@ class _State(object):
     """All mutable server data; every method expects `self.lock` to be held by the caller."""
 
     CACHE_SECONDS = 3600.0
+    # (declared here so type checkers do not narrow the keys to the seeded literals)
+    options: Dict[str, str]
+    categories: Dict[str, Dict[str, Any]]
+    predictors: Dict[str, Tuple[str, int]]
+    validation_rules: Dict[str, Tuple[str, str, str]]
 
     def __init__(self, owner, features, checks, seed, issues):
         # type: (Dhis2StandIn, Dict[str, Any], _Checks, int, Optional[Dict[str, int]]) -> None
@@ -1751,7 +1763,8 @@ class _Api(object):
 
     def _refs(self, body, key, known, klass):
         # type: (Dict[str, Any], str, Dict[str, Any], str) -> Tuple[List[str], List[Dict[str, Any]]]
-        uids, errors = [], []  # type: Tuple[List[str], List[Dict[str, Any]]]
+        uids = []  # type: List[str]
+        errors = []  # type: List[Dict[str, Any]]
         for ref in body.get(key) or []:
             uid = ref.get("id") if isinstance(ref, dict) else None
             if uid in known:
