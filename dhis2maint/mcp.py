@@ -13,6 +13,9 @@ never needs it.  Tool results are bounded (``limit``/``offset`` paging, a
 per-check issue limit, clipped texts); failures come back as MCP tool errors
 carrying the library's message, which never holds a credential.
 """
+# The tools' parameter types are built at run time for the SDK's schemas, and the
+# SDK is an optional extra: see [mypy-dhis2maint.mcp] in setup.cfg.
+# pyright: reportInvalidTypeForm=false, reportMissingImports=false
 import functools
 import logging
 import sys
@@ -130,7 +133,7 @@ def report_dict(report: "DataIntegrityReport", offset: int = 0, limit: int = 100
         "checksWithIssues": sum(1 for r in results if (r.count or 0) > 0),
         "checksFailed": [r.name for r in results if r.error or (r.count is not None
                                                                and r.count < 0)][:MAX_CHECKS],
-        "issuesTotal": sum(r.count for r in results if (r.count or 0) > 0),
+        "issuesTotal": sum(r.count or 0 for r in results if (r.count or 0) > 0),
         "offset": offset,
         "nextOffset": next_offset,
         "results": [_result_dict(r, issue_offset, issue_limit) for r in page],
@@ -514,7 +517,7 @@ def _add_maintenance_tool(tool: Any, connect: Callable[[], "Session"], op: Any, 
 
     # typed signatures for the schema: (uid?) (confirm?)
     if op.takes_uid and op.destructive:
-        def fn(uid: Uid, confirm: Confirm = False) -> Result:
+        def fn(uid: Uid, confirm: Confirm = False) -> Result:  # pyright: ignore[reportRedeclaration]
             return run(uid, confirm)
     elif op.takes_uid:
         def fn(uid: Uid) -> Result:  # type: ignore[misc]

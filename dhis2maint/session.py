@@ -202,6 +202,12 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         "_server_version",
     ]
 
+    base_url: str
+    timeout: float
+    stream_deadline: float
+    retries: int
+    recover_job_starts: bool
+
     def __init__(self, base_url: str,
                  auth: Union[Tuple[str, str], AuthBase,
                              Callable[[requests.PreparedRequest], requests.PreparedRequest],
