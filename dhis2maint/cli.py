@@ -15,10 +15,17 @@ import json
 import os
 import sys
 import time
+from typing import (IO, TYPE_CHECKING, Any, Callable, ContextManager, Dict, List, Mapping, Optional,
+                    Sequence, TextIO, Tuple)
 
 from . import __version__
 from .errors import (ConfigurationError, Dhis2Error, JobFailedError, TaskTimeoutError)
 from .jobs import ANALYTICS_FLAGS
+
+if TYPE_CHECKING:
+    from .jobs import MaintenanceOperation
+    from .models import DataIntegrityReport, Job, Notification
+    from .session import Session
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 SEVERITIES = ("info", "warning", "severe", "critical")
@@ -50,7 +57,7 @@ COC_TIMEOUT = 600.0
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def timeout_value(text):
+def timeout_value(text: str) -> Optional[float]:
     """``--timeout`` value: seconds (``90``, ``1.5``), with a unit (``90s``, ``30m``,
     ``2h``), or ``none`` for no limit (-> None)."""
     raw = str(text).strip().lower()
@@ -68,14 +75,15 @@ def timeout_value(text):
     return value
 
 
-def _add_timeout(parser, default, what="waiting"):
+def _add_timeout(parser: argparse.ArgumentParser, default: Optional[float],
+                 what: str = "waiting") -> None:
     parser.add_argument("--timeout", type=timeout_value, default=default, metavar="S",
                         help="give up {} after S seconds (also 30m, 2h; default {}; 'none' = "
                              "no limit); exit 4, the job may go on".format(
                                  what, _duration_text(default)))
 
 
-def _duration_text(seconds):
+def _duration_text(seconds: Optional[float]) -> str:
     if seconds is None:
         return "none"
     for unit, size in (("h", 3600.0), ("m", 60.0)):
@@ -87,7 +95,7 @@ def _duration_text(seconds):
 # --- argument parsing --------------------------------------------------------------
 
 
-def _connection_options():
+def _connection_options() -> argparse.ArgumentParser:
     """Options every command accepts, before or after the command words."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
@@ -113,27 +121,28 @@ def _connection_options():
     return parent
 
 
-def _add_format(parser, default="table", choices=FORMATS):
+def _add_format(parser: argparse.ArgumentParser, default: str = "table",
+                choices: Sequence[str] = FORMATS) -> None:
     parser.add_argument("--format", choices=choices, default=default,
                         help="output format (default: %(default)s)")
     parser.add_argument("--output", "-o", metavar="FILE",
                         help="write to FILE atomically instead of stdout")
 
 
-def _add_history(parser):
+def _add_history(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history", metavar="FILE", default=os.environ.get(
         "DHIS2MAINT_HISTORY") or None,
                         help="SQLite history file to record runs in / read from "
                              "(default: $DHIS2MAINT_HISTORY)")
 
 
-def _add_fail_on(parser, what):
+def _add_fail_on(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--fail-on", choices=SEVERITIES, type=str.lower, metavar="LEVEL",
                         help="exit 1 when {} at LEVEL or worse ({})".format(
                             what, "|".join(SEVERITIES)))
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     common = _connection_options()
     parser = argparse.ArgumentParser(
         prog="dhis2maint", parents=[common],
@@ -144,13 +153,15 @@ def build_parser():
                         help="print the library version (and the server's, if connected)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(subparsers, name, help_text, **kwargs):
+    def command(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str,
+                help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
         return subparsers.add_parser(name, help=help_text, description=help_text,
                                      parents=[common], epilog=EXIT_CODES_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      **kwargs)
 
-    def group(name, help_text, metavar="ACTION"):
+    def group(name: str, help_text: str, metavar: str = "ACTION"
+              ) -> "argparse._SubParsersAction[argparse.ArgumentParser]":
         """`dhis2maint NAME ACTION …`; NAME alone prints the group's help."""
         parser = commands.add_parser(name, help=help_text)
         parser.set_defaults(group_parser=parser)
@@ -410,7 +421,7 @@ def build_parser():
     return parser
 
 
-def _feature_names():
+def _feature_names() -> Tuple[str, ...]:
     """The feature names of health.FEATURE_AUTHORITIES (for `doctor --need`), without
     importing the library at parser build time."""
     return ("integrity", "analytics", "maintenance", "data pruning", "predictors", "validation",
@@ -418,7 +429,7 @@ def _feature_names():
             "job cancel")
 
 
-def _add_wait_options(parser, default):
+def _add_wait_options(parser: argparse.ArgumentParser, default: Optional[float]) -> None:
     parser.add_argument("--no-wait", action="store_true",
                         help="print the job id and return at once")
     _add_timeout(parser, default)
@@ -427,7 +438,7 @@ def _add_wait_options(parser, default):
 class _Operation:
     """One `dhis2maint maintenance <operation>` subcommand, from jobs.MAINTENANCE_OPERATIONS."""
 
-    def __init__(self, op):
+    def __init__(self, op: "MaintenanceOperation") -> None:
         self.cli_name = op.name.replace("_", "-")
         self.method_name = op.name
         self.summary = op.summary
@@ -437,7 +448,7 @@ class _Operation:
         self.aliases = {"clear_cache": ["cache-clear"]}.get(op.name, [])
 
 
-def _maintenance_operations():
+def _maintenance_operations() -> List[_Operation]:
     """The maintenance subcommands; category option combos have their own `coc-update`."""
     from .jobs import MAINTENANCE_OPERATIONS
 
@@ -448,7 +459,8 @@ def _maintenance_operations():
 # --- connection ------------------------------------------------------------------
 
 
-def connect(args, environ=None, prompt=True):
+def connect(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None,
+            prompt: bool = True) -> "Session":
     """A :class:`Session` from the command line, the auth file and the environment.
 
     The auth file is read by the library (:func:`dhis2maint.connections.read_auth_file`,
@@ -517,39 +529,39 @@ def connect(args, environ=None, prompt=True):
 class _Progress:
     """Notification lines on stderr: when it is a terminal, or with --progress."""
 
-    def __init__(self, args, stream=None):
+    def __init__(self, args: argparse.Namespace, stream: Optional[TextIO] = None) -> None:
         self.stream = stream or sys.stderr
         opts = vars(args)
         self.enabled = not opts.get("quiet") and (
             bool(opts.get("progress")) or self.stream.isatty())
         self.started = time.monotonic()
 
-    def __call__(self, notification):
+    def __call__(self, notification: "Notification") -> None:
         if self.enabled:
             from .report import write_notification_line
 
             write_notification_line(notification, time.monotonic() - self.started, self.stream)
             self.stream.flush()
 
-    def say(self, text):
+    def say(self, text: str) -> None:
         if self.enabled:
             self.stream.write(text + "\n")
             self.stream.flush()
 
 
-def _output(args):
+def _output(args: argparse.Namespace) -> ContextManager[IO[Any]]:
     from .report import atomic_output
 
     return atomic_output(getattr(args, "output", None))
 
 
-def _severity_at_least(severity, level):
+def _severity_at_least(severity: object, level: str) -> bool:
     from .models import severity_rank
 
     return severity_rank(str(severity or "WARNING")) >= severity_rank(level)
 
 
-def _threshold_reached(report, level):
+def _threshold_reached(report: "DataIntegrityReport", level: Optional[str]) -> bool:
     if not level:
         return False
     return any((r.count or 0) > 0 and _severity_at_least(r.severity, level) for r in report)
@@ -558,7 +570,7 @@ def _threshold_reached(report, level):
 # --- commands ------------------------------------------------------------------------
 
 
-def cmd_integrity_checks(args):
+def cmd_integrity_checks(args: argparse.Namespace) -> int:
     from .report import write_checks
 
     with connect(args) as session:
@@ -570,14 +582,14 @@ def cmd_integrity_checks(args):
     return EXIT_OK
 
 
-def _note(args, text):
+def _note(args: argparse.Namespace, text: str) -> None:
     """A line on stderr about what was (not) done; --quiet silences it."""
     if not vars(args).get("quiet"):
         sys.stderr.write("dhis2maint: note: {}\n".format(text))
         sys.stderr.flush()
 
 
-def _integrity_selection(args, session):
+def _integrity_selection(args: argparse.Namespace, session: "Session") -> Any:
     """The ``checks`` to run: names as given, the slow checks (--slow), or None (DHIS2's
     default set, with a note on the slow checks it leaves out; the library logs it too)."""
     if args.slow:
@@ -603,7 +615,7 @@ def _integrity_selection(args, session):
     return None
 
 
-def cmd_integrity_run(args):
+def cmd_integrity_run(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     if args.fail_on_new and not args.history:
         raise UsageError("--fail-on-new needs --history FILE (or $DHIS2MAINT_HISTORY)")
@@ -631,7 +643,7 @@ def cmd_integrity_run(args):
     return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
 
 
-def cmd_integrity_report(args):
+def cmd_integrity_report(args: argparse.Namespace) -> int:
     history = _open_history(args, create=True)
     try:
         with connect(args) as session:
@@ -767,7 +779,7 @@ def cmd_integrity_open(args):
     return EXIT_OK
 
 
-def cmd_integrity_issues(args):
+def cmd_integrity_issues(args: argparse.Namespace) -> int:
     from .report import write_issue_rows
 
     with connect(args) as session:
@@ -777,7 +789,7 @@ def cmd_integrity_issues(args):
     return EXIT_OK
 
 
-def cmd_integrity_diff(args):
+def cmd_integrity_diff(args: argparse.Namespace) -> int:
     from .convert import from_json
     from .integrity import compare_reports
     from .report import write_comparison
@@ -808,7 +820,7 @@ def cmd_integrity_diff(args):
     return EXIT_THRESHOLD if new or worse else EXIT_OK
 
 
-def _follow(job, args, progress):
+def _follow(job: "Job", args: argparse.Namespace, progress: _Progress) -> int:
     if args.no_wait:
         print("{} {}".format(job.job_type, job.id))
         return EXIT_OK
@@ -818,7 +830,7 @@ def _follow(job, args, progress):
     return EXIT_OK
 
 
-def cmd_refresh(args):
+def cmd_refresh(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     with connect(args) as session:
         if args.action == "analytics":
@@ -831,7 +843,7 @@ def cmd_refresh(args):
         return _follow(job, args, progress)
 
 
-def cmd_predictors_run(args):
+def cmd_predictors_run(args: argparse.Namespace) -> int:
     with connect(args) as session:
         result = session.run_predictors(args.start_date, args.end_date,
                                         predictors=args.predictor or None,
@@ -842,7 +854,7 @@ def cmd_predictors_run(args):
     return EXIT_OK
 
 
-def cmd_validation_run(args):
+def cmd_validation_run(args: argparse.Namespace) -> int:
     from .report import write_records
 
     with connect(args) as session:
@@ -854,7 +866,7 @@ def cmd_validation_run(args):
     return EXIT_THRESHOLD if violations and args.fail_on_violations else EXIT_OK
 
 
-def _confirm(args, op):
+def _confirm(args: argparse.Namespace, op: _Operation) -> None:
     if not op.destructive or getattr(args, "yes", False):
         return
     if not sys.stdin.isatty():
@@ -864,7 +876,7 @@ def _confirm(args, op):
         raise UsageError("not confirmed; nothing done")
 
 
-def cmd_maintenance(args):
+def cmd_maintenance(args: argparse.Namespace) -> int:
     op = args.operation
     _confirm(args, op)
     with connect(args) as session:
@@ -874,7 +886,7 @@ def cmd_maintenance(args):
     return EXIT_OK
 
 
-def cmd_coc_update(args):
+def cmd_coc_update(args: argparse.Namespace) -> int:
     if args.wait and not args.category_combo:
         raise UsageError("--wait needs --category-combo UID")
     with connect(args) as session:
@@ -888,7 +900,7 @@ def cmd_coc_update(args):
     return EXIT_OK
 
 
-def _summary_text(summary):
+def _summary_text(summary: Any) -> str:
     if summary is None:
         return ""
     text = ": {} added, {} deleted".format(summary.imported, summary.deleted)
@@ -900,7 +912,7 @@ def _summary_text(summary):
     return text
 
 
-def cmd_task_status(args):
+def cmd_task_status(args: argparse.Namespace) -> int:
     from .convert import unstructure
 
     with connect(args) as session:
@@ -920,7 +932,7 @@ def cmd_task_status(args):
     return EXIT_OK
 
 
-def cmd_task_wait(args):
+def cmd_task_wait(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     with connect(args) as session:
         final = session.wait_for_task(args.job_type, args.job_id, timeout=args.timeout,
@@ -929,7 +941,7 @@ def cmd_task_wait(args):
     return EXIT_OK
 
 
-def cmd_version(args):
+def cmd_version(args: argparse.Namespace) -> int:
     print("dhis2maint {}".format(__version__))
     opts = vars(args)
     if any(k in opts for k in ("url", "auth_file")) or os.environ.get("DHIS2_URL"):
@@ -938,14 +950,14 @@ def cmd_version(args):
     return EXIT_OK
 
 
-def cmd_mcp(args):
+def cmd_mcp(args: argparse.Namespace) -> int:
     """Serve the MCP tools over stdio (dhis2maint/mcp.py); exit 2 without the SDK."""
     from .mcp import serve
 
     return serve(lambda: connect(args, prompt=False), debug=bool(vars(args).get("debug")))
 
 
-def cmd_demo(args):
+def cmd_demo(args: argparse.Namespace) -> int:
     """Start the stand-in, run the integrity checks and analytics against it, stop it."""
     from .report import write_report
     from .session import Session
@@ -1230,12 +1242,12 @@ def cmd_whoami(args):
 # --- entry point --------------------------------------------------------------------------
 
 
-def _one_line(exc):
+def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -1247,7 +1259,7 @@ def main(argv=None):
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.version and not getattr(args, "handler", None):
         return cmd_version(args)
-    handler = getattr(args, "handler", None)
+    handler = getattr(args, "handler", None)  # type: Optional[Callable[[argparse.Namespace], int]]
     if handler is None:  # `dhis2maint` or `dhis2maint integrity` alone
         getattr(args, "group_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
@@ -1262,7 +1274,7 @@ def main(argv=None):
         return _report_failure(exc, debug)
 
 
-def _report_failure(exc, debug):
+def _report_failure(exc: BaseException, debug: bool) -> int:
     """One line on stderr (the traceback first with --debug) and the exit code."""
     code = _exit_code(exc)
     try:
@@ -1281,7 +1293,7 @@ def _report_failure(exc, debug):
     return EXIT_INTERNAL if code is None else code
 
 
-def _exit_code(exc):
+def _exit_code(exc: BaseException) -> Optional[int]:
     if isinstance(exc, (UsageError, ConfigurationError)):
         return EXIT_USAGE
     if isinstance(exc, (JobFailedError, TaskTimeoutError)):

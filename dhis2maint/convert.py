@@ -17,7 +17,7 @@ import enum
 import gc
 import json
 import re
-from typing import Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Type, TypeVar, Union, cast
 
 import attr
 import cattrs
@@ -25,6 +25,8 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from . import models
 from .errors import InvalidResponseError
+
+_T = TypeVar("_T")
 
 __all__ = ["structure", "unstructure", "to_json", "from_json", "issue_from_dict",
            "parse_datetime", "camel"]
@@ -61,7 +63,7 @@ _ENUMS = (
 )
 
 
-def camel(name):
+def camel(name: str) -> str:
     """``display_name`` -> ``displayName``."""
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -75,7 +77,8 @@ _DATETIME = re.compile(
 )
 
 
-def parse_datetime(value):
+def parse_datetime(value: Union[str, float, datetime.datetime, None]
+                   ) -> Optional[datetime.datetime]:
     """Parse a DHIS2 timestamp; ``None`` stays ``None``.
 
     Accepts ``2024-05-01``, ``2024-05-01T10:11``, ``…:12``, ``…:12.345`` (any
@@ -108,7 +111,7 @@ def parse_datetime(value):
                              int(minute or 0), int(second or 0), micro, tzinfo=tz)
 
 
-def format_datetime(value):
+def format_datetime(value: Optional[datetime.datetime]) -> Optional[str]:
     """The inverse of :func:`parse_datetime`, in DHIS2's millisecond format."""
     if value is None:
         return None
@@ -126,10 +129,10 @@ _converter.register_unstructure_hook(datetime.datetime, format_datetime)
 # --- tolerant enums -----------------------------------------------------------
 
 
-def _tolerant(enum_cls):
+def _tolerant(enum_cls: Type[enum.Enum]) -> Callable[[Any, Any], Any]:
     members = enum_cls._value2member_map_
 
-    def structure_enum(value, _):
+    def structure_enum(value: Any, _: Any) -> Any:
         if value is None:
             return None
         member = members.get(value)
@@ -147,25 +150,26 @@ for _enum in _ENUMS:
     _converter.register_structure_hook(_enum, _hook)
     for _union in (Union[_enum, str, None], Union[_enum, str]):
         # Bind the loop variables: each predicate matches its own union only.
-        _converter.register_structure_hook_func(lambda t, u=_union: t == u, _hook)
+        _converter.register_structure_hook_func(
+            lambda t, u=_union: t == u, _hook)  # type: ignore[misc]  # mypy: lambda with a default
 _converter.register_unstructure_hook(enum.Enum, lambda e: e.value)
 
 
 # --- camelCase models, generated lazily ----------------------------------------
 
 
-def _renames(cls):
+def _renames(cls: Any) -> Dict[str, Any]:
     overrides = {a.name: override(rename=camel(a.name)) for a in attr.fields(cls)}
     return overrides
 
 
-def _structure_fn(cls):
+def _structure_fn(cls: Any) -> Callable[[Any, Any], Any]:
     # cattrs 22.x defaults to detailed validation per function, not per converter.
     return make_dict_structure_fn(cls, _converter, _cattrs_detailed_validation=False,
                                   **_renames(cls))
 
 
-def _is_model(cls):
+def _is_model(cls: Any) -> bool:
     return cls in _MODELS
 
 
@@ -174,13 +178,13 @@ _converter.register_unstructure_hook_factory(
     _is_model, lambda cls: make_dict_unstructure_fn(cls, _converter, **_renames(cls)))
 
 
-def _check_mapping(data, cls):
+def _check_mapping(data: Any, cls: Any) -> None:
     if not isinstance(data, dict):
         raise TypeError("expected a JSON object for {}, got {}".format(
             cls.__name__, type(data).__name__))
 
 
-def structure(data, cls, what="the response"):
+def structure(data: Any, cls: Type[_T], what: str = "the response") -> _T:
     """Build ``cls`` (a model, or ``List[model]``) from decoded JSON.
 
     ``what`` names the source for the error message, e.g. ``"GET /api/dataIntegrity"``.
@@ -195,11 +199,11 @@ def structure(data, cls, what="the response"):
         ) from exc
 
 
-def _type_name(cls):
+def _type_name(cls: Any) -> str:
     return getattr(cls, "__name__", None) or str(cls).replace("dhis2maint.models.", "")
 
 
-def _describe(exc):
+def _describe(exc: Any) -> str:
     while getattr(exc, "exceptions", None):  # an ExceptionGroup from cattrs
         exc = exc.exceptions[0]
     if isinstance(exc, KeyError):
@@ -208,12 +212,12 @@ def _describe(exc):
     return text if len(text) < 200 else text[:199] + "…"
 
 
-def unstructure(obj):
+def unstructure(obj: Any) -> Any:
     """Models -> JSON-ready dicts/lists with camelCase keys; ``None`` fields dropped."""
     return _drop_none(_converter.unstructure(obj))
 
 
-def _drop_none(value):
+def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
@@ -224,7 +228,7 @@ def _drop_none(value):
 # --- the hot path: issues, without cattrs ----------------------------------------
 
 
-def issue_from_dict(data):
+def issue_from_dict(data: Any) -> models.DataIntegrityIssue:
     """A :class:`DataIntegrityIssue` from one decoded issue object.
 
     Hand-written because streams build hundreds of thousands of them; it
@@ -256,7 +260,8 @@ def issue_from_dict(data):
 _REPORT_FORMAT = 1
 
 
-def result_from_dict(data, details=None, what="the response"):
+def result_from_dict(data: Any, details: Optional[bool] = None, what: str = "the response"
+                     ) -> models.DataIntegrityResult:
     """One summary or details object (DHIS2's shape) -> :class:`DataIntegrityResult`."""
     if not isinstance(data, dict):
         raise InvalidResponseError("{}: a check result must be a JSON object, got {}".format(
@@ -283,7 +288,7 @@ def result_from_dict(data, details=None, what="the response"):
 
 
 @contextlib.contextmanager
-def gc_paused():
+def gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while building many objects.
 
     Decoding a 100,000-issue report allocates a few hundred thousand dicts,
@@ -300,14 +305,16 @@ def gc_paused():
             gc.enable()
 
 
-def report_from_dict(data, details=None, what="the report"):
+def report_from_dict(data: Any, details: Optional[bool] = None, what: str = "the report"
+                     ) -> models.DataIntegrityReport:
     """A :class:`DataIntegrityReport` from DHIS2's ``{name: result}`` map, or from
     :meth:`DataIntegrityReport.to_dict` output."""
     with gc_paused():
         return _report_from_dict(data, details, what)
 
 
-def _report_from_dict(data, details, what):
+def _report_from_dict(data: Any, details: Optional[bool], what: str
+                      ) -> models.DataIntegrityReport:
     if not isinstance(data, dict):
         raise InvalidResponseError("{}: expected a JSON object, got {}".format(
             what, type(data).__name__))
@@ -367,7 +374,7 @@ def _read_source(report, source, what):
         setattr(report, attr_name, value)
 
 
-def report_to_dict(report):
+def report_to_dict(report: models.DataIntegrityReport) -> Dict[str, Any]:
     """What :meth:`DataIntegrityReport.to_dict` returns: a versioned, JSON-ready dict."""
     head = {"dhis2maint": _REPORT_FORMAT, "details": report.details}
     source = source_dict(report)
@@ -378,13 +385,13 @@ def report_to_dict(report):
     })
 
 
-def to_json(report, **kwargs):
+def to_json(report: models.DataIntegrityReport, **kwargs: Any) -> str:
     """Serialise a :class:`DataIntegrityReport` to a JSON string (kwargs go to ``json.dumps``)."""
     kwargs.setdefault("ensure_ascii", False)
     return json.dumps(report_to_dict(report), **kwargs)
 
 
-def from_json(text):
+def from_json(text: Union[str, bytes]) -> models.DataIntegrityReport:
     """Read a report saved with :func:`to_json` (or DHIS2's own summary/details JSON)."""
     try:
         data = json.loads(text)

@@ -39,7 +39,7 @@ import attr
 
 from . import models
 from .errors import HistoryError, HistorySchemaError
-from .models import _Model, _model, severity_rank
+from .models import _Model, severity_rank
 
 __all__ = ["History", "RunInfo", "TrendPoint", "OpenIssue", "RecordedRun",
            "SCHEMA_VERSION", "issue_identity", "parse_age"]
@@ -76,7 +76,7 @@ DEFAULT_BUSY_TIMEOUT = 600.0
 # --- models -------------------------------------------------------------------------
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class RunInfo(_Model):
     """One recorded run (:meth:`History.runs`).  Times: ``run_at``/``finished_at``
     client UTC, ``server_time`` the server's clock (no zone)."""
@@ -96,7 +96,7 @@ class RunInfo(_Model):
     resolved_issues: Optional[int] = None
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class TrendPoint(_Model):
     """Issues of one run (:meth:`History.trend`): of one check, or all checks (``check`` None)."""
 
@@ -108,7 +108,7 @@ class TrendPoint(_Model):
     severity: Optional[str] = None
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class OpenIssue(_Model):
     """An issue still present in the newest run of its server that covered its check."""
 
@@ -126,7 +126,7 @@ class OpenIssue(_Model):
     age_days: float
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class RecordedRun(_Model):
     """What :meth:`History.record` stored: the run, and how it differs from the
     previous run of the same server.  ``new_by_check``: check -> issues the previous

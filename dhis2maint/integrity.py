@@ -24,11 +24,13 @@ them with a no-op progress tracker), so there the run is followed through its
 cached results instead of ``job.wait()``.
 """
 import collections
+import datetime
 import difflib
 import logging
 import re
 import time
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, DefaultDict, Deque, Dict, Iterable, Iterator,
+                    List, Optional, Sequence, Tuple, Union, cast)
 
 from . import convert, models, versions
 from .errors import ConfigurationError, InvalidResponseError, TaskTimeoutError
@@ -54,7 +56,7 @@ _sleep = time.sleep
 # --- argument checking ------------------------------------------------------------
 
 
-def _check_names(checks):
+def _check_names(checks: Union[str, Iterable[str], None]) -> Optional[List[str]]:
     """The ``checks`` argument as a list of names (order kept, duplicates dropped),
     or None for "no selection".  A single string is one name."""
     if checks is None:
@@ -86,13 +88,15 @@ class _Resolved(str):
     """A check name that came as a :class:`DataIntegrityCheck` (from this server's
     list), so it needs no look-up before it is used."""
 
-    def __new__(cls, name, check):
+    check = None  # type: Any
+
+    def __new__(cls, name: str, check: Any) -> "_Resolved":
         self = super().__new__(cls, name)
         self.check = check
         return self
 
 
-def _severity_value(severity):
+def _severity_value(severity: Union[models.DataIntegritySeverity, str, None]) -> Optional[str]:
     """``DataIntegritySeverity`` or a case-insensitive name -> upper-case name."""
     if severity is None:
         return None
@@ -103,14 +107,14 @@ def _severity_value(severity):
         ", ".join(_SEVERITIES), severity))
 
 
-def _checks_param(names):
+def _checks_param(names: Optional[Sequence[str]]) -> Optional[Dict[str, str]]:
     return {"checks": ",".join(names)} if names else None
 
 
 # --- client-side check-name matching (2.36, 2.37/2.38 list) -------------------------
 
 
-def _token_matcher(token):
+def _token_matcher(token: str) -> Callable[[str, Optional[str]], bool]:
     """A predicate over (name, code) following DHIS2's rules: an all-caps token
     without ``_`` is a code, a token with ``*`` a wildcard over the whole name,
     anything else a name (lower-cased, ``-`` -> ``_``)."""
@@ -126,7 +130,8 @@ def _token_matcher(token):
     return lambda name, code: name == wanted
 
 
-def _selected(names, tokens, code=None):
+def _selected(names: Iterable[Optional[str]], tokens: Iterable[str],
+              code: Optional[str] = None) -> bool:
     """Whether a check known by any of ``names`` matches any of ``tokens``."""
     matchers = [_token_matcher(t) for t in tokens]
     return any(m(n, code) for m in matchers for n in names if n)
@@ -224,7 +229,7 @@ def _unmatched_error(unmatched, checks, version, server_codes):
 _MODERN_NAMES = {check: modern for _k, _t, check, modern in versions.LEGACY_INTEGRITY_CHECKS}
 
 
-def _legacy_checks():
+def _legacy_checks() -> List[models.DataIntegrityCheck]:
     """The 33 legacy checks as 2.37 describes them (section "Legacy", WARNING)."""
     return [models.DataIntegrityCheck(name=check, display_name=check, section="Legacy",
                                       severity=models.DataIntegritySeverity.WARNING,
@@ -232,14 +237,15 @@ def _legacy_checks():
             for _key, _kind, check, _modern in versions.LEGACY_INTEGRITY_CHECKS]
 
 
-def _looks_like_uid(text):
+def _looks_like_uid(text: str) -> bool:
     """A DHIS2 UID (a letter, then 10 letters or digits) that is not an ordinary word:
     generated UIDs carry a digit or a capital after the first character, so an
     11-letter name such as "Vaccination" stays a name."""
     return bool(_UID.match(text)) and any(ch.isdigit() or ch.isupper() for ch in text[1:])
 
 
-def _legacy_issue_from_text(text, comment=None, refs=None):
+def _legacy_issue_from_text(text: object, comment: Optional[str] = None,
+                            refs: Optional[List[str]] = None) -> models.DataIntegrityIssue:
     """``"Name:uid"`` -> issue(id=uid, name=Name); a bare UID (an object without a
     display name: FlattenedDataIntegrityReport writes ``defaultIfBlank(displayName,
     uid)`` on 2.36 and the uid alone on 2.37+) -> issue(id=uid); any other text
@@ -253,8 +259,9 @@ def _legacy_issue_from_text(text, comment=None, refs=None):
     return models.DataIntegrityIssue(None, text, comment, refs or [])
 
 
-def _legacy_issues(value, kind, key, what):
-    def bad(expected):
+def _legacy_issues(value: Any, kind: str, key: str,
+                   what: str) -> List[models.DataIntegrityIssue]:
+    def bad(expected: str) -> InvalidResponseError:
         return InvalidResponseError("{}: flattened report key {!r} should be {}, got {}".format(
             what, key, expected, type(value).__name__))
 
@@ -280,7 +287,9 @@ def _legacy_issues(value, kind, key, what):
     return issues
 
 
-def legacy_report(flat, details=True, checks=None, what="the flattened report"):
+def legacy_report(flat: Optional[Dict[str, Any]], details: bool = True,
+                  checks: Optional[Sequence[str]] = None,
+                  what: str = "the flattened report") -> models.DataIntegrityReport:
     """A :class:`DataIntegrityReport` from 2.36's flattened report (also 2.37-2.41's).
 
     One result per legacy key present, named by its check name (section
@@ -309,7 +318,7 @@ def legacy_report(flat, details=True, checks=None, what="the flattened report"):
 # --- streaming helpers ----------------------------------------------------------------
 
 
-def _progress(job, done, total, completed):
+def _progress(job: models.Job, done: int, total: int, completed: bool) -> models.Notification:
     """A synthesised notification for runs DHIS2 posts none for (2.37-2.40)."""
     return models.Notification(
         level=models.NotificationLevel.INFO, category=job.job_type,
@@ -328,7 +337,7 @@ def _emit(job, notification, on_notification):
 # --- comparing reports ------------------------------------------------------------------
 
 
-def _count(result):
+def _count(result: Optional[models.DataIntegrityResult]) -> Optional[int]:
     if result is None:
         return None
     if result.error is not None:
@@ -338,11 +347,11 @@ def _count(result):
     return len(result.issues) if result.issues is not None else None
 
 
-def _exact_key(issue):
+def _exact_key(issue: models.DataIntegrityIssue) -> Tuple[Any, ...]:
     return issue.id, issue.name, issue.comment, tuple(issue.refs or ())
 
 
-def _identity_key(issue):
+def _identity_key(issue: models.DataIntegrityIssue) -> Tuple[Any, ...]:
     if issue.id:
         return "id", issue.id
     if issue.name is not None:
@@ -350,10 +359,13 @@ def _identity_key(issue):
     return "content", issue.comment, tuple(issue.refs or ())
 
 
-def _diff_issues(old, new):
+def _diff_issues(old: models.DataIntegrityResult, new: models.DataIntegrityResult
+                 ) -> Tuple[List[models.IntegrityIssueRow], List[models.IntegrityIssueRow],
+                            List[models.IssueChange]]:
     """(new rows, resolved rows, IssueChanges) of one check present in both."""
     row = models.IntegrityIssueRow
-    exact = collections.defaultdict(collections.deque)
+    assert old.issues is not None and new.issues is not None  # compare_reports checked
+    exact: DefaultDict[Tuple[Any, ...], Deque[int]] = collections.defaultdict(collections.deque)
     for index, issue in enumerate(old.issues):
         exact[_exact_key(issue)].append(index)
     matched = [False] * len(old.issues)
@@ -364,7 +376,8 @@ def _diff_issues(old, new):
             matched[queue.popleft()] = True
         else:
             unmatched_new.append(issue)
-    by_identity = collections.defaultdict(collections.deque)
+    by_identity: DefaultDict[Tuple[Any, ...], Deque[int]] = collections.defaultdict(
+        collections.deque)
     for index, issue in enumerate(old.issues):
         if not matched[index]:
             by_identity[_identity_key(issue)].append(index)
@@ -384,7 +397,8 @@ def _diff_issues(old, new):
     return added, resolved, changed
 
 
-def compare_reports(old, new):
+def compare_reports(old: models.DataIntegrityReport,
+                    new: models.DataIntegrityReport) -> models.ReportComparison:
     """What changed from report ``old`` to report ``new``: a :class:`ReportComparison`.
 
     Counts are compared for every check in either report (``count_changes``
@@ -410,6 +424,7 @@ def compare_reports(old, new):
         old_count, new_count = _count(before), _count(after)
         if old_count != new_count:
             source = after if after is not None else before
+            assert source is not None  # the name came from one of them
             count_changes[name] = models.CountChange(
                 name, source.display_name, source.severity, old_count, new_count)
         if before is None or after is None or before.issues is None or after.issues is None \
@@ -425,13 +440,13 @@ def compare_reports(old, new):
                                    issues_compared=compared)
 
 
-def _row_to_dict(row):
+def _row_to_dict(row: models.IntegrityIssueRow) -> Dict[str, Any]:
     return {"checkName": row.check_name, "checkDisplayName": row.check_display_name,
             "severity": None if row.severity is None else str(row.severity),
             "issue": convert.unstructure(row.issue)}
 
 
-def comparison_to_dict(comparison):
+def comparison_to_dict(comparison: models.ReportComparison) -> Dict[str, Any]:
     """A JSON-ready dict of a :class:`ReportComparison`."""
     return {
         "issuesCompared": comparison.issues_compared,
@@ -447,7 +462,8 @@ def comparison_to_dict(comparison):
     }
 
 
-def _finished_before(finished, created):
+def _finished_before(finished: Optional[datetime.datetime],
+                     created: Optional[datetime.datetime]) -> bool:
     """True only when both server times are known, comparable and finished < created."""
     if finished is None or created is None:
         return False
@@ -459,16 +475,26 @@ def _finished_before(finished, created):
 # --- the mixin ---------------------------------------------------------------------------
 
 
-class IntegrityMixin:
+if TYPE_CHECKING:
+    from ._typing import SessionTransport as _Transport
+else:
+    _Transport = object
+
+
+class IntegrityMixin(_Transport):
     """Data-integrity methods of :class:`dhis2maint.Session`."""
 
-    def _legacy_integrity(self):
+    def _legacy_integrity(self) -> bool:
         """True on 2.36: no /api/dataIntegrity/summary|details, flattened report only."""
         return not versions.supports(self.server_version, "integrity_checks_api")
 
     # --- checks ------------------------------------------------------------------
 
-    def list_integrity_checks(self, section=None, severity=None, slow=None, checks=None):
+    def list_integrity_checks(self, section: Optional[str] = None,
+                              severity: Union[models.DataIntegritySeverity, str, None] = None,
+                              slow: Optional[bool] = None,
+                              checks: Union[str, Iterable[str], None] = None
+                              ) -> List[models.DataIntegrityCheck]:
         """The server's data-integrity checks: ``GET /api/dataIntegrity``.
 
         :param section: exact, case-sensitive section name (e.g. ``"Categories"``).
@@ -566,7 +592,8 @@ class IntegrityMixin:
 
     # --- running ------------------------------------------------------------------
 
-    def start_integrity_run(self, checks=None, details=False):
+    def start_integrity_run(self, checks: Union[str, Iterable[str], None] = None,
+                            details: bool = False) -> models.Job:
         """Start a data-integrity job and return its :class:`Job` (not waiting).
 
         ``checks`` (names, codes, wildcards or :class:`DataIntegrityCheck` objects)
@@ -607,8 +634,11 @@ class IntegrityMixin:
             send = tokens  # the server expands them exactly as match_checks did
         return self._start_job(path, job_type, params=_checks_param(send))
 
-    def run_integrity_checks(self, checks=None, details=False, timeout=None,
-                             on_notification=None, include_slow=False):
+    def run_integrity_checks(self, checks: Union[str, Iterable[str], None] = None,
+                             details: bool = False, timeout: Optional[float] = None,
+                             on_notification: Optional[
+                                 Callable[[models.Notification], Any]] = None,
+                             include_slow: bool = False) -> models.DataIntegrityReport:
         """Run checks, follow the job to its end, and return this run's results.
 
         :param checks: names, codes, wildcards or :class:`DataIntegrityCheck`
@@ -670,10 +700,13 @@ class IntegrityMixin:
             job.wait(timeout=timeout, on_notification=on_notification)
             return self._stamp(self._read_run_results(job, details, expanded), job,
                                run_at, available)
+        assert expanded is not None  # listed above when the server posts no notifications
         return self._stamp(self._poll_run_results(job, details, expanded, timeout, started,
                                                   on_notification), job, run_at, available)
 
-    def _start_run(self, tokens, expanded, selected, details, include_slow):
+    def _start_run(self, tokens: Optional[List[str]], expanded: Optional[List[str]],
+                   selected: Optional[List[models.DataIntegrityCheck]], details: bool,
+                   include_slow: bool) -> Tuple[List[models.DataIntegrityCheck], models.Job]:
         """Start the job of a run (2.37+): ``(the checks it covers, job)``.  Without
         ``tokens`` the checks are listed first and the slow ones DHIS2 leaves out of its
         default run are logged (INFO)."""
@@ -689,7 +722,8 @@ class IntegrityMixin:
         return ([c for c in available if include_slow or not c.is_slow],
                 self._start_integrity_run(send, send, details))
 
-    def _read_results(self, kind, expanded):
+    def _read_results(self, kind: str, expanded: Optional[List[str]]
+                      ) -> Tuple[models.DataIntegrityReport, Optional[set]]:
         """``GET /api/dataIntegrity/summary|details`` for ``expanded`` names (None: all
         cached) -> (report, names to keep or None).  An empty body is an error: DHIS2
         answers ``{}`` when nothing is cached."""
@@ -703,7 +737,8 @@ class IntegrityMixin:
                                           "GET /api/dataIntegrity/" + kind)
         return report, keep
 
-    def _read_run_results(self, job, details, expanded):
+    def _read_run_results(self, job: models.Job, details: bool,
+                          expanded: Optional[List[str]]) -> models.DataIntegrityReport:
         """This run's results: ``GET /api/dataIntegrity/summary|details`` for the
         expanded names, minus entries older than the job."""
         kind = "details" if details else "summary"
@@ -721,7 +756,10 @@ class IntegrityMixin:
             results[key] = result
         return models.DataIntegrityReport(results=results, details=details)
 
-    def _poll_run_results(self, job, details, expanded, timeout, started, on_notification):
+    def _poll_run_results(self, job: models.Job, details: bool, expanded: List[str],
+                          timeout: Optional[float], started: float,
+                          on_notification: Optional[Callable[[models.Notification], Any]]
+                          ) -> models.DataIntegrityReport:
         """2.37-2.40: summary/details jobs post no task notifications, so the run is
         followed through its results: done when every covered check has an entry
         that finished after the job was created.  2.39/2.40 ask ``…/running``
@@ -751,6 +789,7 @@ class IntegrityMixin:
             reported = done
             now = _monotonic()
             if deadline is not None and now >= deadline:
+                assert timeout is not None  # there is a deadline
                 raise TaskTimeoutError(
                     "data-integrity job {} did not finish within {:g} s ({} of {} checks "
                     "have results); it may still be running".format(job.id, timeout, done, total),
@@ -759,7 +798,8 @@ class IntegrityMixin:
             _sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
             delay = min(delay * 1.5, 5.0)
 
-    def _await_legacy_report(self, job, timeout, started):
+    def _await_legacy_report(self, job: models.Job, timeout: Optional[float],
+                             started: float) -> Dict[str, Any]:
         """Poll 2.36's taskSummaries until the job's flattened report is stored."""
         limit = LEGACY_REPORT_WAIT if timeout is None else max(0.0, timeout - (
             _monotonic() - started))
@@ -769,7 +809,7 @@ class IntegrityMixin:
         while True:
             flat = self._json("GET", path, expect=dict, allow_empty=True)
             if flat is not None:
-                return flat
+                return cast(Dict[str, Any], flat)
             now = _monotonic()
             if now >= deadline:
                 raise TaskTimeoutError(
@@ -781,7 +821,8 @@ class IntegrityMixin:
 
     # --- reading results ----------------------------------------------------------
 
-    def get_integrity_report(self, checks=None, details=True):
+    def get_integrity_report(self, checks: Union[str, Iterable[str], None] = None,
+                             details: bool = True) -> models.DataIntegrityReport:
         """The cached results, without running anything.
 
         2.37+: ``GET /api/dataIntegrity/details`` (or ``/summary`` with
@@ -823,8 +864,8 @@ class IntegrityMixin:
         return self._stamp(report, None, run_at, checks)
 
     @staticmethod
-    def missing_integrity_results(report, checks):
-        # type: (models.DataIntegrityReport, Sequence[Any]) -> List[str]
+    def missing_integrity_results(report: models.DataIntegrityReport,
+                                  checks: Sequence[Any]) -> List[str]:
         """The names among ``checks`` (names or :class:`DataIntegrityCheck` objects,
         e.g. from :meth:`resolve_integrity_checks`) that have no result in
         ``report``: never run, or their cached result expired (about an hour)."""
@@ -832,7 +873,9 @@ class IntegrityMixin:
         names = [c.name if isinstance(c, models.DataIntegrityCheck) else str(c) for c in checks]
         return [n for n in names if n not in have]
 
-    def iter_integrity_issues(self, checks=None, on_check=None):
+    def iter_integrity_issues(self, checks: Union[str, Iterable[Any], None] = None,
+                              on_check: Optional[Callable[[models.DataIntegrityResult], None]]
+                              = None) -> Iterator[models.IntegrityIssueRow]:
         """Every cached issue as an :class:`IntegrityIssueRow`, streamed.
 
         ``GET /api/dataIntegrity/details`` (``checks=a,b`` when given) is read in
@@ -858,7 +901,9 @@ class IntegrityMixin:
         names = _check_names(checks)
         return self._iter_integrity_issues(names, on_check)
 
-    def _iter_integrity_issues(self, names, on_check=None):
+    def _iter_integrity_issues(self, names: Optional[List[str]],
+                               on_check: Optional[Callable[[models.DataIntegrityResult], None]]
+                               = None) -> Iterator[models.IntegrityIssueRow]:
         _tokens, expanded, selected = self._selection(names)
         if self._legacy_integrity():
             report = self.get_integrity_report(checks=selected, details=True)
@@ -893,7 +938,8 @@ class IntegrityMixin:
             chunks.close()  # stops its deadline timer
             response.close()  # also when the caller leaves the loop early
 
-    def get_integrity_check_result(self, name, details=False):
+    def get_integrity_check_result(self, name: str, details: bool = False
+                                   ) -> Optional[models.DataIntegrityResult]:
         """One check's cached result, or ``None`` when DHIS2 has none (never run,
         or expired): ``GET /api/dataIntegrity/{name}/summary`` (or ``/details``).
 
@@ -913,17 +959,17 @@ class IntegrityMixin:
             data = dict(data, name=name.strip())
         return convert.result_from_dict(data, details, what)
 
-    def running_integrity_checks(self, details=False):
+    def running_integrity_checks(self, details: bool = False) -> List[str]:
         """Names of checks queued or running: ``GET /api/dataIntegrity/summary/running``
         (or ``/details/running``).  2.39+, else :class:`UnsupportedServerError`."""
         return self._integrity_name_list(details, "running")
 
-    def completed_integrity_checks(self, details=False):
+    def completed_integrity_checks(self, details: bool = False) -> List[str]:
         """Names of checks with a cached result (failed ones included): ``GET
         /api/dataIntegrity/summary/completed`` (or ``/details/completed``).  2.39+."""
         return self._integrity_name_list(details, "completed")
 
-    def _integrity_name_list(self, details, which):
+    def _integrity_name_list(self, details: bool, which: str) -> List[str]:
         kind = "details" if details else "summary"
         versions.require(self.server_version, "integrity_filters",
                          "listing {} integrity checks".format(which))
@@ -931,7 +977,7 @@ class IntegrityMixin:
         data = self._json("GET", path, expect=list)
         if not all(isinstance(item, str) for item in data):
             raise InvalidResponseError("GET /api/{}: expected a list of check names".format(path))
-        return data
+        return cast(List[str], data)
 
     def iter_integrity_run(self, checks=None, timeout=None, on_notification=None,
                            include_slow=False, on_check=None):

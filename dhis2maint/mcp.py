@@ -13,13 +13,22 @@ never needs it.  Tool results are bounded (``limit``/``offset`` paging, a
 per-check issue limit, clipped texts); failures come back as MCP tool errors
 carrying the library's message, which never holds a credential.
 """
+# The tools' parameter types are built at run time for the SDK's schemas, and the
+# SDK is an optional extra: see [mypy-dhis2maint.mcp] in setup.cfg.
+# pyright: reportInvalidTypeForm=false, reportMissingImports=false
 import functools
 import logging
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from . import __version__
 from .errors import ConfigurationError, Dhis2Error
+
+if TYPE_CHECKING:
+    from .models import DataIntegrityReport, Job
+    from .session import Session
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 log = logging.getLogger("dhis2maint.mcp")
 
@@ -38,21 +47,18 @@ DEFAULT_WAIT = 1800.0  #: seconds a waiting tool follows a job unless told other
 RECENT_NOTIFICATIONS = 10  #: the newest notifications a job result shows
 
 
-def _clip(text, limit=TEXT_LIMIT):
-    # type: (Any, int) -> Any
+def _clip(text: Any, limit: int = TEXT_LIMIT) -> Any:
     if isinstance(text, str) and len(text) > limit:
         return text[:limit - 1] + "…"
     return text
 
 
-def _one_line(exc):
-    # type: (BaseException) -> str
+def _one_line(exc: BaseException) -> str:
     text = " ".join((str(exc).strip() or type(exc).__name__).split())
     return "{}: {}".format(type(exc).__name__, _clip(text))
 
 
-def _sdk():
-    # type: () -> Dict[str, Any]
+def _sdk() -> Dict[str, Any]:
     """The SDK names the server needs, or :class:`ConfigurationError` saying how to get them."""
     try:
         from mcp.server.mcpserver import Context, MCPServer
@@ -73,8 +79,7 @@ def _sdk():
 # --- result shapes (plain JSON) -------------------------------------------------------
 
 
-def _json_model(model):
-    # type: (Any) -> Any
+def _json_model(model: Any) -> Any:
     from .convert import unstructure
 
     value = unstructure(model)
@@ -83,20 +88,17 @@ def _json_model(model):
     return value
 
 
-def _page(items, offset, limit):
-    # type: (List[Any], int, int) -> Tuple[List[Any], Optional[int]]
+def _page(items: List[Any], offset: int, limit: int) -> Tuple[List[Any], Optional[int]]:
     """``items[offset:offset+limit]`` and the next offset (None at the end)."""
     chunk = items[offset:offset + limit]
     return chunk, (offset + limit if offset + limit < len(items) else None)
 
 
-def _severity_text(severity):
-    # type: (Any) -> Optional[str]
+def _severity_text(severity: Any) -> Optional[str]:
     return str(severity).upper() if severity is not None else None
 
 
-def _result_dict(result, issue_offset, issue_limit):
-    # type: (Any, int, int) -> Dict[str, Any]
+def _result_dict(result: Any, issue_offset: int, issue_limit: int) -> Dict[str, Any]:
     out = {
         "check": result.name, "displayName": result.display_name, "section": result.section,
         "severity": _severity_text(result.severity), "code": result.code,
@@ -115,8 +117,8 @@ def _result_dict(result, issue_offset, issue_limit):
     return {k: v for k, v in out.items() if v is not None or k == "nextIssueOffset"}
 
 
-def report_dict(report, offset=0, limit=100, issue_offset=0, issue_limit=5):
-    # type: (Any, int, int, int, int) -> Dict[str, Any]
+def report_dict(report: "DataIntegrityReport", offset: int = 0, limit: int = 100,
+                issue_offset: int = 0, issue_limit: int = 5) -> Dict[str, Any]:
     """A :class:`DataIntegrityReport` as a bounded JSON page: totals over the whole
     report, then ``limit`` checks from ``offset`` (worst severity, then most issues,
     first), each with up to ``issue_limit`` issues from ``issue_offset``."""
@@ -131,15 +133,14 @@ def report_dict(report, offset=0, limit=100, issue_offset=0, issue_limit=5):
         "checksWithIssues": sum(1 for r in results if (r.count or 0) > 0),
         "checksFailed": [r.name for r in results if r.error or (r.count is not None
                                                                and r.count < 0)][:MAX_CHECKS],
-        "issuesTotal": sum(r.count for r in results if (r.count or 0) > 0),
+        "issuesTotal": sum(r.count or 0 for r in results if (r.count or 0) > 0),
         "offset": offset,
         "nextOffset": next_offset,
         "results": [_result_dict(r, issue_offset, issue_limit) for r in page],
     }
 
 
-def _notification_dict(note):
-    # type: (Any) -> Dict[str, Any]
+def _notification_dict(note: Any) -> Any:
     value = _json_model(note)
     value.pop("data", None)  # job parameters and summaries: unbounded, and not needed here
     return value
@@ -148,22 +149,19 @@ def _notification_dict(note):
 class _Feed:
     """Collects a job's notifications and forwards each as MCP progress."""
 
-    def __init__(self, report):
-        # type: (Optional[Callable[[float, Optional[str]], None]]) -> None
+    def __init__(self, report: Optional[Callable[[float, Optional[str]], None]]) -> None:
         self.report = report
         self.seen = 0
         self.last = []  # type: List[Any]
 
-    def __call__(self, note):
-        # type: (Any) -> None
+    def __call__(self, note: Any) -> None:
         self.seen += 1
         self.last = (self.last + [note])[-RECENT_NOTIFICATIONS:]
         if self.report is not None:
             self.report(float(self.seen), note.message or str(note.level or ""))
 
 
-def _job_dict(job, final=None, feed=None):
-    # type: (Any, Any, Optional[_Feed]) -> Dict[str, Any]
+def _job_dict(job: Any, final: Any = None, feed: Optional[_Feed] = None) -> Dict[str, Any]:
     out = {"jobType": str(job.job_type), "jobId": job.id,
            "status": "started" if final is None else "completed"}  # type: Dict[str, Any]
     if final is None:
@@ -181,8 +179,7 @@ def _job_dict(job, final=None, feed=None):
 # --- the server ---------------------------------------------------------------------------
 
 
-def build_server(connect, debug=False):
-    # type: (Callable[[], Any], bool) -> Any
+def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
     """An ``mcp.server.mcpserver.MCPServer`` with dhis2maint's tools.
 
     ``connect()`` returns a new :class:`Session` (the CLI passes its own
@@ -210,14 +207,15 @@ def build_server(connect, debug=False):
             "returned nextOffset as offset for more.  Tools marked DESTRUCTIVE delete "
             "data and need confirm: true; ask the user first."))
 
-    def tool(name, description, read_only=False, destructive=False):
+    def tool(name: str, description: str, read_only: bool = False,
+             destructive: bool = False) -> Callable[[_F], _F]:
         """Register ``fn`` as a tool whose library errors become MCP tool errors."""
         annotations = ToolAnnotations(readOnlyHint=read_only, destructiveHint=destructive,
                                       openWorldHint=True)
 
-        def register(fn):
+        def register(fn: _F) -> _F:
             @functools.wraps(fn)
-            def guarded(*args, **kwargs):
+            def guarded(*args: Any, **kwargs: Any) -> Any:
                 try:
                     return fn(*args, **kwargs)
                 except ToolError:
@@ -228,10 +226,10 @@ def build_server(connect, debug=False):
             return fn
         return register
 
-    def progress_reporter(ctx):
+    def progress_reporter(ctx: Any) -> Callable[[float, Optional[str]], None]:
         """A ``report(progress, message)`` for the tool's worker thread: sends an MCP
         progress notification, and stops the wait once the client cancelled the call."""
-        def report(progress, message):
+        def report(progress: float, message: Optional[str]) -> None:
             from_thread.check_cancelled()  # raises into job.wait(): stop polling DHIS2
             if ctx is None:
                 return
@@ -250,10 +248,11 @@ def build_server(connect, debug=False):
                                                                 "job may go on after that")]
     Date = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
     Uid = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{10}$", description="a DHIS2 UID")]
-    Severity = Literal[tuple(s.value.lower() for s in DataIntegritySeverity)]  # type: ignore
-    SkipName = Literal[tuple(flag[len("skip_"):] for flag, _ in ANALYTICS_FLAGS)]  # type: ignore
+    Severity = Literal[tuple(s.value.lower() for s in DataIntegritySeverity)]
+    SkipName = Literal[tuple(flag[len("skip_"):] for flag, _ in ANALYTICS_FLAGS)]
 
-    def follow(session, job, wait, timeout_seconds, ctx):
+    def follow(session: "Session", job: "Job", wait: bool, timeout_seconds: float,
+               ctx: Any) -> Dict[str, Any]:
         if not wait:
             return _job_dict(job)
         feed = _Feed(progress_reporter(ctx))
@@ -334,7 +333,7 @@ def build_server(connect, debug=False):
             checks: Checks = None,
             offset: Offset = 0,
             limit: Annotated[int, Field(ge=1, le=MAX_ISSUE_ROWS)] = 100) -> Result:
-        rows = []
+        rows = []  # type: List[Any]
         more = False
         with connect() as session:
             stream = session.iter_integrity_issues(checks=checks)
@@ -467,6 +466,7 @@ def build_server(connect, debug=False):
             raise ToolError("wait needs category_combo (a category combo UID)")
         with connect() as session:
             if wait:
+                assert category_combo is not None  # checked above
                 state = session.wait_for_coc_generation(category_combo, timeout=timeout_seconds)
                 return {"categoryCombo": state.id, "name": state.name, "count": state.count,
                         "expectedCount": state.expected_count, "complete": state.complete}
@@ -489,8 +489,8 @@ def build_server(connect, debug=False):
     return server
 
 
-def _add_maintenance_tool(tool, connect, op, Uid, Annotated, Field, ToolError, Result):
-    # type: (Any, Any, Any, Any, Any, Any) -> None
+def _add_maintenance_tool(tool: Any, connect: Callable[[], "Session"], op: Any, Uid: Any,
+                          Annotated: Any, Field: Any, ToolError: Any, Result: Any) -> None:
     """One tool for one ``jobs.MAINTENANCE_OPERATIONS`` entry; its ``destructive``
     flag (the same the CLI's ``--yes`` comes from) makes ``confirm`` required."""
     endpoint = "{} /api/maintenance/{}".format(op.http_method, op.path)
@@ -501,7 +501,7 @@ def _add_maintenance_tool(tool, connect, op, Uid, Annotated, Field, ToolError, R
         description = "{} ({}).".format(op.summary[:1].upper() + op.summary[1:], endpoint)
     Confirm = Annotated[bool, Field(description="must be true: this deletes data for good")]
 
-    def run(uid=None, confirm=False):
+    def run(uid: Optional[str] = None, confirm: bool = False) -> Dict[str, Any]:
         if op.destructive and confirm is not True:
             raise ToolError("{} deletes data: it would {}. Nothing was done; call it again with "
                             "confirm: true once the user agreed.".format(op.name, op.summary))
@@ -517,7 +517,7 @@ def _add_maintenance_tool(tool, connect, op, Uid, Annotated, Field, ToolError, R
 
     # typed signatures for the schema: (uid?) (confirm?)
     if op.takes_uid and op.destructive:
-        def fn(uid: Uid, confirm: Confirm = False) -> Result:
+        def fn(uid: Uid, confirm: Confirm = False) -> Result:  # pyright: ignore[reportRedeclaration]
             return run(uid, confirm)
     elif op.takes_uid:
         def fn(uid: Uid) -> Result:  # type: ignore[misc]
@@ -532,8 +532,7 @@ def _add_maintenance_tool(tool, connect, op, Uid, Annotated, Field, ToolError, R
     tool(op.name, description, destructive=op.destructive)(fn)
 
 
-def serve(connect, debug=False):
-    # type: (Callable[[], Any], bool) -> int
+def serve(connect: Callable[[], "Session"], debug: bool = False) -> int:
     """Serve the tools over stdio until the client closes the connection; returns 0.
 
     ``connect()`` is called once first, so a configuration error (no URL, an auth

@@ -26,6 +26,13 @@ import datetime
 import os
 import re
 import sys
+from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Tuple, Union)
+
+if TYPE_CHECKING:
+    from .models import (DataIntegrityCheck, DataIntegrityIssue, DataIntegrityReport,
+                         DataIntegrityResult, IntegrityIssueRow, IssueChange, Notification,
+                         ReportComparison)
 
 __all__ = ["FORMATS", "write_report", "write_issue_rows", "write_checks",
            "write_comparison", "write_records", "write_notification_line",
@@ -49,7 +56,7 @@ _SEVERITIES = ("CRITICAL", "SEVERE", "WARNING", "INFO")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-def _check_format(fmt, allowed, what):
+def _check_format(fmt: str, allowed: Sequence[str], what: str) -> None:
     if fmt not in allowed:
         raise ValueError("unknown format {!r} for {}; choose one of: {}".format(
             fmt, what, ", ".join(allowed)))
@@ -59,19 +66,19 @@ def _check_format(fmt, allowed, what):
 # Small shared helpers
 
 
-def _sev(severity):
+def _sev(severity: object) -> str:
     """The severity as plain text ('' for none): enum members and raw strings alike."""
     return "" if severity is None else str(severity)
 
 
-def _rank(severity):
+def _rank(severity: object) -> int:
     """0 (INFO) … 3 (CRITICAL); a missing or unknown severity ranks as WARNING."""
     from .models import severity_rank
 
     return severity_rank(severity) if isinstance(severity, str) else 1
 
 
-def _count(result):
+def _count(result: "DataIntegrityResult") -> Optional[int]:
     """Issues a result reports, or ``None`` when the check failed on the server."""
     if result.error is not None:
         return None
@@ -80,35 +87,36 @@ def _count(result):
     return len(result.issues or ())
 
 
-def _label(result):
+def _label(result: "DataIntegrityResult") -> str:
     return result.display_name or result.name
 
 
-def _sort_key(result):
+def _sort_key(result: "DataIntegrityResult") -> Tuple[int, int, int, str, str]:
     """Worst severity first, failed checks first within it, then most issues, then name."""
     count = _count(result)
     return (-_rank(result.severity), 0 if count is None else 1, -(count or 0),
             _label(result).lower(), result.name)
 
 
-def _ordered(report):
+def _ordered(report: "DataIntegrityReport") -> List["DataIntegrityResult"]:
     return sorted(report, key=_sort_key)
 
 
-def _with_findings(report):
+def _with_findings(report: "DataIntegrityReport") -> List["DataIntegrityResult"]:
     """The checks worth showing: those with issues or that failed, worst first."""
     return [r for r in _ordered(report) if _count(r) != 0]
 
 
-def _severity_order(severities):
+def _severity_order(severities: Iterable[str]) -> List[str]:
     """CRITICAL, SEVERE, WARNING, INFO, then any severity a newer server invented."""
     extra = sorted(s for s in severities if s not in _SEVERITIES)
     return list(_SEVERITIES) + extra
 
 
-def _totals(report):
+def _totals(report: "DataIntegrityReport") -> Tuple[Dict[str, int], Dict[str, int], int, int]:
     """(issues by severity, checks with issues by severity, failed checks, total issues)."""
-    issues, checks = {}, {}
+    issues = {}  # type: Dict[str, int]
+    checks = {}  # type: Dict[str, int]
     failed = 0
     for result in report:
         sev = _sev(result.severity) or "WARNING"
@@ -123,7 +131,7 @@ def _totals(report):
     return issues, checks, failed, sum(issues.values())
 
 
-def _pct(percentage):
+def _pct(percentage: Optional[float]) -> str:
     if percentage is None:
         return ""
     if percentage == 0:
@@ -133,15 +141,15 @@ def _pct(percentage):
     return "{:.1f}%".format(percentage)
 
 
-def _num(value):
+def _num(value: Optional[float]) -> str:
     return "" if value is None else "{:,}".format(value)
 
 
-def _plural(count, word, words=None):
+def _plural(count: int, word: str, words: Optional[str] = None) -> str:
     return "{:,} {}".format(count, word if count == 1 else (words or word + "s"))
 
 
-def _iso(value):
+def _iso(value: object) -> Optional[str]:
     if value is None:
         return None
     if isinstance(value, datetime.datetime):
@@ -149,7 +157,7 @@ def _iso(value):
     return str(value)
 
 
-def _time_range(report):
+def _time_range(report: "DataIntegrityReport") -> Optional[str]:
     """'2025-01-31 10:15:02 – 10:15:04' from the checks' start/finish times, or None."""
     starts = [r.start_time for r in report if r.start_time is not None]
     ends = [r.finished_time for r in report if r.finished_time is not None]
@@ -166,7 +174,7 @@ def _time_range(report):
     return " – ".join(t for t in (first_text, last_text) if t)
 
 
-def _issue_row_dict(row):
+def _issue_row_dict(row: "IntegrityIssueRow") -> Dict[str, Any]:
     issue = row.issue
     return {
         "check": row.check_name,
@@ -179,7 +187,7 @@ def _issue_row_dict(row):
     }
 
 
-def _issue_row_csv(row):
+def _issue_row_csv(row: "IntegrityIssueRow") -> List[str]:
     issue = row.issue
     return [row.check_name, _sev(row.severity), issue.id or "", issue.name or "",
             issue.comment or "", ";".join(issue.refs or ())]
@@ -190,7 +198,7 @@ SUMMARY_CSV_HEADER = ["check", "display_name", "section", "severity", "count",
                       "percentage", "error"]
 
 
-def _summary_dict(result):
+def _summary_dict(result: "DataIntegrityResult") -> Dict[str, Any]:
     return {
         "check": result.name,
         "displayName": result.display_name,
@@ -202,14 +210,14 @@ def _summary_dict(result):
     }
 
 
-def _summary_csv(result):
+def _summary_csv(result: "DataIntegrityResult") -> List[str]:
     return [result.name, result.display_name or "", result.section or "",
             _sev(result.severity), "" if result.count is None else str(result.count),
             "" if result.percentage is None else repr(float(result.percentage)),
             result.error or ""]
 
 
-def _csv_writer(out):
+def _csv_writer(out: Any) -> Any:
     import csv
 
     # "\n" rather than csv's "\r\n": on Windows a text-mode file turns it into
@@ -217,7 +225,7 @@ def _csv_writer(out):
     return csv.writer(out, lineterminator="\n")
 
 
-def _json_encoder():
+def _json_encoder() -> Callable[[Any], str]:
     import json
 
     return json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
@@ -232,19 +240,19 @@ class _Replacing:
     Latin-1 terminal): '…' and '—' become '...' and '-', anything else it cannot
     encode becomes '?', so a server name in Amharic never crashes the table."""
 
-    def __init__(self, out, encoding):
+    def __init__(self, out: Any, encoding: str) -> None:
         self.out = out
         self.encoding = encoding
 
-    def write(self, text):
+    def write(self, text: str) -> Any:
         text = text.replace("…", "...").replace("—", "-")
         return self.out.write(text.encode(self.encoding, "replace").decode(self.encoding))
 
-    def flush(self):
+    def flush(self) -> None:
         self.out.flush()
 
 
-def _for_terminal(out):
+def _for_terminal(out: Any) -> Tuple[Any, str]:
     """(stream, ellipsis) for the plain-text writers: ``out`` itself and '…' when its
     encoding has it, else a :class:`_Replacing` wrapper and '...'."""
     encoding = getattr(out, "encoding", None)
@@ -257,7 +265,7 @@ def _for_terminal(out):
     return out, "…"
 
 
-def _clean(text):
+def _clean(text: object) -> str:
     """Server text made safe for a terminal: one line, no control characters."""
     if text is None:
         return ""
@@ -267,7 +275,7 @@ def _clean(text):
     return text
 
 
-def _cut(text, width, ell):
+def _cut(text: str, width: int, ell: str) -> str:
     if width <= 0:
         return ""
     if len(text) <= width:
@@ -277,7 +285,7 @@ def _cut(text, width, ell):
     return text[:width - len(ell)] + ell
 
 
-def _fit_width(width, out=None, default=None):
+def _fit_width(width: Optional[int], out: Any = None, default: Optional[int] = None) -> int:
     """``width``, or the terminal's width when ``out`` is one, or ``default`` (100)."""
     if width is None:
         isatty = getattr(out, "isatty", None)
@@ -299,19 +307,21 @@ class _Table:
     while a line would exceed ``width`` the columns in ``shrink`` -- ``(index,
     minimum)`` pairs, tried in order -- give up room.  Long cells end in '…'."""
 
-    def __init__(self, headers, align, width, ell, shrink=None, caps=None):
+    def __init__(self, headers: List[str], align: List[str], width: int, ell: str,
+                 shrink: Optional[List[Tuple[int, int]]] = None,
+                 caps: Optional[Dict[int, int]] = None) -> None:
         self.headers = headers
         self.align = align  # "<" or ">" per column
         self.width = width
         self.ell = ell
         self.shrink = shrink if shrink is not None else [(len(headers) - 1, 8)]
         self.caps = caps or {}
-        self.rows = []
+        self.rows = []  # type: List[List[str]]
 
-    def add(self, cells):
+    def add(self, cells: Iterable[object]) -> None:
         self.rows.append([_clean(c) for c in cells])
 
-    def widths(self):
+    def widths(self) -> List[int]:
         widths = [len(h) for h in self.headers]
         for row in self.rows:
             for i, cell in enumerate(row):
@@ -326,20 +336,20 @@ class _Table:
             widths[index] = max(floor, min(widths[index], widths[index] - excess))
         return widths
 
-    def line(self, cells, widths):
+    def line(self, cells: List[str], widths: List[int]) -> str:
         parts = []
         for cell, width, align in zip(cells, widths, self.align):
             parts.append(("{:" + align + str(width) + "}").format(_cut(cell, width, self.ell)))
         return "  ".join(parts).rstrip()
 
-    def lines(self):
+    def lines(self) -> Iterator[str]:
         widths = self.widths()
         yield self.line(self.headers, widths)
         for row in self.rows:
             yield self.line(row, widths)
 
 
-def _totals_text(report):
+def _totals_text(report: "DataIntegrityReport") -> str:
     issues, checks, failed, total = _totals(report)
     with_issues = sum(checks.values())
     parts = ["{} {}".format(sev, _num(issues.get(sev, 0)))
@@ -352,7 +362,8 @@ def _totals_text(report):
     return text
 
 
-def _write_report_table(report, out, title, width, limit):
+def _write_report_table(report: "DataIntegrityReport", out: Any, title: Optional[str],
+                        width: Optional[int], limit: Optional[int]) -> None:
     import textwrap
 
     width = _fit_width(width, out)
@@ -393,7 +404,7 @@ def _write_report_table(report, out, title, width, limit):
     out.write(textwrap.fill(_totals_text(report), width=width, subsequent_indent="  ") + "\n")
 
 
-def _issue_text(issue, ell, width):
+def _issue_text(issue: "DataIntegrityIssue", ell: str, width: int) -> str:
     text = _clean(issue.name) or "(no name)"
     if issue.comment:
         text += " — " + _clean(issue.comment)
@@ -402,7 +413,8 @@ def _issue_text(issue, ell, width):
     return _cut(text, width, ell)
 
 
-def _write_issue_block(result, out, width, ell, limit):
+def _write_issue_block(result: "DataIntegrityResult", out: Any, width: int, ell: str,
+                       limit: int) -> None:
     count = _count(result)
     head = "{}  {}: {}".format(_sev(result.severity) or "-",
                                "check failed" if count is None else _plural(count, "issue"),
@@ -426,7 +438,7 @@ def _write_issue_block(result, out, width, ell, limit):
         out.write("  {} and {:,} more\n".format(ell, len(issues) - limit))
 
 
-def _write_row_table(rows, out, width):
+def _write_row_table(rows: Iterable["IntegrityIssueRow"], out: Any, width: Optional[int]) -> int:
     """A streaming table of issue rows: fixed column widths, since rows are not kept."""
     width = _fit_width(width, out)
     out, ell = _for_terminal(out)
@@ -450,8 +462,11 @@ def _write_row_table(rows, out, width):
 # Reports
 
 
-def write_report(report, fmt, out, title=None, server=None, generated=None, limit=None,
-                 width=None, history=None):
+def write_report(report: "DataIntegrityReport", fmt: str, out: IO[str], title: Optional[str] = None,
+                 server: Optional[str] = None,
+                 generated: Union[str, datetime.datetime, None] = None,
+                 limit: Optional[int] = None, width: Optional[int] = None,
+                 history: Any = None) -> None:
     """Write a :class:`~dhis2maint.models.DataIntegrityReport` to ``out`` as ``fmt``.
 
     * ``table``: checks with issues (or that failed), worst severity first, then the
@@ -633,7 +648,8 @@ class ReportStream:
         self.out.flush()
 
 
-def write_issue_rows(rows, fmt, out, width=None):
+def write_issue_rows(rows: Iterable["IntegrityIssueRow"], fmt: str, out: IO[str],
+                     width: Optional[int] = None) -> int:
     """Stream :class:`~dhis2maint.models.IntegrityIssueRow` objects to ``out``.
 
     ``rows`` is any iterable, typically the generator
@@ -650,7 +666,7 @@ def write_issue_rows(rows, fmt, out, width=None):
         out.flush()
         return written
     written = 0
-    batch = []
+    batch = []  # type: List[Any]
     if fmt == "jsonl":
         encode = _json_encoder()
         for row in rows:
@@ -686,7 +702,7 @@ CHECK_CSV_HEADER = ["name", "code", "display_name", "section", "section_order", 
                     "description", "introduction", "recommendation"]
 
 
-def _csv_value(value):
+def _csv_value(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -694,7 +710,8 @@ def _csv_value(value):
     return str(value)
 
 
-def write_checks(checks, fmt, out, width=None):
+def write_checks(checks: Sequence["DataIntegrityCheck"], fmt: str, out: IO[str],
+                 width: Optional[int] = None) -> None:
     """Write the checks ``GET /api/dataIntegrity`` lists (:class:`DataIntegrityCheck`).
 
     ``table``: name, code, severity, section, slow flag and display name, in the
@@ -728,7 +745,7 @@ def write_checks(checks, fmt, out, width=None):
     out.flush()
 
 
-def _write_json_records(records, fmt, out):
+def _write_json_records(records: Iterable[Any], fmt: str, out: Any) -> None:
     import json
 
     from .convert import unstructure
@@ -742,7 +759,8 @@ def _write_json_records(records, fmt, out):
             out.write(encode(unstructure(record)) + "\n")
 
 
-def write_records(records, fmt, out, width=None):
+def write_records(records: Iterable[Any], fmt: str, out: IO[str],
+                  width: Optional[int] = None) -> None:
     """Write a list of attrs models (e.g. :class:`ValidationViolation`) generically.
 
     ``json``/``jsonl``: camelCase objects (:func:`dhis2maint.convert.unstructure`);
@@ -834,7 +852,7 @@ def write_history(records, kind, fmt, out, width=None):
 # Comparisons
 
 
-def _change_items(comparison):
+def _change_items(comparison: Any) -> List[Tuple[Any, Any]]:
     """(check name, change) pairs from ``count_changes`` (a dict, or a list of changes)."""
     changes = getattr(comparison, "count_changes", None) or {}
     if isinstance(changes, dict):
@@ -843,12 +861,12 @@ def _change_items(comparison):
              or getattr(c, "name", None), c) for c in changes]
 
 
-def _change_dict(name, change):
+def _change_dict(name: Optional[str], change: Any) -> Dict[str, Any]:
     """A :class:`CountChange` as a JSON-ready dict.  ``old``/``new`` are ``None``
     when the check is missing from that report and -1 when it failed there;
     ``delta`` is ``new - old`` when both are real counts."""
-    old = getattr(change, "old", None)
-    new = getattr(change, "new", None)
+    old = getattr(change, "old", None)  # type: Any
+    new = getattr(change, "new", None)  # type: Any
     valid = isinstance(old, int) and isinstance(new, int) and old >= 0 and new >= 0
     return {
         "check": getattr(change, "check_name", None) or name,
@@ -860,7 +878,7 @@ def _change_dict(name, change):
     }
 
 
-def _changed_dict(change):
+def _changed_dict(change: "IssueChange") -> Dict[str, Any]:
     """An :class:`IssueChange` (same issue, other name/comment/refs): the new row's
     fields plus ``previous`` with the old name, comment and refs."""
     data = _issue_row_dict(change.new)
@@ -869,7 +887,8 @@ def _changed_dict(change):
     return data
 
 
-def write_comparison(comparison, fmt, out, width=None):
+def write_comparison(comparison: "ReportComparison", fmt: str, out: IO[str],
+                     width: Optional[int] = None) -> None:
     """Write a :class:`~dhis2maint.models.ReportComparison` (``compare_reports(old, new)``).
 
     ``table``: checks whose count changed (worst severity first, biggest change
@@ -887,9 +906,9 @@ def write_comparison(comparison, fmt, out, width=None):
     _check_format(fmt, ("table", "json", "jsonl", "csv"), "a comparison")
     changes = [_change_dict(name, c) for name, c in _change_items(comparison)]
     changes.sort(key=lambda c: (-_rank(c["severity"]), -abs(c["delta"] or 0), c["check"]))
-    new_rows = list(getattr(comparison, "new_issues", None) or ())
-    resolved_rows = list(getattr(comparison, "resolved_issues", None) or ())
-    changed = list(getattr(comparison, "changed_issues", None) or ())
+    new_rows = list(getattr(comparison, "new_issues", None) or ())  # type: List[Any]
+    resolved_rows = list(getattr(comparison, "resolved_issues", None) or ())  # type: List[Any]
+    changed = list(getattr(comparison, "changed_issues", None) or ())  # type: List[Any]
     compared = bool(getattr(comparison, "issues_compared", new_rows or resolved_rows))
     if fmt == "json":
         import json
@@ -928,13 +947,16 @@ def write_comparison(comparison, fmt, out, width=None):
     out.flush()
 
 
-def _count_cell(count):
+def _count_cell(count: Optional[int]) -> str:
     if count is None:
         return "-"
     return "ERROR" if count < 0 else _num(count)
 
 
-def _write_comparison_table(changes, new_rows, resolved_rows, changed, compared, out, width):
+def _write_comparison_table(changes: List[Dict[str, Any]], new_rows: List["IntegrityIssueRow"],
+                            resolved_rows: List["IntegrityIssueRow"],
+                            changed: List["IssueChange"], compared: bool, out: Any,
+                            width: Optional[int]) -> None:
     width = _fit_width(width, out)
     out, ell = _for_terminal(out)
     if changes:
@@ -970,7 +992,8 @@ def _write_comparison_table(changes, new_rows, resolved_rows, changed, compared,
 # Progress lines
 
 
-def write_notification_line(notification, elapsed, out):
+def write_notification_line(notification: "Notification", elapsed: Optional[float],
+                            out: IO[str]) -> None:
     """Write ``[  12.3s] INFO  message`` for a task :class:`Notification` and flush.
 
     ``elapsed`` is seconds since the job started (``None`` leaves the time blank).
@@ -990,7 +1013,7 @@ def write_notification_line(notification, elapsed, out):
 # Atomic files
 
 
-def _new_file_mode():
+def _new_file_mode() -> int:
     """The permission bits a newly created file gets under the current umask."""
     mask = os.umask(0o022)
     os.umask(mask)
@@ -998,7 +1021,8 @@ def _new_file_mode():
 
 
 @contextlib.contextmanager
-def atomic_output(path, mode="w", encoding="utf-8", newline=None):
+def atomic_output(path: Union[str, "os.PathLike[str]", None], mode: str = "w",
+                  encoding: str = "utf-8", newline: Optional[str] = None) -> Iterator[IO[Any]]:
     """Write a file all at once: ``with atomic_output("report.html") as out: …``.
 
     Yields a file object for a temporary file in the same directory; when the
@@ -1032,7 +1056,7 @@ def atomic_output(path, mode="w", encoding="utf-8", newline=None):
     fd, temp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
                                 suffix=".part")
     try:
-        handle = os.fdopen(fd, mode, **({} if binary else
+        handle = os.fdopen(fd, mode, **({} if binary else  # type: ignore[call-overload]  # str mode
                                         {"encoding": encoding, "newline": newline}))
     except BaseException:
         os.close(fd)
@@ -1052,7 +1076,7 @@ def atomic_output(path, mode="w", encoding="utf-8", newline=None):
     _sync_folder(folder)
 
 
-def _sync_folder(folder):
+def _sync_folder(folder: str) -> None:
     """Make the rename durable (POSIX); a no-op where directories can't be opened."""
     if os.name != "posix":
         return
@@ -1222,19 +1246,20 @@ _SCRIPT = """
 """
 
 
-def _css_token(text):
+def _css_token(text: Optional[str]) -> str:
     """A severity made safe for a class name: 'SEVERE' stays, anything odd is stripped."""
     return re.sub(r"[^A-Za-z0-9_-]", "", text or "") or "none"
 
 
-def _script_hash(script):
+def _script_hash(script: str) -> str:
     import base64
     import hashlib
 
     return "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
 
 
-def _svg_chart(issues, checks, esc):
+def _svg_chart(issues: Dict[str, int], checks: Dict[str, int],
+               esc: Callable[[object], str]) -> str:
     """Horizontal bars, one per severity: width proportional to its issue count."""
     order = [s for s in _severity_order(issues) if s in _SEVERITIES or issues.get(s)]
     top = max([issues.get(s, 0) for s in order] + [1])
@@ -1261,7 +1286,7 @@ def _svg_chart(issues, checks, esc):
     return "".join(parts)
 
 
-def _badge(severity, esc):
+def _badge(severity: object, esc: Callable[[object], str]) -> str:
     sev = _sev(severity) or "-"
     return '<span class="badge sev-{}">{}</span>'.format(_css_token(sev), esc(sev))
 
@@ -1390,8 +1415,10 @@ def _svg_trend(points, esc):
     return "".join(parts)
 
 
-def _write_report_html(report, out, title=None, server=None, generated=None,
-                       limit=HTML_ISSUE_LIMIT, history=None):
+def _write_report_html(report: "DataIntegrityReport", out: Any, title: Optional[str] = None,
+                       server: Optional[str] = None,
+                       generated: Union[str, datetime.datetime, None] = None,
+                       limit: int = HTML_ISSUE_LIMIT, history: Any = None) -> None:
     """One self-contained HTML5 page: no external asset, every server string escaped.
 
     Layout: header (title, server, time), totals with an inline SVG bar chart by
@@ -1405,7 +1432,7 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
     """
     import html
 
-    def esc(value):
+    def esc(value: object) -> str:
         return html.escape("" if value is None else str(value), quote=True)
 
     title = title or ("Data integrity details" if report.details else "Data integrity summary")
@@ -1524,8 +1551,10 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
     w("<script>{}</script>\n</body>\n</html>\n".format(_SCRIPT))
 
 
-def _write_check_section(result, anchor, out, esc, limit, open_, details, base_url=None,
-                         history=None, budget=None):
+def _write_check_section(result: "DataIntegrityResult", anchor: str, out: Any,
+                         esc: Callable[[object], str], limit: int, open_: bool,
+                         details: bool, base_url: Optional[str] = None,
+                         history: Any = None, budget: Any = None) -> None:
     count = _count(result)
     issues = result.issues or []
     if budget is not None:

@@ -15,7 +15,8 @@ import socket
 import threading
 import time
 from http.client import HTTPException
-from typing import Any, Optional, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, Container, Dict, Generator, Mapping,
+                    Optional, Set, Tuple, Type, TypeVar, Union)
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -35,6 +36,13 @@ from . import versions
 from .health import HealthMixin
 from .scheduler import SchedulerMixin
 from .versions import parse_version
+
+if TYPE_CHECKING:
+    from urllib3.response import BaseHTTPResponse
+
+_S = TypeVar("_S", bound="Session")
+#: what ``Session._send``/``_json`` take as ``timeout``: seconds, or (connect, read)
+_Timeout = Union[float, Tuple[float, float], None]
 
 __all__ = ["Session", "TokenAuth", "BasicAuth"]
 
@@ -57,29 +65,29 @@ class TokenAuth(AuthBase):
     ``Bearer <token>`` with ``scheme="Bearer"`` (OAuth2/OIDC).  The repr never
     shows the token."""
 
-    def __init__(self, token, scheme="ApiToken"):
+    def __init__(self, token: str, scheme: str = "ApiToken") -> None:
         self.token = token
         self.scheme = scheme
 
-    def __call__(self, request):
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = "{} {}".format(self.scheme, self.token)
         return request
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return (isinstance(other, TokenAuth)
                 and (self.scheme, self.token) == (other.scheme, other.token))
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         return not self == other
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<TokenAuth scheme={} token=***>".format(self.scheme)
 
 
 class BasicAuth(HTTPBasicAuth):
     """HTTP basic auth whose repr shows the username only."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<BasicAuth username={!r} password=***>".format(self.username)
 
 
@@ -94,35 +102,36 @@ class _Retry(Retry):
     MAX_BACKOFF = 30.0
     MAX_RETRY_AFTER = 60.0
 
-    def get_backoff_time(self):
+    def get_backoff_time(self) -> float:
         base = super().get_backoff_time()
         if base <= 0:
             return 0
         return min(self.MAX_BACKOFF, base * random.uniform(0.5, 1.5))
 
-    def get_retry_after(self, response):
+    def get_retry_after(self, response: "BaseHTTPResponse") -> Optional[float]:
         value = super().get_retry_after(response)
         return None if value is None else min(value, self.MAX_RETRY_AFTER)
 
 
-def make_retry(retries, backoff_factor=0.5):
+def make_retry(retries: int, backoff_factor: float = 0.5) -> Retry:
     """The Retry policy: idempotent methods only, on connect and read errors and
     429/502/503/504, exponential backoff with jitter, honouring Retry-After.
 
     Connect errors are retried for every method (nothing was sent); read errors
     and statuses only for GET/HEAD/OPTIONS, so a job-starting POST is sent once.
     """
-    kwargs = dict(total=retries, connect=retries, read=retries, status=retries,
+    kwargs: Dict[str, Any] = dict(total=retries, connect=retries, read=retries, status=retries,
                   redirect=5, status_forcelist=_RETRY_STATUSES, backoff_factor=backoff_factor,
                   respect_retry_after_header=True, raise_on_status=False,
                   raise_on_redirect=False)
     try:
         return _Retry(allowed_methods=_IDEMPOTENT, **kwargs)
     except TypeError:  # urllib3 < 1.26 names it method_whitelist
-        return _Retry(method_whitelist=_IDEMPOTENT, **kwargs)
+        return _Retry(method_whitelist=_IDEMPOTENT, **kwargs)  # type: ignore[call-arg]
 
 
-def _normalise_base_url(base_url, source=None):
+def _normalise_base_url(base_url: str, source: Optional[str] = None,
+                        ) -> Tuple[str, Optional[Tuple[str, str]]]:
     """``https://host/dhis/`` or ``…/dhis/api`` or ``…/api/42`` -> (``https://host/dhis``,
     userinfo credentials or None).  Errors say to check ``source`` (default DHIS2_URL)."""
     check = source or "DHIS2_URL"
@@ -157,13 +166,13 @@ def _normalise_base_url(base_url, source=None):
     return urlunsplit((parts.scheme, netloc, path, "", "")), creds
 
 
-def _hide_userinfo(text):
+def _hide_userinfo(text: str) -> str:
     """``user:secret@host/x`` -> ``***@host/x``: a URL fit for an error message."""
     return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/@]*@", lambda m: (m.group(1) or "") + "***@",
                   text)
 
 
-_warned_insecure = set()
+_warned_insecure = set()  # type: Set[Optional[str]]
 
 
 class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.Session):
@@ -204,9 +213,22 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         "_server_version", "source",
     ]
 
-    def __init__(self, base_url, auth=None, token=None, timeout=DEFAULT_TIMEOUT, verify=True,
-                 retries=3, user_agent=None, bearer=False, stream_deadline=DEFAULT_STREAM_DEADLINE,
-                 recover_job_starts=False, source=None):
+    base_url: str
+    timeout: float
+    stream_deadline: float
+    retries: int
+    recover_job_starts: bool
+    source: Optional[str]
+
+    def __init__(self, base_url: str,
+                 auth: Union[Tuple[str, str], AuthBase,
+                             Callable[[requests.PreparedRequest], requests.PreparedRequest],
+                             None] = None,
+                 token: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT,
+                 verify: Union[bool, str] = True, retries: int = 3,
+                 user_agent: Optional[str] = None, bearer: bool = False,
+                 stream_deadline: float = DEFAULT_STREAM_DEADLINE,
+                 recover_job_starts: bool = False, source: Optional[str] = None) -> None:
         super().__init__()
         self.source = source  # type: Optional[str]
         base, url_creds = _normalise_base_url(base_url, source)
@@ -235,16 +257,16 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         self.headers["User-Agent"] = user_agent or "dhis2maint/{} {}".format(
             __version__, requests.utils.default_user_agent())
         self.headers["Accept"] = "application/json"
-        self._server_version = None
+        self._server_version = None  # type: Optional[Tuple[int, ...]]
         self._mount_adapters()
         self._warn_about_settings()
 
-    def _mount_adapters(self):
+    def _mount_adapters(self) -> None:
         adapter_retry = make_retry(self.retries)
         for prefix in ("https://", "http://"):
             self.mount(prefix, HTTPAdapter(max_retries=adapter_retry))
 
-    def _warn_about_settings(self):
+    def _warn_about_settings(self) -> None:
         host = urlsplit(self.base_url).hostname
         if self.verify is False and host not in _warned_insecure:
             _warned_insecure.add(host)
@@ -257,7 +279,8 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
     # --- construction from the environment ---------------------------------
 
     @classmethod
-    def from_env(cls, environ=None, **kwargs):
+    def from_env(cls: Type[_S], environ: Optional[Mapping[str, str]] = None,
+                 **kwargs: Any) -> _S:
         """A session from ``DHIS2_URL`` and either ``DHIS2_PAT`` or
         ``DHIS2_USERNAME`` + ``DHIS2_PASSWORD`` (optional ``DHIS2_TIMEOUT``, seconds).
 
@@ -410,7 +433,8 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
 
     # --- requests.Session behaviour -----------------------------------------
 
-    def request(self, method, url, *args, **kwargs):
+    def request(self, method: Union[str, bytes], url: Union[str, bytes],
+                *args: Any, **kwargs: Any) -> requests.Response:
         """requests' ``request()``, with the session's timeout when none is given.
 
         The session's ``verify`` is passed explicitly: requests would otherwise let
@@ -423,11 +447,11 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
             kwargs["verify"] = self.verify
         return super().request(method, url, *args, **kwargs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<dhis2maint.Session {} auth={}>".format(self.base_url, self.auth_kind)
 
     @property
-    def auth_kind(self):
+    def auth_kind(self) -> str:
         """``"basic"``, ``"token"``, ``"bearer"``, ``"none"`` or the auth class name."""
         auth = self.auth
         if auth is None:
@@ -438,20 +462,20 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
             return "basic"
         return type(auth).__name__
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[misc]  # not in requests' stubs
         self._server_version = state.get("_server_version")
         self.recover_job_starts = bool(state.get("recover_job_starts", False))
         self.source = state.get("source")
 
     # --- the transport helpers the feature mixins use -------------------------
 
-    def api_url(self, path):
+    def api_url(self, path: str) -> str:
         """The absolute URL of ``/api/<path>``."""
         return "{}/api/{}".format(self.base_url, path.lstrip("/"))
 
     @staticmethod
-    def _segment(value, what="path parameter"):
+    def _segment(value: object, what: str = "path parameter") -> str:
         """One URL path segment, quoted so ``../users`` stays a single segment."""
         text = str(value)
         if not text or text in (".", ".."):
@@ -459,7 +483,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         return quote(text, safe="")
 
     @staticmethod
-    def _uid(value, what="UID"):
+    def _uid(value: object, what: str = "UID") -> str:
         """``value`` if it is a DHIS2 UID (a letter, then 10 letters or digits),
         else :class:`ValueError` naming ``what``."""
         if not isinstance(value, str) or not _UID.match(value):
@@ -467,8 +491,10 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
                              "or digits), got {!r}".format(what, value))
         return value
 
-    def _send(self, method, path, params=None, json_body=None, timeout=None, stream=False,
-              headers=None, ok_statuses=None):
+    def _send(self, method: str, path: str, params: Any = None, json_body: Any = None,
+              timeout: _Timeout = None, stream: bool = False,
+              headers: Optional[Dict[str, str]] = None,
+              ok_statuses: Optional[Container[int]] = None) -> requests.Response:
         """Send one request to ``/api/<path>``; return the response or raise.
 
         Requests exceptions become :class:`TransportError`; HTTP errors the
@@ -516,8 +542,10 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
                 request=response.request, response=response)
         return response
 
-    def _json(self, method, path, params=None, json_body=None, timeout=None, expect=None,
-              allow_empty=False):
+    def _json(self, method: str, path: str, params: Any = None, json_body: Any = None,
+              timeout: _Timeout = None,
+              expect: Union[Type[Any], Tuple[Type[Any], ...], None] = None,
+              allow_empty: bool = False) -> Any:
         """Send, then decode the JSON body.
 
         ``expect`` is ``dict``, ``list`` or a tuple of them: a body of another
@@ -528,7 +556,8 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         return decode_json(response, "{} /api/{}".format(method, path.lstrip("/")),
                            expect=expect, allow_empty=allow_empty)
 
-    def _body_chunks(self, response, what, started=None):
+    def _body_chunks(self, response: requests.Response, what: str,
+                     started: Optional[float] = None) -> Generator[bytes, None, None]:
         """A streamed response's body in chunks, within ``stream_deadline`` of
         ``started`` (see :func:`body_chunks`); for the feature mixins' streams."""
         request = getattr(response, "request", None)
@@ -536,8 +565,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
                            self.stream_deadline, started)
 
     @property
-    def server_version(self):
-        # type: () -> Tuple[int, ...]
+    def server_version(self) -> Tuple[int, ...]:
         """The server's DHIS2 version as a tuple, e.g. ``(2, 42, 1)``.
 
         ``GET /api/system/info`` once, on first use; cached for the session's life.
@@ -548,8 +576,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         return self._server_version
 
     @server_version.setter
-    def server_version(self, value):
-        # type: (Optional[Tuple[int, ...]]) -> None
+    def server_version(self, value: Union[str, Tuple[int, ...], None]) -> None:
         """Set (or with None, forget) the version, e.g. to skip the request in tests."""
         self._server_version = parse_version(value) if isinstance(value, str) else value
 
@@ -567,7 +594,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         return bool(getattr(self.server_version, "snapshot", False))
 
 
-def _check_timeout(value, name):
+def _check_timeout(value: Union[str, float], name: str) -> float:
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -578,7 +605,9 @@ def _check_timeout(value, name):
     return value
 
 
-def _transport_error(exc, what, method, retries=None, source=None):
+def _transport_error(exc: requests.exceptions.RequestException, what: str, method: str,
+                     retries: Optional[int] = None, source: Optional[str] = None,
+                     ) -> TransportError:
     """A :class:`TransportError` whose message says what happened and what to check
     (the URL in ``source``, default DHIS2_URL)."""
     exceptions = requests.exceptions
@@ -625,7 +654,7 @@ def _transport_error(exc, what, method, retries=None, source=None):
     return err
 
 
-def _retry_reason(exc):
+def _retry_reason(exc: BaseException) -> Optional[Exception]:
     """The urllib3 error behind a requests exception that wraps a MaxRetryError."""
     inner = exc.args[0] if exc.args else None
     if isinstance(inner, urllib3.exceptions.MaxRetryError):
@@ -638,7 +667,7 @@ def _retry_reason(exc):
 _CHUNK = 65536
 
 
-def _socket_of(response):
+def _socket_of(response: requests.Response) -> Optional[socket.socket]:
     """The socket under a streamed response, when it can be found (else None)."""
     raw = getattr(response, "raw", None)
     for path in (("_connection", "sock"), ("_fp", "fp", "raw", "_sock")):
@@ -656,14 +685,14 @@ class _Deadline:
     """Shuts a response's socket down when its body overruns the deadline, so a
     read blocked on a trickling server returns at once."""
 
-    def __init__(self, response, seconds):
+    def __init__(self, response: requests.Response, seconds: float) -> None:
         self.fired = False
         self._response = response
         self._timer = threading.Timer(seconds, self._fire)
         self._timer.daemon = True
         self._timer.start()
 
-    def _fire(self):
+    def _fire(self) -> None:
         self.fired = True
         sock = _socket_of(self._response)
         if sock is not None:
@@ -672,11 +701,13 @@ class _Deadline:
             except OSError:
                 pass
 
-    def cancel(self):
+    def cancel(self) -> None:
         self._timer.cancel()
 
 
-def body_chunks(response, what, method="GET", limit=DEFAULT_STREAM_DEADLINE, started=None):
+def body_chunks(response: requests.Response, what: str, method: str = "GET",
+                limit: float = DEFAULT_STREAM_DEADLINE,
+                started: Optional[float] = None) -> Generator[bytes, None, None]:
     """``response``'s body in chunks, all of it within ``limit`` seconds of ``started``
     (default: now); closes the response when done or abandoned.
 
@@ -693,7 +724,7 @@ def body_chunks(response, what, method="GET", limit=DEFAULT_STREAM_DEADLINE, sta
     guard = _Deadline(response, max(0.0, deadline_at - time.monotonic()))
     received = 0
 
-    def overrun():
+    def overrun() -> TransportError:
         err = TransportError("{} -> HTTP {}: the body took longer than stream_deadline={:g} s "
                              "({} bytes received); raise Session(stream_deadline=…) or ask for "
                              "less".format(what, status, limit, received), request=request)
@@ -732,21 +763,21 @@ def body_chunks(response, what, method="GET", limit=DEFAULT_STREAM_DEADLINE, sta
         response.close()
 
 
-def _read_body(response, what, method, limit):
+def _read_body(response: requests.Response, what: str, method: str, limit: float) -> None:
     """Read ``response``'s whole body within ``limit`` seconds into ``response.content``
     (see :func:`body_chunks` for the errors)."""
     if getattr(response, "_content", False) is not False:
         return  # already read (a test double, or requests read it)
     content = b"".join(body_chunks(response, what, method, limit))
     response._content = content
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]  # requests' own flag
     expected = _content_length(response)
     if expected is not None and len(content) < expected:
         # urllib3 < 2 does not notice a body shorter than its Content-Length.
         raise _broken_body(response, what, len(content), method not in _IDEMPOTENT)
 
 
-def _content_length(response):
+def _content_length(response: requests.Response) -> Optional[int]:
     """The announced body size when ``len(content)`` can be compared with it."""
     headers = response.headers
     if response.request is not None and response.request.method == "HEAD":
@@ -760,7 +791,8 @@ def _content_length(response):
         return None
 
 
-def _broken_body(response, what, received, unknown):
+def _broken_body(response: requests.Response, what: str, received: int,
+                 unknown: bool) -> InvalidResponseError:
     err = InvalidResponseError(
         "{} -> HTTP {}: the body broke off after {} bytes (the connection closed before its "
         "end: DHIS2 restarting, or a proxy timeout?){}".format(
@@ -771,7 +803,7 @@ def _broken_body(response, what, received, unknown):
     return err
 
 
-def _maybe_sent(exc):
+def _maybe_sent(exc: BaseException) -> bool:
     """False only when the connection was never made, so nothing can have been sent."""
     text = repr(exc)
     never = ("NewConnectionError", "Connection refused", "Name or service not known",
@@ -779,7 +811,9 @@ def _maybe_sent(exc):
     return not any(marker in text for marker in never)
 
 
-def decode_json(response, what, expect=None, allow_empty=False):
+def decode_json(response: requests.Response, what: str,
+                expect: Union[Type[Any], Tuple[Type[Any], ...], None] = None,
+                allow_empty: bool = False) -> Any:
     """Decode a response body as JSON, or raise :class:`InvalidResponseError`
     naming ``what`` and the likely cause."""
     try:
