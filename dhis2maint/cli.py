@@ -674,7 +674,7 @@ def cmd_integrity_report(args: argparse.Namespace) -> int:
     if missing:
         _note(args, "no cached result for {} of the {} selected checks: {} (never run, or run "
                     "more than about an hour ago; run them with `dhis2maint integrity run`)"
-              .format(len(missing), len(selected), ", ".join(missing)))
+              .format(len(missing), len(selected or []), ", ".join(missing)))
     elif not len(report):
         _note(args, "DHIS2 has no cached data-integrity results (they expire about an hour "
                     "after a run); run `dhis2maint integrity run` first")

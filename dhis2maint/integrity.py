@@ -30,7 +30,7 @@ import logging
 import re
 import time
 from typing import (TYPE_CHECKING, Any, Callable, DefaultDict, Deque, Dict, Iterable, Iterator,
-                    List, Optional, Sequence, Tuple, Union, cast)
+                    List, Optional, Sequence, Set, Tuple, Union, cast)
 
 from . import convert, models, versions
 from .errors import ConfigurationError, InvalidResponseError, TaskTimeoutError
@@ -56,7 +56,7 @@ _sleep = time.sleep
 # --- argument checking ------------------------------------------------------------
 
 
-def _check_names(checks: Union[str, Iterable[str], None]) -> Optional[List[str]]:
+def _check_names(checks: Union[str, Iterable[Any], None]) -> Optional[List[str]]:
     """The ``checks`` argument as a list of names (order kept, duplicates dropped),
     or None for "no selection".  A single string is one name."""
     if checks is None:
@@ -163,8 +163,8 @@ def match_checks(tokens, checks, server_codes=True):
     tried as a name, as those servers read it.  On 2.36 the 2.42 name of a legacy
     check's successor is accepted too.
     """
-    selected = collections.OrderedDict()
-    unmatched = []
+    selected = collections.OrderedDict()  # type: Dict[str, models.DataIntegrityCheck]
+    unmatched = []  # type: List[str]
     for token in tokens:
         found = []
         if _is_code_token(token):
@@ -195,7 +195,7 @@ def _names_of(check):
 def _unmatched_error(unmatched, checks, version, server_codes):
     # type: (List[str], Sequence[models.DataIntegrityCheck], Any, bool) -> ConfigurationError
     names = [c.name for c in checks]
-    codes = {}
+    codes = {}  # type: Dict[str, str]
     for check in checks:
         for name in _names_of(check):
             code = check.code if server_codes else versions.check_code(name)
@@ -493,7 +493,7 @@ class IntegrityMixin(_Transport):
     def list_integrity_checks(self, section: Optional[str] = None,
                               severity: Union[models.DataIntegritySeverity, str, None] = None,
                               slow: Optional[bool] = None,
-                              checks: Union[str, Iterable[str], None] = None
+                              checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]], None] = None
                               ) -> List[models.DataIntegrityCheck]:
         """The server's data-integrity checks: ``GET /api/dataIntegrity``.
 
@@ -543,8 +543,8 @@ class IntegrityMixin(_Transport):
             result.append(check)
         return result
 
-    def _all_integrity_checks(self, params=None):
-        # type: (Optional[dict]) -> List[models.DataIntegrityCheck]
+    def _all_integrity_checks(self, params: Optional[Dict[str, str]] = None
+                              ) -> List[models.DataIntegrityCheck]:
         """Every check: ``GET /api/dataIntegrity`` (2.36: the 33 legacy checks)."""
         if self._legacy_integrity():
             return _legacy_checks()
@@ -571,7 +571,7 @@ class IntegrityMixin(_Transport):
     def _resolve_checks(self, names):
         # type: (List[str]) -> List[models.DataIntegrityCheck]
         if all(isinstance(n, _Resolved) for n in names):
-            return [n.check for n in names]
+            return [cast(_Resolved, n).check for n in names]
         server_codes = versions.supports(self.server_version, "integrity_codes")
         available = self._all_integrity_checks()
         selected, unmatched = match_checks(names, available, server_codes)
@@ -580,7 +580,7 @@ class IntegrityMixin(_Transport):
         return selected
 
     def _selection(self, checks):
-        # type: (Any) -> Tuple[Optional[List[str]], Optional[List[str]], Optional[list]]
+        # type: (Any) -> Tuple[Optional[List[str]], Optional[List[str]], Optional[List[models.DataIntegrityCheck]]]
         """``(tokens, expanded names, the matched DataIntegrityCheck objects)`` for a
         ``checks`` argument; (None, None, None) for no selection.  Raises
         :class:`ConfigurationError` for unknown tokens."""
@@ -592,7 +592,7 @@ class IntegrityMixin(_Transport):
 
     # --- running ------------------------------------------------------------------
 
-    def start_integrity_run(self, checks: Union[str, Iterable[str], None] = None,
+    def start_integrity_run(self, checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]], None] = None,
                             details: bool = False) -> models.Job:
         """Start a data-integrity job and return its :class:`Job` (not waiting).
 
@@ -616,7 +616,8 @@ class IntegrityMixin(_Transport):
         tokens, expanded, _selected = self._selection(checks)
         return self._start_integrity_run(tokens, expanded, details)
 
-    def _start_integrity_run(self, tokens, expanded, details):
+    def _start_integrity_run(self, tokens: Optional[List[str]], expanded: Optional[List[str]],
+                             details: bool) -> models.Job:
         version = self.server_version
         if self._legacy_integrity():
             if expanded:
@@ -630,11 +631,11 @@ class IntegrityMixin(_Transport):
         path = "dataIntegrity/details" if details else "dataIntegrity/summary"
         send = expanded
         if tokens and versions.supports(version, "integrity_codes") \
-                and len(",".join(expanded)) > _MAX_CHECKS_PARAM:
+                and len(",".join(expanded or [])) > _MAX_CHECKS_PARAM:
             send = tokens  # the server expands them exactly as match_checks did
         return self._start_job(path, job_type, params=_checks_param(send))
 
-    def run_integrity_checks(self, checks: Union[str, Iterable[str], None] = None,
+    def run_integrity_checks(self, checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]], None] = None,
                              details: bool = False, timeout: Optional[float] = None,
                              on_notification: Optional[
                                  Callable[[models.Notification], Any]] = None,
@@ -711,7 +712,7 @@ class IntegrityMixin(_Transport):
         ``tokens`` the checks are listed first and the slow ones DHIS2 leaves out of its
         default run are logged (INFO)."""
         if tokens is not None:
-            return selected, self._start_integrity_run(tokens, expanded, details)
+            return selected or [], self._start_integrity_run(tokens, expanded, details)
         available = self._all_integrity_checks()
         skipped = [c.name for c in available if c.is_slow and not include_slow]
         if skipped:
@@ -723,7 +724,7 @@ class IntegrityMixin(_Transport):
                 self._start_integrity_run(send, send, details))
 
     def _read_results(self, kind: str, expanded: Optional[List[str]]
-                      ) -> Tuple[models.DataIntegrityReport, Optional[set]]:
+                      ) -> Tuple[models.DataIntegrityReport, Optional[Set[str]]]:
         """``GET /api/dataIntegrity/summary|details`` for ``expanded`` names (None: all
         cached) -> (report, names to keep or None).  An empty body is an error: DHIS2
         answers ``{}`` when nothing is cached."""
@@ -821,7 +822,7 @@ class IntegrityMixin(_Transport):
 
     # --- reading results ----------------------------------------------------------
 
-    def get_integrity_report(self, checks: Union[str, Iterable[str], None] = None,
+    def get_integrity_report(self, checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]], None] = None,
                              details: bool = True) -> models.DataIntegrityReport:
         """The cached results, without running anything.
 
@@ -857,11 +858,11 @@ class IntegrityMixin(_Transport):
             report = models.DataIntegrityReport(
                 results={k: r for k, r in report.results.items() if k in keep or r.name in keep},
                 details=details)
-        checks = selected
+        info = selected
         if report.results and not versions.supports(self.server_version, "integrity_filters") \
-                and checks is None:
-            checks = self._all_integrity_checks()  # 2.37/2.38 results lack the check's info
-        return self._stamp(report, None, run_at, checks)
+                and info is None:
+            info = self._all_integrity_checks()  # 2.37/2.38 results lack the check's info
+        return self._stamp(report, None, run_at, info)
 
     @staticmethod
     def missing_integrity_results(report: models.DataIntegrityReport,

@@ -868,7 +868,8 @@ class _State(object):
             if name is None or (name not in ran and not old):
                 continue
             maker = self.issue_maker(name)
-            issues = [maker.issue(i) for i in range(counts.get(name, 0))] if name in ran else []
+            issues = [maker.issue(i) for i in range(counts.get(name, 0))] \
+                if name in ran else []  # type: List[Tuple[Optional[str], Optional[str], Optional[str], List[Tuple[str, str]]]]
             every = int(self.owner.nameless_every or 0)
             if every > 0:  # objects without a display name
                 issues = [(u, None if u and i % every == 0 else d, c, r) for i, (u, d, c, r) in enumerate(issues)]

@@ -17,21 +17,25 @@ _VERSION = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?([-+_ ].*)?\s*
 _SNAPSHOT = re.compile(r"snapshot", re.I)
 
 
-class Version(tuple):
+class Version(Tuple[int, ...]):
     """A DHIS2 version: a tuple such as ``(2, 41, 4)`` that also keeps the text the
     server sent (``text``) and whether it is a development build (``snapshot``,
     e.g. ``2.41.4-SNAPSHOT``).  Compares, hashes and prints as the plain tuple."""
 
-    def __new__(cls, parts, text=None, snapshot=False):
-        self = super().__new__(cls, parts)
+    text = ""  # type: str
+    snapshot = False  # type: bool
+
+    def __new__(cls, parts: Sequence[int], text: Optional[str] = None,
+                snapshot: bool = False) -> "Version":
+        self = super().__new__(cls, tuple(parts))
         self.text = text if text is not None else ".".join(str(p) for p in parts)
         self.snapshot = bool(snapshot)
         return self
 
-    def __getnewargs__(self):
+    def __getnewargs__(self) -> Tuple[Tuple[int, ...], str, bool]:
         return (tuple(self), self.text, self.snapshot)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return repr(tuple(self))
 
 
@@ -44,13 +48,13 @@ def parse_version(text: Optional[str]) -> Tuple[int, ...]:
     if not match:
         raise InvalidResponseError("not a DHIS2 version string: {!r}".format(text))
     major, minor, patch, hotfix, suffix = match.groups()
-    parts = (int(major), int(minor), int(patch or 0))
+    parts = (int(major), int(minor), int(patch or 0))  # type: Tuple[int, ...]
     if hotfix is not None:
         parts += (int(hotfix),)
     return Version(parts, str(text).strip(), bool(suffix and _SNAPSHOT.search(suffix)))
 
 
-def _release_key(version):
+def _release_key(version: Sequence[int]) -> Tuple[int, ...]:
     """``version`` padded to four numbers for patch-level comparisons.  A SNAPSHOT of
     x.y.z is a build on the way to x.y.z: it has only what x.y.(z-1) has, so its
     patch number counts one lower (x.y.0-SNAPSHOT: before every x.y release)."""
@@ -60,13 +64,13 @@ def _release_key(version):
     return parts[:4]
 
 
-def at_least(version, first):
+def at_least(version: Sequence[int], first: Sequence[int]) -> bool:
     """Whether ``version`` is ``first`` or newer, compared on the full version
     (patch level), with a SNAPSHOT build counting as its previous patch release."""
     return _release_key(version) >= tuple(first) + (0,) * (4 - len(first))
 
 
-def check_code(name):
+def check_code(name: str) -> str:
     """A data-integrity check's code as DHIS2 2.39+ computes it
     (``DataIntegrityCheck.getCodeFromName``): the first letter of each
     ``_``-separated word, upper-cased; ``categories_no_options`` -> ``CNO``."""
