@@ -393,9 +393,11 @@ class _Follower:
             return None
         if status in _FAILED_STATUSES or last in _FAILED_STATUSES:
             raise JobFailedError(
-                "{} ended with status {} (from /api/jobConfigurations; its task notifications "
+                "{} ended with status {}{} (from /api/jobConfigurations; its task notifications "
                 "were not available){}".format(
                     self.describe(), last if last in _FAILED_STATUSES else status,
+                    "; DHIS2 error codes: {}".format(config.error_codes.strip())
+                    if config.error_codes and config.error_codes.strip() else "",
                     "; last message: {}".format(self.pending_final.message)
                     if self.pending_final is not None and self.pending_final.message else ""),
                 job_id=self.job_id, job_type=self.job_type, notification=self.pending_final)
@@ -605,7 +607,7 @@ class JobsMixin(_Transport):
             return  # no version look-up needed
         version = self.server_version
         for first, name in sorted(needs):
-            if tuple(version) < first:
+            if not versions.at_least(version, first):
                 raise UnsupportedServerError(
                     "analytics parameter {} needs DHIS2 {} or newer; this server runs {}".format(
                         name, versions.version_text(first), versions.version_text(version)))
@@ -775,6 +777,8 @@ class JobsMixin(_Transport):
         ``predictor``/``predictor_group``.  ``predictions`` is parsed from
         DHIS2's "Generated N predictions".
 
+        Predictor groups need DHIS2 2.38+ (:class:`UnsupportedServerError` before,
+        raised before any run is posted).
         Dates: ``datetime.date``/``datetime`` or ``'YYYY-MM-DD'``; ``ValueError`` if
         malformed or start is after end, or for a bad UID or an empty list.
         :class:`ConflictError` when DHIS2 cannot predict ("Unable to predict …");
@@ -795,6 +799,10 @@ class JobsMixin(_Transport):
                 targets.append((what, self._uid(uid, what[:-1].replace("_", " ") + " UID")))
         if not targets:
             return [self._predictor_run("predictors/run", params, None, None)]
+        if any(what == "predictor_groups" for what, _uid in targets):
+            # checked before anything is posted, so no predictor runs half-way
+            versions.require(self.server_version, "predictor_group_run",
+                             "running a predictor group (POST /api/predictorGroups/{uid}/run)")
         runs = []
         for what, uid in targets:
             if what == "predictors":
@@ -859,17 +867,38 @@ class JobsMixin(_Transport):
         Without ``category_combo``: ``POST /api/maintenance/categoryOptionComboUpdate``
         (every combo; 2.42: 204, 2.43: 200 OK) -> ``None``.  With a combo UID: ``POST
         /api/maintenance/categoryOptionComboUpdate/categoryCombo/{uid}`` -> an
-        :class:`ImportSummary` (imported = added, deleted = pruned).  Raises
-        :class:`ConflictError` for an unknown combo ("CategoryCombo does not exist")
-        or when DHIS2 reports conflicts.
+        :class:`ImportSummary` (imported = added, deleted = pruned, ignored = obsolete
+        combos that could not be deleted).  DHIS2 answers a WARNING summary (some
+        obsolete combos still in use; the missing ones were added) with HTTP 409:
+        that is a success here, returned with ``status`` ``"WARNING"`` and the reasons
+        in ``descriptions``.  Raises :class:`ConflictError` for an unknown combo
+        ("CategoryCombo does not exist") or an ERROR summary (invalid combo).
         """
         if category_combo is None:
             self._maintenance("update_category_option_combos")
             return None
         uid = self._uid(category_combo, "category_combo")
         path = "maintenance/categoryOptionComboUpdate/categoryCombo/" + self._segment(uid)
-        body = self._json("POST", path, expect=dict, allow_empty=True)
-        return _import_summary(body, "POST /api/" + path)
+        what = "POST /api/" + path
+        # WebMessageUtils.importSummaries answers a WARNING summary with HTTP 409 too
+        # (the missing combos WERE added; some obsolete ones could not be deleted)
+        response = self._send("POST", path, ok_statuses=(409,))
+        if response.status_code == 409:
+            from .errors import _web_message, error_for_response
+
+            web = _web_message(response)
+            inner = web.get("response") if web is not None else None
+            if not (str(web.get("status", "")).upper() == "WARNING" and isinstance(inner, dict)
+                    and str(inner.get("status", "")).upper() == "WARNING"):
+                raise error_for_response(response, "POST", "/api/" + path)
+            summary = _import_summary(web, what)
+            log.warning("%s: DHIS2 answered WARNING (HTTP 409): %s", what,
+                        "; ".join(summary.descriptions) or summary.message)
+            return summary
+        from .session import decode_json
+
+        body = decode_json(response, what, expect=dict)
+        return _import_summary(body, what)
 
     def get_category_combo_state(self, uid: str) -> models.CategoryComboState:
         """A category combo's option combos against what its categories call for:
@@ -891,6 +920,9 @@ class JobsMixin(_Transport):
         before), then polls ``GET /api/categoryCombos/{uid}`` every ``poll_interval``
         seconds until the number of option combos equals ``expected_count`` (default:
         the product of its categories' option counts) and returns that state.
+        A WARNING answer to the update (HTTP 409: obsolete combos still in use could
+        not be deleted, the missing ones were added) is not an error: polling goes
+        on, and the kept obsolete combos count towards the target.
         Raises :class:`TaskTimeoutError` after ``timeout`` seconds (``job_id`` = the
         combo UID, ``last_message`` = "n of m …"), :class:`ConflictError` for an
         unknown combo.
@@ -906,11 +938,13 @@ class JobsMixin(_Transport):
         if timeout is not None and not timeout >= 0:
             raise ValueError("timeout must be None or at least 0 seconds, got {!r}".format(timeout))
         deadline = None if timeout is None else _monotonic() + timeout
-        self.update_category_option_combos(uid)
+        summary = self.update_category_option_combos(uid)
+        # a WARNING answer: obsolete combos still in use were kept ("ignored"); they stay
+        kept = summary.ignored if summary is not None else 0
         while True:
             state = self.get_category_combo_state(uid)
             target = state.expected_count if expected_count is None else expected_count
-            if state.count == target:
+            if state.count == target or (kept and state.count == target + kept):
                 return state
             if deadline is None:
                 _sleep(poll_interval)

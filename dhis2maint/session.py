@@ -32,6 +32,7 @@ from .convert import gc_paused
 from . import connections
 from .integrity import IntegrityMixin
 from .jobs import JobsMixin
+from . import versions
 from .health import HealthMixin
 from .scheduler import SchedulerMixin
 from .versions import parse_version
@@ -578,6 +579,19 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
     def server_version(self, value: Union[str, Tuple[int, ...], None]) -> None:
         """Set (or with None, forget) the version, e.g. to skip the request in tests."""
         self._server_version = parse_version(value) if isinstance(value, str) else value
+
+    @property
+    def server_version_text(self):
+        # type: () -> str
+        """The version exactly as the server states it, e.g. ``"2.41.4-SNAPSHOT"``."""
+        return versions.version_text(self.server_version)
+
+    @property
+    def server_is_snapshot(self):
+        # type: () -> bool
+        """True for a development build (``-SNAPSHOT``): it has only what the previous
+        patch release has, so patch-level (backported) features are gated on that."""
+        return bool(getattr(self.server_version, "snapshot", False))
 
 
 def _check_timeout(value: Union[str, float], name: str) -> float:

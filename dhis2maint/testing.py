@@ -116,35 +116,38 @@ _VERSION_FEATURES = {
     "coc_on_save": (_T, _T, _T, _T, _T, _T, _T, _F),
     "validation_max_results": (_F, _F, _F, _F, _F, _F, _T, _T),
     "predictor_date_order": (_F, _F, _F, _F, _F, _F, _F, _T),
+    # POST /api/predictorGroups/{uid}/run (PredictorGroupController.java: 2.38+)
+    "predictor_group_run": (_F, _F, _T, _T, _T, _T, _T, _T),
     "api_max_version": (36, 37, 38, 39, 40, 41, 42, 43),
-    "job_types": ("2.36", "2.37", "2.38", "2.42", "2.42", "2.42", "2.42", "2.43"),
+    "job_types": _VERSIONS,
 }
 
-_JOB_TYPES_242 = (
-    "DATA_INTEGRITY DATA_INTEGRITY_DETAILS RESOURCE_TABLE ANALYTICS_TABLE CONTINUOUS_ANALYTICS_TABLE "
-    "SINGLE_EVENT_DATA_SYNC TRACKED_ENTITY_DATA_SYNC DATA_SYNC META_DATA_SYNC AGGREGATE_DATA_EXCHANGE "
-    "SEND_SCHEDULED_MESSAGE PROGRAM_NOTIFICATIONS MONITORING PUSH_ANALYSIS HTML_PUSH_ANALYTICS "
-    "TRACKER_SEARCH_OPTIMIZATION PREDICTOR MATERIALIZED_SQL_VIEW_UPDATE DISABLE_INACTIVE_USERS TEST "
-    "LOCK_EXCEPTION_CLEANUP MOCK SMS_SEND SMS_INBOUND_PROCESSING TRACKER_IMPORT_JOB "
-    "TRACKER_IMPORT_NOTIFICATION_JOB TRACKER_IMPORT_RULE_ENGINE_JOB IMAGE_PROCESSING "
-    "COMPLETE_DATA_SET_REGISTRATION_IMPORT DATAVALUE_IMPORT_INTERNAL METADATA_IMPORT DATAVALUE_IMPORT "
-    "GEOJSON_IMPORT GML_IMPORT HOUSEKEEPING DATA_VALUE_TRIM DATA_SET_NOTIFICATION CREDENTIALS_EXPIRY_ALERT "
-    "DATA_STATISTICS FILE_RESOURCE_CLEANUP ACCOUNT_EXPIRY_ALERT VALIDATION_RESULTS_NOTIFICATION "
-    "REMOVE_USED_OR_EXPIRED_RESERVED_VALUES SYSTEM_VERSION_UPDATE_CHECK").split()
-_NEW_SINCE_238 = set(
-    "AGGREGATE_DATA_EXCHANGE DATA_INTEGRITY_DETAILS DATA_VALUE_TRIM GEOJSON_IMPORT HOUSEKEEPING "
-    "HTML_PUSH_ANALYTICS LOCK_EXCEPTION_CLEANUP MATERIALIZED_SQL_VIEW_UPDATE SINGLE_EVENT_DATA_SYNC "
-    "SMS_INBOUND_PROCESSING TRACKED_ENTITY_DATA_SYNC".split())
-_GONE_SINCE_238 = ("ANALYTICSTABLE_UPDATE ENROLLMENT_IMPORT EVENT_IMPORT EVENT_PROGRAMS_DATA_SYNC "
-                   "LEADER_ELECTION LEADER_RENEWAL PROGRAM_DATA_SYNC TEI_IMPORT TRACKER_PROGRAMS_DATA_SYNC").split()
-_JOB_TYPE_SETS = {
-    "2.42": frozenset(_JOB_TYPES_242),
-    "2.43": frozenset(_JOB_TYPES_242) - {"PUSH_ANALYSIS", "TRACKER_SEARCH_OPTIMIZATION"}
-    | {"TRACKER_TRIGRAM_INDEX_MAINTENANCE"},
-    "2.38": frozenset(t for t in _JOB_TYPES_242 if t not in _NEW_SINCE_238) | frozenset(_GONE_SINCE_238),
-}
-_JOB_TYPE_SETS["2.37"] = _JOB_TYPE_SETS["2.38"] - {"SYSTEM_VERSION_UPDATE_CHECK", "TRACKER_SEARCH_OPTIMIZATION"}
-_JOB_TYPE_SETS["2.36"] = _JOB_TYPE_SETS["2.37"] - {"ACCOUNT_EXPIRY_ALERT", "TEST"}
+# JobType.java (dhis-2/dhis-api/src/main/java/org/hisp/dhis/scheduling/JobType.java) per branch:
+# job type -> (first minor, last minor) that has it; 44 = master
+_JOB_TYPE_RANGES = {}  # type: Dict[str, Tuple[int, int]]
+for _first, _last, _names in (
+        (36, 44, "DATA_STATISTICS DATA_INTEGRITY RESOURCE_TABLE ANALYTICS_TABLE CONTINUOUS_ANALYTICS_TABLE "
+                 "DATA_SYNC FILE_RESOURCE_CLEANUP IMAGE_PROCESSING META_DATA_SYNC SMS_SEND SEND_SCHEDULED_MESSAGE "
+                 "PROGRAM_NOTIFICATIONS VALIDATION_RESULTS_NOTIFICATION CREDENTIALS_EXPIRY_ALERT MONITORING "
+                 "PREDICTOR DATA_SET_NOTIFICATION REMOVE_USED_OR_EXPIRED_RESERVED_VALUES TRACKER_IMPORT_JOB "
+                 "TRACKER_IMPORT_NOTIFICATION_JOB TRACKER_IMPORT_RULE_ENGINE_JOB "
+                 "COMPLETE_DATA_SET_REGISTRATION_IMPORT DATAVALUE_IMPORT_INTERNAL METADATA_IMPORT DATAVALUE_IMPORT "
+                 "DISABLE_INACTIVE_USERS MOCK GML_IMPORT"),
+        (36, 40, "LEADER_ELECTION LEADER_RENEWAL ANALYTICSTABLE_UPDATE PROGRAM_DATA_SYNC"),
+        (36, 41, "TRACKER_PROGRAMS_DATA_SYNC EVENT_PROGRAMS_DATA_SYNC EVENT_IMPORT ENROLLMENT_IMPORT TEI_IMPORT"),
+        (36, 42, "PUSH_ANALYSIS"),
+        (37, 44, "ACCOUNT_EXPIRY_ALERT TEST"),
+        (38, 42, "TRACKER_SEARCH_OPTIMIZATION"),
+        (38, 44, "SYSTEM_VERSION_UPDATE_CHECK"),
+        (39, 44, "DATA_INTEGRITY_DETAILS AGGREGATE_DATA_EXCHANGE GEOJSON_IMPORT"),
+        (40, 44, "MATERIALIZED_SQL_VIEW_UPDATE"),
+        (41, 44, "HTML_PUSH_ANALYTICS LOCK_EXCEPTION_CLEANUP HOUSEKEEPING DATA_VALUE_TRIM"),
+        (42, 44, "SINGLE_EVENT_DATA_SYNC TRACKED_ENTITY_DATA_SYNC SMS_INBOUND_PROCESSING"),
+        (43, 44, "TRACKER_TRIGRAM_INDEX_MAINTENANCE")):
+    for _name in _names.split():
+        _JOB_TYPE_RANGES[_name] = (_first, _last)
+_JOB_TYPE_SETS = {"2.%d" % minor: frozenset(n for n, (lo, hi) in _JOB_TYPE_RANGES.items() if lo <= minor <= hi)
+                  for minor in range(36, 44)}
 
 # /api/maintenance/{path} operations per era (POST and PUT; GET appReload is separate)
 _MAINT_COMMON = ["analyticsTablesClear", "analyticsTablesAnalyze", "expiredInvitationsClear", "ouPathsUpdate",
@@ -865,11 +868,19 @@ class _State(object):
             if name is None or (name not in ran and not old):
                 continue
             maker = self.issue_maker(name)
-            issues = [maker.issue(i) for i in range(counts.get(name, 0))] if name in ran else []
+            issues = [maker.issue(i) for i in range(counts.get(name, 0))] \
+                if name in ran else []  # type: List[Tuple[Optional[str], Optional[str], Optional[str], List[Tuple[str, str]]]]
+            every = int(self.owner.nameless_every or 0)
+            if every > 0:  # objects without a display name
+                issues = [(u, None if u and i % every == 0 else d, c, r) for i, (u, d, c, r) in enumerate(issues)]
 
             def label(uid, display, names_only=old):
-                # type: (Optional[str], str, bool) -> str
-                return (display or uid or "") if names_only else ("%s:%s" % (display, uid) if uid else display)
+                # type: (Optional[str], Optional[str], bool) -> str
+                # FlattenedDataIntegrityReport@2.36: defaultIfBlank(displayName, uid); @2.37:
+                # "name:uid", or the uid alone when the name is null
+                if names_only:
+                    return display or uid or ""
+                return ("%s:%s" % (display, uid) if display else uid) if uid else (display or "")
             kind = entry["type"]
             if kind == "L":
                 value = [label(u, d) for u, d, _, _ in issues]  # type: Any
@@ -932,16 +943,19 @@ class _State(object):
         self.validation_groups = {"RmhRgOVrOnb": ["sxamEpoUXb5", "ZoG4yXZi3c3"]}
         self.data_elements = {"fbfJHSPpUQD": "ANC 1st visit", "cYeuwXTCPkU": "ANC 2nd visit"}
 
-    def update_cocs(self, combo_uid, visible_at):
-        # type: (str, float) -> Tuple[List[str], List[str]]
-        """Add missing and drop obsolete option combos of a combo; returns (added, deleted) names."""
+    def update_cocs(self, combo_uid, visible_at, keep_obsolete=False):
+        # type: (str, float, bool) -> Tuple[List[str], List[str]]
+        """Add missing and drop obsolete option combos of a combo; returns (added, deleted) names.
+        With `keep_obsolete` (they are in use) the obsolete ones stay and are returned as deleted
+        candidates the caller reports as ignored."""
         combo = self.combos[combo_uid]
         wanted = [[]]  # type: List[List[str]]
         for cat in combo["categories"]:
             wanted = [prefix + [o] for prefix in wanted for o in self.categories[cat]["options"]]
         wanted_keys = {frozenset(w) for w in wanted if w}
         deleted = [c["name"] for c in combo["cocs"] if frozenset(c["options"]) not in wanted_keys]
-        combo["cocs"] = [c for c in combo["cocs"] if frozenset(c["options"]) in wanted_keys]
+        if not keep_obsolete:
+            combo["cocs"] = [c for c in combo["cocs"] if frozenset(c["options"]) in wanted_keys]
         have = {frozenset(c["options"]) for c in combo["cocs"]}
         added = []
         for options in wanted:
@@ -1498,7 +1512,12 @@ class _Api(object):
                       ("lastAlive", _fmt_time(now) if status == "RUNNING" else None),
                       ("lastRuntimeExecution", last_run[2]),
                       ("enabled", not finished), ("jobParameters", job.params),
-                      ("configurable", False), ("userUid", _uid_from("user", req.user)))
+                      ("configurable", False), ("executedBy", _uid_from("user", req.user)),
+                      ("userUid", _uid_from("user", req.user)),
+                      # DefaultJobSchedulerLoopService.updateProgress@2.42: sorted codes joined
+                      # by " ", "" after a run without errors, absent before any run
+                      ("errorCodes", (self.owner.job_error_codes if job.failed else "")
+                       if finished else None))
         return _Response.json(_filter_fields(out, req.fields()))
 
     # -- resource tables, analytics, monitoring ------------------------------------
@@ -1580,7 +1599,7 @@ class _Api(object):
                 raise _HttpError(409, "Unable to predict " + uid, dev_message="Predictor not found: " + uid)
             return _Response.message(200, "Generated %d predictions" % self._predict(uid, months))
 
-    @_route("POST PUT", r"predictorGroups/([^/]+)/run", authority=PREDICT)
+    @_route("POST PUT", r"predictorGroups/([^/]+)/run", authority=PREDICT, feature="predictor_group_run")
     def predictor_group_run(self, req, uid):
         # type: (_Request, str) -> _Response
         months = self._prediction_months(req)
@@ -1681,20 +1700,35 @@ class _Api(object):
                 raise _HttpError(409, "CategoryCombo does not exist: " + uid)
             state.maintenance_log.append("categoryOptionComboUpdate/categoryCombo/" + uid)
             combo_name = state.combos[uid]["name"]
-            added, deleted = state.update_cocs(uid, req.now + float(self.owner.coc_generation_delay or 0))
+            in_use = bool(self.owner.coc_in_use)
+            added, deleted = state.update_cocs(uid, req.now + float(self.owner.coc_generation_delay or 0),
+                                               keep_obsolete=in_use)
+        ignored = deleted if in_use else []
+        deleted = [] if in_use else deleted
+        # DefaultCategoryOptionComboGenerateService.java@2.42: one ImportSummary per change; an
+        # obsolete combo that cannot be deleted is a WARNING summary with ignored 1
         summaries = []
-        for verb, names, key in (("Added missing", added, "imported"), ("Deleted obsolete", deleted, "deleted")):
+        for verb, names, key in (("Added missing", added, "imported"), ("Deleted obsolete", deleted, "deleted"),
+                                 (None, ignored, "ignored")):
             for name in names:
                 count = _od(("imported", 0), ("updated", 0), ("ignored", 0), ("deleted", 0))
                 count[key] = 1
+                if verb is None:
+                    text = ("Could not delete category option combo: `%s` due to `Object could not be "
+                            "deleted because it is associated with another object: DataValue`" % name)
+                else:
+                    text = "%s category option combo: `%s` for category combo: `%s`" % (verb, name, combo_name)
                 summaries.append(_od(
-                    ("responseType", "ImportSummary"), ("status", "SUCCESS"),
-                    ("description", "%s category option combo: `%s` for category combo: `%s`"
-                     % (verb, name, combo_name)),
+                    ("responseType", "ImportSummary"), ("status", "WARNING" if verb is None else "SUCCESS"),
+                    ("description", text),
                     ("importCount", count), ("conflicts", []), ("rejectedIndexes", [])))
-        response = _od(("responseType", "ImportSummaries"), ("status", "SUCCESS"), ("imported", len(added)),
-                       ("updated", 0), ("deleted", len(deleted)), ("ignored", 0), ("total", len(summaries)),
-                       ("importSummaries", summaries))
+        status = "WARNING" if ignored else "SUCCESS"
+        response = _od(("responseType", "ImportSummaries"), ("status", status), ("imported", len(added)),
+                       ("updated", 0), ("deleted", len(deleted)), ("ignored", len(ignored)),
+                       ("total", len(summaries)), ("importSummaries", summaries))
+        if ignored:  # WebMessageUtils.importSummaries@2.42: WARNING -> HTTP 409, status WARNING
+            return _Response.message(409, "One or more conflicts encountered, please check import summary.",
+                                     status="WARNING", response=response)
         return _Response.message(200, "Import was successful.", response=response)
 
     def _update_all_cocs(self, now):
@@ -1899,7 +1933,7 @@ def _filter_fields(obj, fields):
 class _Faults(object):
     """Per-request faults waiting to be used, each with a remaining count and an optional method."""
 
-    KINDS = ("hang", "fail", "html", "truncate", "drop")
+    KINDS = ("hang", "fail", "html", "truncate", "drop", "empty")
 
     def __init__(self):
         # type: () -> None
@@ -1911,11 +1945,15 @@ class _Faults(object):
         with self.lock:
             self.pending[kind].append([int(count), method.upper() if method else None, params])
 
-    def take(self, kind, method):
-        # type: (str, str) -> Optional[Dict[str, Any]]
-        """Use up one fault of `kind` that applies to `method`; returns its parameters or None."""
+    def take(self, kind, method, path=None):
+        # type: (str, str, Optional[str]) -> Optional[Dict[str, Any]]
+        """Use up one fault of `kind` that applies to `method` (and `path`, for faults given
+        one); returns its parameters or None."""
         with self.lock:
             for entry in self.pending[kind]:
+                wanted = entry[2].get("path")
+                if wanted is not None and (path is None or path.rstrip("/") != "/api/" + wanted.strip("/")):
+                    continue
                 if entry[0] > 0 and entry[1] in (None, method):
                     entry[0] -= 1
                     if entry[0] == 0:
@@ -2076,6 +2114,8 @@ class _Handler(BaseHTTPRequestHandler):
         if drop:  # the work is done, the answer is lost
             self._abort()
             return
+        if resp.status < 300 and faults.take("empty", method, url.path) is not None:
+            resp = _Response.empty(200)  # the work is done, the body is lost (proxy, restart)
         self._send(resp, truncate)
 
     def _send(self, resp, truncate):
@@ -2154,6 +2194,12 @@ class Dhis2StandIn(object):
       drop_feed_after_completion /api/system/tasks/{type}/{id} answers [] once the job finished.
       login_redirect             unauthenticated /api calls get 302 to the login page instead of 401.
       coc_generation_delay       generated category option combos only appear after this many seconds.
+      nameless_every             in flattened integrity reports every n-th object has no display name
+                                 (DHIS2 then writes its bare UID); 0 = off.
+      job_error_codes            errorCodes a failed job's /api/jobConfigurations record shows (2.41+),
+                                 e.g. "E7010 E7131" (default "").
+      coc_in_use                 obsolete category option combos are in use: the per-combo update keeps
+                                 them and answers 409 with a WARNING ImportSummaries, as DHIS2 does.
       drift                      integrity runs differ (0 = off): in the r-th run (from 0) each check with
                                  issues has r more and its first r*drift issues are gone (resolved), so
                                  history, trends and new-issue detection have something to show.
@@ -2185,6 +2231,9 @@ class Dhis2StandIn(object):
         self.drop_feed_after_completion = False
         self.login_redirect = False
         self.coc_generation_delay = 0.0  # type: float
+        self.coc_in_use = False
+        self.nameless_every = 0
+        self.job_error_codes = ""
         self.verbose_notifications = False
         self.drift = 0  # type: int
         self.requests = []  # type: List[RecordedRequest]
@@ -2313,6 +2362,12 @@ class Dhis2StandIn(object):
         drops it: the client cannot know whether anything happened."""
         self._faults.add("drop", count, method)
 
+    def empty_next(self, count: int = 1, method: Optional[str] = None,
+                   path: Optional[str] = None) -> None:
+        """The next `count` successful answers (of `method`, and to /api/`path` exactly if given,
+        e.g. "dataIntegrity/summary") are HTTP 200 with an empty body (the request is carried out)."""
+        self._faults.add("empty", count, method, path=path)
+
     def html_next(self, count: int = 1, method: Optional[str] = None) -> None:
         """The next `count` requests get 200 text/html: the DHIS2 login page."""
         self._faults.add("html", count, method)
@@ -2361,6 +2416,7 @@ class Dhis2StandIn(object):
         self.drop_feed_after_completion = False
         self.login_redirect = False
         self.coc_generation_delay = 0.0
+        self.coc_in_use = False
         with self._state.lock:
             self._state.job_failures.clear()
             self._state.conflicts = 0
