@@ -218,7 +218,8 @@ def _csv_writer(out):
 def _json_encoder():
     import json
 
-    return json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+    return json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "),
+                            allow_nan=False).encode
 
 
 # ---------------------------------------------------------------------------
@@ -601,7 +602,8 @@ def _write_json_records(records, fmt, out):
     from .convert import unstructure
 
     if fmt == "json":
-        out.write(json.dumps([unstructure(r) for r in records], indent=2, ensure_ascii=False))
+        out.write(json.dumps([unstructure(r) for r in records], indent=2, ensure_ascii=False,
+                             allow_nan=False))
         out.write("\n")
     else:
         encode = _json_encoder()
@@ -719,7 +721,7 @@ def write_comparison(comparison, fmt, out, width=None):
             "newIssues": [_issue_row_dict(r) for r in new_rows],
             "resolvedIssues": [_issue_row_dict(r) for r in resolved_rows],
             "changedIssues": [_changed_dict(c) for c in changed],
-        }, indent=2, ensure_ascii=False) + "\n")
+        }, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     elif fmt == "jsonl":
         encode = _json_encoder()
         for change in changes:
