@@ -419,8 +419,11 @@ class JobsMixin:
         type_text = _job_type_text(job_type)
         known = self._known_job_ids(type_text) if getattr(self, "recover_job_starts", False) \
             else None
+        from .session import SMALL_BODY_BYTES
+
         try:
-            body = self._json(method, path, params=params, json_body=json_body, expect=dict)
+            body = self._json(method, path, params=params, json_body=json_body, expect=dict,
+                              max_bytes=SMALL_BODY_BYTES)
         except (TransportError, InvalidResponseError) as exc:
             if not exc.outcome_unknown:
                 raise
@@ -879,11 +882,12 @@ class JobsMixin:
         return self._maintenance_request(op.http_method, "maintenance/" + path)
 
     def _maintenance_request(self, method, path, params=None):
+        from .session import SMALL_BODY_BYTES, decode_json
+
         what = "{} /api/{}".format(method, path)
-        response = self._send(method, path, params=params)
+        response = self._send(method, path, params=params, max_bytes=SMALL_BODY_BYTES)
         if response.status_code == 204 or not response.content.strip():
             return None
-        from .session import decode_json
 
         body = decode_json(response, what, expect=dict)
         if str(body.get("status", "OK")).upper() not in ("OK", "SUCCESS"):

@@ -58,7 +58,7 @@ class FuzzSession(Session):
     body = b"{}"
 
     def _send(self, method, path, params=None, json_body=None, timeout=None, stream=False,
-              headers=None, ok_statuses=None):
+              headers=None, ok_statuses=None, max_bytes=None):
         response = fake_response(self.body)
         response.request = requests.Request(method, self.api_url(path)).prepare()
         if not stream:
