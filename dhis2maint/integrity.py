@@ -440,7 +440,8 @@ class IntegrityMixin:
         return self._start_job(path, job_type, params=_checks_param(names))
 
     def run_integrity_checks(self, checks=None, details=False, timeout=None,
-                             on_notification=None, include_slow=False):
+                             on_notification=None, include_slow=False, poll_interval=None,
+                             max_interval=None):
         """Run checks, follow the job to its end, and return this run's results.
 
         :param checks: names, codes or wildcards; ``None`` = DHIS2's default set
@@ -451,6 +452,11 @@ class IntegrityMixin:
         :param on_notification: called with each new task :class:`Notification`.
         :param include_slow: with ``checks=None``, list the checks first
             (``GET /api/dataIntegrity``) and name every one, slow ones included.
+        :param poll_interval: / :param max_interval: as for :meth:`wait_for_task`.
+
+        Outages (refused connections, timeouts, 502/503/504) while the job is
+        followed and its results read are ridden out for up to
+        ``Session.outage_grace`` seconds, as in :meth:`wait_for_task`.
 
         Steps: :meth:`start_integrity_run`, ``job.wait()`` (``GET
         /api/system/tasks/{type}/{id}``), then ``GET /api/dataIntegrity/summary``
@@ -476,9 +482,14 @@ class IntegrityMixin:
         """
         names = _check_names(checks)
         started = _monotonic()
+        waits = {}
+        if poll_interval is not None:
+            waits["poll_interval"] = poll_interval
+        if max_interval is not None:
+            waits["max_interval"] = max_interval
         if self._legacy_integrity():
             job = self.start_integrity_run(details=details)
-            job.wait(timeout=timeout, on_notification=on_notification)
+            job.wait(timeout=timeout, on_notification=on_notification, **waits)
             flat = self._await_legacy_report(job, timeout, started)
             return legacy_report(flat, details, names,
                                  "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}")
@@ -493,9 +504,16 @@ class IntegrityMixin:
         job = self.start_integrity_run(
             expanded if names is None and include_slow else names, details=details)
         if notifies:
-            job.wait(timeout=timeout, on_notification=on_notification)
-            return self._read_run_results(job, details, names, expanded)
+            job.wait(timeout=timeout, on_notification=on_notification, **waits)
+            return self._job_outage(job).call(self._read_run_results, job, details, names,
+                                              expanded)
         return self._poll_run_results(job, details, expanded, timeout, started, on_notification)
+
+    def _job_outage(self, job):
+        from .jobs import _Outage
+
+        return _Outage(self, "data-integrity job {}".format(job.id),
+                       " (its results: session.get_integrity_report())")
 
     def _read_run_results(self, job, details, tokens, expanded):
         """This run's results: ``GET /api/dataIntegrity/summary|details`` for the
@@ -530,26 +548,36 @@ class IntegrityMixin:
         that finished after the job was created.  2.39/2.40 ask ``…/running``
         between reads so big details bodies are fetched once; 2.37/2.38 re-read the
         results.  ``on_notification`` gets synthesised progress notifications."""
+        from .jobs import _DOWN
+
         deadline = None if timeout is None else started + timeout
         has_running = versions.supports(self.server_version, "integrity_filters")
         total = len(expanded)
         delay = 0.5
         reported = -1
+        outage = self._job_outage(job)
+        done = 0
         while True:
             busy = None
             if has_running:
-                running = set(self._integrity_name_list(details, "running"))
-                busy = [name for name in expanded if name in running]
+                running = outage.poll(self._integrity_name_list, details, "running")
+                if running is _DOWN:
+                    busy = True  # DHIS2 is out: count nothing, poll again
+                else:
+                    running = set(running)
+                    busy = [name for name in expanded if name in running]
             if busy:
-                done = total - len(busy)
+                if busy is not True:
+                    done = total - len(busy)
             else:
-                report = self._read_run_results(job, details, None, expanded)
-                missing = [name for name in expanded if name not in report.results]
-                done = total - len(missing)
-                if not missing:
-                    if on_notification is not None:
-                        on_notification(_progress(job, done, total, True))
-                    return report
+                report = outage.poll(self._read_run_results, job, details, None, expanded)
+                if report is not _DOWN:
+                    missing = [name for name in expanded if name not in report.results]
+                    done = total - len(missing)
+                    if not missing:
+                        if on_notification is not None:
+                            on_notification(_progress(job, done, total, True))
+                        return report
             if on_notification is not None and done != reported:
                 on_notification(_progress(job, done, total, False))
             reported = done
@@ -568,11 +596,14 @@ class IntegrityMixin:
         limit = LEGACY_REPORT_WAIT if timeout is None else max(0.0, timeout - (
             _monotonic() - started))
         deadline = _monotonic() + limit
+        from .jobs import _DOWN
+
         path = "system/taskSummaries/DATA_INTEGRITY/" + self._segment(job.id, "job id")
         delay = 0.2
+        outage = self._job_outage(job)
         while True:
-            flat = self._json("GET", path, expect=dict, allow_empty=True)
-            if flat is not None:
+            flat = outage.poll(self._json, "GET", path, expect=dict, allow_empty=True)
+            if flat is not None and flat is not _DOWN:
                 return flat
             now = _monotonic()
             if now >= deadline:

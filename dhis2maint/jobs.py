@@ -25,13 +25,15 @@ import collections
 import datetime
 import json
 import logging
+import math
 import re
 import time
 from typing import Iterator, List, Optional, Tuple, Union
 
 from . import convert, models, versions
-from .errors import (ApiError, InvalidResponseError, JobFailedError, NotFound,
-                     TaskTimeoutError, TransportError, UnsupportedServerError)
+from .errors import (ApiError, ConfigurationError, InvalidResponseError, JobFailedError,
+                     NotFound, ServerError, TaskTimeoutError, TransportError,
+                     UnsupportedServerError)
 
 __all__ = ["JobsMixin", "ANALYTICS_FLAGS", "MaintenanceOperation", "MAINTENANCE_OPERATIONS",
            "MAINTENANCE_FLAGS",
@@ -52,6 +54,13 @@ FALLBACK_RECHECK = 30.0
 #: watched for the job whose start answer was lost, and how often it is read.
 RECOVERY_WAIT = 30.0
 RECOVERY_POLL = 2.0
+#: The end of a job is noticed within max(LAG_FLOOR, LAG_SHARE x the time the
+#: wait has run) (plus one request), capped by ``max_interval``: the poll delay
+#: never grows past that bound.
+LAG_FLOOR = 2.0
+LAG_SHARE = 0.1
+#: Statuses a proxy answers while DHIS2 restarts: an outage, not an answer.
+OUTAGE_STATUSES = frozenset([502, 503, 504])
 
 _JOB_TYPE = re.compile(r"^[A-Za-z_]+$")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
@@ -220,6 +229,92 @@ ANALYTICS_FLAGS = (
 
 
 # ---------------------------------------------------------------------------
+# Riding out outages
+
+_DOWN = object()  # what _Outage.poll returns while DHIS2 is out
+
+
+def _seconds(value, what, allow_none=False, zero_ok=True):
+    """A finite, non-negative (or positive) number of seconds, else ConfigurationError
+    naming ``what`` (a ValueError too)."""
+    if value is None and allow_none:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigurationError("{} must be a number of seconds{}, got {!r}".format(
+            what, " or None" if allow_none else "", value)) from None
+    if isinstance(value, bool) or not math.isfinite(number) or not (
+            number >= 0 if zero_ok else number > 0):
+        raise ConfigurationError("{} must be a finite number of seconds {} 0{}, got {!r}".format(
+            what, "of at least" if zero_ok else "more than",
+            " (or None for no limit)" if allow_none else "", value))
+    return number
+
+
+class _Outage:
+    """Keeps a wait going while DHIS2 is unreachable: refused connections,
+    timeouts, broken connections and 502/503/504 count as an outage for up to
+    ``Session.outage_grace`` seconds (0: fail at once).  A WARNING is logged
+    when it starts, INFO when DHIS2 answers again.  Only GETs are polled here,
+    so nothing is re-sent that changes anything."""
+
+    def __init__(self, session, describe, resume_hint=""):
+        from .session import DEFAULT_OUTAGE_GRACE
+
+        self.grace = getattr(session, "outage_grace", DEFAULT_OUTAGE_GRACE)
+        self.describe = describe
+        self.resume_hint = resume_hint
+        self.since = None  # type: Optional[float]
+        self.polls = 0
+
+    def poll(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)``, or ``_DOWN`` while an outage lasts (within the grace)."""
+        try:
+            result = fn(*args, **kwargs)
+        except (TransportError, ServerError) as exc:
+            if isinstance(exc, ServerError) and exc.status_code not in OUTAGE_STATUSES:
+                raise
+            now = _monotonic()
+            if self.since is None:
+                if self.grace <= 0:
+                    raise
+                self.since = now
+                self.polls = 0
+                log.warning("%s: DHIS2 is not answering (%s); still following it for up to %g s "
+                            "(outage_grace)", self.describe, _first_line(exc), self.grace)
+            elif now - self.since > self.grace:
+                raise TransportError(
+                    "{}: DHIS2 has not answered for {:.0f} s ({} polls), longer than "
+                    "outage_grace={:g} s; last error: {}; the job may still be running on the "
+                    "server{}".format(self.describe, now - self.since, self.polls + 1,
+                                      self.grace, _first_line(exc), self.resume_hint),
+                    request=getattr(exc, "request", None)) from exc
+            self.polls += 1
+            return _DOWN
+        if self.since is not None:
+            log.info("%s: DHIS2 answers again after %.0f s", self.describe,
+                     _monotonic() - self.since)
+            self.since = None
+        return result
+
+    def call(self, fn, *args, **kwargs):
+        """``fn``'s result, polling every few seconds through an outage (for one-off
+        reads after a wait; the grace bounds it)."""
+        delay = 1.0
+        while True:
+            result = self.poll(fn, *args, **kwargs)
+            if result is not _DOWN:
+                return result
+            _sleep(delay)
+            delay = min(delay * 1.5, 10.0)
+
+
+def _first_line(exc):
+    return " ".join(str(exc).split())[:300]
+
+
+# ---------------------------------------------------------------------------
 # Following a job
 
 
@@ -233,6 +328,9 @@ class _Follower:
         if not poll_interval > 0:
             raise ValueError("poll_interval must be more than 0 seconds, got {!r}".format(
                 poll_interval))
+        timeout = _seconds(timeout, "timeout", allow_none=True)
+        poll_interval = _seconds(poll_interval, "poll_interval", zero_ok=False)
+        max_interval = _seconds(max_interval, "max_interval", zero_ok=False)
         self.session = session
         self.type_text = _job_type_text(job_type)
         self.job_type = _tolerant_job_type(self.type_text)
@@ -247,6 +345,15 @@ class _Follower:
         self.pending_final = None  # a completion the stale rule may have made up
         self.fallback = None  # whether the server has /api/jobConfigurations for run-once jobs
         self.last_check = None
+        self.outage = _Outage(session, self.describe(), self._resume_hint())
+
+    def _resume_hint(self):
+        return " (follow it with session.wait_for_task({!r}, {!r}))".format(
+            self.type_text, self.job_id)
+
+    def _delay_cap(self, elapsed):
+        """The longest delay between polls after ``elapsed`` seconds of waiting."""
+        return max(self.poll_interval, min(self.max_interval, max(LAG_FLOOR, LAG_SHARE * elapsed)))
 
     def describe(self):
         return "{} job {}".format(self.type_text, self.job_id)
@@ -262,23 +369,31 @@ class _Follower:
             if self.ask_configuration:
                 self.ask_configuration = False
                 self.last_check = now
-                final = self._from_configuration()
+                final = self.outage.poll(self._from_configuration)
+                if final is _DOWN:
+                    self.ask_configuration = True  # ask again once DHIS2 is back
+                    final = None
                 progress = final is not None
                 if final is not None:
                     if final is not self.pending_final:
                         yield final
                     return final
             else:
-                feed = self.session.get_task_notifications(self.job_type, self.job_id)
-                new = self._new(feed)
-                progress = bool(new)
-                for notification in new:
-                    yield notification
-                final = self._judge(feed, now - start, now)
-                if final is not None:
-                    return final
+                feed = self.outage.poll(self.session.get_task_notifications, self.job_type,
+                                        self.job_id)
+                if feed is _DOWN:
+                    progress = False
+                else:
+                    new = self._new(feed)
+                    progress = bool(new)
+                    for notification in new:
+                        yield notification
+                    final = self._judge(feed, now - start, now)
+                    if final is not None:
+                        return final
+            now = _monotonic()
             delay = self.poll_interval if (progress or first) else min(
-                delay * 1.5, self.max_interval)
+                delay * 1.5, self._delay_cap(now - start))
             first = False
             now = _monotonic()
             if deadline is not None:
@@ -381,11 +496,13 @@ class _Follower:
     def _timeout(self):
         last = self.newest.message if self.newest is not None else None
         return TaskTimeoutError(
-            "{} did not finish within {:g} s{}; it may still be running on the server "
+            "{} did not finish within {:g} s{}{}; it may still be running on the server "
             "(follow it with session.wait_for_task({!r}, {!r}))".format(
                 self.describe(), self.timeout,
                 "; DHIS2's last message: {!r}".format(last) if last else
                 "; DHIS2 has reported nothing for it yet",
+                "; DHIS2 has not answered for the last {:.0f} s".format(
+                    _monotonic() - self.outage.since) if self.outage.since is not None else "",
                 self.type_text, self.job_id),
             job_id=self.job_id, job_type=self.job_type, last_message=last)
 
@@ -665,7 +782,9 @@ class JobsMixin:
         /api/system/tasks/{jobType}/{jobId}``.  The first poll is immediate; the
         delay then starts at ``poll_interval`` seconds, grows x1.5 per poll that
         brings nothing new, up to ``max_interval``, and drops back to
-        ``poll_interval`` whenever a new notification arrives.  ``timeout``
+        ``poll_interval`` whenever a new notification arrives; it never grows past
+        max(:data:`LAG_FLOOR` = 2 s, :data:`LAG_SHARE` = 10 % of the time waited so
+        far), so the end of a job is noticed within that (plus one request).  ``timeout``
         (seconds, ``None`` = no limit) is a wall-clock deadline: the last poll
         happens at the deadline, never later.  ``on_notification(notification)``
         is called once per new notification, oldest first (its exceptions
@@ -697,9 +816,18 @@ class JobsMixin:
         (2.41+ marks the newest message completed once the job is not RUNNING).
         On 2.36-2.40 there is no fallback: polling goes on until the deadline.
 
+        Outages: refused connections, timeouts and 502/503/504 do not end the
+        wait; it goes on polling the same job for up to ``Session.outage_grace``
+        seconds (default 900, 0 = fail at once), logging a WARNING when DHIS2
+        stops answering and INFO when it is back, then :class:`TransportError`
+        naming the job.  ``timeout`` still wins.  If DHIS2 restarted and forgot
+        the job's messages, the /api/jobConfigurations fallback above decides.
+
         Raises :class:`TaskTimeoutError` (``job_id``, ``job_type``, ``last_message``)
-        at the deadline, ``ValueError`` for a bad type, id or interval, and the
-        transport's errors (idempotent GETs are retried by the session first).
+        at the deadline, ``ValueError`` for a bad type or id and
+        :class:`ConfigurationError` (a ValueError) for a non-finite or negative
+        timeout or interval, and the transport's errors (idempotent GETs are
+        retried by the session first).
         """
         follower = _Follower(self, job_type, job_id, timeout, poll_interval, max_interval)
         steps = follower.run()
@@ -837,6 +965,7 @@ class JobsMixin:
         before), then polls ``GET /api/categoryCombos/{uid}`` every ``poll_interval``
         seconds until the number of option combos equals ``expected_count`` (default:
         the product of its categories' option counts) and returns that state.
+        Polling rides out outages like :meth:`wait_for_task` (``outage_grace``).
         Raises :class:`TaskTimeoutError` after ``timeout`` seconds (``job_id`` = the
         combo UID, ``last_message`` = "n of m …"), :class:`ConflictError` for an
         unknown combo.
@@ -851,19 +980,25 @@ class JobsMixin:
             raise ValueError("poll_interval must be more than 0 seconds")
         if timeout is not None and not timeout >= 0:
             raise ValueError("timeout must be None or at least 0 seconds, got {!r}".format(timeout))
+        poll_interval = _seconds(poll_interval, "poll_interval", zero_ok=False)
+        timeout = _seconds(timeout, "timeout", allow_none=True)
         deadline = None if timeout is None else _monotonic() + timeout
         self.update_category_option_combos(uid)
+        outage = _Outage(self, "category combo {}".format(uid))
         while True:
-            state = self.get_category_combo_state(uid)
-            target = state.expected_count if expected_count is None else expected_count
-            if state.count == target:
-                return state
+            state = outage.poll(self.get_category_combo_state, uid)
+            target = None
+            if state is not _DOWN:
+                target = state.expected_count if expected_count is None else expected_count
+                if state.count == target:
+                    return state
             if deadline is None:
                 _sleep(poll_interval)
                 continue
             now = _monotonic()
             if now >= deadline:
-                text = "{} of {} category option combos present".format(state.count, target)
+                text = "{} of {} category option combos present".format(state.count, target) \
+                    if state is not _DOWN else "DHIS2 was not answering"
                 raise TaskTimeoutError(
                     "category combo {}: option combos not generated within {:g} s ({})".format(
                         uid, timeout, text), job_id=uid, job_type=None, last_message=text)
