@@ -58,6 +58,10 @@ def _connection_options():
                             '{"url", "token"}; must not be readable by group or others')
     group.add_argument("--http-timeout", type=float, default=sup, metavar="S",
                        help="seconds per HTTP request (default 30 or $DHIS2_TIMEOUT)")
+    group.add_argument("--outage-grace", type=float, default=sup, metavar="S",
+                       help="while following a job, keep polling through refused connections, "
+                            "timeouts and 502/503/504 for up to S seconds (default 900; 0 = "
+                            "fail at once)")
     group.add_argument("--insecure", action="store_true", default=sup,
                        help="do not verify TLS certificates (not recommended)")
     out = parent.add_argument_group("output")
@@ -123,6 +127,7 @@ def build_parser():
                      help="with no CHECK, run the slow checks too")
     run.add_argument("--timeout", type=float, metavar="S",
                      help="give up waiting after S seconds (exit 4; the job may go on)")
+    _add_poll_options(run)
     _add_fail_on(run, "any check has issues")
     _add_format(run)
     run.set_defaults(handler=cmd_integrity_run)
@@ -201,6 +206,7 @@ def build_parser():
     coc.add_argument("--wait", action="store_true",
                      help="poll until the combo has all its option combos (needs --category-combo)")
     coc.add_argument("--timeout", type=float, default=60.0, metavar="S")
+    _add_poll_options(coc, max_interval=False)
     coc.set_defaults(handler=cmd_coc_update)
 
     # tasks
@@ -214,6 +220,7 @@ def build_parser():
     wait.add_argument("job_type", metavar="JOB_TYPE", type=str.upper)
     wait.add_argument("job_id", metavar="JOB_ID")
     wait.add_argument("--timeout", type=float, metavar="S")
+    _add_poll_options(wait)
     wait.set_defaults(handler=cmd_task_wait)
 
     demo = command(commands, "demo", "start the built-in DHIS2 stand-in and run the nightly "
@@ -234,6 +241,23 @@ def _add_wait_options(parser):
                         help="print the job id and return at once")
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="give up waiting after S seconds (exit 4; the job may go on)")
+    _add_poll_options(parser)
+
+
+def _add_poll_options(parser, max_interval=True):
+    parser.add_argument("--poll-interval", type=float, metavar="S",
+                        help="seconds between polls at first and after news (default 1)")
+    if max_interval:
+        parser.add_argument("--max-interval", type=float, metavar="S",
+                            help="longest pause between polls (default 10; the end of a job "
+                                 "is noticed within max(2 s, 10%% of the time waited))")
+
+
+def _poll_kwargs(args):
+    """--poll-interval / --max-interval as keyword arguments of the waits."""
+    opts = vars(args)
+    return {key: opts[key] for key in ("poll_interval", "max_interval")
+            if opts.get(key) is not None}
 
 
 class _Operation:
@@ -299,6 +323,8 @@ def connect(args, environ=None):
     kwargs = {}
     if "http_timeout" in opts:
         kwargs["timeout"] = opts["http_timeout"]
+    if "outage_grace" in opts:
+        kwargs["outage_grace"] = opts["outage_grace"]
     if opts.get("insecure"):
         kwargs["verify"] = False
     file_settings = _read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
@@ -390,7 +416,7 @@ def cmd_integrity_run(args):
         progress.say("Running data-integrity checks on {}".format(session.base_url))
         report = session.run_integrity_checks(
             checks=args.checks or None, details=args.details, timeout=args.timeout,
-            on_notification=progress, include_slow=args.include_slow)
+            on_notification=progress, include_slow=args.include_slow, **_poll_kwargs(args))
     with _output(args) as out:
         write_report(report, args.format, out)
     return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
@@ -446,7 +472,7 @@ def _follow(job, args, progress):
         print("{} {}".format(job.job_type, job.id))
         return EXIT_OK
     progress.say("Started {} job {}".format(job.job_type, job.id))
-    final = job.wait(timeout=args.timeout, on_notification=progress)
+    final = job.wait(timeout=args.timeout, on_notification=progress, **_poll_kwargs(args))
     print("{} {} completed: {}".format(job.job_type, job.id, final.message or "done"))
     return EXIT_OK
 
@@ -512,7 +538,8 @@ def cmd_coc_update(args):
         raise UsageError("--wait needs --category-combo UID")
     with connect(args) as session:
         if args.wait:
-            state = session.wait_for_coc_generation(args.category_combo, timeout=args.timeout)
+            state = session.wait_for_coc_generation(args.category_combo, timeout=args.timeout,
+                                                    **_poll_kwargs(args))
             print("{}: {} of {} category option combos".format(
                 state.id, state.count, state.expected_count))
         else:
@@ -545,7 +572,7 @@ def cmd_task_wait(args):
     progress = _Progress(args)
     with connect(args) as session:
         final = session.wait_for_task(args.job_type, args.job_id, timeout=args.timeout,
-                                      on_notification=progress)
+                                      on_notification=progress, **_poll_kwargs(args))
     print("{} {} completed: {}".format(args.job_type, args.job_id, final.message or "done"))
     return EXIT_OK
 
@@ -613,6 +640,7 @@ def main(argv=None):
         getattr(args, "group_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        _check_seconds(args)
         return handler(args)
     except KeyboardInterrupt:
         sys.stderr.write("dhis2maint: interrupted\n")
@@ -625,6 +653,27 @@ def main(argv=None):
             raise
         sys.stderr.write("dhis2maint: error: {}\n".format(_one_line(exc)))
         return code
+
+
+_SECONDS_OPTIONS = ("timeout", "http_timeout", "outage_grace", "poll_interval", "max_interval",
+                    "job_seconds")
+
+
+def _check_seconds(args):
+    """Every seconds option finite and not negative (positive where 0 makes no sense),
+    before anything is sent: `--timeout inf` must not start a job it then cannot wait for."""
+    import math
+
+    opts = vars(args)
+    for name in _SECONDS_OPTIONS:
+        value = opts.get(name)
+        if not isinstance(value, float):
+            continue
+        flag = "--" + name.replace("_", "-")
+        zero_ok = name in ("timeout", "outage_grace")
+        if not math.isfinite(value) or not (value >= 0 if zero_ok else value > 0):
+            raise ConfigurationError("{} must be a finite number of seconds {} 0, got {}".format(
+                flag, "of at least" if zero_ok else "more than", value))
 
 
 def _exit_code(exc):
