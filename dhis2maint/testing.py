@@ -1885,10 +1885,10 @@ class _Faults(object):
         self.lock = threading.Lock()
         self.pending = {k: [] for k in self.KINDS}  # type: Dict[str, List[List[Any]]]
 
-    def add(self, kind, count, method, **params):
+    def add(self, fault, count, method, **params):
         # type: (str, int, Optional[str], **Any) -> None
         with self.lock:
-            self.pending[kind].append([int(count), method.upper() if method else None, params])
+            self.pending[fault].append([int(count), method.upper() if method else None, params])
 
     def take(self, kind, method, path=None):
         # type: (str, str, Optional[str]) -> Optional[Dict[str, Any]]
@@ -1925,6 +1925,12 @@ def _gzip_bomb(size, layers):
     """`size` bytes of JSON whitespace ending in {} (valid JSON!), gzipped `layers` times;
     built once per process (1 GiB takes ~2 s)."""
     key = (size, layers)
+    if layers > 1:
+        inner = _gzip_bomb(size, layers - 1)
+        with _BOMB_LOCK:
+            if key not in _BOMBS:
+                _BOMBS[key] = gzip.compress(inner, 9)
+            return _BOMBS[key]
     with _BOMB_LOCK:
         if key not in _BOMBS:
             packer = _gzip_packer()
@@ -1937,10 +1943,7 @@ def _gzip_bomb(size, layers):
                 left -= len(piece)
             out.append(packer.compress(b"{}"))
             out.append(packer.flush())
-            data = b"".join(out)
-            for _ in range(layers - 1):
-                data = gzip.compress(data, 9)
-            _BOMBS[key] = data
+            _BOMBS[key] = b"".join(out)
         return _BOMBS[key]
 
 
@@ -1987,7 +1990,7 @@ def _hostile_response(params):
                      list(params.get("headers") or []))
 
 
-_PERCENTAGE = re.compile(rb'"percentage":-?[0-9.eE+-]+')
+_NUMBERS = re.compile(rb'"(percentage|averageExecutionTime)":-?[0-9][0-9.eE+-]*')
 _ISSUES_OPEN = re.compile(rb'"issues":\[(\]?)')
 
 
@@ -1997,7 +2000,7 @@ def _corrupt(resp, params):
     `depth` deep (kind deep)."""
     body = resp.body if resp.stream is None else b"".join(resp.stream)
     if params["kind"] == "nan":
-        body = _PERCENTAGE.sub(b'"percentage":NaN', body or b"")
+        body = _NUMBERS.sub(b'"\\1":NaN', body or b"")
     else:
         depth = int(params.get("depth", 990))
         nested = b"[" * depth + b"]" * depth
@@ -2464,7 +2467,8 @@ class Dhis2StandIn(object):
     # -- hostile knobs ---------------------------------------------------------------------
     def _hostile(self, kind, count, method, path, **params):
         # type: (str, int, Optional[str], Optional[str], **Any) -> None
-        self._faults.add("hostile", count, method, kind=kind, path=path, **params)
+        params.update(kind=kind, path=path)
+        self._faults.add("hostile", count, method, **params)
 
     def gzip_bomb_next(self, count=1, size=1 << 30, layers=1, method=None, path=None):
         # type: (int, int, int, Optional[str], Optional[str]) -> None
@@ -2480,7 +2484,8 @@ class Dhis2StandIn(object):
 
     def nan_next(self, count=1, method=None, path=None):
         # type: (int, Optional[str], Optional[str]) -> None
-        """The next `count` answers carry ``"percentage":NaN`` (not JSON) instead of numbers."""
+        """The next `count` answers carry ``NaN`` (not JSON) as their ``percentage`` and
+        ``averageExecutionTime`` numbers."""
         self._hostile("nan", count, method, path)
 
     def deep_nesting_next(self, count=1, depth=990, method=None, path=None):
