@@ -62,6 +62,7 @@ _SEP = re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*\{")
 _STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # after an opening quote
 _STRUCT = re.compile(r'["{}\[\]]')
 _TOKEN = re.compile(r"[^ \t\n\r,:\]}\[{\"]*")
+_STRUCT_RUN = re.compile(r'"|[{\[]+|[}\]]+')  # a quote, or a run of openers or closers
 _STR_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # inside a string, up to its end
 
 _raw_decode = convert.strict_raw_decode  # NaN/Infinity raise NonFiniteNumber
@@ -156,7 +157,7 @@ def _scan(text, i, state):
         return _TOKEN.match(text, i).end() < n
     depth, in_string, escape = state[1], state[2], state[3]
     match = _STR_BODY.match
-    search = _STRUCT.search
+    search = _STRUCT_RUN.search
     try:
         if escape:
             if i >= n:
@@ -181,13 +182,16 @@ def _scan(text, i, state):
                 return False
             j = m.start()
             ch = text[j]
-            i = j + 1
+            i = m.end()
             if ch == '"':
                 in_string = True
                 continue
-            depth += 1 if ch in "{[" else -1
-            if depth <= 0:
-                return True
+            if ch in "{[":
+                depth += i - j
+            else:
+                depth -= i - j
+                if depth <= 0:
+                    return True
     finally:
         state[1], state[2], state[3] = depth, in_string, escape
 
