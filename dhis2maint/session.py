@@ -352,12 +352,17 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
 
     def get_redirect_target(self, resp):
         """requests' hook: follow a redirect only when it stays on the same scheme,
-        host and port; :meth:`_send` turns any other into an error naming it."""
+        host and port (its body read up to 64 KiB); :meth:`_send` turns any other
+        into an error naming it."""
         target = super().get_redirect_target(resp)
         if target is None:
             return None
         if not _same_origin(resp.url, _absolute(resp.url, target)):
             return None
+        # requests reads a followed redirect's body whole: read at most 64 KiB of it here.
+        method = getattr(resp.request, "method", None) or "GET"
+        _read_body(resp, "{} redirect".format(method), method, self.stream_deadline,
+                   SMALL_BODY_BYTES, truncate=True)
         return target
 
     # --- the transport helpers the feature mixins use -------------------------

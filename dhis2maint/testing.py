@@ -1976,7 +1976,8 @@ def _hostile_response(params):
             stream = _endless(b"<html><body>", b"<p>Service unavailable</p>\n")
         else:
             stream = _endless(b'{"endless":[', b"0,")
-        return _Response(int(params.get("status", 200)), content_type=ctype, stream=stream)
+        return _Response(int(params.get("status", 200)), content_type=ctype, stream=stream,
+                         headers=list(params.get("headers") or []))
     if kind == "redirect":
         return _Response(int(params.get("status", 302)), b"", None,
                          [("Location", params["location"])])
@@ -2686,6 +2687,8 @@ def build_parser():
     hostile.add_argument("--only-path", metavar="PREFIX",
                          help="hostile answers only for paths starting with PREFIX, e.g. "
                               "/api/dataIntegrity/details")
+    hostile.add_argument("--only-method", metavar="METHOD", type=str.upper,
+                         help="hostile answers only for this method, e.g. GET")
     return parser
 
 
@@ -2722,25 +2725,27 @@ def apply_faults(srv, args):
     srv.login_redirect = bool(args.login_redirect)
     if args.coc_generation_delay:
         srv.coc_generation_delay = args.coc_generation_delay
-    path = args.only_path
+    path, method = args.only_path, args.only_method
     if args.gzip_bomb:
-        srv.gzip_bomb_next(args.gzip_bomb, path=path)
+        srv.gzip_bomb_next(args.gzip_bomb, path=path, method=method)
     if args.stacked_gzip:
-        srv.gzip_bomb_next(args.stacked_gzip, size=2 << 30, layers=2, path=path)
+        srv.gzip_bomb_next(args.stacked_gzip, size=2 << 30, layers=2, path=path,
+                           method=method)
     if args.endless_body:
-        srv.endless_body_next(args.endless_body, path=path)
+        srv.endless_body_next(args.endless_body, path=path, method=method)
     if args.endless_html:
         count, status = args.endless_html
-        srv.endless_body_next(count, status=status or 500, content_type="text/html", path=path)
+        srv.endless_body_next(count, status=status or 500, content_type="text/html", path=path,
+                              method=method)
     if args.nan:
-        srv.nan_next(args.nan, path=path)
+        srv.nan_next(args.nan, path=path, method=method)
     if args.deep_nesting:
         count, depth = args.deep_nesting
-        srv.deep_nesting_next(count, depth=depth or 990, path=path)
+        srv.deep_nesting_next(count, depth=depth or 990, path=path, method=method)
     if args.redirect_to:
-        srv.redirect_next(args.redirect_to, path=path)
+        srv.redirect_next(args.redirect_to, path=path, method=method)
     if args.huge_header:
-        srv.huge_header_next(args.huge_header, path=path)
+        srv.huge_header_next(args.huge_header, path=path, method=method)
     if args.not_dhis2:
         srv.answer_next('{"status":"UP","groups":["liveness","readiness"]}', count=1 << 30,
                         path="/api/system/info")
