@@ -25,6 +25,21 @@ MB = 1024 * 1024
 CAP = 256 * MB  # the default Session.max_body_bytes
 
 
+_OPEN = []  # sessions to close after each test (Python 3.7 prints unclosed sockets)
+
+
+@pytest.fixture(autouse=True)
+def _close_sessions():
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def _track(session):
+    _OPEN.append(session)
+    return session
+
+
 @pytest.fixture
 def srv():
     server = Dhis2StandIn(job_seconds=0.2).start()
@@ -34,7 +49,7 @@ def srv():
 
 def _session(server, **kwargs):
     kwargs.setdefault("retries", 1)
-    return Session(server.url, auth=("admin", "district"), **kwargs)
+    return _track(Session(server.url, auth=("admin", "district"), **kwargs))
 
 
 # --- a child process that measures itself --------------------------------------------
@@ -294,7 +309,7 @@ def test_same_origin_redirect_is_followed_and_login_redirect_is_authentication(s
     from dhis2maint import AuthenticationError
 
     with pytest.raises(AuthenticationError):
-        Session(srv.url, retries=0).server_version
+        _track(Session(srv.url, retries=0)).server_version
 
 
 # --- 6. waits ride out outages --------------------------------------------------------------------
@@ -345,7 +360,7 @@ def test_zero_grace_fails_at_once_and_the_timeout_wins():
         server.go_down()
         with pytest.raises(TransportError):
             job.wait(timeout=60, poll_interval=0.2)
-        waiter = Session(server.url, auth=("admin", "district"), retries=0, outage_grace=600)
+        waiter = _session(server, retries=0, outage_grace=600)
         with pytest.raises(TaskTimeoutError, match="not answered"):
             waiter.wait_for_task(job.job_type, job.id, timeout=1, poll_interval=0.2)
     finally:
@@ -409,7 +424,7 @@ def test_end_of_job_noticed_within_the_lag_bound(monkeypatch, job_seconds):
 
 def test_tls_handshake_failure_never_says_the_post_may_have_arrived(srv):
     url = srv.url.replace("http://", "https://")
-    session = Session(url, auth=("admin", "district"), retries=0)
+    session = _track(Session(url, auth=("admin", "district"), retries=0))
     session.server_version = "2.42.0"
     with pytest.raises(TransportError) as info:
         session.refresh_analytics()
@@ -491,8 +506,8 @@ def test_command_line_outage_refuses_connections_and_the_job_survives():
         env=dict(os.environ, PYTHONPATH=ROOT))
     try:
         assert b"stand-in at" in proc.stdout.readline()
-        session = Session("http://127.0.0.1:{}".format(port), auth=("admin", "district"),
-                          retries=0)
+        session = _track(Session("http://127.0.0.1:{}".format(port),
+                                 auth=("admin", "district"), retries=0))
         job = session.refresh_analytics()
         deadline = time.monotonic() + 10
         while not _refused(port):
