@@ -13,10 +13,12 @@ Three kinds of server work live here:
 
 How waiting works (see :meth:`JobsMixin.wait_for_task`): one GET of
 ``/api/system/tasks/{jobType}/{jobId}`` per poll; the delay starts at
-``poll_interval``, grows x1.5 up to ``max_interval`` while nothing new arrives and
-drops back on every new notification; the deadline is wall-clock (monotonic).
-If the feed is wiped, or stays empty far past the start, a 2.41+ server's
-``/api/jobConfigurations/{id}`` tells the outcome instead.
+``poll_interval``, grows x1.5 up to ``max_interval`` -- and never past max(2 s,
+10 % of the time waited) -- while nothing new arrives and drops back on every new
+notification; the deadline is wall-clock (monotonic).  If the feed is wiped, or
+stays empty far past the start, a 2.41+ server's ``/api/jobConfigurations/{id}``
+tells the outcome instead.  Refused connections, timeouts and 502/503/504 are
+ridden out for ``Session.outage_grace`` seconds (:class:`_Outage`).
 
 Time comes from the module-level ``_monotonic`` and ``_sleep`` so tests can
 replace them with a fake clock.
