@@ -385,3 +385,15 @@ def _ref_text(value):
         raise TypeError("a ref cannot be kept as JSON text ({})".format(
             "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__)) \
             from None
+
+
+def _structure_finite_float(value, _type):
+    """Float fields (``percentage``): Jackson writes a Java NaN as the string "NaN",
+    which ``float()`` would accept; a report must not hold NaN or Infinity."""
+    number = float(value)
+    if number - number != 0:
+        raise ValueError("{!r} is not a finite number".format(value))
+    return number
+
+
+_converter.register_structure_hook(float, _structure_finite_float)

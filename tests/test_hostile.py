@@ -225,6 +225,15 @@ def test_nan_in_a_body_is_an_invalid_response_in_both_paths(srv):
         session.get_integrity_report(details=False)
 
 
+def test_jackson_nan_strings_are_an_invalid_response():
+    # Jackson writes a Java NaN as the string "NaN" (WRITE_NAN_AS_STRINGS is on by
+    # default); DataIntegritySummary.percentage is a Double (dhis-api
+    # dataintegrity/DataIntegritySummary.java@2.42), and float("NaN") would take it.
+    for value in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(InvalidResponseError, match="not a finite number"):
+            report_from_dict({"c": {"name": "c", "count": 1, "percentage": value}}, False)
+
+
 def test_writers_never_write_nan():
     report = report_from_dict({"c": {"name": "c", "count": 1, "percentage": 1.0}}, False)
     report.results["c"].percentage = float("nan")
