@@ -16,6 +16,8 @@ from .models import (CategoryComboState, CategoryOptionCombo, DataIntegrityCheck
                      DataIntegritySeverity, IntegrityIssueRow, Job, JobConfiguration,
                      JobStatus, JobType, Notification, NotificationDataType,
                      NotificationLevel, PredictorRun, ValidationViolation)
+from .models import (DoctorCheck, DoctorReport, HealthFinding, JobTypeInfo, RunningJob,
+                     SchedulerHealth, UserInfo, ValidationResult)
 from .integrity import compare_reports
 from .models import CountChange, IssueChange, ReportComparison
 from .session import BasicAuth, Session, TokenAuth
@@ -34,6 +36,9 @@ __all__ = [
     "IntegrityIssueRow", "DataIntegritySeverity", "Notification", "NotificationLevel",
     "NotificationDataType", "Job", "JobType", "JobStatus", "JobConfiguration",
     "PredictorRun", "ValidationViolation", "CategoryOptionCombo", "CategoryComboState",
+    # scheduler, validation results, health (#15)
+    "JobTypeInfo", "RunningJob", "ValidationResult", "UserInfo", "HealthFinding",
+    "SchedulerHealth", "DoctorCheck", "DoctorReport",
     # integrity report comparison
     "compare_reports", "ReportComparison", "CountChange", "IssueChange",
 ]

@@ -2,7 +2,7 @@
 
 Exit codes:
   0  success
-  1  --fail-on threshold reached, or new issues in ``integrity diff``
+  1  --fail-on threshold reached, new issues in ``integrity diff``, a failed ``doctor`` check
   2  usage or configuration error (bad arguments, missing DHIS2_URL, auth file too open)
   3  DHIS2 or connection error (auth, permission, not found, server error, invalid response)
   4  a job failed or timed out
@@ -12,13 +12,19 @@ import argparse
 import getpass
 import json
 import os
-import stat
 import sys
 import time
+from typing import (IO, TYPE_CHECKING, Any, Callable, ContextManager, Dict, List, Mapping, Optional,
+                    Sequence, TextIO, Tuple)
 
 from . import __version__
 from .errors import (ConfigurationError, Dhis2Error, JobFailedError, TaskTimeoutError)
 from .jobs import ANALYTICS_FLAGS
+
+if TYPE_CHECKING:
+    from .jobs import MaintenanceOperation
+    from .models import DataIntegrityReport, Job, Notification
+    from .session import Session
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB = 0, 1, 2, 3, 4
 SEVERITIES = ("info", "warning", "severe", "critical")
@@ -26,7 +32,7 @@ FORMATS = ("table", "json", "jsonl", "csv", "html")
 
 EXIT_CODES_HELP = """exit codes:
   0  success
-  1  --fail-on threshold reached, or new issues found by `integrity diff`
+  1  --fail-on threshold reached, new issues found by `integrity diff`, or `doctor` failed
   2  usage or configuration error
   3  DHIS2 or connection error (authentication, permission, not found, server, invalid response)
   4  job failed or timed out
@@ -43,7 +49,7 @@ class UsageError(Exception):
 # --- argument parsing --------------------------------------------------------------
 
 
-def _connection_options():
+def _connection_options() -> argparse.ArgumentParser:
     """Options every command accepts, before or after the command words."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
@@ -73,20 +79,28 @@ def _connection_options():
     return parent
 
 
-def _add_format(parser, default="table", choices=FORMATS):
+def _add_format(parser: argparse.ArgumentParser, default: str = "table",
+                choices: Sequence[str] = FORMATS) -> None:
     parser.add_argument("--format", choices=choices, default=default,
                         help="output format (default: %(default)s)")
     parser.add_argument("--output", "-o", metavar="FILE",
                         help="write to FILE atomically instead of stdout")
 
 
-def _add_fail_on(parser, what):
+def _add_history(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--history", metavar="FILE", default=os.environ.get(
+        "DHIS2MAINT_HISTORY") or None,
+                        help="SQLite history file to record runs in / read from "
+                             "(default: $DHIS2MAINT_HISTORY)")
+
+
+def _add_fail_on(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--fail-on", choices=SEVERITIES, type=str.lower, metavar="LEVEL",
                         help="exit 1 when {} at LEVEL or worse ({})".format(
                             what, "|".join(SEVERITIES)))
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     common = _connection_options()
     parser = argparse.ArgumentParser(
         prog="dhis2maint", parents=[common],
@@ -97,13 +111,15 @@ def build_parser():
                         help="print the library version (and the server's, if connected)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(subparsers, name, help_text, **kwargs):
+    def command(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str,
+                help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
         return subparsers.add_parser(name, help=help_text, description=help_text,
                                      parents=[common], epilog=EXIT_CODES_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      **kwargs)
 
-    def group(name, help_text, metavar="ACTION"):
+    def group(name: str, help_text: str, metavar: str = "ACTION"
+              ) -> "argparse._SubParsersAction[argparse.ArgumentParser]":
         """`dhis2maint NAME ACTION …`; NAME alone prints the group's help."""
         parser = commands.add_parser(name, help=help_text)
         parser.set_defaults(group_parser=parser)
@@ -129,6 +145,10 @@ def build_parser():
                      help="give up waiting after S seconds (exit 4; the job may go on)")
     _add_poll_options(run)
     _add_fail_on(run, "any check has issues")
+    run.add_argument("--fail-on-new", choices=SEVERITIES, type=str.lower, metavar="LEVEL",
+                     help="exit 1 when there are issues at LEVEL or worse that the previous "
+                          "recorded run of this server did not have (needs --history)")
+    _add_history(run)
     _add_format(run)
     run.set_defaults(handler=cmd_integrity_run)
 
@@ -136,6 +156,7 @@ def build_parser():
     report.add_argument("checks", nargs="*", metavar="CHECK")
     report.add_argument("--details", action="store_true", help="include the issues")
     _add_fail_on(report, "any check has issues")
+    _add_history(report)
     _add_format(report)
     report.set_defaults(handler=cmd_integrity_report)
 
@@ -149,8 +170,29 @@ def build_parser():
     diff.add_argument("old", metavar="OLD.json")
     diff.add_argument("new", metavar="NEW.json")
     _add_fail_on(diff, "there are new issues")
+    diff.add_argument("--allow-different-servers", action="store_true",
+                      help="compare reports of two different servers (else exit 2)")
     _add_format(diff, choices=("table", "json", "jsonl", "csv"))
     diff.set_defaults(handler=cmd_integrity_diff)
+
+    hist = command(integrity_cmds, "history", "the runs recorded in the history file")
+    trend = command(integrity_cmds, "trend", "issue counts over the recorded runs")
+    trend.add_argument("check", nargs="?", metavar="CHECK",
+                       help="one check's count (default: total issues per run)")
+    trend.add_argument("--since", metavar="YYYY-MM-DD", help="runs from this date on (UTC)")
+    opened = command(integrity_cmds, "open", "issues still open, oldest first, with first-seen "
+                                             "dates")
+    opened.add_argument("--older-than", metavar="AGE",
+                        help="only issues first seen at least AGE ago (30d, 12h, 2w)")
+    opened.add_argument("--severity", choices=SEVERITIES, type=str.lower,
+                        help="only checks of this severity or worse")
+    opened.add_argument("--check", metavar="CHECK", help="only this check")
+    for sub, handler in ((hist, cmd_integrity_history), (trend, cmd_integrity_trend),
+                         (opened, cmd_integrity_open)):
+        _add_history(sub)
+        sub.add_argument("--server", metavar="URL", help="only this server (its base URL)")
+        _add_format(sub, choices=("table", "json", "jsonl", "csv"))
+        sub.set_defaults(handler=handler)
 
     # refresh
     refresh_cmds = group("refresh", "analytics, resource tables, monitoring")
@@ -187,6 +229,96 @@ def build_parser():
                       help="exit 1 when there are violations")
     _add_format(vrun, choices=("table", "json", "jsonl", "csv"))
     vrun.set_defaults(handler=cmd_validation_run)
+    vres = command(validation_cmds, "results", "list stored validation results")
+    vres.add_argument("--rule", action="append", default=[], metavar="UID")
+    vres.add_argument("--org-unit", action="append", default=[], metavar="UID",
+                      help="exact org unit (no descendants)")
+    vres.add_argument("--period", action="append", default=[], metavar="ISO",
+                      help="results whose period overlaps this one, e.g. 202401")
+    vres.add_argument("--created-since", metavar="YYYY-MM-DD")
+    _add_format(vres, choices=("table", "json", "jsonl", "csv"))
+    vres.set_defaults(handler=cmd_validation_results)
+    vdel = command(validation_cmds, "delete-results",
+                   "DESTRUCTIVE: delete stored validation results (filters, or --all)")
+    vdel.add_argument("--rule", action="append", default=[], metavar="UID")
+    vdel.add_argument("--org-unit", action="append", default=[], metavar="UID")
+    vdel.add_argument("--period", metavar="ISO", help="one ISO period (overlap)")
+    vdel.add_argument("--created", metavar="ISO", help="created in this ISO period, e.g. 2024Q1")
+    vdel.add_argument("--notification-sent", choices=("true", "false"))
+    vdel.add_argument("--all", action="store_true", dest="all_results",
+                      help="no filter: delete EVERY validation result (needs --yes)")
+    vdel.add_argument("--yes", action="store_true", help="confirm")
+    vdel.set_defaults(handler=cmd_validation_delete)
+    vnot = command(validation_cmds, "notify", "send the pending validation result notifications")
+    vnot.set_defaults(handler=cmd_validation_notify)
+
+    # scheduled jobs
+    jobs_cmds = group("jobs", "scheduled jobs (job configurations) and scheduler health")
+    jlist = command(jobs_cmds, "list", "list job configurations")
+    jlist.add_argument("--type", dest="job_type", type=str.upper, metavar="JOB_TYPE")
+    jlist.add_argument("--status", type=str.upper, metavar="STATUS",
+                       help="jobStatus or last run status, e.g. FAILED, RUNNING")
+    jlist.add_argument("--enabled", dest="enabled", action="store_const", const=True)
+    jlist.add_argument("--disabled", dest="enabled", action="store_const", const=False)
+    jlist.add_argument("--include-run-once", action="store_true",
+                       help="also the ad-hoc run-once rows of 2.41+")
+    _add_format(jlist, choices=("table", "json", "jsonl", "csv"))
+    jlist.set_defaults(handler=cmd_jobs_list)
+    jshow = command(jobs_cmds, "show", "one job configuration, every field")
+    jshow.add_argument("job_id", metavar="ID")
+    _add_format(jshow, choices=("table", "json"))
+    jshow.set_defaults(handler=cmd_jobs_show)
+    jrun = command(jobs_cmds, "run", "run a job configuration now")
+    jrun.add_argument("job_id", metavar="ID")
+    jrun.add_argument("--wait", action="store_true", help="follow it until it has finished")
+    jrun.add_argument("--timeout", type=float, metavar="S",
+                      help="with --wait: give up after S seconds (exit 4; the job may go on)")
+    jrun.set_defaults(handler=cmd_jobs_run)
+    for name, text in (("enable", "enable a job configuration"),
+                       ("disable", "disable a job configuration")):
+        sub = command(jobs_cmds, name, text)
+        sub.add_argument("job_id", metavar="ID")
+        sub.set_defaults(handler=cmd_jobs_toggle)
+    jcancel = command(jobs_cmds, "cancel", "cancel a running job (by ID on 2.41+, or --type)")
+    jcancel.add_argument("job_id", nargs="?", metavar="ID")
+    jcancel.add_argument("--type", dest="job_type", type=str.upper, metavar="JOB_TYPE",
+                         help="cancel the running job of this type (2.37+)")
+    jcancel.set_defaults(handler=cmd_jobs_cancel)
+    jcreate = command(jobs_cmds, "create", "create a job configuration (DHIS2 checks the cron)")
+    jcreate.add_argument("name")
+    jcreate.add_argument("job_type", metavar="JOB_TYPE", type=str.upper)
+    when = jcreate.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", metavar="EXPR", help='6 fields, seconds first: "0 0 3 ? * *"')
+    when.add_argument("--delay", type=int, metavar="S", help="FIXED_DELAY seconds")
+    jcreate.add_argument("--parameters", metavar="JSON", help="jobParameters as a JSON object")
+    jcreate.add_argument("--disabled", action="store_true", help="create it disabled")
+    _add_format(jcreate, choices=("table", "json"))
+    jcreate.set_defaults(handler=cmd_jobs_create)
+    jdelete = command(jobs_cmds, "delete", "DESTRUCTIVE: delete a job configuration")
+    jdelete.add_argument("job_id", metavar="ID")
+    jdelete.add_argument("--yes", action="store_true", help="confirm")
+    jdelete.set_defaults(handler=cmd_jobs_delete)
+    jhealth = command(jobs_cmds, "health",
+                      "failed, stuck, overdue and disabled jobs, stale analytics: what to do")
+    _add_fail_on(jhealth, "a finding")
+    jhealth.add_argument("--max-runtime-hours", type=float, default=6.0, metavar="H",
+                         help="a RUNNING job past this is a finding (default %(default)s)")
+    jhealth.add_argument("--analytics-max-age-hours", type=float, default=26.0, metavar="H",
+                         help="analytics tables older than this are a finding "
+                              "(default %(default)s)")
+    _add_format(jhealth, choices=("table", "json", "jsonl", "csv"))
+    jhealth.set_defaults(handler=cmd_jobs_health)
+
+    doctor = command(commands, "doctor",
+                     "check URL, TLS, credentials, user, version, authorities, clock, scheduler")
+    doctor.add_argument("--need", action="append", default=[], metavar="FEATURE",
+                        help="a missing authority for FEATURE fails (else warns): " +
+                             ", ".join(_feature_names()))
+    _add_format(doctor, choices=("table", "json"))
+    doctor.set_defaults(handler=cmd_doctor)
+    whoami = command(commands, "whoami", "the user and their authorities")
+    _add_format(whoami, choices=("table", "json"))
+    whoami.set_defaults(handler=cmd_whoami)
 
     # maintenance
     maintenance_cmds = group("maintenance", "/api/maintenance operations", metavar="OPERATION")
@@ -222,6 +354,13 @@ def build_parser():
     wait.add_argument("--timeout", type=float, metavar="S")
     _add_poll_options(wait)
     wait.set_defaults(handler=cmd_task_wait)
+    ttypes = command(task_cmds, "types", "the job types DHIS2 holds task notifications for")
+    _add_format(ttypes, choices=("table", "json"))
+    ttypes.set_defaults(handler=cmd_task_types)
+    tlist = command(task_cmds, "list", "the job ids of one type DHIS2 holds, newest first")
+    tlist.add_argument("job_type", metavar="JOB_TYPE", type=str.upper)
+    _add_format(tlist, choices=("table", "json"))
+    tlist.set_defaults(handler=cmd_task_list)
 
     demo = command(commands, "demo", "start the built-in DHIS2 stand-in and run the nightly "
                                      "job against it (no DHIS2 needed)")
@@ -231,12 +370,24 @@ def build_parser():
                       help="how long each simulated job runs (default %(default)s)")
     demo.set_defaults(handler=cmd_demo)
 
+    mcp = command(commands, "mcp", "serve these maintenance tools to an AI assistant over MCP "
+                                   "(stdio; needs pip install \"dhis2maint[mcp]\", Python 3.10+)")
+    mcp.set_defaults(handler=cmd_mcp)
+
     version = command(commands, "version", "library version and, with a server, DHIS2's")
     version.set_defaults(handler=cmd_version)
     return parser
 
 
-def _add_wait_options(parser):
+def _feature_names() -> Tuple[str, ...]:
+    """The feature names of health.FEATURE_AUTHORITIES (for `doctor --need`), without
+    importing the library at parser build time."""
+    return ("integrity", "analytics", "maintenance", "data pruning", "predictors", "validation",
+            "validation notifications", "validation result deletion", "scheduler admin",
+            "job cancel")
+
+
+def _add_wait_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true",
                         help="print the job id and return at once")
     parser.add_argument("--timeout", type=float, metavar="S",
@@ -263,7 +414,7 @@ def _poll_kwargs(args):
 class _Operation:
     """One `dhis2maint maintenance <operation>` subcommand, from jobs.MAINTENANCE_OPERATIONS."""
 
-    def __init__(self, op):
+    def __init__(self, op: "MaintenanceOperation") -> None:
         self.cli_name = op.name.replace("_", "-")
         self.method_name = op.name
         self.summary = op.summary
@@ -273,7 +424,7 @@ class _Operation:
         self.aliases = {"clear_cache": ["cache-clear"]}.get(op.name, [])
 
 
-def _maintenance_operations():
+def _maintenance_operations() -> List[_Operation]:
     """The maintenance subcommands; category option combos have their own `coc-update`."""
     from .jobs import MAINTENANCE_OPERATIONS
 
@@ -284,38 +435,17 @@ def _maintenance_operations():
 # --- connection ------------------------------------------------------------------
 
 
-def _read_auth_file(path):
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ConfigurationError("cannot read auth file {}: {}".format(path, exc.strerror))
-    if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigurationError(
-            "permissions {:04o} for auth file {} are too open: it holds a password; "
-            "run `chmod 600 {}`".format(stat.S_IMODE(info.st_mode), path, path))
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError("auth file {} is not valid JSON: {}".format(
-            path, getattr(exc, "msg", None) or type(exc).__name__)) from None
-    if isinstance(data, dict) and isinstance(data.get("dhis"), dict):
-        dhis = data["dhis"]
-        settings = {"url": dhis.get("baseurl") or dhis.get("url"),
-                    "username": dhis.get("username"), "password": dhis.get("password"),
-                    "token": dhis.get("token")}
-    elif isinstance(data, dict):
-        settings = {k: data.get(k) for k in ("url", "token", "username", "password")}
-    else:
-        settings = {}
-    if not settings.get("url"):
-        raise ConfigurationError(
-            'auth file {} needs {{"dhis": {{"baseurl": …}}}} or {{"url": …}}'.format(path))
-    return settings
+def connect(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None,
+            prompt: bool = True) -> "Session":
+    """A :class:`Session` from the command line, the auth file and the environment.
 
-
-def connect(args, environ=None):
-    """A :class:`Session` from the command line, the auth file and the environment."""
+    The auth file is read by the library (:func:`dhis2maint.connections.read_auth_file`,
+    as :meth:`Session.from_auth_file` reads it); flags override what it says, and
+    a username without a password there takes it from DHIS2_PASSWORD or a prompt.
+    ``prompt=False``: never ask for a password on the terminal (the MCP server's
+    stdin carries the protocol); a missing one is a :class:`ConfigurationError`.
+    """
+    from .connections import read_auth_file
     from .session import Session
 
     env = os.environ if environ is None else environ
@@ -327,7 +457,16 @@ def connect(args, environ=None):
         kwargs["outage_grace"] = opts["outage_grace"]
     if opts.get("insecure"):
         kwargs["verify"] = False
-    file_settings = _read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
+    file_settings = read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
+
+    def where(name, env_name):
+        """Where setting ``name`` came from, as error hints name it."""
+        if opts.get(name):
+            return "--" + name
+        if file_settings.get(name):
+            return "the auth file {}".format(opts["auth_file"])
+        return env_name
+
     url = opts.get("url") or file_settings.get("url") or env.get("DHIS2_URL", "").strip()
     if not url:
         raise ConfigurationError("no DHIS2 URL: give --url, --auth-file or set DHIS2_URL")
@@ -336,10 +475,22 @@ def connect(args, environ=None):
     password = file_settings.get("password") if not opts.get("username") else None
     if token and username:
         raise ConfigurationError("give a token or a username, not both")
+    url_from = where("url", "DHIS2_URL")
+    if token:
+        creds_from = where("token", "DHIS2_PAT")
+    elif username:
+        creds_from = where("username", "DHIS2_USERNAME")
+    else:  # Session.from_env reads them
+        creds_from = "DHIS2_PAT" if env.get("DHIS2_PAT", "").strip() \
+            else "DHIS2_USERNAME/DHIS2_PASSWORD"
+    if url_from.startswith(("--", "the auth file")) or creds_from.startswith(("--", "the auth")):
+        # Hints name what the user gave; all from the environment: the DHIS2_* wording.
+        kwargs["source"] = url_from if url_from == creds_from else "{} and {}".format(
+            url_from, creds_from)
     if username:
         password = password or env.get("DHIS2_PASSWORD")
         if not password:
-            if not sys.stdin.isatty():
+            if not prompt or not sys.stdin.isatty():
                 raise ConfigurationError("no password for {}: set DHIS2_PASSWORD".format(username))
             password = getpass.getpass("DHIS2 password for {}: ".format(username))
         return Session(url, auth=(username, password), **kwargs)
@@ -356,39 +507,39 @@ def connect(args, environ=None):
 class _Progress:
     """Notification lines on stderr: when it is a terminal, or with --progress."""
 
-    def __init__(self, args, stream=None):
+    def __init__(self, args: argparse.Namespace, stream: Optional[TextIO] = None) -> None:
         self.stream = stream or sys.stderr
         opts = vars(args)
         self.enabled = not opts.get("quiet") and (
             bool(opts.get("progress")) or self.stream.isatty())
         self.started = time.monotonic()
 
-    def __call__(self, notification):
+    def __call__(self, notification: "Notification") -> None:
         if self.enabled:
             from .report import write_notification_line
 
             write_notification_line(notification, time.monotonic() - self.started, self.stream)
             self.stream.flush()
 
-    def say(self, text):
+    def say(self, text: str) -> None:
         if self.enabled:
             self.stream.write(text + "\n")
             self.stream.flush()
 
 
-def _output(args):
+def _output(args: argparse.Namespace) -> ContextManager[IO[Any]]:
     from .report import atomic_output
 
     return atomic_output(getattr(args, "output", None))
 
 
-def _severity_at_least(severity, level):
+def _severity_at_least(severity: object, level: str) -> bool:
     from .models import severity_rank
 
     return severity_rank(str(severity or "WARNING")) >= severity_rank(level)
 
 
-def _threshold_reached(report, level):
+def _threshold_reached(report: "DataIntegrityReport", level: Optional[str]) -> bool:
     if not level:
         return False
     return any((r.count or 0) > 0 and _severity_at_least(r.severity, level) for r in report)
@@ -397,7 +548,7 @@ def _threshold_reached(report, level):
 # --- commands ------------------------------------------------------------------------
 
 
-def cmd_integrity_checks(args):
+def cmd_integrity_checks(args: argparse.Namespace) -> int:
     from .report import write_checks
 
     with connect(args) as session:
@@ -408,31 +559,162 @@ def cmd_integrity_checks(args):
     return EXIT_OK
 
 
-def cmd_integrity_run(args):
-    from .report import write_report
-
+def cmd_integrity_run(args: argparse.Namespace) -> int:
     progress = _Progress(args)
-    with connect(args) as session:
-        progress.say("Running data-integrity checks on {}".format(session.base_url))
-        report = session.run_integrity_checks(
-            checks=args.checks or None, details=args.details, timeout=args.timeout,
-            on_notification=progress, include_slow=args.include_slow, **_poll_kwargs(args))
-    with _output(args) as out:
-        write_report(report, args.format, out)
+    if args.fail_on_new and not args.history:
+        raise UsageError("--fail-on-new needs --history FILE (or $DHIS2MAINT_HISTORY)")
+    history = _open_history(args, create=True)
+    try:
+        with connect(args) as session:
+            progress.say("Running data-integrity checks on {}".format(session.base_url))
+            kwargs = dict(checks=args.checks or None, timeout=args.timeout,
+                          on_notification=progress, include_slow=args.include_slow)
+            kwargs.update(_poll_kwargs(args))
+            if args.details and args.format in _STREAMED_FORMATS:
+                sink = []
+                report, rows = session.iter_integrity_run(
+                    on_check=lambda result: sink[0].check(result), **kwargs)
+                recorded = _write_streamed(args, report, rows, sink, history, session)
+            else:
+                report = session.run_integrity_checks(details=args.details, **kwargs)
+                recorded = _record_and_write(args, report, history, session)
+    finally:
+        if history is not None:
+            history.close()
+    _say_recorded(progress, recorded)
+    if args.fail_on_new and recorded.new_at_least(args.fail_on_new):
+        return EXIT_THRESHOLD
     return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
 
 
-def cmd_integrity_report(args):
+def cmd_integrity_report(args: argparse.Namespace) -> int:
+    history = _open_history(args, create=True)
+    try:
+        with connect(args) as session:
+            if args.details and args.format in _STREAMED_FORMATS:
+                from .integrity import stamp_report
+                from .models import DataIntegrityReport
+
+                report = stamp_report(DataIntegrityReport(details=True), session.base_url,
+                                      session.server_version, run_at=_utc_now())
+                sink = []
+
+                def on_check(result):
+                    report.results[result.name] = result
+                    sink[0].check(result)
+
+                rows = session.iter_integrity_issues(checks=args.checks or None,
+                                                     on_check=on_check)
+                _write_streamed(args, report, rows, sink, history, session)
+            else:
+                report = session.get_integrity_report(checks=args.checks or None,
+                                                      details=args.details)
+                _record_and_write(args, report, history, session)
+    finally:
+        if history is not None:
+            history.close()
+    return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
+
+
+_STREAMED_FORMATS = ("json", "jsonl", "csv")
+
+
+def _utc_now():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def _open_history(args, create):
+    """The History of --history/$DHIS2MAINT_HISTORY, or None when none is given."""
+    path = getattr(args, "history", None)
+    if not path:
+        if not create:
+            raise UsageError("no history file: give --history FILE or set $DHIS2MAINT_HISTORY")
+        return None
+    if not create and not os.path.exists(path):
+        raise UsageError("no history file {}: record runs with `integrity run --history "
+                         "{}` first".format(path, path))
+    from .history import History
+
+    return History(path)
+
+
+def _record_and_write(args, report, history, session):
+    """Record ``report`` (when a history is given), then write it (html: with history)."""
     from .report import write_report
 
-    with connect(args) as session:
-        report = session.get_integrity_report(checks=args.checks or None, details=args.details)
+    recorded = history.record(report, session) if history is not None else None
     with _output(args) as out:
-        write_report(report, args.format, out)
-    return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
+        write_report(report, args.format, out, history=history)
+    return recorded
 
 
-def cmd_integrity_issues(args):
+def _write_streamed(args, report, rows, sink, history, session):
+    """Write (and record) a details run while it is read: constant memory."""
+    from .report import ReportStream
+
+    recorded = None
+    with _output(args) as out:
+        writer = ReportStream(args.format, out, report)
+        sink.append(writer)
+
+        def written(source):
+            for row in source:
+                writer.row(row)
+                yield row
+
+        if history is not None:
+            recorded = history.record(report, session, rows=written(rows))
+        else:
+            for _ in written(rows):
+                pass
+        writer.close()
+    return recorded
+
+
+def _say_recorded(progress, recorded):
+    if recorded is None:
+        return
+    run = recorded.run
+    progress.say("Recorded run {} in the history: {:,} issues, {:,} new, {:,} resolved since "
+                 "{}".format(run.id, run.issues, recorded.new_issues, recorded.resolved_issues,
+                             "run {}".format(recorded.previous_run_id)
+                             if recorded.previous_run_id else "(first run of this server)"))
+
+
+def cmd_integrity_history(args):
+    from .report import write_history
+
+    with _open_history(args, create=False) as history:
+        runs = history.runs(args.server)
+    with _output(args) as out:
+        write_history(runs, "runs", args.format, out)
+    return EXIT_OK
+
+
+def cmd_integrity_trend(args):
+    from .report import write_history
+
+    with _open_history(args, create=False) as history:
+        points = history.trend(args.check, since=args.since, server=args.server)
+    with _output(args) as out:
+        write_history(points, "trend", args.format, out)
+    return EXIT_OK
+
+
+def cmd_integrity_open(args):
+    from .report import write_history
+
+    with _open_history(args, create=False) as history:
+        issues = history.open_issues(min_age=args.older_than, severity=args.severity,
+                                     server=args.server, check=args.check)
+    with _output(args) as out:
+        write_history(issues, "open", args.format, out)
+    return EXIT_OK
+
+
+def cmd_integrity_issues(args: argparse.Namespace) -> int:
     from .report import write_issue_rows
 
     with connect(args) as session:
@@ -442,7 +724,7 @@ def cmd_integrity_issues(args):
     return EXIT_OK
 
 
-def cmd_integrity_diff(args):
+def cmd_integrity_diff(args: argparse.Namespace) -> int:
     from .convert import from_json
     from .integrity import compare_reports
     from .report import write_comparison
@@ -455,6 +737,12 @@ def cmd_integrity_diff(args):
         except OSError as exc:
             raise UsageError("cannot read {}: {}".format(path, exc.strerror))
         reports.append(from_json(text))
+    servers = [r.base_url for r in reports]
+    if servers[0] and servers[1] and servers[0] != servers[1] \
+            and not args.allow_different_servers:
+        raise UsageError("{} is from {} but {} is from {}: add --allow-different-servers to "
+                         "compare them anyway".format(args.old, servers[0], args.new,
+                                                      servers[1]))
     comparison = compare_reports(*reports)
     with _output(args) as out:
         write_comparison(comparison, args.format, out)
@@ -467,7 +755,7 @@ def cmd_integrity_diff(args):
     return EXIT_THRESHOLD if new or worse else EXIT_OK
 
 
-def _follow(job, args, progress):
+def _follow(job: "Job", args: argparse.Namespace, progress: _Progress) -> int:
     if args.no_wait:
         print("{} {}".format(job.job_type, job.id))
         return EXIT_OK
@@ -477,7 +765,7 @@ def _follow(job, args, progress):
     return EXIT_OK
 
 
-def cmd_refresh(args):
+def cmd_refresh(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     with connect(args) as session:
         if args.action == "analytics":
@@ -490,7 +778,7 @@ def cmd_refresh(args):
         return _follow(job, args, progress)
 
 
-def cmd_predictors_run(args):
+def cmd_predictors_run(args: argparse.Namespace) -> int:
     with connect(args) as session:
         result = session.run_predictors(args.start_date, args.end_date,
                                         predictors=args.predictor or None,
@@ -501,7 +789,7 @@ def cmd_predictors_run(args):
     return EXIT_OK
 
 
-def cmd_validation_run(args):
+def cmd_validation_run(args: argparse.Namespace) -> int:
     from .report import write_records
 
     with connect(args) as session:
@@ -513,7 +801,7 @@ def cmd_validation_run(args):
     return EXIT_THRESHOLD if violations and args.fail_on_violations else EXIT_OK
 
 
-def _confirm(args, op):
+def _confirm(args: argparse.Namespace, op: _Operation) -> None:
     if not op.destructive or getattr(args, "yes", False):
         return
     if not sys.stdin.isatty():
@@ -523,7 +811,7 @@ def _confirm(args, op):
         raise UsageError("not confirmed; nothing done")
 
 
-def cmd_maintenance(args):
+def cmd_maintenance(args: argparse.Namespace) -> int:
     op = args.operation
     _confirm(args, op)
     with connect(args) as session:
@@ -533,7 +821,7 @@ def cmd_maintenance(args):
     return EXIT_OK
 
 
-def cmd_coc_update(args):
+def cmd_coc_update(args: argparse.Namespace) -> int:
     if args.wait and not args.category_combo:
         raise UsageError("--wait needs --category-combo UID")
     with connect(args) as session:
@@ -548,7 +836,7 @@ def cmd_coc_update(args):
     return EXIT_OK
 
 
-def cmd_task_status(args):
+def cmd_task_status(args: argparse.Namespace) -> int:
     from .convert import unstructure
 
     with connect(args) as session:
@@ -568,7 +856,7 @@ def cmd_task_status(args):
     return EXIT_OK
 
 
-def cmd_task_wait(args):
+def cmd_task_wait(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     with connect(args) as session:
         final = session.wait_for_task(args.job_type, args.job_id, timeout=args.timeout,
@@ -577,7 +865,7 @@ def cmd_task_wait(args):
     return EXIT_OK
 
 
-def cmd_version(args):
+def cmd_version(args: argparse.Namespace) -> int:
     print("dhis2maint {}".format(__version__))
     opts = vars(args)
     if any(k in opts for k in ("url", "auth_file")) or os.environ.get("DHIS2_URL"):
@@ -587,43 +875,304 @@ def cmd_version(args):
     return EXIT_OK
 
 
-def cmd_demo(args):
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve the MCP tools over stdio (dhis2maint/mcp.py); exit 2 without the SDK."""
+    from .mcp import serve
+
+    return serve(lambda: connect(args, prompt=False), debug=bool(vars(args).get("debug")))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
     """Start the stand-in, run the integrity checks and analytics against it, stop it."""
     from .report import write_report
     from .session import Session
     from .testing import Dhis2StandIn
 
+    import tempfile
+
+    from .history import History
+
     progress = _Progress(args)
     progress.enabled = not vars(args).get("quiet")
     out = sys.stdout
-    with Dhis2StandIn(version=args.dhis2_version, job_seconds=args.job_seconds) as server:
+    with Dhis2StandIn(version=args.dhis2_version, job_seconds=args.job_seconds) as server, \
+            tempfile.TemporaryDirectory(prefix="dhis2maint-demo-") as folder:
+        server.drift = 2  # each night some issues are fixed and new ones appear
         username, password = next(iter(server.users.items()))
         out.write("Built-in DHIS2 {} stand-in at {} (user {})\n\n".format(
             args.dhis2_version, server.url, username))
-        with Session(server.url, auth=(username, password)) as session:
-            progress.say("1/2 Running the data-integrity checks (details)…")
-            report = session.run_integrity_checks(details=True, on_notification=progress)
-            write_report(report, "table", out, title="Data integrity on the stand-in", limit=3)
+        with Session(server.url, auth=(username, password)) as session, \
+                History(os.path.join(folder, "history.sqlite")) as history:
+            nights = 3
+            for night in range(1, nights + 1):
+                progress.say("{}/{} Night {}: running the data-integrity checks (details)…"
+                             .format(night, nights + 1, night))
+                report = session.run_integrity_checks(details=True, on_notification=progress)
+                recorded = history.record(report, session)
+                out.write("Night {}: {:,} issues, {:,} new, {:,} resolved "
+                          "(--fail-on-new severe would exit {})\n".format(
+                              night, recorded.run.issues, recorded.new_issues,
+                              recorded.resolved_issues,
+                              1 if recorded.new_at_least("severe") else 0))
             out.write("\n")
-            progress.say("2/2 Refreshing analytics tables…")
+            write_report(report, "table", out, title="Data integrity on the stand-in", limit=3)
+            out.write("\nTrend (total issues per recorded run, `integrity trend`):\n")
+            for point in history.trend():
+                out.write("  run {}  {}  {:>6,}\n".format(
+                    point.run_id, point.run_at.strftime("%Y-%m-%d %H:%M:%S"), point.count))
+            oldest = history.open_issues()
+            out.write("Open issues: {:,}; oldest first seen in run {} (`integrity open`)\n\n"
+                      .format(len(oldest), oldest[0].first_run if oldest else "-"))
+            progress.say("{}/{} Refreshing analytics tables…".format(nights + 1, nights + 1))
             job = session.refresh_analytics(last_years=2)
             final = job.wait(on_notification=progress)
             out.write("Analytics: {}\n".format(final.message or "done"))
+            out.write("\n$ dhis2maint jobs health\n")
+            from .report import write_health
+
+            write_health(session.scheduler_health(), "table", out)
     out.write("\nNext: point it at your server, e.g.\n"
               "  DHIS2_URL=https://dhis2.example.org DHIS2_PAT=d2pat_… "
-              "dhis2maint integrity run --fail-on severe\n")
+              "dhis2maint integrity run --details --history integrity.sqlite "
+              "--fail-on-new severe\n")
+    return EXIT_OK
+
+
+# --- scheduled jobs, tasks, validation results, doctor (issue #15) --------------------------
+
+
+def _write_list(records, args, writer=None):
+    from .report import write_records
+
+    with _output(args) as out:
+        (writer or write_records)(records, args.format, out)
+
+
+def cmd_jobs_list(args):
+    from .report import write_job_configurations
+
+    with connect(args) as session:
+        configs = session.list_job_configurations(job_type=args.job_type, enabled=args.enabled,
+                                                  status=args.status)
+    if not args.include_run_once:
+        configs = [c for c in configs if not c.is_run_once]
+    _write_list(configs, args, write_job_configurations)
+    return EXIT_OK
+
+
+def _write_one(record, args):
+    from .convert import unstructure
+    from .report import write_fields
+
+    with _output(args) as out:
+        if args.format == "json":
+            json.dump(unstructure(record), out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        else:
+            write_fields(record, out)
+
+
+def cmd_jobs_show(args):
+    with connect(args) as session:
+        config = session.get_job_configuration(args.job_id)
+    _write_one(config, args)
+    return EXIT_OK
+
+
+def cmd_jobs_run(args):
+    progress = _Progress(args)
+
+    def changed(config):
+        progress.say("{} {}: jobStatus {}, last run {}{}".format(
+            config.job_type, config.id, config.job_status, config.last_executed_status,
+            " at " + config.last_executed.isoformat(sep=" ", timespec="seconds") if config.last_executed else ""))
+
+    with connect(args) as session:
+        job = session.run_job_configuration(args.job_id, wait=args.wait, timeout=args.timeout,
+                                            on_change=changed)
+        if not args.wait:
+            print("{} {} started".format(job.job_type, job.id))
+            return EXIT_OK
+        config = session.get_job_configuration(args.job_id)
+    print("{} {} completed{}".format(job.job_type, job.id, " in " + config.last_runtime_execution
+                                     if config.last_runtime_execution else ""))
+    return EXIT_OK
+
+
+def cmd_jobs_toggle(args):
+    with connect(args) as session:
+        if args.action == "enable":
+            config = session.enable_job_configuration(args.job_id)
+        else:
+            config = session.disable_job_configuration(args.job_id)
+    print("{} ({}): {}".format(config.id, config.name,
+                               "enabled" if config.enabled else "disabled"))
+    return EXIT_OK
+
+
+def cmd_jobs_cancel(args):
+    if (args.job_id is None) == (args.job_type is None):
+        raise UsageError("give a job ID or --type JOB_TYPE")
+    with connect(args) as session:
+        session.cancel_job(job_id=args.job_id, job_type=args.job_type)
+    print("cancellation requested for {}".format(args.job_id or args.job_type))
+    return EXIT_OK
+
+
+def cmd_jobs_create(args):
+    params = None
+    if args.parameters:
+        try:
+            params = json.loads(args.parameters)
+        except ValueError as exc:
+            raise UsageError("--parameters is not JSON: {}".format(exc))
+        if not isinstance(params, dict):
+            raise UsageError("--parameters must be a JSON object")
+    with connect(args) as session:
+        config = session.create_job_configuration(
+            args.name, args.job_type, cron_expression=args.cron, delay=args.delay,
+            job_parameters=params, enabled=not args.disabled)
+    _write_one(config, args)
+    return EXIT_OK
+
+
+def _confirm_text(args, what):
+    if getattr(args, "yes", False):
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("{}; add --yes to confirm".format(what))
+    answer = input("{}. Type yes to go on: ".format(what))
+    if answer.strip().lower() != "yes":
+        raise UsageError("not confirmed; nothing done")
+
+
+def cmd_jobs_delete(args):
+    _confirm_text(args, "`jobs delete {}` deletes the job configuration".format(args.job_id))
+    with connect(args) as session:
+        session.delete_job_configuration(args.job_id)
+    print("{}: deleted".format(args.job_id))
+    return EXIT_OK
+
+
+def cmd_jobs_health(args):
+    from .report import write_health
+
+    with connect(args) as session:
+        health = session.scheduler_health(max_runtime_hours=args.max_runtime_hours,
+                                          analytics_max_age_hours=args.analytics_max_age_hours)
+    with _output(args) as out:
+        write_health(health, args.format, out)
+    if args.fail_on and health.at_least(args.fail_on):
+        return EXIT_THRESHOLD
+    return EXIT_OK
+
+
+def cmd_task_types(args):
+    with connect(args) as session:
+        types = session.list_task_types()
+    with _output(args) as out:
+        if args.format == "json":
+            json.dump(types, out, indent=2)
+            out.write("\n")
+        elif not types:
+            out.write("DHIS2 holds no task notifications\n")
+        else:
+            for name in types:
+                out.write(name + "\n")
+    return EXIT_OK
+
+
+def cmd_task_list(args):
+    with connect(args) as session:
+        ids = session.list_tasks(args.job_type)
+    with _output(args) as out:
+        if args.format == "json":
+            json.dump(ids, out, indent=2)
+            out.write("\n")
+        elif not ids:
+            out.write("no tasks of type {}\n".format(args.job_type))
+        else:
+            for job_id in ids:
+                out.write(job_id + "\n")
+    return EXIT_OK
+
+
+def cmd_validation_results(args):
+    with connect(args) as session:
+        results = session.list_validation_results(
+            validation_rules=args.rule or None, org_units=args.org_unit or None,
+            periods=args.period or None, created_date=args.created_since)
+    from .report import write_validation_results
+
+    _write_list(results, args, write_validation_results)
+    return EXIT_OK
+
+
+def cmd_validation_delete(args):
+    filters = bool(args.rule or args.org_unit or args.period or args.created
+                   or args.notification_sent)
+    if not filters and not args.all_results:
+        raise UsageError("no filter: give --rule/--org-unit/--period/--created/"
+                         "--notification-sent, or --all --yes to delete EVERY validation result")
+    if args.all_results and filters:
+        raise UsageError("--all cannot be combined with filters")
+    if args.all_results and not args.yes:
+        raise UsageError("--all deletes EVERY validation result; add --yes to confirm")
+    _confirm_text(args, "`validation delete-results` deletes stored validation results")
+    sent = None if args.notification_sent is None else args.notification_sent == "true"
+    with connect(args) as session:
+        session.delete_validation_results(
+            validation_rules=args.rule or None, org_units=args.org_unit or None,
+            period=args.period, created=args.created, notification_sent=sent,
+            all_results=args.all_results)
+    print("validation results deleted")
+    return EXIT_OK
+
+
+def cmd_validation_notify(args):
+    with connect(args) as session:
+        job = session.send_validation_notifications()
+    if job is None:
+        print("validation result notifications started")
+    else:
+        print("{} {} started".format(job.job_type, job.id))
+    return EXIT_OK
+
+
+def cmd_doctor(args):
+    from .report import write_doctor
+
+    with connect(args) as session:
+        report = session.doctor(need=args.need)
+    with _output(args) as out:
+        write_doctor(report, args.format, out)
+    return EXIT_OK if report.ok else EXIT_THRESHOLD
+
+
+def cmd_whoami(args):
+    from .convert import unstructure
+
+    with connect(args) as session:
+        user = session.whoami()
+    with _output(args) as out:
+        if args.format == "json":
+            json.dump(unstructure(user), out, indent=2, ensure_ascii=False)
+            out.write("\n")
+        else:
+            out.write("{} ({}), id {}\n".format(user.username, user.display_name, user.id))
+            out.write("authorities: {}\n".format(", ".join(user.authorities) or "(none)"))
     return EXIT_OK
 
 
 # --- entry point --------------------------------------------------------------------------
 
 
-def _one_line(exc):
+def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return " ".join(text.split())
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -635,7 +1184,7 @@ def main(argv=None):
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.version and not getattr(args, "handler", None):
         return cmd_version(args)
-    handler = getattr(args, "handler", None)
+    handler = getattr(args, "handler", None)  # type: Optional[Callable[[argparse.Namespace], int]]
     if handler is None:  # `dhis2maint` or `dhis2maint integrity` alone
         getattr(args, "group_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
@@ -659,7 +1208,7 @@ _SECONDS_OPTIONS = ("timeout", "http_timeout", "outage_grace", "poll_interval", 
                     "job_seconds")
 
 
-def _check_seconds(args):
+def _check_seconds(args: argparse.Namespace) -> None:
     """Every seconds option finite and not negative (positive where 0 makes no sense),
     before anything is sent: `--timeout inf` must not start a job it then cannot wait for."""
     import math
@@ -676,7 +1225,7 @@ def _check_seconds(args):
                 flag, "of at least" if zero_ok else "more than", value))
 
 
-def _exit_code(exc):
+def _exit_code(exc: BaseException) -> Optional[int]:
     if isinstance(exc, (UsageError, ConfigurationError)):
         return EXIT_USAGE
     if isinstance(exc, (JobFailedError, TaskTimeoutError)):

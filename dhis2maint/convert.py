@@ -17,7 +17,7 @@ import enum
 import gc
 import json
 import re
-from typing import Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Type, TypeVar, Union, cast
 
 import attr
 import cattrs
@@ -25,6 +25,8 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from . import models
 from .errors import InvalidResponseError
+
+_T = TypeVar("_T")
 
 __all__ = ["structure", "unstructure", "to_json", "from_json", "issue_from_dict",
            "parse_datetime", "camel"]
@@ -42,6 +44,15 @@ _MODELS = (
     models.PredictorRun,
     models.ValidationViolation,
     models.CategoryOptionCombo,
+    # scheduler and health (issue #15)
+    models.JobTypeInfo,
+    models.RunningJob,
+    models.ValidationResult,
+    models.UserInfo,
+    models.HealthFinding,
+    models.SchedulerHealth,
+    models.DoctorCheck,
+    models.DoctorReport,
 )
 _ENUMS = (
     models.DataIntegritySeverity,
@@ -52,7 +63,7 @@ _ENUMS = (
 )
 
 
-def camel(name):
+def camel(name: str) -> str:
     """``display_name`` -> ``displayName``."""
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -66,7 +77,8 @@ _DATETIME = re.compile(
 )
 
 
-def parse_datetime(value):
+def parse_datetime(value: Union[str, float, datetime.datetime, None]
+                   ) -> Optional[datetime.datetime]:
     """Parse a DHIS2 timestamp; ``None`` stays ``None``.
 
     Accepts ``2024-05-01``, ``2024-05-01T10:11``, ``…:12``, ``…:12.345`` (any
@@ -99,7 +111,7 @@ def parse_datetime(value):
                              int(minute or 0), int(second or 0), micro, tzinfo=tz)
 
 
-def format_datetime(value):
+def format_datetime(value: Optional[datetime.datetime]) -> Optional[str]:
     """The inverse of :func:`parse_datetime`, in DHIS2's millisecond format."""
     if value is None:
         return None
@@ -117,10 +129,10 @@ _converter.register_unstructure_hook(datetime.datetime, format_datetime)
 # --- tolerant enums -----------------------------------------------------------
 
 
-def _tolerant(enum_cls):
+def _tolerant(enum_cls: Type[enum.Enum]) -> Callable[[Any, Any], Any]:
     members = enum_cls._value2member_map_
 
-    def structure_enum(value, _):
+    def structure_enum(value: Any, _: Any) -> Any:
         if value is None:
             return None
         member = members.get(value)
@@ -138,25 +150,26 @@ for _enum in _ENUMS:
     _converter.register_structure_hook(_enum, _hook)
     for _union in (Union[_enum, str, None], Union[_enum, str]):
         # Bind the loop variables: each predicate matches its own union only.
-        _converter.register_structure_hook_func(lambda t, u=_union: t == u, _hook)
+        _converter.register_structure_hook_func(
+            lambda t, u=_union: t == u, _hook)  # type: ignore[misc]  # mypy: lambda with a default
 _converter.register_unstructure_hook(enum.Enum, lambda e: e.value)
 
 
 # --- camelCase models, generated lazily ----------------------------------------
 
 
-def _renames(cls):
+def _renames(cls: Any) -> Dict[str, Any]:
     overrides = {a.name: override(rename=camel(a.name)) for a in attr.fields(cls)}
     return overrides
 
 
-def _structure_fn(cls):
+def _structure_fn(cls: Any) -> Callable[[Any, Any], Any]:
     # cattrs 22.x defaults to detailed validation per function, not per converter.
     return make_dict_structure_fn(cls, _converter, _cattrs_detailed_validation=False,
                                   **_renames(cls))
 
 
-def _is_model(cls):
+def _is_model(cls: Any) -> bool:
     return cls in _MODELS
 
 
@@ -165,13 +178,13 @@ _converter.register_unstructure_hook_factory(
     _is_model, lambda cls: make_dict_unstructure_fn(cls, _converter, **_renames(cls)))
 
 
-def _check_mapping(data, cls):
+def _check_mapping(data: Any, cls: Any) -> None:
     if not isinstance(data, dict):
         raise TypeError("expected a JSON object for {}, got {}".format(
             cls.__name__, type(data).__name__))
 
 
-def structure(data, cls, what="the response"):
+def structure(data: Any, cls: Type[_T], what: str = "the response") -> _T:
     """Build ``cls`` (a model, or ``List[model]``) from decoded JSON.
 
     ``what`` names the source for the error message, e.g. ``"GET /api/dataIntegrity"``.
@@ -186,11 +199,11 @@ def structure(data, cls, what="the response"):
         ) from exc
 
 
-def _type_name(cls):
+def _type_name(cls: Any) -> str:
     return getattr(cls, "__name__", None) or str(cls).replace("dhis2maint.models.", "")
 
 
-def _describe(exc):
+def _describe(exc: Any) -> str:
     while getattr(exc, "exceptions", None):  # an ExceptionGroup from cattrs
         exc = exc.exceptions[0]
     if isinstance(exc, KeyError):
@@ -199,12 +212,12 @@ def _describe(exc):
     return text if len(text) < 200 else text[:199] + "…"
 
 
-def unstructure(obj):
+def unstructure(obj: Any) -> Any:
     """Models -> JSON-ready dicts/lists with camelCase keys; ``None`` fields dropped."""
     return _drop_none(_converter.unstructure(obj))
 
 
-def _drop_none(value):
+def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
@@ -215,7 +228,7 @@ def _drop_none(value):
 # --- the hot path: issues, without cattrs ----------------------------------------
 
 
-def issue_from_dict(data):
+def issue_from_dict(data: Any) -> models.DataIntegrityIssue:
     """A :class:`DataIntegrityIssue` from one decoded issue object.
 
     Hand-written because streams build hundreds of thousands of them; it
@@ -247,7 +260,8 @@ def issue_from_dict(data):
 _REPORT_FORMAT = 1
 
 
-def result_from_dict(data, details=None, what="the response"):
+def result_from_dict(data: Any, details: Optional[bool] = None, what: str = "the response"
+                     ) -> models.DataIntegrityResult:
     """One summary or details object (DHIS2's shape) -> :class:`DataIntegrityResult`."""
     if not isinstance(data, dict):
         raise InvalidResponseError("{}: a check result must be a JSON object, got {}".format(
@@ -274,7 +288,7 @@ def result_from_dict(data, details=None, what="the response"):
 
 
 @contextlib.contextmanager
-def gc_paused():
+def gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while building many objects.
 
     Decoding a 100,000-issue report allocates a few hundred thousand dicts,
@@ -291,14 +305,16 @@ def gc_paused():
             gc.enable()
 
 
-def report_from_dict(data, details=None, what="the report"):
+def report_from_dict(data: Any, details: Optional[bool] = None, what: str = "the report"
+                     ) -> models.DataIntegrityReport:
     """A :class:`DataIntegrityReport` from DHIS2's ``{name: result}`` map, or from
     :meth:`DataIntegrityReport.to_dict` output."""
     with gc_paused():
         return _report_from_dict(data, details, what)
 
 
-def _report_from_dict(data, details, what):
+def _report_from_dict(data: Any, details: Optional[bool], what: str
+                      ) -> models.DataIntegrityReport:
     if not isinstance(data, dict):
         raise InvalidResponseError("{}: expected a JSON object, got {}".format(
             what, type(data).__name__))
@@ -314,26 +330,69 @@ def _report_from_dict(data, details, what):
         results[key] = result_from_dict(value, details, what)
     if details is None:
         details = any(r.issues is not None for r in results.values())
-    return models.DataIntegrityReport(results=results, details=bool(details))
+    report = models.DataIntegrityReport(results=results, details=bool(details))
+    if results_in is not data:
+        _read_source(report, data.get("source"), what)
+    return report
 
 
-def report_to_dict(report):
+#: ``DataIntegrityReport`` attribute -> key in a saved report's ``"source"`` object.
+SOURCE_KEYS = (("base_url", "baseUrl"), ("dhis2_version", "dhis2Version"),
+               ("job_id", "jobId"), ("run_at", "runAt"), ("server_time", "serverTime"))
+
+
+def source_dict(report):
+    """A report's provenance as the JSON object saved reports carry (None values dropped)."""
+    out = {}
+    for attr_name, key in SOURCE_KEYS:
+        value = getattr(report, attr_name, None)
+        if isinstance(value, datetime.datetime):
+            value = format_datetime(value)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _read_source(report, source, what):
+    """Fill a report's provenance from a saved ``"source"`` object (absent before 0.2)."""
+    if source is None:
+        return
+    if not isinstance(source, dict):
+        raise InvalidResponseError("{}: 'source' should be an object, got {}".format(
+            what, type(source).__name__))
+    for attr_name, key in SOURCE_KEYS:
+        value = source.get(key)
+        if value is None:
+            continue
+        try:
+            if attr_name in ("run_at", "server_time"):
+                value = parse_datetime(value)
+            elif not isinstance(value, str):
+                raise ValueError("not a string: {!r}".format(value))
+        except ValueError as exc:
+            raise InvalidResponseError("{}: source {}: {}".format(what, key, exc)) from None
+        setattr(report, attr_name, value)
+
+
+def report_to_dict(report: models.DataIntegrityReport) -> Dict[str, Any]:
     """What :meth:`DataIntegrityReport.to_dict` returns: a versioned, JSON-ready dict."""
-    return {
-        "dhis2maint": _REPORT_FORMAT,
-        "details": report.details,
+    head = {"dhis2maint": _REPORT_FORMAT, "details": report.details}
+    source = source_dict(report)
+    if source:
+        head["source"] = source
+    return dict(head, **{
         "results": {name: unstructure(result) for name, result in report.results.items()},
-    }
+    })
 
 
-def to_json(report, **kwargs):
+def to_json(report: models.DataIntegrityReport, **kwargs: Any) -> str:
     """Serialise a :class:`DataIntegrityReport` to a JSON string (kwargs go to ``json.dumps``)."""
     kwargs.setdefault("ensure_ascii", False)
     kwargs.setdefault("allow_nan", False)  # NaN/Infinity are not JSON
     return json.dumps(report_to_dict(report), **kwargs)
 
 
-def from_json(text):
+def from_json(text: Union[str, bytes]) -> models.DataIntegrityReport:
     """Read a report saved with :func:`to_json` (or DHIS2's own summary/details JSON)."""
     try:
         data = strict_loads(text)

@@ -10,8 +10,14 @@ Messages name the request as ``METHOD /api/path`` -- never the query string,
 headers or credentials -- and say what to do next.
 """
 import json
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Type, TypeVar, Union
 
 import requests
+
+if TYPE_CHECKING:
+    from .models import Notification
+
+_E = TypeVar("_E", bound="Dhis2Error")
 
 __all__ = [
     "Dhis2Error",
@@ -28,6 +34,8 @@ __all__ = [
     "UnsupportedServerError",
     "JobFailedError",
     "TaskTimeoutError",
+    "HistoryError",
+    "HistorySchemaError",
 ]
 
 
@@ -43,7 +51,9 @@ class Dhis2Error(Exception):
     #: Set on :class:`TransportError` and :class:`InvalidResponseError`.
     outcome_unknown = False
 
-    def __init__(self, message, request=None, response=None):
+    def __init__(self, message: str,
+                 request: Union[requests.Request, requests.PreparedRequest, None] = None,
+                 response: Optional[requests.Response] = None) -> None:
         super().__init__(message)
         self.message = message
         # Set after super().__init__: requests.RequestException's own
@@ -51,23 +61,23 @@ class Dhis2Error(Exception):
         self.request = request
         self.response = response
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.message
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, ...]:
         # Pickle by message only: responses and requests don't pickle cleanly
         # and may carry an Authorization header.
         return (_rebuild, (type(self), self.message, _extra_state(self)))
 
 
-def _rebuild(cls, message, state):
+def _rebuild(cls: Type[_E], message: str, state: Dict[str, Any]) -> _E:
     err = cls.__new__(cls)
     Dhis2Error.__init__(err, message)
     err.__dict__.update(state)
     return err
 
 
-def _extra_state(err):
+def _extra_state(err: "Dhis2Error") -> Dict[str, Any]:
     return {
         k: v
         for k, v in vars(err).items()
@@ -97,10 +107,25 @@ class ApiError(Dhis2Error):
     """
 
     hint = ""
+    #: ``hint`` for a session whose settings came from ``{source}`` (an Airflow
+    #: Connection, a URI, an auth file) rather than the ``DHIS2_*`` variables.
+    source_hint = ""
 
-    def __init__(self, message, status_code=None, method=None, path=None,
-                 dhis2_message=None, error_code=None, web_message=None,
-                 request=None, response=None):
+    @classmethod
+    def hint_for(cls, source=None):
+        # type: (Optional[str]) -> str
+        """The hint for a session whose settings came from ``source`` (see
+        ``Session(source=…)``); ``None``: :attr:`hint`, which names ``DHIS2_*``."""
+        if source and cls.source_hint:
+            return cls.source_hint.format(source=source)
+        return cls.hint
+
+    def __init__(self, message: str, status_code: Optional[int] = None,
+                 method: Optional[str] = None, path: Optional[str] = None,
+                 dhis2_message: Optional[str] = None, error_code: Optional[str] = None,
+                 web_message: Optional[Dict[str, Any]] = None,
+                 request: Union[requests.Request, requests.PreparedRequest, None] = None,
+                 response: Optional[requests.Response] = None) -> None:
         super().__init__(message, request=request, response=response)
         self.status_code = status_code
         self.method = method
@@ -119,6 +144,8 @@ class AuthenticationError(ApiError):
 
     hint = ("check the username and password or the personal access token "
             "(DHIS2_USERNAME/DHIS2_PASSWORD or DHIS2_PAT) and DHIS2_URL")
+    source_hint = ("check the username and password or the personal access token "
+                   "and the URL in {source}")
 
 
 class PermissionDenied(ApiError):
@@ -131,6 +158,8 @@ class NotFound(ApiError):
     """404: no such endpoint or object (check the UID, the URL, and the DHIS2 version)."""
 
     hint = "check the UID or name, DHIS2_URL, and that this DHIS2 version has the endpoint"
+    source_hint = ("check the UID or name, the URL in {source}, and that this DHIS2 version "
+                   "has the endpoint")
 
 
 class ConflictError(ApiError):
@@ -162,7 +191,8 @@ class JobFailedError(Dhis2Error):
     or ``None`` when the outcome came from ``/api/jobConfigurations``).
     """
 
-    def __init__(self, message, job_id=None, job_type=None, notification=None):
+    def __init__(self, message: str, job_id: Optional[str] = None,
+                 job_type: Optional[str] = None, notification: Optional["Notification"] = None) -> None:
         super().__init__(message)
         self.job_id = job_id
         self.job_type = job_type
@@ -175,7 +205,8 @@ class TaskTimeoutError(Dhis2Error, TimeoutError):
     ``job_id``, ``job_type`` and ``last_message`` (DHIS2's newest message, or ``None``).
     """
 
-    def __init__(self, message, job_id=None, job_type=None, last_message=None):
+    def __init__(self, message: str, job_id: Optional[str] = None,
+                 job_type: Optional[str] = None, last_message: Optional[str] = None) -> None:
         super().__init__(message)
         self.job_id = job_id
         self.job_type = job_type
@@ -185,7 +216,7 @@ class TaskTimeoutError(Dhis2Error, TimeoutError):
 # ---------------------------------------------------------------------------
 # HTTP status -> exception: the one mapping.
 
-_STATUS_ERRORS = {
+_STATUS_ERRORS = {  # type: Dict[int, Type[ApiError]]
     400: BadRequest,
     401: AuthenticationError,
     403: PermissionDenied,
@@ -194,7 +225,7 @@ _STATUS_ERRORS = {
 }
 
 
-def error_class_for_status(status_code):
+def error_class_for_status(status_code: int) -> Type[ApiError]:
     """The :class:`ApiError` subclass for an HTTP status code."""
     if status_code in _STATUS_ERRORS:
         return _STATUS_ERRORS[status_code]
@@ -203,7 +234,7 @@ def error_class_for_status(status_code):
     return ApiError
 
 
-def _web_message(response):
+def _web_message(response: requests.Response) -> Optional[Dict[str, Any]]:
     """DHIS2's WebMessage from an error response, or None when the body is not one."""
     try:
         body = json.loads(response.content.decode("utf-8"))
@@ -212,12 +243,12 @@ def _web_message(response):
     return body if isinstance(body, dict) else None
 
 
-def _clip(text, limit=300):
+def _clip(text: object, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def is_login_page(response):
+def is_login_page(response: requests.Response) -> bool:
     """True when a response is DHIS2's HTML login page: what an unauthenticated
     browser-like client gets, after a 302 or forwarded in place, instead of JSON."""
     ctype = response.headers.get("Content-Type", "")
@@ -231,8 +262,10 @@ def is_login_page(response):
     return has_password_field or (redirected and b"login" in head)
 
 
-def error_for_response(response, method, path):
-    """Build the exception for an HTTP error response of ``METHOD /api/path``."""
+def error_for_response(response: requests.Response, method: str, path: str,
+                       source: Optional[str] = None) -> ApiError:
+    """Build the exception for an HTTP error response of ``METHOD /api/path``;
+    its hint names ``source`` (see :meth:`ApiError.hint_for`)."""
     status = response.status_code
     cls = error_class_for_status(status)
     web = _web_message(response)
@@ -252,8 +285,28 @@ def error_for_response(response, method, path):
             text += " ({})".format(error_code)
     elif web is None and "html" in response.headers.get("Content-Type", "").lower():
         text += " (an HTML page, not DHIS2 JSON: probably a proxy or the web server)"
-    if cls.hint:
-        text += "; " + cls.hint
+    hint = cls.hint_for(source)
+    if hint:
+        text += "; " + hint
     return cls(text, status_code=status, method=method, path=path,
                dhis2_message=dhis2_message, error_code=error_code, web_message=web,
                request=response.request, response=response)
+
+
+class HistoryError(ConfigurationError):
+    """The integrity history file cannot be used: not an SQLite database, locked
+    for too long, or unreadable (``path`` names it)."""
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+class HistorySchemaError(HistoryError):
+    """The history file was written by a newer dhis2maint (its schema version,
+    ``found``, is above ``supported``): upgrade dhis2maint to use it."""
+
+    def __init__(self, message, path=None, found=None, supported=None):
+        super().__init__(message, path)
+        self.found = found
+        self.supported = supported

@@ -24,12 +24,16 @@ them with a no-op progress tracker), so there the run is followed through its
 cached results instead of ``job.wait()``.
 """
 import collections
+import datetime
 import logging
 import re
 import time
+from typing import (TYPE_CHECKING, Any, Callable, DefaultDict, Deque, Dict, Iterable, Iterator,
+                    List, Optional, Sequence, Tuple, Union, cast)
 
 from . import convert, models, versions
 from .errors import InvalidResponseError, TaskTimeoutError
+from .jobs import log_progress
 
 __all__ = ["IntegrityMixin", "compare_reports", "comparison_to_dict", "legacy_report"]
 
@@ -51,7 +55,7 @@ _sleep = time.sleep
 # --- argument checking ------------------------------------------------------------
 
 
-def _check_names(checks):
+def _check_names(checks: Union[str, Iterable[str], None]) -> Optional[List[str]]:
     """The ``checks`` argument as a list of names (order kept, duplicates dropped),
     or None for "no selection".  A single string is one name."""
     if checks is None:
@@ -76,7 +80,7 @@ def _check_names(checks):
     return names or None
 
 
-def _severity_value(severity):
+def _severity_value(severity: Union[models.DataIntegritySeverity, str, None]) -> Optional[str]:
     """``DataIntegritySeverity`` or a case-insensitive name -> upper-case name."""
     if severity is None:
         return None
@@ -87,14 +91,14 @@ def _severity_value(severity):
         ", ".join(_SEVERITIES), severity))
 
 
-def _checks_param(names):
+def _checks_param(names: Optional[Sequence[str]]) -> Optional[Dict[str, str]]:
     return {"checks": ",".join(names)} if names else None
 
 
 # --- client-side check-name matching (2.36, 2.37/2.38 list) -------------------------
 
 
-def _token_matcher(token):
+def _token_matcher(token: str) -> Callable[[str, Optional[str]], bool]:
     """A predicate over (name, code) following DHIS2's rules: an all-caps token
     without ``_`` is a code, a token with ``*`` a wildcard over the whole name,
     anything else a name (lower-cased, ``-`` -> ``_``)."""
@@ -110,7 +114,8 @@ def _token_matcher(token):
     return lambda name, code: name == wanted
 
 
-def _selected(names, tokens, code=None):
+def _selected(names: Iterable[Optional[str]], tokens: Iterable[str],
+              code: Optional[str] = None) -> bool:
     """Whether a check known by any of ``names`` matches any of ``tokens``."""
     matchers = [_token_matcher(t) for t in tokens]
     return any(m(n, code) for m in matchers for n in names if n)
@@ -123,7 +128,7 @@ def _selected(names, tokens, code=None):
 _MODERN_NAMES = {check: modern for _k, _t, check, modern in versions.LEGACY_INTEGRITY_CHECKS}
 
 
-def _legacy_checks():
+def _legacy_checks() -> List[models.DataIntegrityCheck]:
     """The 33 legacy checks as 2.37 describes them (section "Legacy", WARNING)."""
     return [models.DataIntegrityCheck(name=check, display_name=check, section="Legacy",
                                       severity=models.DataIntegritySeverity.WARNING,
@@ -131,7 +136,8 @@ def _legacy_checks():
             for _key, _kind, check, _modern in versions.LEGACY_INTEGRITY_CHECKS]
 
 
-def _legacy_issue_from_text(text, comment=None, refs=None):
+def _legacy_issue_from_text(text: object, comment: Optional[str] = None,
+                            refs: Optional[List[str]] = None) -> models.DataIntegrityIssue:
     """``"Name:uid"`` -> issue(id=uid, name=Name); a text without a UID suffix
     (2.36 lists carry display names only) -> issue(name=text)."""
     text = str(text)
@@ -141,8 +147,9 @@ def _legacy_issue_from_text(text, comment=None, refs=None):
     return models.DataIntegrityIssue(None, text, comment, refs or [])
 
 
-def _legacy_issues(value, kind, key, what):
-    def bad(expected):
+def _legacy_issues(value: Any, kind: str, key: str,
+                   what: str) -> List[models.DataIntegrityIssue]:
+    def bad(expected: str) -> InvalidResponseError:
         return InvalidResponseError("{}: flattened report key {!r} should be {}, got {}".format(
             what, key, expected, type(value).__name__))
 
@@ -168,7 +175,9 @@ def _legacy_issues(value, kind, key, what):
     return issues
 
 
-def legacy_report(flat, details=True, checks=None, what="the flattened report"):
+def legacy_report(flat: Optional[Dict[str, Any]], details: bool = True,
+                  checks: Optional[Sequence[str]] = None,
+                  what: str = "the flattened report") -> models.DataIntegrityReport:
     """A :class:`DataIntegrityReport` from 2.36's flattened report (also 2.37-2.41's).
 
     One result per legacy key present, named by its check name (section
@@ -197,7 +206,7 @@ def legacy_report(flat, details=True, checks=None, what="the flattened report"):
 # --- streaming helpers ----------------------------------------------------------------
 
 
-def _progress(job, done, total, completed):
+def _progress(job: models.Job, done: int, total: int, completed: bool) -> models.Notification:
     """A synthesised notification for runs DHIS2 posts none for (2.37-2.40)."""
     return models.Notification(
         level=models.NotificationLevel.INFO, category=job.job_type,
@@ -205,10 +214,18 @@ def _progress(job, done, total, completed):
             done, total), completed=completed)
 
 
+def _emit(job, notification, on_notification):
+    """Log a synthesised notification like a real one (see jobs.log_progress), then
+    hand it to ``on_notification``."""
+    log_progress(str(job.job_type), job.id, notification)
+    if on_notification is not None:
+        on_notification(notification)
+
+
 # --- comparing reports ------------------------------------------------------------------
 
 
-def _count(result):
+def _count(result: Optional[models.DataIntegrityResult]) -> Optional[int]:
     if result is None:
         return None
     if result.error is not None:
@@ -218,11 +235,11 @@ def _count(result):
     return len(result.issues) if result.issues is not None else None
 
 
-def _exact_key(issue):
+def _exact_key(issue: models.DataIntegrityIssue) -> Tuple[Any, ...]:
     return issue.id, issue.name, issue.comment, tuple(issue.refs or ())
 
 
-def _identity_key(issue):
+def _identity_key(issue: models.DataIntegrityIssue) -> Tuple[Any, ...]:
     if issue.id:
         return "id", issue.id
     if issue.name is not None:
@@ -230,10 +247,13 @@ def _identity_key(issue):
     return "content", issue.comment, tuple(issue.refs or ())
 
 
-def _diff_issues(old, new):
+def _diff_issues(old: models.DataIntegrityResult, new: models.DataIntegrityResult
+                 ) -> Tuple[List[models.IntegrityIssueRow], List[models.IntegrityIssueRow],
+                            List[models.IssueChange]]:
     """(new rows, resolved rows, IssueChanges) of one check present in both."""
     row = models.IntegrityIssueRow
-    exact = collections.defaultdict(collections.deque)
+    assert old.issues is not None and new.issues is not None  # compare_reports checked
+    exact: DefaultDict[Tuple[Any, ...], Deque[int]] = collections.defaultdict(collections.deque)
     for index, issue in enumerate(old.issues):
         exact[_exact_key(issue)].append(index)
     matched = [False] * len(old.issues)
@@ -244,7 +264,8 @@ def _diff_issues(old, new):
             matched[queue.popleft()] = True
         else:
             unmatched_new.append(issue)
-    by_identity = collections.defaultdict(collections.deque)
+    by_identity: DefaultDict[Tuple[Any, ...], Deque[int]] = collections.defaultdict(
+        collections.deque)
     for index, issue in enumerate(old.issues):
         if not matched[index]:
             by_identity[_identity_key(issue)].append(index)
@@ -264,7 +285,8 @@ def _diff_issues(old, new):
     return added, resolved, changed
 
 
-def compare_reports(old, new):
+def compare_reports(old: models.DataIntegrityReport,
+                    new: models.DataIntegrityReport) -> models.ReportComparison:
     """What changed from report ``old`` to report ``new``: a :class:`ReportComparison`.
 
     Counts are compared for every check in either report (``count_changes``
@@ -290,6 +312,7 @@ def compare_reports(old, new):
         old_count, new_count = _count(before), _count(after)
         if old_count != new_count:
             source = after if after is not None else before
+            assert source is not None  # the name came from one of them
             count_changes[name] = models.CountChange(
                 name, source.display_name, source.severity, old_count, new_count)
         if before is None or after is None or before.issues is None or after.issues is None \
@@ -305,13 +328,13 @@ def compare_reports(old, new):
                                    issues_compared=compared)
 
 
-def _row_to_dict(row):
+def _row_to_dict(row: models.IntegrityIssueRow) -> Dict[str, Any]:
     return {"checkName": row.check_name, "checkDisplayName": row.check_display_name,
             "severity": None if row.severity is None else str(row.severity),
             "issue": convert.unstructure(row.issue)}
 
 
-def comparison_to_dict(comparison):
+def comparison_to_dict(comparison: models.ReportComparison) -> Dict[str, Any]:
     """A JSON-ready dict of a :class:`ReportComparison`."""
     return {
         "issuesCompared": comparison.issues_compared,
@@ -327,7 +350,8 @@ def comparison_to_dict(comparison):
     }
 
 
-def _finished_before(finished, created):
+def _finished_before(finished: Optional[datetime.datetime],
+                     created: Optional[datetime.datetime]) -> bool:
     """True only when both server times are known, comparable and finished < created."""
     if finished is None or created is None:
         return False
@@ -339,16 +363,26 @@ def _finished_before(finished, created):
 # --- the mixin ---------------------------------------------------------------------------
 
 
-class IntegrityMixin:
+if TYPE_CHECKING:
+    from ._typing import SessionTransport as _Transport
+else:
+    _Transport = object
+
+
+class IntegrityMixin(_Transport):
     """Data-integrity methods of :class:`dhis2maint.Session`."""
 
-    def _legacy_integrity(self):
+    def _legacy_integrity(self) -> bool:
         """True on 2.36: no /api/dataIntegrity/summary|details, flattened report only."""
         return not versions.supports(self.server_version, "integrity_checks_api")
 
     # --- checks ------------------------------------------------------------------
 
-    def list_integrity_checks(self, section=None, severity=None, slow=None, checks=None):
+    def list_integrity_checks(self, section: Optional[str] = None,
+                              severity: Union[models.DataIntegritySeverity, str, None] = None,
+                              slow: Optional[bool] = None,
+                              checks: Union[str, Iterable[str], None] = None
+                              ) -> List[models.DataIntegrityCheck]:
         """The server's data-integrity checks: ``GET /api/dataIntegrity``.
 
         :param section: exact, case-sensitive section name (e.g. ``"Categories"``).
@@ -410,7 +444,8 @@ class IntegrityMixin:
 
     # --- running ------------------------------------------------------------------
 
-    def start_integrity_run(self, checks=None, details=False):
+    def start_integrity_run(self, checks: Union[str, Iterable[str], None] = None,
+                            details: bool = False) -> models.Job:
         """Start a data-integrity job and return its :class:`Job` (not waiting).
 
         * 2.39+: ``POST /api/dataIntegrity/summary`` (job type ``DATA_INTEGRITY``) or
@@ -439,9 +474,13 @@ class IntegrityMixin:
         path = "dataIntegrity/details" if details else "dataIntegrity/summary"
         return self._start_job(path, job_type, params=_checks_param(names))
 
-    def run_integrity_checks(self, checks=None, details=False, timeout=None,
-                             on_notification=None, include_slow=False, poll_interval=None,
-                             max_interval=None):
+    def run_integrity_checks(self, checks: Union[str, Iterable[str], None] = None,
+                             details: bool = False, timeout: Optional[float] = None,
+                             on_notification: Optional[
+                                 Callable[[models.Notification], Any]] = None,
+                             include_slow: bool = False, poll_interval: Optional[float] = None,
+                             max_interval: Optional[float] = None
+                             ) -> models.DataIntegrityReport:
         """Run checks, follow the job to its end, and return this run's results.
 
         :param checks: names, codes or wildcards; ``None`` = DHIS2's default set
@@ -482,40 +521,48 @@ class IntegrityMixin:
         """
         names = _check_names(checks)
         started = _monotonic()
-        waits = {}
+        waits = {}  # type: Dict[str, float]
         if poll_interval is not None:
             waits["poll_interval"] = poll_interval
         if max_interval is not None:
             waits["max_interval"] = max_interval
+        run_at = _utcnow()
         if self._legacy_integrity():
             job = self.start_integrity_run(details=details)
             job.wait(timeout=timeout, on_notification=on_notification, **waits)
             flat = self._await_legacy_report(job, timeout, started)
-            return legacy_report(flat, details, names,
-                                 "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}")
+            return self._stamp(legacy_report(flat, details, names,
+                                             "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}"),
+                               job, run_at, _legacy_checks())
         version = self.server_version
         notifies = versions.supports(version, "integrity_run_notifications")
         expanded = None  # the check names this run covers, when known
+        available = None
         if names is None:
             available = self.list_integrity_checks()
             expanded = [c.name for c in available if include_slow or not c.is_slow]
         elif not notifies:
-            expanded = [c.name for c in self.list_integrity_checks(checks=names)]
+            available = self.list_integrity_checks(checks=names)
+            expanded = [c.name for c in available]
         job = self.start_integrity_run(
             expanded if names is None and include_slow else names, details=details)
         if notifies:
             job.wait(timeout=timeout, on_notification=on_notification, **waits)
-            return self._job_outage(job).call(self._read_run_results, job, details, names,
-                                              expanded)
-        return self._poll_run_results(job, details, expanded, timeout, started, on_notification)
+            report = self._job_outage(job).call(self._read_run_results, job, details, names,
+                                                expanded)
+            return self._stamp(report, job, run_at, available)
+        assert expanded is not None  # listed above when the server posts no notifications
+        return self._stamp(self._poll_run_results(job, details, expanded, timeout, started,
+                                                  on_notification), job, run_at, available)
 
-    def _job_outage(self, job):
+    def _job_outage(self, job: models.Job) -> Any:
         from .jobs import _Outage
 
         return _Outage(self, "data-integrity job {}".format(job.id),
                        " (its results: session.get_integrity_report())")
 
-    def _read_run_results(self, job, details, tokens, expanded):
+    def _read_run_results(self, job: models.Job, details: bool, tokens: Optional[List[str]],
+                          expanded: Optional[List[str]]) -> models.DataIntegrityReport:
         """This run's results: ``GET /api/dataIntegrity/summary|details`` for the
         expanded names (or the caller's tokens), minus entries older than the job."""
         kind = "details" if details else "summary"
@@ -542,7 +589,10 @@ class IntegrityMixin:
             results[key] = result
         return models.DataIntegrityReport(results=results, details=details)
 
-    def _poll_run_results(self, job, details, expanded, timeout, started, on_notification):
+    def _poll_run_results(self, job: models.Job, details: bool, expanded: List[str],
+                          timeout: Optional[float], started: float,
+                          on_notification: Optional[Callable[[models.Notification], Any]]
+                          ) -> models.DataIntegrityReport:
         """2.37-2.40: summary/details jobs post no task notifications, so the run is
         followed through its results: done when every covered check has an entry
         that finished after the job was created.  2.39/2.40 ask ``…/running``
@@ -575,14 +625,14 @@ class IntegrityMixin:
                     missing = [name for name in expanded if name not in report.results]
                     done = total - len(missing)
                     if not missing:
-                        if on_notification is not None:
-                            on_notification(_progress(job, done, total, True))
+                        _emit(job, _progress(job, done, total, True), on_notification)
                         return report
-            if on_notification is not None and done != reported:
-                on_notification(_progress(job, done, total, False))
+            if done != reported:
+                _emit(job, _progress(job, done, total, False), on_notification)
             reported = done
             now = _monotonic()
             if deadline is not None and now >= deadline:
+                assert timeout is not None  # there is a deadline
                 raise TaskTimeoutError(
                     "data-integrity job {} did not finish within {:g} s ({} of {} checks "
                     "have results); it may still be running".format(job.id, timeout, done, total),
@@ -591,7 +641,8 @@ class IntegrityMixin:
             _sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
             delay = min(delay * 1.5, 5.0)
 
-    def _await_legacy_report(self, job, timeout, started):
+    def _await_legacy_report(self, job: models.Job, timeout: Optional[float],
+                             started: float) -> Dict[str, Any]:
         """Poll 2.36's taskSummaries until the job's flattened report is stored."""
         limit = LEGACY_REPORT_WAIT if timeout is None else max(0.0, timeout - (
             _monotonic() - started))
@@ -604,7 +655,7 @@ class IntegrityMixin:
         while True:
             flat = outage.poll(self._json, "GET", path, expect=dict, allow_empty=True)
             if flat is not None and flat is not _DOWN:
-                return flat
+                return cast(Dict[str, Any], flat)
             now = _monotonic()
             if now >= deadline:
                 raise TaskTimeoutError(
@@ -616,7 +667,8 @@ class IntegrityMixin:
 
     # --- reading results ----------------------------------------------------------
 
-    def get_integrity_report(self, checks=None, details=True):
+    def get_integrity_report(self, checks: Union[str, Iterable[str], None] = None,
+                             details: bool = True) -> models.DataIntegrityReport:
         """The cached results, without running anything.
 
         2.37+: ``GET /api/dataIntegrity/details`` (or ``/summary`` with
@@ -636,13 +688,21 @@ class IntegrityMixin:
             for value in (data or {}).values():  # insertion order: the newest is last
                 if isinstance(value, dict):
                     flat = value
-            return legacy_report(flat, details, names, what)
+            return self._stamp(legacy_report(flat, details, names, what), None, _utcnow(),
+                               _legacy_checks())
         kind = "details" if details else "summary"
+        run_at = _utcnow()
         data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(names),
                           expect=dict, allow_empty=True)
-        return convert.report_from_dict(data or {}, details, "GET /api/dataIntegrity/" + kind)
+        report = convert.report_from_dict(data or {}, details, "GET /api/dataIntegrity/" + kind)
+        checks = None
+        if report.results and not versions.supports(self.server_version, "integrity_filters"):
+            checks = self.list_integrity_checks()  # 2.37/2.38 results lack the check's info
+        return self._stamp(report, None, run_at, checks)
 
-    def iter_integrity_issues(self, checks=None):
+    def iter_integrity_issues(self, checks: Union[str, Iterable[str], None] = None,
+                              on_check: Optional[Callable[[models.DataIntegrityResult], None]]
+                              = None) -> Iterator[models.IntegrityIssueRow]:
         """Every cached issue as an :class:`IntegrityIssueRow`, streamed.
 
         ``GET /api/dataIntegrity/details`` (``checks=a,b`` when given) is read in
@@ -657,14 +717,26 @@ class IntegrityMixin:
 
         2.36: the rows of :meth:`get_integrity_report` (not streamed).
         Arguments are checked at once; the request is sent on the first ``next()``.
+
+        ``on_check``: called with each check's :class:`DataIntegrityResult`
+        (``issues`` None, ``count`` the issues streamed, -1 when it failed) right
+        after its last row -- also for checks without issues -- so a caller can
+        write or record whole reports while reading.
         """
         names = _check_names(checks)
-        return self._iter_integrity_issues(names)
+        return self._iter_integrity_issues(names, on_check)
 
-    def _iter_integrity_issues(self, names):
+    def _iter_integrity_issues(self, names: Optional[List[str]],
+                               on_check: Optional[Callable[[models.DataIntegrityResult], None]]
+                               = None) -> Iterator[models.IntegrityIssueRow]:
         if self._legacy_integrity():
-            for row in self.get_integrity_report(checks=names, details=True).issue_rows():
-                yield row
+            report = self.get_integrity_report(checks=names, details=True)
+            for result in report:
+                for issue in result.issues or ():
+                    yield models.IntegrityIssueRow(result.name, result.display_name,
+                                                   result.severity, issue)
+                if on_check is not None:
+                    on_check(_without_issues(result))
             return
         what = "GET /api/dataIntegrity/details"
         started = time.monotonic()
@@ -674,13 +746,18 @@ class IntegrityMixin:
         from . import stream  # the incremental parser; loaded only when streaming
 
         chunks = self._body_chunks(response, what, started)
+        hook = None
+        if on_check is not None:
+            def hook(key, meta, count):
+                on_check(_result_from_meta(key, meta, count, what))
         try:
-            yield from stream.iter_issue_rows(chunks, what)
+            yield from stream.iter_issue_rows(chunks, what, on_check=hook)
         finally:
             chunks.close()  # stops its deadline timer
             response.close()  # also when the caller leaves the loop early
 
-    def get_integrity_check_result(self, name, details=False):
+    def get_integrity_check_result(self, name: str, details: bool = False
+                                   ) -> Optional[models.DataIntegrityResult]:
         """One check's cached result, or ``None`` when DHIS2 has none (never run,
         or expired): ``GET /api/dataIntegrity/{name}/summary`` (or ``/details``).
 
@@ -700,17 +777,17 @@ class IntegrityMixin:
             data = dict(data, name=name.strip())
         return convert.result_from_dict(data, details, what)
 
-    def running_integrity_checks(self, details=False):
+    def running_integrity_checks(self, details: bool = False) -> List[str]:
         """Names of checks queued or running: ``GET /api/dataIntegrity/summary/running``
         (or ``/details/running``).  2.39+, else :class:`UnsupportedServerError`."""
         return self._integrity_name_list(details, "running")
 
-    def completed_integrity_checks(self, details=False):
+    def completed_integrity_checks(self, details: bool = False) -> List[str]:
         """Names of checks with a cached result (failed ones included): ``GET
         /api/dataIntegrity/summary/completed`` (or ``/details/completed``).  2.39+."""
         return self._integrity_name_list(details, "completed")
 
-    def _integrity_name_list(self, details, which):
+    def _integrity_name_list(self, details: bool, which: str) -> List[str]:
         kind = "details" if details else "summary"
         versions.require(self.server_version, "integrity_filters",
                          "listing {} integrity checks".format(which))
@@ -718,4 +795,150 @@ class IntegrityMixin:
         data = self._json("GET", path, expect=list)
         if not all(isinstance(item, str) for item in data):
             raise InvalidResponseError("GET /api/{}: expected a list of check names".format(path))
-        return data
+        return cast(List[str], data)
+
+    def iter_integrity_run(self, checks=None, timeout=None, on_notification=None,
+                           include_slow=False, on_check=None, poll_interval=None,
+                           max_interval=None):
+        """Run a details check run and STREAM its issues (constant memory).
+
+        Like :meth:`run_integrity_checks` with ``details=True``, but returns
+        ``(report, rows)`` at once after the job ended: ``rows`` iterates this
+        run's :class:`IntegrityIssueRow` objects while ``GET
+        /api/dataIntegrity/details`` is read; ``report`` is a details report with
+        the run's provenance whose ``results`` fill (without issues) as each
+        check's object ends; ``on_check(result)`` is called then too.
+
+        2.41+ only streams: a check whose result is older than the job raises
+        :class:`InvalidResponseError` after its rows.  2.36-2.40 (where the run
+        is followed through its results) read the whole report and then iterate it.
+        """
+        report = models.DataIntegrityReport(results={}, details=True)
+
+        def collect(result):
+            report.results[result.name] = result
+            if on_check is not None:
+                on_check(result)
+
+        version = self.server_version
+        if self._legacy_integrity() or not versions.supports(version,
+                                                             "integrity_run_notifications"):
+            whole = self.run_integrity_checks(checks, details=True, timeout=timeout,
+                                              on_notification=on_notification,
+                                              include_slow=include_slow)
+            for field in ("base_url", "dhis2_version", "job_id", "run_at", "server_time"):
+                setattr(report, field, getattr(whole, field))
+
+            def replay():
+                for result in whole:
+                    for issue in result.issues or ():
+                        yield models.IntegrityIssueRow(result.name, result.display_name,
+                                                       result.severity, issue)
+                    collect(_without_issues(result))
+            return report, replay()
+        names = _check_names(checks)
+        run_at = _utcnow()
+        available = None
+        expanded = None
+        if names is None:
+            available = self.list_integrity_checks()
+            expanded = [c.name for c in available if include_slow or not c.is_slow]
+        job = self.start_integrity_run(expanded if names is None and include_slow else names,
+                                       details=True)
+        waits = {k: v for k, v in (("poll_interval", poll_interval),
+                                   ("max_interval", max_interval)) if v is not None}
+        job.wait(timeout=timeout, on_notification=on_notification, **waits)
+        self._stamp(report, job, run_at)
+        read = expanded if expanded is not None and \
+            len(",".join(expanded)) <= _MAX_CHECKS_PARAM else names
+        keep = set(expanded) if expanded is not None and read is None else None
+        stale = []
+
+        def checked(result):
+            if _finished_before(result.finished_time, job.created):
+                stale.append(result.name)
+            if keep is None or result.name in keep:
+                if available:
+                    fill_check_info(models.DataIntegrityReport({result.name: result}),
+                                    available)
+                collect(result)
+
+        def rows():
+            for row in self._iter_integrity_issues(read, checked):
+                if keep is None or row.check_name in keep:
+                    yield row
+            if stale:
+                raise InvalidResponseError(
+                    "GET /api/dataIntegrity/details: {} check result(s) are older than job {} "
+                    "(e.g. {}): DHIS2 did not run them".format(len(stale), job.id, stale[0]))
+        return report, rows()
+
+    def _stamp(self, report, job, run_at, checks=None):
+        """The report with its provenance set (see :func:`stamp_report`)."""
+        return stamp_report(report, self.base_url, self.server_version, job, run_at, checks)
+
+
+# --- provenance and check information (#12.7, #12.8) ------------------------------------
+
+
+def _utcnow():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+#: Check fields copied onto a result that lacks them (older servers, 2.36's mapping).
+_CHECK_INFO = ("display_name", "section", "section_order", "description", "introduction",
+               "recommendation", "issues_id_type", "is_slow", "is_programmatic", "code")
+
+
+def fill_check_info(report, checks):
+    """Copy what the check list says (``checks``: :class:`DataIntegrityCheck` objects)
+    onto the report's results where DHIS2 did not send it with the result."""
+    by_name = {c.name: c for c in checks or ()}
+    for key, result in report.results.items():
+        check = by_name.get(result.name) or by_name.get(key)
+        if check is None:
+            continue
+        for field in _CHECK_INFO:
+            if getattr(result, field, None) is None and getattr(check, field, None) is not None:
+                setattr(result, field, getattr(check, field))
+    return report
+
+
+def _report_server_time(report):
+    """The newest ``finishedTime`` of the report's results (server clock), or None."""
+    times = [r.finished_time for r in report if r.finished_time is not None]
+    try:
+        return max(times) if times else None
+    except TypeError:  # naive and aware mixed
+        return None
+
+
+def stamp_report(report, base_url, version, job=None, run_at=None, checks=None):
+    """Set a report's provenance: base URL, DHIS2 version text, the job's id, the
+    client's UTC time (``run_at``) and the server's (the job's ``created``, else the
+    newest result's ``finishedTime``); fill check information from ``checks``."""
+    report.base_url = base_url
+    report.dhis2_version = versions.version_text(version) if version is not None else None
+    report.job_id = getattr(job, "id", None)
+    report.run_at = run_at
+    report.server_time = getattr(job, "created", None) or _report_server_time(report)
+    if checks:
+        fill_check_info(report, checks)
+    return report
+
+
+def _without_issues(result):
+    import attr
+
+    return attr.evolve(result, issues=None)
+
+
+def _result_from_meta(key, meta, count, what):
+    """The result a streamed check's metadata describes (``count``: issues streamed)."""
+    data = {k: v for k, v in meta.items() if k != "issues"}
+    data.setdefault("name", key)
+    result = convert.result_from_dict(data, False, what)
+    result.count = -1 if result.error is not None else count
+    return result

@@ -30,7 +30,8 @@ import logging
 import math
 import re
 import time
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Iterable, Iterator, List,
+                    NamedTuple, Optional, Set, Tuple, Union, cast)
 
 from . import convert, models, versions
 from .errors import (ApiError, ConfigurationError, InvalidResponseError, JobFailedError,
@@ -76,19 +77,17 @@ _NOT_A_FAILURE = re.compile(
 _FAILURE = re.compile(r"\bfailed\b|\bfailure\b|\baborted\b|^\s*error\b", re.I)
 _UNFINISHED = frozenset(["RUNNING", "SCHEDULED", "NOT_STARTED"])
 _FAILED_STATUSES = frozenset(["FAILED", "STOPPED"])
-_CONFIGURATION_FIELDS = ("id,name,jobType,enabled,jobStatus,lastExecutedStatus,lastExecuted,"
-                         "lastFinished,lastAlive,lastRuntimeExecution")
 _COMBO_FIELDS = "id,name,categories[id,name,categoryOptions[id]],categoryOptionCombos[id,name]"
 
 
-def _tolerant_job_type(value):
+def _tolerant_job_type(value: str) -> Union[models.JobType, str]:
     try:
         return models.JobType(value)
     except ValueError:
         return value
 
 
-def _job_type_text(job_type):
+def _job_type_text(job_type: Union[models.JobType, str]) -> str:
     """``JobType.ANALYTICS_TABLE`` or ``"analytics_table"`` -> ``"ANALYTICS_TABLE"``."""
     text = job_type.value if isinstance(job_type, models.JobType) else job_type
     if not isinstance(text, str) or not _JOB_TYPE.match(text):
@@ -97,7 +96,7 @@ def _job_type_text(job_type):
     return text.upper()
 
 
-def says_failed(message):
+def says_failed(message: Optional[str]) -> bool:
     """Whether a COMPLETED notification's text reports a failure ("Process failed: …",
     "Job failed: …", "… failed: <reason>"), ignoring counts like "0 failed" or
     "12 successful and 3 failed items" (a finished job with some failed items)."""
@@ -106,7 +105,25 @@ def says_failed(message):
     return bool(_FAILURE.search(_NOT_A_FAILURE.sub(" ", message)))
 
 
-def _notification_key(notification):
+def log_progress(job_type: str, job_id: str, notification: models.Notification) -> None:
+    """Log one new notification of a followed job on the ``dhis2maint`` logger at
+    INFO: job type, job id, level (unless INFO) and message, so task logs
+    (Airflow's, cron's) show progress without a callback.  Silent unless the
+    application configures logging."""
+    level = notification.level
+    level_text = getattr(level, "value", level) or "INFO"
+    text = notification.message or ""
+    if not text:  # DHIS2 posts the job's parameters, and completedProcess(null), without one
+        text = "completed" if notification.completed else (
+            "started" if notification.data_type == models.NotificationDataType.PARAMETERS
+            else "(no message)")
+    elif notification.completed:
+        text += " (completed)"
+    log.info("%s job %s: %s%s", job_type, job_id,
+             "" if level_text == "INFO" else "[{}] ".format(level_text), text)
+
+
+def _notification_key(notification: models.Notification) -> Tuple[Any, ...]:
     # 2.42+ derives id from the millisecond timestamp (two messages can share it) and
     # 2.36-2.38 stamp every message of an ad-hoc job with the job id, so id alone is
     # not unique.  `completed` is left out: the stale rule flips it on a seen message.
@@ -114,7 +131,7 @@ def _notification_key(notification):
             str(notification.level))
 
 
-def _date_text(value, what):
+def _date_text(value: Union[datetime.date, str], what: str) -> str:
     """A date, datetime or 'YYYY-MM-DD' string -> 'YYYY-MM-DD' (ValueError otherwise)."""
     if isinstance(value, datetime.datetime):
         return value.date().isoformat()
@@ -131,7 +148,8 @@ def _date_text(value, what):
         what, value))
 
 
-def _date_range(start_date, end_date):
+def _date_range(start_date: Union[datetime.date, str],
+                end_date: Union[datetime.date, str]) -> Tuple[str, str]:
     start = _date_text(start_date, "start_date")
     end = _date_text(end_date, "end_date")
     if start > end:
@@ -139,36 +157,43 @@ def _date_range(start_date, end_date):
     return start, end
 
 
-def _flag(value, what):
+def _flag(value: object, what: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError("{} must be True or False, got {!r}".format(what, value))
     return value
 
 
-def _positive_int(value, what):
+def _positive_int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError("{} must be a whole number of at least 1, got {!r}".format(what, value))
     return value
 
 
-def _message_of(body):
+def _message_of(body: Any) -> Optional[str]:
     return body.get("message") if isinstance(body, dict) else None
 
 
 # ---------------------------------------------------------------------------
 # Maintenance operations: one table the methods below and the CLI share.
 
-MaintenanceOperation = collections.namedtuple(
-    "MaintenanceOperation", "name path http_method destructive takes_uid summary")
-MaintenanceOperation.__doc__ = """One ``/api/maintenance`` operation.
+class MaintenanceOperation(NamedTuple):
+    """One ``/api/maintenance`` operation.
 
-``name`` is the Session method, ``path`` the 2.42 sub-path of /api/maintenance
-(``{uid}`` where a UID goes; older names come from ``versions.MAINTENANCE_NAMES``),
-``destructive`` says it deletes data or objects for good.
-"""
+    ``name`` is the Session method, ``path`` the 2.42 sub-path of /api/maintenance
+    (``{uid}`` where a UID goes; older names come from ``versions.MAINTENANCE_NAMES``),
+    ``destructive`` says it deletes data or objects for good.
+    """
+
+    name: str
+    path: str
+    http_method: str
+    destructive: bool
+    takes_uid: bool
+    summary: str
 
 
-def _op(name, path, destructive, summary, http_method="POST", takes_uid=False):
+def _op(name: str, path: str, destructive: bool, summary: str, http_method: str = "POST",
+        takes_uid: bool = False) -> "MaintenanceOperation":
     return MaintenanceOperation(name, path, http_method, destructive, takes_uid, summary)
 
 
@@ -324,7 +349,15 @@ class _Follower:
     """The state of one wait: what was seen, the next delay, and whether the next
     poll asks /api/jobConfigurations instead of the task feed."""
 
-    def __init__(self, session, job_type, job_id, timeout, poll_interval, max_interval):
+    seen: Set[Tuple[Any, ...]]
+    incomplete_seen: Set[Tuple[Any, ...]]
+    newest: Optional[models.Notification]
+    pending_final: Optional[models.Notification]
+    fallback: Optional[bool]
+    last_check: Optional[float]
+
+    def __init__(self, session: "JobsMixin", job_type: Union[models.JobType, str], job_id: str,
+                 timeout: Optional[float], poll_interval: float, max_interval: float) -> None:
         if timeout is not None and not timeout >= 0:
             raise ValueError("timeout must be None or at least 0 seconds, got {!r}".format(timeout))
         if not poll_interval > 0:
@@ -357,10 +390,10 @@ class _Follower:
         """The longest delay between polls after ``elapsed`` seconds of waiting."""
         return max(self.poll_interval, min(self.max_interval, max(LAG_FLOOR, LAG_SHARE * elapsed)))
 
-    def describe(self):
+    def describe(self) -> str:
         return "{} job {}".format(self.type_text, self.job_id)
 
-    def run(self):
+    def run(self) -> Generator[models.Notification, None, models.Notification]:
         """Generator: yields new notifications oldest first, returns the final one."""
         start = _monotonic()
         deadline = None if self.timeout is None else start + self.timeout
@@ -378,6 +411,7 @@ class _Follower:
                 progress = final is not None
                 if final is not None:
                     if final is not self.pending_final:
+                        log_progress(self.type_text, self.job_id, final)
                         yield final
                     return final
             else:
@@ -389,6 +423,7 @@ class _Follower:
                     new = self._new(feed)
                     progress = bool(new)
                     for notification in new:
+                        log_progress(self.type_text, self.job_id, notification)
                         yield notification
                     final = self._judge(feed, now - start, now)
                     if final is not None:
@@ -405,7 +440,7 @@ class _Follower:
             else:
                 _sleep(delay)
 
-    def _new(self, feed):
+    def _new(self, feed: List[models.Notification]) -> List[models.Notification]:
         new = []
         for notification in reversed(feed):  # DHIS2 lists newest first
             key = _notification_key(notification)
@@ -418,7 +453,8 @@ class _Follower:
             self.newest = feed[0]
         return new
 
-    def _judge(self, feed, elapsed, now):
+    def _judge(self, feed: List[models.Notification], elapsed: float,
+               now: float) -> Optional[models.Notification]:
         """The final notification, None to keep polling, or JobFailedError."""
         if not feed:
             wiped = bool(self.seen)
@@ -441,21 +477,21 @@ class _Follower:
             return None
         return newest
 
-    def _made_up_by_stale_rule(self, newest):
+    def _made_up_by_stale_rule(self, newest: models.Notification) -> bool:
         key = _notification_key(newest)
         return (key in self.incomplete_seen
                 or newest.level == models.NotificationLevel.LOOP
                 or newest.data_type == models.NotificationDataType.PARAMETERS)
 
-    def _may_check(self, now):
+    def _may_check(self, now: float) -> bool:
         return self.last_check is None or now - self.last_check >= FALLBACK_RECHECK
 
-    def _has_fallback(self):
+    def _has_fallback(self) -> bool:
         if self.fallback is None:
             self.fallback = versions.supports(self.session.server_version, "job_configurations")
         return self.fallback
 
-    def _from_configuration(self):
+    def _from_configuration(self) -> Optional[models.Notification]:
         """One GET /api/jobConfigurations/{id}: the final notification, None while
         the job is queued or running, or an error."""
         try:
@@ -495,7 +531,8 @@ class _Follower:
             "lastExecutedStatus {}".format(self.describe(), status or "?", last or "?"),
             job_id=self.job_id, job_type=self.job_type, notification=self.pending_final)
 
-    def _timeout(self):
+    def _timeout(self) -> TaskTimeoutError:
+        assert self.timeout is not None  # only called at a deadline
         last = self.newest.message if self.newest is not None else None
         return TaskTimeoutError(
             "{} did not finish within {:g} s{}{}; it may still be running on the server "
@@ -509,13 +546,21 @@ class _Follower:
             job_id=self.job_id, job_type=self.job_type, last_message=last)
 
 
-class JobsMixin:
+if TYPE_CHECKING:
+    from ._typing import SessionTransport as _Transport
+else:
+    _Transport = object
+
+
+class JobsMixin(_Transport):
     """Job, run and maintenance methods of :class:`dhis2maint.Session` (mixed in;
     they use only its transport helpers)."""
 
     # --- starting jobs ---------------------------------------------------------
 
-    def _start_job(self, path, job_type, params=None, json_body=None, method="POST"):
+    def _start_job(self, path: str, job_type: Union[models.JobType, str],
+                   params: Optional[Dict[str, Any]] = None, json_body: Any = None,
+                   method: str = "POST") -> models.Job:
         """Send a job-starting request ONCE and return the :class:`Job` DHIS2 created.
 
         When the answer is lost after sending (a read timeout, a dropped
@@ -557,7 +602,7 @@ class JobsMixin:
                 request=exc.request) from exc
         return self._job_from_message(body, job_type, what)
 
-    def _known_job_ids(self, type_text):
+    def _known_job_ids(self, type_text: str) -> Optional[Set[str]]:
         """The job ids of one type in the task feed, or None when the feed can't be read."""
         try:
             return set(self._task_feed(type_text))
@@ -567,7 +612,7 @@ class JobsMixin:
                         type(exc).__name__)
             return None
 
-    def _task_feed(self, type_text):
+    def _task_feed(self, type_text: str) -> Dict[str, List[Any]]:
         """``GET /api/system/tasks/{jobType}`` -> {job id: [raw notification dicts]}."""
         path = "system/tasks/" + type_text
         data = self._json("GET", path, expect=dict)
@@ -577,7 +622,8 @@ class JobsMixin:
                     path, job_id))
         return {str(k): v for k, v in data.items()}
 
-    def _recover_job(self, type_text, known, what, cause):
+    def _recover_job(self, type_text: str, known: Set[str], what: str,
+                     cause: BaseException) -> Optional[models.Job]:
         """The ONE job of ``type_text`` that appeared in the task feed since ``known``
         was taken, as a :class:`Job`, or None."""
         deadline = _monotonic() + RECOVERY_WAIT
@@ -615,7 +661,8 @@ class JobsMixin:
                 type_text, what),
             session=self)
 
-    def _job_from_message(self, body, job_type, what):
+    def _job_from_message(self, body: Dict[str, Any], job_type: Union[models.JobType, str],
+                          what: str) -> models.Job:
         response = body.get("response")
         if not isinstance(response, dict) or not response.get("id"):
             raise InvalidResponseError(
@@ -639,11 +686,12 @@ class JobsMixin:
             session=self,
         )
 
-    def refresh_analytics(self, last_years=None, skip_resource_tables=False,
-                          skip_aggregate=False, skip_events=False, skip_enrollment=False,
-                          skip_org_unit_ownership=False, skip_outliers=False,
-                          skip_tracked_entities=False, skip_validation_results=False):
-        # type: (...) -> models.Job
+    def refresh_analytics(self, last_years: Optional[int] = None,
+                          skip_resource_tables: bool = False, skip_aggregate: bool = False,
+                          skip_events: bool = False, skip_enrollment: bool = False,
+                          skip_org_unit_ownership: bool = False, skip_outliers: bool = False,
+                          skip_tracked_entities: bool = False,
+                          skip_validation_results: bool = False) -> models.Job:
         """Start an analytics table update: ``POST /api/resourceTables/analytics`` -> :class:`Job`
         (type ANALYTICS_TABLE).
 
@@ -672,7 +720,7 @@ class JobsMixin:
         return self._start_job("resourceTables/analytics", models.JobType.ANALYTICS_TABLE,
                                params=params or None)
 
-    def _require_analytics_parameters(self, params):
+    def _require_analytics_parameters(self, params: Iterable[str]) -> None:
         needs = [(versions.ANALYTICS_PARAMETERS[name], name) for name in params
                  if versions.ANALYTICS_PARAMETERS[name] > (2, 36)]
         if not needs:
@@ -684,14 +732,12 @@ class JobsMixin:
                     "analytics parameter {} needs DHIS2 {} or newer; this server runs {}".format(
                         name, versions.version_text(first), versions.version_text(version)))
 
-    def refresh_resource_tables(self):
-        # type: () -> models.Job
+    def refresh_resource_tables(self) -> models.Job:
         """Start a resource table update: ``POST /api/resourceTables`` -> :class:`Job`
         (type RESOURCE_TABLE), all versions.  Sent once, never retried."""
         return self._start_job("resourceTables", models.JobType.RESOURCE_TABLE)
 
-    def refresh_monitoring(self):
-        # type: () -> models.Job
+    def refresh_monitoring(self) -> models.Job:
         """Start the monitoring job (validation rule analysis with notifications):
         ``POST /api/resourceTables/monitoring`` -> :class:`Job` (type MONITORING).
         Sent once, never retried."""
@@ -699,8 +745,8 @@ class JobsMixin:
 
     # --- task notifications ---------------------------------------------------
 
-    def get_task_notifications(self, job_type, job_id=None):
-        # type: (Union[models.JobType, str], Optional[str]) -> List[models.Notification]
+    def get_task_notifications(self, job_type: Union[models.JobType, str],
+                               job_id: Optional[str] = None) -> List[models.Notification]:
         """A job's task notifications, newest first as DHIS2 lists them.
 
         With ``job_id``: ``GET /api/system/tasks/{jobType}/{jobId}`` (every kept
@@ -721,8 +767,8 @@ class JobsMixin:
         data = self._json("GET", path, expect=list)
         return _notifications(data, "GET /api/" + path)
 
-    def get_latest_task(self, job_type):
-        # type: (Union[models.JobType, str]) -> Tuple[Optional[str], List[models.Notification]]
+    def get_latest_task(self, job_type: Union[models.JobType, str]
+                        ) -> Tuple[Optional[str], List[models.Notification]]:
         """``(job_id, notifications)`` of the most recently active job of ``job_type``,
         or ``(None, [])`` when DHIS2 has none.
 
@@ -747,9 +793,9 @@ class JobsMixin:
             best = self.get_task_notifications(type_text, best_id)
         return best_id, best
 
-    def get_job_configuration(self, job_id):
-        # type: (str) -> models.JobConfiguration
-        """A job's stored record: ``GET /api/jobConfigurations/{id}`` -> :class:`JobConfiguration`.
+    def get_job_configuration(self, job_id: str) -> models.JobConfiguration:
+        """A job's stored record: ``GET /api/jobConfigurations/{id}`` -> :class:`JobConfiguration`
+        (every field the version has; scheduled jobs on every version).
 
         Run-once jobs started by the triggers are stored on 2.41+ until HOUSEKEEPING
         deletes them (default one day after they finish); earlier versions keep
@@ -757,12 +803,15 @@ class JobsMixin:
         """
         job_id = self._uid(job_id, "job id")
         path = "jobConfigurations/" + self._segment(job_id)
-        data = self._json("GET", path, params={"fields": _CONFIGURATION_FIELDS}, expect=dict)
+        from .scheduler import configuration_fields  # the fields this version has
+
+        data = self._json("GET", path, params={"fields": configuration_fields(self.server_version)},
+                          expect=dict)
         return convert.structure(data, models.JobConfiguration, "GET /api/" + path)
 
-    def iter_task_notifications(self, job_type, job_id, timeout=None, poll_interval=1.0,
-                                max_interval=10.0):
-        # type: (...) -> Iterator[models.Notification]
+    def iter_task_notifications(self, job_type: Union[models.JobType, str], job_id: str,
+                                timeout: Optional[float] = None, poll_interval: float = 1.0,
+                                max_interval: float = 10.0) -> Iterator[models.Notification]:
         """Yield a job's NEW notifications, oldest first, until it completes.
 
         Polls like :meth:`wait_for_task` (same arguments, one request per poll) and
@@ -775,9 +824,11 @@ class JobsMixin:
         follower = _Follower(self, job_type, job_id, timeout, poll_interval, max_interval)
         return follower.run()
 
-    def wait_for_task(self, job_type, job_id, timeout=None, poll_interval=1.0, max_interval=10.0,
-                      on_notification=None):
-        # type: (...) -> models.Notification
+    def wait_for_task(self, job_type: Union[models.JobType, str], job_id: str,
+                      timeout: Optional[float] = None, poll_interval: float = 1.0,
+                      max_interval: float = 10.0,
+                      on_notification: Optional[Callable[[models.Notification], Any]] = None
+                      ) -> models.Notification:
         """Follow a job to its end and return its final :class:`Notification`.
 
         Each poll is ONE request on this session: ``GET
@@ -837,14 +888,17 @@ class JobsMixin:
             try:
                 notification = next(steps)
             except StopIteration as stop:
-                return stop.value
+                return cast(models.Notification, stop.value)
             if on_notification is not None:
                 on_notification(notification)
 
     # --- synchronous runs -------------------------------------------------------
 
-    def run_predictors(self, start_date, end_date, predictors=None, predictor_groups=None):
-        # type: (...) -> List[models.PredictorRun]
+    def run_predictors(self, start_date: Union[datetime.date, str],
+                       end_date: Union[datetime.date, str],
+                       predictors: Union[str, Iterable[str], None] = None,
+                       predictor_groups: Union[str, Iterable[str], None] = None
+                       ) -> List[models.PredictorRun]:
         """Run predictors synchronously; one :class:`PredictorRun` per request, in order.
 
         Without ``predictors`` and ``predictor_groups``: ``POST /api/predictors/run``
@@ -884,7 +938,8 @@ class JobsMixin:
                     "predictorGroups/{}/run".format(self._segment(uid)), params, None, uid))
         return runs
 
-    def _predictor_run(self, path, params, predictor, group):
+    def _predictor_run(self, path: str, params: Dict[str, Any], predictor: Optional[str],
+                       group: Optional[str]) -> models.PredictorRun:
         body = self._json("POST", path, params=params, expect=dict)
         message = body.get("message")
         if message is not None and not isinstance(message, str):
@@ -894,9 +949,12 @@ class JobsMixin:
             message=message, predictions=int(match.group(1)) if match else None,
             status=body.get("status"), predictor=predictor, predictor_group=group)
 
-    def run_validation_analysis(self, org_unit, start_date, end_date, validation_rule_group=None,
-                                notification=False, persist=False, max_results=None):
-        # type: (...) -> List[models.ValidationViolation]
+    def run_validation_analysis(self, org_unit: str, start_date: Union[datetime.date, str],
+                                end_date: Union[datetime.date, str],
+                                validation_rule_group: Optional[str] = None,
+                                notification: bool = False, persist: bool = False,
+                                max_results: Optional[int] = None
+                                ) -> List[models.ValidationViolation]:
         """Run validation rules synchronously: ``POST /api/dataAnalysis/validationRules``
         -> the violations (``[]`` if none).
 
@@ -927,8 +985,8 @@ class JobsMixin:
 
     # --- category option combos ----------------------------------------------------
 
-    def update_category_option_combos(self, category_combo=None):
-        # type: (Optional[str]) -> Optional[models.ImportSummary]
+    def update_category_option_combos(self, category_combo: Optional[str] = None
+                                      ) -> Optional[models.ImportSummary]:
         """Add missing and prune obsolete category option combos, synchronously.
 
         Without ``category_combo``: ``POST /api/maintenance/categoryOptionComboUpdate``
@@ -946,8 +1004,7 @@ class JobsMixin:
         body = self._json("POST", path, expect=dict, allow_empty=True)
         return _import_summary(body, "POST /api/" + path)
 
-    def get_category_combo_state(self, uid):
-        # type: (str) -> models.CategoryComboState
+    def get_category_combo_state(self, uid: str) -> models.CategoryComboState:
         """A category combo's option combos against what its categories call for:
         ``GET /api/categoryCombos/{uid}?fields=…`` -> :class:`CategoryComboState`
         (``expected_count`` = product of the categories' option counts).
@@ -957,9 +1014,9 @@ class JobsMixin:
         data = self._json("GET", path, params={"fields": _COMBO_FIELDS}, expect=dict)
         return _combo_state(data, uid, "GET /api/" + path)
 
-    def wait_for_coc_generation(self, category_combo, expected_count=None, timeout=60,
-                                poll_interval=1.0):
-        # type: (...) -> models.CategoryComboState
+    def wait_for_coc_generation(self, category_combo: str, expected_count: Optional[int] = None,
+                                timeout: Optional[float] = 60, poll_interval: float = 1.0
+                                ) -> models.CategoryComboState:
         """Make DHIS2 generate a combo's option combos and wait until they are there.
 
         Triggers ``POST /api/maintenance/categoryOptionComboUpdate/categoryCombo/{uid}``
@@ -999,6 +1056,7 @@ class JobsMixin:
                 continue
             now = _monotonic()
             if now >= deadline:
+                assert timeout is not None  # there is a deadline
                 text = "{} of {} category option combos present".format(state.count, target) \
                     if state is not _DOWN else "DHIS2 was not answering"
                 raise TaskTimeoutError(
@@ -1008,7 +1066,7 @@ class JobsMixin:
 
     # --- maintenance ---------------------------------------------------------------
 
-    def _maintenance(self, name, uid=None):
+    def _maintenance(self, name: str, uid: Optional[str] = None) -> Optional[str]:
         """Run one MAINTENANCE_OPERATIONS entry; DHIS2's message or None."""
         op = _OPERATIONS[name]
         path = op.path
@@ -1018,14 +1076,14 @@ class JobsMixin:
             path = path.replace("{uid}", self._segment(self._uid(uid, "UID")))
         return self._maintenance_request(op.http_method, "maintenance/" + path)
 
-    def _maintenance_request(self, method, path, params=None):
+    def _maintenance_request(self, method: str, path: str,
+                             params: Optional[Dict[str, str]] = None) -> Optional[str]:
         from .session import SMALL_BODY_BYTES, decode_json
 
         what = "{} /api/{}".format(method, path)
         response = self._send(method, path, params=params, max_bytes=SMALL_BODY_BYTES)
         if response.status_code == 204 or not response.content.strip():
             return None
-
         body = decode_json(response, what, expect=dict)
         if str(body.get("status", "OK")).upper() not in ("OK", "SUCCESS"):
             raise ApiError("{} -> HTTP {} but DHIS2 reports status {}: {}".format(
@@ -1035,8 +1093,7 @@ class JobsMixin:
                 request=response.request, response=response)
         return _message_of(body)
 
-    def run_maintenance(self, **flags):
-        # type: (**bool) -> Optional[str]
+    def run_maintenance(self, **flags: bool) -> Optional[str]:
         """Several maintenance tasks in one synchronous request: ``POST /api/maintenance``.
 
         Flags are DHIS2's names (``softDeletedEventRemoval=True``) or their snake_case
@@ -1063,110 +1120,93 @@ class JobsMixin:
                       for name, value in params.items()}
         return self._maintenance_request("POST", "maintenance", params=params)
 
-    def clear_analytics_tables(self):
-        # type: () -> Optional[str]
+    def clear_analytics_tables(self) -> Optional[str]:
         """DESTRUCTIVE: drop every analytics table; analytics answers nothing until the
         next analytics run.  ``POST /api/maintenance/analyticsTablesClear``; returns
         when done with DHIS2's message or None (all versions)."""
         return self._maintenance("clear_analytics_tables")
 
-    def analyze_analytics_tables(self):
-        # type: () -> Optional[str]
+    def analyze_analytics_tables(self) -> Optional[str]:
         """Run ANALYZE on the analytics tables (planner statistics):
         ``POST /api/maintenance/analyticsTablesAnalyze``; DHIS2's message or None."""
         return self._maintenance("analyze_analytics_tables")
 
-    def clear_expired_invitations(self):
-        # type: () -> Optional[str]
+    def clear_expired_invitations(self) -> Optional[str]:
         """DESTRUCTIVE: delete the user accounts whose invitation has expired.
         ``POST /api/maintenance/expiredInvitationsClear``; DHIS2's message or None."""
         return self._maintenance("clear_expired_invitations")
 
-    def update_org_unit_paths(self):
-        # type: () -> Optional[str]
+    def update_org_unit_paths(self) -> Optional[str]:
         """Rebuild every organisation unit's path (after hierarchy edits in the database):
         ``POST /api/maintenance/ouPathsUpdate``; DHIS2's message or None."""
         return self._maintenance("update_org_unit_paths")
 
-    def prune_periods(self):
-        # type: () -> Optional[str]
+    def prune_periods(self) -> Optional[str]:
         """DESTRUCTIVE: delete the periods no data or object refers to.
         ``POST /api/maintenance/periodPruning``; DHIS2's message or None."""
         return self._maintenance("prune_periods")
 
-    def remove_zero_data_values(self):
-        # type: () -> Optional[str]
+    def remove_zero_data_values(self) -> Optional[str]:
         """DESTRUCTIVE: delete the zero values of SUM data elements where zero is not
         significant.  ``POST /api/maintenance/zeroDataValueRemoval``; message or None."""
         return self._maintenance("remove_zero_data_values")
 
-    def remove_soft_deleted_data_values(self):
-        # type: () -> Optional[str]
+    def remove_soft_deleted_data_values(self) -> Optional[str]:
         """DESTRUCTIVE: permanently purge soft-deleted data values.
         ``POST /api/maintenance/softDeletedDataValueRemoval``; message or None."""
         return self._maintenance("remove_soft_deleted_data_values")
 
-    def remove_soft_deleted_events(self):
-        # type: () -> Optional[str]
+    def remove_soft_deleted_events(self) -> Optional[str]:
         """DESTRUCTIVE: permanently purge soft-deleted events.
         ``POST /api/maintenance/softDeletedEventRemoval`` (before 2.41:
         ``softDeletedProgramStageInstanceRemoval``); message or None."""
         return self._maintenance("remove_soft_deleted_events")
 
-    def remove_soft_deleted_enrollments(self):
-        # type: () -> Optional[str]
+    def remove_soft_deleted_enrollments(self) -> Optional[str]:
         """DESTRUCTIVE: permanently purge soft-deleted enrollments.
         ``POST /api/maintenance/softDeletedEnrollmentRemoval`` (before 2.41:
         ``softDeletedProgramInstanceRemoval``); message or None."""
         return self._maintenance("remove_soft_deleted_enrollments")
 
-    def remove_soft_deleted_tracked_entities(self):
-        # type: () -> Optional[str]
+    def remove_soft_deleted_tracked_entities(self) -> Optional[str]:
         """DESTRUCTIVE: permanently purge soft-deleted tracked entities.
         ``POST /api/maintenance/softDeletedTrackedEntityRemoval`` (before 2.41:
         ``softDeletedTrackedEntityInstanceRemoval``); message or None."""
         return self._maintenance("remove_soft_deleted_tracked_entities")
 
-    def remove_soft_deleted_relationships(self):
-        # type: () -> Optional[str]
+    def remove_soft_deleted_relationships(self) -> Optional[str]:
         """DESTRUCTIVE: permanently purge soft-deleted relationships.
         ``POST /api/maintenance/softDeletedRelationshipRemoval``, 2.39+
         (:class:`UnsupportedServerError` before); message or None."""
         return self._maintenance("remove_soft_deleted_relationships")
 
-    def create_sql_views(self):
-        # type: () -> Optional[str]
+    def create_sql_views(self) -> Optional[str]:
         """Create the database views of all SQL views:
         ``POST /api/maintenance/sqlViewsCreate``; DHIS2's message or None."""
         return self._maintenance("create_sql_views")
 
-    def drop_sql_views(self):
-        # type: () -> Optional[str]
+    def drop_sql_views(self) -> Optional[str]:
         """DESTRUCTIVE: drop the database views of all SQL views (reports using them
         fail until :meth:`create_sql_views`).  ``POST /api/maintenance/sqlViewsDrop``."""
         return self._maintenance("drop_sql_views")
 
-    def clear_cache(self):
-        # type: () -> Optional[str]
+    def clear_cache(self) -> Optional[str]:
         """Clear DHIS2's application caches (Hibernate, analytics, apps, tracker preheat):
         ``POST /api/maintenance/cacheClear``; DHIS2's message or None."""
         return self._maintenance("clear_cache")
 
-    def reload_apps(self):
-        # type: () -> Optional[str]
+    def reload_apps(self) -> Optional[str]:
         """Reload the installed apps: ``GET /api/maintenance/appReload`` -> "Apps reloaded"."""
         return self._maintenance("reload_apps")
 
-    def prune_organisation_unit_data(self, uid):
-        # type: (str) -> Optional[str]
+    def prune_organisation_unit_data(self, uid: str) -> Optional[str]:
         """DESTRUCTIVE: delete ALL data of one organisation unit (data values, events,
         enrollments, ...).  ``POST /api/maintenance/dataPruning/organisationUnits/{uid}``;
         the user needs the ALL authority.  Returns "Data was pruned successfully";
         :class:`ConflictError` for an unknown unit or when pruning failed."""
         return self._maintenance("prune_organisation_unit_data", uid)
 
-    def prune_data_element_data(self, uid):
-        # type: (str) -> Optional[str]
+    def prune_data_element_data(self, uid: str) -> Optional[str]:
         """DESTRUCTIVE: delete ALL data values of one data element.
         ``POST /api/maintenance/dataPruning/dataElements/{uid}``; the user needs the
         ALL authority.  Returns "Data was pruned successfully"; :class:`ConflictError`
@@ -1178,29 +1218,29 @@ class JobsMixin:
 # Reading DHIS2's answers
 
 
-def _tolerant_status(value):
+def _tolerant_status(value: Optional[str]) -> Union[models.JobStatus, str, None]:
     try:
         return models.JobStatus(value) if value is not None else None
     except ValueError:
         return value
 
 
-def _is_uid(value):
+def _is_uid(value: object) -> bool:
     return isinstance(value, str) and re.match(r"^[A-Za-z][A-Za-z0-9]{10}$", value) is not None
 
 
-def _later(a, b):
+def _later(a: datetime.datetime, b: datetime.datetime) -> bool:
     try:
         return a > b
     except TypeError:  # one with a zone, one without: DHIS2 never mixes them
         return False
 
 
-def _notifications(items, what):
+def _notifications(items: List[Any], what: str) -> List[models.Notification]:
     return [convert.structure(item, models.Notification, what) for item in items]
 
 
-def _import_summary(body, what):
+def _import_summary(body: Any, what: str) -> models.ImportSummary:
     """The ImportSummaries WebMessage of a per-combo update -> ImportSummary."""
     if body is None:
         return models.ImportSummary()
@@ -1233,7 +1273,7 @@ def _import_summary(body, what):
         raise InvalidResponseError("{}: import counts are not numbers".format(what)) from None
 
 
-def _combo_state(data, uid, what):
+def _combo_state(data: Dict[str, Any], uid: str, what: str) -> models.CategoryComboState:
     categories = data.get("categories") or []
     combos = data.get("categoryOptionCombos") or []
     if not isinstance(categories, list) or not isinstance(combos, list):

@@ -7,7 +7,7 @@ a newer DHIS2 sends a value this version does not know (every enum here is a
 """
 import datetime
 import enum
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union, cast
 
 import attr
 
@@ -28,6 +28,14 @@ __all__ = [
     "Notification",
     "Job",
     "JobConfiguration",
+    "JobTypeInfo",
+    "RunningJob",
+    "ValidationResult",
+    "UserInfo",
+    "HealthFinding",
+    "SchedulerHealth",
+    "DoctorCheck",
+    "DoctorReport",
     "PredictorRun",
     "ValidationViolation",
     "CategoryOptionCombo",
@@ -44,20 +52,15 @@ class _Model:
 
     __slots__ = ()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "{}({})".format(type(self).__name__, ", ".join(
             "{}={!r}".format(a.name, getattr(self, a.name))
-            for a in attr.fields(type(self)) if a.repr))
-
-
-def _model(**options):
-    """``attr.s`` as every model uses it: typed fields, slots, the shared repr."""
-    return attr.s(auto_attribs=True, slots=True, repr=False, **options)
+            for a in attr.fields(cast(Any, type(self))) if a.repr))
 
 
 class _StrEnum(str, enum.Enum):
-    def __str__(self):
-        return self.value
+    def __str__(self) -> str:
+        return cast(str, self.value)
 
 
 class DataIntegritySeverity(_StrEnum):
@@ -72,7 +75,7 @@ class DataIntegritySeverity(_StrEnum):
 _SEVERITY_ORDER = {"INFO": 0, "WARNING": 1, "SEVERE": 2, "CRITICAL": 3}
 
 
-def severity_rank(severity):
+def severity_rank(severity: Union["DataIntegritySeverity", str]) -> int:
     """0 (INFO) … 3 (CRITICAL) for a severity or its case-insensitive name.
 
     A severity a newer server invents ranks as WARNING (1), DHIS2's default.
@@ -173,7 +176,7 @@ class JobStatus(_StrEnum):
 # Data integrity
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class DataIntegrityCheck(_Model):
     """One data-integrity check as ``GET /api/dataIntegrity`` lists it."""
 
@@ -192,7 +195,7 @@ class DataIntegrityCheck(_Model):
     code: Optional[str] = None
 
 
-@_model(frozen=True)
+@attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
 class DataIntegrityIssue(_Model):
     """One finding of a check: the object's UID (when it has one), a name, and more."""
 
@@ -202,7 +205,7 @@ class DataIntegrityIssue(_Model):
     refs: List[str] = attr.Factory(list)
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class DataIntegrityResult(_Model):
     """A check's result: a summary (``count``/``percentage``) or details (``issues``).
 
@@ -224,14 +227,22 @@ class DataIntegrityResult(_Model):
     error: Optional[str] = None
     average_execution_time: Optional[int] = None
     issues_id_type: Optional[str] = None
+    # What DHIS2 says about the check itself (unwrapped into every result on
+    # 2.37+; 2.37/2.38 send only description/introduction/recommendation).
+    description: Optional[str] = None
+    introduction: Optional[str] = None
+    recommendation: Optional[str] = None
+    is_slow: Optional[bool] = None
+    is_programmatic: Optional[bool] = None
+    section_order: Optional[int] = None
 
     @property
-    def failed(self):
+    def failed(self) -> bool:
         """True when the check itself failed on the server (see ``error``)."""
         return self.error is not None
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class DataIntegrityReport(_Model):
     """Results by check name, in the order DHIS2 (or the legacy mapping) gave them.
 
@@ -242,41 +253,50 @@ class DataIntegrityReport(_Model):
 
     results: Dict[str, DataIntegrityResult] = attr.Factory(dict)
     details: bool = False
+    #: Where the report came from (``None`` when unknown, e.g. an old saved file):
+    #: the server's base URL (never credentials), its DHIS2 version text, the
+    #: run's job id, when the run was made by the client's clock (UTC) and by
+    #: the server's (server-local, DHIS2 sends no zone).
+    base_url: Optional[str] = None
+    dhis2_version: Optional[str] = None
+    job_id: Optional[str] = None
+    run_at: Optional[datetime.datetime] = None
+    server_time: Optional[datetime.datetime] = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.results)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[DataIntegrityResult]:
         return iter(self.results.values())
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> DataIntegrityResult:
         return self.results[name]
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return name in self.results
 
-    def issue_rows(self):
+    def issue_rows(self) -> Iterator["IntegrityIssueRow"]:
         """Every issue as an :class:`IntegrityIssueRow`, check by check."""
         for result in self.results.values():
             for issue in result.issues or ():
                 yield IntegrityIssueRow(result.name, result.display_name,
                                         result.severity, issue)
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready dict (see :func:`dhis2maint.to_json`)."""
         from .convert import report_to_dict
 
         return report_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data):
+    def from_dict(cls, data: Dict[str, Any]) -> "DataIntegrityReport":
         """Rebuild a report from :meth:`to_dict`'s output (or DHIS2's own JSON)."""
         from .convert import report_from_dict
 
         return report_from_dict(data)
 
 
-@_model(frozen=True)
+@attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
 class IntegrityIssueRow(_Model):
     """One issue tagged with its check: what :meth:`Session.iter_integrity_issues` yields."""
 
@@ -286,7 +306,8 @@ class IntegrityIssueRow(_Model):
     issue: DataIntegrityIssue
 
 
-def _at_least(severity, min_severity):
+def _at_least(severity: Union[DataIntegritySeverity, str, None],
+              min_severity: Union[DataIntegritySeverity, str, None]) -> bool:
     if min_severity is None:
         return True
     if str(min_severity).upper() not in _SEVERITY_ORDER:
@@ -295,7 +316,7 @@ def _at_least(severity, min_severity):
     return severity_rank(str(severity or "WARNING")) >= severity_rank(str(min_severity))
 
 
-@_model(frozen=True)
+@attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
 class CountChange(_Model):
     """How one check's count differs between two reports (see :func:`compare_reports`).
 
@@ -311,41 +332,41 @@ class CountChange(_Model):
     new: Optional[int] = None
 
     @property
-    def appeared(self):
+    def appeared(self) -> bool:
         """The check is only in the new report."""
         return self.old is None and self.new is not None
 
     @property
-    def disappeared(self):
+    def disappeared(self) -> bool:
         """The check is only in the old report."""
         return self.new is None and self.old is not None
 
     @property
-    def failed(self):
+    def failed(self) -> bool:
         """The check failed on the server in the new report (count -1)."""
         return self.new is not None and self.new < 0
 
     @property
-    def delta(self):
+    def delta(self) -> Optional[int]:
         """``new - old`` when both counts are known and valid, else ``None``."""
         if self.old is None or self.new is None or self.old < 0 or self.new < 0:
             return None
         return self.new - self.old
 
     @property
-    def worsened(self):
+    def worsened(self) -> bool:
         """The count rose (both counts known and valid)."""
         delta = self.delta
         return delta is not None and delta > 0
 
     @property
-    def improved(self):
+    def improved(self) -> bool:
         """The count fell (both counts known and valid)."""
         delta = self.delta
         return delta is not None and delta < 0
 
 
-@_model(frozen=True)
+@attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
 class IssueChange(_Model):
     """The same issue (same check and id, or name when it has no id) in both
     reports, with a different comment, name or refs."""
@@ -354,7 +375,7 @@ class IssueChange(_Model):
     new: IntegrityIssueRow
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class ReportComparison(_Model):
     """What changed between two data-integrity reports (:func:`dhis2maint.compare_reports`).
 
@@ -374,25 +395,28 @@ class ReportComparison(_Model):
     issues_compared: bool = False
 
     @property
-    def has_changes(self):
+    def has_changes(self) -> bool:
         return bool(self.new_issues or self.resolved_issues or self.changed_issues
                     or self.count_changes)
 
-    def worsened(self, min_severity=None):
+    def worsened(self, min_severity: Union[DataIntegritySeverity, str, None] = None
+                 ) -> List[CountChange]:
         """Count changes whose count rose, for checks of ``min_severity`` or worse."""
         return [c for c in self.count_changes.values()
                 if c.worsened and _at_least(c.severity, min_severity)]
 
-    def improved(self, min_severity=None):
+    def improved(self, min_severity: Union[DataIntegritySeverity, str, None] = None
+                 ) -> List[CountChange]:
         """Count changes whose count fell, for checks of ``min_severity`` or worse."""
         return [c for c in self.count_changes.values()
                 if c.improved and _at_least(c.severity, min_severity)]
 
-    def new_issues_at_least(self, min_severity):
+    def new_issues_at_least(self, min_severity: Union[DataIntegritySeverity, str, None]
+                            ) -> List[IntegrityIssueRow]:
         """``new_issues`` of checks of ``min_severity`` or worse."""
         return [r for r in self.new_issues if _at_least(r.severity, min_severity)]
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready dict (camelCase issue fields, like DHIS2's)."""
         from .integrity import comparison_to_dict
 
@@ -403,7 +427,7 @@ class ReportComparison(_Model):
 # Jobs and notifications
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class Notification(_Model):
     """One task notification from ``/api/system/tasks/{jobType}/{jobId}``."""
 
@@ -418,11 +442,11 @@ class Notification(_Model):
     data: Any = None
 
     @property
-    def failed(self):
+    def failed(self) -> bool:
         return self.level == NotificationLevel.ERROR
 
 
-@_model(eq=False)
+@attr.s(auto_attribs=True, slots=True, repr=False, eq=False)
 class Job(_Model):
     """A background job DHIS2 accepted: ``id``, ``job_type``, ``created`` and DHIS2's fields.
 
@@ -439,15 +463,17 @@ class Job(_Model):
     message: Optional[str] = None
     session: Any = attr.ib(default=None, repr=False)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Job):
             return NotImplemented
         return (self.id, str(self.job_type)) == (other.id, str(other.job_type))
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.id, str(self.job_type)))
 
-    def wait(self, timeout=None, poll_interval=None, on_notification=None, max_interval=None):
+    def wait(self, timeout: Optional[float] = None, poll_interval: Optional[float] = None,
+             on_notification: Optional[Callable[[Notification], Any]] = None,
+             max_interval: Optional[float] = None) -> Notification:
         """Follow this job until it ends; return the final :class:`Notification`.
 
         Raises :class:`JobFailedError` or :class:`TaskTimeoutError`; see
@@ -455,18 +481,27 @@ class Job(_Model):
         """
         if self.session is None:
             raise ValueError("this Job is not bound to a Session; use session.wait_for_task()")
-        kwargs = {}
+        kwargs = {}  # type: Dict[str, float]
         if poll_interval is not None:
             kwargs["poll_interval"] = poll_interval
         if max_interval is not None:
             kwargs["max_interval"] = max_interval
-        return self.session.wait_for_task(self.job_type, self.id, timeout=timeout,
-                                          on_notification=on_notification, **kwargs)
+        return cast(Notification, self.session.wait_for_task(
+            self.job_type, self.id, timeout=timeout, on_notification=on_notification, **kwargs))
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class JobConfiguration(_Model):
-    """The stored record of a job (``/api/jobConfigurations/{id}``, 2.41+)."""
+    """A job configuration as ``/api/jobConfigurations`` lists it (every version), or
+    the stored record of a run-once job (``/api/jobConfigurations/{id}``, 2.41+).
+
+    Fields a version does not send stay ``None`` (see the README's table): e.g.
+    ``last_finished``, ``last_alive``, ``error_codes``, ``executed_by`` and
+    ``queue_name`` are 2.41+; ``next_execution_time`` is stored on 2.36,
+    "next fire after now" on 2.37-2.40 and computed from ``last_executed`` on
+    2.41+ (so only there can it lie in the past).  All times are the server's
+    local time without a zone.  Read ``enabled``, not ``job_status``, for "is it on".
+    """
 
     id: Optional[str] = None
     name: Optional[str] = None
@@ -478,13 +513,46 @@ class JobConfiguration(_Model):
     last_finished: Optional[datetime.datetime] = None
     last_alive: Optional[datetime.datetime] = None
     last_runtime_execution: Optional[str] = None
+    display_name: Optional[str] = None
+    cron_expression: Optional[str] = None
+    delay: Optional[int] = None
+    scheduling_type: Optional[str] = None
+    configurable: Optional[bool] = None
+    next_execution_time: Optional[datetime.datetime] = None
+    max_delayed_execution_time: Optional[datetime.datetime] = None
+    error_codes: Optional[str] = None
+    queue_name: Optional[str] = None
+    queue_position: Optional[int] = None
+    executed_by: Any = None
+    user_uid: Optional[str] = None
+    job_parameters: Optional[Dict[str, Any]] = None
+    leader_only_job: Optional[bool] = None
+    created: Optional[datetime.datetime] = None
+    last_updated: Optional[datetime.datetime] = None
+
+    @property
+    def is_run_once(self):
+        """An ad-hoc run (2.41+ ``ONCE_ASAP`` row without cron, delay or queue), not a
+        scheduled job (DHIS2's ``JobConfiguration.isRunOnce``)."""
+        return (str(self.scheduling_type or "") == "ONCE_ASAP" and not self.cron_expression
+                and self.delay is None and not self.queue_name)
+
+    @property
+    def error_code_list(self):
+        """``error_codes`` ("E4000 E7006", 2.41+) as a list; ``[]`` when there are none."""
+        return (self.error_codes or "").split()
+
+    @property
+    def runtime_seconds(self):
+        """``last_runtime_execution`` (``H:MM:SS.mmm``) in seconds, or ``None``."""
+        return parse_hms(self.last_runtime_execution)
 
 
 # ---------------------------------------------------------------------------
 # Synchronous operations
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class PredictorRun(_Model):
     """The answer of a predictor run: DHIS2's message and the predictions it generated."""
 
@@ -496,7 +564,7 @@ class PredictorRun(_Model):
     predictor_group: Optional[str] = None
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class ValidationViolation(_Model):
     """One validation rule violation from ``POST /api/dataAnalysis/validationRules``."""
 
@@ -516,7 +584,7 @@ class ValidationViolation(_Model):
     right_side_value: Optional[float] = None
 
 
-@_model(frozen=True)
+@attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
 class CategoryOptionCombo(_Model):
     """One category option combo: its UID and name."""
 
@@ -524,7 +592,7 @@ class CategoryOptionCombo(_Model):
     name: Optional[str] = None
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class CategoryComboState(_Model):
     """A category combo's option combos against what its categories call for.
 
@@ -537,15 +605,15 @@ class CategoryComboState(_Model):
     category_option_combos: List[CategoryOptionCombo] = attr.Factory(list)
 
     @property
-    def count(self):
+    def count(self) -> int:
         return len(self.category_option_combos)
 
     @property
-    def complete(self):
+    def complete(self) -> bool:
         return self.count >= self.expected_count
 
 
-@_model()
+@attr.s(auto_attribs=True, slots=True, repr=False)
 class ImportSummary(_Model):
     """What DHIS2 reports for a per-combo option-combo update
     (``POST /api/maintenance/categoryOptionComboUpdate/categoryCombo/{uid}``).
@@ -565,3 +633,168 @@ class ImportSummary(_Model):
     total: int = 0
     descriptions: List[str] = attr.Factory(list)
     conflicts: List[str] = attr.Factory(list)
+
+
+def parse_hms(text):
+    # type: (Optional[str]) -> Optional[float]
+    """DHIS2's ``H:MM:SS.mmm`` duration (hours unbounded) in seconds; ``None`` when
+    absent or unreadable."""
+    if not text or not isinstance(text, str):
+        return None
+    parts = text.strip().split(":")
+    if len(parts) != 3:
+        return None
+    try:
+        return int(parts[0]) * 3600 + int(parts[1]) * 60 + float(parts[2])
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Scheduler, validation results, health (issue #15)
+
+
+@attr.s(auto_attribs=True, slots=True, repr=False)
+class JobTypeInfo(_Model):
+    """A job type a user may configure (``GET /api/jobConfigurations/jobTypes``)."""
+
+    job_type: Union[JobType, str, None] = None
+    name: Optional[str] = None
+    scheduling_type: Optional[str] = None
+    key: Optional[str] = None
+    job_parameters: List[Any] = attr.Factory(list)
+
+
+@attr.s(auto_attribs=True, slots=True, repr=False)
+class RunningJob(_Model):
+    """A job running now (``GET /api/scheduling/running``, 2.37+): DHIS2's ProcessInfo
+    plus the job type it was listed under."""
+
+    job_type: Union[JobType, str, None] = None
+    job_id: Optional[str] = None
+    status: Optional[str] = None
+    description: Optional[str] = None
+    started_time: Optional[datetime.datetime] = None
+    completed_time: Optional[datetime.datetime] = None
+    cancelled_time: Optional[datetime.datetime] = None
+    summary: Optional[str] = None
+    error: Optional[str] = None
+    stages: List[str] = attr.Factory(list)
+
+
+@attr.s(auto_attribs=True, slots=True, repr=False)
+class ValidationResult(_Model):
+    """One stored validation rule violation (``GET /api/validationResults``).
+
+    ``id`` is DHIS2's numeric id (not a UID); the references are flattened to
+    their id and name.
+    """
+
+    id: Optional[int] = None
+    validation_rule_id: Optional[str] = None
+    validation_rule_name: Optional[str] = None
+    importance: Optional[str] = None
+    organisation_unit_id: Optional[str] = None
+    organisation_unit_name: Optional[str] = None
+    period_id: Optional[str] = None
+    attribute_option_combo_id: Optional[str] = None
+    leftside_value: Optional[float] = None
+    rightside_value: Optional[float] = None
+    day_in_period: Optional[int] = None
+    notification_sent: Optional[bool] = None
+    created: Optional[datetime.datetime] = None
+
+
+@attr.s(auto_attribs=True, slots=True, repr=False)
+class UserInfo(_Model):
+    """Who the session is logged in as (``GET /api/me`` + ``/api/me/authorities``)."""
+
+    id: Optional[str] = None
+    username: Optional[str] = None
+    display_name: Optional[str] = None
+    authorities: List[str] = attr.Factory(list)
+
+    @property
+    def superuser(self):
+        """Holds ``ALL`` (passes every ``hasRole('ALL') or …`` check)."""
+        return "ALL" in self.authorities
+
+
+@attr.s(auto_attribs=True, slots=True, repr=False)
+class HealthFinding(_Model):
+    """One thing wrong with the scheduler, with what to do about it.
+
+    ``kind``: ``failed``, ``stuck``, ``overdue``, ``disabled_system_job``,
+    ``missing_system_job``, ``analytics_stale``, ``analytics_never``,
+    ``scheduler_dead``.  ``severity``: INFO, WARNING, SEVERE or CRITICAL
+    (the integrity severities, so ``--fail-on`` works the same).
+    """
+
+    kind: str
+    severity: str
+    message: str
+    what_to_do: str
+    job_id: Optional[str] = None
+    job_name: Optional[str] = None
+    job_type: Union[JobType, str, None] = None
+    error_codes: List[str] = attr.Factory(list)
+    since: Optional[datetime.datetime] = None
+
+
+@attr.s(auto_attribs=True, slots=True, repr=False)
+class SchedulerHealth(_Model):
+    """:meth:`Session.scheduler_health`'s verdict: the findings, worst first.
+
+    ``server_time`` is the server's own clock (naive, server-local) that every
+    job time was compared with.
+    """
+
+    server_version: Optional[str] = None
+    server_time: Optional[datetime.datetime] = None
+    jobs_checked: int = 0
+    findings: List[HealthFinding] = attr.Factory(list)
+
+    @property
+    def ok(self):
+        """No finding of WARNING or worse."""
+        return not self.at_least("WARNING")
+
+    @property
+    def worst(self):
+        """The worst finding's severity, or ``None`` when there are none."""
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=severity_rank)
+
+    def at_least(self, severity):
+        """The findings of ``severity`` (a name, any case) or worse."""
+        return [f for f in self.findings if _at_least(f.severity, severity)]
+
+
+@attr.s(auto_attribs=True, slots=True, repr=False)
+class DoctorCheck(_Model):
+    """One line of :meth:`Session.doctor`: ``status`` is ``pass``, ``warn``, ``fail``
+    or ``skip``; ``fix`` says what to do when it is not ``pass``."""
+
+    name: str
+    status: str
+    detail: str
+    fix: Optional[str] = None
+
+
+@attr.s(auto_attribs=True, slots=True, repr=False)
+class DoctorReport(_Model):
+    """Everything :meth:`Session.doctor` checked, in order."""
+
+    url: str
+    checks: List[DoctorCheck] = attr.Factory(list)
+
+    @property
+    def failed(self):
+        """The checks that failed."""
+        return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def ok(self):
+        """No check failed (warnings allowed)."""
+        return not self.failed

@@ -26,6 +26,13 @@ import datetime
 import os
 import re
 import sys
+from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Tuple, Union)
+
+if TYPE_CHECKING:
+    from .models import (DataIntegrityCheck, DataIntegrityIssue, DataIntegrityReport,
+                         DataIntegrityResult, IntegrityIssueRow, IssueChange, Notification,
+                         ReportComparison)
 
 __all__ = ["FORMATS", "write_report", "write_issue_rows", "write_checks",
            "write_comparison", "write_records", "write_notification_line",
@@ -38,6 +45,8 @@ ISSUE_ROW_FORMATS = ("jsonl", "csv", "table")
 TABLE_ISSUE_LIMIT = 20
 #: Issues listed per check in the HTML report (the rest are counted, not listed).
 HTML_ISSUE_LIMIT = 5000
+#: Issues listed in the whole HTML report, so a million-issue run stays a usable page.
+HTML_TOTAL_LIMIT = 20000
 #: Width of the plain-text tables when the caller gives none.
 DEFAULT_WIDTH = 100
 #: Rows written between flushes by the streaming writers.
@@ -47,7 +56,7 @@ _SEVERITIES = ("CRITICAL", "SEVERE", "WARNING", "INFO")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
-def _check_format(fmt, allowed, what):
+def _check_format(fmt: str, allowed: Sequence[str], what: str) -> None:
     if fmt not in allowed:
         raise ValueError("unknown format {!r} for {}; choose one of: {}".format(
             fmt, what, ", ".join(allowed)))
@@ -57,19 +66,19 @@ def _check_format(fmt, allowed, what):
 # Small shared helpers
 
 
-def _sev(severity):
+def _sev(severity: object) -> str:
     """The severity as plain text ('' for none): enum members and raw strings alike."""
     return "" if severity is None else str(severity)
 
 
-def _rank(severity):
+def _rank(severity: object) -> int:
     """0 (INFO) … 3 (CRITICAL); a missing or unknown severity ranks as WARNING."""
     from .models import severity_rank
 
     return severity_rank(severity) if isinstance(severity, str) else 1
 
 
-def _count(result):
+def _count(result: "DataIntegrityResult") -> Optional[int]:
     """Issues a result reports, or ``None`` when the check failed on the server."""
     if result.error is not None:
         return None
@@ -78,35 +87,36 @@ def _count(result):
     return len(result.issues or ())
 
 
-def _label(result):
+def _label(result: "DataIntegrityResult") -> str:
     return result.display_name or result.name
 
 
-def _sort_key(result):
+def _sort_key(result: "DataIntegrityResult") -> Tuple[int, int, int, str, str]:
     """Worst severity first, failed checks first within it, then most issues, then name."""
     count = _count(result)
     return (-_rank(result.severity), 0 if count is None else 1, -(count or 0),
             _label(result).lower(), result.name)
 
 
-def _ordered(report):
+def _ordered(report: "DataIntegrityReport") -> List["DataIntegrityResult"]:
     return sorted(report, key=_sort_key)
 
 
-def _with_findings(report):
+def _with_findings(report: "DataIntegrityReport") -> List["DataIntegrityResult"]:
     """The checks worth showing: those with issues or that failed, worst first."""
     return [r for r in _ordered(report) if _count(r) != 0]
 
 
-def _severity_order(severities):
+def _severity_order(severities: Iterable[str]) -> List[str]:
     """CRITICAL, SEVERE, WARNING, INFO, then any severity a newer server invented."""
     extra = sorted(s for s in severities if s not in _SEVERITIES)
     return list(_SEVERITIES) + extra
 
 
-def _totals(report):
+def _totals(report: "DataIntegrityReport") -> Tuple[Dict[str, int], Dict[str, int], int, int]:
     """(issues by severity, checks with issues by severity, failed checks, total issues)."""
-    issues, checks = {}, {}
+    issues = {}  # type: Dict[str, int]
+    checks = {}  # type: Dict[str, int]
     failed = 0
     for result in report:
         sev = _sev(result.severity) or "WARNING"
@@ -121,7 +131,7 @@ def _totals(report):
     return issues, checks, failed, sum(issues.values())
 
 
-def _pct(percentage):
+def _pct(percentage: Optional[float]) -> str:
     if percentage is None:
         return ""
     if percentage == 0:
@@ -131,15 +141,15 @@ def _pct(percentage):
     return "{:.1f}%".format(percentage)
 
 
-def _num(value):
+def _num(value: Optional[float]) -> str:
     return "" if value is None else "{:,}".format(value)
 
 
-def _plural(count, word, words=None):
+def _plural(count: int, word: str, words: Optional[str] = None) -> str:
     return "{:,} {}".format(count, word if count == 1 else (words or word + "s"))
 
 
-def _iso(value):
+def _iso(value: object) -> Optional[str]:
     if value is None:
         return None
     if isinstance(value, datetime.datetime):
@@ -147,7 +157,7 @@ def _iso(value):
     return str(value)
 
 
-def _time_range(report):
+def _time_range(report: "DataIntegrityReport") -> Optional[str]:
     """'2025-01-31 10:15:02 – 10:15:04' from the checks' start/finish times, or None."""
     starts = [r.start_time for r in report if r.start_time is not None]
     ends = [r.finished_time for r in report if r.finished_time is not None]
@@ -164,7 +174,7 @@ def _time_range(report):
     return " – ".join(t for t in (first_text, last_text) if t)
 
 
-def _issue_row_dict(row):
+def _issue_row_dict(row: "IntegrityIssueRow") -> Dict[str, Any]:
     issue = row.issue
     return {
         "check": row.check_name,
@@ -177,7 +187,7 @@ def _issue_row_dict(row):
     }
 
 
-def _issue_row_csv(row):
+def _issue_row_csv(row: "IntegrityIssueRow") -> List[str]:
     issue = row.issue
     return [row.check_name, _sev(row.severity), issue.id or "", issue.name or "",
             issue.comment or "", ";".join(issue.refs or ())]
@@ -188,7 +198,7 @@ SUMMARY_CSV_HEADER = ["check", "display_name", "section", "severity", "count",
                       "percentage", "error"]
 
 
-def _summary_dict(result):
+def _summary_dict(result: "DataIntegrityResult") -> Dict[str, Any]:
     return {
         "check": result.name,
         "displayName": result.display_name,
@@ -200,14 +210,14 @@ def _summary_dict(result):
     }
 
 
-def _summary_csv(result):
+def _summary_csv(result: "DataIntegrityResult") -> List[str]:
     return [result.name, result.display_name or "", result.section or "",
             _sev(result.severity), "" if result.count is None else str(result.count),
             "" if result.percentage is None else repr(float(result.percentage)),
             result.error or ""]
 
 
-def _csv_writer(out):
+def _csv_writer(out: Any) -> Any:
     import csv
 
     # "\n" rather than csv's "\r\n": on Windows a text-mode file turns it into
@@ -215,7 +225,7 @@ def _csv_writer(out):
     return csv.writer(out, lineterminator="\n")
 
 
-def _json_encoder():
+def _json_encoder() -> Callable[[Any], str]:
     import json
 
     return json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "),
@@ -231,19 +241,19 @@ class _Replacing:
     Latin-1 terminal): '…' and '—' become '...' and '-', anything else it cannot
     encode becomes '?', so a server name in Amharic never crashes the table."""
 
-    def __init__(self, out, encoding):
+    def __init__(self, out: Any, encoding: str) -> None:
         self.out = out
         self.encoding = encoding
 
-    def write(self, text):
+    def write(self, text: str) -> Any:
         text = text.replace("…", "...").replace("—", "-")
         return self.out.write(text.encode(self.encoding, "replace").decode(self.encoding))
 
-    def flush(self):
+    def flush(self) -> None:
         self.out.flush()
 
 
-def _for_terminal(out):
+def _for_terminal(out: Any) -> Tuple[Any, str]:
     """(stream, ellipsis) for the plain-text writers: ``out`` itself and '…' when its
     encoding has it, else a :class:`_Replacing` wrapper and '...'."""
     encoding = getattr(out, "encoding", None)
@@ -256,7 +266,7 @@ def _for_terminal(out):
     return out, "…"
 
 
-def _clean(text):
+def _clean(text: object) -> str:
     """Server text made safe for a terminal: one line, no control characters."""
     if text is None:
         return ""
@@ -266,7 +276,7 @@ def _clean(text):
     return text
 
 
-def _cut(text, width, ell):
+def _cut(text: str, width: int, ell: str) -> str:
     if width <= 0:
         return ""
     if len(text) <= width:
@@ -276,7 +286,7 @@ def _cut(text, width, ell):
     return text[:width - len(ell)] + ell
 
 
-def _fit_width(width, out=None, default=None):
+def _fit_width(width: Optional[int], out: Any = None, default: Optional[int] = None) -> int:
     """``width``, or the terminal's width when ``out`` is one, or ``default`` (100)."""
     if width is None:
         isatty = getattr(out, "isatty", None)
@@ -298,19 +308,21 @@ class _Table:
     while a line would exceed ``width`` the columns in ``shrink`` -- ``(index,
     minimum)`` pairs, tried in order -- give up room.  Long cells end in '…'."""
 
-    def __init__(self, headers, align, width, ell, shrink=None, caps=None):
+    def __init__(self, headers: List[str], align: List[str], width: int, ell: str,
+                 shrink: Optional[List[Tuple[int, int]]] = None,
+                 caps: Optional[Dict[int, int]] = None) -> None:
         self.headers = headers
         self.align = align  # "<" or ">" per column
         self.width = width
         self.ell = ell
         self.shrink = shrink if shrink is not None else [(len(headers) - 1, 8)]
         self.caps = caps or {}
-        self.rows = []
+        self.rows = []  # type: List[List[str]]
 
-    def add(self, cells):
+    def add(self, cells: Iterable[object]) -> None:
         self.rows.append([_clean(c) for c in cells])
 
-    def widths(self):
+    def widths(self) -> List[int]:
         widths = [len(h) for h in self.headers]
         for row in self.rows:
             for i, cell in enumerate(row):
@@ -325,20 +337,20 @@ class _Table:
             widths[index] = max(floor, min(widths[index], widths[index] - excess))
         return widths
 
-    def line(self, cells, widths):
+    def line(self, cells: List[str], widths: List[int]) -> str:
         parts = []
         for cell, width, align in zip(cells, widths, self.align):
             parts.append(("{:" + align + str(width) + "}").format(_cut(cell, width, self.ell)))
         return "  ".join(parts).rstrip()
 
-    def lines(self):
+    def lines(self) -> Iterator[str]:
         widths = self.widths()
         yield self.line(self.headers, widths)
         for row in self.rows:
             yield self.line(row, widths)
 
 
-def _totals_text(report):
+def _totals_text(report: "DataIntegrityReport") -> str:
     issues, checks, failed, total = _totals(report)
     with_issues = sum(checks.values())
     parts = ["{} {}".format(sev, _num(issues.get(sev, 0)))
@@ -351,7 +363,8 @@ def _totals_text(report):
     return text
 
 
-def _write_report_table(report, out, title, width, limit):
+def _write_report_table(report: "DataIntegrityReport", out: Any, title: Optional[str],
+                        width: Optional[int], limit: Optional[int]) -> None:
     import textwrap
 
     width = _fit_width(width, out)
@@ -392,7 +405,7 @@ def _write_report_table(report, out, title, width, limit):
     out.write(textwrap.fill(_totals_text(report), width=width, subsequent_indent="  ") + "\n")
 
 
-def _issue_text(issue, ell, width):
+def _issue_text(issue: "DataIntegrityIssue", ell: str, width: int) -> str:
     text = _clean(issue.name) or "(no name)"
     if issue.comment:
         text += " — " + _clean(issue.comment)
@@ -401,7 +414,8 @@ def _issue_text(issue, ell, width):
     return _cut(text, width, ell)
 
 
-def _write_issue_block(result, out, width, ell, limit):
+def _write_issue_block(result: "DataIntegrityResult", out: Any, width: int, ell: str,
+                       limit: int) -> None:
     count = _count(result)
     head = "{}  {}: {}".format(_sev(result.severity) or "-",
                                "check failed" if count is None else _plural(count, "issue"),
@@ -425,7 +439,7 @@ def _write_issue_block(result, out, width, ell, limit):
         out.write("  {} and {:,} more\n".format(ell, len(issues) - limit))
 
 
-def _write_row_table(rows, out, width):
+def _write_row_table(rows: Iterable["IntegrityIssueRow"], out: Any, width: Optional[int]) -> int:
     """A streaming table of issue rows: fixed column widths, since rows are not kept."""
     width = _fit_width(width, out)
     out, ell = _for_terminal(out)
@@ -449,8 +463,11 @@ def _write_row_table(rows, out, width):
 # Reports
 
 
-def write_report(report, fmt, out, title=None, server=None, generated=None, limit=None,
-                 width=None):
+def write_report(report: "DataIntegrityReport", fmt: str, out: IO[str], title: Optional[str] = None,
+                 server: Optional[str] = None,
+                 generated: Union[str, datetime.datetime, None] = None,
+                 limit: Optional[int] = None, width: Optional[int] = None,
+                 history: Any = None) -> None:
     """Write a :class:`~dhis2maint.models.DataIntegrityReport` to ``out`` as ``fmt``.
 
     * ``table``: checks with issues (or that failed), worst severity first, then the
@@ -468,7 +485,15 @@ def write_report(report, fmt, out, title=None, server=None, generated=None, limi
       ';'); summary: ``check,display_name,section,severity,count,percentage,error``.
     * ``html``: one self-contained page (see :func:`_write_report_html`); ``server``
       and ``generated`` (text or a datetime) go in its header, ``limit`` (default
-      5000) caps the issues listed per check.
+      5000) caps the issues listed per check (and :data:`HTML_TOTAL_LIMIT` all of
+      them).  ``history`` (a :class:`dhis2maint.history.History` the run was
+      recorded in) adds "open since" per issue, a sparkline per check and a
+      chart of total issues over the server's runs.
+
+    A report that knows where it came from (``base_url``, ``dhis2_version``,
+    ``job_id``, ``run_at``, ``server_time``) says so: ``json`` in its ``source``
+    object, ``jsonl`` in a first ``{"dhis2maint": 1, "source": {…}}`` record, ``csv``
+    in a first ``# source: …`` line, ``html`` in its header.
 
     Raises ``ValueError`` for an unknown format.
     """
@@ -481,6 +506,7 @@ def write_report(report, fmt, out, title=None, server=None, generated=None, limi
         out.write(to_json(report, indent=2))
         out.write("\n")
     elif fmt == "jsonl":
+        _write_source_line(report, "jsonl", out)
         if report.details:
             write_issue_rows(report.issue_rows(), "jsonl", out)
         else:
@@ -488,6 +514,7 @@ def write_report(report, fmt, out, title=None, server=None, generated=None, limi
             for result in report:
                 out.write(encode(_summary_dict(result)) + "\n")
     elif fmt == "csv":
+        _write_source_line(report, "csv", out)
         if report.details:
             write_issue_rows(report.issue_rows(), "csv", out)
         else:
@@ -497,11 +524,133 @@ def write_report(report, fmt, out, title=None, server=None, generated=None, limi
                 writer.writerow(_summary_csv(result))
     else:
         _write_report_html(report, out, title=title, server=server, generated=generated,
-                           limit=HTML_ISSUE_LIMIT if limit is None else max(0, int(limit)))
+                           limit=HTML_ISSUE_LIMIT if limit is None else max(0, int(limit)),
+                           history=_history_view(report, history))
     out.flush()
 
 
-def write_issue_rows(rows, fmt, out, width=None):
+def _source_items(report):
+    from .convert import source_dict
+
+    return source_dict(report)
+
+
+def _write_source_line(report, fmt, out):
+    """Where the report came from, first: jsonl ``{"dhis2maint": 1, "source": {…}}``,
+    csv a ``# source: baseUrl=…; …`` comment line.  Nothing when unknown."""
+    source = _source_items(report)
+    if not source:
+        return
+    if fmt == "jsonl":
+        out.write(_json_encoder()({"dhis2maint": 1, "source": source}) + "\n")
+    else:
+        out.write("# source: " + "; ".join(
+            "{}={}".format(k, _clean(v).replace(";", ",")) for k, v in source.items()) + "\n")
+
+
+class ReportStream:
+    """Write a details report WHILE it is read (``json``, ``jsonl`` or ``csv``).
+
+    Feed it :meth:`row` for each :class:`IntegrityIssueRow` and :meth:`check` for
+    each check's result (without issues) right after that check's last row --
+    what :meth:`Session.iter_integrity_issues` ``on_check`` and
+    :meth:`Session.iter_integrity_run` provide -- then :meth:`close`.  Memory
+    stays flat.  ``json`` is the saved-report format :func:`dhis2maint.from_json`
+    reads (each check's ``issues`` come before its other fields); ``jsonl``/``csv``
+    are :func:`write_issue_rows`' formats after the provenance line of ``report``.
+    """
+
+    def __init__(self, fmt, out, report):
+        _check_format(fmt, ("json", "jsonl", "csv"), "a streamed report")
+        self.fmt, self.out, self.rows = fmt, out, 0
+        self._open = None  # check whose issues array is open (json)
+        self._checks = 0
+        self._batch = []
+        if fmt == "json":
+            import json
+
+            self._encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+            head = {"dhis2maint": 1, "details": True}
+            source = _source_items(report)
+            if source:
+                head["source"] = source
+            out.write(self._encode(head)[:-1] + ',"results":{\n')
+        else:
+            _write_source_line(report, fmt, out)
+            if fmt == "jsonl":
+                self._encode = _json_encoder()
+            else:
+                self._writer = _csv_writer(out)
+                self._writer.writerow(ISSUE_CSV_HEADER)
+
+    def row(self, row):
+        """Write one issue row."""
+        self.rows += 1
+        if self.fmt == "json":
+            if self._open != row.check_name:
+                self._close_check(None)
+                self._batch.append('{}{}:{{"issues":[\n'.format(
+                    ",\n" if self._checks else "", self._encode(row.check_name)))
+                self._checks += 1
+                self._open = row.check_name
+                first = True
+            else:
+                first = False
+            issue = row.issue
+            data = {"id": issue.id, "name": issue.name, "comment": issue.comment}
+            data = {k: v for k, v in data.items() if v is not None}
+            data["refs"] = list(issue.refs or ())
+            self._batch.append(("" if first else ",\n") + self._encode(data))
+        elif self.fmt == "jsonl":
+            self._batch.append(self._encode(_issue_row_dict(row)) + "\n")
+        else:
+            self._batch.append(_issue_row_csv(row))
+        if len(self._batch) >= FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self):
+        if self.fmt == "csv":
+            self._writer.writerows(self._batch)
+        else:
+            self.out.write("".join(self._batch))
+        del self._batch[:]
+
+    def _close_check(self, result):
+        if self.fmt != "json":
+            return
+        from .convert import unstructure
+
+        if result is not None and self._open != result.name:
+            self._close_check(None)
+            self._batch.append('{}{}:{{"issues":['.format(
+                ",\n" if self._checks else "", self._encode(result.name)))
+            self._checks += 1
+            self._open = result.name
+        if self._open is None:
+            return
+        rest = ""
+        if result is not None:
+            fields = unstructure(result)
+            fields.pop("issues", None)
+            rest = self._encode(fields)[1:-1]
+        self._batch.append("]" + ("," + rest if rest else "") + "}")
+        self._open = None
+
+    def check(self, result):
+        """A check ended: its :class:`DataIntegrityResult` (issues not needed)."""
+        self._close_check(result)
+
+    def close(self):
+        """Finish the document and flush."""
+        if self.fmt == "json":
+            self._close_check(None)
+            self._batch.append("\n}}\n")
+        self._flush()
+        self.out.flush()
+
+
+def write_issue_rows(rows: Iterable["IntegrityIssueRow"], fmt: str, out: IO[str],
+                     width: Optional[int] = None) -> int:
     """Stream :class:`~dhis2maint.models.IntegrityIssueRow` objects to ``out``.
 
     ``rows`` is any iterable, typically the generator
@@ -518,7 +667,7 @@ def write_issue_rows(rows, fmt, out, width=None):
         out.flush()
         return written
     written = 0
-    batch = []
+    batch = []  # type: List[Any]
     if fmt == "jsonl":
         encode = _json_encoder()
         for row in rows:
@@ -554,7 +703,7 @@ CHECK_CSV_HEADER = ["name", "code", "display_name", "section", "section_order", 
                     "description", "introduction", "recommendation"]
 
 
-def _csv_value(value):
+def _csv_value(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -562,7 +711,8 @@ def _csv_value(value):
     return str(value)
 
 
-def write_checks(checks, fmt, out, width=None):
+def write_checks(checks: Sequence["DataIntegrityCheck"], fmt: str, out: IO[str],
+                 width: Optional[int] = None) -> None:
     """Write the checks ``GET /api/dataIntegrity`` lists (:class:`DataIntegrityCheck`).
 
     ``table``: name, code, severity, section, slow flag and display name, in the
@@ -596,7 +746,7 @@ def write_checks(checks, fmt, out, width=None):
     out.flush()
 
 
-def _write_json_records(records, fmt, out):
+def _write_json_records(records: Iterable[Any], fmt: str, out: Any) -> None:
     import json
 
     from .convert import unstructure
@@ -611,7 +761,8 @@ def _write_json_records(records, fmt, out):
             out.write(encode(unstructure(record)) + "\n")
 
 
-def write_records(records, fmt, out, width=None):
+def write_records(records: Iterable[Any], fmt: str, out: IO[str],
+                  width: Optional[int] = None) -> None:
     """Write a list of attrs models (e.g. :class:`ValidationViolation`) generically.
 
     ``json``/``jsonl``: camelCase objects (:func:`dhis2maint.convert.unstructure`);
@@ -648,11 +799,62 @@ def write_records(records, fmt, out, width=None):
     out.flush()
 
 
+def write_history(records, kind, fmt, out, width=None):
+    """Write what a :class:`dhis2maint.history.History` returned: ``kind`` is ``runs``
+    (:meth:`History.runs`), ``trend`` (:meth:`History.trend`) or ``open``
+    (:meth:`History.open_issues`).  ``json``/``jsonl``/``csv`` as :func:`write_records`;
+    ``table`` a layout made for people (a bar per run for a trend, ages in days)."""
+    if fmt != "table":
+        write_records(records, fmt, out, width)
+        return
+    width = _fit_width(width, out)
+    out, ell = _for_terminal(out)
+
+    def day(value):
+        return "" if value is None else value.strftime("%Y-%m-%d %H:%M")
+
+    servers = {getattr(r, "base_url", None) for r in records}
+    show_server = len(servers) > 1
+    if kind == "runs":
+        headers = ["RUN", "RUN AT (UTC)", "KIND", "CHECKS", "ISSUES", "NEW", "RESOLVED",
+                   "FAILED", "DHIS2", "SERVER"]
+        table = _Table(headers, [">", "<", "<", ">", ">", ">", ">", ">", "<", "<"], width, ell)
+        for r in records:
+            table.add([str(r.id), day(r.run_at), "details" if r.details else "summary",
+                       _num(r.checks), _num(r.issues), _num(r.new_issues),
+                       _num(r.resolved_issues), _num(r.failed), r.dhis2_version or "",
+                       r.base_url])
+    elif kind == "trend":
+        top = max([r.count or 0 for r in records] + [1])
+        headers = ["RUN", "RUN AT (UTC)", "ISSUES", ""] + (["SERVER"] if show_server else [])
+        table = _Table(headers, [">", "<", ">", "<", "<"][:len(headers)], width, ell,
+                       shrink=[(3, 0)])
+        bar = "#" if ell == "..." else "\u2588"
+        for r in records:
+            size = 0 if not r.count else max(1, int(round(30.0 * r.count / top)))
+            table.add([str(r.run_id), day(r.run_at), "failed" if r.count is None
+                       else _num(r.count), bar * size] + ([r.base_url] if show_server else []))
+    else:
+        headers = ["FIRST SEEN", "DAYS", "SEVERITY", "CHECK", "ID", "NAME"] + (
+            ["SERVER"] if show_server else [])
+        table = _Table(headers, ["<", ">", "<", "<", "<", "<", "<"][:len(headers)], width, ell,
+                       shrink=[(5, 10), (3, 16)], caps={3: 40})
+        for r in records:
+            table.add([day(r.first_seen)[:10], "{:.0f}".format(r.age_days), r.severity or "",
+                       r.check_name, r.id or "", r.name or ""] +
+                      ([r.base_url] if show_server else []))
+    for line in table.lines():
+        out.write(line + "\n")
+    noun = {"runs": "run", "trend": "run", "open": "open issue"}[kind]
+    out.write("{}\n".format(_plural(len(records), noun)))
+    out.flush()
+
+
 # ---------------------------------------------------------------------------
 # Comparisons
 
 
-def _change_items(comparison):
+def _change_items(comparison: Any) -> List[Tuple[Any, Any]]:
     """(check name, change) pairs from ``count_changes`` (a dict, or a list of changes)."""
     changes = getattr(comparison, "count_changes", None) or {}
     if isinstance(changes, dict):
@@ -661,12 +863,12 @@ def _change_items(comparison):
              or getattr(c, "name", None), c) for c in changes]
 
 
-def _change_dict(name, change):
+def _change_dict(name: Optional[str], change: Any) -> Dict[str, Any]:
     """A :class:`CountChange` as a JSON-ready dict.  ``old``/``new`` are ``None``
     when the check is missing from that report and -1 when it failed there;
     ``delta`` is ``new - old`` when both are real counts."""
-    old = getattr(change, "old", None)
-    new = getattr(change, "new", None)
+    old = getattr(change, "old", None)  # type: Any
+    new = getattr(change, "new", None)  # type: Any
     valid = isinstance(old, int) and isinstance(new, int) and old >= 0 and new >= 0
     return {
         "check": getattr(change, "check_name", None) or name,
@@ -678,7 +880,7 @@ def _change_dict(name, change):
     }
 
 
-def _changed_dict(change):
+def _changed_dict(change: "IssueChange") -> Dict[str, Any]:
     """An :class:`IssueChange` (same issue, other name/comment/refs): the new row's
     fields plus ``previous`` with the old name, comment and refs."""
     data = _issue_row_dict(change.new)
@@ -687,7 +889,8 @@ def _changed_dict(change):
     return data
 
 
-def write_comparison(comparison, fmt, out, width=None):
+def write_comparison(comparison: "ReportComparison", fmt: str, out: IO[str],
+                     width: Optional[int] = None) -> None:
     """Write a :class:`~dhis2maint.models.ReportComparison` (``compare_reports(old, new)``).
 
     ``table``: checks whose count changed (worst severity first, biggest change
@@ -705,9 +908,9 @@ def write_comparison(comparison, fmt, out, width=None):
     _check_format(fmt, ("table", "json", "jsonl", "csv"), "a comparison")
     changes = [_change_dict(name, c) for name, c in _change_items(comparison)]
     changes.sort(key=lambda c: (-_rank(c["severity"]), -abs(c["delta"] or 0), c["check"]))
-    new_rows = list(getattr(comparison, "new_issues", None) or ())
-    resolved_rows = list(getattr(comparison, "resolved_issues", None) or ())
-    changed = list(getattr(comparison, "changed_issues", None) or ())
+    new_rows = list(getattr(comparison, "new_issues", None) or ())  # type: List[Any]
+    resolved_rows = list(getattr(comparison, "resolved_issues", None) or ())  # type: List[Any]
+    changed = list(getattr(comparison, "changed_issues", None) or ())  # type: List[Any]
     compared = bool(getattr(comparison, "issues_compared", new_rows or resolved_rows))
     if fmt == "json":
         import json
@@ -746,13 +949,16 @@ def write_comparison(comparison, fmt, out, width=None):
     out.flush()
 
 
-def _count_cell(count):
+def _count_cell(count: Optional[int]) -> str:
     if count is None:
         return "-"
     return "ERROR" if count < 0 else _num(count)
 
 
-def _write_comparison_table(changes, new_rows, resolved_rows, changed, compared, out, width):
+def _write_comparison_table(changes: List[Dict[str, Any]], new_rows: List["IntegrityIssueRow"],
+                            resolved_rows: List["IntegrityIssueRow"],
+                            changed: List["IssueChange"], compared: bool, out: Any,
+                            width: Optional[int]) -> None:
     width = _fit_width(width, out)
     out, ell = _for_terminal(out)
     if changes:
@@ -788,7 +994,8 @@ def _write_comparison_table(changes, new_rows, resolved_rows, changed, compared,
 # Progress lines
 
 
-def write_notification_line(notification, elapsed, out):
+def write_notification_line(notification: "Notification", elapsed: Optional[float],
+                            out: IO[str]) -> None:
     """Write ``[  12.3s] INFO  message`` for a task :class:`Notification` and flush.
 
     ``elapsed`` is seconds since the job started (``None`` leaves the time blank).
@@ -808,7 +1015,7 @@ def write_notification_line(notification, elapsed, out):
 # Atomic files
 
 
-def _new_file_mode():
+def _new_file_mode() -> int:
     """The permission bits a newly created file gets under the current umask."""
     mask = os.umask(0o022)
     os.umask(mask)
@@ -816,7 +1023,8 @@ def _new_file_mode():
 
 
 @contextlib.contextmanager
-def atomic_output(path, mode="w", encoding="utf-8", newline=None):
+def atomic_output(path: Union[str, "os.PathLike[str]", None], mode: str = "w",
+                  encoding: str = "utf-8", newline: Optional[str] = None) -> Iterator[IO[Any]]:
     """Write a file all at once: ``with atomic_output("report.html") as out: …``.
 
     Yields a file object for a temporary file in the same directory; when the
@@ -850,7 +1058,7 @@ def atomic_output(path, mode="w", encoding="utf-8", newline=None):
     fd, temp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
                                 suffix=".part")
     try:
-        handle = os.fdopen(fd, mode, **({} if binary else
+        handle = os.fdopen(fd, mode, **({} if binary else  # type: ignore[call-overload]  # str mode
                                         {"encoding": encoding, "newline": newline}))
     except BaseException:
         os.close(fd)
@@ -870,7 +1078,7 @@ def atomic_output(path, mode="w", encoding="utf-8", newline=None):
     _sync_folder(folder)
 
 
-def _sync_folder(folder):
+def _sync_folder(folder: str) -> None:
     """Make the rename durable (POSIX); a no-op where directories can't be opened."""
     if os.name != "posix":
         return
@@ -941,6 +1149,17 @@ details.check > .body { padding: 0 12px 10px; }
 .more { color: var(--muted); font-style: italic; }
 .refs { margin: 0; padding-left: 16px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+.intro { margin: 6px 0; }
+.fix { margin: 6px 0 10px; padding: 6px 10px; background: var(--head);
+  border-left: 3px solid var(--INFO); }
+.filter input { font: inherit; padding: 3px 6px; width: 320px; max-width: 100%; }
+svg.spark { vertical-align: middle; }
+td.trend { white-space: nowrap; }
+svg.spark polyline, #trend-chart polyline { fill: none; stroke: var(--INFO); stroke-width: 1.5; }
+#trend-chart { display: block; max-width: 640px; }
+#trend-chart text { font-size: 12px; fill: var(--muted); }
+#trend-chart circle { fill: var(--INFO); }
+.hidden-by-filter { display: none; }
 @media (prefers-color-scheme: dark) {
   :root { --fg:#e4e8eb; --muted:#9aa5af; --line:#3a4148; --bg:#1b1f23; --head:#262b30; }
 }
@@ -996,23 +1215,53 @@ _SCRIPT = """
     for (c = 0; c < heads.length; c++) { bind(tables[t], heads[c]); }
   }
   document.documentElement.setAttribute("data-sort-ready", String(tables.length));
+  var box = document.getElementById("filter");
+  function matches(el, q) { return el.textContent.toLowerCase().indexOf(q) >= 0; }
+  function applyFilter() {
+    var q = box.value.replace(/^\\s+|\\s+$/g, "").toLowerCase(), shown = 0, i, j;
+    var rows = document.querySelectorAll("#summary-table tbody tr");
+    for (i = 0; i < rows.length; i++) {
+      rows[i].className = rows[i].className.replace(/ ?hidden-by-filter/g, "") +
+        (q && !matches(rows[i], q) ? " hidden-by-filter" : "");
+    }
+    var sections = document.querySelectorAll("details.check");
+    for (i = 0; i < sections.length; i++) {
+      var head = sections[i].querySelector("summary");
+      var own = !q || matches(head, q), any = false;
+      var issues = sections[i].querySelectorAll("table.issues tbody tr");
+      for (j = 0; j < issues.length; j++) {
+        var hit = own || matches(issues[j], q);
+        issues[j].className = hit ? "" : "hidden-by-filter";
+        if (hit) { any = true; shown++; }
+      }
+      var visible = own || any;
+      sections[i].className = sections[i].className.replace(/ ?hidden-by-filter/g, "") +
+        (visible ? "" : " hidden-by-filter");
+      if (q && any && !own) { sections[i].open = true; }
+    }
+    var note = document.getElementById("filter-count");
+    if (note) { note.textContent = q ? shown + " matching issues listed" : ""; }
+    document.documentElement.setAttribute("data-filter", q);
+  }
+  if (box) { box.addEventListener("input", applyFilter); }
 })();
 """
 
 
-def _css_token(text):
+def _css_token(text: Optional[str]) -> str:
     """A severity made safe for a class name: 'SEVERE' stays, anything odd is stripped."""
     return re.sub(r"[^A-Za-z0-9_-]", "", text or "") or "none"
 
 
-def _script_hash(script):
+def _script_hash(script: str) -> str:
     import base64
     import hashlib
 
     return "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
 
 
-def _svg_chart(issues, checks, esc):
+def _svg_chart(issues: Dict[str, int], checks: Dict[str, int],
+               esc: Callable[[object], str]) -> str:
     """Horizontal bars, one per severity: width proportional to its issue count."""
     order = [s for s in _severity_order(issues) if s in _SEVERITIES or issues.get(s)]
     top = max([issues.get(s, 0) for s in order] + [1])
@@ -1039,13 +1288,139 @@ def _svg_chart(issues, checks, esc):
     return "".join(parts)
 
 
-def _badge(severity, esc):
+def _badge(severity: object, esc: Callable[[object], str]) -> str:
     sev = _sev(severity) or "-"
     return '<span class="badge sev-{}">{}</span>'.format(_css_token(sev), esc(sev))
 
 
-def _write_report_html(report, out, title=None, server=None, generated=None,
-                       limit=HTML_ISSUE_LIMIT):
+_UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
+
+#: DHIS2 schema plural (a check's ``issuesIdType``) -> (section, object type) of the
+#: maintenance app's edit route ``#/edit/{section}/{type}/{uid}`` (dhis2/maintenance-app,
+#: src/router.jsx and src/config/maintenance-models.js).  Types the maintenance app
+#: does not edit (users, periods, dashboards, events, …) get no link.
+MAINTENANCE_TYPES = {
+    "categoryOptions": ("categorySection", "categoryOption"),
+    "categories": ("categorySection", "category"),
+    "categoryCombos": ("categorySection", "categoryCombo"),
+    "categoryOptionCombos": ("categorySection", "categoryOptionCombo"),
+    "categoryOptionGroups": ("categorySection", "categoryOptionGroup"),
+    "categoryOptionGroupSets": ("categorySection", "categoryOptionGroupSet"),
+    "dataElements": ("dataElementSection", "dataElement"),
+    "dataElementGroups": ("dataElementSection", "dataElementGroup"),
+    "dataElementGroupSets": ("dataElementSection", "dataElementGroupSet"),
+    "dataSets": ("dataSetSection", "dataSet"),
+    "indicators": ("indicatorSection", "indicator"),
+    "indicatorTypes": ("indicatorSection", "indicatorType"),
+    "indicatorGroups": ("indicatorSection", "indicatorGroup"),
+    "indicatorGroupSets": ("indicatorSection", "indicatorGroupSet"),
+    "programIndicators": ("indicatorSection", "programIndicator"),
+    "programIndicatorGroups": ("indicatorSection", "programIndicatorGroup"),
+    "organisationUnits": ("organisationUnitSection", "organisationUnit"),
+    "organisationUnitGroups": ("organisationUnitSection", "organisationUnitGroup"),
+    "organisationUnitGroupSets": ("organisationUnitSection", "organisationUnitGroupSet"),
+    "programs": ("programSection", "program"),
+    "programRules": ("programSection", "programRule"),
+    "programRuleVariables": ("programSection", "programRuleVariable"),
+    "trackedEntityAttributes": ("programSection", "trackedEntityAttribute"),
+    "trackedEntityTypes": ("programSection", "trackedEntityType"),
+    "relationshipTypes": ("programSection", "relationshipType"),
+    "validationRules": ("validationSection", "validationRule"),
+    "validationRuleGroups": ("validationSection", "validationRuleGroup"),
+    "optionSets": ("otherSection", "optionSet"),
+    "constants": ("otherSection", "constant"),
+    "attributes": ("otherSection", "attribute"),
+    "legendSets": ("otherSection", "legendSet"),
+    "predictors": ("otherSection", "predictor"),
+    "pushAnalysis": ("otherSection", "pushAnalysis"),
+}
+
+
+def object_url(base_url, issues_id_type, uid):
+    """The maintenance-app page of object ``uid`` of type ``issues_id_type``
+    (``{base}/dhis-web-maintenance/index.html#/edit/{section}/{type}/{uid}``), or
+    ``None`` when the type has no maintenance page or ``uid`` is not a DHIS2 UID."""
+    prefix = _object_link(base_url, issues_id_type)
+    if prefix is None or not uid or not _UID.match(uid):
+        return None
+    return prefix + uid
+
+
+def _object_link(base_url, issues_id_type):
+    if not base_url or not issues_id_type or issues_id_type not in MAINTENANCE_TYPES:
+        return None
+    if not re.match(r"^https?://", base_url):
+        return None
+    section, kind = MAINTENANCE_TYPES[issues_id_type]
+    return "{}/dhis-web-maintenance/index.html#/edit/{}/{}/".format(
+        base_url.rstrip("/"), section, kind)
+
+
+def _history_view(report, history):
+    """What the HTML needs from a History for this report's server, or None."""
+    if history is None or not report.base_url:
+        return None
+    total = [(p.run_at, p.count) for p in history.trend(server=report.base_url)][-60:]
+    first_seen = history.first_seen(report.base_url) if report.details else {}
+    return {"total": total, "checks": history.check_trends(report.base_url),
+            "first_seen": first_seen}
+
+
+def _sparkline(series, esc):
+    """A small inline SVG line of a check's counts over the recorded runs."""
+    values = [v for v in series or () if v is not None]
+    if len(values) < 2:
+        return '<span class="meta">–</span>'
+    width, height = 64, 18
+    top = max(values) or 1
+    step = width / float(len(series) - 1)
+    points = " ".join("{:.1f},{:.1f}".format(i * step, height - 2 - (height - 4) * v / top)
+                      for i, v in enumerate(series) if v is not None)
+    label = "counts over the last {} runs: {}".format(
+        len(series), ", ".join("-" if v is None else str(v) for v in series))
+    return ('<svg class="spark" role="img" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+            'data-values="{vals}"><title>{t}</title><polyline points="{p}"></polyline>'
+            '</svg> <span class="spark-last">{last}</span>').format(
+        w=width, h=height, p=points, t=esc(label), last=_num(values[-1]),
+        vals=esc(",".join("" if v is None else str(v) for v in series)))
+
+
+def _svg_trend(points, esc):
+    """Total issues per recorded run of this server: a line with a dot per run."""
+    width, height, left, bottom = 640, 160, 56, 22
+    counts = [c or 0 for _t, c in points]
+    top = max(counts) or 1
+    step = (width - left - 10) / float(max(1, len(points) - 1))
+    parts = ['<svg id="trend-chart" xmlns="http://www.w3.org/2000/svg" role="img" '
+             'aria-labelledby="trend-title" viewBox="0 0 {w} {h}" width="{w}" height="{h}">'
+             '<title id="trend-title">Total issues per recorded run</title>'
+             '<text x="0" y="12">{top}</text><text x="0" y="{zy}">0</text>'.format(
+                 w=width, h=height, top=esc(_num(top)), zy=height - bottom)]
+    xy = []
+    for i, (when, count) in enumerate(points):
+        x = left + i * step
+        y = height - bottom - (height - bottom - 8) * (count or 0) / top
+        xy.append("{:.1f},{:.1f}".format(x, y))
+    parts.append('<polyline class="line" points="{}"></polyline>'.format(" ".join(xy)))
+    for i, (when, count) in enumerate(points):
+        x, y = xy[i].split(",")
+        parts.append('<circle class="run" cx="{}" cy="{}" r="3" data-count="{}">'
+                     '<title>{}: {}</title></circle>'.format(
+                         x, y, count or 0, esc(_iso(when.replace(tzinfo=None)) if when else ""),
+                         esc(_plural(count or 0, "issue"))))
+    if points and points[0][0] is not None:
+        parts.append('<text x="{}" y="{}">{}</text><text x="{}" y="{}" text-anchor="end">{}'
+                     '</text>'.format(left, height - 4, esc(points[0][0].strftime("%Y-%m-%d")),
+                                      width - 4, height - 4,
+                                      esc(points[-1][0].strftime("%Y-%m-%d"))))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _write_report_html(report: "DataIntegrityReport", out: Any, title: Optional[str] = None,
+                       server: Optional[str] = None,
+                       generated: Union[str, datetime.datetime, None] = None,
+                       limit: int = HTML_ISSUE_LIMIT, history: Any = None) -> None:
     """One self-contained HTML5 page: no external asset, every server string escaped.
 
     Layout: header (title, server, time), totals with an inline SVG bar chart by
@@ -1059,7 +1434,7 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
     """
     import html
 
-    def esc(value):
+    def esc(value: object) -> str:
         return html.escape("" if value is None else str(value), quote=True)
 
     title = title or ("Data integrity details" if report.details else "Data integrity summary")
@@ -1078,8 +1453,19 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
 
     # Header
     meta = []
+    server = server or report.base_url
     if server:
         meta.append('Server <span id="server">{}</span>'.format(esc(server)))
+    if report.dhis2_version:
+        meta.append('DHIS2 <span id="dhis2-version">{}</span>'.format(esc(report.dhis2_version)))
+    if report.job_id:
+        meta.append('job <code id="job-id">{}</code>'.format(esc(report.job_id)))
+    if report.run_at:
+        meta.append('run at <time id="run-at">{}</time> UTC'.format(
+            esc(_iso(report.run_at.replace(tzinfo=None)))))
+    if report.server_time:
+        meta.append('server time <time id="server-time">{}</time>'.format(
+            esc(_iso(report.server_time))))
     if generated:
         meta.append('generated <time id="generated">{}</time>'.format(esc(_iso(generated))))
     ran = _time_range(report)
@@ -1102,6 +1488,12 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
       'failed</span>'.format("" if failed else " hidden", f=failed))
     w(".</p>\n")
     w(_svg_chart(issues, checks, esc))
+    if history and len(history["total"]) > 1:
+        w('\n<h3>Total issues over the recorded runs</h3>\n')
+        w(_svg_trend(history["total"], esc))
+    w('\n<p class="filter"><label for="filter">Filter checks and issues: </label>'
+      '<input id="filter" type="search" placeholder="name, id, comment…" autocomplete="off">'
+      ' <span id="filter-count" class="meta"></span></p>')
     w("\n</section>\n")
 
     # Summary table of every check
@@ -1114,6 +1506,8 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
       '<th data-key="count" class="num" data-first-sort="descending">Issues</th>')
     if has_pct:
         w('<th data-key="percentage" class="num" data-first-sort="descending">%</th>')
+    if history:
+        w('<th data-key="trend">Trend</th>')
     w("</tr></thead>\n<tbody>\n")
     anchors = {}
     for index, result in enumerate(shown):
@@ -1137,6 +1531,9 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
             pct = result.percentage
             w('<td class="num" data-sort="{}">{}</td>'.format(
                 "" if pct is None else repr(float(pct)), esc(_pct(pct))))
+        if history:
+            w('<td class="trend">{}</td>'.format(
+                _sparkline(history["checks"].get(result.name), esc)))
         w("</tr>\n")
     w("</tbody>\n</table>\n</section>\n")
 
@@ -1145,18 +1542,28 @@ def _write_report_html(report, out, title=None, server=None, generated=None,
         "Issues by check" if report.details else "Checks with issues"))
     if not shown:
         w('<p id="no-issues">No issues found.</p>\n')
+    budget = [HTML_TOTAL_LIMIT]
     for index, result in enumerate(shown):
         _write_check_section(result, anchors[result.name], out, esc, limit,
-                             open_=index == 0, details=report.details)
+                             open_=index == 0, details=report.details, base_url=server,
+                             history=history, budget=budget)
     w("</section>\n")
-    w('<footer>Written by dhis2maint. Click a column heading to sort.</footer>\n')
+    w('<footer>Written by dhis2maint. Click a column heading to sort; type in the filter box '
+      'to narrow the checks and issues.</footer>\n')
     w("<script>{}</script>\n</body>\n</html>\n".format(_SCRIPT))
 
 
-def _write_check_section(result, anchor, out, esc, limit, open_, details):
+def _write_check_section(result: "DataIntegrityResult", anchor: str, out: Any,
+                         esc: Callable[[object], str], limit: int, open_: bool,
+                         details: bool, base_url: Optional[str] = None,
+                         history: Any = None, budget: Any = None) -> None:
     count = _count(result)
     issues = result.issues or []
+    if budget is not None:
+        limit = min(limit, budget[0])
     listed = min(len(issues), limit)
+    if budget is not None:
+        budget[0] -= listed
     sev = _sev(result.severity)
     w = out.write
     w('<details class="check sev-{tok}" id="{a}" data-check="{name}" data-severity="{sev}" '
@@ -1176,6 +1583,16 @@ def _write_check_section(result, anchor, out, esc, limit, open_, details):
         facts.append("Objects: <code>{}</code>".format(esc(result.issues_id_type)))
     if facts:
         w('<p class="meta">{}</p>\n'.format(" · ".join(facts)))
+    if history and history["checks"].get(result.name):
+        w('<p class="meta">Over the recorded runs: {}</p>\n'.format(
+            _sparkline(history["checks"][result.name], esc)))
+    if result.introduction:
+        w('<p class="intro">{}</p>\n'.format(esc(result.introduction)))
+    if result.recommendation:
+        w('<p class="fix"><strong>How to fix:</strong> {}</p>\n'.format(
+            esc(result.recommendation)))
+    link = _object_link(base_url, result.issues_id_type)
+    seen = history["first_seen"] if history else None
     if count is None:
         w('<p class="error-text">{}</p>\n'.format(esc(result.error)))
     elif not details:
@@ -1183,23 +1600,200 @@ def _write_check_section(result, anchor, out, esc, limit, open_, details):
     elif issues:
         w('<table class="sortable issues">\n<thead><tr><th class="num" data-key="n">#</th>'
           '<th data-key="id">ID</th><th data-key="name">Name</th>'
-          '<th data-key="comment">Comment</th><th data-key="refs">Refs</th></tr></thead>\n'
-          '<tbody>\n')
+          '<th data-key="comment">Comment</th><th data-key="refs">Refs</th>' +
+          ('<th data-key="since">Open since</th>' if seen is not None else '') +
+          '</tr></thead>\n<tbody>\n')
         chunk = []
+        if seen is not None:
+            from .history import issue_identity
         for number, issue in enumerate(issues[:limit], 1):
             refs = ""
             if issue.refs:
                 refs = '<ul class="refs">{}</ul>'.format(
                     "".join("<li>{}</li>".format(esc(r)) for r in issue.refs))
-            chunk.append('<tr><td class="num">{}</td><td><code>{}</code></td><td>{}</td>'
-                         '<td>{}</td><td>{}</td></tr>\n'.format(
-                             number, esc(issue.id), esc(issue.name), esc(issue.comment), refs))
+            ident = '<code>{}</code>'.format(esc(issue.id))
+            if link and issue.id and _UID.match(issue.id):
+                ident = ('<a class="open-in-dhis2" href="{}" target="_blank" rel="noopener '
+                         'noreferrer" title="Open in the DHIS2 maintenance app">{}</a>').format(
+                    esc(link + issue.id), ident)
+            since = ""
+            if seen is not None:
+                first = seen.get((result.name, issue_identity(issue)))
+                since = '<td data-sort="{0}">{0}</td>'.format(
+                    esc(first.strftime("%Y-%m-%d")) if first else "")
+            chunk.append('<tr><td class="num">{}</td><td>{}</td><td>{}</td>'
+                         '<td>{}</td><td>{}</td>{}</tr>\n'.format(
+                             number, ident, esc(issue.name), esc(issue.comment), refs, since))
             if len(chunk) >= FLUSH_EVERY:
                 w("".join(chunk))
                 del chunk[:]
         w("".join(chunk))
         w("</tbody>\n</table>\n")
         if len(issues) > listed:
-            w('<p class="more">… and {:,} more (save the report as json or csv for the full '
-              'list).</p>\n'.format(len(issues) - listed))
+            w('<p class="more">… and {:,} more (listed: {:,} of {:,}; the page shows at most '
+              '{:,} per check and {:,} in all; save the report as json or csv for the full '
+              'list).</p>\n'.format(len(issues) - listed, listed, len(issues), HTML_ISSUE_LIMIT,
+                                     HTML_TOTAL_LIMIT))
     w("</div>\n</details>\n")
+
+
+# ---------------------------------------------------------------------------
+# Scheduled jobs, scheduler health, doctor (issue #15)
+
+_HEALTH_CSV_HEADER = ("severity", "kind", "job_id", "job_name", "job_type", "message",
+                      "what_to_do", "error_codes", "since")
+
+
+def write_job_configurations(configs, fmt, out, width=None):
+    """Job configurations: ``table`` shows id, name, type, schedule, enabled, status,
+    last run and next run; the other formats are :func:`write_records`'."""
+    if fmt == "csv":
+        _write_records_csv(configs, out)
+        return
+    if fmt != "table":
+        write_records(configs, fmt, out, width)
+        return
+    width = _fit_width(width, out, default=140)
+    out, ell = _for_terminal(out)
+    table = _Table(["ID", "NAME", "TYPE", "SCHEDULE", "ON", "STATUS", "LAST RUN", "RESULT",
+                    "NEXT RUN"], ["<"] * 9, width, ell, caps={1: 28, 2: 24},
+                   shrink=[(2, 14), (3, 11), (1, 16), (2, 8), (1, 8)])
+    for c in configs:
+        table.add([c.id or "", c.name or "", str(c.job_type or ""),
+                   c.cron_expression or ("every {} s".format(c.delay) if c.delay else ""),
+                   "yes" if c.enabled else "no", str(c.job_status or ""),
+                   _iso(c.last_executed) or "", str(c.last_executed_status or ""),
+                   _iso(c.next_execution_time) or ""])
+    for line in table.lines():
+        out.write(line + "\n")
+    out.write("{}\n".format(_plural(len(configs), "job configuration")))
+    out.flush()
+
+
+def write_fields(record, out):
+    """One attrs record as ``name: value`` lines (fields without a value left out)."""
+    import attr
+
+    out, _ = _for_terminal(out)
+    for field in attr.fields(type(record)):
+        value = getattr(record, field.name)
+        if value in (None, "", [], {}):
+            continue
+        if hasattr(value, "isoformat"):
+            value = _iso(value)
+        elif isinstance(value, (dict, list)):
+            import json
+
+            value = json.dumps(value, ensure_ascii=False)
+        out.write("{}: {}\n".format(field.name, _clean(_csv_value(value))))
+    out.flush()
+
+
+def write_health(health, fmt, out, width=None):
+    """A :class:`SchedulerHealth`: ``table`` lists each finding with its severity and
+    what to do; ``json`` the whole verdict; ``jsonl``/``csv`` one finding a line."""
+    _check_format(fmt, ("table", "json", "jsonl", "csv"), "scheduler health")
+    from .convert import unstructure
+
+    if fmt == "json":
+        import json
+
+        out.write(json.dumps(unstructure(health), indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "jsonl":
+        encode = _json_encoder()
+        for finding in health.findings:
+            out.write(encode(unstructure(finding)) + "\n")
+    elif fmt == "csv":
+        writer = _csv_writer(out)
+        writer.writerow(_HEALTH_CSV_HEADER)
+        for f in health.findings:
+            writer.writerow([f.severity, f.kind, f.job_id or "", f.job_name or "",
+                             _csv_value(f.job_type), f.message, f.what_to_do,
+                             " ".join(f.error_codes), _iso(f.since) or ""])
+    else:
+        out, _ = _for_terminal(out)
+        out.write("Scheduler health of DHIS2 {} at {} (server time): {} jobs, {}\n".format(
+            health.server_version or "?", _iso(health.server_time) or "?", health.jobs_checked,
+            _plural(len(health.findings), "finding")))
+        for f in health.findings:
+            out.write("{:<8} {:<19} {}\n".format(f.severity, f.kind, _clean(f.message)))
+            out.write("{:<8} {:<19} -> {}\n".format("", "", _clean(f.what_to_do)))
+        if not health.findings:
+            out.write("OK: nothing failed, stuck, overdue or disabled\n")
+    out.flush()
+
+
+def write_doctor(report, fmt, out):
+    """A :class:`DoctorReport`: ``table`` one line per check (PASS/WARN/FAIL/SKIP) with
+    the fix below it; ``json`` the report."""
+    _check_format(fmt, ("table", "json"), "doctor report")
+    if fmt == "json":
+        import json
+
+        from .convert import unstructure
+
+        out.write(json.dumps(unstructure(report), indent=2, ensure_ascii=False) + "\n")
+        out.flush()
+        return
+    out, _ = _for_terminal(out)
+    out.write("dhis2maint doctor: {}\n".format(_clean(report.url)))
+    for check in report.checks:
+        out.write("{:<5} {:<38} {}\n".format(check.status.upper(), check.name,
+                                            _clean(check.detail)))
+        if check.fix and check.status in ("warn", "fail"):
+            out.write("{:<5} {:<38} fix: {}\n".format("", "", _clean(check.fix)))
+    failed = len(report.failed)
+    out.write("{}\n".format("all checks passed" if not failed and not any(
+        c.status == "warn" for c in report.checks) else "{} failed, {} warning{}".format(
+        failed, sum(1 for c in report.checks if c.status == "warn"),
+        "" if sum(1 for c in report.checks if c.status == "warn") == 1 else "s")))
+    out.flush()
+
+
+def _cell(value):
+    """A CSV cell: JSON for dicts and lists, ISO times to the millisecond."""
+    import json
+
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ", timespec="milliseconds")
+    return _csv_value(value)
+
+
+def _write_records_csv(records, out):
+    import attr
+
+    writer = _csv_writer(out)
+    fields = [f.name for f in attr.fields(type(records[0]))] if records else []
+    writer.writerow(fields)
+    for record in records:
+        writer.writerow([_cell(getattr(record, f)) for f in fields])
+    out.flush()
+
+
+def write_validation_results(results, fmt, out, width=None):
+    """Stored validation results (:class:`ValidationResult`): ``table`` shows id, rule,
+    importance, org unit, period, both sides, notification sent and created; the
+    other formats are :func:`write_records`' (``csv``: every field)."""
+    if fmt == "csv":
+        _write_records_csv(results, out)
+        return
+    if fmt != "table":
+        write_records(results, fmt, out, width)
+        return
+    width = _fit_width(width, out, default=120)
+    out, ell = _for_terminal(out)
+    table = _Table(["ID", "RULE", "IMPORTANCE", "ORG UNIT", "PERIOD", "LEFT", "RIGHT", "SENT",
+                    "CREATED"], ["<", "<", "<", "<", "<", ">", ">", "<", "<"], width, ell,
+                   caps={1: 30, 3: 24}, shrink=[(1, 12), (3, 10)])
+    for r in results:
+        table.add([_csv_value(r.id), r.validation_rule_name or r.validation_rule_id or "",
+                   r.importance or "", r.organisation_unit_name or r.organisation_unit_id or "",
+                   r.period_id or "", _num(r.leftside_value) if r.leftside_value is not None
+                   else "", _num(r.rightside_value) if r.rightside_value is not None else "",
+                   "yes" if r.notification_sent else "no", _iso(r.created) or ""])
+    for line in table.lines():
+        out.write(line + "\n")
+    out.write("{}\n".format(_plural(len(results), "validation result")))
+    out.flush()

@@ -17,7 +17,8 @@ import threading
 import time
 import zlib
 from http.client import HTTPException
-from typing import Optional, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, Container, Dict, Generator, Iterable,
+                    Iterator, Mapping, Optional, Set, Tuple, Type, TypeVar, Union)
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -30,9 +31,19 @@ from . import __version__
 from .errors import (AuthenticationError, ConfigurationError, InvalidResponseError,
                      TransportError, error_for_response, is_login_page)
 from .convert import NonFiniteNumber, gc_paused, strict_loads
+from . import connections
 from .integrity import IntegrityMixin
 from .jobs import JobsMixin
+from .health import HealthMixin
+from .scheduler import SchedulerMixin
 from .versions import parse_version
+
+if TYPE_CHECKING:
+    from urllib3.response import BaseHTTPResponse
+
+_S = TypeVar("_S", bound="Session")
+#: what ``Session._send``/``_json`` take as ``timeout``: seconds, or (connect, read)
+_Timeout = Union[float, Tuple[float, float], None]
 
 __all__ = ["Session", "TokenAuth", "BasicAuth"]
 
@@ -65,29 +76,29 @@ class TokenAuth(AuthBase):
     ``Bearer <token>`` with ``scheme="Bearer"`` (OAuth2/OIDC).  The repr never
     shows the token."""
 
-    def __init__(self, token, scheme="ApiToken"):
+    def __init__(self, token: str, scheme: str = "ApiToken") -> None:
         self.token = token
         self.scheme = scheme
 
-    def __call__(self, request):
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = "{} {}".format(self.scheme, self.token)
         return request
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return (isinstance(other, TokenAuth)
                 and (self.scheme, self.token) == (other.scheme, other.token))
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> bool:
         return not self == other
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<TokenAuth scheme={} token=***>".format(self.scheme)
 
 
 class BasicAuth(HTTPBasicAuth):
     """HTTP basic auth whose repr shows the username only."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<BasicAuth username={!r} password=***>".format(self.username)
 
 
@@ -102,49 +113,52 @@ class _Retry(Retry):
     MAX_BACKOFF = 30.0
     MAX_RETRY_AFTER = 60.0
 
-    def get_backoff_time(self):
+    def get_backoff_time(self) -> float:
         base = super().get_backoff_time()
         if base <= 0:
             return 0
         return min(self.MAX_BACKOFF, base * random.uniform(0.5, 1.5))
 
-    def get_retry_after(self, response):
+    def get_retry_after(self, response: "BaseHTTPResponse") -> Optional[float]:
         value = super().get_retry_after(response)
         return None if value is None else min(value, self.MAX_RETRY_AFTER)
 
 
-def make_retry(retries, backoff_factor=0.5):
+def make_retry(retries: int, backoff_factor: float = 0.5) -> Retry:
     """The Retry policy: idempotent methods only, on connect and read errors and
     429/502/503/504, exponential backoff with jitter, honouring Retry-After.
 
     Connect errors are retried for every method (nothing was sent); read errors
     and statuses only for GET/HEAD/OPTIONS, so a job-starting POST is sent once.
     """
-    kwargs = dict(total=retries, connect=retries, read=retries, status=retries,
+    kwargs: Dict[str, Any] = dict(total=retries, connect=retries, read=retries, status=retries,
                   redirect=5, status_forcelist=_RETRY_STATUSES, backoff_factor=backoff_factor,
                   respect_retry_after_header=True, raise_on_status=False,
                   raise_on_redirect=False)
     try:
         return _Retry(allowed_methods=_IDEMPOTENT, **kwargs)
     except TypeError:  # urllib3 < 1.26 names it method_whitelist
-        return _Retry(method_whitelist=_IDEMPOTENT, **kwargs)
+        return _Retry(method_whitelist=_IDEMPOTENT, **kwargs)  # type: ignore[call-arg]
 
 
-def _normalise_base_url(base_url):
+def _normalise_base_url(base_url: str, source: Optional[str] = None,
+                        ) -> Tuple[str, Optional[Tuple[str, str]]]:
     """``https://host/dhis/`` or ``…/dhis/api`` or ``…/api/42`` -> (``https://host/dhis``,
-    userinfo credentials or None)."""
+    userinfo credentials or None).  Errors say to check ``source`` (default DHIS2_URL)."""
+    check = source or "DHIS2_URL"
     if not base_url or not isinstance(base_url, str):
         raise ConfigurationError("a DHIS2 base URL is required, e.g. https://dhis2.example.org "
-                                 "(set DHIS2_URL)")
+                                 "({})".format("set DHIS2_URL" if source is None else
+                                                "check " + source))
     text = base_url.strip()
     if "://" not in text:
         raise ConfigurationError(
-            "DHIS2 URL {!r} has no scheme; use https://… (check DHIS2_URL)".format(
-                _hide_userinfo(text)))
+            "DHIS2 URL {!r} has no scheme; use https://… (check {})".format(
+                _hide_userinfo(text), check))
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            "DHIS2 URL must be http:// or https:// with a host (check DHIS2_URL)")
+            "DHIS2 URL must be http:// or https:// with a host (check {})".format(check))
     path = parts.path.rstrip("/")
     segments = path.split("/")
     if len(segments) >= 2 and segments[-1].isdigit() and segments[-2] == "api":
@@ -163,16 +177,16 @@ def _normalise_base_url(base_url):
     return urlunsplit((parts.scheme, netloc, path, "", "")), creds
 
 
-def _hide_userinfo(text):
+def _hide_userinfo(text: str) -> str:
     """``user:secret@host/x`` -> ``***@host/x``: a URL fit for an error message."""
     return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/@]*@", lambda m: (m.group(1) or "") + "***@",
                   text)
 
 
-_warned_insecure = set()
+_warned_insecure = set()  # type: Set[Optional[str]]
 
 
-class Session(IntegrityMixin, JobsMixin, requests.Session):
+class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.Session):
     """A connection to one DHIS2 server.
 
     ``Session("https://dhis2.example.org", token="d2pat_…")`` or
@@ -207,19 +221,40 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         if exactly one appeared, return it instead of raising.  Costs one extra
         ``GET /api/system/tasks/{jobType}`` per job start.  See
         :meth:`JobsMixin._start_job`.
+    :param source: where the URL and credentials came from, as error hints
+        should name it ("the Airflow Connection 'dhis2_default'"); ``None``:
+        hints name the ``DHIS2_*`` environment variables.  The ``from_*``
+        constructors set it.
     """
 
     __attrs__ = requests.Session.__attrs__ + [
         "base_url", "timeout", "retries", "stream_deadline", "recover_job_starts",
-        "_server_version", "max_body_bytes", "outage_grace",
+        "_server_version", "source", "max_body_bytes", "outage_grace",
     ]
 
-    def __init__(self, base_url, auth=None, token=None, timeout=DEFAULT_TIMEOUT, verify=True,
-                 retries=3, user_agent=None, bearer=False, stream_deadline=DEFAULT_STREAM_DEADLINE,
-                 recover_job_starts=False, max_body_bytes=DEFAULT_MAX_BODY_BYTES,
-                 outage_grace=DEFAULT_OUTAGE_GRACE):
+    base_url: str
+    timeout: float
+    stream_deadline: float
+    retries: int
+    recover_job_starts: bool
+    source: Optional[str]
+    max_body_bytes: int
+    outage_grace: float
+
+    def __init__(self, base_url: str,
+                 auth: Union[Tuple[str, str], AuthBase,
+                             Callable[[requests.PreparedRequest], requests.PreparedRequest],
+                             None] = None,
+                 token: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT,
+                 verify: Union[bool, str] = True, retries: int = 3,
+                 user_agent: Optional[str] = None, bearer: bool = False,
+                 stream_deadline: float = DEFAULT_STREAM_DEADLINE,
+                 recover_job_starts: bool = False, source: Optional[str] = None,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 outage_grace: float = DEFAULT_OUTAGE_GRACE) -> None:
         super().__init__()
-        base, url_creds = _normalise_base_url(base_url)
+        self.source = source  # type: Optional[str]
+        base, url_creds = _normalise_base_url(base_url, source)
         if token is not None and auth is not None:
             raise ConfigurationError("give either auth=(username, password) or token=, not both")
         if url_creds and (auth is not None or token is not None):
@@ -228,7 +263,8 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             auth = url_creds
         if token is not None:
             if not isinstance(token, str) or not token.strip():
-                raise ConfigurationError("token must be a non-empty string (check DHIS2_PAT)")
+                raise ConfigurationError("token must be a non-empty string (check {})".format(
+                    source or "DHIS2_PAT"))
             auth = TokenAuth(token.strip(), "Bearer" if bearer else "ApiToken")
         elif isinstance(auth, tuple):
             if len(auth) != 2 or not all(isinstance(p, str) for p in auth):
@@ -248,16 +284,16 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         self.headers["Accept"] = "application/json"
         # Only what body_chunks can inflate in bounded steps (no br/zstd).
         self.headers["Accept-Encoding"] = "gzip, deflate"
-        self._server_version = None
+        self._server_version = None  # type: Optional[Tuple[int, ...]]
         self._mount_adapters()
         self._warn_about_settings()
 
-    def _mount_adapters(self):
+    def _mount_adapters(self) -> None:
         adapter_retry = make_retry(self.retries)
         for prefix in ("https://", "http://"):
             self.mount(prefix, HTTPAdapter(max_retries=adapter_retry))
 
-    def _warn_about_settings(self):
+    def _warn_about_settings(self) -> None:
         host = urlsplit(self.base_url).hostname
         if self.verify is False and host not in _warned_insecure:
             _warned_insecure.add(host)
@@ -270,7 +306,8 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
     # --- construction from the environment ---------------------------------
 
     @classmethod
-    def from_env(cls, environ=None, **kwargs):
+    def from_env(cls: Type[_S], environ: Optional[Mapping[str, str]] = None,
+                 **kwargs: Any) -> _S:
         """A session from ``DHIS2_URL`` and either ``DHIS2_PAT`` or
         ``DHIS2_USERNAME`` + ``DHIS2_PASSWORD`` (optional ``DHIS2_TIMEOUT``, seconds).
 
@@ -313,9 +350,118 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
                 raise ConfigurationError("DHIS2_TIMEOUT: " + str(exc)) from None
             raise
 
+    @classmethod
+    def _accepted_settings(cls):
+        # type: () -> frozenset
+        """The keyword arguments this class's constructor takes (so a setting a
+        newer Session adds, like ``outage_grace``, is passed only when it exists)."""
+        import inspect
+
+        return frozenset(inspect.signature(cls.__init__).parameters)
+
+    @classmethod
+    def _from_settings(cls, base_url, found, settings, source, missing):
+        # type: (str, dict, dict, str, str) -> Session
+        """``cls(base_url, **found)`` with ``settings`` (the caller's) taking precedence;
+        ``missing`` is the message when neither gives credentials."""
+        kwargs = dict(found)
+        if "token" in settings or "auth" in settings:
+            kwargs.pop("token", None)
+            kwargs.pop("auth", None)
+        kwargs.update(settings)
+        kwargs.setdefault("source", source)
+        if kwargs.get("token") is None and kwargs.get("auth") is None:
+            raise ConfigurationError(missing)
+        return cls(base_url, **kwargs)
+
+    @classmethod
+    def from_uri(cls, uri, **settings):
+        # type: (str, **Any) -> Session
+        """A session from one URI: ``https://user:password@host:port/context?setting=value``.
+
+        * ``https://admin:district@dhis2.example.org/dhis`` -- basic auth;
+        * ``https://:d2pat_…@dhis2.example.org`` -- a password without a user is a
+          personal access token (with ``?bearer=true`` an OAuth2 bearer token);
+        * user and password are URL-decoded (``%40`` for ``@``, ``%3A`` for ``:``);
+        * query parameters are settings, converted strictly: ``timeout``,
+          ``stream_deadline`` (seconds), ``retries`` (0 or more), ``verify``
+          (true/false or a CA bundle path), ``bearer``, ``recover_job_starts``
+          (true/false), ``user_agent``; an unknown one is a
+          :class:`ConfigurationError` naming it.
+
+        Keyword arguments are Session arguments and take precedence over the
+        URI's.  The URI is never logged, and errors never repeat its credentials.
+        No credentials (in the URI or as ``token=``/``auth=``) ->
+        :class:`ConfigurationError`.
+        """
+        base, found = connections.settings_from_uri(uri, cls._accepted_settings())
+        return cls._from_settings(
+            base, found, settings, "the DHIS2 URI",
+            "the DHIS2 URI has no credentials: use https://:TOKEN@host/… for a personal "
+            "access token or https://USER:PASSWORD@host/…")
+
+    @classmethod
+    def from_airflow_connection(cls, conn_or_id="dhis2_default", **settings):
+        # type: (Any, **Any) -> Session
+        """A session from an Apache Airflow Connection, or its id.
+
+        ``conn_or_id`` is a Connection object (anything with ``host``,
+        ``schema``, ``port``, ``login``, ``password``, ``extra_dejson`` and
+        ``conn_type``) or a connection id, looked up when called through
+        Airflow's API (``airflow.sdk.BaseHook`` on Airflow 3,
+        ``airflow.hooks.base.BaseHook`` on 2): the metadata database,
+        ``AIRFLOW_CONN_<ID>`` or a secrets backend.  ``import dhis2maint``
+        never imports Airflow.
+
+        * Host: ``dhis2.example.org`` or ``https://dhis2.example.org/dhis`` (a
+          context path is kept); Port is used even when Host has a scheme.
+        * Scheme: from Host; else Schema when ``http``/``https``; else the
+          connection type when ``http``/``https``; else https.  Any other Schema
+          is the context path (a connection URI's path lands there).
+        * Login + Password: basic auth.  Password alone: a personal access token.
+        * Extra (JSON): ``timeout``, ``verify`` (true/false or a CA bundle path),
+          ``ca_bundle``, ``bearer``, ``retries``, ``recover_job_starts``,
+          ``stream_deadline`` and ``outage_grace`` where this Session has it;
+          unknown keys are errors.
+
+        No credentials -> :class:`ConfigurationError` naming the connection id.
+        Keyword arguments are Session arguments and take precedence.  Only the
+        Connection counts: ``DHIS2_URL`` and the other ``DHIS2_*`` variables are
+        not read.  Error hints name the connection.
+        """
+        if isinstance(conn_or_id, str):
+            conn_id = conn_or_id
+            conn = connections.get_airflow_connection(conn_id)
+        else:
+            conn = conn_or_id
+            conn_id = getattr(conn, "conn_id", None) or "?"
+        base, found = connections.settings_from_connection(conn, cls._accepted_settings(),
+                                                           conn_id)
+        return cls._from_settings(
+            base, found, settings, "the Airflow Connection {!r}".format(conn_id),
+            "the Airflow Connection {!r} has no credentials: put a personal access token "
+            "in Password (Login empty), or a Login and Password".format(conn_id))
+
+    @classmethod
+    def from_auth_file(cls, path, **settings):
+        # type: (str, **Any) -> Session
+        """A session from the CLI's auth file (``--auth-file``): dhis2.py's
+        ``dish.json`` (``{"dhis": {"baseurl", "username", "password"}}``) or
+        ``{"url": …, "token": …}``.
+
+        On POSIX the file must not be readable by group or others (``chmod
+        600``): :class:`ConfigurationError` otherwise, as for a missing file,
+        invalid JSON, no URL or no credentials.  Keyword arguments are Session
+        arguments (``timeout=``, ``verify=``, …).
+        """
+        base, found = connections.settings_from_auth_file(path)
+        settings.setdefault("source", "the auth file {}".format(path))
+        return cls._from_settings(base, found, settings, settings["source"], "")
+
     # --- requests.Session behaviour -----------------------------------------
 
-    def request(self, method, url, *args, **kwargs):
+    def request(self, method: Union[str, bytes], url: Union[str, bytes],
+                *args: Any, **kwargs: Any) -> requests.Response:
         """requests' ``request()``, with the session's timeout when none is given.
 
         The session's ``verify`` is passed explicitly: requests would otherwise let
@@ -328,11 +474,11 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             kwargs["verify"] = self.verify
         return super().request(method, url, *args, **kwargs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<dhis2maint.Session {} auth={}>".format(self.base_url, self.auth_kind)
 
     @property
-    def auth_kind(self):
+    def auth_kind(self) -> str:
         """``"basic"``, ``"token"``, ``"bearer"``, ``"none"`` or the auth class name."""
         auth = self.auth
         if auth is None:
@@ -343,14 +489,15 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             return "basic"
         return type(auth).__name__
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[misc]  # not in requests' stubs
         self._server_version = state.get("_server_version")
         self.recover_job_starts = bool(state.get("recover_job_starts", False))
+        self.source = state.get("source")
         self.max_body_bytes = state.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
         self.outage_grace = state.get("outage_grace", DEFAULT_OUTAGE_GRACE)
 
-    def get_redirect_target(self, resp):
+    def get_redirect_target(self, resp: requests.Response) -> Optional[str]:
         """requests' hook: follow a redirect only when it stays on the same scheme,
         host and port (its body read up to 64 KiB); :meth:`_send` turns any other
         into an error naming it."""
@@ -367,12 +514,12 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
 
     # --- the transport helpers the feature mixins use -------------------------
 
-    def api_url(self, path):
+    def api_url(self, path: str) -> str:
         """The absolute URL of ``/api/<path>``."""
         return "{}/api/{}".format(self.base_url, path.lstrip("/"))
 
     @staticmethod
-    def _segment(value, what="path parameter"):
+    def _segment(value: object, what: str = "path parameter") -> str:
         """One URL path segment, quoted so ``../users`` stays a single segment."""
         text = str(value)
         if not text or text in (".", ".."):
@@ -380,7 +527,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         return quote(text, safe="")
 
     @staticmethod
-    def _uid(value, what="UID"):
+    def _uid(value: object, what: str = "UID") -> str:
         """``value`` if it is a DHIS2 UID (a letter, then 10 letters or digits),
         else :class:`ValueError` naming ``what``."""
         if not isinstance(value, str) or not _UID.match(value):
@@ -388,8 +535,11 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
                              "or digits), got {!r}".format(what, value))
         return value
 
-    def _send(self, method, path, params=None, json_body=None, timeout=None, stream=False,
-              headers=None, ok_statuses=None, max_bytes=None):
+    def _send(self, method: str, path: str, params: Any = None, json_body: Any = None,
+              timeout: _Timeout = None, stream: bool = False,
+              headers: Optional[Dict[str, str]] = None,
+              ok_statuses: Optional[Container[int]] = None,
+              max_bytes: Optional[int] = None) -> requests.Response:
         """Send one request to ``/api/<path>``; return the response or raise.
 
         Requests exceptions become :class:`TransportError`; HTTP errors the
@@ -415,7 +565,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             response = self.request(method, self.api_url(path), params=params, json=json_body,
                                     timeout=timeout, stream=True, headers=headers)
         except requests.exceptions.RequestException as exc:
-            raise _transport_error(exc, what, method, self.retries) from exc
+            raise _transport_error(exc, what, method, self.retries, self.source) from exc
         status = response.status_code
         small = status >= 300 or "html" in response.headers.get("Content-Type", "").lower()
         if small and not (stream and ok_statuses and status in ok_statuses):
@@ -428,7 +578,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
                   (time.monotonic() - started) * 1000)
         if response.status_code >= 400 and not (ok_statuses and response.status_code in ok_statuses):
             try:
-                raise error_for_response(response, method, api_path)
+                raise error_for_response(response, method, api_path, self.source)
             finally:
                 response.close()
         if 300 <= response.status_code < 400:
@@ -437,7 +587,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             if "login" in location.lower():
                 raise AuthenticationError(
                     "{} -> redirected to the DHIS2 login page: not authenticated; {}".format(
-                        what, AuthenticationError.hint),
+                        what, AuthenticationError.hint_for(self.source)),
                     status_code=response.status_code, method=method, path=api_path,
                     request=response.request, response=response)
             if location:
@@ -448,13 +598,15 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
             response.close()
             raise AuthenticationError(
                 "{} -> DHIS2's HTML login page instead of JSON: not authenticated; {}".format(
-                    what, AuthenticationError.hint),
+                    what, AuthenticationError.hint_for(self.source)),
                 status_code=response.status_code, method=method, path=api_path,
                 request=response.request, response=response)
         return response
 
-    def _json(self, method, path, params=None, json_body=None, timeout=None, expect=None,
-              allow_empty=False, max_bytes=None):
+    def _json(self, method: str, path: str, params: Any = None, json_body: Any = None,
+              timeout: _Timeout = None,
+              expect: Union[Type[Any], Tuple[Type[Any], ...], None] = None,
+              allow_empty: bool = False, max_bytes: Optional[int] = None) -> Any:
         """Send, then decode the JSON body.
 
         ``expect`` is ``dict``, ``list`` or a tuple of them: a body of another
@@ -468,7 +620,8 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         return decode_json(response, "{} /api/{}".format(method, path.lstrip("/")),
                            expect=expect, allow_empty=allow_empty)
 
-    def _body_chunks(self, response, what, started=None):
+    def _body_chunks(self, response: requests.Response, what: str,
+                     started: Optional[float] = None) -> Generator[bytes, None, None]:
         """A streamed response's body in chunks, within ``stream_deadline`` of
         ``started`` (see :func:`body_chunks`); for the feature mixins' streams."""
         request = getattr(response, "request", None)
@@ -476,8 +629,7 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
                            self.stream_deadline, started)
 
     @property
-    def server_version(self):
-        # type: () -> Tuple[int, ...]
+    def server_version(self) -> Tuple[int, ...]:
         """The server's DHIS2 version as a tuple, e.g. ``(2, 42, 1)``.
 
         ``GET /api/system/info`` once, on first use; cached for the session's life.
@@ -499,13 +651,12 @@ class Session(IntegrityMixin, JobsMixin, requests.Session):
         return self._server_version
 
     @server_version.setter
-    def server_version(self, value):
-        # type: (Optional[Tuple[int, ...]]) -> None
+    def server_version(self, value: Union[str, Tuple[int, ...], None]) -> None:
         """Set (or with None, forget) the version, e.g. to skip the request in tests."""
         self._server_version = parse_version(value) if isinstance(value, str) else value
 
 
-def _check_timeout(value, name, zero_ok=False):
+def _check_timeout(value: Union[str, float], name: str, zero_ok: bool = False) -> float:
     try:
         value = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -520,14 +671,14 @@ def _check_timeout(value, name, zero_ok=False):
     return value
 
 
-def _check_size(value, name):
+def _check_size(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError("{} must be a whole number of bytes (at least 1), got {!r}"
                                  .format(name, value))
     return value
 
 
-def _origin(url):
+def _origin(url: str) -> Tuple[str, str, Optional[int]]:
     parts = urlsplit(url)
     scheme = (parts.scheme or "").lower()
     try:
@@ -537,17 +688,18 @@ def _origin(url):
     return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
 
 
-def _absolute(base, target):
+def _absolute(base: str, target: str) -> str:
     from urllib.parse import urljoin
 
     return urljoin(base, target)
 
 
-def _same_origin(url, target):
+def _same_origin(url: str, target: str) -> bool:
     return _origin(url) == _origin(target)
 
 
-def _redirect_error(response, what, location, api_path):
+def _redirect_error(response: requests.Response, what: str, location: str,
+                    api_path: str) -> InvalidResponseError:
     """A redirect that leaves the server: name the target and what to set."""
     target = _hide_userinfo(_absolute(response.url, location))
     parts = urlsplit(target)
@@ -566,12 +718,15 @@ def _redirect_error(response, what, location, api_path):
         text += "; if that is where DHIS2 lives, set the URL to {} (DHIS2_URL or --url)".format(
             base)
     err = InvalidResponseError(text, request=response.request, response=response)
-    err.location = target
+    err.location = target  # type: ignore[attr-defined]
     return err
 
 
-def _transport_error(exc, what, method, retries=None):
-    """A :class:`TransportError` whose message says what happened and what to check."""
+def _transport_error(exc: requests.exceptions.RequestException, what: str, method: str,
+                     retries: Optional[int] = None, source: Optional[str] = None,
+                     ) -> TransportError:
+    """A :class:`TransportError` whose message says what happened and what to check
+    (the URL in ``source``, default DHIS2_URL)."""
     exceptions = requests.exceptions
     reason = _retry_reason(exc)
     text = repr(exc) + repr(reason)
@@ -631,6 +786,8 @@ def _transport_error(exc, what, method, retries=None):
         exc, exceptions.ConnectTimeout) and _maybe_sent(exc)
     if unknown:
         cause += "; the request may have reached DHIS2"
+    if source:
+        cause = cause.replace("check DHIS2_URL", "check the URL in " + source)
     err = TransportError("{} failed: {}".format(what, cause), request=exc.request)
     err.outcome_unknown = unknown
     return err
@@ -643,7 +800,7 @@ _HANDSHAKE = ("handshake", "HANDSHAKE", "certificate", "CERTIFICATE", "WRONG_VER
               "violation of protocol")
 
 
-def _retry_reason(exc):
+def _retry_reason(exc: BaseException) -> Optional[Exception]:
     """The urllib3 error behind a requests exception that wraps a MaxRetryError."""
     inner = exc.args[0] if exc.args else None
     if isinstance(inner, urllib3.exceptions.MaxRetryError):
@@ -656,7 +813,7 @@ def _retry_reason(exc):
 _CHUNK = 65536
 
 
-def _socket_of(response):
+def _socket_of(response: requests.Response) -> Optional[socket.socket]:
     """The socket under a streamed response, when it can be found (else None)."""
     raw = getattr(response, "raw", None)
     for path in (("_connection", "sock"), ("_fp", "fp", "raw", "_sock")):
@@ -674,14 +831,14 @@ class _Deadline:
     """Shuts a response's socket down when its body overruns the deadline, so a
     read blocked on a trickling server returns at once."""
 
-    def __init__(self, response, seconds):
+    def __init__(self, response: requests.Response, seconds: float) -> None:
         self.fired = False
         self._response = response
         self._timer = threading.Timer(seconds, self._fire)
         self._timer.daemon = True
         self._timer.start()
 
-    def _fire(self):
+    def _fire(self) -> None:
         self.fired = True
         sock = _socket_of(self._response)
         if sock is not None:
@@ -690,12 +847,14 @@ class _Deadline:
             except OSError:
                 pass
 
-    def cancel(self):
+    def cancel(self) -> None:
         self._timer.cancel()
 
 
-def body_chunks(response, what, method="GET", limit=DEFAULT_STREAM_DEADLINE, started=None,
-                max_bytes=None, truncate=False):
+def body_chunks(response: requests.Response, what: str, method: str = "GET",
+                limit: float = DEFAULT_STREAM_DEADLINE,
+                started: Optional[float] = None, max_bytes: Optional[int] = None,
+                truncate: bool = False) -> Generator[bytes, None, None]:
     """``response``'s body in chunks, all of it within ``limit`` seconds of ``started``
     (default: now); closes the response when done or abandoned.
 
@@ -718,7 +877,7 @@ def body_chunks(response, what, method="GET", limit=DEFAULT_STREAM_DEADLINE, sta
     guard = _Deadline(response, max(0.0, deadline_at - time.monotonic()))
     received = 0
 
-    def overrun():
+    def overrun() -> TransportError:
         err = TransportError("{} -> HTTP {}: the body took longer than stream_deadline={:g} s "
                              "({} bytes received); raise Session(stream_deadline=…) or ask for "
                              "less".format(what, status, limit, received), request=request)
@@ -772,7 +931,7 @@ class _BadEncoding(Exception):
     """A Content-Encoding that cannot be inflated (corrupt, or unsupported)."""
 
 
-def _decoded_chunks(response, what):
+def _decoded_chunks(response: requests.Response, what: str) -> Iterator[bytes]:
     """The decoded body in pieces of at most 64 KiB, read raw from urllib3 and
     inflated here step by step (requests' own decoding inflates a whole raw
     chunk at once: a 64 KiB gzip bomb chunk becomes ~64 MB, stacked encodings
@@ -804,9 +963,9 @@ def _decoded_chunks(response, what):
             yield piece
 
 
-def _inflate(pieces, wbits, coding):
+def _inflate(pieces: Iterable[bytes], wbits: Optional[int], coding: str) -> Iterator[bytes]:
     """Inflate an iterable of compressed pieces, yielding at most 64 KiB at a time."""
-    inflater = None if wbits is None else zlib.decompressobj(wbits)
+    inflater = None if wbits is None else zlib.decompressobj(wbits)  # type: Any
     try:
         for data in pieces:
             if inflater is None:  # deflate: zlib-wrapped (RFC 1950) or, sometimes, raw
@@ -837,7 +996,8 @@ def _inflate(pieces, wbits, coding):
         raise _BadEncoding("the body is not valid {} ({})".format(coding, exc)) from None
 
 
-def _too_big(response, what, cap, seen, unknown):
+def _too_big(response: requests.Response, what: str, cap: int, seen: int,
+             unknown: bool) -> InvalidResponseError:
     hint = "raise Session(max_body_bytes=…) if this answer is expected to be that big"
     if "dataIntegrity" in what:
         hint = ("read it with iter_integrity_issues() (`dhis2maint integrity issues`), which "
@@ -851,7 +1011,8 @@ def _too_big(response, what, cap, seen, unknown):
     return err
 
 
-def _read_body(response, what, method, limit, max_bytes=None, truncate=False):
+def _read_body(response: requests.Response, what: str, method: str, limit: float,
+               max_bytes: Optional[int] = None, truncate: bool = False) -> None:
     """Read ``response``'s whole body within ``limit`` seconds into ``response.content``
     (see :func:`body_chunks` for the errors and ``max_bytes``)."""
     if getattr(response, "_content", False) is not False:
@@ -864,14 +1025,14 @@ def _read_body(response, what, method, limit, max_bytes=None, truncate=False):
     content = bytes(buf)
     del buf
     response._content = content
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]  # requests' own flag
     expected = _content_length(response)
     if not cut and expected is not None and len(content) < expected:
         # urllib3 < 2 does not notice a body shorter than its Content-Length.
         raise _broken_body(response, what, len(content), method not in _IDEMPOTENT)
 
 
-def _content_length(response):
+def _content_length(response: requests.Response) -> Optional[int]:
     """The announced body size when ``len(content)`` can be compared with it."""
     headers = response.headers
     if response.request is not None and response.request.method == "HEAD":
@@ -885,7 +1046,8 @@ def _content_length(response):
         return None
 
 
-def _broken_body(response, what, received, unknown):
+def _broken_body(response: requests.Response, what: str, received: int,
+                 unknown: bool) -> InvalidResponseError:
     err = InvalidResponseError(
         "{} -> HTTP {}: the body broke off after {} bytes (the connection closed before its "
         "end: DHIS2 restarting, or a proxy timeout?){}".format(
@@ -896,7 +1058,7 @@ def _broken_body(response, what, received, unknown):
     return err
 
 
-def _maybe_sent(exc):
+def _maybe_sent(exc: BaseException) -> bool:
     """False only when the connection was never made, so nothing can have been sent."""
     text = repr(exc)
     never = ("NewConnectionError", "Connection refused", "Name or service not known",
@@ -904,7 +1066,9 @@ def _maybe_sent(exc):
     return not any(marker in text for marker in never)
 
 
-def decode_json(response, what, expect=None, allow_empty=False):
+def decode_json(response: requests.Response, what: str,
+                expect: Union[Type[Any], Tuple[Type[Any], ...], None] = None,
+                allow_empty: bool = False) -> Any:
     """Decode a response body as JSON, or raise :class:`InvalidResponseError`
     naming ``what`` and the likely cause."""
     try:

@@ -43,6 +43,7 @@ import codecs
 import json
 import re
 import types
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import attr
 
@@ -96,7 +97,8 @@ _EXPECTED = {
 _ROW_FIELDS = ("name", "displayName", "severity")
 
 
-def _slot_setters(cls, names):
+def _slot_setters(cls: type, names: Sequence[str]
+                  ) -> Optional[Tuple[Callable[[Any, Any], None], ...]]:
     """The slot setters of attrs class ``cls``, when filling a bare instance
     through them does exactly what its ``__init__`` does with every field given
     positionally: fields ``names`` in this order, all slotted, no validators,
@@ -131,7 +133,7 @@ _ROW_SETTERS = _slot_setters(models.IntegrityIssueRow,
 _FAST = _ISSUE_SETTERS is not None and _ROW_SETTERS is not None
 
 
-def _last_boundary(buf, lo, hi):
+def _last_boundary(buf: str, lo: int, hi: int) -> Optional[Tuple[int, int]]:
     """(index of '}', index of the next '{') of the last issue boundary in
     ``buf[lo:hi]``, or None.  Only a candidate: it may lie inside a string."""
     rfind = buf.rfind
@@ -145,7 +147,7 @@ def _last_boundary(buf, lo, hi):
     return None
 
 
-def _scan(text, i, state):
+def _scan(text: str, i: int, state: List[Any]) -> bool:
     """Go on scanning an incomplete JSON value over ``text[i:]``; True when it ends there.
 
     ``state`` = [kind, depth, in_string, escape] is updated in place so the
@@ -204,7 +206,20 @@ class IssueStreamParser:
     properly.  ``rows`` counts the rows produced.
     """
 
-    def __init__(self, what="the details body"):
+    what: str
+    rows: int
+    _buf: str
+    _pos: int
+    _offset: int
+    _state: int
+    _key: Any
+    _field: Any
+    _meta: Any  # a dict inside a check's object, else None
+    _row_meta: Any  # a (name, display name, severity) tuple, or None
+    _pending: Any  # a list of issues, or None
+    _no_batch_until: int
+
+    def __init__(self, what: str = "the details body") -> None:
         self.what = what
         self.rows = 0
         self._buf = ""
@@ -217,24 +232,28 @@ class IssueStreamParser:
         self._row_meta = None  # (name, display name, severity) while streaming
         self._pending = None  # issues held until the check's metadata is known
         self._no_batch_until = -1  # body offset: read issue by issue up to here
-        self._open = None  # scanner state while the value at _pos is incomplete
+        self._open = None  # type: Optional[List[Any]]  # scanner state while the value at _pos is incomplete
         self._open_size = 0  # characters of that value so far
-        self._parts = []  # text received while it stays incomplete, not yet joined
+        self._parts = []  # type: List[str]  # text received while it stays incomplete
+        #: Called as ``on_check(key, metadata, issue_count)`` when a check's object
+        #: ends (after its rows were yielded); ``metadata`` has every field but issues.
+        self.on_check = None
+        self._check_start = 0  # self.rows when the current check began
 
     # --- errors ---------------------------------------------------------------
 
-    def _error(self, text):
+    def _error(self, text: str) -> InvalidResponseError:
         return InvalidResponseError("{}: {} (after {} complete issue rows)".format(
             self.what, text, self.rows))
 
-    def _unexpected(self, buf, pos, state):
+    def _unexpected(self, buf: str, pos: int, state: int) -> InvalidResponseError:
         snippet = buf[pos:pos + 40]
         return self._error("malformed JSON at character {}: expected {}, found {!r}".format(
             self._offset + pos, _EXPECTED[state], snippet))
 
     # --- values -----------------------------------------------------------------
 
-    def _value(self, buf, pos, eof):
+    def _value(self, buf: str, pos: int, eof: bool) -> Optional[Tuple[Any, int]]:
         """(value, end) of the JSON value at ``pos``, or None when more text is needed."""
         try:
             value, end = _raw_decode(buf, pos)
@@ -262,26 +281,27 @@ class IssueStreamParser:
             raise self._error("malformed JSON at character {}: {}".format(
                 self._offset + pos, getattr(exc, "msg", exc))) from None
         if not eof and (end >= len(buf) or (
-                buf[pos] not in '"{[' and _TOKEN.match(buf, pos).end() >= len(buf))):
+                buf[pos] not in '"{[' and _TOKEN.match(buf, pos).end() >= len(buf))):  # type: ignore[union-attr]  # matches ""
             return None  # a number ("12", "12.", "1e") may go on in the next chunk
         return value, end
 
     # --- checks -------------------------------------------------------------------
 
-    def _compute_row_meta(self):
+    def _compute_row_meta(self) -> Tuple[str, Optional[str],
+                                         Union[models.DataIntegritySeverity, str, None]]:
         meta = self._meta
         if "name" not in meta:
             meta = dict(meta, name=self._key)
         result = convert.structure(meta, models.DataIntegrityResult, self.what)
         return result.name, result.display_name, result.severity
 
-    def _issue(self, data):
+    def _issue(self, data: Any) -> models.DataIntegrityIssue:
         try:
             return convert.issue_from_dict(data)
         except TypeError as exc:
             raise self._error("an issue of check {!r}: {}".format(self._key, exc)) from None
 
-    def _flush_pending(self):
+    def _flush_pending(self) -> Iterator[models.IntegrityIssueRow]:
         name, display, severity = self._compute_row_meta()
         pending, self._pending = self._pending, None
         row = models.IntegrityIssueRow
@@ -291,12 +311,12 @@ class IssueStreamParser:
 
     # --- the state machine ------------------------------------------------------
 
-    def _non_finite(self, exc, pos):
+    def _non_finite(self, exc: Exception, pos: int) -> InvalidResponseError:
         return self._error("{} at or after character {} is not a number JSON allows (NaN and "
                            "Infinity are not JSON; a broken server or proxy?)".format(
                                str(exc)[:40], self._offset + pos))
 
-    def feed(self, text, eof=False):
+    def feed(self, text: str, eof: bool = False) -> Iterator[models.IntegrityIssueRow]:
         """Parse ``text`` (the next piece of the body); yield the rows it completes."""
         if self._open is not None:
             closed = False
@@ -327,7 +347,7 @@ class IssueStreamParser:
         loads = _loads
         while True:
             if pos < n and buf[pos] in _WS_CHARS:
-                pos = _WS.match(buf, pos).end()
+                pos = _WS.match(buf, pos).end()  # type: ignore[union-attr]  # _WS matches ""
             if pos >= n:
                 break
             c = buf[pos]
@@ -350,6 +370,7 @@ class IssueStreamParser:
                                 self.rows += 1
                                 yield row(name, display, severity, issue)
                         else:
+                            assert self._pending is not None  # held until the metadata
                             self._pending.extend(self._issue(d) for d in items)
                         continue
                 got = self._value(buf, pos, eof)
@@ -362,6 +383,7 @@ class IssueStreamParser:
                     name, display, severity = self._row_meta
                     yield row(name, display, severity, issue)
                 else:
+                    assert self._pending is not None  # held until the metadata
                     self._pending.append(issue)
                 state = _ISSUE_NEXT
 
@@ -433,6 +455,8 @@ class IssueStreamParser:
                     if self._pending is not None:
                         for item in self._flush_pending():
                             yield item
+                    if self.on_check is not None:
+                        self.on_check(self._key, self._meta, self.rows - self._check_start)
                     self._row_meta = None
                     self._meta = None
                     state = _TOP_NEXT
@@ -450,6 +474,7 @@ class IssueStreamParser:
                 self._meta = {}
                 self._row_meta = None
                 self._pending = None
+                self._check_start = self.rows
                 state = _CHECK_FIRST
 
             elif state == _TOP_NEXT or state == _TOP_FIRST:
@@ -482,13 +507,14 @@ class IssueStreamParser:
                 raise self._error("empty body where a JSON object was expected")
             raise self._error("the body ended before the JSON was complete (truncated?)")
 
-    def _fast_rows(self, items):
+    def _fast_rows(self, items: List[Any]) -> Iterator[models.IntegrityIssueRow]:
         """Rows for decoded issues, equal to ``IntegrityIssueRow(..., issue_from_dict(d))``
         but built by filling the slots (see ``_slot_setters``)."""
         check_name, display, severity = self._row_meta
         new = object.__new__
         issue_cls = models.DataIntegrityIssue
         row_cls = models.IntegrityIssueRow
+        assert _ISSUE_SETTERS is not None and _ROW_SETTERS is not None  # _FAST
         set_id, set_name, set_comment, set_refs = _ISSUE_SETTERS
         set_check, set_display, set_severity, set_issue = _ROW_SETTERS
         for data in items:
@@ -523,7 +549,7 @@ class IssueStreamParser:
             self.rows += 1
             yield row
 
-    def drain(self):
+    def drain(self) -> Iterator[models.IntegrityIssueRow]:
         """After the chunks broke off: yield the rows the text so far completes
         (as if the body ended here), without raising about the missing rest."""
         try:
@@ -531,7 +557,8 @@ class IssueStreamParser:
         except InvalidResponseError:
             pass
 
-    def _batch(self, buf, pos, n, loads):
+    def _batch(self, buf: str, pos: int, n: int,
+               loads: Callable[[str], Any]) -> Optional[Tuple[List[Any], int]]:
         """Decode the longest run of whole issues starting at ``pos`` in one
         ``json.loads`` call: (issues, position of the next issue) or None."""
         cand = _last_boundary(buf, pos, n)
@@ -565,16 +592,20 @@ class IssueStreamParser:
             return None
 
 
-def iter_issue_rows(chunks, what="the details body"):
+def iter_issue_rows(chunks: Iterable[bytes], what: str = "the details body",
+                    on_check: Optional[Callable[[models.DataIntegrityResult], None]] = None,
+                    ) -> Iterator[models.IntegrityIssueRow]:
     """Rows from a details body given as an iterable of ``bytes`` chunks.
 
     Yields :class:`~dhis2maint.models.IntegrityIssueRow` objects in body order;
     raises :class:`~dhis2maint.errors.InvalidResponseError` after the last
     complete row when the body is malformed, not UTF-8, or ends early.
     Exceptions raised by ``chunks`` itself pass through unchanged, after the
-    rows completed by the bytes received before them.
+    rows completed by the bytes received before them.  ``on_check(key, metadata,
+    issue_count)`` is called as each check's object ends, after its rows.
     """
     parser = IssueStreamParser(what)
+    parser.on_check = on_check
     decoder = codecs.getincrementaldecoder("utf-8")()
     at_start = True
     chunks = iter(chunks)
@@ -611,5 +642,5 @@ def iter_issue_rows(chunks, what="the details body"):
     yield from parser.feed(text, eof=True)
 
 
-def _strip_bom(text):
+def _strip_bom(text: str) -> str:
     return text[1:] if text[:1] == "\ufeff" else text

@@ -35,7 +35,8 @@ dhis2maint.testing --port 8080`` for a server in the foreground; every knob
 has a flag (``--help``).
 
 This module uses only the standard library and imports nothing else from
-dhis2maint.  It is not imported by ``import dhis2maint``.
+dhis2maint but its stdlib-only sibling ``_standin_scheduler`` (job configurations,
+/api/scheduling, /api/scheduler, /api/me, validation results; ``srv.scheduler``).  It is not imported by ``import dhis2maint``.
 """
 
 import argparse
@@ -59,7 +60,8 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple,
+                    TypeVar, cast)
 from urllib.parse import parse_qs, quote, urlsplit
 
 __all__ = ["Dhis2StandIn", "RecordedRequest", "DEFAULT_USERS", "DEFAULT_TOKEN", "main"]
@@ -259,13 +261,13 @@ def _dumps(obj):
 
 
 def _od(*pairs):
-    # type: (*Tuple[str, Any]) -> collections.OrderedDict
+    # type: (*Tuple[str, Any]) -> collections.OrderedDict[str, Any]
     """Ordered dict from (key, value) pairs, leaving out None values (Jackson NON_NULL)."""
     return collections.OrderedDict((k, v) for k, v in pairs if v is not None)
 
 
 def _web_message(code, message=None, status=None, error_code=None, dev_message=None, response=None):
-    # type: (int, Optional[str], Optional[str], Optional[str], Optional[str], Any) -> collections.OrderedDict
+    # type: (int, Optional[str], Optional[str], Optional[str], Optional[str], Any) -> collections.OrderedDict[str, Any]
     if status is None:
         status = "OK" if code < 400 else "ERROR"
     return _od(("httpStatus", HTTPStatus(code).phrase), ("httpStatusCode", code), ("status", status),
@@ -358,9 +360,15 @@ def _batched(pieces, size=_CHUNK):
         yield "".join(buf).encode("utf-8")
 
 
-RecordedRequest = collections.namedtuple("RecordedRequest", "method path query headers body")
-RecordedRequest.__doc__ = """One request as received: method, path (without query), query (dict str -> list of str),
-headers (plain dict), body (bytes)."""
+class RecordedRequest(NamedTuple):
+    """One request as received: method, path (without query), query (dict str -> list of str),
+    headers (plain dict), body (bytes)."""
+
+    method: str
+    path: str
+    query: Dict[str, List[str]]
+    headers: Dict[str, str]
+    body: bytes
 
 _LOGIN_PAGE = (
     "<!DOCTYPE html>\n<html>\n<head>\n<title>DHIS 2</title>\n"
@@ -399,7 +407,8 @@ def _load_catalogue_file():
         data = pkgutil.get_data("dhis2maint", "checks-2.42.json")
     if data is None:
         raise RuntimeError("dhis2maint/checks-2.42.json is missing")
-    return json.loads(data.decode("utf-8"), object_pairs_hook=collections.OrderedDict)
+    return cast(Dict[str, Any], json.loads(data.decode("utf-8"),
+                                           object_pairs_hook=collections.OrderedDict))
 
 
 def _code_of(name):
@@ -530,23 +539,24 @@ class _IssueMaker(object):
         comment = _COMMENTS[(i + self.h) % len(_COMMENTS)] if self.shape == "comment" else None
         return self._uid(self.prefix, i), "%s %s %d" % (self.label, word, i + 1), comment, refs
 
-    def json_pieces(self, count):
-        # type: (int) -> Iterator[str]
-        """The issues array content (without brackets) as string pieces; constant memory."""
+    def json_pieces(self, count, offset=0):
+        # type: (int, int) -> Iterator[str]
+        """The issues array content (without brackets) as string pieces; constant memory.
+        `offset` skips the first issues (drift: they were resolved)."""
         fast = self.shape == "plain" and self.style == "yaml"
         label, h, nw, words, prefix = self.label, self.h, len(_WORDS), _WORDS, self.prefix
         uid = self._uid
-        for start in range(0, count, 1000):
+        for start in range(offset, offset + count, 1000):
             parts = []
-            for i in range(start, min(count, start + 1000)):
+            for i in range(start, min(offset + count, start + 1000)):
                 if fast:
                     parts.append('{"id":"%s","name":"%s %s %d"}' % (uid(prefix, i), label, words[(i + h) % nw], i + 1))
                 else:
                     parts.append(_dumps(self.issue_json(i)))
-            yield ("," if start else "") + ",".join(parts)
+            yield ("," if start > offset else "") + ",".join(parts)
 
     def issue_json(self, i):
-        # type: (int) -> collections.OrderedDict
+        # type: (int) -> collections.OrderedDict[str, Any]
         uid, name, comment, refs = self.issue(i)
         if self.style == "java":
             return _od(("id", uid), ("name", name if uid is None else "%s:%s" % (name, uid)), ("comment", comment),
@@ -569,7 +579,7 @@ class _Job(object):
         self.end = None  # type: Optional[float]
         self.failed = None  # type: Optional[str]
         self.notifications = []  # type: List[Dict[str, Any]]  # oldest first
-        self.remaining = set()  # type: set  # checks queued or running in this job
+        self.remaining = set()  # type: Set[str]  # checks queued or running in this job
         self.report = None  # type: Optional[Dict[str, Any]]
 
     def finished(self, now):
@@ -584,12 +594,12 @@ class _Job(object):
 
 class _Result(object):
     """A cached summary/details entry; the issues themselves are regenerated on demand."""
-    __slots__ = ("name", "start", "finish", "count", "error", "stored")
+    __slots__ = ("name", "start", "finish", "count", "error", "stored", "offset")
 
-    def __init__(self, name, start, finish, count, error, stored):
-        # type: (str, float, float, int, Optional[str], float) -> None
+    def __init__(self, name, start, finish, count, error, stored, offset=0):
+        # type: (str, float, float, int, Optional[str], float, int) -> None
         self.name, self.start, self.finish, self.count = name, start, finish, count
-        self.error, self.stored = error, stored
+        self.error, self.stored, self.offset = error, stored, offset
 
 
 # ---------------------------------------------------------------------------
@@ -599,6 +609,11 @@ class _State(object):
     """All mutable server data; every method expects `self.lock` to be held by the caller."""
 
     CACHE_SECONDS = 3600.0
+    # (declared here so type checkers do not narrow the keys to the seeded literals)
+    options: Dict[str, str]
+    categories: Dict[str, Dict[str, Any]]
+    predictors: Dict[str, Tuple[str, int]]
+    validation_rules: Dict[str, Tuple[str, str, str]]
 
     def __init__(self, owner, features, checks, seed, issues):
         # type: (Dhis2StandIn, Dict[str, Any], _Checks, int, Optional[Dict[str, int]]) -> None
@@ -614,8 +629,9 @@ class _State(object):
         self.avg_ms = {}  # type: Dict[str, int]
         self.issue_counts = dict(issues or {})
         self.default_issue_count = None  # type: Optional[int]
+        self.integrity_runs = 0  # integrity jobs started: the drift round
         self.failing_checks = {}  # type: Dict[str, str]
-        self.job_failures = collections.deque()  # type: collections.deque
+        self.job_failures = collections.deque()  # type: collections.deque[str]
         self.conflicts = 0
         self.maintenance_log = []  # type: List[str]
         self._init_metadata()
@@ -724,13 +740,18 @@ class _State(object):
         fail_at = t0 + duration / 2.0 if failure is not None else None
         failing = dict(self.failing_checks)
         counts = {c: self.issue_count(c) for c in checks}
+        # drift: in run r a check with issues has r more, and its first r*drift are resolved
+        r, d = self.integrity_runs, int(self.owner.drift or 0)
+        self.integrity_runs += 1
+        offsets = {c: r * d for c in checks if d and counts[c] > 0}
+        counts.update((c, counts[c] + r) for c in offsets)
         params = job.params
         ev = self.schedule
 
         if job.kind == "report":
             ev(t0, lambda: self.notify(job, t0, "INFO", "Starting data integrity job", False))
 
-        def begin():
+        def begin() -> None:
             job.remaining = set(checks)
             self.running[cache_kind].update(checks)
             if mode != "none":
@@ -749,7 +770,7 @@ class _State(object):
                 ev(ts, functools.partial(self.notify, job, ts, "LOOP", "[%d/%d] %s" % (i, len(checks), description),
                                          False))
             ev(te, functools.partial(self._check_done, job, cache_kind, mode, name, ts, te, counts[name],
-                                     failing.get(name)))
+                                     failing.get(name), offsets.get(name, 0)))
 
         def finish(t, error):
             # type: (float, Optional[str]) -> None
@@ -772,8 +793,8 @@ class _State(object):
             job.start, job.end = t0, t0 + duration
             ev(t0 + duration, lambda: finish(t0 + duration, None))
 
-    def _check_done(self, job, cache_kind, mode, name, ts, te, count, error_message):
-        # type: (_Job, str, str, str, float, float, int, Optional[str]) -> None
+    def _check_done(self, job, cache_kind, mode, name, ts, te, count, error_message, offset=0):
+        # type: (_Job, str, str, str, float, float, int, Optional[str], int) -> None
         self._not_running(job, cache_kind, name)
         if error_message is not None:
             error = "Check failed because an exception was thrown: " + error_message
@@ -781,7 +802,7 @@ class _State(object):
             if mode != "none":
                 self.notify(job, te, "ERROR", error_message, False)
             return
-        self.cache[cache_kind][name] = _Result(name, ts, te, count, None, te)
+        self.cache[cache_kind][name] = _Result(name, ts, te, count, None, te, offset)
         self.avg_ms[name] = int(round((te - ts) * 1000))
 
     def _not_running(self, job, cache_kind, name):
@@ -823,7 +844,7 @@ class _State(object):
         if failure is not None and fail_at is not None:
             job.start, job.end = t0, fail_at
 
-            def fail():
+            def fail() -> None:
                 job.failed = "Process failed: " + failure
                 self.notify(job, fail_at, "ERROR", job.failed, True)
             self.schedule(fail_at, fail)
@@ -841,7 +862,7 @@ class _State(object):
         return cache
 
     def _flattened_report(self, checks, counts):
-        # type: (List[str], Dict[str, int]) -> collections.OrderedDict
+        # type: (List[str], Dict[str, int]) -> collections.OrderedDict[str, Any]
         """The FlattenedDataIntegrityReport of a REPORT job (2.36 or 2.37 format)."""
         old = self.f["report_format"] == "2.36"
         modern = self.f["integrity_api"] == "modern"
@@ -900,7 +921,7 @@ class _State(object):
             ("b7RnXc2LpQe", ("Malaria cases forecast", 24)),
             ("c3VhKd8WmTs", ("BCG coverage prediction", 6))])
         self.predictor_groups = {"gP9sHqL4kRt": ("Monthly predictors", ["a4Tz9PZk2Wq", "b7RnXc2LpQe"])}
-        self.failing_predictors = set()  # type: set
+        self.failing_predictors = set()  # type: Set[str]
         tree = [("ImspTQPwCqd", "Sierra Leone", None),
                 ("O6uvpzGd5pu", "Bo", "ImspTQPwCqd"), ("fdc6uOvgoji", "Bombali", "ImspTQPwCqd"),
                 ("kJq2mPyFEHo", "Kenema", "ImspTQPwCqd"),
@@ -988,17 +1009,20 @@ class _Request(object):
         return None if any(n in ("*", ":all", ":owner") for n in names) else names
 
 
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
 def _route(methods, pattern, authority=None, feature=None):
-    # type: (str, str, Optional[Tuple[str, ...]], Optional[str]) -> Callable[[Callable], Callable]
+    # type: (str, str, Optional[Tuple[str, ...]], Optional[str]) -> Callable[[_Fn], _Fn]
     """Decorator: register an _Api method for `methods` (space separated) and a path regex under /api/."""
     def register(fn):
-        # type: (Callable) -> Callable
+        # type: (_Fn) -> _Fn
         _ROUTES.append((tuple(methods.split()), re.compile("^" + pattern + "$"), fn, authority, feature))
         return fn
     return register
 
 
-_ROUTES = []  # type: List[Tuple[Tuple[str, ...], Any, Callable, Optional[Tuple[str, ...]], Optional[str]]]
+_ROUTES = []  # type: List[Tuple[Tuple[str, ...], Any, Callable[..., _Response], Optional[Tuple[str, ...]], Optional[str]]]
 
 
 class _Api(object):
@@ -1027,6 +1051,9 @@ class _Api(object):
             rest = m.group(2)
         if rest.endswith(".json"):
             rest = rest[:-5]
+        scheduled = self.owner.scheduler.handle(self, req, rest)  # _standin_scheduler.py
+        if scheduled is not None:
+            return scheduled
         allowed = []  # type: List[str]
         for methods, regex, fn, authority, feature in _ROUTES:
             match = regex.match(rest)
@@ -1095,6 +1122,7 @@ class _Api(object):
                    ("environmentVariable", "DHIS2_HOME"), ("systemId", _uid_from("system", owner.seed)),
                    ("systemName", "DHIS 2 stand-in"), ("instanceBaseUrl", req.base),
                    ("isMetadataVersionEnabled", False), ("emailConfigured", False), ("redisEnabled", False))
+        info.update(owner.scheduler.system_info_extra(req))
         return _Response.json(_filter_fields(info, req.fields()))
 
     @_route("GET", r"me")
@@ -1106,7 +1134,7 @@ class _Api(object):
 
     # -- data integrity: catalogue -------------------------------------------
     def _check_json(self, check):
-        # type: (Dict[str, Any]) -> collections.OrderedDict
+        # type: (Dict[str, Any]) -> collections.OrderedDict[str, Any]
         if not self.f["list_filters"]:  # 2.37/2.38 descriptor
             keys = ("name", "displayName", "section", "severity", "description", "introduction", "recommendation")
             return collections.OrderedDict((k, check[k]) for k in keys if k in check)
@@ -1247,7 +1275,7 @@ class _Api(object):
             raise _HttpError(400, "Value '%s' is not valid for parameter timeout. It should be of type long" % raw)
 
     def _result_head(self, result, kind):
-        # type: (_Result, str) -> collections.OrderedDict
+        # type: (_Result, str) -> collections.OrderedDict[str, Any]
         check = self.state.checks.by_name[result.name]
         out = self._check_json(check)
         if self.f["list_filters"]:
@@ -1267,7 +1295,7 @@ class _Api(object):
         head = _dumps(self._result_head(result, "details"))
         yield head[:-1] + ',"issues":['
         if result.error is None and result.count > 0:
-            for piece in self.state.issue_maker(result.name).json_pieces(result.count):
+            for piece in self.state.issue_maker(result.name).json_pieces(result.count, result.offset):
                 yield piece
         yield "]}"
 
@@ -1374,7 +1402,7 @@ class _Api(object):
         return self.f["task_gist"] and (raw is None or raw == "" or _parse_bool("gist", raw))
 
     def _feeds_of_type(self, job_type, now, gist):
-        # type: (str, float, bool) -> collections.OrderedDict
+        # type: (str, float, bool) -> collections.OrderedDict[str, Any]
         jobs = [j for j in self.state.jobs.values() if j.job_type == job_type]
         jobs = [j for j in jobs if self._feed(j, now)]
         jobs.sort(key=lambda j: j.notifications[-1]["time"], reverse=True)
@@ -1706,7 +1734,7 @@ class _Api(object):
 
     # -- category metadata -----------------------------------------------------------
     def _combo_json(self, uid, now):
-        # type: (str, float) -> collections.OrderedDict
+        # type: (str, float) -> collections.OrderedDict[str, Any]
         state = self.state
         combo = state.combos[uid]
         cats = [_od(("id", c), ("name", state.categories[c]["name"]),
@@ -1755,7 +1783,8 @@ class _Api(object):
 
     def _refs(self, body, key, known, klass):
         # type: (Dict[str, Any], str, Dict[str, Any], str) -> Tuple[List[str], List[Dict[str, Any]]]
-        uids, errors = [], []  # type: Tuple[List[str], List[Dict[str, Any]]]
+        uids = []  # type: List[str]
+        errors = []  # type: List[Dict[str, Any]]
         for ref in body.get(key) or []:
             uid = ref.get("id") if isinstance(ref, dict) else None
             if uid in known:
@@ -1768,7 +1797,7 @@ class _Api(object):
     def _new_uid(self, body, prefix):
         # type: (Dict[str, Any], str) -> str
         if isinstance(body.get("id"), str) and _UID_RE.match(body["id"]):
-            return body["id"]
+            return cast(str, body["id"])
         return _uid_from(prefix, self.owner.seed, next(self.state._seq))
 
     def _body_object(self, req):
@@ -1903,7 +1932,7 @@ class _Faults(object):
                     entry[0] -= 1
                     if entry[0] == 0:
                         self.pending[kind].remove(entry)
-                    return entry[2]
+                    return cast(Dict[str, Any], entry[2])
         return None
 
     def clear(self):
@@ -2026,7 +2055,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, owner):
         # type: (Tuple[str, int], Dhis2StandIn) -> None
         self.owner = owner
-        self.connections = set()  # type: set
+        self.connections = set()  # type: Set[socket.socket]
         self.connections_lock = threading.Lock()
         ThreadingHTTPServer.__init__(self, address, _Handler)
 
@@ -2067,11 +2096,17 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def owner(self):
         # type: () -> Dhis2StandIn
-        return self.server.owner  # type: ignore[attr-defined]
+        return cast(_Server, self.server).owner
 
     def version_string(self):
         # type: () -> str
         return "dhis2maint-standin"
+
+    def date_time_string(self, timestamp=None):
+        # type: (Optional[float]) -> str
+        """The Date header, off by the stand-in's scheduler.clock_skew."""
+        now = time.time() if timestamp is None else timestamp
+        return BaseHTTPRequestHandler.date_time_string(self, self.owner.scheduler.date_header_time(now))
 
     def log_message(self, format, *args):  # noqa: A002 - signature of the base class
         # type: (str, *Any) -> None
@@ -2239,6 +2274,9 @@ class Dhis2StandIn(object):
       drop_feed_after_completion /api/system/tasks/{type}/{id} answers [] once the job finished.
       login_redirect             unauthenticated /api calls get 302 to the login page instead of 401.
       coc_generation_delay       generated category option combos only appear after this many seconds.
+      drift                      integrity runs differ (0 = off): in the r-th run (from 0) each check with
+                                 issues has r more and its first r*drift issues are gone (resolved), so
+                                 history, trends and new-issue detection have something to show.
       verbose_notifications      integrity jobs post stage and "[i/n]" LOOP messages (real DHIS2 doesn't:
                                  DATA_INTEGRITY is not a notifying job type).
       maintenance_log            names of the maintenance operations run, in order.
@@ -2248,11 +2286,13 @@ class Dhis2StandIn(object):
     nan_next, deep_nesting_next, redirect_next, huge_header_next, answer_next (each
     optionally for one `path` prefix), and outage(seconds, after) which closes the
     listening socket -- connection refused -- while simulated jobs go on.
+      scheduler                  job configurations and scheduler state (_standin_scheduler.SchedulerState).
     """
 
-    def __init__(self, version="2.42", users=None, tokens=None, job_seconds=2.0, issues=None, seed=0,
-                 host="127.0.0.1", port=0, verbose=False):
-        # type: (str, Optional[Dict[str, str]], Optional[Dict[str, str]], float, Optional[Dict[str, int]], int, str, int, bool) -> None
+    def __init__(self, version: str = "2.42", users: Optional[Dict[str, str]] = None,
+                 tokens: Optional[Dict[str, str]] = None, job_seconds: float = 2.0,
+                 issues: Optional[Dict[str, int]] = None, seed: int = 0, host: str = "127.0.0.1",
+                 port: int = 0, verbose: bool = False) -> None:
         self._minor, self.full_version = _parse_version(version)
         self.version = str(version)
         self._features = _features(self._minor)
@@ -2271,6 +2311,7 @@ class Dhis2StandIn(object):
         self.login_redirect = False
         self.coc_generation_delay = 0.0  # type: float
         self.verbose_notifications = False
+        self.drift = 0  # type: int
         self.requests = []  # type: List[RecordedRequest]
         self._requests_lock = threading.Lock()
         self._faults = _Faults()
@@ -2278,20 +2319,20 @@ class Dhis2StandIn(object):
         checks = _Checks(self._features["catalogue"], _load_catalogue_file())
         self._state = _State(self, self._features, checks, seed, issues)
         self._api = _Api(self)
+        from ._standin_scheduler import SchedulerState  # stdlib-only sibling; imports this module
+        self.scheduler = SchedulerState(self)
         self._httpd = None  # type: Optional[_Server]
         self._thread = None  # type: Optional[threading.Thread]
         self._serving = False
         self._url = None  # type: Optional[str]
         self._down = threading.Event()  # set while an outage has the socket closed
 
-    def __repr__(self):
-        # type: () -> str
+    def __repr__(self) -> str:
         where = self.url if self._httpd is not None else "not started"
         return "<Dhis2StandIn %s %s>" % (self.full_version, where)
 
     # -- lifecycle ---------------------------------------------------------------
-    def _bind(self):
-        # type: () -> _Server
+    def _bind(self) -> _Server:
         if self._httpd is None:
             self._stop_event.clear()
             # after an outage: the same port again
@@ -2302,15 +2343,13 @@ class Dhis2StandIn(object):
         return self._httpd
 
     @property
-    def url(self):
-        # type: () -> str
+    def url(self) -> str:
         """Base URL without trailing slash, e.g. "http://127.0.0.1:PORT" (binds the socket if not yet bound)."""
         if self._url is None:
             self._bind()
         return self._url or ""
 
-    def start(self):
-        # type: () -> Dhis2StandIn
+    def start(self) -> "Dhis2StandIn":
         """Serve in a daemon thread; returns self."""
         if self._down.is_set():
             return self  # an outage: come_back() starts it again
@@ -2322,8 +2361,7 @@ class Dhis2StandIn(object):
             self._thread.start()
         return self
 
-    def serve_forever(self):
-        # type: () -> None
+    def serve_forever(self) -> None:
         """Serve in the calling thread until stop() is called (or KeyboardInterrupt)."""
         httpd = self._bind()
         self._serving = True
@@ -2333,8 +2371,7 @@ class Dhis2StandIn(object):
             self._serving = False
             self._close()
 
-    def stop(self):
-        # type: () -> None
+    def stop(self) -> None:
         """Stop serving, wake hung/trickling handlers, drop open connections, close the socket."""
         self._stop_event.set()
         httpd = self._httpd
@@ -2348,119 +2385,100 @@ class Dhis2StandIn(object):
         self._serving = False
         self._close()
 
-    def _close(self):
-        # type: () -> None
+    def _close(self) -> None:
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
             httpd.close_connections()
             httpd.server_close()
 
-    def __enter__(self):
-        # type: () -> Dhis2StandIn
+    def __enter__(self) -> "Dhis2StandIn":
         return self.start()
 
-    def __exit__(self, *exc):
-        # type: (*Any) -> None
+    def __exit__(self, *exc: Any) -> None:
         self.stop()
 
     # -- recording -----------------------------------------------------------------
-    def _record(self, request):
-        # type: (RecordedRequest) -> None
+    def _record(self, request: RecordedRequest) -> None:
         with self._requests_lock:
             self.requests.append(request)
 
-    def clear_requests(self):
-        # type: () -> None
+    def clear_requests(self) -> None:
         """Forget the recorded requests."""
         with self._requests_lock:
             del self.requests[:]
 
-    def _now(self):
-        # type: () -> float
+    def _now(self) -> float:
         return time.time()
 
-    def authorities_of(self, username):
-        # type: (str) -> List[str]
+    def authorities_of(self, username: str) -> List[str]:
         """The authorities of a user: srv.authorities[username] if set, else ["ALL"]."""
         return list(self.authorities.get(username, ["ALL"]))
 
     @property
-    def maintenance_log(self):
-        # type: () -> List[str]
+    def maintenance_log(self) -> List[str]:
         """Maintenance operations run so far, e.g. ["cacheClear", "analyticsTablesClear"]."""
         with self._state.lock:
             return list(self._state.maintenance_log)
 
     # -- fault knobs -----------------------------------------------------------------
-    def fail_next(self, count=1, status=503, method=None, retry_after=None, html=True):
-        # type: (int, int, Optional[str], Optional[Any], bool) -> None
+    def fail_next(self, count: int = 1, status: int = 503, method: Optional[str] = None,
+                  retry_after: Optional[Any] = None, html: bool = True) -> None:
         """The next `count` requests (of `method`, if given) get `status` with an nginx-like HTML page
         (or a DHIS2 WebMessage when html=False), plus Retry-After if `retry_after` is given."""
         self._faults.add("fail", count, method, status=int(status), retry_after=retry_after, html=html)
 
-    def hang_next(self, count=1, method=None):
-        # type: (int, Optional[str]) -> None
+    def hang_next(self, count: int = 1, method: Optional[str] = None) -> None:
         """The next `count` requests are read and never answered (until stop() or 60 s, then the
         connection is closed without a reply)."""
         self._faults.add("hang", count, method)
 
-    def truncate_next(self, count=1, method=None):
-        # type: (int, Optional[str]) -> None
+    def truncate_next(self, count: int = 1, method: Optional[str] = None) -> None:
         """The next `count` responses announce the full Content-Length but carry half the body (chunked
         ones stop mid-way without the last chunk); the connection is then closed."""
         self._faults.add("truncate", count, method)
 
-    def drop_response_next(self, count=1, method=None):
-        # type: (int, Optional[str]) -> None
+    def drop_response_next(self, count: int = 1, method: Optional[str] = None) -> None:
         """The next `count` requests (of `method`, if given) are carried out (a POST starts its
         job) but the connection is closed without an answer, as when a proxy or the network
         drops it: the client cannot know whether anything happened."""
         self._faults.add("drop", count, method)
 
-    def html_next(self, count=1, method=None):
-        # type: (int, Optional[str]) -> None
+    def html_next(self, count: int = 1, method: Optional[str] = None) -> None:
         """The next `count` requests get 200 text/html: the DHIS2 login page."""
         self._faults.add("html", count, method)
 
-    def set_delay(self, seconds):
-        # type: (float) -> None
+    def set_delay(self, seconds: float) -> None:
         """Every response waits `seconds` before it is sent."""
         self.delay = float(seconds or 0)
 
-    def set_trickle(self, bytes_per_second):
-        # type: (Optional[float]) -> None
+    def set_trickle(self, bytes_per_second: Optional[float]) -> None:
         """Send chunked (streamed) bodies in small pieces at this rate; 0/None = full speed."""
         self.trickle = bytes_per_second or None
 
-    def fail_next_job(self, message="Process failed: Simulated failure"):
-        # type: (str) -> None
+    def fail_next_job(self, message: str = "Process failed: Simulated failure") -> None:
         """The next job started fails half-way: an ERROR completed notification with `message`
         (a leading "Process failed: " is added if missing) and lastExecutedStatus FAILED (2.41+)."""
         prefix = "Process failed: "
         with self._state.lock:
             self._state.job_failures.append(message[len(prefix):] if message.startswith(prefix) else message)
 
-    def conflict_next(self, count=1):
-        # type: (int) -> None
+    def conflict_next(self, count: int = 1) -> None:
         """The next `count` job-starting POSTs answer 409 E1004 ("Job is already running.", or
         "Data integrity check is already running" for integrity runs)."""
         with self._state.lock:
             self._state.conflicts += int(count)
 
-    def set_issue_count(self, check_name, n):
-        # type: (str, int) -> None
+    def set_issue_count(self, check_name: str, n: int) -> None:
         """Runs started from now on find `n` issues for that check (details are streamed, so millions work)."""
         with self._state.lock:
             self._state.issue_counts[check_name] = int(n)
 
-    def fail_check(self, name, message="Simulated check failure"):
-        # type: (str, str) -> None
+    def fail_check(self, name: str, message: str = "Simulated check failure") -> None:
         """Runs started from now on fail this check: summary count -1 with `error`, details issues []."""
         with self._state.lock:
             self._state.failing_checks[name] = message
 
-    def fail_predictor(self, uid):
-        # type: (str) -> None
+    def fail_predictor(self, uid: str) -> None:
         """Runs of this predictor answer 409 "Unable to predict <name>"."""
         with self._state.lock:
             self._state.failing_predictors.add(uid)
@@ -2563,8 +2581,7 @@ class Dhis2StandIn(object):
         with self._state.lock:
             self._state.default_issue_count = None if n is None else int(n)
 
-    def reset_faults(self):
-        # type: () -> None
+    def reset_faults(self) -> None:
         """Clear every fault knob (pending request faults, delay, trickle, job failures, conflicts,
         failing checks/predictors, feed dropping, login redirect, COC delay)."""
         self._faults.clear()
@@ -2579,14 +2596,12 @@ class Dhis2StandIn(object):
             self._state.failing_predictors.clear()
 
     # -- introspection helpers for tests --------------------------------------------------
-    def job_ids(self, job_type=None):
-        # type: (Optional[str]) -> List[str]
+    def job_ids(self, job_type: Optional[str] = None) -> List[str]:
         """Ids of the jobs started so far (optionally of one job type), oldest first."""
         with self._state.lock:
             return [j.id for j in self._state.jobs.values() if job_type in (None, j.job_type)]
 
-    def check_names(self):
-        # type: () -> List[str]
+    def check_names(self) -> List[str]:
         """Names of the data-integrity checks this version lists."""
         return list(self._state.checks.by_name)
 

@@ -5,6 +5,7 @@ Code elsewhere asks ``supports(version, "feature")`` or calls
 version numbers itself, so a new DHIS2 release means editing this table only.
 """
 import re
+from typing import Optional, Sequence, Tuple
 
 from .errors import InvalidResponseError, UnsupportedServerError
 
@@ -14,7 +15,7 @@ __all__ = ["parse_version", "supports", "require", "FEATURES", "ANALYTICS_PARAME
 _VERSION = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+_ ].*)?\s*$")
 
 
-def parse_version(text):
+def parse_version(text: Optional[str]) -> Tuple[int, ...]:
     """``"2.42.1"`` -> ``(2, 42, 1)``; ``"2.42.3.1"`` -> ``(2, 42, 3, 1)``;
     ``"2.43-SNAPSHOT"`` -> ``(2, 43, 0)``.  Raises :class:`InvalidResponseError`
     for anything else (the text came from the server)."""
@@ -104,7 +105,7 @@ MAINTENANCE_NAMES = {
 }
 
 
-def maintenance_name(version, kind, name):
+def maintenance_name(version: Sequence[int], kind: str, name: str) -> str:
     """The name a server of ``version`` uses for the 2.42 maintenance ``name``
     (``kind`` ``"path"`` or ``"flag"``); :class:`UnsupportedServerError` if it has none."""
     entries = MAINTENANCE_NAMES.get((kind, name))
@@ -118,7 +119,7 @@ def maintenance_name(version, kind, name):
                                                   version_text(version)))
 
 
-def supports(version, feature):
+def supports(version: Sequence[int], feature: str) -> bool:
     """Whether a server of ``version`` (a tuple) has ``feature`` (a FEATURES key)."""
     if feature in BACKPORTED_FEATURES:
         return any(tuple(version) >= first and (gone is None or tuple(version) < gone)
@@ -128,11 +129,11 @@ def supports(version, feature):
     return version >= first and (gone is None or version < gone)
 
 
-def version_text(version):
+def version_text(version: Sequence[int]) -> str:
     return ".".join(str(p) for p in version)
 
 
-def require(version, feature, what):
+def require(version: Tuple[int, ...], feature: str, what: str) -> None:
     """Raise :class:`UnsupportedServerError` unless ``version`` supports ``feature``."""
     if supports(version, feature):
         return
@@ -147,6 +148,7 @@ def require(version, feature, what):
     if version[:2] < first:
         need = "DHIS2 {} or newer".format(version_text(first))
     else:
+        assert gone is not None  # supports() was False, so the feature is gone here
         need = "DHIS2 older than {}".format(version_text(gone))
     raise UnsupportedServerError("{} needs {}; this server runs {}".format(
         what, need, version_text(version)))

@@ -16,7 +16,7 @@ Connection settings come from the environment (see ``Session.from_env``):
 Files, one pair per night (the date is the local date the script runs):
 
     <dir>/2026-11-25.json   the report; read it back with dhis2maint.from_json
-    <dir>/2026-11-25.csv    check,severity,id,name,comment,refs -- one line per issue
+    <dir>/2026-11-25.csv    "# source: …" line, then check,severity,id,name,comment,refs -- one line per issue
 
 ``<dir>`` is ``--dir``, else ``$DHIS2_REPORT_DIR``, else ``./integrity-reports``.
 Running twice on the same day replaces that day's files and compares with the

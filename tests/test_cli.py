@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -91,7 +92,9 @@ def test_report_csv_and_issues_jsonl_agree(fresh):
     run = run_cli(["integrity", "run", "--details"], url=fresh.url)
     assert run.returncode == 0
     table = run_cli(["integrity", "report", "--details", "--format", "csv"], url=fresh.url)
-    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    source, _, body = table.stdout.partition("\n")
+    assert source.startswith("# source: baseUrl=" + fresh.url)  # provenance first (#12.7)
+    rows = list(csv.DictReader(io.StringIO(body)))
     stream = run_cli(["integrity", "issues", "--format", "jsonl"], url=fresh.url)
     assert stream.returncode == 0, stream.stderr
     lines = [json.loads(line) for line in stream.stdout.splitlines()]
@@ -258,3 +261,12 @@ def test_demo_runs_against_the_built_in_stand_in():
     assert proc.returncode == 0, proc.stderr
     assert "Built-in DHIS2 2.42 stand-in" in proc.stdout
     assert "Total:" in proc.stdout and "Analytics:" in proc.stdout
+    # #16.6: seeded drift between nights, recorded in a history, shown as a trend
+    nights = re.findall(r"Night (\d): ([\d,]+) issues, ([\d,]+) new, ([\d,]+) resolved",
+                        proc.stdout)
+    assert [n[0] for n in nights] == ["1", "2", "3"]
+    assert nights[0][2] == nights[0][1]  # the first night everything is new
+    assert all(int(n[2]) > 0 and int(n[3]) > 0 for n in nights[1:])  # fixed and new ones
+    trend = [int(c.replace(",", "")) for c in re.findall(r"  run \d+  \S+ \S+\s+([\d,]+)",
+                                                         proc.stdout)]
+    assert len(trend) == 3 and trend == sorted(trend) and trend[0] < trend[-1]

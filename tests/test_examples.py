@@ -87,6 +87,8 @@ def test_script_first_run_saves_json_and_csv_and_exits_0(srv, tmp_path):
     assert issues  # the stand-in gives most checks a few issues
 
     rows = read_csv(folder / (today + ".csv"))
+    assert rows[0][0].startswith("# source: baseUrl=" + srv.url)  # provenance line first
+    rows = rows[1:]
     assert rows[0] == ["check", "severity", "id", "name", "comment", "refs"]
     assert len(rows) - 1 == len(issues)
     assert rows[1][0] == issues[0].check_name and rows[1][2] == (issues[0].issue.id or "")
@@ -177,14 +179,16 @@ def test_script_exits_2_when_it_cannot_run(srv, tmp_path):
 
 
 class StubAirflow:
-    """Just enough of Airflow 2 for the DAG file: DAG (a context manager),
-    PythonOperator (records its callable), ``>>``, AirflowFailException,
-    Variable and BaseHook.get_connection."""
+    """Just enough of Airflow for the DAG file: DAG (a context manager),
+    PythonOperator (records its callable), ``>>``, AirflowFailException and
+    BaseHook.get_connection -- laid out as Airflow 2 (``airflow.operators.python``,
+    ``airflow.hooks.base``) or, with ``sdk=True``, as Airflow 3 (``airflow.sdk``,
+    the standard provider's PythonOperator)."""
 
-    def __init__(self, with_fail_exception=True):
-        self.variables = {}
+    def __init__(self, with_fail_exception=True, sdk=False):
         self.connections = {}
         self.dags = []
+        self.looked_up = []
         stub = self
         current = []
 
@@ -214,37 +218,60 @@ class StubAirflow:
                 self.downstream.append(other)
                 return other
 
-        class Variable:
-            @staticmethod
-            def get(key, default_var=None):
-                return stub.variables.get(key, default_var)
-
         class BaseHook:
             @staticmethod
             def get_connection(conn_id):
+                stub.looked_up.append(conn_id)
+                if conn_id not in stub.connections:
+                    raise AirflowNotFoundException("The conn_id `{}` isn't defined".format(
+                        conn_id))
                 return stub.connections[conn_id]
 
+        class AirflowNotFoundException(Exception):
+            pass
+
         self.AirflowFailException = AirflowFailException
-        airflow = types.ModuleType("airflow")
-        airflow.DAG = DAG
-        operators = types.ModuleType("airflow.operators")
-        python = types.ModuleType("airflow.operators.python")
-        python.PythonOperator = PythonOperator
-        exceptions = types.ModuleType("airflow.exceptions")
+        self.DAG, self.PythonOperator, self.BaseHook = DAG, PythonOperator, BaseHook
+        modules = {}
+
+        def module(name, **attrs):
+            mod = types.ModuleType(name)
+            for key, value in attrs.items():
+                setattr(mod, key, value)
+            modules[name] = mod
+            return mod
+
+        exceptions = module("airflow.exceptions", AirflowNotFoundException=AirflowNotFoundException)
         if with_fail_exception:
             exceptions.AirflowFailException = AirflowFailException
-        models = types.ModuleType("airflow.models")
-        models.Variable = Variable
-        hooks = types.ModuleType("airflow.hooks")
-        base = types.ModuleType("airflow.hooks.base")
-        base.BaseHook = BaseHook
-        self.modules = {"airflow": airflow, "airflow.operators": operators,
-                        "airflow.operators.python": python, "airflow.exceptions": exceptions,
-                        "airflow.models": models, "airflow.hooks": hooks,
-                        "airflow.hooks.base": base}
+        if sdk:
+            module("airflow")
+            module("airflow.sdk", DAG=DAG, BaseHook=BaseHook)
+            module("airflow.providers")
+            module("airflow.providers.standard")
+            module("airflow.providers.standard.operators")
+            module("airflow.providers.standard.operators.python", PythonOperator=PythonOperator)
+        else:
+            module("airflow", DAG=DAG)
+            module("airflow.operators")
+            module("airflow.operators.python", PythonOperator=PythonOperator)
+            module("airflow.hooks")
+            module("airflow.hooks.base", BaseHook=BaseHook)
+        self.modules = modules
+
+
+class FakeTaskInstance:
+    def __init__(self, xcoms):
+        self.xcoms = xcoms
+
+    def xcom_pull(self, task_ids):
+        return self.xcoms.get(task_ids)
 
 
 def import_dag(monkeypatch, stub):
+    for name in list(sys.modules):
+        if name == "airflow" or name.startswith("airflow."):
+            monkeypatch.delitem(sys.modules, name)
     for name, module in stub.modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     spec = importlib.util.spec_from_file_location(
@@ -259,15 +286,32 @@ def stub():
     return StubAirflow()
 
 
+def connection(url, login="", password=DEFAULT_TOKEN, **extra):
+    """An Airflow Connection as the UI makes it: Host with the scheme."""
+    return types.SimpleNamespace(conn_id="dhis2_default", conn_type="http", host=url,
+                                 schema="", port=None, login=login, password=password,
+                                 extra_dejson=extra)
+
+
 @pytest.fixture
-def dag_env(monkeypatch, srv, tmp_path):
+def dag_env(monkeypatch, srv, stub, tmp_path):
     for name in list(os.environ):
-        if name.startswith("DHIS2_"):
+        if name.startswith(("DHIS2_", "AIRFLOW_VAR_")):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("DHIS2_URL", srv.url)
-    monkeypatch.setenv("DHIS2_PAT", DEFAULT_TOKEN)
+    # Left over on a worker: must not override the Connection.
+    monkeypatch.setenv("DHIS2_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("DHIS2_PAT", "d2pat_not_this_one")
     monkeypatch.setenv("DHIS2_REPORT_DIR", str(tmp_path))
+    stub.connections["dhis2_default"] = connection(srv.url)
     return tmp_path
+
+
+def run_context(day, params=None, run_type="scheduled"):
+    """The context keys the DAG's callables read, as Airflow passes them."""
+    logical_date = datetime.datetime.strptime(day, "%Y-%m-%d").replace(
+        hour=1, minute=30, tzinfo=datetime.timezone.utc)
+    return {"run_id": "{}__{}".format(run_type, logical_date.isoformat()),
+            "logical_date": logical_date, "params": dict(params or {})}
 
 
 def test_dag_structure(monkeypatch, stub):
@@ -275,14 +319,28 @@ def test_dag_structure(monkeypatch, stub):
     assert len(stub.dags) == 1 and module.dag is stub.dags[0]
     dag = stub.dags[0]
     assert dag.dag_id == "dhis2_nightly_maintenance" and dag.kwargs["catchup"] is False
-    assert list(dag.tasks) == ["check_integrity", "refresh_analytics"]
-    integrity, analytics = dag.tasks["check_integrity"], dag.tasks["refresh_analytics"]
-    assert integrity.downstream == [analytics]
+    assert list(dag.tasks) == ["check_integrity", "refresh_analytics", "verdict"]
+    integrity, analytics, verdict = (dag.tasks[t] for t in dag.tasks)
+    assert integrity.downstream == [analytics, verdict] and analytics.downstream == [verdict]
     # Module-level functions, so Airflow can pickle/serialise them and tests can call them.
     assert integrity.python_callable is module.check_integrity
     assert analytics.python_callable is module.refresh_analytics
+    assert verdict.python_callable is module.verdict
+    # Analytics runs after a failed integrity check; the verdict always runs, last.
     assert analytics.kwargs["trigger_rule"] == "all_done"
+    assert verdict.kwargs["trigger_rule"] == "all_done"
+    assert tuple(module.UPSTREAM) == ("check_integrity", "refresh_analytics")
+    for task in dag.tasks.values():
+        assert task.kwargs["execution_timeout"] > datetime.timedelta(0)
+    assert sorted(dag.kwargs["params"]) == sorted(module.DEFAULTS)
     assert module.AirflowFailException is stub.AirflowFailException
+
+
+def test_dag_imports_airflow_3_names_where_present(monkeypatch):
+    stub = StubAirflow(sdk=True)
+    module = import_dag(monkeypatch, stub)
+    assert module.DAG is stub.DAG and module.PythonOperator is stub.PythonOperator
+    assert list(stub.dags[0].tasks) == ["check_integrity", "refresh_analytics", "verdict"]
 
 
 def test_dag_falls_back_to_runtime_error_without_airflow_fail_exception(monkeypatch):
@@ -292,49 +350,76 @@ def test_dag_falls_back_to_runtime_error_without_airflow_fail_exception(monkeypa
 
 def test_dag_integrity_task_fails_on_new_severe_issues(monkeypatch, stub, srv, dag_env):
     module = import_dag(monkeypatch, stub)
-    first = module.check_integrity(ds="2026-11-24")
-    path = str(dag_env / "2026-11-24.json")
-    assert first["report"] == path and first["previous"] is None
+    first = module.check_integrity(**run_context("2026-11-24"))
+    assert first["previous"] is None
+    path = first["report"]
+    assert os.path.basename(path) == \
+        "20261124T013000_scheduled__2026-11-24T01_30_00_00_00.json"
     old = read_report(path)
     assert old.details and first["issues"] == len(list(old.issue_rows()))
 
     # Nothing changed: compared, passes.
-    second = module.check_integrity(ds="2026-11-25")
+    second = module.check_integrity(**run_context("2026-11-25"))
     assert second["previous"] == path and second["new"] == 0 and second["new_at_threshold"] == 0
 
     severe = first_severe_check(old)
     srv.set_issue_count(severe.name, len(severe.issues) + 3)
     with pytest.raises(stub.AirflowFailException) as info:
-        module.check_integrity(ds="2026-11-26")
+        module.check_integrity(**run_context("2026-11-26"))
     message = str(info.value)
-    assert message.startswith("3 new data-integrity issues at SEVERE or worse since 2026-11-25.json")
+    assert message.startswith("3 new data-integrity issues at SEVERE or worse since "
+                              "20261125T013000_scheduled__")
     assert severe.name in message
     # The report is saved before the task fails, for the next run and for people.
-    assert len(read_report(dag_env / "2026-11-26.json")[severe.name].issues) == \
-        len(severe.issues) + 3
+    bad = os.path.join(str(dag_env), "20261126T013000_scheduled__2026-11-26T01_30_00_00_00.json")
+    assert len(read_report(bad)[severe.name].issues) == len(severe.issues) + 3
 
-    # A higher threshold from an Airflow Variable: the same change passes.
-    stub.variables["dhis2_fail_on"] = "critical"
-    result = module.check_integrity(ds="2026-11-27")  # compares with 2026-11-26
-    assert result["previous"].endswith("2026-11-26.json") and result["new"] == 0
-    result = module.check_integrity(ds="2026-11-26")  # re-run of that day: vs 2026-11-25
+    # A manual run on the same day gets its own file: the scheduled run's report stays.
+    context = run_context("2026-11-26", run_type="manual")
+    context["logical_date"] = context["logical_date"].replace(hour=10, minute=0)  # at 10:00
+    manual = module.check_integrity(**context)
+    assert os.path.basename(manual["report"]) == \
+        "20261126T100000_manual__2026-11-26T01_30_00_00_00.json"
+    assert os.path.exists(bad) and manual["previous"] == bad and manual["new"] == 0
+
+    # A higher threshold from the run's params: the same change passes.
+    result = module.check_integrity(**run_context("2026-11-27", {"dhis2_fail_on": "critical"}))
+    assert os.path.basename(result["previous"]).startswith("20261126T100000_manual__")
+    # A re-run of 2026-11-26's run compares with 2026-11-25, never with itself.
+    result = module.check_integrity(**run_context("2026-11-26", {"dhis2_fail_on": "critical"}))
+    assert os.path.basename(result["previous"]).startswith("20261125T013000_")
     assert result["new"] == 3 and result["new_at_threshold"] == 0
 
 
-def test_dag_report_dir_from_variable(monkeypatch, stub, srv, dag_env):
+def test_dag_reads_reports_of_the_older_per_day_naming(monkeypatch, stub, srv, dag_env):
     module = import_dag(monkeypatch, stub)
-    stub.variables["dhis2_report_dir"] = str(dag_env / "from-variable")
-    result = module.check_integrity(ds="2026-11-24")
-    assert result["report"] == str(dag_env / "from-variable" / "2026-11-24.json")
-    assert os.path.exists(result["report"])
+    first = module.check_integrity(**run_context("2026-11-24"))
+    os.rename(first["report"], os.path.join(str(dag_env), "2026-11-24.json"))
+    result = module.check_integrity(**run_context("2026-11-25"))
+    assert os.path.basename(result["previous"]) == "2026-11-24.json" and result["new"] == 0
 
 
-def test_dag_analytics_task_waits_for_the_job(monkeypatch, stub, srv, dag_env):
+def test_dag_settings_from_params_then_airflow_var_env_then_env(monkeypatch, stub, srv, dag_env):
+    module = import_dag(monkeypatch, stub)
+    monkeypatch.setenv("AIRFLOW_VAR_DHIS2_REPORT_DIR", str(dag_env / "from-variable"))
+    result = module.check_integrity(**run_context("2026-11-24"))
+    assert os.path.dirname(result["report"]) == str(dag_env / "from-variable")
+    params = {"dhis2_report_dir": str(dag_env / "from-params")}
+    result = module.check_integrity(**run_context("2026-11-24", params))
+    assert os.path.dirname(result["report"]) == str(dag_env / "from-params")
+    # A param left at None falls through.
+    result = module.check_integrity(**run_context("2026-11-24", {"dhis2_report_dir": None}))
+    assert os.path.dirname(result["report"]) == str(dag_env / "from-variable")
+
+
+def test_dag_analytics_task_waits_for_the_job_and_logs_progress(monkeypatch, stub, srv, dag_env,
+                                                                caplog):
     module = import_dag(monkeypatch, stub)
     srv.job_seconds = 0.8
     srv.clear_requests()
+    caplog.set_level("INFO", logger="dhis2maint")
     started = time.monotonic()
-    result = module.refresh_analytics()
+    result = module.refresh_analytics(**run_context("2026-11-24"))
     elapsed = time.monotonic() - started
     assert elapsed >= 0.8  # it did not return before the simulated job ended
 
@@ -347,39 +432,69 @@ def test_dag_analytics_task_waits_for_the_job(monkeypatch, stub, srv, dag_env):
              if r.method == "GET" and r.path == "/api/system/tasks/ANALYTICS_TABLE/" + job_id]
     assert polls, [(r.method, r.path) for r in srv.requests]
     assert srv.requests[-1].path == polls[-1].path  # polling was the last thing it did
+    # recover_job_starts=True: the task feed was read before the job start.
+    assert srv.requests[0].path == "/api/system/tasks/ANALYTICS_TABLE"
     # DHIS2's feed now says the job completed, and the task returned its last message.
     with dhis2maint.Session(srv.url, token=DEFAULT_TOKEN) as session:
         feed = session.get_task_notifications("ANALYTICS_TABLE", job_id)
     assert any(n.completed for n in feed)
     assert result["message"] in [n.message for n in feed]
+    # Each notification reached the log (what Airflow's task log shows).
+    logged = [r.getMessage() for r in caplog.records if r.name == "dhis2maint"]
+    assert "ANALYTICS_TABLE job {}: {} (completed)".format(job_id, result["message"]) in logged
+    assert len([m for m in logged if m.startswith("ANALYTICS_TABLE job " + job_id)]) == \
+        len(feed)
 
 
 def test_dag_analytics_task_fails_when_the_job_fails(monkeypatch, stub, srv, dag_env):
     module = import_dag(monkeypatch, stub)
-    stub.variables["dhis2_analytics_last_years"] = "5"
     srv.fail_next_job("Simulated analytics failure")
     with pytest.raises(dhis2maint.JobFailedError):
-        module.refresh_analytics()
+        module.refresh_analytics(**run_context("2026-11-24",
+                                               {"dhis2_analytics_last_years": "5"}))
     post = [r for r in srv.requests if r.method == "POST"][-1]
     assert post.query == {"lastYears": ["5"]}
 
 
+def test_dag_verdict_fails_the_run_when_a_task_failed(monkeypatch, stub):
+    module = import_dag(monkeypatch, stub)
+    green = {"check_integrity": {"new": 0}, "refresh_analytics": {"job": "x"}}
+    assert module.verdict(ti=FakeTaskInstance(green)) == green
+    with pytest.raises(stub.AirflowFailException, match="failed: check_integrity"):
+        module.verdict(ti=FakeTaskInstance({"refresh_analytics": {"job": "x"}}))
+    with pytest.raises(stub.AirflowFailException,
+                       match="failed: check_integrity, refresh_analytics"):
+        module.verdict(ti=FakeTaskInstance({}))
+
+
 @pytest.mark.parametrize("login", ["", "admin"])
 def test_dag_connection_from_airflow(monkeypatch, stub, srv, dag_env, login):
-    monkeypatch.delenv("DHIS2_URL")
-    monkeypatch.delenv("DHIS2_PAT")
     module = import_dag(monkeypatch, stub)
     scheme, host_port = srv.url.split("://")
     host, port = host_port.split(":")
     password = "district" if login else DEFAULT_TOKEN
+    # Host, Schema (the scheme) and Port in separate fields, as in the UI.
     stub.connections["dhis2_default"] = types.SimpleNamespace(
-        host=host, schema=scheme, port=int(port), login=login, password=password)
+        conn_id="dhis2_default", conn_type="http", host=host, schema=scheme, port=int(port),
+        login=login, password=password, extra_dejson={"timeout": 12})
     with module.get_session() as session:
-        assert session.base_url == srv.url
+        assert session.base_url == srv.url and session.timeout == 12
         assert session.auth_kind == ("basic" if login else "token")
+        assert session.recover_job_starts is True
         assert session.server_version[:2] == (2, 42)
-    # A full URL in Host works too.
-    stub.connections["dhis2_default"] = types.SimpleNamespace(
-        host=srv.url, schema=None, port=None, login=login, password=password)
-    with module.get_session() as session:
-        assert session.base_url == srv.url and session.server_version[:2] == (2, 42)
+    # Another connection id from the run's params.
+    stub.connections["dhis2_other"] = connection(srv.url, login, password)
+    with module.get_session({"params": {"dhis2_conn_id": "dhis2_other"}}) as session:
+        assert session.base_url == srv.url
+    assert stub.looked_up == ["dhis2_default", "dhis2_other"]
+
+
+def test_dag_connection_without_credentials_fails_naming_it(monkeypatch, stub, srv, dag_env):
+    module = import_dag(monkeypatch, stub)
+    stub.connections["dhis2_default"] = connection(srv.url, password="")
+    with pytest.raises(dhis2maint.ConfigurationError, match="'dhis2_default' has no credentials"):
+        module.get_session()
+    del stub.connections["dhis2_default"]
+    with pytest.raises(dhis2maint.ConfigurationError,
+                       match="'dhis2_default' is not defined.*AIRFLOW_CONN_DHIS2_DEFAULT"):
+        module.get_session()

@@ -81,5 +81,6 @@ def test_readme_snippets_run_against_the_stand_in(tmp_path, monkeypatch, capsys)
     for path in ("/api/dataIntegrity/summary", "/api/dataIntegrity/details",
                  "/api/resourceTables/analytics", "/api/predictors/run",
                  "/api/dataAnalysis/validationRules",
-                 "/api/maintenance/categoryOptionComboUpdate/categoryCombo/t3aNCvHsoSn"):
+                 "/api/maintenance/categoryOptionComboUpdate/categoryCombo/t3aNCvHsoSn",
+                 "/api/jobConfigurations", "/api/scheduler", "/api/validationResults", "/api/me"):
         assert path in paths, path

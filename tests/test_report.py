@@ -760,3 +760,138 @@ def test_comparison_from_compare_reports_in_every_format(details):
     kinds = [json.loads(line)["change"]
              for line in render(rep.write_comparison, comparison, "jsonl").splitlines()]
     assert kinds == ["new", "resolved"]
+
+
+# --- provenance and check information (#12.7, #12.8) -----------------------------------------
+
+FIXTURE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def _stamped(report):
+    report.base_url, report.dhis2_version, report.job_id = \
+        "https://dhis2.example.org", "2.42.3", "Job00000001"
+    report.run_at = datetime.datetime(2025, 1, 31, 2, 0, 5, tzinfo=datetime.timezone.utc)
+    report.server_time = datetime.datetime(2025, 1, 31, 4, 0, 5, 123000)
+    return report
+
+
+def test_a_report_saved_before_provenance_still_loads():
+    # saved by dhis2maint 0.1 (format 1, no "source", no check texts) from the stand-in
+    for name in ("report-format1-2.42-details.json", "report-format1-2.42-summary.json"):
+        with open(os.path.join(FIXTURE_DIR, name), encoding="utf-8") as handle:
+            old = from_json(handle.read())
+        assert len(old) == 91 and old.base_url is None and old.run_at is None
+        assert old["categories_no_options"].recommendation is None
+        assert from_json(rep_json(old)) == old
+
+
+def rep_json(report):
+    from dhis2maint.convert import to_json
+
+    return to_json(report)
+
+
+def test_provenance_and_check_texts_round_trip(details):
+    report = _stamped(details)
+    text = rep_json(report)
+    data = json.loads(text)
+    assert data["source"] == {"baseUrl": "https://dhis2.example.org", "dhis2Version": "2.42.3",
+                              "jobId": "Job00000001", "runAt": "2025-01-31T02:00:05.000Z",
+                              "serverTime": "2025-01-31T04:00:05.123"}
+    back = from_json(text)
+    assert back == report and back.run_at.tzinfo is not None and back.server_time.tzinfo is None
+    geo = back["orgunits_invalid_geometry"]
+    assert geo.description and geo.is_slow is False and geo.is_programmatic is False
+    assert geo.section_order == 3 and geo.issues_id_type == "organisationUnits"
+    assert back["program_rule_actions_without_data_object"].is_slow is True
+
+
+def test_result_carries_what_dhis2_sends_with_the_check():
+    # DataIntegrityCheck fields, unwrapped into every summary/details object
+    # (dhis-api/.../dataintegrity/DataIntegrityCheck.java@2.42, DataIntegritySummary.java@2.42)
+    body = {"name": "categories_no_options", "displayName": "Categories with no options",
+            "section": "Categories", "sectionOrder": 1, "severity": "WARNING",
+            "description": "Categories with no category options",
+            "introduction": "Categories should always have at least one option.",
+            "recommendation": "Delete the categories or add options to them.",
+            "issuesIdType": "categories", "isSlow": False, "isProgrammatic": False,
+            "averageExecutionTime": 12, "code": "CNO", "startTime": "2025-01-31T10:15:02.120",
+            "finishedTime": "2025-01-31T10:15:02.133", "count": 2, "percentage": 4.5}
+    result = report_from_dict({"categories_no_options": body})["categories_no_options"]
+    assert result.introduction == body["introduction"]
+    assert result.recommendation == body["recommendation"]
+    assert (result.description, result.is_slow, result.is_programmatic, result.section_order,
+            result.issues_id_type) == (body["description"], False, False, 1, "categories")
+
+
+def test_jsonl_and_csv_start_with_the_source(details):
+    report = _stamped(details)
+    lines = render(rep.write_report, report, "jsonl").splitlines()
+    assert json.loads(lines[0]) == {"dhis2maint": 1, "source": json.loads(rep_json(report))[
+        "source"]}
+    assert all("check" in json.loads(line) for line in lines[1:])
+    text = render(rep.write_report, report, "csv")
+    first, _, body = text.partition("\n")
+    assert first == ("# source: baseUrl=https://dhis2.example.org; dhis2Version=2.42.3; "
+                     "jobId=Job00000001; runAt=2025-01-31T02:00:05.000Z; "
+                     "serverTime=2025-01-31T04:00:05.123")
+    assert next(csv.reader(io.StringIO(body))) == rep.ISSUE_CSV_HEADER
+    # without provenance nothing changes
+    assert not render(rep.write_report, report_from_dict(DETAILS_JSON), "csv").startswith("#")
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_report_stream_writes_what_write_report_writes(details, fmt):
+    report = _stamped(details)
+    out = io.StringIO()
+    stream = rep.ReportStream(fmt, out, report)
+    for result in report:
+        for issue in result.issues or ():
+            stream.row(IntegrityIssueRow(result.name, result.display_name, result.severity,
+                                         issue))
+        stream.check(result)
+    stream.close()
+    assert stream.rows == sum(len(r.issues) for r in report)
+    if fmt == "json":
+        assert from_json(out.getvalue()) == report  # failed and empty checks included
+    else:
+        assert out.getvalue() == render(rep.write_report, report, fmt)
+
+
+def test_object_urls_follow_the_maintenance_app():
+    base = "https://dhis2.example.org/hmis"
+    assert rep.object_url(base, "organisationUnits", "ImspTQPwCqd") == (
+        base + "/dhis-web-maintenance/index.html#/edit/organisationUnitSection/"
+               "organisationUnit/ImspTQPwCqd")
+    assert rep.object_url(base + "/", "dataElements", "fbfJHSPpUQD").endswith(
+        "#/edit/dataElementSection/dataElement/fbfJHSPpUQD")
+    assert rep.object_url(base, "users", "xE7jOejl9FI") is None  # not a maintenance object
+    assert rep.object_url(base, None, "xE7jOejl9FI") is None
+    assert rep.object_url(base, "dataElements", "not a uid") is None
+    assert rep.object_url("javascript:alert(1)", "dataElements", "fbfJHSPpUQD") is None
+
+
+def test_html_shows_fix_text_and_links_and_escapes_them(details):
+    report = _stamped(details)
+    geo = report["orgunits_invalid_geometry"]
+    geo.recommendation = "Fix <script>alert(1)</script> & re-run"
+    geo.introduction = "Broken <b>geometry</b>"
+    text = render(rep.write_report, report, "html")
+    assert "How to fix:</strong> Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; re-run" in text
+    assert '<p class="intro">Broken &lt;b&gt;geometry&lt;/b&gt;</p>' in text
+    assert ('href="https://dhis2.example.org/dhis-web-maintenance/index.html#/edit/'
+            'organisationUnitSection/organisationUnit/OU000000001"') in text
+    assert 'id="job-id">Job00000001<' in text and 'id="run-at">2025-01-31 02:00:05<' in text
+    assert 'id="filter"' in text and 'id="trend-chart"' not in text  # no history given
+
+
+def test_html_caps_the_issues_of_a_huge_run(monkeypatch):
+    monkeypatch.setattr(rep, "HTML_TOTAL_LIMIT", 250)
+    data = {"c%d" % n: _check("c%d" % n, "Check %d" % n, "S", "WARNING", "C%d" % n,
+                              issues=[{"id": "Ab%09d" % i, "name": "x"} for i in range(200)])
+            for n in range(3)}
+    dom = parse(render(rep.write_report, report_from_dict(data), "html"))
+    listed = [int(a["data-listed"]) for tag, a in dom.tags if tag == "details"]
+    assert listed == [200, 50, 0] and sum(listed) == 250
+    text = render(rep.write_report, report_from_dict(data), "html")
+    assert "… and 150 more (listed: 50 of 200" in text and "… and 200 more" in text

@@ -373,3 +373,125 @@ def test_screenshot(chromium, workdir, page):
     keep = os.environ.get("DHIS2MAINT_SCREENSHOT")
     if keep:
         shutil.copyfile(str(shot), keep)
+
+
+# --- the page an admin acts on: fix-it text, history, links, filter (#16.4, #12.8) -----------
+
+XSS_FIX = "Delete <b onmouseover=\"document.title='pwned by fix'\">it</b> & re-run"
+BASE = "https://dhis2.example.org"
+
+FILTER_PROBE = """
+(function () {
+  "use strict";
+  var out = {}, box = document.getElementById("filter");
+  function visible(selector) {
+    return Array.prototype.filter.call(document.querySelectorAll(selector), function (el) {
+      return el.offsetParent !== null || el.tagName === "DETAILS" &&
+        getComputedStyle(el).display !== "none";
+    }).length;
+  }
+  out.before = visible("table.issues tbody tr");
+  box.value = "Geo00000002";
+  box.dispatchEvent(new Event("input"));
+  out.rows = visible("table.issues tbody tr");
+  out.sections = Array.prototype.filter.call(document.querySelectorAll("details.check"),
+    function (d) { return getComputedStyle(d).display !== "none"; }).map(function (d) {
+      return d.getAttribute("data-check"); });
+  out.summaryRows = Array.prototype.filter.call(
+    document.querySelectorAll("#summary-table tbody tr"),
+    function (r) { return getComputedStyle(r).display !== "none"; }).length;
+  out.note = document.getElementById("filter-count").textContent;
+  box.value = "";
+  box.dispatchEvent(new Event("input"));
+  out.after = visible("table.issues tbody tr");
+  var pre = document.createElement("pre");
+  pre.id = "test-result";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+"""
+
+
+@pytest.fixture(scope="module")
+def history_page(workdir):
+    import copy
+    import datetime
+
+    from dhis2maint.history import History
+
+    data = copy.deepcopy(DETAILS_JSON)
+    geo = data["orgunits_invalid_geometry"]
+    geo["introduction"] = "Polygons that cross themselves break maps and <i>analytics</i>."
+    geo["recommendation"] = XSS_FIX
+    data["users_with_all_authority"]["issuesIdType"] = "users"  # no maintenance page
+    data["users_with_all_authority"]["issues"] = _issues("Usr", 7)  # real-looking UIDs
+    history = History(str(workdir / "history.sqlite"))
+    start = datetime.datetime(2025, 1, 1, 2, 0, tzinfo=datetime.timezone.utc)
+    for night in range(4):
+        nightly = copy.deepcopy(data)
+        nightly["categories_no_options"]["issues"] = _issues("Cat", 40 - 9 * (3 - night))
+        report = report_from_dict(nightly)
+        report.base_url, report.dhis2_version, report.job_id = BASE, "2.42.3", "Job0000000" + \
+            str(night)
+        report.run_at = start + datetime.timedelta(days=night * 10)
+        report.server_time = report.run_at.replace(tzinfo=None)
+        history.record(report)
+    path = workdir / "history.html"
+    with rep.atomic_output(str(path)) as out:
+        rep.write_report(report, "html", out, title=TITLE, history=history)
+    history.close()
+    return path
+
+
+def test_history_page_shows_fix_text_trend_links_and_open_since(chromium, workdir,
+                                                                history_page):
+    dom = parse(_dump(chromium, workdir, history_page))
+    assert dom.find_all("title")[0].text == TITLE  # nothing injected ran
+    assert dom.by_id("server").text == BASE and dom.by_id("dhis2-version").text == "2.42.3"
+    assert dom.by_id("job-id").text == "Job00000003"
+    assert dom.by_id("run-at").text == "2025-01-31 02:00:00"
+    chart = dom.by_id("trend-chart")
+    assert [int(c.attrs["data-count"]) for c in chart.find_all("circle")] == [35, 44, 53, 62]
+    sparks = dom.find_all("svg", **{"class": "spark"})
+    assert sparks and sparks[0].attrs["data-values"]
+    geo = dom.find_all("details", data_check="orgunits_invalid_geometry")[0]
+    assert geo.find_all("p", **{"class": "intro"})[0].text.startswith("Polygons that cross")
+    assert geo.find_all("p", **{"class": "fix"})[0].text == "How to fix: " + XSS_FIX
+    assert geo.find_all("b") == [] and geo.find_all("i") == []
+    links = geo.find_all("a", **{"class": "open-in-dhis2"})
+    assert [a.attrs["href"] for a in links] == [
+        BASE + "/dhis-web-maintenance/index.html#/edit/organisationUnitSection/"
+               "organisationUnit/Geo0000000" + str(n) for n in (1, 2, 3)]
+    assert all(a.attrs["rel"] == "noopener noreferrer" for a in links)
+    since = [tr.find_all("td")[-1].text for tr in geo.find_all("tbody")[0].find_all("tr")]
+    assert since == ["2025-01-01"] * 3
+    cats = dom.find_all("details", data_check="categories_no_options")[0]
+    opened = [tr.find_all("td")[-1].text for tr in cats.find_all("tbody")[0].find_all("tr")]
+    assert opened[:13] == ["2025-01-01"] * 13 and opened[-9:] == ["2025-01-31"] * 9
+    users = dom.find_all("details", data_check="users_with_all_authority")[0]
+    assert users.find_all("a", **{"class": "open-in-dhis2"}) == []  # users: no link
+
+
+def test_filter_box_narrows_checks_and_issues(chromium, workdir, history_page):
+    digest = base64.b64encode(hashlib.sha256(FILTER_PROBE.encode("utf-8")).digest()).decode()
+
+    def with_probe(text):
+        text = re.sub(r"(script-src '[^']+')", r"\1 'sha256-{}'".format(digest), text)
+        return text.replace("</body>", "<script>{}</script>\n</body>".format(FILTER_PROBE))
+
+    dom = parse(_dump(chromium, workdir, _variant(history_page, "filter.html", with_probe)))
+    result = json.loads(dom.by_id("test-result").text)
+    assert result["rows"] == 1 and result["sections"] == ["orgunits_invalid_geometry"]
+    assert result["summaryRows"] == 0 and result["note"] == "1 matching issues listed"
+    assert result["after"] == result["before"] > 1
+
+
+def test_history_screenshot(chromium, workdir, history_page):
+    shot = workdir / "history.png"
+    _run(chromium, workdir, history_page, "--screenshot={}".format(shot),
+         "--window-size=1200,1400")
+    width, height, ink = _png_size_and_ink(shot)
+    assert (width, height) == (1200, 1400) and ink > 0.01
+    keep = os.environ.get("DHIS2MAINT_HISTORY_SCREENSHOT")
+    if keep:
+        shutil.copyfile(str(shot), keep)

@@ -1,0 +1,702 @@
+"""Job configurations, tasks, running jobs and validation results:
+:class:`SchedulerMixin` of :class:`Session`.
+
+DHIS2 keeps scheduler state in three generations (see the README's "Scheduled
+jobs and health"): 2.36; 2.37-2.40 (running/completed processes in memory per
+job type, ``/api/scheduling`` from 2.37); 2.41+ (the database is the truth,
+per-job ``cancel``).  Every method here asks :attr:`Session.server_version`
+where the request differs and raises :class:`UnsupportedServerError` where the
+server lacks the endpoint.
+
+Like jobs.py this module uses only the session's transport helpers (``_json``,
+``_send``, ``_uid``, ``_segment``, ``server_version``); it never imports
+session.py.
+"""
+import re
+import time
+from typing import Any, Dict, Iterator, List, Optional, Union
+
+from . import convert, models
+from .errors import (ApiError, ConflictError, InvalidResponseError, JobFailedError,
+                     TaskTimeoutError, UnsupportedServerError)
+
+__all__ = ["SchedulerMixin", "configuration_fields"]
+
+_monotonic = time.monotonic
+_sleep = time.sleep
+
+_BASE_FIELDS = ("id,name,displayName,jobType,cronExpression,delay,schedulingType,enabled,"
+                "configurable,jobStatus,lastExecuted,lastExecutedStatus,lastRuntimeExecution,"
+                "nextExecutionTime,jobParameters,userUid,leaderOnlyJob,created,lastUpdated")
+# 2.41+ (JobConfiguration.java@2.41: lastFinished, lastAlive, errorCodes, queueName,
+# queuePosition, executedBy, maxDelayedExecutionTime are JSON properties there only)
+_FIELDS_241 = ",lastFinished,lastAlive,errorCodes,queueName,queuePosition,executedBy," \
+              "maxDelayedExecutionTime"
+_FINAL = frozenset(["COMPLETED", "FAILED", "STOPPED"])
+_VALIDATION_FIELDS = ("id,created,leftsideValue,rightsideValue,dayInPeriod,notificationSent,"
+                      "validationRule[id,name,importance],organisationUnit[id,name],period[id],"
+                      "attributeOptionCombo[id]")
+
+
+def configuration_fields(version):
+    # type: (tuple) -> str
+    """The ``fields`` of ``/api/jobConfigurations`` a server of ``version`` knows."""
+    return _BASE_FIELDS + (_FIELDS_241 if tuple(version[:2]) >= (2, 41) else "")
+
+
+def _version_text(version):
+    # type: (tuple) -> str
+    return ".".join(str(p) for p in version)
+
+
+def _status_text(value):
+    # type: (Any) -> str
+    return str(value or "").upper()
+
+
+def _type_text(job_type):
+    # type: (Union[models.JobType, str]) -> str
+    text = job_type.value if isinstance(job_type, models.JobType) else job_type
+    if not isinstance(text, str) or not text.replace("_", "").isalpha():
+        raise ValueError("job type must be a JobType or a name such as 'ANALYTICS_TABLE', "
+                         "got {!r}".format(job_type))
+    return text.upper()
+
+
+def _tolerant_type(text):
+    # type: (Any) -> Union[models.JobType, str, None]
+    try:
+        return models.JobType(text)
+    except ValueError:
+        return text
+
+
+def _with_reports(exc, context=None):
+    # type: (ApiError, Optional[str]) -> ApiError
+    """The same error, its message extended with DHIS2's errorReports (E7005 "Cron
+    expression is invalid", E7000 "Job of same type already scheduled…") and
+    ``context`` (what was sent: DHIS2's E7005 text does not name the expression)."""
+    web = exc.web_message or {}
+    response = web.get("response") if isinstance(web, dict) else None
+    reports = []
+    if isinstance(response, dict):
+        reports = list(response.get("errorReports") or [])
+        for kind in response.get("typeReports") or []:
+            for obj in (kind or {}).get("objectReports") or []:
+                reports.extend((obj or {}).get("errorReports") or [])
+    texts = []
+    for report in reports:
+        if isinstance(report, dict) and report.get("message"):
+            code = report.get("errorCode")
+            texts.append("{}{}".format(report["message"], " ({})".format(code) if code else ""))
+    if not texts:
+        return exc
+    if context:
+        texts.append(context)
+    new = type(exc)("{} [{}]".format(exc.message, "; ".join(texts)), status_code=exc.status_code,
+                    method=exc.method, path=exc.path, dhis2_message="; ".join(texts),
+                    error_code=exc.error_code, web_message=exc.web_message,
+                    request=exc.request, response=exc.response)
+    return new
+
+
+def _ref(obj, key):
+    # type: (Any, str) -> Any
+    return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _validation_result(item, what):
+    # type: (Any, str) -> models.ValidationResult
+    if not isinstance(item, dict):
+        raise InvalidResponseError("{}: a validation result is not a JSON object".format(what))
+    rule = item.get("validationRule") or {}
+    unit = item.get("organisationUnit") or {}
+    period = item.get("period")
+    aoc = item.get("attributeOptionCombo") or {}
+    try:
+        created = convert.parse_datetime(item.get("created"))
+        ident = item.get("id")
+        return models.ValidationResult(
+            id=int(ident) if ident is not None else None,
+            validation_rule_id=_ref(rule, "id"), validation_rule_name=_ref(rule, "name"),
+            importance=_ref(rule, "importance"),
+            organisation_unit_id=_ref(unit, "id"), organisation_unit_name=_ref(unit, "name"),
+            period_id=_ref(period, "id") if isinstance(period, dict) else period,
+            attribute_option_combo_id=_ref(aoc, "id"),
+            leftside_value=None if item.get("leftsideValue") is None
+            else float(item["leftsideValue"]),
+            rightside_value=None if item.get("rightsideValue") is None
+            else float(item["rightsideValue"]),
+            day_in_period=item.get("dayInPeriod"),
+            notification_sent=item.get("notificationSent"), created=created)
+    except (TypeError, ValueError) as exc:
+        raise InvalidResponseError("{}: unreadable validation result: {}".format(what, exc)) \
+            from None
+
+
+def _list_param(values, what, check):
+    # type: (Any, str, Any) -> Optional[List[str]]
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    values = [check(v, what) for v in values]
+    if not values:
+        raise ValueError("{} is empty; pass None for no filter".format(what))
+    return values
+
+
+class SchedulerMixin:
+    """Scheduler methods of :class:`dhis2maint.Session` (mixed in; they use only its
+    transport helpers)."""
+
+    # --- job configurations ---------------------------------------------------------
+
+    def list_job_configurations(self, job_type=None, enabled=None, status=None):
+        # type: (Any, Optional[bool], Any) -> List[models.JobConfiguration]
+        """Every job configuration: ``GET /api/jobConfigurations?paging=false&fields=…``
+        -> list of :class:`JobConfiguration` (all versions; any logged-in user).
+
+        Only the fields the server's version has are asked for.  Filters are applied
+        here: ``job_type`` (a :class:`JobType` or name), ``enabled`` (True/False) and
+        ``status`` (matches ``job_status`` or ``last_executed_status``, e.g.
+        ``"FAILED"`` for jobs whose last run failed).  2.41+ lists ad-hoc run-once
+        jobs too (``is_run_once``).
+        """
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ValueError("enabled must be None, True or False, got {!r}".format(enabled))
+        type_text = _type_text(job_type) if job_type is not None else None
+        status_text = _status_text(status) if status is not None else None
+        data = self._json("GET", "jobConfigurations",
+                          params={"paging": "false",
+                                  "fields": configuration_fields(self.server_version)},
+                          expect=dict)
+        items = data.get("jobConfigurations")
+        if not isinstance(items, list):
+            raise InvalidResponseError("GET /api/jobConfigurations: no 'jobConfigurations' list")
+        configs = convert.structure(items, List[models.JobConfiguration],
+                                    "GET /api/jobConfigurations")
+        out = []
+        for config in configs:
+            if type_text is not None and str(config.job_type) != type_text:
+                continue
+            if enabled is not None and bool(config.enabled) != enabled:
+                continue
+            if status_text is not None and status_text not in (
+                    _status_text(config.job_status), _status_text(config.last_executed_status)):
+                continue
+            out.append(config)
+        return out
+
+    def _configuration(self, job_id, fields="id,name,jobType,enabled,jobStatus,configurable,"
+                                            "lastExecuted,lastExecutedStatus"):
+        # type: (str, str) -> models.JobConfiguration
+        job_id = self._uid(job_id, "job configuration id")
+        path = "jobConfigurations/" + self._segment(job_id)
+        data = self._json("GET", path, params={"fields": fields}, expect=dict)
+        return convert.structure(data, models.JobConfiguration, "GET /api/" + path)
+
+    def run_job_configuration(self, job_id, wait=False, timeout=None, poll_interval=1.0,
+                              on_change=None):
+        # type: (str, bool, Optional[float], float, Any) -> models.Job
+        """Run a job configuration now: ``POST /api/jobConfigurations/{id}/execute``
+        -> a :class:`Job` (its id is the configuration's id).
+
+        The configuration is read first (``GET /api/jobConfigurations/{id}``).  A
+        DISABLED job is refused here with :class:`ConflictError`: 2.41+ would answer
+        409, 2.36-2.40 accept the run and silently do nothing.  DHIS2 2.36-2.40
+        answer HTTP 200 with an ObjectReport whose ``errorReports`` say when it was
+        not started (E7006, a job of that type is already running): that becomes a
+        :class:`ConflictError` too.  2.36 refuses system jobs (403).
+
+        With ``wait=True`` the configuration is polled (see
+        :meth:`wait_for_job_configuration`) until this run has finished; a FAILED or
+        STOPPED run raises :class:`JobFailedError`.
+        """
+        before = self._configuration(job_id, configuration_fields(self.server_version))
+        if before.enabled is False:
+            raise ConflictError(
+                "job configuration {} ({}) is disabled: {}; enable it first "
+                "(session.enable_job_configuration / `dhis2maint jobs enable {}`)".format(
+                    job_id, before.name or "?",
+                    "DHIS2 {} would accept the run and do nothing".format(
+                        _version_text(self.server_version))
+                    if tuple(self.server_version[:2]) < (2, 41) else
+                    "DHIS2 answers 409 \"Failed to transition job into ONCE_ASAP state\"",
+                    job_id),
+                status_code=None, method="POST",
+                path="/api/jobConfigurations/{}/execute".format(job_id))
+        path = "jobConfigurations/{}/execute".format(self._segment(job_id))
+        try:
+            body = self._json("POST", path, expect=dict, allow_empty=True)
+        except ApiError as exc:
+            raise _with_reports(exc)
+        reports = (body or {}).get("errorReports") or []
+        if reports:
+            texts = "; ".join(str(r.get("message") if isinstance(r, dict) else r)
+                              for r in reports)
+            raise ConflictError("POST /api/{} -> DHIS2 did not start the job: {}".format(
+                path, texts), status_code=200, method="POST", path="/api/" + path,
+                dhis2_message=texts, web_message=body)
+        job = models.Job(id=job_id, job_type=before.job_type or "", name=before.name,
+                         job_status=before.job_status, session=self,
+                         message="started job configuration {}".format(before.name or job_id))
+        if wait:
+            self.wait_for_job_configuration(job_id, before, timeout=timeout,
+                                            poll_interval=poll_interval, on_change=on_change)
+        return job
+
+    def wait_for_job_configuration(self, job_id, before, timeout=None, poll_interval=1.0,
+                                   max_interval=10.0, on_change=None):
+        # type: (str, models.JobConfiguration, Optional[float], float, float, Any) -> models.JobConfiguration
+        """Poll ``GET /api/jobConfigurations/{id}`` until the run started after
+        ``before`` (the record read before the start) has finished; return the record.
+
+        Finished = ``last_executed`` (2.41+: or ``last_finished``) differs from
+        ``before``, the job is not RUNNING and ``last_executed_status`` is
+        COMPLETED, FAILED or STOPPED (2.36 writes ``last_executed`` at the end of a
+        run, 2.37+ at its start).  FAILED/STOPPED raise :class:`JobFailedError`;
+        :class:`TaskTimeoutError` after ``timeout`` seconds (the job may go on).
+        ``on_change(config)`` is called whenever the job's status changes.
+        """
+        if timeout is not None and not timeout >= 0:
+            raise ValueError("timeout must be None or at least 0 seconds, got {!r}".format(timeout))
+        if not poll_interval > 0:
+            raise ValueError("poll_interval must be more than 0 seconds")
+        fields = configuration_fields(self.server_version)
+        deadline = None if timeout is None else _monotonic() + timeout
+        delay = float(poll_interval)
+        seen = (_status_text(before.job_status), _status_text(before.last_executed_status),
+                before.last_executed)  # report changes only
+        while True:
+            config = self._configuration(job_id, fields)
+            state = (_status_text(config.job_status), _status_text(config.last_executed_status),
+                     config.last_executed)
+            if state != seen:
+                seen = state
+                delay = float(poll_interval)
+                if on_change is not None:
+                    on_change(config)
+            else:
+                delay = min(delay * 1.5, max(max_interval, poll_interval))
+            moved = (config.last_executed != before.last_executed
+                     or (config.last_finished is not None
+                         and config.last_finished != before.last_finished))
+            if moved and state[0] != "RUNNING" and state[1] in _FINAL:
+                if state[1] != "COMPLETED":
+                    codes = " ".join(config.error_code_list)
+                    raise JobFailedError(
+                        "job configuration {} ({}) ended {}{}".format(
+                            job_id, config.name or "?", state[1],
+                            " with error codes " + codes if codes else ""),
+                        job_id=job_id, job_type=config.job_type)
+                return config
+            now = _monotonic()
+            if deadline is not None and now >= deadline:
+                raise TaskTimeoutError(
+                    "job configuration {} ({}) did not finish within {:g} s (jobStatus {}); it "
+                    "may still run on the server".format(job_id, config.name or "?", timeout,
+                                                          state[0] or "?"),
+                    job_id=job_id, job_type=config.job_type, last_message=state[0])
+            _sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
+
+    def _toggle(self, job_id, enabled):
+        # type: (str, bool) -> models.JobConfiguration
+        job_id = self._uid(job_id, "job configuration id")
+        segment = self._segment(job_id)
+        if tuple(self.server_version[:2]) >= (2, 38):
+            # sch/JobConfigurationController.java@2.38:113-137, @2.42:182-206: 204
+            self._send("POST", "jobConfigurations/{}/{}".format(
+                segment, "enable" if enabled else "disable"))
+        else:
+            # 2.36/2.37: no /enable; a JSON merge PATCH sets `enabled` and reschedules
+            # (sch/JobConfigurationController.java@2.36:152-164)
+            try:
+                self._send("PATCH", "jobConfigurations/" + segment,
+                           json_body={"enabled": bool(enabled)})
+            except ApiError as exc:
+                raise _with_reports(exc)
+        return self._configuration(job_id, configuration_fields(self.server_version))
+
+    def enable_job_configuration(self, job_id):
+        # type: (str) -> models.JobConfiguration
+        """Enable a job: ``POST /api/jobConfigurations/{id}/enable`` (2.38+, 204), or a
+        JSON merge ``PATCH {"enabled": true}`` on 2.36/2.37; returns the record.
+        System jobs -> :class:`ConflictError` ("is a system job that cannot be
+        modified"); 2.41+ a job without a schedule -> 409 too."""
+        return self._toggle(job_id, True)
+
+    def disable_job_configuration(self, job_id):
+        # type: (str) -> models.JobConfiguration
+        """Disable a job: ``POST /api/jobConfigurations/{id}/disable`` (2.38+), or
+        ``PATCH {"enabled": false}`` on 2.36/2.37; returns the record."""
+        return self._toggle(job_id, False)
+
+    def cancel_job(self, job_id=None, job_type=None):
+        # type: (Optional[str], Any) -> None
+        """Ask DHIS2 to cancel a running job (cooperative: it stops at its next check).
+
+        ``job_id``: ``POST /api/jobConfigurations/{id}/cancel`` (2.41+; needs
+        superuser, ``F_PERFORM_MAINTENANCE`` or being the job's executor, else 403).
+        ``job_type``: ``POST /api/scheduling/cancel/{type}`` (2.37+; cancels the
+        running process of that type -- on 2.41+ the most recently started).
+        :class:`UnsupportedServerError` where the server has no such endpoint
+        (2.36 has none; 2.37-2.40 only cancel by type).
+        """
+        if (job_id is None) == (job_type is None):
+            raise ValueError("give job_id or job_type (exactly one)")
+        version = self.server_version
+        if job_id is not None:
+            job_id = self._uid(job_id, "job id")
+            if tuple(version[:2]) < (2, 41):
+                raise UnsupportedServerError(
+                    "cancelling one job by id needs DHIS2 2.41 or newer; this server runs {}{}"
+                    .format(_version_text(version),
+                            "; cancel by job type instead (cancel_job(job_type=…))"
+                            if tuple(version[:2]) >= (2, 37) else ""))
+            self._send("POST", "jobConfigurations/{}/cancel".format(self._segment(job_id)))
+            return None
+        type_text = _type_text(job_type)
+        if tuple(version[:2]) < (2, 37):
+            raise UnsupportedServerError(
+                "cancelling a running job needs DHIS2 2.37 or newer (/api/scheduling); this "
+                "server runs {}".format(_version_text(version)))
+        self._send("POST", "scheduling/cancel/" + self._segment(type_text))
+        return None
+
+    def create_job_configuration(self, name, job_type, cron_expression=None, delay=None,
+                                 job_parameters=None, enabled=True):
+        # type: (str, Any, Optional[str], Optional[int], Optional[Dict[str, Any]], bool) -> models.JobConfiguration
+        """Create a job: ``POST /api/jobConfigurations`` -> the new :class:`JobConfiguration`.
+
+        Give ``cron_expression`` (Spring's 6 fields, seconds first: ``"0 0 3 ? * *"``)
+        or ``delay`` (seconds; FIXED_DELAY -- on 2.36-2.40 only for
+        CONTINUOUS_ANALYTICS_TABLE).  DHIS2 validates: an invalid cron (E7005), a
+        second job of the same type on the same cron (E7000), bad parameters
+        (E4008/E4029) or a system job type become :class:`ConflictError` or
+        :class:`BadRequest` carrying DHIS2's messages.  Needs ``F_SCHEDULING_ADMIN``.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("name must be a non-empty string")
+        if (cron_expression is None) == (delay is None):
+            raise ValueError("give cron_expression or delay (exactly one)")
+        body = {"name": name.strip(), "jobType": _type_text(job_type),
+                "enabled": bool(enabled)}  # type: Dict[str, Any]
+        if cron_expression is not None:
+            body["cronExpression"] = str(cron_expression).strip()
+        else:
+            if isinstance(delay, bool) or not isinstance(delay, int) or delay < 1:
+                raise ValueError("delay must be a whole number of seconds >= 1, got {!r}".format(
+                    delay))
+            body["delay"] = delay
+            if tuple(self.server_version[:2]) >= (2, 41):
+                body["schedulingType"] = "FIXED_DELAY"
+        if job_parameters is not None:
+            if not isinstance(job_parameters, dict):
+                raise ValueError("job_parameters must be a dict")
+            body["jobParameters"] = job_parameters
+        try:
+            reply = self._json("POST", "jobConfigurations", json_body=body, expect=dict)
+        except ApiError as exc:
+            raise _with_reports(exc, "sent cronExpression {!r}".format(cron_expression)
+                                if cron_expression is not None else None)
+        response = reply.get("response") if isinstance(reply, dict) else None
+        uid = (response or {}).get("uid") if isinstance(response, dict) else None
+        if not uid:
+            raise InvalidResponseError("POST /api/jobConfigurations: the reply has no "
+                                       "response.uid; DHIS2 said {!r}".format(
+                                           str(reply.get("message"))[:200]))
+        return self._configuration(uid, configuration_fields(self.server_version))
+
+    def update_job_configuration(self, job_id, name=None, cron_expression=None, delay=None,
+                                 job_parameters=None):
+        # type: (str, Optional[str], Optional[str], Optional[int], Optional[Dict[str, Any]]) -> models.JobConfiguration
+        """Change a job's name, schedule or parameters: ``GET`` the record, then ``PUT
+        /api/jobConfigurations/{id}`` with the changes -> the updated record.
+
+        ``enabled`` is not changed here (2.38+ ignore it in a PUT): use
+        :meth:`enable_job_configuration`.  System jobs -> :class:`ConflictError`
+        (2.40+) or 422 (2.36/2.38); errors carry DHIS2's messages.
+        """
+        job_id = self._uid(job_id, "job configuration id")
+        path = "jobConfigurations/" + self._segment(job_id)
+        current = self._json("GET", path, expect=dict)
+        body = {k: v for k, v in current.items()
+                if k in ("id", "name", "code", "jobType", "cronExpression", "delay",
+                         "schedulingType", "enabled", "jobParameters", "executedBy")}
+        if name is not None:
+            body["name"] = name
+        if cron_expression is not None:
+            body["cronExpression"] = cron_expression
+            body.pop("delay", None)
+            if "schedulingType" in body:
+                body["schedulingType"] = "CRON"
+        if delay is not None:
+            body["delay"] = delay
+            body.pop("cronExpression", None)
+            if "schedulingType" in body:
+                body["schedulingType"] = "FIXED_DELAY"
+        if job_parameters is not None:
+            body["jobParameters"] = job_parameters
+        try:
+            self._send("PUT", path, json_body=body)
+        except ApiError as exc:
+            raise _with_reports(exc, "sent cronExpression {!r}".format(cron_expression)
+                                if cron_expression is not None else None)
+        return self._configuration(job_id, configuration_fields(self.server_version))
+
+    def delete_job_configuration(self, job_id):
+        # type: (str) -> None
+        """Delete a job: ``DELETE /api/jobConfigurations/{id}`` (needs
+        ``F_SCHEDULING_ADMIN``; system jobs -> :class:`ConflictError` on 2.40+, 422
+        before; unknown id -> :class:`NotFound`)."""
+        job_id = self._uid(job_id, "job configuration id")
+        try:
+            self._send("DELETE", "jobConfigurations/" + self._segment(job_id))
+        except ApiError as exc:
+            raise _with_reports(exc)
+
+    def list_job_types(self):
+        # type: () -> List[models.JobTypeInfo]
+        """The job types a user may configure: ``GET /api/jobConfigurations/jobTypes``
+        -> list of :class:`JobTypeInfo` (all versions)."""
+        data = self._json("GET", "jobConfigurations/jobTypes", expect=dict)
+        items = data.get("jobTypes")
+        if not isinstance(items, list):
+            raise InvalidResponseError("GET /api/jobConfigurations/jobTypes: no 'jobTypes' list")
+        return convert.structure(items, List[models.JobTypeInfo],
+                                 "GET /api/jobConfigurations/jobTypes")
+
+    # --- tasks ------------------------------------------------------------------------
+
+    def list_task_types(self):
+        # type: () -> List[str]
+        """The job types DHIS2 holds task notifications for: the keys of ``GET
+        /api/system/tasks`` with at least one job, sorted (all versions)."""
+        data = self._json("GET", "system/tasks", expect=dict)
+        return sorted(str(k) for k, v in data.items() if v)  # 2.36-2.38 list empty types too
+
+    def list_tasks(self, job_type):
+        # type: (Any) -> List[str]
+        """The job ids DHIS2 still holds notifications for, newest first: ``GET
+        /api/system/tasks/{jobType}`` ordered by each job's newest message time."""
+        type_text = _type_text(job_type)
+        path = "system/tasks/" + self._segment(type_text)
+        data = self._json("GET", path, expect=dict)
+        newest = {}
+        for job_id, items in data.items():
+            if not isinstance(items, list):
+                raise InvalidResponseError("GET /api/{}: messages of job {} are not a list".format(
+                    path, job_id))
+            times = []
+            for item in items:
+                try:
+                    stamp = convert.parse_datetime(item.get("time")) if isinstance(item, dict) \
+                        else None
+                except ValueError:
+                    stamp = None
+                if stamp is not None:
+                    times.append(stamp.replace(tzinfo=None))
+            newest[str(job_id)] = max(times) if times else None
+        order = list(newest)  # DHIS2's own order breaks ties (2.40+: most recent first)
+        return sorted(order, key=lambda j: (newest[j] is None, _neg(newest[j]), order.index(j)))
+
+    def running_jobs(self):
+        # type: () -> List[models.RunningJob]
+        """What runs now, any type: ``GET /api/scheduling/running`` (2.37+; 2.41+ from
+        the database, so a stale RUNNING row shows) -> list of :class:`RunningJob`.
+
+        2.36 has no such endpoint: the job configurations whose ``jobStatus`` is
+        RUNNING are listed instead (ad-hoc jobs are not visible there).
+        """
+        if tuple(self.server_version[:2]) < (2, 37):
+            return [models.RunningJob(job_type=c.job_type, job_id=c.id, status="RUNNING",
+                                      description=c.name)
+                    for c in self.list_job_configurations(status="RUNNING")
+                    if _status_text(c.job_status) == "RUNNING"]
+        data = self._json("GET", "scheduling/running", expect=dict)
+        out = []
+        for type_name, processes in data.items():
+            if not isinstance(processes, list):
+                raise InvalidResponseError("GET /api/scheduling/running: {} is not a list".format(
+                    type_name))
+            for process in processes:
+                if not isinstance(process, dict):
+                    raise InvalidResponseError("GET /api/scheduling/running: a process is not a "
+                                               "JSON object")
+                stages = process.get("stages") or []
+                stages = [s if isinstance(s, str) else str(_ref(s, "description") or s)
+                          for s in stages]
+                try:
+                    out.append(models.RunningJob(
+                        job_type=_tolerant_type(type_name), job_id=process.get("jobId"),
+                        status=process.get("status"), description=process.get("description"),
+                        started_time=convert.parse_datetime(process.get("startedTime")),
+                        completed_time=convert.parse_datetime(process.get("completedTime")),
+                        cancelled_time=convert.parse_datetime(process.get("cancelledTime")),
+                        summary=process.get("summary"), error=process.get("error"),
+                        stages=stages))
+                except ValueError as exc:
+                    raise InvalidResponseError("GET /api/scheduling/running: {}".format(exc)) \
+                        from None
+        return out
+
+    # --- validation results -----------------------------------------------------------
+
+    def iter_validation_results(self, validation_rules=None, org_units=None, periods=None,
+                                created_date=None, page_size=50):
+        # type: (Any, Any, Any, Any, int) -> Iterator[models.ValidationResult]
+        """Stored validation results, page by page: ``GET /api/validationResults?vr=&ou=
+        &pe=&createdDate=&page=N&pageSize=`` -> :class:`ValidationResult` items.
+
+        Filters are AND-combined; ``org_units`` are exact units (no descendants);
+        a result matches ``periods`` (ISO, e.g. ``"202401"``) when its period
+        overlaps one.  DHIS2 does not order the results, so a result stored or
+        deleted while paging may be skipped or seen twice.
+        """
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError("page_size must be a whole number >= 1, got {!r}".format(page_size))
+        params = {"fields": _VALIDATION_FIELDS, "pageSize": str(page_size)}  # type: Dict[str, Any]
+        rules = _list_param(validation_rules, "validation_rules", self._uid)
+        units = _list_param(org_units, "org_units", self._uid)
+        pes = _list_param(periods, "periods", _period)
+        if rules:
+            params["vr"] = rules
+        if units:
+            params["ou"] = units
+        if pes:
+            params["pe"] = pes
+        if created_date is not None:
+            params["createdDate"] = _date(created_date)
+        page = 1
+        while True:
+            params["page"] = str(page)
+            data = self._json("GET", "validationResults", params=params, expect=dict)
+            items = data.get("validationResults")
+            if not isinstance(items, list):
+                raise InvalidResponseError("GET /api/validationResults: no 'validationResults' "
+                                           "list")
+            for item in items:
+                yield _validation_result(item, "GET /api/validationResults")
+            pager = data.get("pager") if isinstance(data.get("pager"), dict) else {}
+            try:
+                page_count = int(pager.get("pageCount") or 0)
+            except (TypeError, ValueError):
+                page_count = 0
+            if not items or page >= page_count:
+                return
+            page += 1
+
+    def list_validation_results(self, validation_rules=None, org_units=None, periods=None,
+                                created_date=None):
+        # type: (Any, Any, Any, Any) -> List[models.ValidationResult]
+        """All of :meth:`iter_validation_results` as a list."""
+        return list(self.iter_validation_results(validation_rules, org_units, periods,
+                                                 created_date))
+
+    def delete_validation_results(self, validation_rules=None, org_units=None, period=None,
+                                  created=None, notification_sent=None, all_results=False):
+        # type: (Any, Any, Optional[str], Optional[str], Optional[bool], bool) -> None
+        """DESTRUCTIVE: ``DELETE /api/validationResults?vr=&ou=&pe=&created=
+        &notificationSent=`` (204).
+
+        ``period``: one ISO period (results whose period overlaps it); ``created``:
+        an ISO period the results were created in (e.g. ``"2024Q1"``).  With no
+        filter DHIS2 deletes EVERY validation result, so that needs
+        ``all_results=True`` (``ValueError`` otherwise).  Needs
+        ``F_PERFORM_MAINTENANCE`` -- on 2.36-2.41 literally that authority; ``ALL``
+        alone is refused (403).
+        """
+        params = {}  # type: Dict[str, Any]
+        rules = _list_param(validation_rules, "validation_rules", self._uid)
+        units = _list_param(org_units, "org_units", self._uid)
+        if rules:
+            params["vr"] = rules
+        if units:
+            params["ou"] = units
+        if period is not None:
+            params["pe"] = _period(period, "period")
+        if created is not None:
+            params["created"] = _period(created, "created")
+        if notification_sent is not None:
+            if not isinstance(notification_sent, bool):
+                raise ValueError("notification_sent must be None, True or False")
+            params["notificationSent"] = "true" if notification_sent else "false"
+        if not params and not all_results:
+            raise ValueError("no filter given: DHIS2 would delete every validation result; "
+                             "pass a filter, or all_results=True to mean it")
+        if params and all_results:
+            raise ValueError("all_results=True cannot be combined with filters")
+        self._send("DELETE", "validationResults", params=params or None)
+
+    def send_validation_notifications(self):
+        # type: () -> Optional[models.Job]
+        """Send the pending validation-result notifications once:
+        ``POST /api/validation/sendNotifications``.
+
+        2.41+ answer with a job (returned as a :class:`Job` to wait on); 2.36-2.40
+        start it in memory and answer only "Initiated validation result
+        notification" (``None`` is returned).  Needs ``ALL`` or
+        ``M_dhis-web-app-management`` up to 2.41, ``F_RUN_VALIDATION`` from 2.42.
+        """
+        path = "validation/sendNotifications"
+        response = self._send("POST", path)
+        text = response.content.strip() if response.content else b""
+        if not text or not text.startswith(b"{"):
+            return None
+        from .session import decode_json  # lazy: session imports this module
+
+        body = decode_json(response, "POST /api/" + path, expect=dict)
+        job = body.get("response")
+        if not isinstance(job, dict) or not job.get("id"):
+            return None
+        return models.Job(id=str(job["id"]),
+                          job_type=_tolerant_type(job.get("jobType")
+                                                  or "VALIDATION_RESULTS_NOTIFICATION"),
+                          created=_parse_or_none(job.get("created")), name=job.get("name"),
+                          message=body.get("message"), session=self)
+
+
+def _parse_or_none(value):
+    # type: (Any) -> Any
+    try:
+        return convert.parse_datetime(value)
+    except ValueError:
+        return None
+
+
+def _neg(stamp):
+    # type: (Any) -> float
+    if stamp is None:
+        return 0.0
+    return -(stamp - stamp.min).total_seconds()
+
+
+_PERIOD = re.compile(r"^\d{4}[A-Za-z0-9]{0,8}$")
+
+
+def _period(value, what):
+    # type: (Any, str) -> str
+    """An ISO period as DHIS2 writes it (2024, 2024Q1, 202401, 2024W05, 2024AprilS1…)."""
+    text = str(value).strip() if value is not None else ""
+    if not _PERIOD.match(text):
+        raise ValueError("{} must be an ISO period such as 2024, 2024Q1, 202401 or 2024W05, "
+                         "got {!r}".format(what, value))
+    return text
+
+
+def _date(value):
+    # type: (Any) -> str
+    import datetime
+
+    if isinstance(value, datetime.datetime):
+        return value.date().isoformat()
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    text = str(value).strip()
+    try:
+        datetime.date(*(int(p) for p in text.split("-")))
+    except (TypeError, ValueError):
+        raise ValueError("created_date must be a date or 'YYYY-MM-DD', got {!r}".format(
+            value)) from None
+    return text

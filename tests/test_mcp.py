@@ -1,0 +1,467 @@
+"""The MCP server (dhis2maint/mcp.py), driven by the SDK's own client over stdio.
+
+Each test starts ``python -m dhis2maint.mcp`` (or ``python -m dhis2maint mcp``) as a
+subprocess whose environment points at a :class:`Dhis2StandIn` on 127.0.0.1, and
+talks to it with ``mcp.ClientSession`` as an assistant would.  Without the SDK
+(the core environments, Python < 3.10) those tests are skipped -- unless
+DHIS2MAINT_REQUIRE_MCP is set, as in the tox ``mcp`` envs, where a missing SDK
+is a failure.  The first three tests need no SDK and run everywhere.
+"""
+import base64
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dhis2maint import jobs
+from dhis2maint.testing import Dhis2StandIn
+
+try:
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+    HAVE_SDK = True
+except ImportError:
+    if os.environ.get("DHIS2MAINT_REQUIRE_MCP"):
+        raise
+    HAVE_SDK = False
+
+needs_sdk = pytest.mark.skipif(not HAVE_SDK, reason='needs the mcp extra (pip install ".[mcp]")')
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PASSWORD = "Tr0ub4dor-and-3"
+TOKEN = "d2pat_mcptest0123456789abcdef0123456789ab"
+AGE_AND_SEX = "t3aNCvHsoSn"  # the stand-in's combo of two categories of two options
+SECRETS = (PASSWORD, TOKEN, base64.b64encode(("admin:" + PASSWORD).encode()).decode())
+MAINTENANCE_TOOLS = {op.name for op in jobs.MAINTENANCE_OPERATIONS}
+TOOLS = MAINTENANCE_TOOLS | {
+    "server_info", "list_integrity_checks", "run_integrity_checks", "get_integrity_report",
+    "list_integrity_issues", "refresh_analytics", "refresh_resource_tables", "refresh_monitoring",
+    "task_status", "wait_for_task", "run_predictors", "run_validation_analysis"}
+
+
+def _run(code, env=None):
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+
+
+# --- without the SDK ---------------------------------------------------------------------
+
+
+def test_import_dhis2maint_never_imports_the_sdk():
+    proc = _run("import sys, dhis2maint, dhis2maint.cli, dhis2maint.mcp\n"
+                "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                "('mcp', 'mcp_types', 'pydantic', 'anyio')))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_without_the_sdk_the_command_says_how_to_get_it():
+    env = dict(os.environ, DHIS2_URL="http://127.0.0.1:9", DHIS2_PAT=TOKEN)
+    proc = _run("import sys; sys.modules['mcp'] = None\n"  # as if not installed
+                "from dhis2maint.cli import main; sys.exit(main(['mcp']))", env)
+    assert proc.returncode == 2
+    assert 'pip install "dhis2maint[mcp]"' in proc.stderr
+    assert "Python 3.10" in proc.stderr
+    assert "Traceback" not in proc.stderr and TOKEN not in proc.stderr
+
+
+def test_the_server_never_prompts_for_a_password(monkeypatch):
+    from dhis2maint import ConfigurationError, cli
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("getpass.getpass", lambda prompt: pytest.fail("prompted"))
+    args = cli.build_parser().parse_args(["mcp", "--url", "http://127.0.0.1:9",
+                                          "--username", "admin"])
+    with pytest.raises(ConfigurationError, match="DHIS2_PASSWORD"):
+        cli.connect(args, environ={}, prompt=False)
+
+
+# --- over stdio --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def standin():
+    srv = Dhis2StandIn(version="2.42", job_seconds=0.3, users={"admin": PASSWORD},
+                       tokens={TOKEN: "admin"})
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+class Server:
+    """One MCP server subprocess per :meth:`run`, its stderr kept in a file."""
+
+    def __init__(self, srv, tmp_path, env=None, command=("-m", "dhis2maint.mcp")):
+        self.env = {"DHIS2_URL": srv.url, "DHIS2_USERNAME": "admin", "DHIS2_PASSWORD": PASSWORD}
+        self.env.update(env or {})
+        self.command = list(command)
+        self.stderr_path = tmp_path / "server-stderr.txt"
+        self.texts = []  # every tool result, as text, for the credential check
+
+    def run(self, script):
+        """``await script(session)`` against a fresh server; returns its value."""
+        return self.run_command(sys.executable, script)
+
+    def run_command(self, executable, script):
+        async def main():
+            params = StdioServerParameters(command=executable, args=self.command,
+                                           env=self.env, cwd=ROOT)
+            with open(str(self.stderr_path), "a") as errlog:
+                async with stdio_client(params, errlog=errlog) as (read, write):
+                    async with ClientSession(read, write) as session:
+                        await session.initialize()
+                        return await script(session)
+        return anyio.run(main)
+
+    async def call(self, session, name, arguments=None, progress=None):
+        result = await session.call_tool(name, arguments or {}, progress_callback=progress)
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        self.texts.append(text + json.dumps(result.structured_content))
+        return result
+
+    async def ok(self, session, name, arguments=None, progress=None):
+        result = await self.call(session, name, arguments, progress)
+        assert not result.is_error, (name, result.content)
+        return result.structured_content
+
+    async def error(self, session, name, arguments=None):
+        result = await self.call(session, name, arguments)
+        assert result.is_error, (name, result.structured_content)
+        return " ".join(c.text for c in result.content)
+
+    def stderr(self):
+        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
+
+
+@needs_sdk
+@pytest.mark.parametrize("command", [("-m", "dhis2maint.mcp"), ("-m", "dhis2maint", "mcp")],
+                         ids=["python -m dhis2maint.mcp", "dhis2maint mcp"])
+def test_both_commands_serve_every_tool_with_typed_schemas(standin, tmp_path, command):
+    server = Server(standin, tmp_path, command=command)
+
+    async def script(session):
+        listed = await session.list_tools()
+        info = await server.ok(session, "server_info")
+        return {t.name: t for t in listed.tools}, info
+
+    tools, info = server.run(script)
+    assert set(tools) == TOOLS
+    assert info["url"] == standin.url and info["dhis2Version"].startswith("2.42")
+    for op in jobs.MAINTENANCE_OPERATIONS:
+        if op.name == "update_category_option_combos":
+            continue  # its own tool, with a category_combo and waiting
+        schema = tools[op.name].input_schema["properties"]
+        assert ("confirm" in schema) is op.destructive, op.name
+        assert ("uid" in schema) is op.takes_uid, op.name
+        assert tools[op.name].annotations.destructive_hint is op.destructive
+        assert tools[op.name].description.startswith("DESTRUCTIVE") is op.destructive
+    skip = tools["refresh_analytics"].input_schema["properties"]["skip"]["anyOf"][0]
+    assert skip["items"]["enum"] == [flag[5:] for flag, _ in jobs.ANALYTICS_FLAGS]
+    page = tools["list_integrity_issues"].input_schema["properties"]["limit"]
+    assert page["maximum"] == 500 and page["minimum"] == 1
+    checks = tools["run_integrity_checks"].input_schema["properties"]
+    assert checks["issue_limit"]["maximum"] == 50
+    assert tools["get_integrity_report"].annotations.read_only_hint is True
+    assert tools["clear_cache"].annotations.read_only_hint is False
+
+
+@needs_sdk
+def test_integrity_tools_are_bounded_and_page(standin, tmp_path):
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        critical = await server.ok(session, "list_integrity_checks", {"severity": "critical"})
+        run = await server.ok(session, "run_integrity_checks",
+                              {"details": True, "limit": 3, "issue_limit": 2})
+        later = await server.ok(session, "get_integrity_report",
+                                {"offset": 3, "limit": 2, "issue_limit": 1, "issue_offset": 1})
+        first = await server.ok(session, "list_integrity_issues", {"limit": 7})
+        second = await server.ok(session, "list_integrity_issues", {"offset": 7, "limit": 7})
+        everything = await server.ok(session, "list_integrity_issues", {"limit": 500})
+        return critical, run, later, first, second, everything
+
+    critical, run, later, first, second, everything = server.run(script)
+    assert critical["checks"] and all(c["severity"] == "CRITICAL" for c in critical["checks"])
+    assert critical["total"] == len(critical["checks"])
+
+    assert run["details"] is True and run["checks"] > 3 and run["nextOffset"] == 3
+    assert len(run["results"]) == 3
+    for result in run["results"]:
+        assert len(result["issues"]) == min(2, result["issuesTotal"])
+        assert result["nextIssueOffset"] == (2 if result["issuesTotal"] > 2 else None)
+    worst = [r["severity"] for r in run["results"]]
+    assert worst[0] == "CRITICAL"
+    assert later["offset"] == 3 and len(later["results"]) == 2
+    for result in later["results"]:
+        assert len(result["issues"]) == max(0, min(1, result["issuesTotal"] - 1))
+
+    rows = everything["issues"]
+    assert len(rows) == run["issuesTotal"] and everything["nextOffset"] is None
+    assert first["issues"] == rows[:7] and first["nextOffset"] == 7
+    assert second["issues"] == rows[7:14] and second["nextOffset"] == 14
+
+
+@needs_sdk
+def test_refresh_with_wait_reports_progress_from_the_task_feed(standin, tmp_path):
+    server = Server(standin, tmp_path)
+    progress = []
+
+    async def on_progress(value, total, message):
+        progress.append((value, message))
+
+    async def script(session):
+        done = await server.ok(session, "refresh_analytics",
+                               {"wait": True, "last_years": 2, "skip": ["outliers"]},
+                               progress=on_progress)
+        started = await server.ok(session, "refresh_resource_tables")
+        followed = await server.ok(session, "wait_for_task",
+                                   {"job_type": started["jobType"], "job_id": started["jobId"]})
+        status = await server.ok(session, "task_status",
+                                 {"job_type": "resource_table", "limit": 1})
+        monitoring = await server.ok(session, "refresh_monitoring", {"wait": True})
+        return done, started, followed, status, monitoring
+
+    done, started, followed, status, monitoring = server.run(script)
+    assert done["status"] == "completed" and done["jobType"] == "ANALYTICS_TABLE"
+    assert "updated" in done["message"]
+    assert done["notificationsSeen"] == len(progress) >= 3
+    assert [v for v, _ in progress] == sorted(v for v, _ in progress)  # increasing
+    assert progress[-1][1] == done["message"]
+    analytics = [r for r in standin.requests if r.path == "/api/resourceTables/analytics"]
+    assert analytics[0].query == {"lastYears": ["2"], "skipOutliers": ["true"]}
+
+    assert started["status"] == "started" and started["jobType"] == "RESOURCE_TABLE"
+    assert followed["status"] == "completed" and followed["jobId"] == started["jobId"]
+    assert status["jobId"] == started["jobId"] and status["completed"] is True
+    assert len(status["notifications"]) == 1 < status["notificationsTotal"]
+    assert monitoring["status"] == "completed"
+
+
+@needs_sdk
+def test_a_failing_job_is_a_tool_error_with_dhis2s_message(standin, tmp_path):
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        standin.fail_next_job("Process failed: disk full on analytics tablespace")
+        failed = await server.error(session, "refresh_analytics", {"wait": True})
+        standin.fail_next_job("Process failed: monitoring broke")
+        started = await server.ok(session, "refresh_monitoring")
+        followed = await server.error(session, "wait_for_task",
+                                      {"job_type": "MONITORING", "job_id": started["jobId"]})
+        return failed, followed
+
+    failed, followed = server.run(script)
+    assert "JobFailedError" in failed and "disk full on analytics tablespace" in failed
+    assert "JobFailedError" in followed and "monitoring broke" in followed
+
+
+@needs_sdk
+def test_destructive_operations_need_confirm(standin, tmp_path):
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        refused = await server.error(session, "prune_periods")
+        refused_false = await server.error(session, "drop_sql_views", {"confirm": False})
+        log_before = list(standin.maintenance_log)
+        pruned = await server.ok(session, "prune_periods", {"confirm": True})
+        cleared = await server.ok(session, "clear_cache")
+        ou = await server.ok(session, "prune_organisation_unit_data",
+                             {"uid": "DiszpKrYNg8", "confirm": True})
+        no_uid = await server.error(session, "prune_data_element_data", {"confirm": True})
+        return refused, refused_false, log_before, pruned, cleared, ou, no_uid
+
+    refused, refused_false, log_before, pruned, cleared, ou, no_uid = server.run(script)
+    assert log_before == []  # nothing ran without confirm
+    assert "delete the periods nothing refers to" in refused and "confirm: true" in refused
+    assert "drop the database views" in refused_false
+    assert pruned == {"operation": "prune_periods", "status": "done"}
+    assert cleared["status"] == "done"
+    assert ou["uid"] == "DiszpKrYNg8"
+    assert "uid" in no_uid  # the schema requires it
+    assert standin.maintenance_log == ["periodPruning", "cacheClear",
+                                       "dataPruning/organisationUnits/DiszpKrYNg8"]
+
+
+@needs_sdk
+def test_predictors_validation_and_category_option_combos(standin, tmp_path):
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        predicted = await server.ok(session, "run_predictors", {
+            "start_date": "2025-01-01", "end_date": "2025-01-31",
+            "predictors": ["a4Tz9PZk2Wq"], "predictor_groups": ["gP9sHqL4kRt"]})
+        violations = await server.ok(session, "run_validation_analysis", {
+            "org_unit": "ImspTQPwCqd", "start_date": "2025-01-01", "end_date": "2025-06-30",
+            "limit": 2})
+        rest = await server.ok(session, "run_validation_analysis", {
+            "org_unit": "ImspTQPwCqd", "start_date": "2025-01-01", "end_date": "2025-06-30",
+            "offset": 2, "limit": 500})
+        coc = await server.ok(session, "update_category_option_combos",
+                              {"category_combo": AGE_AND_SEX, "wait": True})
+        every = await server.ok(session, "update_category_option_combos")
+        no_combo = await server.error(session, "update_category_option_combos", {"wait": True})
+        return predicted, violations, rest, coc, every, no_combo
+
+    predicted, violations, rest, coc, every, no_combo = server.run(script)
+    assert [r.get("predictor") or r.get("predictorGroup") for r in predicted["runs"]] == \
+        ["a4Tz9PZk2Wq", "gP9sHqL4kRt"]
+    assert all(r["predictions"] >= 0 for r in predicted["runs"])
+    assert len(violations["violations"]) == 2 and violations["nextOffset"] == 2
+    assert violations["total"] == 2 + len(rest["violations"]) > 2
+    assert rest["nextOffset"] is None
+    assert violations["violations"][0]["validationRuleId"]
+    assert coc["complete"] is True and coc["count"] == coc["expectedCount"] == 4
+    assert every == {"categoryCombo": None, "status": "done"}
+    assert "category_combo" in no_combo
+
+
+@needs_sdk
+def test_bad_arguments_and_dhis2_errors_are_tool_errors(standin, tmp_path):
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        too_many = await server.error(session, "list_integrity_issues", {"limit": 100000})
+        bad_uid = await server.error(session, "task_status",
+                                     {"job_type": "ANALYTICS_TABLE", "job_id": "nope"})
+        reversed_dates = await server.error(session, "run_predictors",
+                                            {"start_date": "2025-02-01", "end_date": "2025-01-01"})
+        unknown_ou = await server.error(session, "run_validation_analysis", {
+            "org_unit": "AAAAAAAAAAA", "start_date": "2025-01-01", "end_date": "2025-01-31"})
+        standin.conflict_next()
+        conflict = await server.error(session, "refresh_resource_tables")
+        return too_many, bad_uid, reversed_dates, unknown_ou, conflict
+
+    too_many, bad_uid, reversed_dates, unknown_ou, conflict = server.run(script)
+    assert "limit" in too_many and "500" in too_many
+    assert "job_id" in bad_uid
+    assert "ValueError" in reversed_dates and "2025-02-01" in reversed_dates
+    assert "BadRequest" in unknown_ou or "NotFound" in unknown_ou or "Conflict" in unknown_ou
+    assert "ConflictError" in conflict and "already running" in conflict
+    assert "Traceback" not in server.stderr()  # expected failures are not crashes
+
+
+@needs_sdk
+def test_no_credential_in_any_result_or_log(standin, tmp_path):
+    # --debug: DEBUG logging of dhis2maint, requests/urllib3 and the SDK, all on stderr
+    basic = Server(standin, tmp_path, command=("-m", "dhis2maint.mcp", "--debug"))
+    token = Server(standin, tmp_path, env={"DHIS2_USERNAME": "", "DHIS2_PASSWORD": "",
+                                           "DHIS2_PAT": TOKEN})
+    wrong = Server(standin, tmp_path, env={"DHIS2_PASSWORD": PASSWORD + "-wrong"})
+
+    def script_for(server):
+        async def script(session):
+            await server.ok(session, "server_info")
+            await server.ok(session, "run_integrity_checks", {"checks": ["CNO"], "details": True})
+            standin.fail_next_job()
+            await server.error(session, "refresh_monitoring", {"wait": True})
+            await server.error(session, "prune_periods")
+        return script
+
+    async def rejected(session):
+        return await wrong.error(session, "server_info")
+
+    basic.run(script_for(basic))
+    token.run(script_for(token))
+    denied = wrong.run(rejected)
+    assert "AuthenticationError" in denied
+    texts = basic.texts + token.texts + wrong.texts
+    logs = basic.stderr() + token.stderr() + wrong.stderr()
+    assert len(texts) == 9
+    assert "/api/system/info" in basic.stderr()  # the debug log was written
+    for secret in SECRETS + (PASSWORD + "-wrong",):
+        assert not any(secret in text for text in texts), secret
+        assert secret not in logs, secret
+    assert any(r.headers.get("Authorization", "").startswith("ApiToken ") for r in standin.requests)
+
+
+@needs_sdk
+def test_a_configuration_error_stops_the_server_before_it_serves(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DHIS2_")}
+    proc = subprocess.run([sys.executable, "-m", "dhis2maint.mcp"], cwd=ROOT, env=env,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 2
+    assert "DHIS2_URL" in proc.stderr and proc.stdout == ""
+    auth_file = tmp_path / "auth.json"
+    auth_file.write_text(json.dumps({"url": "http://127.0.0.1:9", "token": TOKEN}))
+    os.chmod(str(auth_file), 0o644)
+    proc = subprocess.run([sys.executable, "-m", "dhis2maint.mcp", "--auth-file", str(auth_file)],
+                          cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert proc.returncode == 2 and "too open" in proc.stderr and TOKEN not in proc.stderr
+
+
+@needs_sdk
+def test_the_auth_file_is_a_connection_source(standin, tmp_path):
+    auth_file = tmp_path / "auth.json"
+    auth_file.write_text(json.dumps({"dhis": {"baseurl": standin.url, "username": "admin",
+                                              "password": PASSWORD}}))
+    os.chmod(str(auth_file), 0o600)
+    server = Server(standin, tmp_path, command=("-m", "dhis2maint.mcp", "--auth-file",
+                                                str(auth_file)))
+    server.env = {}  # nothing from the environment
+
+    async def script(session):
+        return await server.ok(session, "server_info")
+
+    assert server.run(script)["url"] == standin.url
+
+
+def _readme_client_config():
+    with open(os.path.join(ROOT, "README.rst"), encoding="utf-8") as handle:
+        text = handle.read()
+    section = text[text.index("\nMCP\n---\n"):]
+    block = section[section.index(".. code-block:: json"):].split("\n\n", 2)[1]
+    return json.loads(block)["mcpServers"]["dhis2"]
+
+
+@needs_sdk
+def test_the_readme_client_configuration_starts_the_server(standin, tmp_path):
+    config = _readme_client_config()
+    assert config["command"] == "dhis2maint" and config["args"] == ["mcp"]
+    assert set(config["env"]) == {"DHIS2_URL", "DHIS2_PAT"}
+    script = os.path.join(os.path.dirname(sys.executable), config["command"])
+    if not os.path.exists(script):
+        pytest.skip("the dhis2maint console script is not installed next to this Python")
+    server = Server(standin, tmp_path, command=config["args"])
+    server.env = dict(config["env"], DHIS2_URL=standin.url, DHIS2_PAT=TOKEN)
+
+    async def run(session):
+        return await server.ok(session, "server_info")
+
+    assert server.run_command(script, run)["url"] == standin.url
+
+
+@needs_sdk
+def test_cancelling_a_waiting_call_stops_following_the_job(tmp_path):
+    srv = Dhis2StandIn(version="2.42", job_seconds=8.0, users={"admin": PASSWORD})
+    srv.start()
+    try:
+        server = Server(srv, tmp_path)
+        polls = []
+
+        def feed_polls():
+            return sum(1 for r in srv.requests if r.path.startswith("/api/system/tasks/"))
+
+        async def script(session):
+            seen = []
+
+            async def on_progress(value, total, message):
+                seen.append(value)
+
+            with anyio.move_on_after(2.5):  # the client gives up: MCP cancellation
+                await session.call_tool("refresh_analytics", {"wait": True},
+                                        progress_callback=on_progress)
+            polls.append(feed_polls())
+            await anyio.sleep(4.0)  # the job goes on for 5.5 s more; polls would continue
+            polls.append(feed_polls())
+            return seen
+
+        seen = server.run(script)
+        assert seen  # it was following, with progress, before the cancel
+        assert polls[1] - polls[0] <= 1  # at most the poll in flight, then it stopped
+    finally:
+        srv.stop()
