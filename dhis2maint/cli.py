@@ -395,7 +395,7 @@ def _add_wait_options(parser: argparse.ArgumentParser) -> None:
     _add_poll_options(parser)
 
 
-def _add_poll_options(parser, max_interval=True):
+def _add_poll_options(parser: argparse.ArgumentParser, max_interval: bool = True) -> None:
     parser.add_argument("--poll-interval", type=float, metavar="S",
                         help="seconds between polls at first and after news (default 1)")
     if max_interval:
@@ -404,7 +404,7 @@ def _add_poll_options(parser, max_interval=True):
                                  "is noticed within max(2 s, 10%% of the time waited))")
 
 
-def _poll_kwargs(args):
+def _poll_kwargs(args: argparse.Namespace) -> Dict[str, float]:
     """--poll-interval / --max-interval as keyword arguments of the waits."""
     opts = vars(args)
     return {key: opts[key] for key in ("poll_interval", "max_interval")

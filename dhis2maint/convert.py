@@ -435,7 +435,7 @@ strict_loads = STRICT_DECODER.decode
 strict_raw_decode = STRICT_DECODER.raw_decode
 
 
-def _ref_text(value):
+def _ref_text(value: Any) -> str:
     """A ref that is not a string, as JSON text; TypeError (the caller's "bad issue")
     when it cannot be re-encoded (nested too deeply for this Python, NaN)."""
     try:
@@ -446,7 +446,7 @@ def _ref_text(value):
             from None
 
 
-def _structure_finite_float(value, _type):
+def _structure_finite_float(value: Any, _type: Any) -> float:
     """Float fields (``percentage``): Jackson writes a Java NaN as the string "NaN",
     which ``float()`` would accept; a report must not hold NaN or Infinity."""
     number = float(value)

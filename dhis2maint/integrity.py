@@ -608,7 +608,7 @@ class IntegrityMixin(_Transport):
         outage = self._job_outage(job)
         done = 0
         while True:
-            busy = None
+            busy = None  # type: Any
             if has_running:
                 running = outage.poll(self._integrity_name_list, details, "running")
                 if running is _DOWN:
@@ -626,7 +626,7 @@ class IntegrityMixin(_Transport):
                     done = total - len(missing)
                     if not missing:
                         _emit(job, _progress(job, done, total, True), on_notification)
-                        return report
+                        return cast(models.DataIntegrityReport, report)
             if done != reported:
                 _emit(job, _progress(job, done, total, False), on_notification)
             reported = done

@@ -261,7 +261,8 @@ ANALYTICS_FLAGS = (
 _DOWN = object()  # what _Outage.poll returns while DHIS2 is out
 
 
-def _seconds(value, what, allow_none=False, zero_ok=True):
+def _seconds(value: Any, what: str, allow_none: bool = False,
+             zero_ok: bool = True) -> Optional[float]:
     """A finite, non-negative (or positive) number of seconds, else ConfigurationError
     naming ``what`` (a ValueError too)."""
     if value is None and allow_none:
@@ -286,16 +287,16 @@ class _Outage:
     when it starts, INFO when DHIS2 answers again.  Only GETs are polled here,
     so nothing is re-sent that changes anything."""
 
-    def __init__(self, session, describe, resume_hint=""):
+    def __init__(self, session: Any, describe: str, resume_hint: str = "") -> None:
         from .session import DEFAULT_OUTAGE_GRACE
 
-        self.grace = getattr(session, "outage_grace", DEFAULT_OUTAGE_GRACE)
+        self.grace = float(getattr(session, "outage_grace", DEFAULT_OUTAGE_GRACE))
         self.describe = describe
         self.resume_hint = resume_hint
         self.since = None  # type: Optional[float]
         self.polls = 0
 
-    def poll(self, fn, *args, **kwargs):
+    def poll(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)``, or ``_DOWN`` while an outage lasts (within the grace)."""
         try:
             result = fn(*args, **kwargs)
@@ -325,7 +326,7 @@ class _Outage:
             self.since = None
         return result
 
-    def call(self, fn, *args, **kwargs):
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn``'s result, polling every few seconds through an outage (for one-off
         reads after a wait; the grace bounds it)."""
         delay = 1.0
@@ -337,7 +338,7 @@ class _Outage:
             delay = min(delay * 1.5, 10.0)
 
 
-def _first_line(exc):
+def _first_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
@@ -364,8 +365,8 @@ class _Follower:
             raise ValueError("poll_interval must be more than 0 seconds, got {!r}".format(
                 poll_interval))
         timeout = _seconds(timeout, "timeout", allow_none=True)
-        poll_interval = _seconds(poll_interval, "poll_interval", zero_ok=False)
-        max_interval = _seconds(max_interval, "max_interval", zero_ok=False)
+        poll_interval = cast(float, _seconds(poll_interval, "poll_interval", zero_ok=False))
+        max_interval = cast(float, _seconds(max_interval, "max_interval", zero_ok=False))
         self.session = session
         self.type_text = _job_type_text(job_type)
         self.job_type = _tolerant_job_type(self.type_text)
@@ -382,11 +383,11 @@ class _Follower:
         self.last_check = None
         self.outage = _Outage(session, self.describe(), self._resume_hint())
 
-    def _resume_hint(self):
+    def _resume_hint(self) -> str:
         return " (follow it with session.wait_for_task({!r}, {!r}))".format(
             self.type_text, self.job_id)
 
-    def _delay_cap(self, elapsed):
+    def _delay_cap(self, elapsed: float) -> float:
         """The longest delay between polls after ``elapsed`` seconds of waiting."""
         return max(self.poll_interval, min(self.max_interval, max(LAG_FLOOR, LAG_SHARE * elapsed)))
 
@@ -413,7 +414,7 @@ class _Follower:
                     if final is not self.pending_final:
                         log_progress(self.type_text, self.job_id, final)
                         yield final
-                    return final
+                    return cast(models.Notification, final)
             else:
                 feed = self.outage.poll(self.session.get_task_notifications, self.job_type,
                                         self.job_id)
@@ -1039,7 +1040,7 @@ class JobsMixin(_Transport):
             raise ValueError("poll_interval must be more than 0 seconds")
         if timeout is not None and not timeout >= 0:
             raise ValueError("timeout must be None or at least 0 seconds, got {!r}".format(timeout))
-        poll_interval = _seconds(poll_interval, "poll_interval", zero_ok=False)
+        poll_interval = cast(float, _seconds(poll_interval, "poll_interval", zero_ok=False))
         timeout = _seconds(timeout, "timeout", allow_none=True)
         deadline = None if timeout is None else _monotonic() + timeout
         self.update_category_option_combos(uid)
@@ -1050,7 +1051,7 @@ class JobsMixin(_Transport):
             if state is not _DOWN:
                 target = state.expected_count if expected_count is None else expected_count
                 if state.count == target:
-                    return state
+                    return cast(models.CategoryComboState, state)
             if deadline is None:
                 _sleep(poll_interval)
                 continue

@@ -614,7 +614,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         ``None`` when ``allow_empty``, and is an error otherwise.  ``max_bytes``:
         see :meth:`_send`.
         """
-        extra = {} if max_bytes is None else {"max_bytes": max_bytes}
+        extra = {} if max_bytes is None else {"max_bytes": max_bytes}  # type: Dict[str, Any]
         response = self._send(method, path, params=params, json_body=json_body, timeout=timeout,
                               **extra)
         return decode_json(response, "{} /api/{}".format(method, path.lstrip("/")),
@@ -906,10 +906,10 @@ def body_chunks(response: requests.Response, what: str, method: str = "GET",
                     raise err from exc
                 raise _broken_body(response, what, received, unknown) from exc
             except _BadEncoding as exc:
-                err = InvalidResponseError("{} -> HTTP {}: {}".format(what, status, exc),
+                bad = InvalidResponseError("{} -> HTTP {}: {}".format(what, status, exc),
                                            response=response)
-                err.outcome_unknown = unknown
-                raise err from None
+                bad.outcome_unknown = unknown
+                raise bad from None
             if guard.fired or time.monotonic() > deadline_at:
                 raise overrun()
             if max_bytes is not None and received + len(chunk) > max_bytes:
@@ -936,7 +936,7 @@ def _decoded_chunks(response: requests.Response, what: str) -> Iterator[bytes]:
     inflated here step by step (requests' own decoding inflates a whole raw
     chunk at once: a 64 KiB gzip bomb chunk becomes ~64 MB, stacked encodings
     gigabytes)."""
-    content = getattr(response, "_content", False)
+    content = getattr(response, "_content", False)  # type: Any
     if content is not False and content is not None:
         # already read (a prefix read by _send, or a test double)
         for i in range(0, len(content), _CHUNK):
@@ -946,7 +946,7 @@ def _decoded_chunks(response: requests.Response, what: str) -> Iterator[bytes]:
     if not isinstance(raw, urllib3.response.HTTPResponse):
         yield from response.iter_content(_CHUNK)
         return
-    pieces = raw.stream(_CHUNK, decode_content=False)
+    pieces = raw.stream(_CHUNK, decode_content=False)  # type: Iterator[bytes]
     header = response.headers.get("Content-Encoding", "") or ""
     codings = [c.strip().lower() for c in header.split(",") if c.strip()]
     for coding in reversed(codings):  # the last applied is listed last

@@ -156,7 +156,7 @@ def _scan(text: str, i: int, state: List[Any]) -> bool:
     "t" (a number or literal)."""
     n = len(text)
     if state[0] == "t":
-        return _TOKEN.match(text, i).end() < n
+        return _TOKEN.match(text, i).end() < n  # type: ignore[union-attr]  # matches ""
     depth, in_string, escape = state[1], state[2], state[3]
     match = _STR_BODY.match
     search = _STRUCT_RUN.search
@@ -168,7 +168,7 @@ def _scan(text: str, i: int, state: List[Any]) -> bool:
             escape = False
         while True:
             if in_string:
-                e = match(text, i).end()
+                e = match(text, i).end()  # type: ignore[union-attr]  # matches ""
                 if e >= n:
                     return False
                 if text[e] == '"':
