@@ -110,6 +110,10 @@ def _connection_options() -> argparse.ArgumentParser:
                             '{"url", "token"}; must not be readable by group or others')
     group.add_argument("--http-timeout", type=float, default=sup, metavar="S",
                        help="seconds per HTTP request (default 30 or $DHIS2_TIMEOUT)")
+    group.add_argument("--outage-grace", type=float, default=sup, metavar="S",
+                       help="while following a job, keep polling through refused connections, "
+                            "timeouts and 502/503/504 for up to S seconds (default 900; 0 = "
+                            "fail at once)")
     group.add_argument("--insecure", action="store_true", default=sup,
                        help="do not verify TLS certificates (not recommended)")
     out = parent.add_argument_group("output")
@@ -188,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--slow", action="store_true",
                      help="run only the slow checks (DHIS2 leaves them out of its default run)")
     _add_timeout(run, INTEGRITY_TIMEOUT)
+    _add_poll_options(run)
     _add_fail_on(run, "any check has issues")
     run.add_argument("--fail-on-new", choices=SEVERITIES, type=str.lower, metavar="LEVEL",
                      help="exit 1 when there are issues at LEVEL or worse that the previous "
@@ -382,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     coc.add_argument("--wait", action="store_true",
                      help="poll until the combo has all its option combos (needs --category-combo)")
     _add_timeout(coc, COC_TIMEOUT, "waiting for the option combos")
+    _add_poll_options(coc, max_interval=False)
     coc.set_defaults(handler=cmd_coc_update)
 
     # tasks
@@ -395,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     wait.add_argument("job_type", metavar="JOB_TYPE", type=str.upper)
     wait.add_argument("job_id", metavar="JOB_ID")
     _add_timeout(wait, JOB_TIMEOUT)
+    _add_poll_options(wait)
     wait.set_defaults(handler=cmd_task_wait)
     ttypes = command(task_cmds, "types", "the job types DHIS2 holds task notifications for")
     _add_format(ttypes, choices=("table", "json"))
@@ -433,6 +440,23 @@ def _add_wait_options(parser: argparse.ArgumentParser, default: Optional[float])
     parser.add_argument("--no-wait", action="store_true",
                         help="print the job id and return at once")
     _add_timeout(parser, default)
+    _add_poll_options(parser)
+
+
+def _add_poll_options(parser: argparse.ArgumentParser, max_interval: bool = True) -> None:
+    parser.add_argument("--poll-interval", type=float, metavar="S",
+                        help="seconds between polls at first and after news (default 1)")
+    if max_interval:
+        parser.add_argument("--max-interval", type=float, metavar="S",
+                            help="longest pause between polls (default 10; the end of a job "
+                                 "is noticed within max(2 s, 10%% of the time waited))")
+
+
+def _poll_kwargs(args: argparse.Namespace) -> Dict[str, float]:
+    """--poll-interval / --max-interval as keyword arguments of the waits."""
+    opts = vars(args)
+    return {key: opts[key] for key in ("poll_interval", "max_interval")
+            if opts.get(key) is not None}
 
 
 class _Operation:
@@ -477,6 +501,8 @@ def connect(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
     kwargs = {}
     if "http_timeout" in opts:
         kwargs["timeout"] = opts["http_timeout"]
+    if "outage_grace" in opts:
+        kwargs["outage_grace"] = opts["outage_grace"]
     if opts.get("insecure"):
         kwargs["verify"] = False
     file_settings = read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
@@ -626,6 +652,7 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
             progress.say("Running data-integrity checks on {}".format(session.base_url))
             kwargs = dict(checks=checks, timeout=args.timeout, on_notification=progress,
                           include_slow=args.include_slow and not checks)
+            kwargs.update(_poll_kwargs(args))
             if args.details and args.format in _STREAMED_FORMATS:
                 sink = []
                 report, rows = session.iter_integrity_run(
@@ -825,7 +852,7 @@ def _follow(job: "Job", args: argparse.Namespace, progress: _Progress) -> int:
         print("{} {}".format(job.job_type, job.id))
         return EXIT_OK
     progress.say("Started {} job {}".format(job.job_type, job.id))
-    final = job.wait(timeout=args.timeout, on_notification=progress)
+    final = job.wait(timeout=args.timeout, on_notification=progress, **_poll_kwargs(args))
     print("{} {} completed: {}".format(job.job_type, job.id, final.message or "done"))
     return EXIT_OK
 
@@ -891,7 +918,8 @@ def cmd_coc_update(args: argparse.Namespace) -> int:
         raise UsageError("--wait needs --category-combo UID")
     with connect(args) as session:
         if args.wait:
-            state = session.wait_for_coc_generation(args.category_combo, timeout=args.timeout)
+            state = session.wait_for_coc_generation(args.category_combo, timeout=args.timeout,
+                                                    **_poll_kwargs(args))
             print("{}: {} of {} category option combos".format(
                 state.id, state.count, state.expected_count))
         else:
@@ -936,7 +964,7 @@ def cmd_task_wait(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     with connect(args) as session:
         final = session.wait_for_task(args.job_type, args.job_id, timeout=args.timeout,
-                                      on_notification=progress)
+                                      on_notification=progress, **_poll_kwargs(args))
     print("{} {} completed: {}".format(args.job_type, args.job_id, final.message or "done"))
     return EXIT_OK
 
@@ -1264,6 +1292,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         getattr(args, "group_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        _check_seconds(args)
         return handler(args)
     except KeyboardInterrupt:
         sys.stderr.write("dhis2maint: interrupted\n")
@@ -1291,6 +1320,27 @@ def _report_failure(exc: BaseException, debug: bool) -> int:
     except Exception:  # noqa: BLE001 - even a failing stderr must not change the code
         pass
     return EXIT_INTERNAL if code is None else code
+
+
+_SECONDS_OPTIONS = ("timeout", "http_timeout", "outage_grace", "poll_interval", "max_interval",
+                    "job_seconds")
+
+
+def _check_seconds(args: argparse.Namespace) -> None:
+    """Every seconds option finite and not negative (positive where 0 makes no sense),
+    before anything is sent: `--timeout inf` must not start a job it then cannot wait for."""
+    import math
+
+    opts = vars(args)
+    for name in _SECONDS_OPTIONS:
+        value = opts.get(name)
+        if not isinstance(value, float):
+            continue
+        flag = "--" + name.replace("_", "-")
+        zero_ok = name in ("timeout", "outage_grace")
+        if not math.isfinite(value) or not (value >= 0 if zero_ok else value > 0):
+            raise ConfigurationError("{} must be a finite number of seconds {} 0, got {}".format(
+                flag, "of at least" if zero_ok else "more than", value))
 
 
 def _exit_code(exc: BaseException) -> Optional[int]:

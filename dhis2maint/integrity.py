@@ -639,7 +639,9 @@ class IntegrityMixin(_Transport):
                              details: bool = False, timeout: Optional[float] = None,
                              on_notification: Optional[
                                  Callable[[models.Notification], Any]] = None,
-                             include_slow: bool = False) -> models.DataIntegrityReport:
+                             include_slow: bool = False, poll_interval: Optional[float] = None,
+                             max_interval: Optional[float] = None
+                             ) -> models.DataIntegrityReport:
         """Run checks, follow the job to its end, and return this run's results.
 
         :param checks: names, codes, wildcards or :class:`DataIntegrityCheck`
@@ -655,6 +657,11 @@ class IntegrityMixin(_Transport):
             Without it the slow checks DHIS2 leaves out are counted and logged
             (INFO).  With ``checks`` it changes nothing (named checks run whether
             slow or not).
+        :param poll_interval: / :param max_interval: as for :meth:`wait_for_task`.
+
+        Outages (refused connections, timeouts, 502/503/504) while the job is
+        followed and its results read are ridden out for up to
+        ``Session.outage_grace`` seconds, as in :meth:`wait_for_task`.
 
         Steps: ``GET /api/dataIntegrity`` (the checks this run covers),
         :meth:`start_integrity_run`, ``job.wait()`` (``GET
@@ -684,10 +691,15 @@ class IntegrityMixin(_Transport):
             log.info("include_slow has no effect with named checks: they run whether slow "
                      "or not")
         started = _monotonic()
+        waits = {}  # type: Dict[str, float]
+        if poll_interval is not None:
+            waits["poll_interval"] = poll_interval
+        if max_interval is not None:
+            waits["max_interval"] = max_interval
         run_at = _utcnow()
         if self._legacy_integrity():
             job = self._start_integrity_run(tokens, expanded, details)
-            job.wait(timeout=timeout, on_notification=on_notification)
+            job.wait(timeout=timeout, on_notification=on_notification, **waits)
             flat = self._await_legacy_report(job, timeout, started)
             return self._stamp(legacy_report(flat, details, expanded,
                                              "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}"),
@@ -698,12 +710,19 @@ class IntegrityMixin(_Transport):
         if tokens is None:
             expanded = [c.name for c in available if include_slow or not c.is_slow]
         if notifies:
-            job.wait(timeout=timeout, on_notification=on_notification)
-            return self._stamp(self._read_run_results(job, details, expanded), job,
-                               run_at, available)
+            job.wait(timeout=timeout, on_notification=on_notification, **waits)
+            report = self._job_outage(job).call(self._read_run_results, job, details, expanded)
+            return self._stamp(report, job, run_at, available)
         assert expanded is not None  # listed above when the server posts no notifications
         return self._stamp(self._poll_run_results(job, details, expanded, timeout, started,
                                                   on_notification), job, run_at, available)
+
+    def _job_outage(self, job: models.Job) -> Any:
+        from .jobs import _Outage
+
+        return _Outage(self, "data-integrity job {}".format(job.id),
+                       " (its results: session.get_integrity_report())")
+
 
     def _start_run(self, tokens: Optional[List[str]], expanded: Optional[List[str]],
                    selected: Optional[List[models.DataIntegrityCheck]], details: bool,
@@ -766,25 +785,35 @@ class IntegrityMixin(_Transport):
         that finished after the job was created.  2.39/2.40 ask ``…/running``
         between reads so big details bodies are fetched once; 2.37/2.38 re-read the
         results.  ``on_notification`` gets synthesised progress notifications."""
+        from .jobs import _DOWN
+
         deadline = None if timeout is None else started + timeout
         has_running = versions.supports(self.server_version, "integrity_filters")
         total = len(expanded)
         delay = 0.5
         reported = -1
+        outage = self._job_outage(job)
+        done = 0
         while True:
-            busy = None
+            busy = None  # type: Any
             if has_running:
-                running = set(self._integrity_name_list(details, "running"))
-                busy = [name for name in expanded if name in running]
+                running = outage.poll(self._integrity_name_list, details, "running")
+                if running is _DOWN:
+                    busy = True  # DHIS2 is out: count nothing, poll again
+                else:
+                    running = set(running)
+                    busy = [name for name in expanded if name in running]
             if busy:
-                done = total - len(busy)
+                if busy is not True:
+                    done = total - len(busy)
             else:
-                report = self._read_run_results(job, details, expanded)
-                missing = [name for name in expanded if name not in report.results]
-                done = total - len(missing)
-                if not missing:
-                    _emit(job, _progress(job, done, total, True), on_notification)
-                    return report
+                report = outage.poll(self._read_run_results, job, details, expanded)
+                if report is not _DOWN:
+                    missing = [name for name in expanded if name not in report.results]
+                    done = total - len(missing)
+                    if not missing:
+                        _emit(job, _progress(job, done, total, True), on_notification)
+                        return cast(models.DataIntegrityReport, report)
             if done != reported:
                 _emit(job, _progress(job, done, total, False), on_notification)
             reported = done
@@ -805,11 +834,14 @@ class IntegrityMixin(_Transport):
         limit = LEGACY_REPORT_WAIT if timeout is None else max(0.0, timeout - (
             _monotonic() - started))
         deadline = _monotonic() + limit
+        from .jobs import _DOWN
+
         path = "system/taskSummaries/DATA_INTEGRITY/" + self._segment(job.id, "job id")
         delay = 0.2
+        outage = self._job_outage(job)
         while True:
-            flat = self._json("GET", path, expect=dict, allow_empty=True)
-            if flat is not None:
+            flat = outage.poll(self._json, "GET", path, expect=dict, allow_empty=True)
+            if flat is not None and flat is not _DOWN:
                 return cast(Dict[str, Any], flat)
             now = _monotonic()
             if now >= deadline:
@@ -981,7 +1013,8 @@ class IntegrityMixin(_Transport):
         return cast(List[str], data)
 
     def iter_integrity_run(self, checks=None, timeout=None, on_notification=None,
-                           include_slow=False, on_check=None):
+                           include_slow=False, on_check=None, poll_interval=None,
+                           max_interval=None):
         """Run a details check run and STREAM its issues (constant memory).
 
         Like :meth:`run_integrity_checks` with ``details=True``, but returns
@@ -1021,7 +1054,9 @@ class IntegrityMixin(_Transport):
         tokens, expanded, selected = self._selection(checks)
         run_at = _utcnow()
         available, job = self._start_run(tokens, expanded, selected, True, include_slow)
-        job.wait(timeout=timeout, on_notification=on_notification)
+        waits = {k: v for k, v in (("poll_interval", poll_interval),
+                                   ("max_interval", max_interval)) if v is not None}
+        job.wait(timeout=timeout, on_notification=on_notification, **waits)
         self._stamp(report, job, run_at)
         read = _check_names(available)  # already matched: no second look-up
         keep = set(c.name for c in available)

@@ -35,7 +35,13 @@ TASKS = "/api/system/tasks/ANALYTICS_TABLE/"
 
 
 class FastSession(Session):
-    """A Session whose waits poll every 0.05 s (the library's default is 1 s)."""
+    """A Session whose waits poll every 0.05 s (the library's default is 1 s) and fail
+    at the first failed poll (``outage_grace=0``): the matrix shows what one faulted
+    request does; riding out outages is tested in test_hostile.py."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("outage_grace", 0)
+        super().__init__(*args, **kwargs)
 
     def wait_for_task(self, job_type, job_id, timeout=None, poll_interval=0.05, max_interval=0.2,
                       on_notification=None):

@@ -358,7 +358,7 @@ class StreamSession(Session):
     sent = None
 
     def _send(self, method, path, params=None, json_body=None, timeout=None, stream=False,
-              headers=None, ok_statuses=None):
+              headers=None, ok_statuses=None, max_bytes=None):
         if stream:
             self.sent = (method, path, params, timeout)
             return self.fake
