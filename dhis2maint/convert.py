@@ -29,7 +29,8 @@ from .errors import InvalidResponseError
 _T = TypeVar("_T")
 
 __all__ = ["structure", "unstructure", "to_json", "from_json", "issue_from_dict",
-           "parse_datetime", "camel"]
+           "parse_datetime", "camel", "report_to_dict", "report_from_dict",
+           "comparison_to_dict"]
 
 _converter = cattrs.Converter(detailed_validation=False)
 
@@ -308,7 +309,7 @@ def gc_paused() -> Iterator[None]:
 def report_from_dict(data: Any, details: Optional[bool] = None, what: str = "the report"
                      ) -> models.DataIntegrityReport:
     """A :class:`DataIntegrityReport` from DHIS2's ``{name: result}`` map, or from
-    :meth:`DataIntegrityReport.to_dict` output."""
+    :func:`report_to_dict` output."""
     with gc_paused():
         return _report_from_dict(data, details, what)
 
@@ -375,7 +376,7 @@ def _read_source(report, source, what):
 
 
 def report_to_dict(report: models.DataIntegrityReport) -> Dict[str, Any]:
-    """What :meth:`DataIntegrityReport.to_dict` returns: a versioned, JSON-ready dict."""
+    """A report as a versioned, JSON-ready dict (what :func:`to_json` writes)."""
     head = {"dhis2maint": _REPORT_FORMAT, "details": report.details}
     source = source_dict(report)
     if source:
@@ -383,6 +384,28 @@ def report_to_dict(report: models.DataIntegrityReport) -> Dict[str, Any]:
     return dict(head, **{
         "results": {name: unstructure(result) for name, result in report.results.items()},
     })
+
+
+def _row_to_dict(row: models.IntegrityIssueRow) -> Dict[str, Any]:
+    return {"checkName": row.check_name, "checkDisplayName": row.check_display_name,
+            "severity": None if row.severity is None else str(row.severity),
+            "issue": unstructure(row.issue)}
+
+
+def comparison_to_dict(comparison: models.ReportComparison) -> Dict[str, Any]:
+    """A JSON-ready dict of a :class:`ReportComparison`."""
+    return {
+        "issuesCompared": comparison.issues_compared,
+        "newIssues": [_row_to_dict(r) for r in comparison.new_issues],
+        "resolvedIssues": [_row_to_dict(r) for r in comparison.resolved_issues],
+        "changedIssues": [{"old": _row_to_dict(c.old), "new": _row_to_dict(c.new)}
+                          for c in comparison.changed_issues],
+        "countChanges": {
+            name: {"checkName": c.check_name, "displayName": c.display_name,
+                   "severity": None if c.severity is None else str(c.severity),
+                   "old": c.old, "new": c.new}
+            for name, c in comparison.count_changes.items()},
+    }
 
 
 def to_json(report: models.DataIntegrityReport, **kwargs: Any) -> str:

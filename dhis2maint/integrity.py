@@ -36,7 +36,7 @@ from . import convert, models, versions
 from .errors import ConfigurationError, InvalidResponseError, TaskTimeoutError
 from .jobs import log_progress
 
-__all__ = ["IntegrityMixin", "compare_reports", "comparison_to_dict", "legacy_report"]
+__all__ = ["IntegrityMixin", "compare_reports", "legacy_report"]
 
 log = logging.getLogger("dhis2maint")
 
@@ -438,28 +438,6 @@ def compare_reports(old: models.DataIntegrityReport,
     return models.ReportComparison(new_issues=new_issues, resolved_issues=resolved_issues,
                                    changed_issues=changed_issues, count_changes=count_changes,
                                    issues_compared=compared)
-
-
-def _row_to_dict(row: models.IntegrityIssueRow) -> Dict[str, Any]:
-    return {"checkName": row.check_name, "checkDisplayName": row.check_display_name,
-            "severity": None if row.severity is None else str(row.severity),
-            "issue": convert.unstructure(row.issue)}
-
-
-def comparison_to_dict(comparison: models.ReportComparison) -> Dict[str, Any]:
-    """A JSON-ready dict of a :class:`ReportComparison`."""
-    return {
-        "issuesCompared": comparison.issues_compared,
-        "newIssues": [_row_to_dict(r) for r in comparison.new_issues],
-        "resolvedIssues": [_row_to_dict(r) for r in comparison.resolved_issues],
-        "changedIssues": [{"old": _row_to_dict(c.old), "new": _row_to_dict(c.new)}
-                          for c in comparison.changed_issues],
-        "countChanges": {
-            name: {"checkName": c.check_name, "displayName": c.display_name,
-                   "severity": None if c.severity is None else str(c.severity),
-                   "old": c.old, "new": c.new}
-            for name, c in comparison.count_changes.items()},
-    }
 
 
 def _finished_before(finished: Optional[datetime.datetime],

@@ -268,8 +268,9 @@ class DataIntegrityReport(_Model):
     """Results by check name, in the order DHIS2 (or the legacy mapping) gave them.
 
     ``details`` says whether the results carry issues.  Round-trips through JSON
-    with :meth:`to_dict`/:meth:`from_dict` (or :func:`dhis2maint.to_json` /
-    :func:`dhis2maint.from_json`) so runs can be saved and compared later.
+    with :func:`dhis2maint.to_json` / :func:`dhis2maint.from_json` (dicts:
+    ``dhis2maint.convert.report_to_dict`` / ``report_from_dict``) so runs can be
+    saved and compared later.
     """
 
     results: Dict[str, DataIntegrityResult] = attr.Factory(dict)
@@ -302,19 +303,6 @@ class DataIntegrityReport(_Model):
             for issue in result.issues or ():
                 yield IntegrityIssueRow(result.name, result.display_name,
                                         result.severity, issue)
-
-    def to_dict(self) -> Dict[str, Any]:
-        """A JSON-ready dict (see :func:`dhis2maint.to_json`)."""
-        from .convert import report_to_dict
-
-        return report_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "DataIntegrityReport":
-        """Rebuild a report from :meth:`to_dict`'s output (or DHIS2's own JSON)."""
-        from .convert import report_from_dict
-
-        return report_from_dict(data)
 
 
 @attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
@@ -436,12 +424,6 @@ class ReportComparison(_Model):
                             ) -> List[IntegrityIssueRow]:
         """``new_issues`` of checks of ``min_severity`` or worse."""
         return [r for r in self.new_issues if _at_least(r.severity, min_severity)]
-
-    def to_dict(self) -> Dict[str, Any]:
-        """A JSON-ready dict (camelCase issue fields, like DHIS2's)."""
-        from .integrity import comparison_to_dict
-
-        return comparison_to_dict(self)
 
 
 # ---------------------------------------------------------------------------

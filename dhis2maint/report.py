@@ -895,7 +895,7 @@ def write_comparison(comparison: "ReportComparison", fmt: str, out: IO[str],
 
     ``table``: checks whose count changed (worst severity first, biggest change
     first), then new, resolved and changed issues; ``json``:
-    :meth:`ReportComparison.to_dict` (nested: ``{"issuesCompared", "newIssues",
+    :func:`dhis2maint.convert.comparison_to_dict` (nested: ``{"issuesCompared", "newIssues",
     "resolvedIssues", "changedIssues", "countChanges": {name: …}}``); ``jsonl``:
     flat records like :func:`write_issue_rows`', one a line, whose ``"change"`` is
     ``count`` (with ``check, displayName, severity, old, new, delta``), ``new``,
@@ -915,10 +915,13 @@ def write_comparison(comparison: "ReportComparison", fmt: str, out: IO[str],
     if fmt == "json":
         import json
 
-        # The library's own shape (ReportComparison.to_dict) when there is one, so
-        # `dhis2maint integrity diff --format json` and scripts agree.
-        to_dict = getattr(comparison, "to_dict", None)
-        out.write(json.dumps(to_dict() if callable(to_dict) else {
+        # The library's own shape (convert.comparison_to_dict) for its own comparisons,
+        # so `dhis2maint integrity diff --format json` and scripts agree.
+        from .convert import comparison_to_dict
+        from .models import ReportComparison
+
+        out.write(json.dumps(comparison_to_dict(comparison)
+                             if isinstance(comparison, ReportComparison) else {
             "issuesCompared": compared,
             "countChanges": changes,
             "newIssues": [_issue_row_dict(r) for r in new_rows],

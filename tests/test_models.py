@@ -9,7 +9,7 @@ from dhis2maint import (DataIntegrityCheck, DataIntegritySeverity, InvalidRespon
                         JobConfiguration, JobStatus, JobType, Notification,
                         NotificationDataType, NotificationLevel, ValidationViolation)
 from dhis2maint.convert import (format_datetime, from_json, parse_datetime, report_from_dict,
-                                structure, to_json, unstructure)
+                                report_to_dict, structure, to_json, unstructure)
 from dhis2maint.models import severity_rank
 
 CHECK_JSON = {
@@ -194,7 +194,7 @@ def test_report_json_round_trip_with_unicode_and_control_characters():
     assert again == report
     assert dhis2maint.from_json(dhis2maint.to_json(report)) == report
     assert again.details is True
-    assert type(report).from_dict(report.to_dict()) == report
+    assert report_from_dict(report_to_dict(report)) == report
 
 
 def test_summary_round_trip_and_dhis2_json_accepted_by_from_json():

@@ -19,6 +19,7 @@ from dhis2maint import (CategoryComboState, CategoryOptionCombo, CountChange,
                         DataIntegrityResult, DataIntegritySeverity, IntegrityIssueRow, Job,
                         JobConfiguration, JobStatus, JobType, Notification, PredictorRun,
                         ReportComparison, Session, ValidationViolation)
+from dhis2maint.convert import comparison_to_dict, report_from_dict, report_to_dict
 from dhis2maint.models import ImportSummary, severity_rank
 from dhis2maint.report import (atomic_output, write_checks, write_comparison,
                                write_issue_rows, write_notification_line, write_records,
@@ -52,8 +53,8 @@ def models_are_visible() -> None:
     for item in report:
         assert_type(item, DataIntegrityResult)
     assert_type(report.issue_rows(), Iterator[IntegrityIssueRow])
-    assert_type(report.to_dict(), Dict[str, Any])
-    assert_type(DataIntegrityReport.from_dict(report.to_dict()), DataIntegrityReport)
+    assert_type(report_to_dict(report), Dict[str, Any])
+    assert_type(report_from_dict(report_to_dict(report)), DataIntegrityReport)
     row = IntegrityIssueRow("orgunits_orphaned", None, "SEVERE", issue)
     assert_type(row.issue, DataIntegrityIssue)
     change = CountChange("orgunits_orphaned", old=1, new=3)
@@ -83,7 +84,7 @@ def reports_and_files(report: DataIntegrityReport, checks: List[DataIntegrityChe
     assert_type(comparison.new_issues_at_least(DataIntegritySeverity.WARNING),
                 List[IntegrityIssueRow])
     assert_type(comparison.has_changes, bool)
-    assert_type(comparison.to_dict(), Dict[str, Any])
+    assert_type(comparison_to_dict(comparison), Dict[str, Any])
     assert_type(dhis2maint.parse_version("2.42.1"), Tuple[int, ...])
     out = io.StringIO()
     assert_type(write_report(report, "table", out, title="Nightly"), None)
