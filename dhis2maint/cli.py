@@ -71,7 +71,8 @@ def timeout_value(text: str) -> Optional[float]:
             "expected seconds (e.g. 600, 30m, 2h) or 'none', got {!r}".format(text)) from None
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(
-            "must be more than 0 seconds (or 'none' for no limit), got {!r}".format(text))
+            "must be a finite number of seconds more than 0 (or 'none' for no limit), "
+            "got {!r}".format(text))
     return value
 
 
