@@ -37,6 +37,7 @@ from . import convert, models, versions
 from .errors import (ApiError, ConfigurationError, InvalidResponseError, JobFailedError,
                      NotFound, ServerError, TaskTimeoutError, TransportError,
                      UnsupportedServerError)
+from .transport import DEFAULT_OUTAGE_GRACE, SMALL_BODY_BYTES, decode_json
 
 __all__ = ["JobsMixin", "ANALYTICS_FLAGS", "MaintenanceOperation", "MAINTENANCE_OPERATIONS",
            "MAINTENANCE_FLAGS",
@@ -288,8 +289,6 @@ class _Outage:
     so nothing is re-sent that changes anything."""
 
     def __init__(self, session: Any, describe: str, resume_hint: str = "") -> None:
-        from .session import DEFAULT_OUTAGE_GRACE
-
         self.grace = float(getattr(session, "outage_grace", DEFAULT_OUTAGE_GRACE))
         self.describe = describe
         self.resume_hint = resume_hint
@@ -586,7 +585,6 @@ class JobsMixin(_Transport):
         type_text = _job_type_text(job_type)
         known = self._known_job_ids(type_text) if getattr(self, "recover_job_starts", False) \
             else None
-        from .session import SMALL_BODY_BYTES
 
         try:
             body = self._json(method, path, params=params, json_body=json_body, expect=dict,
@@ -1029,7 +1027,6 @@ class JobsMixin(_Transport):
             log.warning("%s: DHIS2 answered WARNING (HTTP 409): %s", what,
                         "; ".join(summary.descriptions) or summary.message)
             return summary
-        from .session import decode_json
 
         body = decode_json(response, what, expect=dict)
         return _import_summary(body, what)
@@ -1113,8 +1110,6 @@ class JobsMixin(_Transport):
 
     def _maintenance_request(self, method: str, path: str,
                              params: Optional[Dict[str, str]] = None) -> Optional[str]:
-        from .session import SMALL_BODY_BYTES, decode_json
-
         what = "{} /api/{}".format(method, path)
         response = self._send(method, path, params=params, max_bytes=SMALL_BODY_BYTES)
         if response.status_code == 204 or not response.content.strip():

@@ -19,6 +19,7 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 from . import convert, models
 from .errors import (ApiError, ConflictError, InvalidResponseError, JobFailedError,
                      TaskTimeoutError, UnsupportedServerError)
+from .transport import decode_json
 
 __all__ = ["SchedulerMixin", "configuration_fields"]
 
@@ -644,7 +645,6 @@ class SchedulerMixin:
         text = response.content.strip() if response.content else b""
         if not text or not text.startswith(b"{"):
             return None
-        from .session import decode_json  # lazy: session imports this module
 
         body = decode_json(response, "POST /api/" + path, expect=dict)
         job = body.get("response")

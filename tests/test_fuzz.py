@@ -440,7 +440,7 @@ def test_report_from_dict_on_random_json():
 
 
 def test_decode_json_never_lets_a_decoder_error_out():
-    from dhis2maint.session import decode_json
+    from dhis2maint.transport import decode_json
 
     def check(body, ctype):
         try:
