@@ -1,8 +1,8 @@
 """The stand-in's scheduler: job configurations, /api/scheduling, /api/scheduler,
 /api/me, validation results -- the state ``dhis2maint jobs``/``doctor`` read.
 
-Part of :mod:`dhis2maint.testing` (standard library only; nothing else from
-dhis2maint).  ``Dhis2StandIn.scheduler`` is a :class:`SchedulerState`; its
+Part of :mod:`dhis2maint.testing` (standard library only; from dhis2maint only
+the stand-in's HTTP plumbing, ``_standin_http``).  ``Dhis2StandIn.scheduler`` is a :class:`SchedulerState`; its
 :meth:`SchedulerState.handle` answers these routes before testing.py's own.
 
 The default state is an admin's bad morning, per version (DHIS2 source shapes,
@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from .testing import _HttpError, _Response, _fmt_hms, _fmt_time, _od, _uid_from, _web_message
+from ._standin_http import _HttpError, _Response, _fmt_hms, _fmt_time, _od, _uid_from, _web_message
 
 __all__ = ["SchedulerState"]
 

@@ -1020,8 +1020,9 @@ class JobsMixin(_Transport):
 
             web = _web_message(response)
             inner = web.get("response") if web is not None else None
-            if not (str(web.get("status", "")).upper() == "WARNING" and isinstance(inner, dict)
-                    and str(inner.get("status", "")).upper() == "WARNING"):
+            if web is None or not (str(web.get("status", "")).upper() == "WARNING"
+                                   and isinstance(inner, dict)
+                                   and str(inner.get("status", "")).upper() == "WARNING"):
                 raise error_for_response(response, "POST", "/api/" + path)
             summary = _import_summary(web, what)
             log.warning("%s: DHIS2 answered WARNING (HTTP 409): %s", what,

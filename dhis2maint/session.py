@@ -12,7 +12,7 @@ import os
 import random
 import re
 import time
-from typing import (TYPE_CHECKING, Any, Callable, Container, Dict, Generator, Mapping,
+from typing import (TYPE_CHECKING, Any, Callable, Container, Dict, FrozenSet, Generator, Mapping,
                     Optional, Set, Tuple, Type, TypeVar, Union)
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -328,8 +328,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
             raise
 
     @classmethod
-    def _accepted_settings(cls):
-        # type: () -> frozenset
+    def _accepted_settings(cls) -> FrozenSet[str]:
         """The keyword arguments this class's constructor takes (so a setting a
         newer Session adds, like ``outage_grace``, is passed only when it exists)."""
         import inspect
@@ -337,8 +336,8 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         return frozenset(inspect.signature(cls.__init__).parameters)
 
     @classmethod
-    def _from_settings(cls, base_url, found, settings, source, missing):
-        # type: (str, dict, dict, str, str) -> Session
+    def _from_settings(cls: Type[_S], base_url: str, found: Dict[str, Any],
+                       settings: Dict[str, Any], source: str, missing: str) -> _S:
         """``cls(base_url, **found)`` with ``settings`` (the caller's) taking precedence;
         ``missing`` is the message when neither gives credentials."""
         kwargs = dict(found)

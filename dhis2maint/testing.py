@@ -35,8 +35,10 @@ dhis2maint.testing --port 8080`` for a server in the foreground; every knob
 has a flag (``--help``).
 
 This module uses only the standard library and imports nothing else from
-dhis2maint but its stdlib-only sibling ``_standin_scheduler`` (job configurations,
-/api/scheduling, /api/scheduler, /api/me, validation results; ``srv.scheduler``).  It is not imported by ``import dhis2maint``.
+dhis2maint but its stdlib-only siblings ``_standin_scheduler`` (job
+configurations, /api/scheduling, /api/scheduler, /api/me, validation results;
+``srv.scheduler``) and ``_standin_http`` (the HTTP plumbing both share).  It is
+not imported by ``import dhis2maint``.
 """
 
 import argparse
@@ -45,7 +47,6 @@ import binascii
 import collections
 import datetime
 import functools
-import hashlib
 import heapq
 import itertools
 import gzip
@@ -54,7 +55,6 @@ import os
 import pkgutil
 import re
 import socket
-import string
 import sys
 import threading
 import time
@@ -63,6 +63,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Set, Tuple,
                     TypeVar, cast)
 from urllib.parse import parse_qs, quote, urlsplit
+
+from ._standin_http import (_ALNUM, _CHUNK, _JSON_TYPE, _HttpError, _Response, _dumps, _fmt_hms,
+                            _fmt_time, _hash_int, _od, _uid_from, _web_message)
+from ._standin_scheduler import SchedulerState
 
 __all__ = ["Dhis2StandIn", "RecordedRequest", "DEFAULT_USERS", "DEFAULT_TOKEN", "main"]
 
@@ -202,13 +206,10 @@ PREDICT = ("ALL", "F_PREDICTOR_RUN")
 VALIDATE = ("ALL", "F_RUN_VALIDATION")
 ALL_ONLY = ("ALL",)
 
-_ALNUM = string.ascii_letters + string.digits
 _UID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 _M6 = 62 ** 6
 _MUL = 2654435761  # coprime with 62**6: issue ids are unique per check
 _T2 = []  # type: List[str]  # the 3844 two-character alphanumeric strings, built on first use
-_CHUNK = 64 * 1024
-_JSON_TYPE = "application/json;charset=UTF-8"
 
 
 def _features(minor):
@@ -230,54 +231,6 @@ def _parse_version(version):
 # ---------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------
-def _hash_int(*parts):
-    # type: (*Any) -> int
-    return int(hashlib.md5(":".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:15], 16)
-
-
-def _uid_from(*parts):
-    # type: (*Any) -> str
-    """A deterministic 11-character DHIS2 UID (letter, then 10 alphanumerics)."""
-    digest = hashlib.md5(":".join(str(p) for p in parts).encode("utf-8")).digest()
-    return string.ascii_letters[digest[0] % 52] + "".join(_ALNUM[b % 62] for b in digest[1:11])
-
-
-def _fmt_time(ts):
-    # type: (float) -> str
-    """DHIS2 date format: yyyy-MM-ddTHH:mm:ss.SSS, server local time, no zone."""
-    millis = int(round(ts * 1000))
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(millis // 1000)) + ".%03d" % (millis % 1000)
-
-
-def _fmt_hms(seconds, hours_width=1):
-    # type: (float, int) -> str
-    millis = int(round(seconds * 1000))
-    h, rest = divmod(millis, 3600000)
-    m, rest = divmod(rest, 60000)
-    s, ms = divmod(rest, 1000)
-    return "%0*d:%02d:%02d.%03d" % (hours_width, h, m, s, ms)
-
-
-def _dumps(obj):
-    # type: (Any) -> str
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def _od(*pairs):
-    # type: (*Tuple[str, Any]) -> collections.OrderedDict[str, Any]
-    """Ordered dict from (key, value) pairs, leaving out None values (Jackson NON_NULL)."""
-    return collections.OrderedDict((k, v) for k, v in pairs if v is not None)
-
-
-def _web_message(code, message=None, status=None, error_code=None, dev_message=None, response=None):
-    # type: (int, Optional[str], Optional[str], Optional[str], Optional[str], Any) -> collections.OrderedDict[str, Any]
-    if status is None:
-        status = "OK" if code < 400 else "ERROR"
-    return _od(("httpStatus", HTTPStatus(code).phrase), ("httpStatusCode", code), ("status", status),
-               ("message", message), ("devMessage", dev_message), ("response", response),
-               ("errorCode", error_code))
-
-
 def _parse_bool(name, raw):
     # type: (str, str) -> bool
     if raw.strip().lower() in ("true", "false"):
@@ -304,63 +257,6 @@ def _parse_date(name, raw):
         return datetime.date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
     except ValueError:
         raise _HttpError(400, "Value '%s' is not valid for parameter %s. It should be of type Date" % (raw, name))
-
-
-class _HttpError(Exception):
-    """Raised by route handlers; becomes a WebMessage reply."""
-
-    def __init__(self, code, message, error_code=None, dev_message=None, headers=None):
-        # type: (int, str, Optional[str], Optional[str], Optional[List[Tuple[str, str]]]) -> None
-        Exception.__init__(self, message)
-        self.code, self.message = code, message
-        self.error_code, self.dev_message = error_code, dev_message
-        self.headers = headers or []
-
-
-class _Response(object):
-    """What a route returns: a body (sent with Content-Length) or a stream (sent chunked)."""
-
-    def __init__(self, status=200, body=None, content_type=None, headers=None, stream=None):
-        # type: (int, Optional[bytes], Optional[str], Optional[List[Tuple[str, str]]], Optional[Iterator[bytes]]) -> None
-        self.status, self.body, self.stream = status, body, stream
-        self.headers = list(headers or [])
-        if content_type:
-            self.headers.insert(0, ("Content-Type", content_type))
-
-    @classmethod
-    def json(cls, obj, status=200, headers=None):
-        # type: (Any, int, Optional[List[Tuple[str, str]]]) -> _Response
-        return cls(status, _dumps(obj).encode("utf-8"), _JSON_TYPE, headers)
-
-    @classmethod
-    def json_stream(cls, pieces, status=200):
-        # type: (Iterable[str], int) -> _Response
-        return cls(status, content_type=_JSON_TYPE, stream=_batched(pieces))
-
-    @classmethod
-    def message(cls, code, message=None, **kw):
-        # type: (int, Optional[str], **Any) -> _Response
-        return cls.json(_web_message(code, message, **kw), status=code)
-
-    @classmethod
-    def empty(cls, status=200):
-        # type: (int) -> _Response
-        return cls(status, b"")
-
-
-def _batched(pieces, size=_CHUNK):
-    # type: (Iterable[str], int) -> Iterator[bytes]
-    """Join small string pieces into ~64 KiB byte chunks."""
-    buf = []  # type: List[str]
-    held = 0
-    for piece in pieces:
-        buf.append(piece)
-        held += len(piece)
-        if held >= size:
-            yield "".join(buf).encode("utf-8")
-            buf, held = [], 0
-    if buf:
-        yield "".join(buf).encode("utf-8")
 
 
 class RecordedRequest(NamedTuple):
@@ -2374,7 +2270,6 @@ class Dhis2StandIn(object):
         checks = _Checks(self._features["catalogue"], _load_catalogue_file())
         self._state = _State(self, self._features, checks, seed, issues)
         self._api = _Api(self)
-        from ._standin_scheduler import SchedulerState  # stdlib-only sibling; imports this module
         self.scheduler = SchedulerState(self)
         self._httpd = None  # type: Optional[_Server]
         self._thread = None  # type: Optional[threading.Thread]
