@@ -333,6 +333,11 @@ def test_9_warning_409_is_a_success_with_its_summary():
         "message": "CategoryCombo does not exist: " + uid})
     with pytest.raises(ConflictError, match="does not exist"):
         session.update_category_option_combos(uid)
+    # a 409 whose body is no WebMessage (a proxy's page): the HTTP error, not a crash
+    responses.replace(responses.POST, url, status=409, body="<html>Conflict</html>",
+                      content_type="text/html")
+    with pytest.raises(ConflictError):
+        session.update_category_option_combos(uid)
 
 
 def test_9_coc_wait_polls_after_a_warning_and_the_cli_exits_0():
