@@ -10,24 +10,24 @@ Exit codes:
 Machine output goes to stdout only; progress and errors go to stderr.
 """
 import argparse
-import getpass
 import json
 import os
 import sys
 import time
-from typing import (IO, TYPE_CHECKING, Any, Callable, ContextManager, Dict, List, Mapping, Optional,
+from typing import (IO, TYPE_CHECKING, Any, Callable, ContextManager, Dict, List, Optional,
                     Sequence, TextIO, Tuple)
 
 from . import __version__
-from .errors import (ConfigurationError, Dhis2Error, JobFailedError, TaskTimeoutError)
 from .jobs import ANALYTICS_FLAGS
+# The exit codes are this command's interface (documented above): re-exported here.
+from .options import (EXIT_DHIS2, EXIT_INTERNAL, EXIT_JOB, EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE,
+                      UsageError, connect, connection_options, run_command)
 
 if TYPE_CHECKING:
     from .jobs import MaintenanceOperation
     from .models import DataIntegrityReport, Job, Notification
     from .session import Session
 
-EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 SEVERITIES = ("info", "warning", "severe", "critical")
 FORMATS = ("table", "json", "jsonl", "csv", "html")
 
@@ -42,10 +42,6 @@ EXIT_CODES_HELP = """exit codes:
 connection: --url/--token/--username, or --auth-file, or the environment
 (DHIS2_URL, DHIS2_PAT or DHIS2_USERNAME + DHIS2_PASSWORD, DHIS2_TIMEOUT).
 The password is read from DHIS2_PASSWORD or prompted for; it is never a flag."""
-
-
-class UsageError(Exception):
-    """A problem with the command line itself (exit 2)."""
 
 
 # Default wait limits (seconds) of the commands that follow a job; `--timeout none` waits
@@ -96,36 +92,6 @@ def _duration_text(seconds: Optional[float]) -> str:
 # --- argument parsing --------------------------------------------------------------
 
 
-def _connection_options() -> argparse.ArgumentParser:
-    """Options every command accepts, before or after the command words."""
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("connection")
-    sup = argparse.SUPPRESS
-    group.add_argument("--url", default=sup, help="DHIS2 base URL (default: $DHIS2_URL)")
-    group.add_argument("--token", default=sup,
-                       help="personal access token (prefer $DHIS2_PAT: flags show in `ps`)")
-    group.add_argument("--username", default=sup,
-                       help="user for basic auth; password from $DHIS2_PASSWORD or a prompt")
-    group.add_argument("--auth-file", default=sup, metavar="FILE",
-                       help='JSON {"dhis": {"baseurl", "username", "password"}} or '
-                            '{"url", "token"}; must not be readable by group or others')
-    group.add_argument("--http-timeout", type=float, default=sup, metavar="S",
-                       help="seconds per HTTP request (default 30 or $DHIS2_TIMEOUT)")
-    group.add_argument("--outage-grace", type=float, default=sup, metavar="S",
-                       help="while following a job, keep polling through refused connections, "
-                            "timeouts and 502/503/504 for up to S seconds (default 900; 0 = "
-                            "fail at once)")
-    group.add_argument("--insecure", action="store_true", default=sup,
-                       help="do not verify TLS certificates (not recommended)")
-    out = parent.add_argument_group("output")
-    out.add_argument("--progress", action="store_true", default=sup,
-                     help="show job progress on stderr even when it is not a terminal")
-    out.add_argument("--quiet", action="store_true", default=sup, help="no progress output")
-    out.add_argument("--debug", action="store_true", default=sup,
-                     help="tracebacks on errors and debug logging (secrets stay hidden)")
-    return parent
-
-
 def _add_format(parser: argparse.ArgumentParser, default: str = "table",
                 choices: Sequence[str] = FORMATS) -> None:
     parser.add_argument("--format", choices=choices, default=default,
@@ -148,7 +114,7 @@ def _add_fail_on(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _connection_options()
+    common = connection_options()
     parser = argparse.ArgumentParser(
         prog="dhis2maint", parents=[common],
         description="Keep a DHIS2 server healthy: data-integrity checks, analytics and "
@@ -482,72 +448,6 @@ def _maintenance_operations() -> List[_Operation]:
 
 
 # --- connection ------------------------------------------------------------------
-
-
-def connect(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None,
-            prompt: bool = True) -> "Session":
-    """A :class:`Session` from the command line, the auth file and the environment.
-
-    The auth file is read by the library (:func:`dhis2maint.connections.read_auth_file`,
-    as :meth:`Session.from_auth_file` reads it); flags override what it says, and
-    a username without a password there takes it from DHIS2_PASSWORD or a prompt.
-    ``prompt=False``: never ask for a password on the terminal (the MCP server's
-    stdin carries the protocol); a missing one is a :class:`ConfigurationError`.
-    """
-    from .connections import read_auth_file
-    from .session import Session
-
-    env = os.environ if environ is None else environ
-    opts = vars(args)
-    kwargs = {}
-    if "http_timeout" in opts:
-        kwargs["timeout"] = opts["http_timeout"]
-    if "outage_grace" in opts:
-        kwargs["outage_grace"] = opts["outage_grace"]
-    if opts.get("insecure"):
-        kwargs["verify"] = False
-    file_settings = read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
-
-    def where(name, env_name):
-        """Where setting ``name`` came from, as error hints name it."""
-        if opts.get(name):
-            return "--" + name
-        if file_settings.get(name):
-            return "the auth file {}".format(opts["auth_file"])
-        return env_name
-
-    url = opts.get("url") or file_settings.get("url") or env.get("DHIS2_URL", "").strip()
-    if not url:
-        raise ConfigurationError("no DHIS2 URL: give --url, --auth-file or set DHIS2_URL")
-    token = opts.get("token") or file_settings.get("token")
-    username = opts.get("username") or file_settings.get("username")
-    password = file_settings.get("password") if not opts.get("username") else None
-    if token and username:
-        raise ConfigurationError("give a token or a username, not both")
-    url_from = where("url", "DHIS2_URL")
-    if token:
-        creds_from = where("token", "DHIS2_PAT")
-    elif username:
-        creds_from = where("username", "DHIS2_USERNAME")
-    else:  # Session.from_env reads them
-        creds_from = "DHIS2_PAT" if env.get("DHIS2_PAT", "").strip() \
-            else "DHIS2_USERNAME/DHIS2_PASSWORD"
-    if url_from.startswith(("--", "the auth file")) or creds_from.startswith(("--", "the auth")):
-        # Hints name what the user gave; all from the environment: the DHIS2_* wording.
-        kwargs["source"] = url_from if url_from == creds_from else "{} and {}".format(
-            url_from, creds_from)
-    if username:
-        password = password or env.get("DHIS2_PASSWORD")
-        if not password:
-            if not prompt or not sys.stdin.isatty():
-                raise ConfigurationError("no password for {}: set DHIS2_PASSWORD".format(username))
-            password = getpass.getpass("DHIS2 password for {}: ".format(username))
-        return Session(url, auth=(username, password), **kwargs)
-    if token:
-        return Session(url, token=token, **kwargs)
-    environ_copy = dict(env)
-    environ_copy["DHIS2_URL"] = url
-    return Session.from_env(environ_copy, **kwargs)
 
 
 # --- output helpers -------------------------------------------------------------------
@@ -1271,86 +1171,16 @@ def cmd_whoami(args):
 # --- entry point --------------------------------------------------------------------------
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    debug = bool(vars(args).get("debug"))
-    if debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.version and not getattr(args, "handler", None):
-        return cmd_version(args)
-    handler = getattr(args, "handler", None)  # type: Optional[Callable[[argparse.Namespace], int]]
+        return run_command(lambda: cmd_version(args), args)
+    handler: Optional[Callable[[argparse.Namespace], int]] = getattr(args, "handler", None)
     if handler is None:  # `dhis2maint` or `dhis2maint integrity` alone
         getattr(args, "group_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
-    try:
-        _check_seconds(args)
-        return handler(args)
-    except KeyboardInterrupt:
-        sys.stderr.write("dhis2maint: interrupted\n")
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - every failure gets an exit code
-        return _report_failure(exc, debug)
+    return run_command(lambda: handler(args), args)
 
 
-def _report_failure(exc: BaseException, debug: bool) -> int:
-    """One line on stderr (the traceback first with --debug) and the exit code."""
-    code = _exit_code(exc)
-    try:
-        if debug:
-            import traceback
-
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        if code is None:
-            sys.stderr.write("dhis2maint: internal error: {}: {}{}\n".format(
-                type(exc).__name__, _one_line(exc)[:500],
-                "" if debug else "; rerun with --debug for the traceback"))
-            return EXIT_INTERNAL
-        sys.stderr.write("dhis2maint: error: {}\n".format(_one_line(exc)))
-    except Exception:  # noqa: BLE001 - even a failing stderr must not change the code
-        pass
-    return EXIT_INTERNAL if code is None else code
-
-
-_SECONDS_OPTIONS = ("timeout", "http_timeout", "outage_grace", "poll_interval", "max_interval",
-                    "job_seconds")
-
-
-def _check_seconds(args: argparse.Namespace) -> None:
-    """Every seconds option finite and not negative (positive where 0 makes no sense),
-    before anything is sent: `--timeout inf` must not start a job it then cannot wait for."""
-    import math
-
-    opts = vars(args)
-    for name in _SECONDS_OPTIONS:
-        value = opts.get(name)
-        if not isinstance(value, float):
-            continue
-        flag = "--" + name.replace("_", "-")
-        zero_ok = name in ("timeout", "outage_grace")
-        if not math.isfinite(value) or not (value >= 0 if zero_ok else value > 0):
-            raise ConfigurationError("{} must be a finite number of seconds {} 0, got {}".format(
-                flag, "of at least" if zero_ok else "more than", value))
-
-
-def _exit_code(exc: BaseException) -> Optional[int]:
-    if isinstance(exc, (UsageError, ConfigurationError)):
-        return EXIT_USAGE
-    if isinstance(exc, (JobFailedError, TaskTimeoutError)):
-        return EXIT_JOB
-    if isinstance(exc, Dhis2Error):
-        return EXIT_DHIS2
-    if isinstance(exc, ValueError):  # bad input the library rejected (a UID, a date)
-        return EXIT_USAGE
-    return None

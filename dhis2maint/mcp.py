@@ -7,22 +7,23 @@ connection comes from the same places as the CLI's (``--url``/``--auth-file``
 and the ``DHIS2_*`` environment), never from tool arguments, and every tool
 call opens its own session, so a waiting job does not block other calls.
 
-This module imports only the standard library at import time; the SDK is
-imported by :func:`build_server`, so ``import dhis2maint`` (and Python 3.7)
-never needs it.  Tool results are bounded (``limit``/``offset`` paging, a
+The SDK is imported by :func:`build_server`, not at import time, so
+``import dhis2maint`` (and Python 3.7) never needs it.  Tool results are bounded (``limit``/``offset`` paging, a
 per-check issue limit, clipped texts); failures come back as MCP tool errors
 carrying the library's message, which never holds a credential.
 """
 # The tools' parameter types are built at run time for the SDK's schemas, and the
 # SDK is an optional extra: see [mypy-dhis2maint.mcp] in setup.cfg.
 # pyright: reportInvalidTypeForm=false, reportMissingImports=false
+import argparse
 import functools
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from . import __version__
 from .errors import ConfigurationError, Dhis2Error
+from .options import connect, connection_options, run_command
 
 if TYPE_CHECKING:
     from .models import DataIntegrityReport, Job
@@ -545,7 +546,17 @@ def serve(connect: Callable[[], "Session"], debug: bool = False) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python -m dhis2maint.mcp [connection options]
-    from dhis2maint.cli import main
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m dhis2maint.mcp [connection options]``: the same server as
+    ``dhis2maint mcp``, with the same options, exit codes and error lines."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dhis2maint.mcp", parents=[connection_options()],
+        description="Serve dhis2maint's maintenance tools to an AI assistant over MCP "
+                    "(stdio; needs pip install \"dhis2maint[mcp]\", Python 3.10+).")
+    args = parser.parse_args(argv)
+    debug = bool(vars(args).get("debug"))
+    return run_command(lambda: serve(lambda: connect(args, prompt=False), debug=debug), args)
 
-    sys.exit(main(["mcp"] + sys.argv[1:]))
+
+if __name__ == "__main__":
+    sys.exit(main())
