@@ -1,8 +1,9 @@
 """For type checkers only: what the feature mixins use of :class:`dhis2maint.Session`.
 
-integrity.py and jobs.py name :class:`SessionTransport` as their base class under
-``typing.TYPE_CHECKING`` (and ``object`` at run time), so mypy and pyright check
-their methods against the session's transport helpers.  Nothing imports this
+integrity.py, jobs.py and scheduler.py name :class:`SessionTransport` as their base
+class under ``typing.TYPE_CHECKING`` (and ``object`` at run time), so mypy and pyright
+check their methods against the session's transport helpers; health.py names
+scheduler.py's mixin, whose methods it calls too.  Nothing imports this
 module at run time.
 """
 from typing import TYPE_CHECKING, Any, Container, Dict, Generator, Optional, Tuple, Type, Union
@@ -30,6 +31,10 @@ class SessionTransport(Protocol):
     stream_deadline: float
     retries: int
     recover_job_starts: bool
+    verify: Union[bool, str, None]  # requests.Session's
+
+    @property
+    def auth_kind(self) -> str: ...
 
     @property
     def server_version(self) -> Tuple[int, ...]: ...
