@@ -522,12 +522,17 @@ def _tls_days_left(url: str, verify: Any, timeout: float) -> Tuple[str, str, Opt
 
 
 if TYPE_CHECKING:
-    from .scheduler import SchedulerMixin as _Base
+    import requests
+
+    from ._typing import SessionTransport
+
+    class _Transport(SessionTransport, requests.Session):
+        """doctor() reads requests.Session's ``verify`` too."""
 else:
-    _Base = object
+    _Transport = object
 
 
-class HealthMixin(_Base):
+class HealthMixin(_Transport):
     """``scheduler_health``, ``doctor`` and ``whoami`` of :class:`dhis2maint.Session`
     (mixed in; they use the session's transport helpers and SchedulerMixin)."""
 
