@@ -14,6 +14,12 @@ about ten seconds of real time.  Three job shapes: "stages" (a message every ~5 
 "chatty" (a LOOP message every second) and "quiet" (start and end only); each is
 run with 20 end times so the end's phase against the polls averages out.
 
+Then the lag bound (#13): quiet jobs (start and end only, the worst case) of 5 s,
+60 s and 1 h, followed at the defaults, today's rule (the delay never grows past
+max(2 s, 10 % of the time waited)) against the previous one (x1.5 up to 10 s):
+requests, mean and max lag, and the bound max(2 s, 10 % of the job's run), checked per
+run against the time waited when the job ended (it includes the pick-up).
+
     python benchmarks/polling.py
 """
 import json
@@ -90,7 +96,8 @@ class Job:
                 break
             if shown and shown[-1]["level"] == "LOOP":
                 shown.pop()
-            stamp = "2025-03-10T14:{:02d}:{:06.3f}".format(int(at // 60), at % 60)
+            stamp = "2025-03-10T{:02d}:{:02d}:{:06.3f}".format(
+                10 + int(at // 3600), int(at % 3600 // 60), at % 60)
             uid = "N{:010d}".format(i)
             shown.append({"id": uid, "uid": uid, "level": level, "category": "ANALYTICS_TABLE",
                           "time": stamp, "message": message, "completed": completed})
@@ -204,7 +211,40 @@ def main():
     print("\n(stages: a message every ~5 s; chatty: a LOOP message every second; quiet: start "
           "and end only.  Real time for all runs: {:.1f} s.)".format(
               time.perf_counter() - real_start))
-    return 0
+    return lag_table()
+
+
+def lag_table(durations=(5.0, 60.0, 3600.0), runs=10):
+    """Quiet jobs of each duration: requests and lag now and with the old rule."""
+    saved = jobs._monotonic, jobs._sleep, jobs.LAG_FLOOR
+    print("\nLag bound: quiet jobs (start and end only), {} end phases over 10 s each".format(runs))
+    header = "{:<6} {:<30} {:>9} {:>9} {:>9} {:>14}"
+    print(header.format("job", "rule", "requests", "mean lag", "max lag", "bound (about)"))
+    ok = True
+    try:
+        for seconds in durations:
+            bound = max(2.0, 0.1 * seconds)
+            for name, floor in (("now: <= max(2 s, 10% waited)", saved[2]),
+                                ("before: x1.5 up to 10 s", float("inf"))):
+                jobs.LAG_FLOOR = floor
+                counts, lags, over = [], [], []
+                for i in range(runs):
+                    end = PICKUP + seconds + i * 10.0 / runs  # phases over 10 s
+                    count, noticed, _ = measure("quiet", follow_with_dhis2maint, end)
+                    jobs._monotonic, jobs._sleep = saved[0], saved[1]
+                    counts.append(count)
+                    lags.append(noticed - end)
+                    # the bound of this run: 10 % of the time waited when it ended
+                    over.append(noticed - end > max(2.0, 0.1 * end) + 0.05)
+                within = not any(over)
+                if floor == saved[2]:
+                    ok = ok and within
+                print("{:<6} {:<30} {:>9.1f} {:>7.2f} s {:>7.2f} s {:>9.1f} s {}".format(
+                    "{:g} s".format(seconds), name, sum(counts) / len(counts),
+                    sum(lags) / len(lags), max(lags), bound, "ok" if within else "OVER"))
+    finally:
+        jobs._monotonic, jobs._sleep, jobs.LAG_FLOOR = saved
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ class SessionTransport(Protocol):
     stream_deadline: float
     retries: int
     recover_job_starts: bool
+    max_body_bytes: int
+    outage_grace: float
 
     @property
     def auth_kind(self) -> str: ...
@@ -48,11 +50,12 @@ class SessionTransport(Protocol):
     def _send(self, method: str, path: str, params: Any = None, json_body: Any = None,
               timeout: Timeout = None, stream: bool = False,
               headers: Optional[Dict[str, str]] = None,
-              ok_statuses: Optional[Container[int]] = None) -> requests.Response: ...
+              ok_statuses: Optional[Container[int]] = None,
+              max_bytes: Optional[int] = None) -> requests.Response: ...
 
     def _json(self, method: str, path: str, params: Any = None, json_body: Any = None,
               timeout: Timeout = None, expect: Expect = None,
-              allow_empty: bool = False) -> Any: ...
+              allow_empty: bool = False, max_bytes: Optional[int] = None) -> Any: ...
 
     def _body_chunks(self, response: requests.Response, what: str,
                      started: Optional[float] = None) -> Generator[bytes, None, None]: ...

@@ -6,6 +6,7 @@ Exit codes:
   2  usage or configuration error (bad arguments, missing DHIS2_URL, auth file too open)
   3  DHIS2 or connection error (auth, permission, not found, server error, invalid response)
   4  a job failed or timed out
+  5  internal error (a bug, out of memory, ...): one line on stderr; --debug shows the traceback
 Machine output goes to stdout only; progress and errors go to stderr.
 """
 import argparse
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from .models import DataIntegrityReport, Job, Notification
     from .session import Session
 
-EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 SEVERITIES = ("info", "warning", "severe", "critical")
 FORMATS = ("table", "json", "jsonl", "csv", "html")
 
@@ -36,6 +37,7 @@ EXIT_CODES_HELP = """exit codes:
   2  usage or configuration error
   3  DHIS2 or connection error (authentication, permission, not found, server, invalid response)
   4  job failed or timed out
+  5  internal error (a bug, out of memory, ...); rerun with --debug for the traceback
 
 connection: --url/--token/--username, or --auth-file, or the environment
 (DHIS2_URL, DHIS2_PAT or DHIS2_USERNAME + DHIS2_PASSWORD, DHIS2_TIMEOUT).
@@ -44,6 +46,50 @@ The password is read from DHIS2_PASSWORD or prompted for; it is never a flag."""
 
 class UsageError(Exception):
     """A problem with the command line itself (exit 2)."""
+
+
+# Default wait limits (seconds) of the commands that follow a job; `--timeout none` waits
+# without a limit.  Under cron a wait without end would hang silently.
+INTEGRITY_TIMEOUT = 2 * 3600.0
+ANALYTICS_TIMEOUT = 12 * 3600.0
+JOB_TIMEOUT = 6 * 3600.0  # resource tables, monitoring, task wait
+COC_TIMEOUT = 600.0
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def timeout_value(text: str) -> Optional[float]:
+    """``--timeout`` value: seconds (``90``, ``1.5``), with a unit (``90s``, ``30m``,
+    ``2h``), or ``none`` for no limit (-> None)."""
+    raw = str(text).strip().lower()
+    if raw in ("none", "never", "off"):
+        return None
+    unit = _UNITS.get(raw[-1:]) if raw else None
+    try:
+        value = float(raw[:-1] if unit else raw) * (unit or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "expected seconds (e.g. 600, 30m, 2h) or 'none', got {!r}".format(text)) from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            "must be more than 0 seconds (or 'none' for no limit), got {!r}".format(text))
+    return value
+
+
+def _add_timeout(parser: argparse.ArgumentParser, default: Optional[float],
+                 what: str = "waiting") -> None:
+    parser.add_argument("--timeout", type=timeout_value, default=default, metavar="S",
+                        help="give up {} after S seconds (also 30m, 2h; default {}; 'none' = "
+                             "no limit); exit 4, the job may go on".format(
+                                 what, _duration_text(default)))
+
+
+def _duration_text(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "none"
+    for unit, size in (("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and seconds % size == 0:
+            return "{:g}{}".format(seconds / size, unit)
+    return "{:g}s".format(seconds)
 
 
 # --- argument parsing --------------------------------------------------------------
@@ -64,6 +110,10 @@ def _connection_options() -> argparse.ArgumentParser:
                             '{"url", "token"}; must not be readable by group or others')
     group.add_argument("--http-timeout", type=float, default=sup, metavar="S",
                        help="seconds per HTTP request (default 30 or $DHIS2_TIMEOUT)")
+    group.add_argument("--outage-grace", type=float, default=sup, metavar="S",
+                       help="while following a job, keep polling through refused connections, "
+                            "timeouts and 502/503/504 for up to S seconds (default 900; 0 = "
+                            "fail at once)")
     group.add_argument("--insecure", action="store_true", default=sup,
                        help="do not verify TLS certificates (not recommended)")
     out = parent.add_argument_group("output")
@@ -128,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     checks.add_argument("--severity", choices=SEVERITIES, type=str.lower,
                         help="only checks of this severity")
     checks.add_argument("--slow", action="store_true", help="only the slow checks")
+    checks.add_argument("checks", nargs="*", metavar="CHECK",
+                        help="only these check names, codes or wildcards")
     _add_format(checks, choices=("table", "json", "jsonl", "csv"))
     checks.set_defaults(handler=cmd_integrity_checks)
 
@@ -137,8 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--details", action="store_true", help="collect the issues, not just counts")
     run.add_argument("--include-slow", action="store_true",
                      help="with no CHECK, run the slow checks too")
-    run.add_argument("--timeout", type=float, metavar="S",
-                     help="give up waiting after S seconds (exit 4; the job may go on)")
+    run.add_argument("--slow", action="store_true",
+                     help="run only the slow checks (DHIS2 leaves them out of its default run)")
+    _add_timeout(run, INTEGRITY_TIMEOUT)
+    _add_poll_options(run)
     _add_fail_on(run, "any check has issues")
     run.add_argument("--fail-on-new", choices=SEVERITIES, type=str.lower, metavar="LEVEL",
                      help="exit 1 when there are issues at LEVEL or worse that the previous "
@@ -199,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
                                dest=flag, help="DHIS2 parameter {}".format(parameter))
     tables = command(refresh_cmds, "resource-tables", "rebuild the resource tables")
     monitoring = command(refresh_cmds, "monitoring", "run the monitoring job")
-    for sub in (analytics, tables, monitoring):
-        _add_wait_options(sub)
+    for sub, limit in ((analytics, ANALYTICS_TIMEOUT), (tables, JOB_TIMEOUT),
+                       (monitoring, JOB_TIMEOUT)):
+        _add_wait_options(sub, limit)
         sub.set_defaults(handler=cmd_refresh)
 
     # predictors and validation
@@ -266,8 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     jrun = command(jobs_cmds, "run", "run a job configuration now")
     jrun.add_argument("job_id", metavar="ID")
     jrun.add_argument("--wait", action="store_true", help="follow it until it has finished")
-    jrun.add_argument("--timeout", type=float, metavar="S",
-                      help="with --wait: give up after S seconds (exit 4; the job may go on)")
+    _add_timeout(jrun, JOB_TIMEOUT, "waiting (with --wait)")
     jrun.set_defaults(handler=cmd_jobs_run)
     for name, text in (("enable", "enable a job configuration"),
                        ("disable", "disable a job configuration")):
@@ -332,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     coc.add_argument("--category-combo", metavar="UID", help="only this category combo")
     coc.add_argument("--wait", action="store_true",
                      help="poll until the combo has all its option combos (needs --category-combo)")
-    coc.add_argument("--timeout", type=float, default=60.0, metavar="S")
+    _add_timeout(coc, COC_TIMEOUT, "waiting for the option combos")
+    _add_poll_options(coc, max_interval=False)
     coc.set_defaults(handler=cmd_coc_update)
 
     # tasks
@@ -345,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     wait = command(task_cmds, "wait", "follow a job until it ends")
     wait.add_argument("job_type", metavar="JOB_TYPE", type=str.upper)
     wait.add_argument("job_id", metavar="JOB_ID")
-    wait.add_argument("--timeout", type=float, metavar="S")
+    _add_timeout(wait, JOB_TIMEOUT)
+    _add_poll_options(wait)
     wait.set_defaults(handler=cmd_task_wait)
     ttypes = command(task_cmds, "types", "the job types DHIS2 holds task notifications for")
     _add_format(ttypes, choices=("table", "json"))
@@ -380,11 +436,27 @@ def _feature_names() -> Tuple[str, ...]:
             "job cancel")
 
 
-def _add_wait_options(parser: argparse.ArgumentParser) -> None:
+def _add_wait_options(parser: argparse.ArgumentParser, default: Optional[float]) -> None:
     parser.add_argument("--no-wait", action="store_true",
                         help="print the job id and return at once")
-    parser.add_argument("--timeout", type=float, metavar="S",
-                        help="give up waiting after S seconds (exit 4; the job may go on)")
+    _add_timeout(parser, default)
+    _add_poll_options(parser)
+
+
+def _add_poll_options(parser: argparse.ArgumentParser, max_interval: bool = True) -> None:
+    parser.add_argument("--poll-interval", type=float, metavar="S",
+                        help="seconds between polls at first and after news (default 1)")
+    if max_interval:
+        parser.add_argument("--max-interval", type=float, metavar="S",
+                            help="longest pause between polls (default 10; the end of a job "
+                                 "is noticed within max(2 s, 10%% of the time waited))")
+
+
+def _poll_kwargs(args: argparse.Namespace) -> Dict[str, float]:
+    """--poll-interval / --max-interval as keyword arguments of the waits."""
+    opts = vars(args)
+    return {key: opts[key] for key in ("poll_interval", "max_interval")
+            if opts.get(key) is not None}
 
 
 class _Operation:
@@ -429,6 +501,8 @@ def connect(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
     kwargs = {}
     if "http_timeout" in opts:
         kwargs["timeout"] = opts["http_timeout"]
+    if "outage_grace" in opts:
+        kwargs["outage_grace"] = opts["outage_grace"]
     if opts.get("insecure"):
         kwargs["verify"] = False
     file_settings = read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
@@ -527,10 +601,44 @@ def cmd_integrity_checks(args: argparse.Namespace) -> int:
 
     with connect(args) as session:
         checks = session.list_integrity_checks(section=args.section, severity=args.severity,
-                                               slow=True if args.slow else None)
+                                               slow=True if args.slow else None,
+                                               checks=args.checks or None)
     with _output(args) as out:
         write_checks(checks, args.format, out)
     return EXIT_OK
+
+
+def _note(args: argparse.Namespace, text: str) -> None:
+    """A line on stderr about what was (not) done; --quiet silences it."""
+    if not vars(args).get("quiet"):
+        sys.stderr.write("dhis2maint: note: {}\n".format(text))
+        sys.stderr.flush()
+
+
+def _integrity_selection(args: argparse.Namespace, session: "Session") -> Any:
+    """The ``checks`` to run: names as given, the slow checks (--slow), or None (DHIS2's
+    default set, with a note on the slow checks it leaves out; the library logs it too)."""
+    if args.slow:
+        if args.checks:
+            raise UsageError("--slow runs every slow check; give either --slow or CHECK names")
+        slow = session.list_integrity_checks(slow=True)
+        if not slow:
+            raise UsageError("this server (DHIS2 {}) has no slow data-integrity checks; "
+                             "nothing to run".format(session.server_version_text))
+        return slow
+    if args.checks:
+        if args.include_slow:
+            _note(args, "--include-slow has no effect with CHECK names: named checks run "
+                        "whether slow or not")
+        return args.checks
+    if not args.include_slow:
+        skipped = [c for c in session.list_integrity_checks() if c.is_slow]
+        if skipped:
+            text = ("{} slow checks are not part of DHIS2's default run and were not run; add "
+                    "--include-slow to run them too, or --slow to run only them".format(
+                        len(skipped)))
+            _note(args, text)
+    return None
 
 
 def cmd_integrity_run(args: argparse.Namespace) -> int:
@@ -540,9 +648,11 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
     history = _open_history(args, create=True)
     try:
         with connect(args) as session:
+            checks = _integrity_selection(args, session)
             progress.say("Running data-integrity checks on {}".format(session.base_url))
-            kwargs = dict(checks=args.checks or None, timeout=args.timeout,
-                          on_notification=progress, include_slow=args.include_slow)
+            kwargs = dict(checks=checks, timeout=args.timeout, on_notification=progress,
+                          include_slow=args.include_slow and not checks)
+            kwargs.update(_poll_kwargs(args))
             if args.details and args.format in _STREAMED_FORMATS:
                 sink = []
                 report, rows = session.iter_integrity_run(
@@ -564,6 +674,9 @@ def cmd_integrity_report(args: argparse.Namespace) -> int:
     history = _open_history(args, create=True)
     try:
         with connect(args) as session:
+            # matched once here: unknown names exit 2, and the note below can say which
+            # of the named checks have no cached result
+            selected = session.resolve_integrity_checks(args.checks) if args.checks else None
             if args.details and args.format in _STREAMED_FORMATS:
                 from .integrity import stamp_report
                 from .models import DataIntegrityReport
@@ -576,16 +689,22 @@ def cmd_integrity_report(args: argparse.Namespace) -> int:
                     report.results[result.name] = result
                     sink[0].check(result)
 
-                rows = session.iter_integrity_issues(checks=args.checks or None,
-                                                     on_check=on_check)
+                rows = session.iter_integrity_issues(checks=selected, on_check=on_check)
                 _write_streamed(args, report, rows, sink, history, session)
             else:
-                report = session.get_integrity_report(checks=args.checks or None,
-                                                      details=args.details)
+                report = session.get_integrity_report(checks=selected, details=args.details)
                 _record_and_write(args, report, history, session)
+            missing = session.missing_integrity_results(report, selected) if selected else []
     finally:
         if history is not None:
             history.close()
+    if missing:
+        _note(args, "no cached result for {} of the {} selected checks: {} (never run, or run "
+                    "more than about an hour ago; run them with `dhis2maint integrity run`)"
+              .format(len(missing), len(selected or []), ", ".join(missing)))
+    elif not len(report):
+        _note(args, "DHIS2 has no cached data-integrity results (they expire about an hour "
+                    "after a run); run `dhis2maint integrity run` first")
     return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
 
 
@@ -733,7 +852,7 @@ def _follow(job: "Job", args: argparse.Namespace, progress: _Progress) -> int:
         print("{} {}".format(job.job_type, job.id))
         return EXIT_OK
     progress.say("Started {} job {}".format(job.job_type, job.id))
-    final = job.wait(timeout=args.timeout, on_notification=progress)
+    final = job.wait(timeout=args.timeout, on_notification=progress, **_poll_kwargs(args))
     print("{} {} completed: {}".format(job.job_type, job.id, final.message or "done"))
     return EXIT_OK
 
@@ -799,13 +918,26 @@ def cmd_coc_update(args: argparse.Namespace) -> int:
         raise UsageError("--wait needs --category-combo UID")
     with connect(args) as session:
         if args.wait:
-            state = session.wait_for_coc_generation(args.category_combo, timeout=args.timeout)
+            state = session.wait_for_coc_generation(args.category_combo, timeout=args.timeout,
+                                                    **_poll_kwargs(args))
             print("{}: {} of {} category option combos".format(
                 state.id, state.count, state.expected_count))
         else:
-            session.update_category_option_combos(args.category_combo)
-            print("category option combos updated")
+            summary = session.update_category_option_combos(args.category_combo)
+            print("category option combos updated{}".format(_summary_text(summary)))
     return EXIT_OK
+
+
+def _summary_text(summary: Any) -> str:
+    if summary is None:
+        return ""
+    text = ": {} added, {} deleted".format(summary.imported, summary.deleted)
+    if str(summary.status or "").upper() == "WARNING":
+        text += "; WARNING: {} kept{}".format(
+            summary.ignored, " ({})".format("; ".join(d for d in summary.descriptions
+                                                    if d.startswith("Could not")))
+            if any(d.startswith("Could not") for d in summary.descriptions) else "")
+    return text
 
 
 def cmd_task_status(args: argparse.Namespace) -> int:
@@ -832,7 +964,7 @@ def cmd_task_wait(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     with connect(args) as session:
         final = session.wait_for_task(args.job_type, args.job_id, timeout=args.timeout,
-                                      on_notification=progress)
+                                      on_notification=progress, **_poll_kwargs(args))
     print("{} {} completed: {}".format(args.job_type, args.job_id, final.message or "done"))
     return EXIT_OK
 
@@ -842,8 +974,7 @@ def cmd_version(args: argparse.Namespace) -> int:
     opts = vars(args)
     if any(k in opts for k in ("url", "auth_file")) or os.environ.get("DHIS2_URL"):
         with connect(args) as session:
-            print("DHIS2 {} at {}".format(".".join(map(str, session.server_version)),
-                                          session.base_url))
+            print("DHIS2 {} at {}".format(session.server_version_text, session.base_url))
     return EXIT_OK
 
 
@@ -1161,18 +1292,55 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         getattr(args, "group_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        _check_seconds(args)
         return handler(args)
     except KeyboardInterrupt:
         sys.stderr.write("dhis2maint: interrupted\n")
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:
-        code = _exit_code(exc)
-        if debug or code is None:
-            raise
+    except Exception as exc:  # noqa: BLE001 - every failure gets an exit code
+        return _report_failure(exc, debug)
+
+
+def _report_failure(exc: BaseException, debug: bool) -> int:
+    """One line on stderr (the traceback first with --debug) and the exit code."""
+    code = _exit_code(exc)
+    try:
+        if debug:
+            import traceback
+
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        if code is None:
+            sys.stderr.write("dhis2maint: internal error: {}: {}{}\n".format(
+                type(exc).__name__, _one_line(exc)[:500],
+                "" if debug else "; rerun with --debug for the traceback"))
+            return EXIT_INTERNAL
         sys.stderr.write("dhis2maint: error: {}\n".format(_one_line(exc)))
-        return code
+    except Exception:  # noqa: BLE001 - even a failing stderr must not change the code
+        pass
+    return EXIT_INTERNAL if code is None else code
+
+
+_SECONDS_OPTIONS = ("timeout", "http_timeout", "outage_grace", "poll_interval", "max_interval",
+                    "job_seconds")
+
+
+def _check_seconds(args: argparse.Namespace) -> None:
+    """Every seconds option finite and not negative (positive where 0 makes no sense),
+    before anything is sent: `--timeout inf` must not start a job it then cannot wait for."""
+    import math
+
+    opts = vars(args)
+    for name in _SECONDS_OPTIONS:
+        value = opts.get(name)
+        if not isinstance(value, float):
+            continue
+        flag = "--" + name.replace("_", "-")
+        zero_ok = name in ("timeout", "outage_grace")
+        if not math.isfinite(value) or not (value >= 0 if zero_ok else value > 0):
+            raise ConfigurationError("{} must be a finite number of seconds {} 0, got {}".format(
+                flag, "of at least" if zero_ok else "more than", value))
 
 
 def _exit_code(exc: BaseException) -> Optional[int]:

@@ -246,7 +246,7 @@ def issue_from_dict(data: Any) -> models.DataIntegrityIssue:
     elif not isinstance(refs, list):
         refs = [str(refs)]
     elif not all(type(r) is str for r in refs):
-        refs = [r if isinstance(r, str) else json.dumps(r) for r in refs]
+        refs = [r if isinstance(r, str) else _ref_text(r) for r in refs]
     return models.DataIntegrityIssue(
         None if ident is None else str(ident),
         None if name is None else str(name),
@@ -388,13 +388,71 @@ def report_to_dict(report: models.DataIntegrityReport) -> Dict[str, Any]:
 def to_json(report: models.DataIntegrityReport, **kwargs: Any) -> str:
     """Serialise a :class:`DataIntegrityReport` to a JSON string (kwargs go to ``json.dumps``)."""
     kwargs.setdefault("ensure_ascii", False)
+    kwargs.setdefault("allow_nan", False)  # NaN/Infinity are not JSON
     return json.dumps(report_to_dict(report), **kwargs)
 
 
 def from_json(text: Union[str, bytes]) -> models.DataIntegrityReport:
     """Read a report saved with :func:`to_json` (or DHIS2's own summary/details JSON)."""
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidResponseError("saved report is not valid JSON: {}".format(exc)) from exc
+        data = strict_loads(text)
+    except NonFiniteNumber as exc:
+        raise InvalidResponseError("saved report is not valid JSON: {} is not a number "
+                                   "JSON allows".format(exc)) from None
+    except (ValueError, RecursionError, MemoryError, OverflowError) as exc:
+        raise InvalidResponseError("saved report is not valid JSON: {}".format(
+            type(exc).__name__ if isinstance(exc, MemoryError) else exc)) from None
     return report_from_dict(data, what="saved report")
+
+
+# --- strict JSON: what DHIS2 may send ------------------------------------------------
+
+
+class NonFiniteNumber(Exception):
+    """``NaN``, ``Infinity`` or a number too large for a float in a JSON body.
+
+    Not a ``ValueError`` on purpose: it must pass the decoders' "incomplete or
+    malformed?" handling and reach the caller, who turns it into
+    :class:`InvalidResponseError`."""
+
+
+def _reject_constant(name):
+    # type: (str) -> float
+    raise NonFiniteNumber(name)
+
+
+def _finite_float(text):
+    # type: (str) -> float
+    value = float(text)
+    if value - value != 0:  # inf or nan
+        raise NonFiniteNumber(text)
+    return value
+
+
+#: A JSON decoder that rejects NaN/Infinity (Python's default accepts them).
+STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+strict_loads = STRICT_DECODER.decode
+strict_raw_decode = STRICT_DECODER.raw_decode
+
+
+def _ref_text(value: Any) -> str:
+    """A ref that is not a string, as JSON text; TypeError (the caller's "bad issue")
+    when it cannot be re-encoded (nested too deeply for this Python, NaN)."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (RecursionError, ValueError, OverflowError, MemoryError) as exc:
+        raise TypeError("a ref cannot be kept as JSON text ({})".format(
+            "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__)) \
+            from None
+
+
+def _structure_finite_float(value: Any, _type: Any) -> float:
+    """Float fields (``percentage``): Jackson writes a Java NaN as the string "NaN",
+    which ``float()`` would accept; a report must not hold NaN or Infinity."""
+    number = float(value)
+    if number - number != 0:
+        raise ValueError("{!r} is not a finite number".format(value))
+    return number
+
+
+_converter.register_structure_hook(float, _structure_finite_float)

@@ -102,8 +102,10 @@ class ApiError(Dhis2Error):
     """DHIS2 (or a proxy in front of it) answered with an HTTP error status.
 
     Attributes: ``status_code``, ``method``, ``path`` (no query string),
-    ``dhis2_message`` and ``error_code`` from DHIS2's WebMessage when the body
-    was one, and ``web_message`` (the parsed WebMessage dict or ``None``).
+    ``dhis2_message``, ``dev_message`` (the WebMessage's ``devMessage``: DHIS2
+    puts the underlying cause there, e.g. why a predictor could not run) and
+    ``error_code`` from DHIS2's WebMessage when the body was one, and
+    ``web_message`` (the parsed WebMessage dict or ``None``).
     """
 
     hint = ""
@@ -125,12 +127,14 @@ class ApiError(Dhis2Error):
                  dhis2_message: Optional[str] = None, error_code: Optional[str] = None,
                  web_message: Optional[Dict[str, Any]] = None,
                  request: Union[requests.Request, requests.PreparedRequest, None] = None,
-                 response: Optional[requests.Response] = None) -> None:
+                 response: Optional[requests.Response] = None,
+                 dev_message: Optional[str] = None) -> None:
         super().__init__(message, request=request, response=response)
         self.status_code = status_code
         self.method = method
         self.path = path
         self.dhis2_message = dhis2_message
+        self.dev_message = dev_message
         self.error_code = error_code
         self.web_message = web_message
 
@@ -269,12 +273,14 @@ def error_for_response(response: requests.Response, method: str, path: str,
     status = response.status_code
     cls = error_class_for_status(status)
     web = _web_message(response)
-    dhis2_message = error_code = None
+    dhis2_message = error_code = dev_message = None
     if web is not None:
         dhis2_message = web.get("message") or web.get("devMessage")
         error_code = web.get("errorCode")
         if dhis2_message is not None:
             dhis2_message = _clip(dhis2_message)
+        if web.get("devMessage") is not None:
+            dev_message = _clip(web["devMessage"])
         if error_code is not None:
             error_code = str(error_code)
     reason = response.reason or ""
@@ -283,6 +289,8 @@ def error_for_response(response: requests.Response, method: str, path: str,
         text += ": " + dhis2_message
         if error_code:
             text += " ({})".format(error_code)
+        if dev_message and dev_message != dhis2_message:
+            text += " -- " + dev_message
     elif web is None and "html" in response.headers.get("Content-Type", "").lower():
         text += " (an HTML page, not DHIS2 JSON: probably a proxy or the web server)"
     hint = cls.hint_for(source)
@@ -290,7 +298,7 @@ def error_for_response(response: requests.Response, method: str, path: str,
         text += "; " + hint
     return cls(text, status_code=status, method=method, path=path,
                dhis2_message=dhis2_message, error_code=error_code, web_message=web,
-               request=response.request, response=response)
+               request=response.request, response=response, dev_message=dev_message)
 
 
 class HistoryError(ConfigurationError):

@@ -25,14 +25,15 @@ cached results instead of ``job.wait()``.
 """
 import collections
 import datetime
+import difflib
 import logging
 import re
 import time
 from typing import (TYPE_CHECKING, Any, Callable, DefaultDict, Deque, Dict, Iterable, Iterator,
-                    List, Optional, Sequence, Tuple, Union, cast)
+                    List, Optional, Sequence, Set, Tuple, Union, cast)
 
 from . import convert, models, versions
-from .errors import InvalidResponseError, TaskTimeoutError
+from .errors import ConfigurationError, InvalidResponseError, TaskTimeoutError
 from .jobs import log_progress
 
 __all__ = ["IntegrityMixin", "compare_reports", "comparison_to_dict", "legacy_report"]
@@ -55,7 +56,7 @@ _sleep = time.sleep
 # --- argument checking ------------------------------------------------------------
 
 
-def _check_names(checks: Union[str, Iterable[str], None]) -> Optional[List[str]]:
+def _check_names(checks: Union[str, Iterable[Any], None]) -> Optional[List[str]]:
     """The ``checks`` argument as a list of names (order kept, duplicates dropped),
     or None for "no selection".  A single string is one name."""
     if checks is None:
@@ -69,15 +70,30 @@ def _check_names(checks: Union[str, Iterable[str], None]) -> Optional[List[str]]
             checks)) from None
     names = []
     for item in items:
+        if isinstance(item, models.DataIntegrityCheck):
+            item = _Resolved(item.name, item)
         if not isinstance(item, str) or not item.strip():
             raise ValueError("check names must be non-empty strings, got {!r}".format(item))
         if "," in item:
             raise ValueError("check name {!r} contains a comma; pass a list of names "
                              "instead".format(item))
-        item = item.strip()
+        if not isinstance(item, _Resolved):
+            item = item.strip()
         if item not in names:
             names.append(item)
     return names or None
+
+
+class _Resolved(str):
+    """A check name that came as a :class:`DataIntegrityCheck` (from this server's
+    list), so it needs no look-up before it is used."""
+
+    check = None  # type: Any
+
+    def __new__(cls, name: str, check: Any) -> "_Resolved":
+        self = super().__new__(cls, name)
+        self.check = check
+        return self
 
 
 def _severity_value(severity: Union[models.DataIntegritySeverity, str, None]) -> Optional[str]:
@@ -121,6 +137,91 @@ def _selected(names: Iterable[Optional[str]], tokens: Iterable[str],
     return any(m(n, code) for m in matchers for n in names if n)
 
 
+def _is_code_token(token):
+    # type: (str) -> bool
+    """DHIS2's rule (DefaultDataIntegrityService.expandChecks@2.39+): a token that is
+    all upper case and has no ``_`` is a check code -- also ``DATA*``."""
+    return token.upper() == token and "_" not in token
+
+
+def _wildcard(token):
+    # type: (str) -> Any
+    text = re.sub(r"[^*_a-z0-9]+", "", token.lower().replace("-", "_"))
+    return re.compile("^" + ".*".join(re.escape(p) for p in text.split("*")) + "$")
+
+
+def match_checks(tokens, checks, server_codes=True):
+    # type: (Sequence[str], Sequence[models.DataIntegrityCheck], bool) -> Tuple[List[models.DataIntegrityCheck], List[str]]
+    """Expand ``tokens`` over ``checks`` the way DHIS2 2.39+ does: ``(selected, unmatched)``.
+
+    Each token is, in this order, a code (all upper case, no ``_``: ``CNO``), a
+    wildcard (has ``*``; lower-cased, ``-`` -> ``_``, other characters dropped,
+    must match the whole name) or a name (lower-cased, ``-`` -> ``_``).  Order is
+    the tokens' order, duplicates dropped.  With ``server_codes`` False (2.36-2.38,
+    which have no codes) codes are derived from the names as 2.39+ derives them
+    (:func:`versions.check_code`) and a code-like token that matches no code is
+    tried as a name, as those servers read it.  On 2.36 the 2.42 name of a legacy
+    check's successor is accepted too.
+    """
+    selected = collections.OrderedDict()  # type: Dict[str, models.DataIntegrityCheck]
+    unmatched = []  # type: List[str]
+    for token in tokens:
+        found = []
+        if _is_code_token(token):
+            for check in checks:
+                codes = [check.code] if server_codes else [
+                    versions.check_code(n) for n in _names_of(check)]
+                if token in codes:
+                    found.append(check)
+        if not found and "*" in token and not (server_codes and _is_code_token(token)):
+            pattern = _wildcard(token)
+            found = [c for c in checks if any(pattern.match(n) for n in _names_of(c))]
+        elif not found and not (server_codes and _is_code_token(token)):
+            wanted = token.lower().replace("-", "_")
+            found = [c for c in checks if wanted in _names_of(c)]
+        if not found:
+            unmatched.append(token)
+        for check in found:
+            selected.setdefault(check.name, check)
+    return list(selected.values()), unmatched
+
+
+def _names_of(check):
+    # type: (models.DataIntegrityCheck) -> Tuple[str, ...]
+    modern = _MODERN_NAMES.get(check.name) if check.section == "Legacy" else None
+    return (check.name, modern) if modern else (check.name,)
+
+
+def _unmatched_error(unmatched, checks, version, server_codes):
+    # type: (List[str], Sequence[models.DataIntegrityCheck], Any, bool) -> ConfigurationError
+    names = [c.name for c in checks]
+    codes = {}  # type: Dict[str, str]
+    for check in checks:
+        for name in _names_of(check):
+            code = check.code if server_codes else versions.check_code(name)
+            if code:
+                codes.setdefault(code, check.name)
+    parts = []
+    for token in unmatched:
+        if _is_code_token(token):
+            close = ["{} ({})".format(c, codes[c]) for c in
+                     difflib.get_close_matches(token, list(codes), n=3, cutoff=0.5)]
+            lowered = token.lower().replace("-", "_")
+            close += [n for n in difflib.get_close_matches(lowered.replace("*", ""), names, n=3)
+                      if n not in close][:3 - len(close)]
+            note = " (all capitals without '_': DHIS2 reads it as a check code{})".format(
+                "; write {} for a wildcard".format(token.lower()) if "*" in token else "")
+        else:
+            probe = token.lower().replace("-", "_").replace("*", "")
+            close = difflib.get_close_matches(probe, names, n=3)
+            note = ""
+        parts.append("{!r}{}{}".format(token, note, " -- did you mean {}?".format(
+            ", ".join(close)) if close else ""))
+    return ConfigurationError(
+        "no data-integrity check on this server (DHIS2 {}) matches {}; list the checks with "
+        "`dhis2maint integrity checks`".format(versions.version_text(version), "; ".join(parts)))
+
+
 # --- the 2.36 flattened report ------------------------------------------------------
 
 
@@ -136,14 +237,25 @@ def _legacy_checks() -> List[models.DataIntegrityCheck]:
             for _key, _kind, check, _modern in versions.LEGACY_INTEGRITY_CHECKS]
 
 
+def _looks_like_uid(text: str) -> bool:
+    """A DHIS2 UID (a letter, then 10 letters or digits) that is not an ordinary word:
+    generated UIDs carry a digit or a capital after the first character, so an
+    11-letter name such as "Vaccination" stays a name."""
+    return bool(_UID.match(text)) and any(ch.isdigit() or ch.isupper() for ch in text[1:])
+
+
 def _legacy_issue_from_text(text: object, comment: Optional[str] = None,
                             refs: Optional[List[str]] = None) -> models.DataIntegrityIssue:
-    """``"Name:uid"`` -> issue(id=uid, name=Name); a text without a UID suffix
+    """``"Name:uid"`` -> issue(id=uid, name=Name); a bare UID (an object without a
+    display name: FlattenedDataIntegrityReport writes ``defaultIfBlank(displayName,
+    uid)`` on 2.36 and the uid alone on 2.37+) -> issue(id=uid); any other text
     (2.36 lists carry display names only) -> issue(name=text)."""
     text = str(text)
     head, sep, tail = text.rpartition(":")
     if sep and head and _UID.match(tail):
         return models.DataIntegrityIssue(tail, head, comment, refs or [])
+    if _looks_like_uid(text):
+        return models.DataIntegrityIssue(text, None, comment, refs or [])
     return models.DataIntegrityIssue(None, text, comment, refs or [])
 
 
@@ -381,7 +493,7 @@ class IntegrityMixin(_Transport):
     def list_integrity_checks(self, section: Optional[str] = None,
                               severity: Union[models.DataIntegritySeverity, str, None] = None,
                               slow: Optional[bool] = None,
-                              checks: Union[str, Iterable[str], None] = None
+                              checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]], None] = None
                               ) -> List[models.DataIntegrityCheck]:
         """The server's data-integrity checks: ``GET /api/dataIntegrity``.
 
@@ -389,11 +501,14 @@ class IntegrityMixin(_Transport):
         :param severity: only checks of this severity: a
             :class:`DataIntegritySeverity` or ``"info"``/``"WARNING"``/… (any case).
         :param slow: ``True`` only slow checks, ``False`` only the default-run ones.
-        :param checks: names, codes (``CNO``) or wildcards (``program*``).
+        :param checks: names, codes (``CNO``) or wildcards (``program*``), matched as
+            DHIS2 matches them (see :func:`match_checks`); the result keeps their order.
 
-        2.39+ filters ``checks``, ``section`` and ``slow`` on the server (on 2.39 and
-        2.40 only ``checks`` when names are given, as unknown names break the other
-        filters there); 2.37/2.38 get the whole list and it is filtered here.
+        Without ``checks``, 2.39+ filters ``section`` and ``slow`` on the server.
+        With ``checks`` the whole list is read and matched here, so a token that
+        matches no check raises :class:`ConfigurationError` naming it (and up to
+        three close matches) instead of giving an empty list.  2.37/2.38 filter
+        everything here; codes are derived from the names as 2.39+ computes them.
         ``severity`` is always filtered here.  2.36 has no such endpoint: the 33
         legacy checks are returned (section "Legacy", severity WARNING).
 
@@ -406,32 +521,18 @@ class IntegrityMixin(_Transport):
             raise ValueError("slow must be True, False or None, got {!r}".format(slow))
         if section is not None and not isinstance(section, str):
             raise ValueError("section must be a string, got {!r}".format(section))
-        version = self.server_version
-        names_filtered = False
-        legacy = self._legacy_integrity()
-        if legacy:
-            found = _legacy_checks()
+        if names:
+            found = self._resolve_checks(names)
         else:
             params = {}
-            if versions.supports(version, "integrity_filters"):
-                if names:
-                    params["checks"] = ",".join(names)
-                    names_filtered = True
-                # 2.39/2.40 answer 500 when a name is unknown and another filter is set
-                safe = not names or versions.supports(version, "integrity_drops_unknown_names")
-                if section and safe:
+            if versions.supports(self.server_version, "integrity_filters"):
+                if section:
                     params["section"] = section
-                if slow is not None and safe:
+                if slow is not None:
                     params["slow"] = "true" if slow else "false"
-            what = "GET /api/dataIntegrity"
-            data = self._json("GET", "dataIntegrity", params=params or None, expect=list)
-            found = [convert.structure(item, models.DataIntegrityCheck, what)
-                     for item in data if item is not None]  # 2.39/2.40: null = unknown name
+            found = self._all_integrity_checks(params or None)
         result = []
         for check in found:
-            known_as = (check.name, _MODERN_NAMES.get(check.name)) if legacy else (check.name,)
-            if names and not names_filtered and not _selected(known_as, names, check.code):
-                continue
             if section and check.section != section:
                 continue
             if slow is not None and bool(check.is_slow) != slow:
@@ -442,16 +543,68 @@ class IntegrityMixin(_Transport):
             result.append(check)
         return result
 
+    def _all_integrity_checks(self, params: Optional[Dict[str, str]] = None
+                              ) -> List[models.DataIntegrityCheck]:
+        """Every check: ``GET /api/dataIntegrity`` (2.36: the 33 legacy checks)."""
+        if self._legacy_integrity():
+            return _legacy_checks()
+        what = "GET /api/dataIntegrity"
+        data = self._json("GET", "dataIntegrity", params=params, expect=list)
+        return [convert.structure(item, models.DataIntegrityCheck, what)
+                for item in data if item is not None]  # 2.39/2.40: null = unknown name
+
+    def resolve_integrity_checks(self, checks):
+        # type: (Any) -> List[models.DataIntegrityCheck]
+        """The checks that names, codes or wildcards select on this server, in their
+        order: ``GET /api/dataIntegrity`` (2.36: the legacy list), matched as DHIS2
+        matches ``checks`` (:func:`match_checks`).
+
+        Raises :class:`ConfigurationError` naming every token that matches no check,
+        with up to three close matches each -- DHIS2 itself would silently run or
+        read nothing for it.  Every method taking ``checks`` does this first.
+        """
+        names = _check_names(checks)
+        if not names:
+            raise ValueError("resolve_integrity_checks needs at least one check name")
+        return self._resolve_checks(names)
+
+    def _resolve_checks(self, names):
+        # type: (List[str]) -> List[models.DataIntegrityCheck]
+        if all(isinstance(n, _Resolved) for n in names):
+            return [cast(_Resolved, n).check for n in names]
+        server_codes = versions.supports(self.server_version, "integrity_codes")
+        available = self._all_integrity_checks()
+        selected, unmatched = match_checks(names, available, server_codes)
+        if unmatched:
+            raise _unmatched_error(unmatched, available, self.server_version, server_codes)
+        return selected
+
+    def _selection(self, checks):
+        # type: (Any) -> Tuple[Optional[List[str]], Optional[List[str]], Optional[List[models.DataIntegrityCheck]]]
+        """``(tokens, expanded names, the matched DataIntegrityCheck objects)`` for a
+        ``checks`` argument; (None, None, None) for no selection.  Raises
+        :class:`ConfigurationError` for unknown tokens."""
+        names = _check_names(checks)
+        if not names:
+            return None, None, None
+        selected = self._resolve_checks(names)
+        return names, [c.name for c in selected], selected
+
     # --- running ------------------------------------------------------------------
 
-    def start_integrity_run(self, checks: Union[str, Iterable[str], None] = None,
+    def start_integrity_run(self, checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]], None] = None,
                             details: bool = False) -> models.Job:
         """Start a data-integrity job and return its :class:`Job` (not waiting).
+
+        ``checks`` (names, codes, wildcards or :class:`DataIntegrityCheck` objects)
+        are first matched against ``GET /api/dataIntegrity``: a token that matches
+        no check raises :class:`ConfigurationError` before anything is started.
 
         * 2.39+: ``POST /api/dataIntegrity/summary`` (job type ``DATA_INTEGRITY``) or
           ``/details`` (``DATA_INTEGRITY_DETAILS``) with ``checks=a,b``.  Without
           ``checks`` DHIS2 runs every check that is not slow.
-        * 2.37/2.38: the same paths; job type ``DATA_INTEGRITY`` for both; without
+        * 2.37/2.38: the same paths, with the matched check names (these servers
+          know no codes); job type ``DATA_INTEGRITY`` for both; without
           ``checks`` every check runs.
         * 2.36: ``POST /api/dataIntegrity``, which always runs all 33 legacy checks
           (it takes no parameters); ``checks`` is then applied when the results are
@@ -460,10 +613,14 @@ class IntegrityMixin(_Transport):
         The POST is sent once, never retried.  Raises :class:`ConflictError` when
         a 2.37-2.40 server is already running integrity checks.
         """
-        names = _check_names(checks)
+        tokens, expanded, _selected = self._selection(checks)
+        return self._start_integrity_run(tokens, expanded, details)
+
+    def _start_integrity_run(self, tokens: Optional[List[str]], expanded: Optional[List[str]],
+                             details: bool) -> models.Job:
         version = self.server_version
         if self._legacy_integrity():
-            if names:
+            if expanded:
                 log.info("DHIS2 %s runs all legacy integrity checks; the selection is "
                          "applied when the results are read", versions.version_text(version))
             return self._start_job("dataIntegrity", models.JobType.DATA_INTEGRITY)
@@ -472,93 +629,142 @@ class IntegrityMixin(_Transport):
         else:
             job_type = models.JobType.DATA_INTEGRITY
         path = "dataIntegrity/details" if details else "dataIntegrity/summary"
-        return self._start_job(path, job_type, params=_checks_param(names))
+        send = expanded
+        if tokens and versions.supports(version, "integrity_codes") \
+                and len(",".join(expanded or [])) > _MAX_CHECKS_PARAM:
+            send = tokens  # the server expands them exactly as match_checks did
+        return self._start_job(path, job_type, params=_checks_param(send))
 
-    def run_integrity_checks(self, checks: Union[str, Iterable[str], None] = None,
+    def run_integrity_checks(self, checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]], None] = None,
                              details: bool = False, timeout: Optional[float] = None,
                              on_notification: Optional[
                                  Callable[[models.Notification], Any]] = None,
-                             include_slow: bool = False) -> models.DataIntegrityReport:
+                             include_slow: bool = False, poll_interval: Optional[float] = None,
+                             max_interval: Optional[float] = None
+                             ) -> models.DataIntegrityReport:
         """Run checks, follow the job to its end, and return this run's results.
 
-        :param checks: names, codes or wildcards; ``None`` = DHIS2's default set
-            (every check that is not slow).
+        :param checks: names, codes, wildcards or :class:`DataIntegrityCheck`
+            objects (e.g. ``list_integrity_checks(slow=True)``); ``None`` = DHIS2's
+            default set (every check that is not slow).  A token that matches no
+            check raises :class:`ConfigurationError` before anything runs.
         :param details: read issues (``/details``), not just counts.
         :param timeout: seconds for the whole call (``None`` = no limit); on
             expiry :class:`TaskTimeoutError` (the job may still be running).
         :param on_notification: called with each new task :class:`Notification`.
         :param include_slow: with ``checks=None``, list the checks first
             (``GET /api/dataIntegrity``) and name every one, slow ones included.
+            Without it the slow checks DHIS2 leaves out are counted and logged
+            (INFO).  With ``checks`` it changes nothing (named checks run whether
+            slow or not).
+        :param poll_interval: / :param max_interval: as for :meth:`wait_for_task`.
 
-        Steps: :meth:`start_integrity_run`, ``job.wait()`` (``GET
+        Outages (refused connections, timeouts, 502/503/504) while the job is
+        followed and its results read are ridden out for up to
+        ``Session.outage_grace`` seconds, as in :meth:`wait_for_task`.
+
+        Steps: ``GET /api/dataIntegrity`` (the checks this run covers),
+        :meth:`start_integrity_run`, ``job.wait()`` (``GET
         /api/system/tasks/{type}/{id}``), then ``GET /api/dataIntegrity/summary``
         (or ``/details``) for the names this run covered.  DHIS2 keeps results
         for an hour and returns older runs' entries too, so an entry whose
         ``finishedTime`` is before the job's ``created`` time is left out (both
-        are server times).
+        are server times).  An empty body there is :class:`InvalidResponseError`.
 
         2.37-2.40 post no task notifications for these jobs, so the run is
-        followed through its results instead: the covered names are listed first
-        (``GET /api/dataIntegrity``), then ``GET …/summary|details`` (2.39/2.40:
-        ``GET …/running`` in between) is polled until each has a result newer
-        than the job; ``on_notification`` then receives synthesised "N of M
-        checks finished" notifications.
+        followed through its results instead: ``GET …/summary|details``
+        (2.39/2.40: ``GET …/running`` in between) is polled until each covered
+        check has a result newer than the job; ``on_notification`` then receives
+        synthesised "N of M checks finished" notifications.
 
         2.36: ``POST /api/dataIntegrity``, wait, then poll ``GET
         /api/system/taskSummaries/DATA_INTEGRITY/{id}`` until the flattened
         report is there (within ``timeout``, or :data:`LEGACY_REPORT_WAIT` s
         without one); ``checks`` filters it.
 
-        Raises :class:`JobFailedError`, :class:`TaskTimeoutError`,
-        :class:`ConflictError` (2.37-2.40: already running), and the usual errors.
+        Raises :class:`ConfigurationError`, :class:`JobFailedError`,
+        :class:`TaskTimeoutError`, :class:`ConflictError` (2.37-2.40: already
+        running), and the usual errors.
         """
-        names = _check_names(checks)
+        tokens, expanded, selected = self._selection(checks)
+        if tokens and include_slow:
+            log.info("include_slow has no effect with named checks: they run whether slow "
+                     "or not")
         started = _monotonic()
+        waits = {}  # type: Dict[str, float]
+        if poll_interval is not None:
+            waits["poll_interval"] = poll_interval
+        if max_interval is not None:
+            waits["max_interval"] = max_interval
         run_at = _utcnow()
         if self._legacy_integrity():
-            job = self.start_integrity_run(details=details)
-            job.wait(timeout=timeout, on_notification=on_notification)
+            job = self._start_integrity_run(tokens, expanded, details)
+            job.wait(timeout=timeout, on_notification=on_notification, **waits)
             flat = self._await_legacy_report(job, timeout, started)
-            return self._stamp(legacy_report(flat, details, names,
+            return self._stamp(legacy_report(flat, details, expanded,
                                              "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}"),
                                job, run_at, _legacy_checks())
         version = self.server_version
         notifies = versions.supports(version, "integrity_run_notifications")
-        expanded = None  # the check names this run covers, when known
-        available = None
-        if names is None:
-            available = self.list_integrity_checks()
+        available, job = self._start_run(tokens, expanded, selected, details, include_slow)
+        if tokens is None:
             expanded = [c.name for c in available if include_slow or not c.is_slow]
-        elif not notifies:
-            available = self.list_integrity_checks(checks=names)
-            expanded = [c.name for c in available]
-        job = self.start_integrity_run(
-            expanded if names is None and include_slow else names, details=details)
         if notifies:
-            job.wait(timeout=timeout, on_notification=on_notification)
-            return self._stamp(self._read_run_results(job, details, names, expanded), job,
-                               run_at, available)
+            job.wait(timeout=timeout, on_notification=on_notification, **waits)
+            report = self._job_outage(job).call(self._read_run_results, job, details, expanded)
+            return self._stamp(report, job, run_at, available)
         assert expanded is not None  # listed above when the server posts no notifications
         return self._stamp(self._poll_run_results(job, details, expanded, timeout, started,
                                                   on_notification), job, run_at, available)
 
-    def _read_run_results(self, job: models.Job, details: bool, tokens: Optional[List[str]],
+    def _job_outage(self, job: models.Job) -> Any:
+        from .jobs import _Outage
+
+        return _Outage(self, "data-integrity job {}".format(job.id),
+                       " (its results: session.get_integrity_report())")
+
+
+    def _start_run(self, tokens: Optional[List[str]], expanded: Optional[List[str]],
+                   selected: Optional[List[models.DataIntegrityCheck]], details: bool,
+                   include_slow: bool) -> Tuple[List[models.DataIntegrityCheck], models.Job]:
+        """Start the job of a run (2.37+): ``(the checks it covers, job)``.  Without
+        ``tokens`` the checks are listed first and the slow ones DHIS2 leaves out of its
+        default run are logged (INFO)."""
+        if tokens is not None:
+            return selected or [], self._start_integrity_run(tokens, expanded, details)
+        available = self._all_integrity_checks()
+        skipped = [c.name for c in available if c.is_slow and not include_slow]
+        if skipped:
+            log.info("%d slow data-integrity checks are not part of DHIS2's default run "
+                     "and were not run; name them, or pass include_slow=True", len(skipped))
+        covered = [c.name for c in available if include_slow or not c.is_slow]
+        send = covered if include_slow else None
+        return ([c for c in available if include_slow or not c.is_slow],
+                self._start_integrity_run(send, send, details))
+
+    def _read_results(self, kind: str, expanded: Optional[List[str]]
+                      ) -> Tuple[models.DataIntegrityReport, Optional[Set[str]]]:
+        """``GET /api/dataIntegrity/summary|details`` for ``expanded`` names (None: all
+        cached) -> (report, names to keep or None).  An empty body is an error: DHIS2
+        answers ``{}`` when nothing is cached."""
+        keep = None
+        read = expanded
+        if expanded is not None and len(",".join(expanded)) > _MAX_CHECKS_PARAM:
+            keep, read = set(expanded), None  # read everything, filter here
+        data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(read),
+                          expect=dict)
+        report = convert.report_from_dict(data, kind == "details",
+                                          "GET /api/dataIntegrity/" + kind)
+        return report, keep
+
+    def _read_run_results(self, job: models.Job, details: bool,
                           expanded: Optional[List[str]]) -> models.DataIntegrityReport:
         """This run's results: ``GET /api/dataIntegrity/summary|details`` for the
-        expanded names (or the caller's tokens), minus entries older than the job."""
+        expanded names, minus entries older than the job."""
         kind = "details" if details else "summary"
-        what = "GET /api/dataIntegrity/" + kind
         if expanded is not None and not expanded:  # the run covered no check
             return models.DataIntegrityReport(results={}, details=details)
-        keep = None
-        read = tokens
-        if expanded is not None:
-            read = expanded
-            if len(",".join(expanded)) > _MAX_CHECKS_PARAM:
-                keep, read = set(expanded), None  # read everything, filter here
-        data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(read),
-                          expect=dict, allow_empty=True)
-        report = convert.report_from_dict(data or {}, details, what)
+        report, keep = self._read_results(kind, expanded)
         results = {}
         for key, result in report.results.items():
             if keep is not None and key not in keep and result.name not in keep:
@@ -579,25 +785,35 @@ class IntegrityMixin(_Transport):
         that finished after the job was created.  2.39/2.40 ask ``…/running``
         between reads so big details bodies are fetched once; 2.37/2.38 re-read the
         results.  ``on_notification`` gets synthesised progress notifications."""
+        from .jobs import _DOWN
+
         deadline = None if timeout is None else started + timeout
         has_running = versions.supports(self.server_version, "integrity_filters")
         total = len(expanded)
         delay = 0.5
         reported = -1
+        outage = self._job_outage(job)
+        done = 0
         while True:
-            busy = None
+            busy = None  # type: Any
             if has_running:
-                running = set(self._integrity_name_list(details, "running"))
-                busy = [name for name in expanded if name in running]
+                running = outage.poll(self._integrity_name_list, details, "running")
+                if running is _DOWN:
+                    busy = True  # DHIS2 is out: count nothing, poll again
+                else:
+                    running = set(running)
+                    busy = [name for name in expanded if name in running]
             if busy:
-                done = total - len(busy)
+                if busy is not True:
+                    done = total - len(busy)
             else:
-                report = self._read_run_results(job, details, None, expanded)
-                missing = [name for name in expanded if name not in report.results]
-                done = total - len(missing)
-                if not missing:
-                    _emit(job, _progress(job, done, total, True), on_notification)
-                    return report
+                report = outage.poll(self._read_run_results, job, details, expanded)
+                if report is not _DOWN:
+                    missing = [name for name in expanded if name not in report.results]
+                    done = total - len(missing)
+                    if not missing:
+                        _emit(job, _progress(job, done, total, True), on_notification)
+                        return cast(models.DataIntegrityReport, report)
             if done != reported:
                 _emit(job, _progress(job, done, total, False), on_notification)
             reported = done
@@ -618,11 +834,14 @@ class IntegrityMixin(_Transport):
         limit = LEGACY_REPORT_WAIT if timeout is None else max(0.0, timeout - (
             _monotonic() - started))
         deadline = _monotonic() + limit
+        from .jobs import _DOWN
+
         path = "system/taskSummaries/DATA_INTEGRITY/" + self._segment(job.id, "job id")
         delay = 0.2
+        outage = self._job_outage(job)
         while True:
-            flat = self._json("GET", path, expect=dict, allow_empty=True)
-            if flat is not None:
+            flat = outage.poll(self._json, "GET", path, expect=dict, allow_empty=True)
+            if flat is not None and flat is not _DOWN:
                 return cast(Dict[str, Any], flat)
             now = _monotonic()
             if now >= deadline:
@@ -635,7 +854,7 @@ class IntegrityMixin(_Transport):
 
     # --- reading results ----------------------------------------------------------
 
-    def get_integrity_report(self, checks: Union[str, Iterable[str], None] = None,
+    def get_integrity_report(self, checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]], None] = None,
                              details: bool = True) -> models.DataIntegrityReport:
         """The cached results, without running anything.
 
@@ -645,9 +864,15 @@ class IntegrityMixin(_Transport):
         2.36: the newest flattened report in ``GET
         /api/system/taskSummaries/DATA_INTEGRITY`` (empty report if none).
 
+        ``checks`` are matched against ``GET /api/dataIntegrity`` first: a token
+        that matches no check raises :class:`ConfigurationError`.  A check that
+        exists but has no cached result is simply absent from the report (see
+        :meth:`missing_integrity_results`).  An empty body is
+        :class:`InvalidResponseError`; ``{}`` is "nothing cached".
+
         For a large details report prefer :meth:`iter_integrity_issues`.
         """
-        names = _check_names(checks)
+        _tokens, expanded, selected = self._selection(checks)
         if self._legacy_integrity():
             what = "GET /api/system/taskSummaries/DATA_INTEGRITY"
             data = self._json("GET", "system/taskSummaries/DATA_INTEGRITY", expect=dict,
@@ -656,19 +881,32 @@ class IntegrityMixin(_Transport):
             for value in (data or {}).values():  # insertion order: the newest is last
                 if isinstance(value, dict):
                     flat = value
-            return self._stamp(legacy_report(flat, details, names, what), None, _utcnow(),
+            return self._stamp(legacy_report(flat, details, expanded, what), None, _utcnow(),
                                _legacy_checks())
         kind = "details" if details else "summary"
         run_at = _utcnow()
-        data = self._json("GET", "dataIntegrity/" + kind, params=_checks_param(names),
-                          expect=dict, allow_empty=True)
-        report = convert.report_from_dict(data or {}, details, "GET /api/dataIntegrity/" + kind)
-        checks = None
-        if report.results and not versions.supports(self.server_version, "integrity_filters"):
-            checks = self.list_integrity_checks()  # 2.37/2.38 results lack the check's info
-        return self._stamp(report, None, run_at, checks)
+        report, keep = self._read_results(kind, expanded)
+        if keep is not None:
+            report = models.DataIntegrityReport(
+                results={k: r for k, r in report.results.items() if k in keep or r.name in keep},
+                details=details)
+        info = selected
+        if report.results and not versions.supports(self.server_version, "integrity_filters") \
+                and info is None:
+            info = self._all_integrity_checks()  # 2.37/2.38 results lack the check's info
+        return self._stamp(report, None, run_at, info)
 
-    def iter_integrity_issues(self, checks: Union[str, Iterable[str], None] = None,
+    @staticmethod
+    def missing_integrity_results(report: models.DataIntegrityReport,
+                                  checks: Sequence[Any]) -> List[str]:
+        """The names among ``checks`` (names or :class:`DataIntegrityCheck` objects,
+        e.g. from :meth:`resolve_integrity_checks`) that have no result in
+        ``report``: never run, or their cached result expired (about an hour)."""
+        have = set(report.results) | {r.name for r in report.results.values()}
+        names = [c.name if isinstance(c, models.DataIntegrityCheck) else str(c) for c in checks]
+        return [n for n in names if n not in have]
+
+    def iter_integrity_issues(self, checks: Union[str, Iterable[Any], None] = None,
                               on_check: Optional[Callable[[models.DataIntegrityResult], None]]
                               = None) -> Iterator[models.IntegrityIssueRow]:
         """Every cached issue as an :class:`IntegrityIssueRow`, streamed.
@@ -680,11 +918,13 @@ class IntegrityMixin(_Transport):
 
         The whole body must arrive within ``Session.stream_deadline`` seconds
         (:class:`TransportError` naming the deadline), each read within the
-        session timeout.  A truncated or malformed body raises
+        session timeout.  A truncated, empty or malformed body raises
         :class:`InvalidResponseError` after every complete row was yielded.
 
         2.36: the rows of :meth:`get_integrity_report` (not streamed).
-        Arguments are checked at once; the request is sent on the first ``next()``.
+        Arguments are checked at once; the requests (``GET /api/dataIntegrity`` to
+        match ``checks`` -- :class:`ConfigurationError` for a token that matches no
+        check -- then the details) are sent on the first ``next()``.
 
         ``on_check``: called with each check's :class:`DataIntegrityResult`
         (``issues`` None, ``count`` the issues streamed, -1 when it failed) right
@@ -697,8 +937,9 @@ class IntegrityMixin(_Transport):
     def _iter_integrity_issues(self, names: Optional[List[str]],
                                on_check: Optional[Callable[[models.DataIntegrityResult], None]]
                                = None) -> Iterator[models.IntegrityIssueRow]:
+        _tokens, expanded, selected = self._selection(names)
         if self._legacy_integrity():
-            report = self.get_integrity_report(checks=names, details=True)
+            report = self.get_integrity_report(checks=selected, details=True)
             for result in report:
                 for issue in result.issues or ():
                     yield models.IntegrityIssueRow(result.name, result.display_name,
@@ -707,8 +948,12 @@ class IntegrityMixin(_Transport):
                     on_check(_without_issues(result))
             return
         what = "GET /api/dataIntegrity/details"
+        keep = None
+        read = expanded
+        if expanded is not None and len(",".join(expanded)) > _MAX_CHECKS_PARAM:
+            keep, read = set(expanded), None
         started = time.monotonic()
-        response = self._send("GET", "dataIntegrity/details", params=_checks_param(names),
+        response = self._send("GET", "dataIntegrity/details", params=_checks_param(read),
                               stream=True,
                               timeout=(self.timeout, min(self.timeout, self.stream_deadline)))
         from . import stream  # the incremental parser; loaded only when streaming
@@ -719,7 +964,9 @@ class IntegrityMixin(_Transport):
             def hook(key, meta, count):
                 on_check(_result_from_meta(key, meta, count, what))
         try:
-            yield from stream.iter_issue_rows(chunks, what, on_check=hook)
+            for row in stream.iter_issue_rows(chunks, what, on_check=hook):
+                if keep is None or row.check_name in keep:
+                    yield row
         finally:
             chunks.close()  # stops its deadline timer
             response.close()  # also when the caller leaves the loop early
@@ -766,7 +1013,8 @@ class IntegrityMixin(_Transport):
         return cast(List[str], data)
 
     def iter_integrity_run(self, checks=None, timeout=None, on_notification=None,
-                           include_slow=False, on_check=None):
+                           include_slow=False, on_check=None, poll_interval=None,
+                           max_interval=None):
         """Run a details check run and STREAM its issues (constant memory).
 
         Like :meth:`run_integrity_checks` with ``details=True``, but returns
@@ -803,34 +1051,30 @@ class IntegrityMixin(_Transport):
                                                        result.severity, issue)
                     collect(_without_issues(result))
             return report, replay()
-        names = _check_names(checks)
+        tokens, expanded, selected = self._selection(checks)
         run_at = _utcnow()
-        available = None
-        expanded = None
-        if names is None:
-            available = self.list_integrity_checks()
-            expanded = [c.name for c in available if include_slow or not c.is_slow]
-        job = self.start_integrity_run(expanded if names is None and include_slow else names,
-                                       details=True)
-        job.wait(timeout=timeout, on_notification=on_notification)
+        available, job = self._start_run(tokens, expanded, selected, True, include_slow)
+        waits = {k: v for k, v in (("poll_interval", poll_interval),
+                                   ("max_interval", max_interval)) if v is not None}
+        job.wait(timeout=timeout, on_notification=on_notification, **waits)
         self._stamp(report, job, run_at)
-        read = expanded if expanded is not None and \
-            len(",".join(expanded)) <= _MAX_CHECKS_PARAM else names
-        keep = set(expanded) if expanded is not None and read is None else None
+        read = _check_names(available)  # already matched: no second look-up
+        keep = set(c.name for c in available)
         stale = []
 
         def checked(result):
+            if result.name not in keep:
+                return
             if _finished_before(result.finished_time, job.created):
                 stale.append(result.name)
-            if keep is None or result.name in keep:
-                if available:
-                    fill_check_info(models.DataIntegrityReport({result.name: result}),
-                                    available)
-                collect(result)
+            fill_check_info(models.DataIntegrityReport({result.name: result}), available)
+            collect(result)
 
         def rows():
+            if not read:  # the run covered no check
+                return
             for row in self._iter_integrity_issues(read, checked):
-                if keep is None or row.check_name in keep:
+                if row.check_name in keep:
                     yield row
             if stale:
                 raise InvalidResponseError(

@@ -13,10 +13,12 @@ Three kinds of server work live here:
 
 How waiting works (see :meth:`JobsMixin.wait_for_task`): one GET of
 ``/api/system/tasks/{jobType}/{jobId}`` per poll; the delay starts at
-``poll_interval``, grows x1.5 up to ``max_interval`` while nothing new arrives and
-drops back on every new notification; the deadline is wall-clock (monotonic).
-If the feed is wiped, or stays empty far past the start, a 2.41+ server's
-``/api/jobConfigurations/{id}`` tells the outcome instead.
+``poll_interval``, grows x1.5 up to ``max_interval`` -- and never past max(2 s,
+10 % of the time waited) -- while nothing new arrives and drops back on every new
+notification; the deadline is wall-clock (monotonic).  If the feed is wiped, or
+stays empty far past the start, a 2.41+ server's ``/api/jobConfigurations/{id}``
+tells the outcome instead.  Refused connections, timeouts and 502/503/504 are
+ridden out for ``Session.outage_grace`` seconds (:class:`_Outage`).
 
 Time comes from the module-level ``_monotonic`` and ``_sleep`` so tests can
 replace them with a fake clock.
@@ -25,14 +27,16 @@ import collections
 import datetime
 import json
 import logging
+import math
 import re
 import time
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Iterable, Iterator, List,
                     NamedTuple, Optional, Set, Tuple, Union, cast)
 
 from . import convert, models, versions
-from .errors import (ApiError, InvalidResponseError, JobFailedError, NotFound,
-                     TaskTimeoutError, TransportError, UnsupportedServerError)
+from .errors import (ApiError, ConfigurationError, InvalidResponseError, JobFailedError,
+                     NotFound, ServerError, TaskTimeoutError, TransportError,
+                     UnsupportedServerError)
 
 __all__ = ["JobsMixin", "ANALYTICS_FLAGS", "MaintenanceOperation", "MAINTENANCE_OPERATIONS",
            "MAINTENANCE_FLAGS",
@@ -53,6 +57,13 @@ FALLBACK_RECHECK = 30.0
 #: watched for the job whose start answer was lost, and how often it is read.
 RECOVERY_WAIT = 30.0
 RECOVERY_POLL = 2.0
+#: The end of a job is noticed within max(LAG_FLOOR, LAG_SHARE x the time the
+#: wait has run) (plus one request), capped by ``max_interval``: the poll delay
+#: never grows past that bound.
+LAG_FLOOR = 2.0
+LAG_SHARE = 0.1
+#: Statuses a proxy answers while DHIS2 restarts: an outage, not an answer.
+OUTAGE_STATUSES = frozenset([502, 503, 504])
 
 _JOB_TYPE = re.compile(r"^[A-Za-z_]+$")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
@@ -245,6 +256,93 @@ ANALYTICS_FLAGS = (
 
 
 # ---------------------------------------------------------------------------
+# Riding out outages
+
+_DOWN = object()  # what _Outage.poll returns while DHIS2 is out
+
+
+def _seconds(value: Any, what: str, allow_none: bool = False,
+             zero_ok: bool = True) -> Optional[float]:
+    """A finite, non-negative (or positive) number of seconds, else ConfigurationError
+    naming ``what`` (a ValueError too)."""
+    if value is None and allow_none:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigurationError("{} must be a number of seconds{}, got {!r}".format(
+            what, " or None" if allow_none else "", value)) from None
+    if isinstance(value, bool) or not math.isfinite(number) or not (
+            number >= 0 if zero_ok else number > 0):
+        raise ConfigurationError("{} must be a finite number of seconds {} 0{}, got {!r}".format(
+            what, "of at least" if zero_ok else "more than",
+            " (or None for no limit)" if allow_none else "", value))
+    return number
+
+
+class _Outage:
+    """Keeps a wait going while DHIS2 is unreachable: refused connections,
+    timeouts, broken connections and 502/503/504 count as an outage for up to
+    ``Session.outage_grace`` seconds (0: fail at once).  A WARNING is logged
+    when it starts, INFO when DHIS2 answers again.  Only GETs are polled here,
+    so nothing is re-sent that changes anything."""
+
+    def __init__(self, session: Any, describe: str, resume_hint: str = "") -> None:
+        from .session import DEFAULT_OUTAGE_GRACE
+
+        self.grace = float(getattr(session, "outage_grace", DEFAULT_OUTAGE_GRACE))
+        self.describe = describe
+        self.resume_hint = resume_hint
+        self.since = None  # type: Optional[float]
+        self.polls = 0
+
+    def poll(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, or ``_DOWN`` while an outage lasts (within the grace)."""
+        try:
+            result = fn(*args, **kwargs)
+        except (TransportError, ServerError) as exc:
+            if isinstance(exc, ServerError) and exc.status_code not in OUTAGE_STATUSES:
+                raise
+            now = _monotonic()
+            if self.since is None:
+                if self.grace <= 0:
+                    raise
+                self.since = now
+                self.polls = 0
+                log.warning("%s: DHIS2 is not answering (%s); still following it for up to %g s "
+                            "(outage_grace)", self.describe, _first_line(exc), self.grace)
+            elif now - self.since > self.grace:
+                raise TransportError(
+                    "{}: DHIS2 has not answered for {:.0f} s ({} polls), longer than "
+                    "outage_grace={:g} s; last error: {}; the job may still be running on the "
+                    "server{}".format(self.describe, now - self.since, self.polls + 1,
+                                      self.grace, _first_line(exc), self.resume_hint),
+                    request=getattr(exc, "request", None)) from exc
+            self.polls += 1
+            return _DOWN
+        if self.since is not None:
+            log.info("%s: DHIS2 answers again after %.0f s", self.describe,
+                     _monotonic() - self.since)
+            self.since = None
+        return result
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn``'s result, polling every few seconds through an outage (for one-off
+        reads after a wait; the grace bounds it)."""
+        delay = 1.0
+        while True:
+            result = self.poll(fn, *args, **kwargs)
+            if result is not _DOWN:
+                return result
+            _sleep(delay)
+            delay = min(delay * 1.5, 10.0)
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+# ---------------------------------------------------------------------------
 # Following a job
 
 
@@ -266,6 +364,9 @@ class _Follower:
         if not poll_interval > 0:
             raise ValueError("poll_interval must be more than 0 seconds, got {!r}".format(
                 poll_interval))
+        timeout = _seconds(timeout, "timeout", allow_none=True)
+        poll_interval = cast(float, _seconds(poll_interval, "poll_interval", zero_ok=False))
+        max_interval = cast(float, _seconds(max_interval, "max_interval", zero_ok=False))
         self.session = session
         self.type_text = _job_type_text(job_type)
         self.job_type = _tolerant_job_type(self.type_text)
@@ -280,6 +381,15 @@ class _Follower:
         self.pending_final = None  # a completion the stale rule may have made up
         self.fallback = None  # whether the server has /api/jobConfigurations for run-once jobs
         self.last_check = None
+        self.outage = _Outage(session, self.describe(), self._resume_hint())
+
+    def _resume_hint(self) -> str:
+        return " (follow it with session.wait_for_task({!r}, {!r}))".format(
+            self.type_text, self.job_id)
+
+    def _delay_cap(self, elapsed: float) -> float:
+        """The longest delay between polls after ``elapsed`` seconds of waiting."""
+        return max(self.poll_interval, min(self.max_interval, max(LAG_FLOOR, LAG_SHARE * elapsed)))
 
     def describe(self) -> str:
         return "{} job {}".format(self.type_text, self.job_id)
@@ -295,25 +405,33 @@ class _Follower:
             if self.ask_configuration:
                 self.ask_configuration = False
                 self.last_check = now
-                final = self._from_configuration()
+                final = self.outage.poll(self._from_configuration)
+                if final is _DOWN:
+                    self.ask_configuration = True  # ask again once DHIS2 is back
+                    final = None
                 progress = final is not None
                 if final is not None:
                     if final is not self.pending_final:
                         log_progress(self.type_text, self.job_id, final)
                         yield final
-                    return final
+                    return cast(models.Notification, final)
             else:
-                feed = self.session.get_task_notifications(self.job_type, self.job_id)
-                new = self._new(feed)
-                progress = bool(new)
-                for notification in new:
-                    log_progress(self.type_text, self.job_id, notification)
-                    yield notification
-                final = self._judge(feed, now - start, now)
-                if final is not None:
-                    return final
+                feed = self.outage.poll(self.session.get_task_notifications, self.job_type,
+                                        self.job_id)
+                if feed is _DOWN:
+                    progress = False
+                else:
+                    new = self._new(feed)
+                    progress = bool(new)
+                    for notification in new:
+                        log_progress(self.type_text, self.job_id, notification)
+                        yield notification
+                    final = self._judge(feed, now - start, now)
+                    if final is not None:
+                        return final
+            now = _monotonic()
             delay = self.poll_interval if (progress or first) else min(
-                delay * 1.5, self.max_interval)
+                delay * 1.5, self._delay_cap(now - start))
             first = False
             now = _monotonic()
             if deadline is not None:
@@ -393,9 +511,11 @@ class _Follower:
             return None
         if status in _FAILED_STATUSES or last in _FAILED_STATUSES:
             raise JobFailedError(
-                "{} ended with status {} (from /api/jobConfigurations; its task notifications "
+                "{} ended with status {}{} (from /api/jobConfigurations; its task notifications "
                 "were not available){}".format(
                     self.describe(), last if last in _FAILED_STATUSES else status,
+                    "; DHIS2 error codes: {}".format(config.error_codes.strip())
+                    if config.error_codes and config.error_codes.strip() else "",
                     "; last message: {}".format(self.pending_final.message)
                     if self.pending_final is not None and self.pending_final.message else ""),
                 job_id=self.job_id, job_type=self.job_type, notification=self.pending_final)
@@ -418,11 +538,13 @@ class _Follower:
         assert self.timeout is not None  # only called at a deadline
         last = self.newest.message if self.newest is not None else None
         return TaskTimeoutError(
-            "{} did not finish within {:g} s{}; it may still be running on the server "
+            "{} did not finish within {:g} s{}{}; it may still be running on the server "
             "(follow it with session.wait_for_task({!r}, {!r}))".format(
                 self.describe(), self.timeout,
                 "; DHIS2's last message: {!r}".format(last) if last else
                 "; DHIS2 has reported nothing for it yet",
+                "; DHIS2 has not answered for the last {:.0f} s".format(
+                    _monotonic() - self.outage.since) if self.outage.since is not None else "",
                 self.type_text, self.job_id),
             job_id=self.job_id, job_type=self.job_type, last_message=last)
 
@@ -464,8 +586,11 @@ class JobsMixin(_Transport):
         type_text = _job_type_text(job_type)
         known = self._known_job_ids(type_text) if getattr(self, "recover_job_starts", False) \
             else None
+        from .session import SMALL_BODY_BYTES
+
         try:
-            body = self._json(method, path, params=params, json_body=json_body, expect=dict)
+            body = self._json(method, path, params=params, json_body=json_body, expect=dict,
+                              max_bytes=SMALL_BODY_BYTES)
         except (TransportError, InvalidResponseError) as exc:
             if not exc.outcome_unknown:
                 raise
@@ -605,7 +730,7 @@ class JobsMixin(_Transport):
             return  # no version look-up needed
         version = self.server_version
         for first, name in sorted(needs):
-            if tuple(version) < first:
+            if not versions.at_least(version, first):
                 raise UnsupportedServerError(
                     "analytics parameter {} needs DHIS2 {} or newer; this server runs {}".format(
                         name, versions.version_text(first), versions.version_text(version)))
@@ -713,7 +838,9 @@ class JobsMixin(_Transport):
         /api/system/tasks/{jobType}/{jobId}``.  The first poll is immediate; the
         delay then starts at ``poll_interval`` seconds, grows x1.5 per poll that
         brings nothing new, up to ``max_interval``, and drops back to
-        ``poll_interval`` whenever a new notification arrives.  ``timeout``
+        ``poll_interval`` whenever a new notification arrives; it never grows past
+        max(:data:`LAG_FLOOR` = 2 s, :data:`LAG_SHARE` = 10 % of the time waited so
+        far), so the end of a job is noticed within that (plus one request).  ``timeout``
         (seconds, ``None`` = no limit) is a wall-clock deadline: the last poll
         happens at the deadline, never later.  ``on_notification(notification)``
         is called once per new notification, oldest first (its exceptions
@@ -745,9 +872,18 @@ class JobsMixin(_Transport):
         (2.41+ marks the newest message completed once the job is not RUNNING).
         On 2.36-2.40 there is no fallback: polling goes on until the deadline.
 
+        Outages: refused connections, timeouts and 502/503/504 do not end the
+        wait; it goes on polling the same job for up to ``Session.outage_grace``
+        seconds (default 900, 0 = fail at once), logging a WARNING when DHIS2
+        stops answering and INFO when it is back, then :class:`TransportError`
+        naming the job.  ``timeout`` still wins.  If DHIS2 restarted and forgot
+        the job's messages, the /api/jobConfigurations fallback above decides.
+
         Raises :class:`TaskTimeoutError` (``job_id``, ``job_type``, ``last_message``)
-        at the deadline, ``ValueError`` for a bad type, id or interval, and the
-        transport's errors (idempotent GETs are retried by the session first).
+        at the deadline, ``ValueError`` for a bad type or id and
+        :class:`ConfigurationError` (a ValueError) for a non-finite or negative
+        timeout or interval, and the transport's errors (idempotent GETs are
+        retried by the session first).
         """
         follower = _Follower(self, job_type, job_id, timeout, poll_interval, max_interval)
         steps = follower.run()
@@ -775,6 +911,8 @@ class JobsMixin(_Transport):
         ``predictor``/``predictor_group``.  ``predictions`` is parsed from
         DHIS2's "Generated N predictions".
 
+        Predictor groups need DHIS2 2.38+ (:class:`UnsupportedServerError` before,
+        raised before any run is posted).
         Dates: ``datetime.date``/``datetime`` or ``'YYYY-MM-DD'``; ``ValueError`` if
         malformed or start is after end, or for a bad UID or an empty list.
         :class:`ConflictError` when DHIS2 cannot predict ("Unable to predict …");
@@ -795,6 +933,10 @@ class JobsMixin(_Transport):
                 targets.append((what, self._uid(uid, what[:-1].replace("_", " ") + " UID")))
         if not targets:
             return [self._predictor_run("predictors/run", params, None, None)]
+        if any(what == "predictor_groups" for what, _uid in targets):
+            # checked before anything is posted, so no predictor runs half-way
+            versions.require(self.server_version, "predictor_group_run",
+                             "running a predictor group (POST /api/predictorGroups/{uid}/run)")
         runs = []
         for what, uid in targets:
             if what == "predictors":
@@ -859,17 +1001,38 @@ class JobsMixin(_Transport):
         Without ``category_combo``: ``POST /api/maintenance/categoryOptionComboUpdate``
         (every combo; 2.42: 204, 2.43: 200 OK) -> ``None``.  With a combo UID: ``POST
         /api/maintenance/categoryOptionComboUpdate/categoryCombo/{uid}`` -> an
-        :class:`ImportSummary` (imported = added, deleted = pruned).  Raises
-        :class:`ConflictError` for an unknown combo ("CategoryCombo does not exist")
-        or when DHIS2 reports conflicts.
+        :class:`ImportSummary` (imported = added, deleted = pruned, ignored = obsolete
+        combos that could not be deleted).  DHIS2 answers a WARNING summary (some
+        obsolete combos still in use; the missing ones were added) with HTTP 409:
+        that is a success here, returned with ``status`` ``"WARNING"`` and the reasons
+        in ``descriptions``.  Raises :class:`ConflictError` for an unknown combo
+        ("CategoryCombo does not exist") or an ERROR summary (invalid combo).
         """
         if category_combo is None:
             self._maintenance("update_category_option_combos")
             return None
         uid = self._uid(category_combo, "category_combo")
         path = "maintenance/categoryOptionComboUpdate/categoryCombo/" + self._segment(uid)
-        body = self._json("POST", path, expect=dict, allow_empty=True)
-        return _import_summary(body, "POST /api/" + path)
+        what = "POST /api/" + path
+        # WebMessageUtils.importSummaries answers a WARNING summary with HTTP 409 too
+        # (the missing combos WERE added; some obsolete ones could not be deleted)
+        response = self._send("POST", path, ok_statuses=(409,))
+        if response.status_code == 409:
+            from .errors import _web_message, error_for_response
+
+            web = _web_message(response)
+            inner = web.get("response") if web is not None else None
+            if not (str(web.get("status", "")).upper() == "WARNING" and isinstance(inner, dict)
+                    and str(inner.get("status", "")).upper() == "WARNING"):
+                raise error_for_response(response, "POST", "/api/" + path)
+            summary = _import_summary(web, what)
+            log.warning("%s: DHIS2 answered WARNING (HTTP 409): %s", what,
+                        "; ".join(summary.descriptions) or summary.message)
+            return summary
+        from .session import decode_json
+
+        body = decode_json(response, what, expect=dict)
+        return _import_summary(body, what)
 
     def get_category_combo_state(self, uid: str) -> models.CategoryComboState:
         """A category combo's option combos against what its categories call for:
@@ -891,6 +1054,10 @@ class JobsMixin(_Transport):
         before), then polls ``GET /api/categoryCombos/{uid}`` every ``poll_interval``
         seconds until the number of option combos equals ``expected_count`` (default:
         the product of its categories' option counts) and returns that state.
+        A WARNING answer to the update (HTTP 409: obsolete combos still in use could
+        not be deleted, the missing ones were added) is not an error: polling goes
+        on, and the kept obsolete combos count towards the target.
+        Polling rides out outages like :meth:`wait_for_task` (``outage_grace``).
         Raises :class:`TaskTimeoutError` after ``timeout`` seconds (``job_id`` = the
         combo UID, ``last_message`` = "n of m …"), :class:`ConflictError` for an
         unknown combo.
@@ -905,20 +1072,28 @@ class JobsMixin(_Transport):
             raise ValueError("poll_interval must be more than 0 seconds")
         if timeout is not None and not timeout >= 0:
             raise ValueError("timeout must be None or at least 0 seconds, got {!r}".format(timeout))
+        poll_interval = cast(float, _seconds(poll_interval, "poll_interval", zero_ok=False))
+        timeout = _seconds(timeout, "timeout", allow_none=True)
         deadline = None if timeout is None else _monotonic() + timeout
-        self.update_category_option_combos(uid)
+        summary = self.update_category_option_combos(uid)
+        # a WARNING answer: obsolete combos still in use were kept ("ignored"); they stay
+        kept = summary.ignored if summary is not None else 0
+        outage = _Outage(self, "category combo {}".format(uid))
         while True:
-            state = self.get_category_combo_state(uid)
-            target = state.expected_count if expected_count is None else expected_count
-            if state.count == target:
-                return state
+            state = outage.poll(self.get_category_combo_state, uid)
+            target = None
+            if state is not _DOWN:
+                target = state.expected_count if expected_count is None else expected_count
+                if state.count == target or (kept and state.count == target + kept):
+                    return cast(models.CategoryComboState, state)
             if deadline is None:
                 _sleep(poll_interval)
                 continue
             now = _monotonic()
             if now >= deadline:
                 assert timeout is not None  # there is a deadline
-                text = "{} of {} category option combos present".format(state.count, target)
+                text = "{} of {} category option combos present".format(state.count, target) \
+                    if state is not _DOWN else "DHIS2 was not answering"
                 raise TaskTimeoutError(
                     "category combo {}: option combos not generated within {:g} s ({})".format(
                         uid, timeout, text), job_id=uid, job_type=None, last_message=text)
@@ -938,12 +1113,12 @@ class JobsMixin(_Transport):
 
     def _maintenance_request(self, method: str, path: str,
                              params: Optional[Dict[str, str]] = None) -> Optional[str]:
+        from .session import SMALL_BODY_BYTES, decode_json
+
         what = "{} /api/{}".format(method, path)
-        response = self._send(method, path, params=params)
+        response = self._send(method, path, params=params, max_bytes=SMALL_BODY_BYTES)
         if response.status_code == 204 or not response.content.strip():
             return None
-        from .session import decode_json
-
         body = decode_json(response, what, expect=dict)
         if str(body.get("status", "OK")).upper() not in ("OK", "SUCCESS"):
             raise ApiError("{} -> HTTP {} but DHIS2 reports status {}: {}".format(

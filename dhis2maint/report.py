@@ -228,7 +228,8 @@ def _csv_writer(out: Any) -> Any:
 def _json_encoder() -> Callable[[Any], str]:
     import json
 
-    return json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+    return json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "),
+                            allow_nan=False).encode
 
 
 # ---------------------------------------------------------------------------
@@ -751,7 +752,8 @@ def _write_json_records(records: Iterable[Any], fmt: str, out: Any) -> None:
     from .convert import unstructure
 
     if fmt == "json":
-        out.write(json.dumps([unstructure(r) for r in records], indent=2, ensure_ascii=False))
+        out.write(json.dumps([unstructure(r) for r in records], indent=2, ensure_ascii=False,
+                             allow_nan=False))
         out.write("\n")
     else:
         encode = _json_encoder()
@@ -922,7 +924,7 @@ def write_comparison(comparison: "ReportComparison", fmt: str, out: IO[str],
             "newIssues": [_issue_row_dict(r) for r in new_rows],
             "resolvedIssues": [_issue_row_dict(r) for r in resolved_rows],
             "changedIssues": [_changed_dict(c) for c in changed],
-        }, indent=2, ensure_ascii=False) + "\n")
+        }, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     elif fmt == "jsonl":
         encode = _json_encoder()
         for change in changes:

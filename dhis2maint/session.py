@@ -8,15 +8,17 @@ exception.
 """
 import json
 import logging
+import math
 import os
 import random
 import re
 import socket
 import threading
 import time
+import zlib
 from http.client import HTTPException
-from typing import (TYPE_CHECKING, Any, Callable, Container, Dict, Generator, Mapping,
-                    Optional, Set, Tuple, Type, TypeVar, Union)
+from typing import (TYPE_CHECKING, Any, Callable, Container, Dict, Generator, Iterable,
+                    Iterator, Mapping, Optional, Set, Tuple, Type, TypeVar, Union)
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -28,10 +30,11 @@ from urllib3.util.retry import Retry
 from . import __version__
 from .errors import (AuthenticationError, ConfigurationError, InvalidResponseError,
                      TransportError, error_for_response, is_login_page)
-from .convert import gc_paused
+from .convert import NonFiniteNumber, gc_paused, strict_loads
 from . import connections
 from .integrity import IntegrityMixin
 from .jobs import JobsMixin
+from . import versions
 from .health import HealthMixin
 from .scheduler import SchedulerMixin
 from .versions import parse_version
@@ -54,6 +57,16 @@ DEFAULT_TIMEOUT = 30.0
 #: or read whole), on top of the per-read timeout, so a server trickling bytes
 #: cannot hang a scheduler.
 DEFAULT_STREAM_DEADLINE = 1800.0
+#: Largest DECODED body (bytes) read whole into memory: 256 MiB, room for a
+#: 1,000,000-issue details report (~150 MB of JSON).  Bigger bodies raise
+#: InvalidResponseError; ``iter_integrity_issues`` streams any size.
+DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+#: Cap on the small answers (system info, job starts, WebMessages, error and
+#: HTML pages): DHIS2 never sends more; error and HTML pages are cut here.
+SMALL_BODY_BYTES = 64 * 1024
+#: Seconds a wait keeps polling through an outage (refused connections,
+#: timeouts, 502/503/504) before it gives up.
+DEFAULT_OUTAGE_GRACE = 900.0
 _UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 _IDEMPOTENT = frozenset(["GET", "HEAD", "OPTIONS"])
 _RETRY_STATUSES = frozenset([429, 502, 503, 504])
@@ -195,6 +208,14 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
     :param stream_deadline: total seconds any response body may take to arrive,
         on top of the per-read ``timeout`` (streamed issues and whole reports
         alike), so a server trickling bytes cannot hang a scheduler.
+    :param max_body_bytes: the largest decoded body read whole (default
+        :data:`DEFAULT_MAX_BODY_BYTES`, 256 MiB); more raises
+        :class:`InvalidResponseError`.  Streamed issues are not capped.
+    :param outage_grace: seconds the waits (``wait_for_task``, ``Job.wait``,
+        ``run_integrity_checks``, ``wait_for_coc_generation``) keep polling
+        while DHIS2 is unreachable or its proxy answers 502/503/504 (default
+        900; 0 = fail at once).  Nothing is re-sent; the wait's own timeout
+        still wins.
     :param recover_job_starts: opt-in.  When the answer to a job-starting POST
         is lost (timeout or broken connection after sending), look in DHIS2's
         task feed for a job of that type that was not there before the POST and,
@@ -209,7 +230,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
 
     __attrs__ = requests.Session.__attrs__ + [
         "base_url", "timeout", "retries", "stream_deadline", "recover_job_starts",
-        "_server_version", "source",
+        "_server_version", "source", "max_body_bytes", "outage_grace",
     ]
 
     base_url: str
@@ -218,6 +239,8 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
     retries: int
     recover_job_starts: bool
     source: Optional[str]
+    max_body_bytes: int
+    outage_grace: float
 
     def __init__(self, base_url: str,
                  auth: Union[Tuple[str, str], AuthBase,
@@ -227,7 +250,9 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
                  verify: Union[bool, str] = True, retries: int = 3,
                  user_agent: Optional[str] = None, bearer: bool = False,
                  stream_deadline: float = DEFAULT_STREAM_DEADLINE,
-                 recover_job_starts: bool = False, source: Optional[str] = None) -> None:
+                 recover_job_starts: bool = False, source: Optional[str] = None,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 outage_grace: float = DEFAULT_OUTAGE_GRACE) -> None:
         super().__init__()
         self.source = source  # type: Optional[str]
         base, url_creds = _normalise_base_url(base_url, source)
@@ -250,12 +275,16 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         self.base_url = base
         self.timeout = _check_timeout(timeout, "timeout")
         self.stream_deadline = _check_timeout(stream_deadline, "stream_deadline")
+        self.max_body_bytes = _check_size(max_body_bytes, "max_body_bytes")
+        self.outage_grace = _check_timeout(outage_grace, "outage_grace", zero_ok=True)
         self.retries = int(retries)
         self.verify = verify
         self.recover_job_starts = bool(recover_job_starts)
         self.headers["User-Agent"] = user_agent or "dhis2maint/{} {}".format(
             __version__, requests.utils.default_user_agent())
         self.headers["Accept"] = "application/json"
+        # Only what body_chunks can inflate in bounded steps (no br/zstd).
+        self.headers["Accept-Encoding"] = "gzip, deflate"
         self._server_version = None  # type: Optional[Tuple[int, ...]]
         self._mount_adapters()
         self._warn_about_settings()
@@ -466,6 +495,23 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         self._server_version = state.get("_server_version")
         self.recover_job_starts = bool(state.get("recover_job_starts", False))
         self.source = state.get("source")
+        self.max_body_bytes = state.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        self.outage_grace = state.get("outage_grace", DEFAULT_OUTAGE_GRACE)
+
+    def get_redirect_target(self, resp: requests.Response) -> Optional[str]:
+        """requests' hook: follow a redirect only when it stays on the same scheme,
+        host and port (its body read up to 64 KiB); :meth:`_send` turns any other
+        into an error naming it."""
+        target = super().get_redirect_target(resp)
+        if target is None:
+            return None
+        if not _same_origin(resp.url, _absolute(resp.url, target)):
+            return None
+        # requests reads a followed redirect's body whole: read at most 64 KiB of it here.
+        method = getattr(resp.request, "method", None) or "GET"
+        _read_body(resp, "{} redirect".format(method), method, self.stream_deadline,
+                   SMALL_BODY_BYTES, truncate=True)
+        return target
 
     # --- the transport helpers the feature mixins use -------------------------
 
@@ -493,7 +539,8 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
     def _send(self, method: str, path: str, params: Any = None, json_body: Any = None,
               timeout: _Timeout = None, stream: bool = False,
               headers: Optional[Dict[str, str]] = None,
-              ok_statuses: Optional[Container[int]] = None) -> requests.Response:
+              ok_statuses: Optional[Container[int]] = None,
+              max_bytes: Optional[int] = None) -> requests.Response:
         """Send one request to ``/api/<path>``; return the response or raise.
 
         Requests exceptions become :class:`TransportError`; HTTP errors the
@@ -502,6 +549,13 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         ``stream``, the whole body is read here within ``stream_deadline``
         (:class:`TransportError` when overrun, :class:`InvalidResponseError`
         when it breaks off); with ``stream`` the caller reads it.
+
+        Bodies read here are capped on their decoded size: ``max_bytes``
+        (default ``max_body_bytes``) for a JSON answer -- more is an
+        :class:`InvalidResponseError` --, and :data:`SMALL_BODY_BYTES` for
+        redirects, error statuses and HTML pages, which are cut there (also
+        with ``stream``).  A redirect to another scheme, host or port is not
+        followed: :class:`InvalidResponseError` naming the target.
         """
         api_path = "/api/" + path.lstrip("/")
         what = "{} {}".format(method, api_path)
@@ -513,8 +567,14 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
                                     timeout=timeout, stream=True, headers=headers)
         except requests.exceptions.RequestException as exc:
             raise _transport_error(exc, what, method, self.retries, self.source) from exc
-        if not stream:
-            _read_body(response, what, method, self.stream_deadline)
+        status = response.status_code
+        small = status >= 300 or "html" in response.headers.get("Content-Type", "").lower()
+        if small and not (stream and ok_statuses and status in ok_statuses):
+            _read_body(response, what, method, self.stream_deadline, SMALL_BODY_BYTES,
+                       truncate=True)
+        elif not stream:
+            _read_body(response, what, method, self.stream_deadline,
+                       self.max_body_bytes if max_bytes is None else max_bytes)
         log.debug("%s -> %s in %.0f ms", what, response.status_code,
                   (time.monotonic() - started) * 1000)
         if response.status_code >= 400 and not (ok_statuses and response.status_code in ok_statuses):
@@ -524,12 +584,15 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
                 response.close()
         if 300 <= response.status_code < 400:
             response.close()
-            if "login" in response.headers.get("Location", "").lower():
+            location = response.headers.get("Location", "")
+            if "login" in location.lower():
                 raise AuthenticationError(
                     "{} -> redirected to the DHIS2 login page: not authenticated; {}".format(
                         what, AuthenticationError.hint_for(self.source)),
                     status_code=response.status_code, method=method, path=api_path,
                     request=response.request, response=response)
+            if location:
+                raise _redirect_error(response, what, location, api_path)
             raise InvalidResponseError("{} -> unexpected redirect (HTTP {})".format(
                 what, response.status_code), request=response.request, response=response)
         if is_login_page(response):
@@ -544,14 +607,17 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
     def _json(self, method: str, path: str, params: Any = None, json_body: Any = None,
               timeout: _Timeout = None,
               expect: Union[Type[Any], Tuple[Type[Any], ...], None] = None,
-              allow_empty: bool = False) -> Any:
+              allow_empty: bool = False, max_bytes: Optional[int] = None) -> Any:
         """Send, then decode the JSON body.
 
         ``expect`` is ``dict``, ``list`` or a tuple of them: a body of another
         shape raises :class:`InvalidResponseError`.  An empty body gives
-        ``None`` when ``allow_empty``, and is an error otherwise.
+        ``None`` when ``allow_empty``, and is an error otherwise.  ``max_bytes``:
+        see :meth:`_send`.
         """
-        response = self._send(method, path, params=params, json_body=json_body, timeout=timeout)
+        extra = {} if max_bytes is None else {"max_bytes": max_bytes}  # type: Dict[str, Any]
+        response = self._send(method, path, params=params, json_body=json_body, timeout=timeout,
+                              **extra)
         return decode_json(response, "{} /api/{}".format(method, path.lstrip("/")),
                            expect=expect, allow_empty=allow_empty)
 
@@ -570,8 +636,19 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         ``GET /api/system/info`` once, on first use; cached for the session's life.
         """
         if self._server_version is None:
-            info = self._json("GET", "system/info", params={"fields": "version"}, expect=dict)
-            self._server_version = parse_version(info.get("version"))
+            info = self._json("GET", "system/info", params={"fields": "version"}, expect=dict,
+                              max_bytes=SMALL_BODY_BYTES)
+            version = info.get("version")
+            try:
+                self._server_version = parse_version(version)
+            except InvalidResponseError:
+                raise InvalidResponseError(
+                    "GET /api/system/info answered JSON without a DHIS2 version ({}): is "
+                    "DHIS2_URL the DHIS2 server itself (not another application, a proxy's "
+                    "status page or a health check)?".format(
+                        "version {!r}".format(str(version)[:40]) if version is not None
+                        else "keys: " + ", ".join(sorted(str(k) for k in info)[:8]) or "{}"),
+                ) from None
         return self._server_version
 
     @server_version.setter
@@ -579,16 +656,84 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         """Set (or with None, forget) the version, e.g. to skip the request in tests."""
         self._server_version = parse_version(value) if isinstance(value, str) else value
 
+    @property
+    def server_version_text(self):
+        # type: () -> str
+        """The version exactly as the server states it, e.g. ``"2.41.4-SNAPSHOT"``."""
+        return versions.version_text(self.server_version)
 
-def _check_timeout(value: Union[str, float], name: str) -> float:
+    @property
+    def server_is_snapshot(self):
+        # type: () -> bool
+        """True for a development build (``-SNAPSHOT``): it has only what the previous
+        patch release has, so patch-level (backported) features are gated on that."""
+        return bool(getattr(self.server_version, "snapshot", False))
+
+
+def _check_timeout(value: Union[str, float], name: str, zero_ok: bool = False) -> float:
     try:
         value = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigurationError("{} must be a number of seconds, got {!r}".format(
             name, value)) from None
-    if not value > 0:
-        raise ConfigurationError("{} must be more than 0 seconds, got {!r}".format(name, value))
+    if not math.isfinite(value):
+        raise ConfigurationError("{} must be a finite number of seconds, got {!r}".format(
+            name, value))
+    if not (value >= 0 if zero_ok else value > 0):
+        raise ConfigurationError("{} must be {} 0 seconds, got {!r}".format(
+            name, "at least" if zero_ok else "more than", value))
     return value
+
+
+def _check_size(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError("{} must be a whole number of bytes (at least 1), got {!r}"
+                                 .format(name, value))
+    return value
+
+
+def _origin(url: str) -> Tuple[str, str, Optional[int]]:
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _absolute(base: str, target: str) -> str:
+    from urllib.parse import urljoin
+
+    return urljoin(base, target)
+
+
+def _same_origin(url: str, target: str) -> bool:
+    return _origin(url) == _origin(target)
+
+
+def _redirect_error(response: requests.Response, what: str, location: str,
+                    api_path: str) -> InvalidResponseError:
+    """A redirect that leaves the server: name the target and what to set."""
+    target = _hide_userinfo(_absolute(response.url, location))
+    parts = urlsplit(target)
+    origin = "{}://{}".format(parts.scheme, parts.netloc)
+    here = _origin(response.url)
+    downgrade = here[0] == "https" and parts.scheme.lower() == "http"
+    text = ("{} -> HTTP {} redirect to {} ({}); dhis2maint follows redirects only on the same "
+            "scheme, host and port, so credentials and answers stay with the server you named"
+            .format(what, response.status_code, target.split("?")[0],
+                    "a downgrade from https to http: refusing" if downgrade else
+                    "another server"))
+    if not downgrade:
+        base = origin
+        if parts.path.endswith(api_path):
+            base += parts.path[:-len(api_path)]
+        text += "; if that is where DHIS2 lives, set the URL to {} (DHIS2_URL or --url)".format(
+            base)
+    err = InvalidResponseError(text, request=response.request, response=response)
+    err.location = target  # type: ignore[attr-defined]
+    return err
 
 
 def _transport_error(exc: requests.exceptions.RequestException, what: str, method: str,
@@ -598,6 +743,23 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
     (the URL in ``source``, default DHIS2_URL)."""
     exceptions = requests.exceptions
     reason = _retry_reason(exc)
+    text = repr(exc) + repr(reason)
+    if isinstance(exc, exceptions.TooManyRedirects):
+        err = TransportError(
+            "{} failed: redirect loop (more than {} redirects); check DHIS2_URL (http:// vs "
+            "https://, the context path such as /dhis) and the proxy's rewrite rules".format(
+                what, requests.models.DEFAULT_REDIRECT_LIMIT), request=exc.request)
+        return err
+    if any(marker in text for marker in _HEADER_TROUBLE):
+        # http.client refuses a header line over 64 KiB or more than 100 headers.
+        err = TransportError(
+            "{} failed: the server sent an oversized response header (a line over 64 KiB or "
+            "more than 100 headers); check the proxy or load balancer in front of DHIS2 "
+            "(cookies, redirect loops adding headers){}".format(
+                what, "; the request may have reached DHIS2" if method not in _IDEMPOTENT
+                else ""), request=exc.request)
+        err.outcome_unknown = method not in _IDEMPOTENT
+        return err
     if reason is not None and not isinstance(exc, (exceptions.SSLError, exceptions.ProxyError,
                                                    exceptions.ConnectTimeout)):
         # requests reports "retries used up" as a ConnectionError whatever the
@@ -612,6 +774,10 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
         else:
             cause = "could not connect or the connection broke (check DHIS2_URL and that " \
                     "DHIS2 is up)" + gave_up
+    elif isinstance(exc, exceptions.SSLError) and any(m in text for m in _HANDSHAKE):
+        cause = ("TLS failed in the handshake (certificate not trusted, wrong host name, or "
+                 "not an https server? check DHIS2_URL, or set verify= to a CA bundle path); "
+                 "nothing was sent to DHIS2")
     elif isinstance(exc, exceptions.SSLError):
         cause = "TLS failed (certificate not trusted? set verify= to a CA bundle path)"
     elif isinstance(exc, exceptions.ConnectTimeout):
@@ -629,8 +795,9 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
         cause = "invalid URL (check DHIS2_URL)"
     else:
         cause = type(exc).__name__
-    unknown = method not in _IDEMPOTENT and not isinstance(exc, exceptions.ConnectTimeout) \
-        and _maybe_sent(exc)
+    handshake = isinstance(exc, exceptions.SSLError) and any(m in text for m in _HANDSHAKE)
+    unknown = method not in _IDEMPOTENT and not handshake and not isinstance(
+        exc, exceptions.ConnectTimeout) and _maybe_sent(exc)
     if unknown:
         cause += "; the request may have reached DHIS2"
     if source:
@@ -638,6 +805,13 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
     err = TransportError("{} failed: {}".format(what, cause), request=exc.request)
     err.outcome_unknown = unknown
     return err
+
+
+_HEADER_TROUBLE = ("LineTooLong", "got more than 100 headers", "when reading header line")
+# What an SSLError says when the TLS handshake failed: nothing was sent yet.
+_HANDSHAKE = ("handshake", "HANDSHAKE", "certificate", "CERTIFICATE", "WRONG_VERSION_NUMBER",
+              "hostname", "UNKNOWN_PROTOCOL", "unsupported protocol", "PROTOCOL_VERSION",
+              "violation of protocol")
 
 
 def _retry_reason(exc: BaseException) -> Optional[Exception]:
@@ -693,7 +867,8 @@ class _Deadline:
 
 def body_chunks(response: requests.Response, what: str, method: str = "GET",
                 limit: float = DEFAULT_STREAM_DEADLINE,
-                started: Optional[float] = None) -> Generator[bytes, None, None]:
+                started: Optional[float] = None, max_bytes: Optional[int] = None,
+                truncate: bool = False) -> Generator[bytes, None, None]:
     """``response``'s body in chunks, all of it within ``limit`` seconds of ``started``
     (default: now); closes the response when done or abandoned.
 
@@ -702,6 +877,12 @@ def body_chunks(response: requests.Response, what: str, method: str = "GET",
     socket down.  A read timeout is a :class:`TransportError`; a body that
     breaks off an :class:`InvalidResponseError`.  For a POST either error has
     ``outcome_unknown`` set: the request reached DHIS2.
+
+    The body is read raw and inflated here (``Content-Encoding`` gzip or
+    deflate, stacked too) at most 64 KiB at a time, so a compression bomb never
+    inflates beyond what is consumed.  ``max_bytes`` caps the decoded size: past
+    it :class:`InvalidResponseError`, or with ``truncate`` the body simply ends
+    there (for error and HTML pages).
     """
     unknown = method not in _IDEMPOTENT
     status = getattr(response, "status_code", "?")
@@ -718,7 +899,7 @@ def body_chunks(response: requests.Response, what: str, method: str = "GET",
         return err
 
     try:
-        iterator = response.iter_content(_CHUNK)
+        iterator = _decoded_chunks(response, what)
         while True:
             try:
                 chunk = next(iterator)
@@ -738,8 +919,19 @@ def body_chunks(response: requests.Response, what: str, method: str = "GET",
                     err.outcome_unknown = unknown
                     raise err from exc
                 raise _broken_body(response, what, received, unknown) from exc
+            except _BadEncoding as exc:
+                bad = InvalidResponseError("{} -> HTTP {}: {}".format(what, status, exc),
+                                           response=response)
+                bad.outcome_unknown = unknown
+                raise bad from None
             if guard.fired or time.monotonic() > deadline_at:
                 raise overrun()
+            if max_bytes is not None and received + len(chunk) > max_bytes:
+                if truncate:
+                    if received < max_bytes:
+                        yield chunk[:max_bytes - received]
+                    return
+                raise _too_big(response, what, max_bytes, received + len(chunk), unknown)
             received += len(chunk)
             yield chunk
         if guard.fired:
@@ -749,16 +941,107 @@ def body_chunks(response: requests.Response, what: str, method: str = "GET",
         response.close()
 
 
-def _read_body(response: requests.Response, what: str, method: str, limit: float) -> None:
+class _BadEncoding(Exception):
+    """A Content-Encoding that cannot be inflated (corrupt, or unsupported)."""
+
+
+def _decoded_chunks(response: requests.Response, what: str) -> Iterator[bytes]:
+    """The decoded body in pieces of at most 64 KiB, read raw from urllib3 and
+    inflated here step by step (requests' own decoding inflates a whole raw
+    chunk at once: a 64 KiB gzip bomb chunk becomes ~64 MB, stacked encodings
+    gigabytes)."""
+    content = getattr(response, "_content", False)  # type: Any
+    if content is not False and content is not None:
+        # already read (a prefix read by _send, or a test double)
+        for i in range(0, len(content), _CHUNK):
+            yield content[i:i + _CHUNK]
+        return
+    raw = getattr(response, "raw", None)
+    if not isinstance(raw, urllib3.response.HTTPResponse):
+        yield from response.iter_content(_CHUNK)
+        return
+    pieces = raw.stream(_CHUNK, decode_content=False)  # type: Iterator[bytes]
+    header = response.headers.get("Content-Encoding", "") or ""
+    codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+    for coding in reversed(codings):  # the last applied is listed last
+        if coding in ("gzip", "x-gzip"):
+            pieces = _inflate(pieces, 16 + zlib.MAX_WBITS, coding)
+        elif coding == "deflate":
+            pieces = _inflate(pieces, None, coding)
+        elif coding != "identity":
+            raise _BadEncoding("Content-Encoding {!r} is not one dhis2maint reads (it asks for "
+                               "gzip or deflate only; a proxy changed the answer?)".format(
+                                   coding[:40]))
+    for piece in pieces:
+        if piece:
+            yield piece
+
+
+def _inflate(pieces: Iterable[bytes], wbits: Optional[int], coding: str) -> Iterator[bytes]:
+    """Inflate an iterable of compressed pieces, yielding at most 64 KiB at a time."""
+    inflater = None if wbits is None else zlib.decompressobj(wbits)  # type: Any
+    try:
+        for data in pieces:
+            if inflater is None:  # deflate: zlib-wrapped (RFC 1950) or, sometimes, raw
+                wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and \
+                    (data[0] << 8 | data[1]) % 31 == 0
+                inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+            while data:
+                if inflater.eof:
+                    rest = inflater.unused_data + data
+                    if wbits is not None and rest[:2] == b"\x1f\x8b":  # another gzip member
+                        inflater = zlib.decompressobj(wbits)
+                        data = rest
+                        continue
+                    break  # trailing bytes after the stream: ignored, as urllib3 does
+                out = inflater.decompress(data, _CHUNK)
+                data = inflater.unconsumed_tail
+                if out:
+                    yield out
+            while inflater is not None and not inflater.eof:
+                out = inflater.decompress(b"", _CHUNK)
+                if not out:
+                    break
+                yield out
+        if inflater is not None and not inflater.eof:
+            raise _BadEncoding("the {} body ended before its compressed stream did "
+                               "(truncated?)".format(coding))
+    except zlib.error as exc:
+        raise _BadEncoding("the body is not valid {} ({})".format(coding, exc)) from None
+
+
+def _too_big(response: requests.Response, what: str, cap: int, seen: int,
+             unknown: bool) -> InvalidResponseError:
+    hint = "raise Session(max_body_bytes=…) if this answer is expected to be that big"
+    if "dataIntegrity" in what:
+        hint = ("read it with iter_integrity_issues() (`dhis2maint integrity issues`), which "
+                "streams a report of any size, or raise Session(max_body_bytes=…)")
+    elif cap <= SMALL_BODY_BYTES:
+        hint = "DHIS2 never sends that much here: check DHIS2_URL and the proxy"
+    err = InvalidResponseError(
+        "{} -> HTTP {}: the body is larger than {} bytes ({} bytes read before giving up); {}"
+        .format(what, getattr(response, "status_code", "?"), cap, seen, hint), response=response)
+    err.outcome_unknown = unknown
+    return err
+
+
+def _read_body(response: requests.Response, what: str, method: str, limit: float,
+               max_bytes: Optional[int] = None, truncate: bool = False) -> None:
     """Read ``response``'s whole body within ``limit`` seconds into ``response.content``
-    (see :func:`body_chunks` for the errors)."""
+    (see :func:`body_chunks` for the errors and ``max_bytes``)."""
     if getattr(response, "_content", False) is not False:
         return  # already read (a test double, or requests read it)
-    content = b"".join(body_chunks(response, what, method, limit))
+    buf = bytearray()  # grows in place: no second copy of a big body while reading
+    for chunk in body_chunks(response, what, method, limit, max_bytes=max_bytes,
+                             truncate=truncate):
+        buf += chunk
+    cut = truncate and max_bytes is not None and len(buf) >= max_bytes
+    content = bytes(buf)
+    del buf
     response._content = content
     response._content_consumed = True  # type: ignore[attr-defined]  # requests' own flag
     expected = _content_length(response)
-    if expected is not None and len(content) < expected:
+    if not cut and expected is not None and len(content) < expected:
         # urllib3 < 2 does not notice a body shorter than its Content-Length.
         raise _broken_body(response, what, len(content), method not in _IDEMPOTENT)
 
@@ -815,10 +1098,17 @@ def decode_json(response: requests.Response, what: str,
     ctype = response.headers.get("Content-Type", "")
     try:
         with gc_paused():
-            data = json.loads(raw.decode("utf-8-sig"))
+            data = strict_loads(raw.decode("utf-8-sig"))
     except RecursionError:
         raise InvalidResponseError("{}: JSON nested too deeply to read".format(what),
                                    response=response) from None
+    except NonFiniteNumber as exc:
+        raise InvalidResponseError("{}: the JSON holds {}, which is not a number JSON allows "
+                                   "(a broken server or proxy)".format(what, str(exc)[:40]),
+                                   response=response) from None
+    except (MemoryError, OverflowError) as exc:
+        raise InvalidResponseError("{}: the JSON ({} bytes) could not be read: {}".format(
+            what, len(raw), type(exc).__name__), response=response) from None
     except ValueError as exc:  # includes UnicodeDecodeError and JSONDecodeError
         if "html" in ctype.lower() or raw.lstrip()[:1] == b"<":
             cause = "an HTML page, not JSON (a proxy error page, or not the DHIS2 API URL?)"

@@ -23,7 +23,11 @@ How it stays fast: Python never walks the body character by character.
   ``raw_decode`` until it is past that spot.
 * Whether a value that failed to decode is merely incomplete (wait for more
   bytes) or malformed (raise) is decided by an exact scanner for strings and
-  brackets (regex-driven); it only runs on those rare failures.
+  brackets (regex-driven); it only runs on those rare failures.  While a value
+  stays incomplete the scanner keeps its place (depth, inside a string, a
+  pending escape) and later chunks are only scanned, not re-decoded nor
+  joined, until it closes: one huge issue costs linear time, not quadratic.
+* ``NaN``/``Infinity`` (not JSON) raise, as in the whole-body path.
 
 Bytes are decoded with an incremental UTF-8 decoder, so a multi-byte
 character split across chunks is fine.  A check's metadata (``name``,
@@ -44,6 +48,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 import attr
 
 from . import convert, models
+from .convert import NonFiniteNumber
 from .errors import InvalidResponseError
 
 __all__ = ["iter_issue_rows", "IssueStreamParser", "MAX_VALUE_CHARS"]
@@ -58,9 +63,11 @@ _SEP = re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*\{")
 _STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # after an opening quote
 _STRUCT = re.compile(r'["{}\[\]]')
 _TOKEN = re.compile(r"[^ \t\n\r,:\]}\[{\"]*")
+_STRUCT_RUN = re.compile(r'"|[{\[]+|[}\]]+')  # a quote, or a run of openers or closers
+_STR_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # inside a string, up to its end
 
-_raw_decode = json.JSONDecoder().raw_decode
-_loads = json.loads
+_raw_decode = convert.strict_raw_decode  # NaN/Infinity raise NonFiniteNumber
+_loads = convert.strict_loads
 
 # parser states
 _TOP_OPEN, _TOP_FIRST, _TOP_KEY, _TOP_COLON, _CHECK_OPEN, _CHECK_FIRST, _CHECK_KEY, \
@@ -140,33 +147,55 @@ def _last_boundary(buf: str, lo: int, hi: int) -> Optional[Tuple[int, int]]:
     return None
 
 
-def _value_is_open(buf: str, pos: int) -> bool:
-    """True when the JSON value starting at ``buf[pos]`` runs past the end of
-    ``buf`` (more bytes could complete it); False when it visibly ends."""
-    c = buf[pos]
-    if c == '"':
-        return _STRING_REST.match(buf, pos + 1) is None
-    if c in "{[":
-        depth = 0
-        i = pos
-        search = _STRUCT.search
-        while True:
-            m = search(buf, i)
-            if m is None:
-                return True
-            j = m.start()
-            ch = buf[j]
-            if ch == '"':
-                s = _STRING_REST.match(buf, j + 1)
-                if s is None:
-                    return True
-                i = s.end()
-                continue
-            depth += 1 if ch in "{[" else -1
-            if depth <= 0:
+def _scan(text: str, i: int, state: List[Any]) -> bool:
+    """Go on scanning an incomplete JSON value over ``text[i:]``; True when it ends there.
+
+    ``state`` = [kind, depth, in_string, escape] is updated in place so the
+    next piece of text continues where this one stopped; kind is "s" (a
+    string: scanning starts after its quote), "c" (an object or array) or
+    "t" (a number or literal)."""
+    n = len(text)
+    if state[0] == "t":
+        return _TOKEN.match(text, i).end() < n  # type: ignore[union-attr]  # matches ""
+    depth, in_string, escape = state[1], state[2], state[3]
+    match = _STR_BODY.match
+    search = _STRUCT_RUN.search
+    try:
+        if escape:
+            if i >= n:
                 return False
-            i = j + 1
-    return _TOKEN.match(buf, pos).end() >= len(buf)  # type: ignore[union-attr]  # matches ""
+            i += 1
+            escape = False
+        while True:
+            if in_string:
+                e = match(text, i).end()  # type: ignore[union-attr]  # matches ""
+                if e >= n:
+                    return False
+                if text[e] == '"':
+                    in_string = False
+                    i = e + 1
+                    if depth <= 0:
+                        return True
+                    continue
+                escape = True  # a backslash is the last character
+                return False
+            m = search(text, i)
+            if m is None:
+                return False
+            j = m.start()
+            ch = text[j]
+            i = m.end()
+            if ch == '"':
+                in_string = True
+                continue
+            if ch in "{[":
+                depth += i - j
+            else:
+                depth -= i - j
+                if depth <= 0:
+                    return True
+    finally:
+        state[1], state[2], state[3] = depth, in_string, escape
 
 
 class IssueStreamParser:
@@ -203,6 +232,9 @@ class IssueStreamParser:
         self._row_meta = None  # (name, display name, severity) while streaming
         self._pending = None  # issues held until the check's metadata is known
         self._no_batch_until = -1  # body offset: read issue by issue up to here
+        self._open = None  # type: Optional[List[Any]]  # scanner state while the value at _pos is incomplete
+        self._open_size = 0  # characters of that value so far
+        self._parts = []  # type: List[str]  # text received while it stays incomplete
         #: Called as ``on_check(key, metadata, issue_count)`` when a check's object
         #: ends (after its rows were yielded); ``metadata`` has every field but issues.
         self.on_check = None
@@ -225,16 +257,26 @@ class IssueStreamParser:
         """(value, end) of the JSON value at ``pos``, or None when more text is needed."""
         try:
             value, end = _raw_decode(buf, pos)
-        except RecursionError:
+        except (RecursionError, MemoryError, OverflowError) as exc:
             raise self._error("JSON nested too deeply at character {}".format(
-                self._offset + pos)) from None
+                self._offset + pos) if isinstance(exc, RecursionError) else
+                "a JSON value at character {} could not be read ({})".format(
+                    self._offset + pos, type(exc).__name__)) from None
+        except NonFiniteNumber as exc:
+            raise self._non_finite(exc, pos) from None
         except ValueError as exc:
-            if not eof and _value_is_open(buf, pos):
+            c = buf[pos]
+            state = ["s" if c == '"' else "c" if c in "{[" else "t", 0, c == '"', False]
+            is_open = not _scan(buf, pos + 1 if c == '"' else pos, state)
+            if not eof and is_open:
                 if len(buf) - pos > MAX_VALUE_CHARS:
                     raise self._error("a single JSON value is larger than {} characters".format(
                         MAX_VALUE_CHARS)) from None
+                # Wait for the rest; feed() scans new text only until it closes.
+                self._open = state
+                self._open_size = len(buf) - pos
                 return None
-            if eof and _value_is_open(buf, pos):
+            if eof and is_open:
                 raise self._error("the body ended inside a value (truncated?)") from None
             raise self._error("malformed JSON at character {}: {}".format(
                 self._offset + pos, getattr(exc, "msg", exc))) from None
@@ -269,8 +311,27 @@ class IssueStreamParser:
 
     # --- the state machine ------------------------------------------------------
 
+    def _non_finite(self, exc: Exception, pos: int) -> InvalidResponseError:
+        return self._error("{} at or after character {} is not a number JSON allows (NaN and "
+                           "Infinity are not JSON; a broken server or proxy?)".format(
+                               str(exc)[:40], self._offset + pos))
+
     def feed(self, text: str, eof: bool = False) -> Iterator[models.IntegrityIssueRow]:
         """Parse ``text`` (the next piece of the body); yield the rows it completes."""
+        if self._open is not None:
+            closed = False
+            if text:
+                closed = _scan(text, 0, self._open)
+                self._parts.append(text)
+                self._open_size += len(text)
+                if not closed and self._open_size > MAX_VALUE_CHARS:
+                    raise self._error("a single JSON value is larger than {} characters".format(
+                        MAX_VALUE_CHARS))
+            if not closed and not eof:
+                return
+            text = "".join(self._parts)
+            self._parts = []
+            self._open = None
         buf = self._buf
         pos = self._pos
         if pos:
@@ -506,8 +567,11 @@ class IssueStreamParser:
         error_at = None
         try:
             return loads("[" + buf[pos:cand[0] + 1] + "]"), cand[1]
-        except RecursionError:
+        except (RecursionError, MemoryError, OverflowError):
             pass
+        except NonFiniteNumber as exc:
+            # The decoder started at a true issue start, so the number is really there.
+            raise self._non_finite(exc, pos) from None
         except ValueError as exc:
             error_at = getattr(exc, "pos", None)
         # Up to this candidate, read issue by issue (it may sit inside a string).
@@ -522,7 +586,9 @@ class IssueStreamParser:
             return None
         try:
             return loads("[" + buf[pos:retry[0] + 1] + "]"), retry[1]
-        except (ValueError, RecursionError):
+        except NonFiniteNumber as exc:
+            raise self._non_finite(exc, pos) from None
+        except (ValueError, RecursionError, MemoryError, OverflowError):
             return None
 
 

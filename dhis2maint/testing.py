@@ -27,8 +27,12 @@ Fault knobs (``fail_next``, ``hang_next``, ``truncate_next``, ``drop_response_ne
 ``delay``, ``trickle``, ``fail_next_job``, ``conflict_next``,
 ``drop_feed_after_completion``, ``login_redirect``, ``set_issue_count``,
 ``fail_check``) let tests provoke the failures a real server or its proxy
-produces.  Run ``python -m dhis2maint.testing --port 8080`` for a server in
-the foreground.
+produces; hostile ones (``gzip_bomb_next``, ``endless_body_next``, ``nan_next``,
+``deep_nesting_next``, ``redirect_next``, ``huge_header_next``, ``answer_next``)
+what a broken or compromised proxy could send; ``outage`` closes the listening
+socket for a while (connection refused) while jobs go on.  Run ``python -m
+dhis2maint.testing --port 8080`` for a server in the foreground; every knob
+has a flag (``--help``).
 
 This module uses only the standard library and imports nothing else from
 dhis2maint but its stdlib-only sibling ``_standin_scheduler`` (job configurations,
@@ -44,6 +48,7 @@ import functools
 import hashlib
 import heapq
 import itertools
+import gzip
 import json
 import os
 import pkgutil
@@ -116,35 +121,38 @@ _VERSION_FEATURES = {
     "coc_on_save": (_T, _T, _T, _T, _T, _T, _T, _F),
     "validation_max_results": (_F, _F, _F, _F, _F, _F, _T, _T),
     "predictor_date_order": (_F, _F, _F, _F, _F, _F, _F, _T),
+    # POST /api/predictorGroups/{uid}/run (PredictorGroupController.java: 2.38+)
+    "predictor_group_run": (_F, _F, _T, _T, _T, _T, _T, _T),
     "api_max_version": (36, 37, 38, 39, 40, 41, 42, 43),
-    "job_types": ("2.36", "2.37", "2.38", "2.42", "2.42", "2.42", "2.42", "2.43"),
+    "job_types": _VERSIONS,
 }
 
-_JOB_TYPES_242 = (
-    "DATA_INTEGRITY DATA_INTEGRITY_DETAILS RESOURCE_TABLE ANALYTICS_TABLE CONTINUOUS_ANALYTICS_TABLE "
-    "SINGLE_EVENT_DATA_SYNC TRACKED_ENTITY_DATA_SYNC DATA_SYNC META_DATA_SYNC AGGREGATE_DATA_EXCHANGE "
-    "SEND_SCHEDULED_MESSAGE PROGRAM_NOTIFICATIONS MONITORING PUSH_ANALYSIS HTML_PUSH_ANALYTICS "
-    "TRACKER_SEARCH_OPTIMIZATION PREDICTOR MATERIALIZED_SQL_VIEW_UPDATE DISABLE_INACTIVE_USERS TEST "
-    "LOCK_EXCEPTION_CLEANUP MOCK SMS_SEND SMS_INBOUND_PROCESSING TRACKER_IMPORT_JOB "
-    "TRACKER_IMPORT_NOTIFICATION_JOB TRACKER_IMPORT_RULE_ENGINE_JOB IMAGE_PROCESSING "
-    "COMPLETE_DATA_SET_REGISTRATION_IMPORT DATAVALUE_IMPORT_INTERNAL METADATA_IMPORT DATAVALUE_IMPORT "
-    "GEOJSON_IMPORT GML_IMPORT HOUSEKEEPING DATA_VALUE_TRIM DATA_SET_NOTIFICATION CREDENTIALS_EXPIRY_ALERT "
-    "DATA_STATISTICS FILE_RESOURCE_CLEANUP ACCOUNT_EXPIRY_ALERT VALIDATION_RESULTS_NOTIFICATION "
-    "REMOVE_USED_OR_EXPIRED_RESERVED_VALUES SYSTEM_VERSION_UPDATE_CHECK").split()
-_NEW_SINCE_238 = set(
-    "AGGREGATE_DATA_EXCHANGE DATA_INTEGRITY_DETAILS DATA_VALUE_TRIM GEOJSON_IMPORT HOUSEKEEPING "
-    "HTML_PUSH_ANALYTICS LOCK_EXCEPTION_CLEANUP MATERIALIZED_SQL_VIEW_UPDATE SINGLE_EVENT_DATA_SYNC "
-    "SMS_INBOUND_PROCESSING TRACKED_ENTITY_DATA_SYNC".split())
-_GONE_SINCE_238 = ("ANALYTICSTABLE_UPDATE ENROLLMENT_IMPORT EVENT_IMPORT EVENT_PROGRAMS_DATA_SYNC "
-                   "LEADER_ELECTION LEADER_RENEWAL PROGRAM_DATA_SYNC TEI_IMPORT TRACKER_PROGRAMS_DATA_SYNC").split()
-_JOB_TYPE_SETS = {
-    "2.42": frozenset(_JOB_TYPES_242),
-    "2.43": frozenset(_JOB_TYPES_242) - {"PUSH_ANALYSIS", "TRACKER_SEARCH_OPTIMIZATION"}
-    | {"TRACKER_TRIGRAM_INDEX_MAINTENANCE"},
-    "2.38": frozenset(t for t in _JOB_TYPES_242 if t not in _NEW_SINCE_238) | frozenset(_GONE_SINCE_238),
-}
-_JOB_TYPE_SETS["2.37"] = _JOB_TYPE_SETS["2.38"] - {"SYSTEM_VERSION_UPDATE_CHECK", "TRACKER_SEARCH_OPTIMIZATION"}
-_JOB_TYPE_SETS["2.36"] = _JOB_TYPE_SETS["2.37"] - {"ACCOUNT_EXPIRY_ALERT", "TEST"}
+# JobType.java (dhis-2/dhis-api/src/main/java/org/hisp/dhis/scheduling/JobType.java) per branch:
+# job type -> (first minor, last minor) that has it; 44 = master
+_JOB_TYPE_RANGES = {}  # type: Dict[str, Tuple[int, int]]
+for _first, _last, _names in (
+        (36, 44, "DATA_STATISTICS DATA_INTEGRITY RESOURCE_TABLE ANALYTICS_TABLE CONTINUOUS_ANALYTICS_TABLE "
+                 "DATA_SYNC FILE_RESOURCE_CLEANUP IMAGE_PROCESSING META_DATA_SYNC SMS_SEND SEND_SCHEDULED_MESSAGE "
+                 "PROGRAM_NOTIFICATIONS VALIDATION_RESULTS_NOTIFICATION CREDENTIALS_EXPIRY_ALERT MONITORING "
+                 "PREDICTOR DATA_SET_NOTIFICATION REMOVE_USED_OR_EXPIRED_RESERVED_VALUES TRACKER_IMPORT_JOB "
+                 "TRACKER_IMPORT_NOTIFICATION_JOB TRACKER_IMPORT_RULE_ENGINE_JOB "
+                 "COMPLETE_DATA_SET_REGISTRATION_IMPORT DATAVALUE_IMPORT_INTERNAL METADATA_IMPORT DATAVALUE_IMPORT "
+                 "DISABLE_INACTIVE_USERS MOCK GML_IMPORT"),
+        (36, 40, "LEADER_ELECTION LEADER_RENEWAL ANALYTICSTABLE_UPDATE PROGRAM_DATA_SYNC"),
+        (36, 41, "TRACKER_PROGRAMS_DATA_SYNC EVENT_PROGRAMS_DATA_SYNC EVENT_IMPORT ENROLLMENT_IMPORT TEI_IMPORT"),
+        (36, 42, "PUSH_ANALYSIS"),
+        (37, 44, "ACCOUNT_EXPIRY_ALERT TEST"),
+        (38, 42, "TRACKER_SEARCH_OPTIMIZATION"),
+        (38, 44, "SYSTEM_VERSION_UPDATE_CHECK"),
+        (39, 44, "DATA_INTEGRITY_DETAILS AGGREGATE_DATA_EXCHANGE GEOJSON_IMPORT"),
+        (40, 44, "MATERIALIZED_SQL_VIEW_UPDATE"),
+        (41, 44, "HTML_PUSH_ANALYTICS LOCK_EXCEPTION_CLEANUP HOUSEKEEPING DATA_VALUE_TRIM"),
+        (42, 44, "SINGLE_EVENT_DATA_SYNC TRACKED_ENTITY_DATA_SYNC SMS_INBOUND_PROCESSING"),
+        (43, 44, "TRACKER_TRIGRAM_INDEX_MAINTENANCE")):
+    for _name in _names.split():
+        _JOB_TYPE_RANGES[_name] = (_first, _last)
+_JOB_TYPE_SETS = {"2.%d" % minor: frozenset(n for n, (lo, hi) in _JOB_TYPE_RANGES.items() if lo <= minor <= hi)
+                  for minor in range(36, 44)}
 
 # /api/maintenance/{path} operations per era (POST and PUT; GET appReload is separate)
 _MAINT_COMMON = ["analyticsTablesClear", "analyticsTablesAnalyze", "expiredInvitationsClear", "ouPathsUpdate",
@@ -623,6 +631,7 @@ class _State(object):
         self.running = {"summary": collections.Counter(), "details": collections.Counter()}  # type: Dict[str, Any]
         self.avg_ms = {}  # type: Dict[str, int]
         self.issue_counts = dict(issues or {})
+        self.default_issue_count = None  # type: Optional[int]
         self.integrity_runs = 0  # integrity jobs started: the drift round
         self.failing_checks = {}  # type: Dict[str, str]
         self.job_failures = collections.deque()  # type: collections.deque[str]
@@ -646,6 +655,8 @@ class _State(object):
         # type: (str) -> int
         if name in self.issue_counts:
             return self.issue_counts[name]
+        if self.default_issue_count is not None:
+            return self.default_issue_count
         h = _hash_int(self.seed, "count", name)
         return 0 if h % 3 == 0 else (h // 3) % 5 + 1
 
@@ -865,11 +876,19 @@ class _State(object):
             if name is None or (name not in ran and not old):
                 continue
             maker = self.issue_maker(name)
-            issues = [maker.issue(i) for i in range(counts.get(name, 0))] if name in ran else []
+            issues = [maker.issue(i) for i in range(counts.get(name, 0))] \
+                if name in ran else []  # type: List[Tuple[Optional[str], Optional[str], Optional[str], List[Tuple[str, str]]]]
+            every = int(self.owner.nameless_every or 0)
+            if every > 0:  # objects without a display name
+                issues = [(u, None if u and i % every == 0 else d, c, r) for i, (u, d, c, r) in enumerate(issues)]
 
             def label(uid, display, names_only=old):
-                # type: (Optional[str], str, bool) -> str
-                return (display or uid or "") if names_only else ("%s:%s" % (display, uid) if uid else display)
+                # type: (Optional[str], Optional[str], bool) -> str
+                # FlattenedDataIntegrityReport@2.36: defaultIfBlank(displayName, uid); @2.37:
+                # "name:uid", or the uid alone when the name is null
+                if names_only:
+                    return display or uid or ""
+                return ("%s:%s" % (display, uid) if display else uid) if uid else (display or "")
             kind = entry["type"]
             if kind == "L":
                 value = [label(u, d) for u, d, _, _ in issues]  # type: Any
@@ -932,16 +951,19 @@ class _State(object):
         self.validation_groups = {"RmhRgOVrOnb": ["sxamEpoUXb5", "ZoG4yXZi3c3"]}
         self.data_elements = {"fbfJHSPpUQD": "ANC 1st visit", "cYeuwXTCPkU": "ANC 2nd visit"}
 
-    def update_cocs(self, combo_uid, visible_at):
-        # type: (str, float) -> Tuple[List[str], List[str]]
-        """Add missing and drop obsolete option combos of a combo; returns (added, deleted) names."""
+    def update_cocs(self, combo_uid, visible_at, keep_obsolete=False):
+        # type: (str, float, bool) -> Tuple[List[str], List[str]]
+        """Add missing and drop obsolete option combos of a combo; returns (added, deleted) names.
+        With `keep_obsolete` (they are in use) the obsolete ones stay and are returned as deleted
+        candidates the caller reports as ignored."""
         combo = self.combos[combo_uid]
         wanted = [[]]  # type: List[List[str]]
         for cat in combo["categories"]:
             wanted = [prefix + [o] for prefix in wanted for o in self.categories[cat]["options"]]
         wanted_keys = {frozenset(w) for w in wanted if w}
         deleted = [c["name"] for c in combo["cocs"] if frozenset(c["options"]) not in wanted_keys]
-        combo["cocs"] = [c for c in combo["cocs"] if frozenset(c["options"]) in wanted_keys]
+        if not keep_obsolete:
+            combo["cocs"] = [c for c in combo["cocs"] if frozenset(c["options"]) in wanted_keys]
         have = {frozenset(c["options"]) for c in combo["cocs"]}
         added = []
         for options in wanted:
@@ -1498,7 +1520,12 @@ class _Api(object):
                       ("lastAlive", _fmt_time(now) if status == "RUNNING" else None),
                       ("lastRuntimeExecution", last_run[2]),
                       ("enabled", not finished), ("jobParameters", job.params),
-                      ("configurable", False), ("userUid", _uid_from("user", req.user)))
+                      ("configurable", False), ("executedBy", _uid_from("user", req.user)),
+                      ("userUid", _uid_from("user", req.user)),
+                      # DefaultJobSchedulerLoopService.updateProgress@2.42: sorted codes joined
+                      # by " ", "" after a run without errors, absent before any run
+                      ("errorCodes", (self.owner.job_error_codes if job.failed else "")
+                       if finished else None))
         return _Response.json(_filter_fields(out, req.fields()))
 
     # -- resource tables, analytics, monitoring ------------------------------------
@@ -1580,7 +1607,7 @@ class _Api(object):
                 raise _HttpError(409, "Unable to predict " + uid, dev_message="Predictor not found: " + uid)
             return _Response.message(200, "Generated %d predictions" % self._predict(uid, months))
 
-    @_route("POST PUT", r"predictorGroups/([^/]+)/run", authority=PREDICT)
+    @_route("POST PUT", r"predictorGroups/([^/]+)/run", authority=PREDICT, feature="predictor_group_run")
     def predictor_group_run(self, req, uid):
         # type: (_Request, str) -> _Response
         months = self._prediction_months(req)
@@ -1681,20 +1708,35 @@ class _Api(object):
                 raise _HttpError(409, "CategoryCombo does not exist: " + uid)
             state.maintenance_log.append("categoryOptionComboUpdate/categoryCombo/" + uid)
             combo_name = state.combos[uid]["name"]
-            added, deleted = state.update_cocs(uid, req.now + float(self.owner.coc_generation_delay or 0))
+            in_use = bool(self.owner.coc_in_use)
+            added, deleted = state.update_cocs(uid, req.now + float(self.owner.coc_generation_delay or 0),
+                                               keep_obsolete=in_use)
+        ignored = deleted if in_use else []
+        deleted = [] if in_use else deleted
+        # DefaultCategoryOptionComboGenerateService.java@2.42: one ImportSummary per change; an
+        # obsolete combo that cannot be deleted is a WARNING summary with ignored 1
         summaries = []
-        for verb, names, key in (("Added missing", added, "imported"), ("Deleted obsolete", deleted, "deleted")):
+        for verb, names, key in (("Added missing", added, "imported"), ("Deleted obsolete", deleted, "deleted"),
+                                 (None, ignored, "ignored")):
             for name in names:
                 count = _od(("imported", 0), ("updated", 0), ("ignored", 0), ("deleted", 0))
                 count[key] = 1
+                if verb is None:
+                    text = ("Could not delete category option combo: `%s` due to `Object could not be "
+                            "deleted because it is associated with another object: DataValue`" % name)
+                else:
+                    text = "%s category option combo: `%s` for category combo: `%s`" % (verb, name, combo_name)
                 summaries.append(_od(
-                    ("responseType", "ImportSummary"), ("status", "SUCCESS"),
-                    ("description", "%s category option combo: `%s` for category combo: `%s`"
-                     % (verb, name, combo_name)),
+                    ("responseType", "ImportSummary"), ("status", "WARNING" if verb is None else "SUCCESS"),
+                    ("description", text),
                     ("importCount", count), ("conflicts", []), ("rejectedIndexes", [])))
-        response = _od(("responseType", "ImportSummaries"), ("status", "SUCCESS"), ("imported", len(added)),
-                       ("updated", 0), ("deleted", len(deleted)), ("ignored", 0), ("total", len(summaries)),
-                       ("importSummaries", summaries))
+        status = "WARNING" if ignored else "SUCCESS"
+        response = _od(("responseType", "ImportSummaries"), ("status", status), ("imported", len(added)),
+                       ("updated", 0), ("deleted", len(deleted)), ("ignored", len(ignored)),
+                       ("total", len(summaries)), ("importSummaries", summaries))
+        if ignored:  # WebMessageUtils.importSummaries@2.42: WARNING -> HTTP 409, status WARNING
+            return _Response.message(409, "One or more conflicts encountered, please check import summary.",
+                                     status="WARNING", response=response)
         return _Response.message(200, "Import was successful.", response=response)
 
     def _update_all_cocs(self, now):
@@ -1896,26 +1938,40 @@ def _filter_fields(obj, fields):
 # ---------------------------------------------------------------------------
 # fault injection
 # ---------------------------------------------------------------------------
+def _fault_path_matches(wanted, path):
+    # type: (str, Optional[str]) -> bool
+    if path is None:
+        return False
+    if wanted.startswith("/"):
+        return path.startswith(wanted)
+    return path.rstrip("/") == "/api/" + wanted.strip("/")
+
+
 class _Faults(object):
     """Per-request faults waiting to be used, each with a remaining count and an optional method."""
 
-    KINDS = ("hang", "fail", "html", "truncate", "drop")
+    KINDS = ("hang", "fail", "html", "truncate", "drop", "empty", "hostile")
 
     def __init__(self):
         # type: () -> None
         self.lock = threading.Lock()
         self.pending = {k: [] for k in self.KINDS}  # type: Dict[str, List[List[Any]]]
 
-    def add(self, kind, count, method, **params):
+    def add(self, fault, count, method, **params):
         # type: (str, int, Optional[str], **Any) -> None
         with self.lock:
-            self.pending[kind].append([int(count), method.upper() if method else None, params])
+            self.pending[fault].append([int(count), method.upper() if method else None, params])
 
-    def take(self, kind, method):
-        # type: (str, str) -> Optional[Dict[str, Any]]
-        """Use up one fault of `kind` that applies to `method`; returns its parameters or None."""
+    def take(self, kind, method, path=None):
+        # type: (str, str, Optional[str]) -> Optional[Dict[str, Any]]
+        """Use up one fault of `kind` that applies to `method` and `path`: a fault's path that
+        starts with "/" is a prefix ("/api/system/info"), any other names /api/`path` exactly
+        ("dataIntegrity/summary"). Returns the fault's parameters or None."""
         with self.lock:
             for entry in self.pending[kind]:
+                wanted = entry[2].get("path")
+                if wanted and not _fault_path_matches(wanted, path):
+                    continue
                 if entry[0] > 0 and entry[1] in (None, method):
                     entry[0] -= 1
                     if entry[0] == 0:
@@ -1928,6 +1984,108 @@ class _Faults(object):
         with self.lock:
             for k in self.KINDS:
                 self.pending[k] = []
+
+
+# ---------------------------------------------------------------------------
+# Hostile answers
+# ---------------------------------------------------------------------------
+_BOMBS = {}  # type: Dict[Tuple[int, int], bytes]
+_BOMB_LOCK = threading.Lock()
+
+
+def _gzip_bomb(size, layers):
+    # type: (int, int) -> bytes
+    """`size` bytes of JSON whitespace ending in {} (valid JSON!), gzipped `layers` times;
+    built once per process (1 GiB takes ~2 s)."""
+    key = (size, layers)
+    if layers > 1:
+        inner = _gzip_bomb(size, layers - 1)
+        with _BOMB_LOCK:
+            if key not in _BOMBS:
+                _BOMBS[key] = gzip.compress(inner, 9)
+            return _BOMBS[key]
+    with _BOMB_LOCK:
+        if key not in _BOMBS:
+            packer = _gzip_packer()
+            block = b" " * (1 << 20)
+            out = []
+            left = size - 2
+            while left > 0:
+                piece = block if left >= len(block) else block[:left]
+                out.append(packer.compress(piece))
+                left -= len(piece)
+            out.append(packer.compress(b"{}"))
+            out.append(packer.flush())
+            _BOMBS[key] = b"".join(out)
+        return _BOMBS[key]
+
+
+def _gzip_packer():
+    # type: () -> Any
+    import zlib
+
+    return zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+
+
+def _endless(head, unit):
+    # type: (bytes, bytes) -> Iterator[bytes]
+    yield head
+    block = unit * max(1, _CHUNK // len(unit))
+    while True:
+        yield block
+
+
+def _hostile_response(params):
+    # type: (Dict[str, Any]) -> _Response
+    kind = params["kind"]
+    if kind == "gzip_bomb":
+        layers = int(params.get("layers", 1))
+        body = _gzip_bomb(int(params.get("size", 1 << 30)), layers)
+        return _Response(200, body, _JSON_TYPE,
+                         [("Content-Encoding", ", ".join(["gzip"] * layers))])
+    if kind == "endless":
+        ctype = params.get("content_type") or _JSON_TYPE
+        if "html" in ctype:
+            stream = _endless(b"<html><body>", b"<p>Service unavailable</p>\n")
+        else:
+            stream = _endless(b'{"endless":[', b"0,")
+        return _Response(int(params.get("status", 200)), content_type=ctype, stream=stream,
+                         headers=list(params.get("headers") or []))
+    if kind == "redirect":
+        return _Response(int(params.get("status", 302)), b"", None,
+                         [("Location", params["location"])])
+    if kind == "huge_header":
+        return _Response(200, b"{}", _JSON_TYPE, [("X-Filler", "a" * int(params.get("size", 70000)))])
+    # answer: anything
+    body = params.get("body") or b""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return _Response(int(params.get("status", 200)), body, params.get("content_type") or _JSON_TYPE,
+                     list(params.get("headers") or []))
+
+
+_NUMBERS = re.compile(rb'"(percentage|averageExecutionTime)":-?[0-9][0-9.eE+-]*')
+_ISSUES_OPEN = re.compile(rb'"issues":\[(\]?)')
+
+
+def _corrupt(resp, params):
+    # type: (_Response, Dict[str, Any]) -> _Response
+    """DHIS2's answer with NaN percentages (kind nan) or a first issue whose refs nest
+    `depth` deep (kind deep)."""
+    body = resp.body if resp.stream is None else b"".join(resp.stream)
+    if params["kind"] == "nan":
+        body = _NUMBERS.sub(b'"\\1":NaN', body or b"")
+    else:
+        depth = int(params.get("depth", 990))
+        nested = b"[" * depth + b"]" * depth
+
+        def first_issue(match):
+            # type: (Any) -> bytes
+            issue = b'{"id":"deepNested1","name":"deep","refs":[' + nested + b"]}"
+            return b'"issues":[' + issue + (b"]" if match.group(1) else b",")
+        body = _ISSUES_OPEN.sub(first_issue, body or b"", count=1)
+    headers = [h for h in resp.headers if h[0].lower() != "content-type"]
+    return _Response(resp.status, body, _JSON_TYPE, headers)
 
 
 # ---------------------------------------------------------------------------
@@ -2059,6 +2217,10 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.take("html", method) is not None:
             self._send(_Response(200, _LOGIN_PAGE.encode("utf-8"), "text/html;charset=UTF-8"), False)
             return
+        hostile = faults.take("hostile", method, url.path)
+        if hostile is not None and hostile["kind"] not in ("nan", "deep"):
+            self._send(_hostile_response(hostile), False)
+            return
         truncate = faults.take("truncate", method) is not None
         drop = faults.take("drop", method) is not None
         base = "http://" + self.headers["Host"] if self.headers.get("Host") else owner.url
@@ -2076,6 +2238,10 @@ class _Handler(BaseHTTPRequestHandler):
         if drop:  # the work is done, the answer is lost
             self._abort()
             return
+        if resp.status < 300 and faults.take("empty", method, url.path) is not None:
+            resp = _Response.empty(200)  # the work is done, the body is lost (proxy, restart)
+        if hostile is not None:  # nan / deep: DHIS2's own answer, corrupted
+            resp = _corrupt(resp, hostile)
         self._send(resp, truncate)
 
     def _send(self, resp, truncate):
@@ -2154,6 +2320,12 @@ class Dhis2StandIn(object):
       drop_feed_after_completion /api/system/tasks/{type}/{id} answers [] once the job finished.
       login_redirect             unauthenticated /api calls get 302 to the login page instead of 401.
       coc_generation_delay       generated category option combos only appear after this many seconds.
+      nameless_every             in flattened integrity reports every n-th object has no display name
+                                 (DHIS2 then writes its bare UID); 0 = off.
+      job_error_codes            errorCodes a failed job's /api/jobConfigurations record shows (2.41+),
+                                 e.g. "E7010 E7131" (default "").
+      coc_in_use                 obsolete category option combos are in use: the per-combo update keeps
+                                 them and answers 409 with a WARNING ImportSummaries, as DHIS2 does.
       drift                      integrity runs differ (0 = off): in the r-th run (from 0) each check with
                                  issues has r more and its first r*drift issues are gone (resolved), so
                                  history, trends and new-issue detection have something to show.
@@ -2161,6 +2333,11 @@ class Dhis2StandIn(object):
                                  DATA_INTEGRITY is not a notifying job type).
       maintenance_log            names of the maintenance operations run, in order.
       requests                   every RecordedRequest, in arrival order.
+
+    Hostile knobs (a broken or compromised proxy): gzip_bomb_next, endless_body_next,
+    nan_next, deep_nesting_next, redirect_next, huge_header_next, answer_next (each
+    optionally for one `path` prefix), and outage(seconds, after) which closes the
+    listening socket -- connection refused -- while simulated jobs go on.
       scheduler                  job configurations and scheduler state (_standin_scheduler.SchedulerState).
     """
 
@@ -2185,6 +2362,9 @@ class Dhis2StandIn(object):
         self.drop_feed_after_completion = False
         self.login_redirect = False
         self.coc_generation_delay = 0.0  # type: float
+        self.coc_in_use = False
+        self.nameless_every = 0
+        self.job_error_codes = ""
         self.verbose_notifications = False
         self.drift = 0  # type: int
         self.requests = []  # type: List[RecordedRequest]
@@ -2200,6 +2380,7 @@ class Dhis2StandIn(object):
         self._thread = None  # type: Optional[threading.Thread]
         self._serving = False
         self._url = None  # type: Optional[str]
+        self._down = threading.Event()  # set while an outage has the socket closed
 
     def __repr__(self) -> str:
         where = self.url if self._httpd is not None else "not started"
@@ -2209,7 +2390,9 @@ class Dhis2StandIn(object):
     def _bind(self) -> _Server:
         if self._httpd is None:
             self._stop_event.clear()
-            self._httpd = _Server((self.host, self.port), self)
+            # after an outage: the same port again
+            port = int(self._url.rsplit(":", 1)[1]) if self._url else self.port
+            self._httpd = _Server((self.host, port), self)
             host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
             self._url = "http://%s:%d" % (host, self._httpd.server_port)
         return self._httpd
@@ -2223,6 +2406,8 @@ class Dhis2StandIn(object):
 
     def start(self) -> "Dhis2StandIn":
         """Serve in a daemon thread; returns self."""
+        if self._down.is_set():
+            return self  # an outage: come_back() starts it again
         httpd = self._bind()
         if self._thread is None and not self._serving:
             self._serving = True
@@ -2313,6 +2498,12 @@ class Dhis2StandIn(object):
         drops it: the client cannot know whether anything happened."""
         self._faults.add("drop", count, method)
 
+    def empty_next(self, count: int = 1, method: Optional[str] = None,
+                   path: Optional[str] = None) -> None:
+        """The next `count` successful answers (of `method`, and to /api/`path` exactly if given,
+        e.g. "dataIntegrity/summary") are HTTP 200 with an empty body (the request is carried out)."""
+        self._faults.add("empty", count, method, path=path)
+
     def html_next(self, count: int = 1, method: Optional[str] = None) -> None:
         """The next `count` requests get 200 text/html: the DHIS2 login page."""
         self._faults.add("html", count, method)
@@ -2353,6 +2544,104 @@ class Dhis2StandIn(object):
         with self._state.lock:
             self._state.failing_predictors.add(uid)
 
+    # -- hostile knobs ---------------------------------------------------------------------
+    def _hostile(self, kind, count, method, path, **params):
+        # type: (str, int, Optional[str], Optional[str], **Any) -> None
+        params.update(kind=kind, path=path)
+        self._faults.add("hostile", count, method, **params)
+
+    def gzip_bomb_next(self, count=1, size=1 << 30, layers=1, method=None, path=None):
+        # type: (int, int, int, Optional[str], Optional[str]) -> None
+        """The next `count` requests get `size` bytes of JSON whitespace (valid JSON) gzipped
+        `layers` times (``Content-Encoding: gzip, gzip`` for 2): 1 GiB is ~1 MB once, 2 KB twice."""
+        self._hostile("gzip_bomb", count, method, path, size=int(size), layers=int(layers))
+
+    def endless_body_next(self, count=1, status=200, content_type=None, method=None, path=None):
+        # type: (int, int, Optional[str], Optional[str], Optional[str]) -> None
+        """The next `count` requests get a chunked body that never ends (JSON ``{"endless":[0,0,…``,
+        or an HTML page with content_type "text/html"), at full speed, until the client hangs up."""
+        self._hostile("endless", count, method, path, status=int(status), content_type=content_type)
+
+    def nan_next(self, count=1, method=None, path=None):
+        # type: (int, Optional[str], Optional[str]) -> None
+        """The next `count` answers carry ``NaN`` (not JSON) as their ``percentage`` and
+        ``averageExecutionTime`` numbers."""
+        self._hostile("nan", count, method, path)
+
+    def deep_nesting_next(self, count=1, depth=990, method=None, path=None):
+        # type: (int, int, Optional[str], Optional[str]) -> None
+        """The next `count` answers with an "issues" array get a first issue whose refs are
+        a list nested `depth` deep."""
+        self._hostile("deep", count, method, path, depth=int(depth))
+
+    def redirect_next(self, location, count=1, status=302, method=None, path=None):
+        # type: (str, int, int, Optional[str], Optional[str]) -> None
+        """The next `count` requests get `status` with ``Location: location`` (e.g. another host)."""
+        self._hostile("redirect", count, method, path, location=location, status=int(status))
+
+    def huge_header_next(self, count=1, size=70000, method=None, path=None):
+        # type: (int, int, Optional[str], Optional[str]) -> None
+        """The next `count` answers carry a header line of `size` bytes (clients refuse > 64 KiB)."""
+        self._hostile("huge_header", count, method, path, size=int(size))
+
+    def answer_next(self, body, count=1, status=200, content_type=None, headers=None, method=None,
+                    path=None):
+        # type: (Any, int, int, Optional[str], Optional[List[Tuple[str, str]]], Optional[str], Optional[str]) -> None
+        """The next `count` requests get this answer instead of DHIS2's (e.g. another
+        application's ``{"status":"UP"}`` at /api/system/info)."""
+        self._hostile("answer", count, method, path, body=body, status=int(status),
+                      content_type=content_type, headers=list(headers or []))
+
+    def go_down(self):
+        # type: () -> None
+        """Close the listening socket and every open connection: clients get connection
+        refused until come_back().  Jobs go on (their state lives on)."""
+        self._down.set()
+        httpd = self._httpd
+        if httpd is None:
+            return
+        if self._thread is not None:
+            httpd.shutdown()
+            self._thread.join(1.0)
+            self._thread = None
+        self._serving = False
+        self._close()
+
+    def come_back(self):
+        # type: () -> None
+        """Listen again on the same port after go_down()."""
+        self._down.clear()
+        if self._stop_event.is_set():
+            return
+        self.start()
+
+    @property
+    def is_down(self):
+        # type: () -> bool
+        """True during an outage (go_down / outage)."""
+        return self._down.is_set()
+
+    def outage(self, seconds, after=0.0):
+        # type: (float, float) -> threading.Thread
+        """In `after` seconds, go down for `seconds` (connection refused), then come back on
+        the same port; runs in a daemon thread (returned), jobs survive.  stop() ends it."""
+        def run():
+            # type: () -> None
+            if self._stop_event.wait(float(after)):
+                return
+            self.go_down()
+            self._stop_event.wait(float(seconds))
+            self.come_back()
+        thread = threading.Thread(target=run, name="Dhis2StandIn-outage", daemon=True)
+        thread.start()
+        return thread
+
+    def set_default_issue_count(self, n):
+        # type: (Optional[int]) -> None
+        """Runs started from now on find `n` issues for every check without its own count."""
+        with self._state.lock:
+            self._state.default_issue_count = None if n is None else int(n)
+
     def reset_faults(self) -> None:
         """Clear every fault knob (pending request faults, delay, trickle, job failures, conflicts,
         failing checks/predictors, feed dropping, login redirect, COC delay)."""
@@ -2361,6 +2650,7 @@ class Dhis2StandIn(object):
         self.drop_feed_after_completion = False
         self.login_redirect = False
         self.coc_generation_delay = 0.0
+        self.coc_in_use = False
         with self._state.lock:
             self._state.job_failures.clear()
             self._state.conflicts = 0
@@ -2378,16 +2668,172 @@ class Dhis2StandIn(object):
         return list(self._state.checks.by_name)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """`python -m dhis2maint.testing`: run a stand-in in the foreground until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m dhis2maint.testing",
-                                     description="Run a simulated DHIS2 server for tests and demos.")
+def _count_and(text, what, convert=str):
+    # type: (str, str, Callable[[str], Any]) -> Tuple[int, Any]
+    """'N' or 'N:VALUE' (VALUE converted) -> (N, VALUE or None)."""
+    count, _, value = text.partition(":")
+    try:
+        return int(count), (convert(value) if value else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError("{}: expected N or N:VALUE, got {!r}".format(what, text))
+
+
+def _pair(text):
+    # type: (str) -> Tuple[float, float]
+    after, sep, seconds = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return float(after), float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected AFTER:SECONDS, e.g. 30:60, got {!r}".format(text))
+
+
+def _issue_count(text):
+    # type: (str) -> Tuple[Optional[str], int]
+    name, sep, n = text.rpartition("=")
+    try:
+        return (name if sep else None), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected N or CHECK=N, got {!r}".format(text))
+
+
+def build_parser():
+    # type: () -> argparse.ArgumentParser
+    """The command line of `python -m dhis2maint.testing`: one flag per fault knob."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dhis2maint.testing",
+        description="Run a simulated DHIS2 server for tests and demos; the fault flags make it "
+                    "misbehave on purpose so you can rehearse failures of your own jobs and DAGs.")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--version", default="2.42", help="DHIS2 version to simulate (2.36 to 2.43)")
     parser.add_argument("--job-seconds", type=float, default=2.0, help="how long each simulated job runs")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated integrity issues")
     parser.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    data = parser.add_argument_group("data")
+    data.add_argument("--issues", type=_issue_count, action="append", default=[], metavar="[CHECK=]N",
+                      help="integrity issues found: N for every check, or CHECK=N for one (repeatable)")
+    data.add_argument("--fail-check", action="append", default=[], metavar="CHECK",
+                      help="runs fail this check (repeatable)")
+    data.add_argument("--fail-predictor", action="append", default=[], metavar="UID")
+    data.add_argument("--verbose-notifications", action="store_true",
+                      help="integrity jobs post stage and [i/n] messages (real DHIS2 does not)")
+    faults = parser.add_argument_group("faults (N = how many requests; once when N is left out)")
+    faults.add_argument("--fail-next", metavar="N[:STATUS]", type=lambda t: _count_and(t, "--fail-next", int),
+                        help="the next N requests get STATUS (default 503) with an nginx page")
+    faults.add_argument("--hang-next", type=int, metavar="N", help="the next N requests are never answered")
+    faults.add_argument("--truncate-next", type=int, metavar="N", help="the next N bodies stop half-way")
+    faults.add_argument("--drop-response-next", type=int, metavar="N",
+                        help="the next N requests are carried out but their answer is lost")
+    faults.add_argument("--html-next", type=int, metavar="N", help="the next N requests get the login page")
+    faults.add_argument("--delay", type=float, metavar="S", help="every answer waits S seconds")
+    faults.add_argument("--trickle", type=float, metavar="BYTES_PER_S", help="send streamed bodies slowly")
+    faults.add_argument("--start-delay", type=float, metavar="S",
+                        help="new jobs show an empty feed for S seconds before they start")
+    faults.add_argument("--fail-next-job", nargs="?", const="Process failed: Simulated failure",
+                        metavar="MESSAGE", help="the next job started fails half-way")
+    faults.add_argument("--conflict-next", type=int, metavar="N", help="the next N job starts answer 409")
+    faults.add_argument("--drop-feed-after-completion", action="store_true",
+                        help="a finished job's task feed answers [] (as after a restart)")
+    faults.add_argument("--login-redirect", action="store_true",
+                        help="unauthenticated calls get 302 to the login page instead of 401")
+    faults.add_argument("--coc-generation-delay", type=float, metavar="S",
+                        help="generated category option combos appear S seconds late")
+    faults.add_argument("--outage", type=_pair, action="append", default=[], metavar="AFTER:SECONDS",
+                        help="AFTER seconds from now, close the listening socket (connection refused) "
+                             "for SECONDS; jobs go on (repeatable)")
+    hostile = parser.add_argument_group("hostile answers (a broken or compromised proxy)")
+    hostile.add_argument("--gzip-bomb", type=int, nargs="?", const=1, metavar="N",
+                         help="the next N answers are 1 GiB of JSON whitespace gzipped (~1 MB)")
+    hostile.add_argument("--stacked-gzip", type=int, nargs="?", const=1, metavar="N",
+                         help="the next N answers are 2 GiB gzipped twice (Content-Encoding: gzip, gzip)")
+    hostile.add_argument("--endless-body", type=int, nargs="?", const=1, metavar="N",
+                         help="the next N answers are JSON that never ends")
+    hostile.add_argument("--endless-html", metavar="N[:STATUS]", type=lambda t: _count_and(t, "--endless-html", int),
+                         help="the next N answers are an endless HTML page with STATUS (default 500)")
+    hostile.add_argument("--nan", type=int, nargs="?", const=1, metavar="N",
+                         help="the next N answers carry \"percentage\":NaN")
+    hostile.add_argument("--deep-nesting", metavar="N[:DEPTH]", type=lambda t: _count_and(t, "--deep-nesting", int),
+                         help="the next N answers with issues get refs nested DEPTH (default 990) deep")
+    hostile.add_argument("--redirect-to", metavar="URL", help="the next answer is 302 to URL")
+    hostile.add_argument("--huge-header", type=int, nargs="?", const=1, metavar="N",
+                         help="the next N answers carry a 70 KB header line")
+    hostile.add_argument("--not-dhis2", action="store_true",
+                         help="/api/system/info answers like another application ({\"status\":\"UP\"})")
+    hostile.add_argument("--only-path", metavar="PREFIX",
+                         help="hostile answers only for paths starting with PREFIX, e.g. "
+                              "/api/dataIntegrity/details")
+    hostile.add_argument("--only-method", metavar="METHOD", type=str.upper,
+                         help="hostile answers only for this method, e.g. GET")
+    return parser
+
+
+def apply_faults(srv, args):
+    # type: (Dhis2StandIn, argparse.Namespace) -> None
+    """Set the knobs the parsed flags ask for (see build_parser)."""
+    for name, n in args.issues:
+        if name is None:
+            srv.set_default_issue_count(n)
+        else:
+            srv.set_issue_count(name, n)
+    for name in args.fail_check:
+        srv.fail_check(name)
+    for uid in args.fail_predictor:
+        srv.fail_predictor(uid)
+    srv.verbose_notifications = bool(args.verbose_notifications)
+    if args.fail_next:
+        count, status = args.fail_next
+        srv.fail_next(count, status or 503)
+    for flag, knob in (("hang_next", srv.hang_next), ("truncate_next", srv.truncate_next),
+                       ("drop_response_next", srv.drop_response_next), ("html_next", srv.html_next),
+                       ("conflict_next", srv.conflict_next)):
+        if getattr(args, flag):
+            knob(getattr(args, flag))
+    if args.delay:
+        srv.set_delay(args.delay)
+    if args.trickle:
+        srv.set_trickle(args.trickle)
+    if args.start_delay:
+        srv.start_delay = args.start_delay
+    if args.fail_next_job:
+        srv.fail_next_job(args.fail_next_job)
+    srv.drop_feed_after_completion = bool(args.drop_feed_after_completion)
+    srv.login_redirect = bool(args.login_redirect)
+    if args.coc_generation_delay:
+        srv.coc_generation_delay = args.coc_generation_delay
+    path, method = args.only_path, args.only_method
+    if args.gzip_bomb:
+        srv.gzip_bomb_next(args.gzip_bomb, path=path, method=method)
+    if args.stacked_gzip:
+        srv.gzip_bomb_next(args.stacked_gzip, size=2 << 30, layers=2, path=path,
+                           method=method)
+    if args.endless_body:
+        srv.endless_body_next(args.endless_body, path=path, method=method)
+    if args.endless_html:
+        count, status = args.endless_html
+        srv.endless_body_next(count, status=status or 500, content_type="text/html", path=path,
+                              method=method)
+    if args.nan:
+        srv.nan_next(args.nan, path=path, method=method)
+    if args.deep_nesting:
+        count, depth = args.deep_nesting
+        srv.deep_nesting_next(count, depth=depth or 990, path=path, method=method)
+    if args.redirect_to:
+        srv.redirect_next(args.redirect_to, path=path, method=method)
+    if args.huge_header:
+        srv.huge_header_next(args.huge_header, path=path, method=method)
+    if args.not_dhis2:
+        srv.answer_next('{"status":"UP","groups":["liveness","readiness"]}', count=1 << 30,
+                        path="/api/system/info")
+    for after, seconds in args.outage:
+        srv.outage(seconds, after=after)
+
+
+def main(argv=None):
+    # type: (Optional[List[str]]) -> int
+    """`python -m dhis2maint.testing`: run a stand-in in the foreground until Ctrl-C."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         srv = Dhis2StandIn(version=args.version, job_seconds=args.job_seconds, seed=args.seed,
@@ -2404,7 +2850,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("DHIS2 %s stand-in at %s  username/password %s/%s  token %s" % (
         srv.full_version, url, user, password, token), flush=True)
     try:
-        srv.serve_forever()
+        srv.start()  # in a thread, so an outage can close and reopen the socket
+        apply_faults(srv, args)
+        while not srv._stop_event.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:

@@ -9,22 +9,72 @@ from typing import Optional, Sequence, Tuple
 
 from .errors import InvalidResponseError, UnsupportedServerError
 
-__all__ = ["parse_version", "supports", "require", "FEATURES", "ANALYTICS_PARAMETERS",
-           "BACKPORTED_FEATURES", "MAINTENANCE_NAMES", "maintenance_name"]
+__all__ = ["parse_version", "supports", "require", "at_least", "Version", "check_code",
+           "FEATURES", "ANALYTICS_PARAMETERS", "BACKPORTED_FEATURES", "MAINTENANCE_NAMES",
+           "maintenance_name"]
 
-_VERSION = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+_ ].*)?\s*$")
+_VERSION = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?([-+_ ].*)?\s*$")
+_SNAPSHOT = re.compile(r"snapshot", re.I)
+
+
+class Version(Tuple[int, ...]):
+    """A DHIS2 version: a tuple such as ``(2, 41, 4)`` that also keeps the text the
+    server sent (``text``) and whether it is a development build (``snapshot``,
+    e.g. ``2.41.4-SNAPSHOT``).  Compares, hashes and prints as the plain tuple."""
+
+    text = ""  # type: str
+    snapshot = False  # type: bool
+
+    def __new__(cls, parts: Sequence[int], text: Optional[str] = None,
+                snapshot: bool = False) -> "Version":
+        self = super().__new__(cls, tuple(parts))
+        self.text = text if text is not None else ".".join(str(p) for p in parts)
+        self.snapshot = bool(snapshot)
+        return self
+
+    def __getnewargs__(self) -> Tuple[Tuple[int, ...], str, bool]:
+        return (tuple(self), self.text, self.snapshot)
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
 
 
 def parse_version(text: Optional[str]) -> Tuple[int, ...]:
     """``"2.42.1"`` -> ``(2, 42, 1)``; ``"2.42.3.1"`` -> ``(2, 42, 3, 1)``;
-    ``"2.43-SNAPSHOT"`` -> ``(2, 43, 0)``.  Raises :class:`InvalidResponseError`
-    for anything else (the text came from the server)."""
+    ``"2.43-SNAPSHOT"`` -> ``(2, 43, 0)`` with ``snapshot`` True.  Returns a
+    :class:`Version`.  Raises :class:`InvalidResponseError` for anything else (the
+    text came from the server)."""
     match = _VERSION.match(str(text)) if text is not None else None
     if not match:
         raise InvalidResponseError("not a DHIS2 version string: {!r}".format(text))
-    major, minor, patch, hotfix = match.groups()
-    parts = (int(major), int(minor), int(patch or 0))
-    return parts + (int(hotfix),) if hotfix is not None else parts
+    major, minor, patch, hotfix, suffix = match.groups()
+    parts = (int(major), int(minor), int(patch or 0))  # type: Tuple[int, ...]
+    if hotfix is not None:
+        parts += (int(hotfix),)
+    return Version(parts, str(text).strip(), bool(suffix and _SNAPSHOT.search(suffix)))
+
+
+def _release_key(version: Sequence[int]) -> Tuple[int, ...]:
+    """``version`` padded to four numbers for patch-level comparisons.  A SNAPSHOT of
+    x.y.z is a build on the way to x.y.z: it has only what x.y.(z-1) has, so its
+    patch number counts one lower (x.y.0-SNAPSHOT: before every x.y release)."""
+    parts = tuple(version) + (0,) * (4 - len(version))
+    if getattr(version, "snapshot", False):
+        parts = parts[:2] + (parts[2] - 1, 1 << 30)
+    return parts[:4]
+
+
+def at_least(version: Sequence[int], first: Sequence[int]) -> bool:
+    """Whether ``version`` is ``first`` or newer, compared on the full version
+    (patch level), with a SNAPSHOT build counting as its previous patch release."""
+    return _release_key(version) >= tuple(first) + (0,) * (4 - len(first))
+
+
+def check_code(name: str) -> str:
+    """A data-integrity check's code as DHIS2 2.39+ computes it
+    (``DataIntegrityCheck.getCodeFromName``): the first letter of each
+    ``_``-separated word, upper-cased; ``categories_no_options`` -> ``CNO``."""
+    return "".join(word[0].upper() for word in name.split("_") if word)
 
 
 # feature -> (first version that has it, first version that no longer has it or None)
@@ -44,6 +94,13 @@ FEATURES = {
     "integrity_run_notifications": ((2, 41), None),
     # GET /api/jobConfigurations/{id} knows run-once jobs
     "job_configurations": ((2, 41), None),
+    # JobConfiguration has executedBy and errorCodes (schedulingType: every version)
+    "job_error_codes": ((2, 41), None),
+    # POST /api/predictorGroups/{uid}/run (PredictorGroupController; 2.36/2.37 lack it)
+    "predictor_group_run": ((2, 38), None),
+    # GET /api/dataIntegrity lists `code` and `checks` accepts codes (2.37/2.38: names and
+    # wildcards only; dhis2maint derives the codes the same way, see check_code)
+    "integrity_codes": ((2, 39), None),
     # NotificationLevel LOOP
     "notification_loop_level": ((2, 37), None),
     # saving a category combo generates its option combos
@@ -122,7 +179,7 @@ def maintenance_name(version: Sequence[int], kind: str, name: str) -> str:
 def supports(version: Sequence[int], feature: str) -> bool:
     """Whether a server of ``version`` (a tuple) has ``feature`` (a FEATURES key)."""
     if feature in BACKPORTED_FEATURES:
-        return any(tuple(version) >= first and (gone is None or tuple(version) < gone)
+        return any(at_least(version, first) and (gone is None or not at_least(version, gone))
                    for first, gone in BACKPORTED_FEATURES[feature])
     first, gone = FEATURES[feature]
     version = tuple(version[:2])
@@ -130,7 +187,10 @@ def supports(version: Sequence[int], feature: str) -> bool:
 
 
 def version_text(version: Sequence[int]) -> str:
-    return ".".join(str(p) for p in version)
+    """``(2, 42, 1)`` -> ``"2.42.1"``; a :class:`Version` gives the server's own text
+    (so a SNAPSHOT build says so)."""
+    text = getattr(version, "text", None)
+    return text if text else ".".join(str(p) for p in version)
 
 
 def require(version: Tuple[int, ...], feature: str, what: str) -> None:

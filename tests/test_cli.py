@@ -144,7 +144,7 @@ def test_failed_job_exits_4(fresh):
 
 
 def test_timeout_exits_4(fresh):
-    proc = run_cli(["integrity", "run", "--timeout", "0.05"], url=fresh.url)
+    proc = run_cli(["integrity", "run", "--quiet", "--timeout", "0.05"], url=fresh.url)
     assert proc.returncode == 4, proc.stderr
     assert proc.stderr.startswith("dhis2maint: error:") and proc.stderr.count("\n") == 1
 

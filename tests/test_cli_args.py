@@ -84,22 +84,33 @@ def test_exit_code_per_failure_class(exc, code, monkeypatch, capsys):
     assert "Traceback" not in err
 
 
-def test_debug_shows_the_traceback(monkeypatch):
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(monkeypatch, capsys):
     def boom(args):
         raise JobFailedError("failed")
 
     monkeypatch.setattr(cli, "cmd_version", boom)
-    with pytest.raises(JobFailedError):
-        cli.main(["version", "--debug"])
+    assert cli.main(["version", "--debug"]) == cli.EXIT_JOB
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "in boom" in err
+    assert err.rstrip().splitlines()[-1] == "dhis2maint: error: failed"
 
 
-def test_unexpected_exceptions_are_not_hidden(monkeypatch):
+@pytest.mark.parametrize("exc", [RuntimeError("a bug"), MemoryError(), RecursionError("deep"),
+                                 OverflowError("int too large"), KeyError("x")])
+def test_unexpected_exceptions_exit_5_not_the_threshold_code(monkeypatch, capsys, exc):
+    # exit 1 means "issues at --fail-on level": a crash must never look like that
     def boom(args):
-        raise RuntimeError("a bug")
+        raise exc
 
     monkeypatch.setattr(cli, "cmd_version", boom)
-    with pytest.raises(RuntimeError):
-        cli.main(["version"])
+    assert cli.main(["version"]) == cli.EXIT_INTERNAL == 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("dhis2maint: internal error: {}".format(type(exc).__name__))
+    assert "rerun with --debug" in err
+    assert cli.main(["version", "--debug"]) == 5
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "rerun with --debug" not in err
 
 
 def write_auth(tmp_path, data, mode=0o600):

@@ -35,7 +35,13 @@ TASKS = "/api/system/tasks/ANALYTICS_TABLE/"
 
 
 class FastSession(Session):
-    """A Session whose waits poll every 0.05 s (the library's default is 1 s)."""
+    """A Session whose waits poll every 0.05 s (the library's default is 1 s) and fail
+    at the first failed poll (``outage_grace=0``): the matrix shows what one faulted
+    request does; riding out outages is tested in test_hostile.py."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("outage_grace", 0)
+        super().__init__(*args, **kwargs)
 
     def wait_for_task(self, job_type, job_id, timeout=None, poll_interval=0.05, max_interval=0.2,
                       on_notification=None):
@@ -74,9 +80,9 @@ FAMILIES = [
     Family("maintenance_get", "GET", "/api/maintenance/appReload",
            lambda s, ctx: s.reload_apps(), "get"),
     Family("start_integrity_run", "POST", "/api/dataIntegrity/details",
-           lambda s, ctx: s.start_integrity_run(CHECKS, details=True), "job"),
+           lambda s, ctx: s.start_integrity_run(ctx["checks"], details=True), "job"),
     Family("run_integrity_checks", "POST", "/api/dataIntegrity/summary",
-           lambda s, ctx: s.run_integrity_checks(CHECKS, timeout=5), "job"),
+           lambda s, ctx: s.run_integrity_checks(ctx["checks"], timeout=5), "job"),
     Family("refresh_analytics_wait", "POST", "/api/resourceTables/analytics",
            lambda s, ctx: s.refresh_analytics().wait(timeout=5), "job"),
     Family("run_predictors", "POST", "/api/predictors/run",
@@ -285,7 +291,10 @@ def standin():
     setup.start_integrity_run(CHECKS, details=False).wait(timeout=10)
     job = setup.refresh_analytics()
     job.wait(timeout=10)
-    yield srv, {"job": job.id}
+    # matched once here (GET /api/dataIntegrity), so the fault hits the family's own request
+    checks = setup.resolve_integrity_checks(CHECKS)
+    setup.close()
+    yield srv, {"job": job.id, "checks": checks}
     srv.stop()
 
 

@@ -22,7 +22,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dhis2maint import Dhis2Error, Session, convert, stream
+from dhis2maint import Dhis2Error, InvalidResponseError, Session, convert, stream
 from dhis2maint.errors import ApiError, error_for_response
 
 testing = pytest.importorskip("dhis2maint.testing")
@@ -58,7 +58,7 @@ class FuzzSession(Session):
     body = b"{}"
 
     def _send(self, method, path, params=None, json_body=None, timeout=None, stream=False,
-              headers=None, ok_statuses=None):
+              headers=None, ok_statuses=None, max_bytes=None):
         response = fake_response(self.body)
         response.request = requests.Request(method, self.api_url(path)).prepare()
         if not stream:
@@ -456,3 +456,81 @@ def test_decode_json_never_lets_a_decoder_error_out():
          | st.text(max_size=40).map(lambda t: t.encode("utf-16")),
          ctype=st.sampled_from(["application/json", "text/html", ""]))
 
+
+
+# ---------------------------------------------------------------------------
+# #13: deep nesting and non-finite numbers, whole body and stream alike
+
+NON_FINITE = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-2E999"]
+
+
+def _whole_and_stream(body, cuts):
+    """(rows or the error class) of the whole-body and the streaming reader."""
+    session = session_for("2.42.0")
+    session.body = body
+    outcomes = []
+    for read in (lambda: list(session.get_integrity_report(details=True).issue_rows()),
+                 lambda: list(stream.iter_issue_rows(_chunked(body, cuts)))):
+        try:
+            rows = read()
+            outcomes.append([(r.check_name, r.issue.id, r.issue.refs) for r in rows])
+        except Dhis2Error as exc:
+            outcomes.append(type(exc))
+    return outcomes
+
+
+def _value_spots(body):
+    """Offsets in DETAILS where a JSON value starts outside strings (after ':' or '[' or ',')."""
+    spots, in_string, escape = [], False, False
+    for i, ch in enumerate(body.decode("utf-8")):
+        if in_string:
+            escape = not escape and ch == "\\"
+            if ch == '"' and not escape:
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in ":[," and i + 1 < len(body):
+            spots.append(i + 1)
+    text = body.decode("utf-8")
+    return [len(text[:s].encode("utf-8")) for s in spots]
+
+
+SPOTS = _value_spots(DETAILS)
+
+
+def test_non_finite_numbers_are_rejected_by_both_readers():
+    def check(spot, token, cuts):
+        at = SPOTS[spot]
+        body = DETAILS[:at] + token + b"," + DETAILS[at:] if DETAILS[at:at + 1] not in b"]}" \
+            else DETAILS[:at] + token + DETAILS[at:]
+        whole, streamed = _whole_and_stream(body, cuts)
+        # either the insertion broke the syntax (both reject it) or NaN got in: never accepted
+        assert whole is InvalidResponseError and streamed is InvalidResponseError, (body[
+            max(0, at - 30):at + 30], whole, streamed)
+
+    fuzz("non-finite numbers", check, spot=st.integers(0, len(SPOTS) - 1),
+         token=st.sampled_from(NON_FINITE), cuts=st.lists(st.integers(0, len(DETAILS)),
+                                                           max_size=6))
+
+
+def test_deep_nesting_is_read_or_rejected_the_same_by_both_readers():
+    def check(depth, kind, cuts):
+        nested = (b"[" * depth + b"]" * depth) if kind == "list" else (
+            b'{"a":' * depth + b"1" + b"}" * depth)
+        # as the first ref of the first issue of categories_no_options
+        marker = b'"refs": ['
+        at = DETAILS.index(marker) + len(marker)
+        body = DETAILS[:at] + nested + b"," + DETAILS[at:]
+        whole, streamed = _whole_and_stream(body, cuts)
+        # Rows, or -- too deep for this Python's recursion limit, which depends on
+        # how deep the caller's stack already is -- InvalidResponseError, never a
+        # RecursionError; when both read it, they read the same.
+        for outcome in (whole, streamed):
+            assert isinstance(outcome, list) or outcome is InvalidResponseError
+        if isinstance(whole, list) and isinstance(streamed, list):
+            assert whole == streamed
+
+    fuzz("deep nesting", check, depth=st.integers(1, 3000) | st.just(20000),
+         kind=st.sampled_from(["list", "object"]),
+         cuts=st.lists(st.integers(0, len(DETAILS) + 6000), max_size=6))

@@ -128,9 +128,11 @@ def test_list_on_242_sends_server_side_filters():
     assert checks[3].is_slow and checks[4].is_programmatic
     assert query(responses.calls[0]) == {}
 
-    session.list_integrity_checks(section="Categories", slow=False, checks=["CNO", "program*"])
-    assert query(responses.calls[1]) == {"checks": "CNO,program*", "section": "Categories",
-                                         "slow": "false"}
+    picked = session.list_integrity_checks(section="Categories", slow=False,
+                                           checks=["CNO", "program*"])
+    # with names the whole list is read and matched here, so unknown names are caught
+    assert query(responses.calls[1]) == {}
+    assert [c.name for c in picked] == ["categories_no_options"]
     session.list_integrity_checks(slow=True)
     assert query(responses.calls[2]) == {"slow": "true"}
 
@@ -166,11 +168,14 @@ def test_list_applies_section_and_slow_here_too():
 def test_list_on_240_with_names_filters_section_here_and_drops_nulls():
     responses.add(responses.GET, API + "dataIntegrity", json=[CHECKS_242[0], None, CHECKS_242[2]])
     session = make_session((2, 40, 1))
-    checks = session.list_integrity_checks(checks=["CNO", "nope", "program_rules_no_action"],
+    checks = session.list_integrity_checks(checks=["CNO", "program_rules_no_action"],
                                            section="Programs", slow=False)
     assert [c.name for c in checks] == ["program_rules_no_action"]
-    # unknown names + section/slow make 2.39/2.40 answer 500: only checks is sent
-    assert query(responses.calls[0]) == {"checks": "CNO,nope,program_rules_no_action"}
+    # unknown names + section/slow make 2.39/2.40 answer 500: nothing is sent, all matched here
+    assert query(responses.calls[0]) == {}
+    with pytest.raises(dhis2maint.ConfigurationError) as info:
+        session.list_integrity_checks(checks=["CNO", "nope", "program_rules_no_action"])
+    assert "'nope'" in str(info.value)
 
 
 LEGACY_237 = [{"name": name, "displayName": name, "section": "Legacy", "severity": "WARNING",
@@ -213,9 +218,10 @@ def test_list_on_236_is_the_legacy_table_without_a_request():
     # legacy names, 2.42 names of their successors, and wildcards all select
     picked = session.list_integrity_checks(checks=["periods_duplicates", "orgunits_orphaned",
                                                    "indicators_with_invalid_*"])
-    assert [c.name for c in picked] == ["indicators_with_invalid_numerator",
-                                        "indicators_with_invalid_denominator",
-                                        "periods_duplicates", "org_units_being_orphaned"]
+    # in the tokens' order, as DHIS2 expands them
+    assert [c.name for c in picked] == ["periods_duplicates", "org_units_being_orphaned",
+                                        "indicators_with_invalid_numerator",
+                                        "indicators_with_invalid_denominator"]
     assert session.list_integrity_checks(severity="SEVERE") == []
     assert session.list_integrity_checks(section="Other") == []
 
@@ -243,13 +249,16 @@ def test_legacy_table_matches_the_shared_catalogue():
 @responses.activate
 def test_start_paths_params_and_job_types(version, details, path, job_type):
     responses.add(responses.POST, API + "dataIntegrity/" + path, json=job_reply(job_type))
+    responses.add(responses.GET, API + "dataIntegrity", json=CHECKS_242)
     session = make_session(version)
     job = session.start_integrity_run(checks=["CNO", "program*"], details=details)
     assert job.id == JOB_ID and job.job_type == JobType(job_type)
     assert job.created == datetime.datetime(2025, 1, 31, 10, 15, 2, 100000)
-    assert query(responses.calls[0]) == {"checks": "CNO,program*"}
+    # the tokens are matched first (GET /api/dataIntegrity), then the names are posted
+    assert path_of(responses.calls[0]) == "/api/dataIntegrity"
+    assert query(responses.calls[1]) == {"checks": "categories_no_options,program_rules_no_action"}
     job = session.start_integrity_run(details=details)
-    assert query(responses.calls[1]) == {}
+    assert query(responses.calls[2]) == {}
 
 
 @responses.activate
@@ -280,7 +289,9 @@ def test_start_conflict_on_237():
 # --- run_integrity_checks ---------------------------------------------------------------------
 
 
-def add_run(job_type="DATA_INTEGRITY", kind="summary", results=None):
+def add_run(job_type="DATA_INTEGRITY", kind="summary", results=None, listed=None):
+    if listed is not None:  # GET /api/dataIntegrity: what named checks are matched against
+        responses.add(responses.GET, API + "dataIntegrity", json=listed)
     responses.add(responses.POST, API + "dataIntegrity/" + kind, json=job_reply(job_type))
     responses.add(responses.GET, API + "system/tasks/{}/{}".format(job_type, JOB_ID),
                   json=completed_feed(job_type))
@@ -328,7 +339,7 @@ def test_run_include_slow_names_every_check():
 
 @responses.activate
 def test_run_explicit_checks_sends_them_and_reads_them_back():
-    add_run(kind="details", job_type="DATA_INTEGRITY_DETAILS", results={
+    add_run(kind="details", job_type="DATA_INTEGRITY_DETAILS", listed=CHECKS_242, results={
         "categories_no_options": details("categories_no_options", [
             {"id": "a1B2c3D4e5F", "name": "CatDog"},
             {"id": "Uvn6LCg7dVU", "name": "ANC:Uvn6LCg7dVU", "comment": "bad", "refs": ["x"]}]),
@@ -337,9 +348,10 @@ def test_run_explicit_checks_sends_them_and_reads_them_back():
             error="Check failed because an exception was thrown: boom"),
     })
     report = make_session().run_integrity_checks(checks=["CNO", "program*"], details=True)
-    assert len(calls_to("GET", "dataIntegrity")) == 0  # no listing needed
-    assert query(calls_to("POST", "dataIntegrity/details")[0]) == {"checks": "CNO,program*"}
-    assert query(calls_to("GET", "dataIntegrity/details")[0]) == {"checks": "CNO,program*"}
+    assert len(calls_to("GET", "dataIntegrity")) == 1  # the tokens are matched first
+    expanded = {"checks": "categories_no_options,program_rules_no_action"}
+    assert query(calls_to("POST", "dataIntegrity/details")[0]) == expanded
+    assert query(calls_to("GET", "dataIntegrity/details")[0]) == expanded
     ok = report["categories_no_options"]
     assert ok.count == 2 and ok.issues[1] == DataIntegrityIssue(
         "Uvn6LCg7dVU", "ANC:Uvn6LCg7dVU", "bad", ["x"])
@@ -352,7 +364,7 @@ def test_run_explicit_checks_sends_them_and_reads_them_back():
 
 @responses.activate
 def test_run_summary_with_a_failed_check():
-    add_run(results={"categories_no_options": summary(
+    add_run(listed=CHECKS_242, results={"categories_no_options": summary(
         "categories_no_options", -1, error="Check failed because an exception was thrown: x")})
     report = make_session().run_integrity_checks(checks=["categories_no_options"])
     result = report["categories_no_options"]
@@ -361,7 +373,8 @@ def test_run_summary_with_a_failed_check():
 
 @responses.activate
 def test_run_keeps_results_when_times_are_not_comparable():
-    add_run(results={"a": summary("a", 3, finished=None), "b": summary("b", 4)})
+    add_run(listed=[check("a"), check("b")],
+            results={"a": summary("a", 3, finished=None), "b": summary("b", 4)})
     job = job_reply()
     job["response"].pop("created")
     responses.replace(responses.POST, API + "dataIntegrity/summary", json=job)
@@ -407,11 +420,12 @@ def test_run_on_237_follows_the_results_not_the_empty_feed(version, no_sleep):
         DataIntegrityIssue("uidB1234567", "B:uidB1234567", None, [])]
     assert report["periods_duplicates"].count == 1
     assert calls_to("GET", "system/tasks/DATA_INTEGRITY/" + JOB_ID) == []
+    # 2.37/2.38 know no codes: the matched names are posted, in the tokens' order
     assert query(calls_to("POST", "dataIntegrity/details")[0]) == {
-        "checks": "org_units_without_groups,periods_*"}
+        "checks": "org_units_without_groups,periods_duplicates"}
     reads = calls_to("GET", "dataIntegrity/details")
     assert len(reads) == 2 and len(no_sleep) == 1
-    assert query(reads[0]) == {"checks": "periods_duplicates,org_units_without_groups"}
+    assert query(reads[0]) == {"checks": "org_units_without_groups,periods_duplicates"}
     assert [(n.message.split(" (")[0], n.completed) for n in seen] == [
         ("1 of 2 checks finished", False), ("2 of 2 checks finished", True)]
     assert seen[0].category == JobType.DATA_INTEGRITY
@@ -456,7 +470,7 @@ def test_run_on_240_asks_running_between_reads(no_sleep):
     report = make_session((2, 40, 2)).run_integrity_checks(checks=["CNO", "program*"],
                                                            details=True)
     assert sorted(report.results) == ["categories_no_options", "program_rules_no_action"]
-    assert query(calls_to("GET", "dataIntegrity")[0]) == {"checks": "CNO,program*"}
+    assert query(calls_to("GET", "dataIntegrity")[0]) == {}
     assert len(calls_to("GET", "dataIntegrity/details/running")) == 2
     assert len(calls_to("GET", "dataIntegrity/details")) == 1  # the big body is read once
     assert calls_to("GET", "system/tasks/DATA_INTEGRITY_DETAILS/" + JOB_ID) == []
@@ -535,8 +549,9 @@ def test_run_on_236_polls_task_summaries_and_maps_the_report(no_sleep):
     report = make_session((2, 36, 5)).run_integrity_checks(details=True)
     assert len(no_sleep) == 2
     assert len(report) == 33 and list(report.results)[0] == "data_elements_without_data_sets"
+    # a bare UID (an object without a display name) is the issue's id, not its name
     assert report["data_elements_without_data_sets"].issues == [
-        DataIntegrityIssue(None, "ANC 5th visit"), DataIntegrityIssue(None, "fbfJHSPpUQD")]
+        DataIntegrityIssue(None, "ANC 5th visit"), DataIntegrityIssue("fbfJHSPpUQD", None)]
     assert report["data_elements_violating_exclusive_group_sets"].issues == [
         DataIntegrityIssue("uidA1234567", "DE A", None, ["G1", "G2"])]
     assert report["indicators_with_identical_formulas"].issues == [
@@ -594,7 +609,7 @@ def test_get_report_on_236_takes_the_newest_flattened_report():
                     IntegrityIssueRow("data_elements_without_data_sets",
                                       "data_elements_without_data_sets",
                                       DataIntegritySeverity.WARNING,
-                                      DataIntegrityIssue(None, "fbfJHSPpUQD"))]
+                                      DataIntegrityIssue("fbfJHSPpUQD", None))]
 
 
 @responses.activate
@@ -618,7 +633,13 @@ def test_legacy_name_uid_parsing():
     assert parse("ANC 1st visit:fbfJHSPpUQD") == DataIntegrityIssue("fbfJHSPpUQD", "ANC 1st visit")
     assert parse("Ratio 1:2") == DataIntegrityIssue(None, "Ratio 1:2")
     assert parse(":fbfJHSPpUQD") == DataIntegrityIssue(None, ":fbfJHSPpUQD")
-    assert parse("fbfJHSPpUQD") == DataIntegrityIssue(None, "fbfJHSPpUQD")
+    # FlattenedDataIntegrityReport.java@2.36: defaultIfBlank(o.getDisplayName(), o.getUid())
+    # and @2.37: the uid alone when getDisplayName() is null -> a bare UID is the id
+    assert parse("fbfJHSPpUQD") == DataIntegrityIssue("fbfJHSPpUQD", None)
+    assert parse("a1B2c3D4e5F", comment="bad") == DataIntegrityIssue("a1B2c3D4e5F", None, "bad")
+    # an 11-letter word is a name, not a UID
+    assert parse("Vaccination") == DataIntegrityIssue(None, "Vaccination")
+    assert parse("Ngelehun CH") == DataIntegrityIssue(None, "Ngelehun CH")
 
 
 # --- reading results ---------------------------------------------------------------------------
@@ -626,6 +647,7 @@ def test_legacy_name_uid_parsing():
 
 @responses.activate
 def test_get_report_summary_and_details_on_242():
+    responses.add(responses.GET, API + "dataIntegrity", json=CHECKS_242)
     responses.add(responses.GET, API + "dataIntegrity/summary",
                   json={"categories_no_options": summary("categories_no_options", 3)})
     responses.add(responses.GET, API + "dataIntegrity/details",
@@ -638,7 +660,8 @@ def test_get_report_summary_and_details_on_242():
     assert report.details and report["categories_no_options"].issues == [
         DataIntegrityIssue("a1B2c3D4e5F", "A")]
     assert query(responses.calls[0]) == {}
-    assert query(responses.calls[1]) == {"checks": "CNO"}
+    assert path_of(responses.calls[1]) == "/api/dataIntegrity"
+    assert query(responses.calls[2]) == {"checks": "categories_no_options"}
 
 
 @responses.activate
@@ -646,8 +669,12 @@ def test_get_report_empty_map_and_empty_body():
     responses.add(responses.GET, API + "dataIntegrity/details", json={})
     responses.add(responses.GET, API + "dataIntegrity/summary", body="")
     session = make_session()
-    assert len(session.get_integrity_report()) == 0
-    assert len(session.get_integrity_report(details=False)) == 0
+    assert len(session.get_integrity_report()) == 0  # {}: nothing cached, a real answer
+    # DataIntegrityController.java@2.42 always writes a map: an empty 200 body is a
+    # broken answer (proxy, restart), never "no results"
+    with pytest.raises(InvalidResponseError) as info:
+        session.get_integrity_report(details=False)
+    assert "empty body" in str(info.value) and "/api/dataIntegrity/summary" in str(info.value)
 
 
 @responses.activate
@@ -864,9 +891,10 @@ def test_exports():
 
 
 @responses.activate
-def test_run_on_237_with_names_matching_nothing_reads_nothing(no_sleep):
+def test_run_on_237_with_names_matching_nothing_is_a_configuration_error(no_sleep):
     responses.add(responses.GET, API + "dataIntegrity", json=LEGACY_237)
     responses.add(responses.POST, API + "dataIntegrity/summary", json=job_reply())
-    report = make_session((2, 37, 0)).run_integrity_checks(checks=["no_such_check"])
-    assert len(report) == 0
-    assert calls_to("GET", "dataIntegrity/summary") == []
+    with pytest.raises(dhis2maint.ConfigurationError) as info:
+        make_session((2, 37, 0)).run_integrity_checks(checks=["no_such_check"])
+    assert "'no_such_check'" in str(info.value) and "2.37.0" in str(info.value)
+    assert calls_to("POST", "dataIntegrity/summary") == []

@@ -364,8 +364,12 @@ def test_backoff_grows_by_half_up_to_max_interval_and_the_deadline_is_exact(cloc
     FakeJob(clock, [])  # never picked up
     with pytest.raises(TaskTimeoutError) as caught:
         make_session("2.40.3").wait_for_task("ANALYTICS_TABLE", JOB_ID, timeout=60)
-    assert clock.sleeps[:9] == [1, 1.5, 2.25, 3.375, 5.0625, 7.59375, 10, 10, 10]
-    assert clock.sleeps[9] == pytest.approx(60 - sum(clock.sleeps[:9]))
+    # x1.5 per empty poll, capped by max(2 s, 10 % of the time waited) (#13 lag bound)
+    assert clock.sleeps[:4] == [1, 1.5, 2, 2]
+    waited = 0.0
+    for before, sleep in zip([0.0] + clock.sleeps, clock.sleeps):
+        waited += before
+        assert sleep <= max(2.0, 0.1 * waited) + 1e-9 and sleep <= 10
     assert sum(clock.sleeps) == pytest.approx(60)  # never slept past the deadline
     assert len(responses.calls) == len(clock.sleeps) + 1  # the last poll is at the deadline
     error = caught.value
@@ -378,9 +382,11 @@ def test_backoff_grows_by_half_up_to_max_interval_and_the_deadline_is_exact(cloc
 def test_backoff_respects_custom_intervals(clock):
     FakeJob(clock, [])
     with pytest.raises(TaskTimeoutError):
-        make_session("2.40.3").wait_for_task("ANALYTICS_TABLE", JOB_ID, timeout=10,
+        make_session("2.40.3").wait_for_task("ANALYTICS_TABLE", JOB_ID, timeout=60,
                                              poll_interval=2, max_interval=3)
-    assert clock.sleeps == [2, 3, 3, 2]
+    # 2 s until 10 % of the time waited passes 2 s, then up to max_interval
+    assert clock.sleeps[:5] == [2, 2, 2, 2, 2]
+    assert max(clock.sleeps) == 3 and min(clock.sleeps[:-1]) == 2
 
 
 @responses.activate
@@ -389,10 +395,11 @@ def test_the_interval_resets_on_progress(clock):
               (200.0, note("done", completed=True, at=200))]
     job = FakeJob(clock, events)
     make_session().wait_for_task("ANALYTICS_TABLE", JOB_ID)
-    assert clock.sleeps[:6] == [1, 1.5, 2.25, 3.375, 5.0625, 7.59375]
-    assert job.polls[6] == pytest.approx(20.78125)  # the poll that saw "stage" ...
-    assert clock.sleeps[6] == 1  # ... is followed by the short interval again
-    assert clock.sleeps[7] == 1.5
+    assert clock.sleeps[:4] == [1, 1.5, 2, 2]
+    saw = next(i for i, t in enumerate(job.polls) if t >= 20)  # the poll that saw "stage" ...
+    assert clock.sleeps[saw - 1] == 2
+    assert clock.sleeps[saw] == 1  # ... is followed by the short interval again
+    assert clock.sleeps[saw + 1] == 1.5
 
 
 @responses.activate

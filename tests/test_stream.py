@@ -358,7 +358,7 @@ class StreamSession(Session):
     sent = None
 
     def _send(self, method, path, params=None, json_body=None, timeout=None, stream=False,
-              headers=None, ok_statuses=None):
+              headers=None, ok_statuses=None, max_bytes=None):
         if stream:
             self.sent = (method, path, params, timeout)
             return self.fake
@@ -378,10 +378,15 @@ def test_session_streams_with_64k_reads_and_params():
     body, _ = serialise(TRICKY)
     fake = FakeStreamResponse([body])
     session = stream_session(fake)
-    rows = list(session.iter_integrity_issues(checks=["orgunits_no_coordinates", "CNO"]))
+    # checks already matched (DataIntegrityCheck objects) need no GET /api/dataIntegrity
+    from dhis2maint.models import DataIntegrityCheck
+
+    rows = list(session.iter_integrity_issues(checks=[
+        DataIntegrityCheck(name="orgunits_no_coordinates", code="ONC"),
+        DataIntegrityCheck(name="categories_no_options", code="CNO")]))
     assert rows == expected_rows(body)
     assert session.sent[:3] == ("GET", "dataIntegrity/details",
-                                {"checks": "orgunits_no_coordinates,CNO"})
+                                {"checks": "orgunits_no_coordinates,categories_no_options"})
     assert fake.chunk_sizes == [65536]
     assert fake.closed
 
@@ -460,11 +465,14 @@ def test_streaming_through_responses():
     body, _ = serialise({"c": check_obj("c", issues), "d": check_obj("d", issues[:5])})
     assert len(body) > 65536  # several 64 KiB reads
     responses.add(responses.GET, DETAILS_URL, body=body, content_type="application/json")
+    responses.add(responses.GET, URL + "/api/dataIntegrity",
+                  json=[{"name": "c", "code": "C"}, {"name": "d", "code": "D"}])
     session = Session(URL, auth=("admin", "district"))
     session.server_version = (2, 42, 0)
     rows = list(session.iter_integrity_issues(checks=["c", "d"]))
     assert rows == expected_rows(body)
-    assert responses.calls[0].request.params == {"checks": "c,d"}
+    assert responses.calls[0].request.url.endswith("/api/dataIntegrity")  # names matched first
+    assert responses.calls[1].request.params == {"checks": "c,d"}
 
 
 @responses.activate
