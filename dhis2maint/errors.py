@@ -305,7 +305,7 @@ class HistoryError(ConfigurationError):
     """The integrity history file cannot be used: not an SQLite database, locked
     for too long, or unreadable (``path`` names it)."""
 
-    def __init__(self, message, path=None):
+    def __init__(self, message: str, path: Optional[str] = None) -> None:
         super().__init__(message)
         self.path = path
 
@@ -314,7 +314,8 @@ class HistorySchemaError(HistoryError):
     """The history file was written by a newer dhis2maint (its schema version,
     ``found``, is above ``supported``): upgrade dhis2maint to use it."""
 
-    def __init__(self, message, path=None, found=None, supported=None):
+    def __init__(self, message: str, path: Optional[str] = None, found: Optional[int] = None,
+                 supported: Optional[int] = None) -> None:
         super().__init__(message, path)
         self.found = found
         self.supported = supported
