@@ -114,8 +114,7 @@ class ApiError(Dhis2Error):
     source_hint = ""
 
     @classmethod
-    def hint_for(cls, source=None):
-        # type: (Optional[str]) -> str
+    def hint_for(cls, source: Optional[str] = None) -> str:
         """The hint for a session whose settings came from ``source`` (see
         ``Session(source=…)``); ``None``: :attr:`hint`, which names ``DHIS2_*``."""
         if source and cls.source_hint:
@@ -220,7 +219,7 @@ class TaskTimeoutError(Dhis2Error, TimeoutError):
 # ---------------------------------------------------------------------------
 # HTTP status -> exception: the one mapping.
 
-_STATUS_ERRORS = {  # type: Dict[int, Type[ApiError]]
+_STATUS_ERRORS: Dict[int, Type[ApiError]] = {
     400: BadRequest,
     401: AuthenticationError,
     403: PermissionDenied,
