@@ -52,9 +52,8 @@ _TYPES_236 = ("DATA_INTEGRITY RESOURCE_TABLE ANALYTICS_TABLE CONTINUOUS_ANALYTIC
               "DISABLE_INACTIVE_USERS").split()
 
 
-def _job_types(minor):
-    # type: (int) -> List[str]
-    types = list(_TYPES_236)
+def _job_types(minor: int) -> List[str]:
+    types: List[str] = list(_TYPES_236)
     if minor >= 38:
         types += ["TRACKER_SEARCH_OPTIMIZATION", "TEST"]
     if minor >= 40:
@@ -70,8 +69,7 @@ def _job_types(minor):
     return types
 
 
-def _period_of(cron, delay):
-    # type: (Optional[str], Optional[int]) -> float
+def _period_of(cron: Optional[str], delay: Optional[int]) -> float:
     if delay:
         return float(delay)
     fields = (cron or "").split()
@@ -91,8 +89,7 @@ class SchedulerState(object):
     ``fail_next_run``  the next POST …/execute run ends FAILED (2.41+: errorCodes set).
     """
 
-    def __init__(self, owner):
-        # type: (Any) -> None
+    def __init__(self, owner: Any) -> None:
         self.owner = owner
         self.minor = owner._minor
         self.lock = threading.RLock()
@@ -102,18 +99,16 @@ class SchedulerState(object):
         self.reset()
 
     # -- state ---------------------------------------------------------------------
-    def local(self, now):
-        # type: (float) -> float
+    def local(self, now: float) -> float:
         """Server-local 'now' (what serverDate shows) for the real epoch `now`."""
         return now + self.clock_skew + self.zone_offset
 
-    def reset(self, healthy=False):
-        # type: (bool) -> None
+    def reset(self, healthy: bool = False) -> None:
         """The default bad-morning state, or with healthy=True nothing wrong."""
         with self.lock:
             t = self.local(time.time())
             self.t0 = t
-            self.jobs = collections.OrderedDict()  # type: Dict[str, Dict[str, Any]]
+            self.jobs: Dict[str, Dict[str, Any]] = collections.OrderedDict()
             for uid, name, job_type, cron, delay, first in _SYSTEM_JOBS:
                 if self.minor < first:
                     continue
@@ -125,7 +120,7 @@ class SchedulerState(object):
             self._add("UsrPredict1", "Weekly predictors", "PREDICTOR", "0 0 5 ? * MON",
                       params={"relativeStart": -30, "relativeEnd": 0, "predictors": []},
                       enabled=False, last=t - 9 * _DAY, runtime=30.0)
-            self.analytics_success = t - 5 * 3600  # type: Optional[float]
+            self.analytics_success: Optional[float] = t - 5 * 3600
             if not healthy:
                 self._add("UsrMetaSyn1", "Metadata sync", "META_DATA_SYNC", "0 30 0 ? * *",
                           params={"dataValuesPageSize": 10000}, last=t - 8 * 3600, runtime=12.0,
@@ -145,10 +140,11 @@ class SchedulerState(object):
                           last=t - 4 * 3600, runtime=3 * 3600.0 + 12.5)
             self.validation_results = self._validation_results(t)
 
-    def _add(self, uid, name, job_type, cron, delay=None, configurable=True, params=None,
-             enabled=True, last=None, runtime=None, status="COMPLETED", codes=None, running=False,
-             alive=None):
-        # type: (str, str, str, Optional[str], Optional[int], bool, Any, bool, Optional[float], Optional[float], str, Optional[str], bool, Optional[float]) -> None
+    def _add(self, uid: str, name: str, job_type: str, cron: Optional[str],
+             delay: Optional[int] = None, configurable: bool = True, params: Any = None,
+             enabled: bool = True, last: Optional[float] = None, runtime: Optional[float] = None,
+             status: str = "COMPLETED", codes: Optional[str] = None, running: bool = False,
+             alive: Optional[float] = None) -> None:
         self.jobs[uid] = {
             "id": uid, "name": name, "jobType": job_type, "cron": cron, "delay": delay,
             "configurable": configurable, "params": params, "enabled": enabled,
@@ -158,8 +154,7 @@ class SchedulerState(object):
             "run": None, "executedBy": None,
         }
 
-    def _validation_results(self, t):
-        # type: (float) -> List[Dict[str, Any]]
+    def _validation_results(self, t: float) -> List[Dict[str, Any]]:
         rules = [("Vr1SdY8cL8r", "ANC 1 >= ANC 2", "HIGH"), ("Vr2Sn9xB0pQ", "Measles <= BCG", "MEDIUM"),
                  ("Vr3Ko2wZ7eT", "Stock in >= stock out", "LOW")]
         units = [("ImspTQPwCqd", "Sierra Leone"), ("O6uvpzGd5pu", "Bo"), ("fdc6uOvgoji", "Bombali")]
@@ -174,8 +169,7 @@ class SchedulerState(object):
         return out
 
     # -- the run state machine ---------------------------------------------------
-    def _settle(self, job, now):
-        # type: (Dict[str, Any], float) -> None
+    def _settle(self, job: Dict[str, Any], now: float) -> None:
         run = job["run"]
         if run is None:
             return
@@ -198,8 +192,7 @@ class SchedulerState(object):
         if self.minor >= 41:
             job["codes"] = "E7600" if outcome == "FAILED" else ""
 
-    def _view(self, job, now):
-        # type: (Dict[str, Any], float) -> collections.OrderedDict
+    def _view(self, job: Dict[str, Any], now: float) -> "collections.OrderedDict[str, Any]":
         """A job as /api/jobConfigurations serialises it on this version."""
         minor = self.minor
         self._settle(job, now)
@@ -210,7 +203,7 @@ class SchedulerState(object):
             last = now - (now % 20.0)
         if minor >= 41:  # JobTrigger: from lastExecuted (+1 s), may be in the past
             base = last if last is not None else now - 4 * 3600
-            nxt = base + period  # type: Optional[float]
+            nxt: Optional[float] = base + period
             scheduling_type = "FIXED_DELAY" if delay else "CRON"
         elif minor >= 37:  # next fire after now; null without cron
             if cron:
@@ -249,7 +242,7 @@ class SchedulerState(object):
                 out["lastAlive"] = _fmt_time(job["alive"])
             if job["codes"] is not None:
                 out["errorCodes"] = job["codes"]
-            if cron:
+            if cron and nxt is not None:  # always set on 2.41+
                 out["maxDelayedExecutionTime"] = _fmt_time(nxt + 4 * 3600)
             if job.get("executedBy"):
                 out["executedBy"] = job["executedBy"]
@@ -257,8 +250,7 @@ class SchedulerState(object):
         return collections.OrderedDict((k, v) for k, v in out.items() if v is not None)
 
     # -- routing -------------------------------------------------------------------
-    def handle(self, api, req, rest):
-        # type: (Any, Any, str) -> Optional[_Response]
+    def handle(self, api: Any, req: Any, rest: str) -> Optional[_Response]:
         """The answer to `rest` (the path after /api/), or None to let testing.py route it."""
         m = self.minor
         method = req.method
@@ -290,8 +282,7 @@ class SchedulerState(object):
         return None
 
     # -- /api/me --------------------------------------------------------------------
-    def _me(self, api, req):
-        # type: (Any, Any) -> _Response
+    def _me(self, api: Any, req: Any) -> _Response:
         user = req.user
         auths = sorted(api.owner.authorities_of(user))
         full = _od(("id", _uid_from("user", user)), ("displayName", user.title()), ("name", user.title()),
@@ -308,8 +299,7 @@ class SchedulerState(object):
         return _Response.json(full)
 
     # -- job configurations -------------------------------------------------------------
-    def _list(self, api, req, now):
-        # type: (Any, Any, float) -> _Response
+    def _list(self, api: Any, req: Any, now: float) -> _Response:
         items = [self._view(j, now) for j in self.jobs.values()]
         if self.minor >= 41:  # ad-hoc jobs are rows too (schedulingType ONCE_ASAP)
             state = api.state
@@ -328,10 +318,10 @@ class SchedulerState(object):
                      for i in items]  # Preset.ID_NAME: the list's default fields
         elif fields:
             items = [collections.OrderedDict((k, v) for k, v in i.items() if k in fields) for i in items]
-        return api._listing(req, "jobConfigurations", items)
+        response: _Response = api._listing(req, "jobConfigurations", items)
+        return response
 
-    def _job(self, uid):
-        # type: (str) -> Dict[str, Any]
+    def _job(self, uid: str) -> Dict[str, Any]:
         job = self.jobs.get(uid)
         if job is None:
             if self.minor >= 40:
@@ -340,8 +330,8 @@ class SchedulerState(object):
             raise _HttpError(404, "Object not found for uid: %s" % uid)
         return job
 
-    def _one(self, api, req, now, uid, action):
-        # type: (Any, Any, float, str, Optional[str]) -> Optional[_Response]
+    def _one(self, api: Any, req: Any, now: float, uid: str,
+             action: Optional[str]) -> Optional[_Response]:
         m, method = self.minor, req.method
         if action is None:
             if uid not in self.jobs and method == "GET":
@@ -379,22 +369,20 @@ class SchedulerState(object):
             return _Response.empty(204)
         raise _HttpError(404, "No endpoint %s /api/%s" % (method, req.path[5:]))
 
-    def _stop(self, job, now):
-        # type: (Dict[str, Any], float) -> None
+    def _stop(self, job: Dict[str, Any], now: float) -> None:
         start = job["run"][0] if job["run"] else (job["last"] or now)
         job["run"] = (start, now, "STOPPED")
         job["running"] = False
         self._settle(job, now)
         job["status"] = "STOPPED"
 
-    def _execute(self, api, req, now, uid):
-        # type: (Any, Any, float, str) -> _Response
+    def _execute(self, api: Any, req: Any, now: float, uid: str) -> _Response:
         m = self.minor
         job = self.jobs.get(uid)
         if job is None:
             if m < 37:  # no null check before checkConfigurable (JobConfigurationController@2.36:96-98)
                 raise _HttpError(500, "java.lang.NullPointerException")
-            self._job(uid)
+            job = self._job(uid)  # raises the 404
         if m < 37 and not job["configurable"]:
             raise _HttpError(403, "Job %s is a system job that cannot be executed." % uid)
         self._settle(job, now)
@@ -416,19 +404,17 @@ class SchedulerState(object):
         job["run"] = (start, start + float(self.owner.job_seconds), outcome)
         return _Response.json(report)
 
-    def _require_admin(self, api, req, verb):
-        # type: (Any, Any, str) -> None
+    def _require_admin(self, api: Any, req: Any, verb: str) -> None:
         auths = set(api.owner.authorities_of(req.user))
         if not auths.intersection(("ALL", "F_SCHEDULING_ADMIN")):
             raise _HttpError(403, "You don't have the proper permissions to %s this object." % verb)
 
-    def _validate(self, body, uid, exclude=None):
-        # type: (Dict[str, Any], str, Optional[str]) -> List[Dict[str, Any]]
-        errors = []
+    def _validate(self, body: Dict[str, Any], uid: str,
+                  exclude: Optional[str] = None) -> List[Dict[str, Any]]:
+        errors: List[Dict[str, Any]] = []
         cron, delay, job_type = body.get("cronExpression"), body.get("delay"), body.get("jobType")
 
-        def err(code, message):
-            # type: (str, str) -> None
+        def err(code: str, message: str) -> None:
             errors.append(_od(("message", message), ("mainKlass", "org.hisp.dhis.scheduling.JobConfiguration"),
                               ("errorCode", code), ("errorProperty", "cronExpression")))
 
@@ -447,15 +433,13 @@ class SchedulerState(object):
                     err("E7000", "Job of same type already scheduled with cron expression: `%s`" % cron)
         return errors
 
-    def _conflict(self, errors, uid):
-        # type: (List[Dict[str, Any]], str) -> _Response
+    def _conflict(self, errors: List[Dict[str, Any]], uid: str) -> _Response:
         report = _od(("responseType", "ObjectReport"), ("uid", uid),
                      ("klass", "org.hisp.dhis.scheduling.JobConfiguration"), ("errorReports", errors))
         return _Response.json(_web_message(409, "One or more errors occurred, please see full details in "
                                                 "import report.", status="ERROR", response=report), 409)
 
-    def _create(self, api, req, now):
-        # type: (Any, Any, float) -> _Response
+    def _create(self, api: Any, req: Any, now: float) -> _Response:
         self._require_admin(api, req, "create")
         body = req.json()
         if not isinstance(body, dict):
@@ -466,7 +450,8 @@ class SchedulerState(object):
                              "Job %s must be configurable but was not." % body.get("name"))
         if job_type not in _job_types(self.minor):
             raise _HttpError(400, "Value '%s' is not valid for parameter jobType" % job_type)
-        uid = body.get("id") if isinstance(body.get("id"), str) else _uid_from("jobconf", len(self.jobs), now)
+        given = body.get("id")
+        uid = given if isinstance(given, str) else _uid_from("jobconf", len(self.jobs), now)
         errors = self._validate(body, uid)
         if not body.get("name"):
             errors.append(_od(("message", "Missing required property `name`."), ("errorCode", "E4000")))
@@ -480,8 +465,7 @@ class SchedulerState(object):
         return _Response.json(_web_message(201, None, response=report), 201,
                               headers=[("Location", "%s/api/jobConfigurations/%s" % (req.base, uid))])
 
-    def _update(self, api, req, now, uid):
-        # type: (Any, Any, float, str) -> _Response
+    def _update(self, api: Any, req: Any, now: float, uid: str) -> _Response:
         self._require_admin(api, req, "update")
         job = self._job(uid)
         if not job["configurable"]:
@@ -502,8 +486,7 @@ class SchedulerState(object):
         return _Response.json(_web_message(200, None, response=_od(
             ("responseType", "ObjectReport"), ("uid", uid), ("errorReports", []))))
 
-    def _patch(self, api, req, uid):
-        # type: (Any, Any, str) -> _Response
+    def _patch(self, api: Any, req: Any, uid: str) -> _Response:
         self._require_admin(api, req, "update")
         job = self._job(uid)
         if not job["configurable"]:  # prePatchEntity (JobConfigurationController.java@2.37:125-130)
@@ -515,8 +498,7 @@ class SchedulerState(object):
             job["enabled"] = body["enabled"] is not False
         return _Response.empty(204)
 
-    def _delete(self, api, req, uid):
-        # type: (Any, Any, str) -> _Response
+    def _delete(self, api: Any, req: Any, uid: str) -> _Response:
         self._require_admin(api, req, "delete")
         job = self._job(uid)
         if not job["configurable"]:
@@ -525,8 +507,7 @@ class SchedulerState(object):
         return _Response.json(_web_message(200, None, response=_od(
             ("responseType", "ObjectReport"), ("uid", uid), ("errorReports", []))))
 
-    def _type_info(self, job_type):
-        # type: (str) -> collections.OrderedDict
+    def _type_info(self, job_type: str) -> "collections.OrderedDict[str, Any]":
         name = job_type.replace("_", " ").capitalize()
         info = _od(("name", name), ("jobType", job_type),
                    ("key", (job_type.lower().replace("_", "") + "Job") if self.minor < 37 else None),
@@ -535,9 +516,8 @@ class SchedulerState(object):
         return info
 
     # -- /api/scheduling, /api/scheduler -----------------------------------------------------
-    def _running(self, api, now):
-        # type: (Any, float) -> Dict[str, List[Dict[str, Any]]]
-        out = collections.OrderedDict()  # type: Dict[str, List[Dict[str, Any]]]
+    def _running(self, api: Any, now: float) -> Dict[str, List[Dict[str, Any]]]:
+        out: Dict[str, List[Dict[str, Any]]] = collections.OrderedDict()
         for job in self.jobs.values():
             self._settle(job, now)
             live = job["run"] is not None and job["running"]
@@ -554,8 +534,7 @@ class SchedulerState(object):
                         ("startedTime", _fmt_time(self.local(job.start))), ("stages", [])))
         return out
 
-    def _scheduling(self, api, req, now, rest):
-        # type: (Any, Any, float, str) -> Optional[_Response]
+    def _scheduling(self, api: Any, req: Any, now: float, rest: str) -> Optional[_Response]:
         if rest == "running/types" and req.method == "GET":
             return _Response.json(sorted(self._running(api, now)))
         if rest == "running" and req.method == "GET":
@@ -573,8 +552,7 @@ class SchedulerState(object):
             return _Response.empty(204)
         return None
 
-    def _scheduler(self, now):
-        # type: (float) -> _Response
+    def _scheduler(self, now: float) -> _Response:
         entries = []
         for job in self.jobs.values():
             view = self._view(job, now)
@@ -598,8 +576,7 @@ class SchedulerState(object):
         return _Response.json(entries)
 
     # -- validation results ----------------------------------------------------------
-    def _result_json(self, r):
-        # type: (Dict[str, Any]) -> collections.OrderedDict
+    def _result_json(self, r: Dict[str, Any]) -> "collections.OrderedDict[str, Any]":
         return _od(("id", r["id"]), ("created", _fmt_time(r["created"])), ("leftsideValue", r["left"]),
                    ("rightsideValue", r["right"]), ("dayInPeriod", 15), ("notificationSent", r["sent"]),
                    ("validationRule", _od(("id", r["rule"][0]), ("name", r["rule"][1]),
@@ -608,8 +585,7 @@ class SchedulerState(object):
                    ("period", _od(("id", r["period"]))),
                    ("attributeOptionCombo", _od(("id", "HllvX50cXC0"))))
 
-    def _matching(self, req, delete):
-        # type: (Any, bool) -> List[Dict[str, Any]]
+    def _matching(self, req: Any, delete: bool) -> List[Dict[str, Any]]:
         vr = set(req.query.get("vr", []))
         ou = set(req.query.get("ou", []))
         pe = set(req.query.get("pe", []))
@@ -632,8 +608,7 @@ class SchedulerState(object):
             out.append(r)
         return out
 
-    def _validation_results_route(self, api, req):
-        # type: (Any, Any) -> _Response
+    def _validation_results_route(self, api: Any, req: Any) -> _Response:
         if req.method == "GET":
             items = self._matching(req, False)
             page = max(1, int(req.arg("page") or 1))
@@ -654,8 +629,7 @@ class SchedulerState(object):
             return _Response.empty(204)
         raise _HttpError(405, "Request method '%s' is not supported" % req.method)
 
-    def _send_notifications(self, api, req):
-        # type: (Any, Any) -> _Response
+    def _send_notifications(self, api: Any, req: Any) -> _Response:
         api._require(req.user, ("ALL", "F_RUN_VALIDATION") if self.minor >= 42
                      else ("ALL", "M_dhis-web-app-management"))
         for r in self.validation_results:
@@ -663,14 +637,14 @@ class SchedulerState(object):
         if self.minor >= 41:
             with api.state.lock:
                 job = api.state.new_job("VALIDATION_RESULTS_NOTIFICATION", "monitoring", None, [], req.now)
-            return api._job_reply(req, job)
+            response: _Response = api._job_reply(req, job)
+            return response
         return _Response.json(_web_message(200, "Initiated validation result notification"))
 
-    def system_info_extra(self, req):
-        # type: (Any) -> Dict[str, Any]
+    def system_info_extra(self, req: Any) -> Dict[str, Any]:
         """Fields /api/system/info adds: the server-local clock and analytics freshness."""
         now = self.local(req.now)
-        out = collections.OrderedDict()  # type: Dict[str, Any]
+        out: Dict[str, Any] = collections.OrderedDict()
         out["serverDate"] = _fmt_time(now)
         success = self.analytics_success
         if success is None and self.minor >= 42:
@@ -685,13 +659,11 @@ class SchedulerState(object):
             out["databaseInfo"] = _od(("spatialSupport", True), ("time", _fmt_time(now)))
         return out
 
-    def date_header_time(self, now):
-        # type: (float) -> float
+    def date_header_time(self, now: float) -> float:
         return now + self.clock_skew
 
 
-def _parse_local(text):
-    # type: (str) -> float
+def _parse_local(text: str) -> float:
     base, _, millis = text.partition(".")
     return time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + int(millis or 0) / 1000.0
 

@@ -1,11 +1,13 @@
 """For type checkers only: what the feature mixins use of :class:`dhis2maint.Session`.
 
-integrity.py and jobs.py name :class:`SessionTransport` as their base class under
-``typing.TYPE_CHECKING`` (and ``object`` at run time), so mypy and pyright check
-their methods against the session's transport helpers.  Nothing imports this
+integrity.py, jobs.py, scheduler.py and health.py name :class:`SessionTransport` as
+their base class under ``typing.TYPE_CHECKING`` (and ``object`` at run time), so mypy
+and pyright check their methods against the session's transport helpers (and the
+few methods one mixin calls of another).  Nothing imports this
 module at run time.
 """
-from typing import TYPE_CHECKING, Any, Container, Dict, Generator, Optional, Tuple, Type, Union
+from typing import (TYPE_CHECKING, Any, Container, Dict, Generator, List, Optional, Tuple, Type,
+                    Union)
 
 import requests
 
@@ -34,6 +36,9 @@ class SessionTransport(Protocol):
     outage_grace: float
 
     @property
+    def auth_kind(self) -> str: ...
+
+    @property
     def server_version(self) -> Tuple[int, ...]: ...
 
     @staticmethod
@@ -54,6 +59,11 @@ class SessionTransport(Protocol):
 
     def _body_chunks(self, response: requests.Response, what: str,
                      started: Optional[float] = None) -> Generator[bytes, None, None]: ...
+
+    def list_job_configurations(self, job_type: Union["models.JobType", str, None] = None,
+                                enabled: Optional[bool] = None,
+                                status: Union["models.JobStatus", str, None] = None
+                                ) -> List["models.JobConfiguration"]: ...
 
     def _start_job(self, path: str, job_type: Union["models.JobType", str],
                    params: Optional[Dict[str, Any]] = None, json_body: Any = None,

@@ -14,8 +14,8 @@ import json
 import os
 import sys
 import time
-from typing import (IO, TYPE_CHECKING, Any, Callable, ContextManager, Dict, List, Optional,
-                    Sequence, TextIO, Tuple)
+from typing import (IO, TYPE_CHECKING, Any, Callable, ContextManager, Dict, Iterable, Iterator,
+                    List, Optional, Sequence, TextIO, Tuple, TypeVar, Union)
 
 from . import __version__
 from .jobs import ANALYTICS_FLAGS
@@ -24,8 +24,15 @@ from .options import (EXIT_DHIS2, EXIT_INTERNAL, EXIT_JOB, EXIT_OK, EXIT_THRESHO
                       UsageError, connect, connection_options, run_command)
 
 if TYPE_CHECKING:
+    import datetime
+
+    from attr import AttrsInstance
+
+    from .history import History, RecordedRun
     from .jobs import MaintenanceOperation
-    from .models import DataIntegrityReport, Job, Notification
+    from .models import (DataIntegrityCheck, DataIntegrityReport, DataIntegrityResult,
+                         IntegrityIssueRow, Job, JobConfiguration, Notification)
+    from .report import ReportStream
     from .session import Session
 
 SEVERITIES = ("info", "warning", "severe", "critical")
@@ -447,9 +454,6 @@ def _maintenance_operations() -> List[_Operation]:
             if op.name != "update_category_option_combos"]
 
 
-# --- connection ------------------------------------------------------------------
-
-
 # --- output helpers -------------------------------------------------------------------
 
 
@@ -516,7 +520,8 @@ def _note(args: argparse.Namespace, text: str) -> None:
         sys.stderr.flush()
 
 
-def _integrity_selection(args: argparse.Namespace, session: "Session") -> Any:
+def _integrity_selection(args: argparse.Namespace, session: "Session"
+                         ) -> Optional[Sequence[Union[str, "DataIntegrityCheck"]]]:
     """The ``checks`` to run: names as given, the slow checks (--slow), or None (DHIS2's
     default set, with a note on the slow checks it leaves out; the library logs it too)."""
     if args.slow:
@@ -527,11 +532,12 @@ def _integrity_selection(args: argparse.Namespace, session: "Session") -> Any:
             raise UsageError("this server (DHIS2 {}) has no slow data-integrity checks; "
                              "nothing to run".format(session.server_version_text))
         return slow
-    if args.checks:
+    names: Optional[List[str]] = args.checks  # CHECK arguments (nargs="*")
+    if names:
         if args.include_slow:
             _note(args, "--include-slow has no effect with CHECK names: named checks run "
                         "whether slow or not")
-        return args.checks
+        return names
     if not args.include_slow:
         skipped = [c for c in session.list_integrity_checks() if c.is_slow]
         if skipped:
@@ -546,33 +552,37 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     if args.fail_on_new and not args.history:
         raise UsageError("--fail-on-new needs --history FILE (or $DHIS2MAINT_HISTORY)")
-    history = _open_history(args, create=True)
+    history = _open_history(args)
     try:
         with connect(args) as session:
             checks = _integrity_selection(args, session)
             progress.say("Running data-integrity checks on {}".format(session.base_url))
-            kwargs = dict(checks=checks, timeout=args.timeout, on_notification=progress,
-                          include_slow=args.include_slow and not checks)
-            kwargs.update(_poll_kwargs(args))
+            include_slow = bool(args.include_slow and not checks)
+            poll = _poll_kwargs(args)
             if args.details and args.format in _STREAMED_FORMATS:
-                sink = []
+                sink: List["ReportStream"] = []
                 report, rows = session.iter_integrity_run(
-                    on_check=lambda result: sink[0].check(result), **kwargs)
+                    checks, timeout=args.timeout, on_notification=progress,
+                    include_slow=include_slow, on_check=lambda result: sink[0].check(result),
+                    **poll)
                 recorded = _write_streamed(args, report, rows, sink, history, session)
             else:
-                report = session.run_integrity_checks(details=args.details, **kwargs)
+                report = session.run_integrity_checks(
+                    checks, details=args.details, timeout=args.timeout,
+                    on_notification=progress, include_slow=include_slow, **poll)
                 recorded = _record_and_write(args, report, history, session)
     finally:
         if history is not None:
             history.close()
     _say_recorded(progress, recorded)
-    if args.fail_on_new and recorded.new_at_least(args.fail_on_new):
+    # --fail-on-new needs --history (checked above), so there is a recorded run
+    if args.fail_on_new and recorded is not None and recorded.new_at_least(args.fail_on_new):
         return EXIT_THRESHOLD
     return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
 
 
 def cmd_integrity_report(args: argparse.Namespace) -> int:
-    history = _open_history(args, create=True)
+    history = _open_history(args)
     try:
         with connect(args) as session:
             # matched once here: unknown names exit 2, and the note below can say which
@@ -584,9 +594,9 @@ def cmd_integrity_report(args: argparse.Namespace) -> int:
 
                 report = stamp_report(DataIntegrityReport(details=True), session.base_url,
                                       session.server_version, run_at=_utc_now())
-                sink = []
+                sink: List["ReportStream"] = []
 
-                def on_check(result):
+                def on_check(result: "DataIntegrityResult") -> None:
                     report.results[result.name] = result
                     sink[0].check(result)
 
@@ -612,20 +622,29 @@ def cmd_integrity_report(args: argparse.Namespace) -> int:
 _STREAMED_FORMATS = ("json", "jsonl", "csv")
 
 
-def _utc_now():
+def _utc_now() -> "datetime.datetime":
     import datetime
 
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
-def _open_history(args, create):
-    """The History of --history/$DHIS2MAINT_HISTORY, or None when none is given."""
+def _open_history(args: argparse.Namespace) -> Optional["History"]:
+    """The History of --history/$DHIS2MAINT_HISTORY (created when new), or None when
+    none is given."""
     path = getattr(args, "history", None)
     if not path:
-        if not create:
-            raise UsageError("no history file: give --history FILE or set $DHIS2MAINT_HISTORY")
         return None
-    if not create and not os.path.exists(path):
+    from .history import History
+
+    return History(path)
+
+
+def _existing_history(args: argparse.Namespace) -> "History":
+    """The History of --history/$DHIS2MAINT_HISTORY, which must exist (UsageError)."""
+    path = getattr(args, "history", None)
+    if not path:
+        raise UsageError("no history file: give --history FILE or set $DHIS2MAINT_HISTORY")
+    if not os.path.exists(path):
         raise UsageError("no history file {}: record runs with `integrity run --history "
                          "{}` first".format(path, path))
     from .history import History
@@ -633,7 +652,9 @@ def _open_history(args, create):
     return History(path)
 
 
-def _record_and_write(args, report, history, session):
+def _record_and_write(args: argparse.Namespace, report: "DataIntegrityReport",
+                      history: Optional["History"], session: "Session"
+                      ) -> Optional["RecordedRun"]:
     """Record ``report`` (when a history is given), then write it (html: with history)."""
     from .report import write_report
 
@@ -643,7 +664,10 @@ def _record_and_write(args, report, history, session):
     return recorded
 
 
-def _write_streamed(args, report, rows, sink, history, session):
+def _write_streamed(args: argparse.Namespace, report: "DataIntegrityReport",
+                    rows: Iterable["IntegrityIssueRow"], sink: List["ReportStream"],
+                    history: Optional["History"], session: "Session"
+                    ) -> Optional["RecordedRun"]:
     """Write (and record) a details run while it is read: constant memory."""
     from .report import ReportStream
 
@@ -652,7 +676,7 @@ def _write_streamed(args, report, rows, sink, history, session):
         writer = ReportStream(args.format, out, report)
         sink.append(writer)
 
-        def written(source):
+        def written(source: Iterable["IntegrityIssueRow"]) -> Iterator["IntegrityIssueRow"]:
             for row in source:
                 writer.row(row)
                 yield row
@@ -666,7 +690,7 @@ def _write_streamed(args, report, rows, sink, history, session):
     return recorded
 
 
-def _say_recorded(progress, recorded):
+def _say_recorded(progress: _Progress, recorded: Optional["RecordedRun"]) -> None:
     if recorded is None:
         return
     run = recorded.run
@@ -676,30 +700,30 @@ def _say_recorded(progress, recorded):
                              if recorded.previous_run_id else "(first run of this server)"))
 
 
-def cmd_integrity_history(args):
+def cmd_integrity_history(args: argparse.Namespace) -> int:
     from .report import write_history
 
-    with _open_history(args, create=False) as history:
+    with _existing_history(args) as history:
         runs = history.runs(args.server)
     with _output(args) as out:
         write_history(runs, "runs", args.format, out)
     return EXIT_OK
 
 
-def cmd_integrity_trend(args):
+def cmd_integrity_trend(args: argparse.Namespace) -> int:
     from .report import write_history
 
-    with _open_history(args, create=False) as history:
+    with _existing_history(args) as history:
         points = history.trend(args.check, since=args.since, server=args.server)
     with _output(args) as out:
         write_history(points, "trend", args.format, out)
     return EXIT_OK
 
 
-def cmd_integrity_open(args):
+def cmd_integrity_open(args: argparse.Namespace) -> int:
     from .report import write_history
 
-    with _open_history(args, create=False) as history:
+    with _existing_history(args) as history:
         issues = history.open_issues(min_age=args.older_than, severity=args.severity,
                                      server=args.server, check=args.check)
     with _output(args) as out:
@@ -819,8 +843,13 @@ def cmd_coc_update(args: argparse.Namespace) -> int:
         raise UsageError("--wait needs --category-combo UID")
     with connect(args) as session:
         if args.wait:
-            state = session.wait_for_coc_generation(args.category_combo, timeout=args.timeout,
-                                                    **_poll_kwargs(args))
+            if args.poll_interval is None:  # the library's default interval
+                state = session.wait_for_coc_generation(args.category_combo,
+                                                        timeout=args.timeout)
+            else:
+                state = session.wait_for_coc_generation(args.category_combo,
+                                                        timeout=args.timeout,
+                                                        poll_interval=args.poll_interval)
             print("{}: {} of {} category option combos".format(
                 state.id, state.count, state.expected_count))
         else:
@@ -908,7 +937,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         with Session(server.url, auth=(username, password)) as session, \
                 History(os.path.join(folder, "history.sqlite")) as history:
             nights = 3
-            for night in range(1, nights + 1):
+
+            def run_night(night: int) -> "DataIntegrityReport":
                 progress.say("{}/{} Night {}: running the data-integrity checks (details)…"
                              .format(night, nights + 1, night))
                 report = session.run_integrity_checks(details=True, on_notification=progress)
@@ -918,6 +948,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                               night, recorded.run.issues, recorded.new_issues,
                               recorded.resolved_issues,
                               1 if recorded.new_at_least("severe") else 0))
+                return report
+
+            for night in range(1, nights):
+                run_night(night)
+            report = run_night(nights)  # the last night's report is shown below
             out.write("\n")
             write_report(report, "table", out, title="Data integrity on the stand-in", limit=3)
             out.write("\nTrend (total issues per recorded run, `integrity trend`):\n")
@@ -945,14 +980,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- scheduled jobs, tasks, validation results, doctor (issue #15) --------------------------
 
 
-def _write_list(records, args, writer=None):
-    from .report import write_records
+_R = TypeVar("_R")
 
+
+def _write_list(records: Sequence[_R], args: argparse.Namespace,
+                writer: Callable[[Sequence[_R], str, IO[str]], None]) -> None:
     with _output(args) as out:
-        (writer or write_records)(records, args.format, out)
+        writer(records, args.format, out)
 
 
-def cmd_jobs_list(args):
+def cmd_jobs_list(args: argparse.Namespace) -> int:
     from .report import write_job_configurations
 
     with connect(args) as session:
@@ -964,7 +1001,7 @@ def cmd_jobs_list(args):
     return EXIT_OK
 
 
-def _write_one(record, args):
+def _write_one(record: "AttrsInstance", args: argparse.Namespace) -> None:
     from .convert import unstructure
     from .report import write_fields
 
@@ -976,17 +1013,17 @@ def _write_one(record, args):
             write_fields(record, out)
 
 
-def cmd_jobs_show(args):
+def cmd_jobs_show(args: argparse.Namespace) -> int:
     with connect(args) as session:
         config = session.get_job_configuration(args.job_id)
     _write_one(config, args)
     return EXIT_OK
 
 
-def cmd_jobs_run(args):
+def cmd_jobs_run(args: argparse.Namespace) -> int:
     progress = _Progress(args)
 
-    def changed(config):
+    def changed(config: "JobConfiguration") -> None:
         progress.say("{} {}: jobStatus {}, last run {}{}".format(
             config.job_type, config.id, config.job_status, config.last_executed_status,
             " at " + config.last_executed.isoformat(sep=" ", timespec="seconds") if config.last_executed else ""))
@@ -1003,7 +1040,7 @@ def cmd_jobs_run(args):
     return EXIT_OK
 
 
-def cmd_jobs_toggle(args):
+def cmd_jobs_toggle(args: argparse.Namespace) -> int:
     with connect(args) as session:
         if args.action == "enable":
             config = session.enable_job_configuration(args.job_id)
@@ -1014,7 +1051,7 @@ def cmd_jobs_toggle(args):
     return EXIT_OK
 
 
-def cmd_jobs_cancel(args):
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     if (args.job_id is None) == (args.job_type is None):
         raise UsageError("give a job ID or --type JOB_TYPE")
     with connect(args) as session:
@@ -1023,7 +1060,7 @@ def cmd_jobs_cancel(args):
     return EXIT_OK
 
 
-def cmd_jobs_create(args):
+def cmd_jobs_create(args: argparse.Namespace) -> int:
     params = None
     if args.parameters:
         try:
@@ -1040,7 +1077,7 @@ def cmd_jobs_create(args):
     return EXIT_OK
 
 
-def _confirm_text(args, what):
+def _confirm_text(args: argparse.Namespace, what: str) -> None:
     if getattr(args, "yes", False):
         return
     if not sys.stdin.isatty():
@@ -1050,7 +1087,7 @@ def _confirm_text(args, what):
         raise UsageError("not confirmed; nothing done")
 
 
-def cmd_jobs_delete(args):
+def cmd_jobs_delete(args: argparse.Namespace) -> int:
     _confirm_text(args, "`jobs delete {}` deletes the job configuration".format(args.job_id))
     with connect(args) as session:
         session.delete_job_configuration(args.job_id)
@@ -1058,7 +1095,7 @@ def cmd_jobs_delete(args):
     return EXIT_OK
 
 
-def cmd_jobs_health(args):
+def cmd_jobs_health(args: argparse.Namespace) -> int:
     from .report import write_health
 
     with connect(args) as session:
@@ -1071,7 +1108,7 @@ def cmd_jobs_health(args):
     return EXIT_OK
 
 
-def cmd_task_types(args):
+def cmd_task_types(args: argparse.Namespace) -> int:
     with connect(args) as session:
         types = session.list_task_types()
     with _output(args) as out:
@@ -1086,7 +1123,7 @@ def cmd_task_types(args):
     return EXIT_OK
 
 
-def cmd_task_list(args):
+def cmd_task_list(args: argparse.Namespace) -> int:
     with connect(args) as session:
         ids = session.list_tasks(args.job_type)
     with _output(args) as out:
@@ -1101,7 +1138,7 @@ def cmd_task_list(args):
     return EXIT_OK
 
 
-def cmd_validation_results(args):
+def cmd_validation_results(args: argparse.Namespace) -> int:
     with connect(args) as session:
         results = session.list_validation_results(
             validation_rules=args.rule or None, org_units=args.org_unit or None,
@@ -1112,7 +1149,7 @@ def cmd_validation_results(args):
     return EXIT_OK
 
 
-def cmd_validation_delete(args):
+def cmd_validation_delete(args: argparse.Namespace) -> int:
     filters = bool(args.rule or args.org_unit or args.period or args.created
                    or args.notification_sent)
     if not filters and not args.all_results:
@@ -1133,7 +1170,7 @@ def cmd_validation_delete(args):
     return EXIT_OK
 
 
-def cmd_validation_notify(args):
+def cmd_validation_notify(args: argparse.Namespace) -> int:
     with connect(args) as session:
         job = session.send_validation_notifications()
     if job is None:
@@ -1143,7 +1180,7 @@ def cmd_validation_notify(args):
     return EXIT_OK
 
 
-def cmd_doctor(args):
+def cmd_doctor(args: argparse.Namespace) -> int:
     from .report import write_doctor
 
     with connect(args) as session:
@@ -1153,7 +1190,7 @@ def cmd_doctor(args):
     return EXIT_OK if report.ok else EXIT_THRESHOLD
 
 
-def cmd_whoami(args):
+def cmd_whoami(args: argparse.Namespace) -> int:
     from .convert import unstructure
 
     with connect(args) as session:

@@ -92,7 +92,7 @@ def _to_text(value: Any) -> str:
 #: The settings a URI's query or a Connection's extra may hold: name -> converter.
 #: Only those ``Session.__init__`` accepts are used (see ``accepted``), so a
 #: setting a newer Session adds (``outage_grace``) works once it exists there.
-SETTING_TYPES = {
+SETTING_TYPES: Dict[str, Callable[[Any], Any]] = {
     "timeout": _to_seconds,
     "stream_deadline": _to_seconds,
     "outage_grace": _to_seconds,
@@ -101,7 +101,7 @@ SETTING_TYPES = {
     "bearer": _to_bool,
     "recover_job_starts": _to_bool,
     "user_agent": _to_text,
-}  # type: Dict[str, Callable[[Any], Any]]
+}
 #: Other names for a setting in a Connection's extra.
 _ALIASES = {"ca_bundle": "verify", "ca_cert": "verify", "ca_certs": "verify",
             "cert_path": "verify"}
@@ -115,7 +115,7 @@ def convert_settings(raw: Mapping[str, Any], accepted: Collection[str],
     ``"3.5"`` retries -> error).  A name not in :data:`SETTING_TYPES` and
     ``accepted`` -> :class:`ConfigurationError` naming it and ``where``.
     """
-    settings = {}  # type: Dict[str, Any]
+    settings: Dict[str, Any] = {}
     for name, value in raw.items():
         key = _ALIASES.get(name, name)
         convert = SETTING_TYPES.get(key)
@@ -185,7 +185,7 @@ def settings_from_uri(uri: str, accepted: Collection[str]) -> Tuple[str, Dict[st
     login = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
     query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False)
-    raw = {}  # type: Dict[str, Any]
+    raw: Dict[str, Any] = {}
     for name, value in query:
         if name in raw:
             raise ConfigurationError("setting {!r} is given twice in {}".format(name, where))

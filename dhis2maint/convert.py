@@ -342,9 +342,9 @@ SOURCE_KEYS = (("base_url", "baseUrl"), ("dhis2_version", "dhis2Version"),
                ("job_id", "jobId"), ("run_at", "runAt"), ("server_time", "serverTime"))
 
 
-def source_dict(report):
+def source_dict(report: models.DataIntegrityReport) -> Dict[str, str]:
     """A report's provenance as the JSON object saved reports carry (None values dropped)."""
-    out = {}
+    out: Dict[str, str] = {}
     for attr_name, key in SOURCE_KEYS:
         value = getattr(report, attr_name, None)
         if isinstance(value, datetime.datetime):
@@ -354,7 +354,7 @@ def source_dict(report):
     return out
 
 
-def _read_source(report, source, what):
+def _read_source(report: models.DataIntegrityReport, source: Any, what: str) -> None:
     """Fill a report's provenance from a saved ``"source"`` object (absent before 0.2)."""
     if source is None:
         return
@@ -362,7 +362,7 @@ def _read_source(report, source, what):
         raise InvalidResponseError("{}: 'source' should be an object, got {}".format(
             what, type(source).__name__))
     for attr_name, key in SOURCE_KEYS:
-        value = source.get(key)
+        value: Any = source.get(key)
         if value is None:
             continue
         try:
@@ -377,7 +377,7 @@ def _read_source(report, source, what):
 
 def report_to_dict(report: models.DataIntegrityReport) -> Dict[str, Any]:
     """A report as a versioned, JSON-ready dict (what :func:`to_json` writes)."""
-    head = {"dhis2maint": _REPORT_FORMAT, "details": report.details}
+    head: Dict[str, Any] = {"dhis2maint": _REPORT_FORMAT, "details": report.details}
     source = source_dict(report)
     if source:
         head["source"] = source
@@ -418,6 +418,9 @@ def to_json(report: models.DataIntegrityReport, **kwargs: Any) -> str:
 def from_json(text: Union[str, bytes]) -> models.DataIntegrityReport:
     """Read a report saved with :func:`to_json` (or DHIS2's own summary/details JSON)."""
     try:
+        if isinstance(text, bytes):
+            # As json.loads does for bytes; the strict decoder only reads str.
+            text = text.decode(json.detect_encoding(text))
         data = strict_loads(text)
     except NonFiniteNumber as exc:
         raise InvalidResponseError("saved report is not valid JSON: {} is not a number "
@@ -439,13 +442,11 @@ class NonFiniteNumber(Exception):
     :class:`InvalidResponseError`."""
 
 
-def _reject_constant(name):
-    # type: (str) -> float
+def _reject_constant(name: str) -> float:
     raise NonFiniteNumber(name)
 
 
-def _finite_float(text):
-    # type: (str) -> float
+def _finite_float(text: str) -> float:
     value = float(text)
     if value - value != 0:  # inf or nan
         raise NonFiniteNumber(text)

@@ -114,8 +114,7 @@ class ApiError(Dhis2Error):
     source_hint = ""
 
     @classmethod
-    def hint_for(cls, source=None):
-        # type: (Optional[str]) -> str
+    def hint_for(cls, source: Optional[str] = None) -> str:
         """The hint for a session whose settings came from ``source`` (see
         ``Session(source=…)``); ``None``: :attr:`hint`, which names ``DHIS2_*``."""
         if source and cls.source_hint:
@@ -220,7 +219,7 @@ class TaskTimeoutError(Dhis2Error, TimeoutError):
 # ---------------------------------------------------------------------------
 # HTTP status -> exception: the one mapping.
 
-_STATUS_ERRORS = {  # type: Dict[int, Type[ApiError]]
+_STATUS_ERRORS: Dict[int, Type[ApiError]] = {
     400: BadRequest,
     401: AuthenticationError,
     403: PermissionDenied,
@@ -305,7 +304,7 @@ class HistoryError(ConfigurationError):
     """The integrity history file cannot be used: not an SQLite database, locked
     for too long, or unreadable (``path`` names it)."""
 
-    def __init__(self, message, path=None):
+    def __init__(self, message: str, path: Optional[str] = None) -> None:
         super().__init__(message)
         self.path = path
 
@@ -314,7 +313,8 @@ class HistorySchemaError(HistoryError):
     """The history file was written by a newer dhis2maint (its schema version,
     ``found``, is above ``supported``): upgrade dhis2maint to use it."""
 
-    def __init__(self, message, path=None, found=None, supported=None):
+    def __init__(self, message: str, path: Optional[str] = None, found: Optional[int] = None,
+                 supported: Optional[int] = None) -> None:
         super().__init__(message, path)
         self.found = found
         self.supported = supported

@@ -18,7 +18,7 @@ import re
 import socket
 import ssl
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 from urllib.parse import urlsplit
 
 from . import convert, models
@@ -104,16 +104,16 @@ _FEATURE_RANGES = (
 )
 
 
-def lacking_features(version):
-    # type: (Sequence[int]) -> List[str]
+def lacking_features(version: Sequence[int]) -> List[str]:
     """What a server of ``version`` lacks that dhis2maint can use on newer ones."""
     minor = tuple(version[:2])
     return [text for first, gone, text in _FEATURE_RANGES
             if minor < first or (gone is not None and minor >= gone)]
 
 
-def _authorities_for(rules, version):
-    # type: (Any, Sequence[int]) -> Optional[Tuple[str, ...]]
+def _authorities_for(rules: Iterable[Tuple[Tuple[int, int], Optional[Tuple[int, int]],
+                                            Tuple[str, ...]]],
+                     version: Sequence[int]) -> Optional[Tuple[str, ...]]:
     minor = tuple(version[:2])
     for first, gone, any_of in rules:
         if minor >= first and (gone is None or minor < gone):
@@ -121,8 +121,8 @@ def _authorities_for(rules, version):
     return None
 
 
-def authority_checks(authorities, version, need=()):
-    # type: (Iterable[str], Sequence[int], Iterable[str]) -> List[models.DoctorCheck]
+def authority_checks(authorities: Iterable[str], version: Sequence[int],
+                     need: Iterable[str] = ()) -> List[models.DoctorCheck]:
     """One :class:`DoctorCheck` per feature of :data:`FEATURE_AUTHORITIES`: ``pass``
     when ``authorities`` hold one of those the feature needs on ``version``,
     else ``fail`` for features in ``need`` and ``warn`` for the others; ``skip``
@@ -158,8 +158,7 @@ def authority_checks(authorities, version, need=()):
     return out
 
 
-def clock_skew(date_header, sent_at, received_at):
-    # type: (Optional[str], float, float) -> Optional[float]
+def clock_skew(date_header: Optional[str], sent_at: float, received_at: float) -> Optional[float]:
     """Seconds the server's clock is ahead of the client's (negative: behind), from
     an HTTP ``Date`` header and the client's epoch times around the request
     (compared with their midpoint); ``None`` without a readable header.  The
@@ -185,8 +184,7 @@ def clock_skew(date_header, sent_at, received_at):
 _STEP = re.compile(r"^(?:\*|\d+)/(\d+)$")
 
 
-def cron_period(cron, delay=None):
-    # type: (Optional[str], Optional[int]) -> Optional[float]
+def cron_period(cron: Optional[str], delay: Optional[int] = None) -> Optional[float]:
     """Roughly how many seconds lie between two runs of a Spring cron expression
     (``"0 0 3 ? * *"`` -> 86400), or ``delay`` for FIXED_DELAY; ``None`` when it
     cannot be told.  Used to see a missed run on 2.36-2.40, where DHIS2 does not
@@ -203,8 +201,7 @@ def cron_period(cron, delay=None):
         return None
     second, minute, hour, dom, month, dow = parts
 
-    def every(field, unit):
-        # type: (str, float) -> Optional[float]
+    def every(field: str, unit: float) -> Optional[float]:
         if field == "*":
             return unit
         match = _STEP.match(field)
@@ -234,8 +231,7 @@ def cron_period(cron, delay=None):
 _SEVERITY_ORDER = {"CRITICAL": 0, "SEVERE": 1, "WARNING": 2, "INFO": 3}
 
 
-def _naive(value):
-    # type: (Any) -> Optional[datetime.datetime]
+def _naive(value: Any) -> Optional[datetime.datetime]:
     if value is None:
         return None
     if isinstance(value, datetime.datetime):
@@ -247,8 +243,7 @@ def _naive(value):
     return parsed.replace(tzinfo=None) if parsed is not None else None
 
 
-def _ago(seconds):
-    # type: (float) -> str
+def _ago(seconds: float) -> str:
     seconds = abs(seconds)
     if seconds < 120:
         return "{:.0f} s".format(seconds)
@@ -259,21 +254,22 @@ def _ago(seconds):
     return "{:.1f} days".format(seconds / 86400)
 
 
-def _label(config):
-    # type: (models.JobConfiguration) -> str
+def _label(config: models.JobConfiguration) -> str:
     return "'{}' ({}, {})".format(config.name or config.display_name or "?",
                                   config.job_type or "?", config.id or "?")
 
 
-def _status(value):
-    # type: (Any) -> str
+def _status(value: Any) -> str:
     return str(value or "").upper()
 
 
-def evaluate_scheduler(configs, server_time, version, scheduler_entries=None, running_types=None,
-                       system_info=None, max_runtime_hours=6.0, analytics_max_age_hours=26.0,
-                       stale_heartbeat_minutes=10.0):
-    # type: (Sequence[models.JobConfiguration], datetime.datetime, Sequence[int], Optional[List[Dict[str, Any]]], Optional[Iterable[str]], Optional[Dict[str, Any]], float, float, float) -> models.SchedulerHealth
+def evaluate_scheduler(configs: Sequence[models.JobConfiguration], server_time: datetime.datetime,
+                       version: Sequence[int],
+                       scheduler_entries: Optional[List[Dict[str, Any]]] = None,
+                       running_types: Optional[Iterable[str]] = None,
+                       system_info: Optional[Dict[str, Any]] = None,
+                       max_runtime_hours: float = 6.0, analytics_max_age_hours: float = 26.0,
+                       stale_heartbeat_minutes: float = 10.0) -> models.SchedulerHealth:
     """The scheduler's health from data already fetched (no HTTP).
 
     ``server_time``: the server's clock (``serverDate``, naive server-local);
@@ -294,10 +290,10 @@ def evaluate_scheduler(configs, server_time, version, scheduler_entries=None, ru
     now = _naive(server_time)
     if now is None:
         raise ValueError("server_time is required (the server's serverDate)")
-    findings = []  # type: List[models.HealthFinding]
+    findings: List[models.HealthFinding] = []
     jobs = [c for c in configs if not (minor >= (2, 41) and c.is_run_once)]
     running = None if running_types is None else set(str(t) for t in running_types)
-    seconds_to_next = {}  # type: Dict[str, float]
+    seconds_to_next: Dict[str, float] = {}
     for entry in scheduler_entries or ():
         if not isinstance(entry, dict):
             continue
@@ -309,8 +305,8 @@ def evaluate_scheduler(configs, server_time, version, scheduler_entries=None, ru
             if isinstance(member, dict) and member.get("id"):
                 seconds_to_next.setdefault(str(member["id"]), float(secs))
 
-    def add(kind, severity, config, message, what_to_do, since=None, codes=None):
-        # type: (str, str, Optional[models.JobConfiguration], str, str, Any, Any) -> None
+    def add(kind: str, severity: str, config: Optional[models.JobConfiguration], message: str,
+            what_to_do: str, since: Any = None, codes: Any = None) -> None:
         findings.append(models.HealthFinding(
             kind=kind, severity=severity, message=message, what_to_do=what_to_do,
             job_id=config.id if config else None, job_name=config.name if config else None,
@@ -489,8 +485,7 @@ def evaluate_scheduler(configs, server_time, version, scheduler_entries=None, ru
 # --- the mixin --------------------------------------------------------------------------
 
 
-def _tls_days_left(url, verify, timeout):
-    # type: (str, Any, float) -> Tuple[str, str, Optional[str]]
+def _tls_days_left(url: str, verify: Any, timeout: float) -> Tuple[str, str, Optional[str]]:
     """(status, detail, fix) for the server's TLS certificate."""
     parts = urlsplit(url)
     if parts.scheme != "https":
@@ -516,7 +511,7 @@ def _tls_days_left(url, verify, timeout):
     not_after = cert.get("notAfter")
     if not not_after:
         return ("warn", "the certificate has no expiry date", None)
-    days = (ssl.cert_time_to_seconds(not_after) - time.time()) / 86400.0
+    days = (ssl.cert_time_to_seconds(str(not_after)) - time.time()) / 86400.0  # always a str
     if days < 0:
         return ("fail", "certificate expired {:.0f} days ago".format(-days),
                 "renew the certificate")
@@ -526,17 +521,28 @@ def _tls_days_left(url, verify, timeout):
     return ("pass", "certificate valid, expires in {:.0f} days".format(days), None)
 
 
-class HealthMixin:
+if TYPE_CHECKING:
+    import requests
+
+    from ._typing import SessionTransport
+
+    class _Transport(SessionTransport, requests.Session):
+        """doctor() reads requests.Session's ``verify`` too."""
+else:
+    _Transport = object
+
+
+class HealthMixin(_Transport):
     """``scheduler_health``, ``doctor`` and ``whoami`` of :class:`dhis2maint.Session`
     (mixed in; they use the session's transport helpers and SchedulerMixin)."""
 
-    def _system_info(self, fields):
-        # type: (str) -> Dict[str, Any]
+    def _system_info(self, fields: str) -> Dict[str, Any]:
         params = {"fields": fields} if tuple(self.server_version[:2]) >= (2, 38) else None
-        return self._json("GET", "system/info", params=params, expect=dict)
+        return cast(Dict[str, Any], self._json("GET", "system/info", params=params, expect=dict))
 
-    def scheduler_health(self, now=None, max_runtime_hours=6.0, analytics_max_age_hours=26.0):
-        # type: (Optional[datetime.datetime], float, float) -> models.SchedulerHealth
+    def scheduler_health(self, now: Optional[datetime.datetime] = None,
+                         max_runtime_hours: float = 6.0,
+                         analytics_max_age_hours: float = 26.0) -> models.SchedulerHealth:
         """Is the scheduler healthy?  -> :class:`SchedulerHealth` with typed findings,
         worst first (see :func:`evaluate_scheduler` for the rules).
 
@@ -566,8 +572,7 @@ class HealthMixin:
                                   max_runtime_hours=max_runtime_hours,
                                   analytics_max_age_hours=analytics_max_age_hours)
 
-    def whoami(self):
-        # type: () -> models.UserInfo
+    def whoami(self) -> models.UserInfo:
         """Who the session is logged in as: ``GET /api/me?fields=…`` (2.36: the username
         is ``userCredentials.username``) and, when the reply has no authorities,
         ``GET /api/me/authorities`` -> :class:`UserInfo`.  No credential is returned."""
@@ -585,8 +590,8 @@ class HealthMixin:
                                display_name=me.get("displayName") or me.get("name"),
                                authorities=sorted(str(a) for a in authorities))
 
-    def doctor(self, need=(), max_skew_seconds=60.0):
-        # type: (Iterable[str], float) -> models.DoctorReport
+    def doctor(self, need: Iterable[str] = (),
+               max_skew_seconds: float = 60.0) -> models.DoctorReport:
         """Check everything a nightly script depends on -> :class:`DoctorReport`: one
         :class:`DoctorCheck` (pass/warn/fail/skip + the fix) each for: the URL
         answers; TLS (days to certificate expiry; n/a for http://); the credentials
@@ -599,11 +604,10 @@ class HealthMixin:
         """
         need = list(need)
         authority_checks((), (2, 43), need)  # validates the names first
-        checks = []  # type: List[models.DoctorCheck]
+        checks: List[models.DoctorCheck] = []
         report = models.DoctorReport(url=self.base_url, checks=checks)
 
-        def add(name, status, detail, fix=None):
-            # type: (str, str, str, Optional[str]) -> None
+        def add(name: str, status: str, detail: str, fix: Optional[str] = None) -> None:
             checks.append(models.DoctorCheck(name, status, detail, fix))
 
         # reachable: any HTTP answer will do (GET /api/ping needs no login on 2.38+)
@@ -619,8 +623,8 @@ class HealthMixin:
                                                "DHIS2 is up")
             return report
         except ApiError as exc:
-            response = exc.response
-            date_header = response.headers.get("Date") if response is not None else None
+            refused = exc.response
+            date_header = refused.headers.get("Date") if refused is not None else None
             add("reachable", "pass", "{} answered (HTTP {})".format(self.base_url,
                                                                    exc.status_code))
         received = time.time()
@@ -677,7 +681,7 @@ class HealthMixin:
             add("scheduler", "fail", "could not read the scheduler: {}".format(exc), None)
             return report
         worst = health.worst
-        kinds = {}  # type: Dict[str, int]
+        kinds: Dict[str, int] = {}
         for finding in health.findings:
             kinds[finding.kind] = kinds.get(finding.kind, 0) + 1
         summary = "{} jobs, {} finding{}{}".format(

@@ -33,13 +33,17 @@ import datetime
 import json
 import os
 import sqlite3
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple, Union, cast)
 
 import attr
 
 from . import models
 from .errors import HistoryError, HistorySchemaError
 from .models import _Model, severity_rank
+
+if TYPE_CHECKING:
+    from .session import Session
 
 __all__ = ["History", "RunInfo", "TrendPoint", "OpenIssue", "RecordedRun",
            "SCHEMA_VERSION", "issue_identity", "parse_age"]
@@ -140,8 +144,7 @@ class RecordedRun(_Model):
     new_by_check: Dict[str, int] = attr.Factory(dict)
     severities: Dict[str, Optional[str]] = attr.Factory(dict)
 
-    def new_at_least(self, severity):
-        # type: (str) -> int
+    def new_at_least(self, severity: str) -> int:
         """New issues in checks of ``severity`` or worse."""
         floor = severity_rank(str(severity).upper())
         return sum(n for check, n in self.new_by_check.items()
@@ -151,8 +154,7 @@ class RecordedRun(_Model):
 # --- helpers -------------------------------------------------------------------------
 
 
-def issue_identity(issue):
-    # type: (models.DataIntegrityIssue) -> str
+def issue_identity(issue: models.DataIntegrityIssue) -> str:
     """The key an issue is known by across runs (within its check): its id, else
     its name, else its comment and refs -- the same rule as :func:`compare_reports`."""
     if issue.id:
@@ -162,8 +164,7 @@ def issue_identity(issue):
     return "content:" + json.dumps([issue.comment, list(issue.refs or ())], ensure_ascii=False)
 
 
-def _utc(value):
-    # type: (Optional[datetime.datetime]) -> Optional[datetime.datetime]
+def _utc(value: Optional[datetime.datetime]) -> Optional[datetime.datetime]:
     if value is None:
         return None
     if value.tzinfo is None:
@@ -171,13 +172,11 @@ def _utc(value):
     return value.astimezone(datetime.timezone.utc)
 
 
-def _text(value):
-    # type: (Optional[datetime.datetime]) -> Optional[str]
+def _text(value: Optional[datetime.datetime]) -> Optional[str]:
     return None if value is None else value.isoformat(timespec="seconds")
 
 
-def _when(text):
-    # type: (Optional[str]) -> Optional[datetime.datetime]
+def _when(text: Optional[str]) -> Optional[datetime.datetime]:
     if text is None:
         return None
     from .convert import parse_datetime
@@ -185,13 +184,17 @@ def _when(text):
     return parse_datetime(text)
 
 
-def _now():
-    # type: () -> datetime.datetime
+def _stamp(text: str) -> datetime.datetime:
+    """A time of a NOT NULL column."""
+    return cast(datetime.datetime, _when(text))
+
+
+def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
-def parse_age(value):
-    # type: (Union[str, int, float, datetime.timedelta, None]) -> Optional[datetime.timedelta]
+def parse_age(value: Union[str, int, float, datetime.timedelta, None]
+              ) -> Optional[datetime.timedelta]:
     """``"30d"``, ``"12h"``, ``"2w"``, ``"90m"``, a number of days or a timedelta -> timedelta."""
     if value is None or isinstance(value, datetime.timedelta):
         return value
@@ -213,8 +216,7 @@ def parse_age(value):
     return datetime.timedelta(seconds=amount * units[unit])
 
 
-def _since(value):
-    # type: (Union[str, datetime.date, datetime.datetime, None]) -> Optional[str]
+def _since(value: Union[str, datetime.date, datetime.datetime, None]) -> Optional[str]:
     if value is None:
         return None
     if isinstance(value, datetime.datetime):
@@ -239,8 +241,8 @@ class History:
     Use as a context manager or call :meth:`close`.  Not shared between threads.
     """
 
-    def __init__(self, path, busy_timeout=DEFAULT_BUSY_TIMEOUT):
-        # type: (Union[str, os.PathLike], float) -> None
+    def __init__(self, path: Union[str, "os.PathLike[str]"],
+                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self.path = os.fspath(path)
         self.busy_timeout = float(busy_timeout)
         try:
@@ -255,29 +257,26 @@ class History:
             self._db.close()
             raise
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<dhis2maint.history.History {}>".format(self.path)
 
-    def __enter__(self):
+    def __enter__(self) -> "History":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self):
-        # type: () -> None
+    def close(self) -> None:
         """Close the database file."""
         self._db.close()
 
     # --- schema -------------------------------------------------------------------
 
-    def _fail(self, exc, doing):
-        # type: (Exception, str) -> HistoryError
+    def _fail(self, exc: Exception, doing: str) -> HistoryError:
         return HistoryError("history file {}: {} failed: {}".format(self.path, doing, exc),
                             self.path)
 
-    def _setup(self):
-        # type: () -> None
+    def _setup(self) -> None:
         db = self._db
         try:
             db.execute("PRAGMA busy_timeout = {:d}".format(int(self.busy_timeout * 1000)))
@@ -308,8 +307,7 @@ class History:
             raise
         self.journal_mode = mode
 
-    def _schema_version(self):
-        # type: () -> int
+    def _schema_version(self) -> int:
         db = self._db
         tables = {row[0] for row in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -324,15 +322,14 @@ class History:
         return int(row[0] or 0)
 
     @property
-    def schema_version(self):
-        # type: () -> int
+    def schema_version(self) -> int:
         """The schema version of the file."""
         return int(self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
 
     # --- recording ---------------------------------------------------------------
 
-    def record(self, report, session=None, rows=None):
-        # type: (models.DataIntegrityReport, Any, Optional[Iterable[models.IntegrityIssueRow]]) -> RecordedRun
+    def record(self, report: models.DataIntegrityReport, session: Optional["Session"] = None,
+               rows: Optional[Iterable[models.IntegrityIssueRow]] = None) -> RecordedRun:
         """Store one run in one transaction; return a :class:`RecordedRun`.
 
         ``report``: the run's :class:`DataIntegrityReport`; its provenance
@@ -372,7 +369,7 @@ class History:
                 " server_time, details, checks, issues, failed) VALUES (?,?,?,?,?,?,?,0,0,0)",
                 (server_id, version, report.job_id, _text(run_at), _text(run_at),
                  _text(report.server_time), int(details)))
-            run_id = cur.lastrowid
+            run_id = cast(int, cur.lastrowid)  # an INSERT sets it
             if details:
                 db.execute("DROP TABLE IF EXISTS temp.seen")
                 db.execute("CREATE TEMP TABLE seen (check_name TEXT NOT NULL, ident TEXT NOT NULL,"
@@ -413,15 +410,17 @@ class History:
                            severities={r.name: None if r.severity is None else str(r.severity)
                                        for r in checks})
 
-    def _server_id(self, base_url):
-        # type: (str) -> int
+    def _server_id(self, base_url: str) -> int:
         db = self._db
         row = db.execute("SELECT id FROM servers WHERE base_url = ?", (base_url,)).fetchone()
         if row:
             return int(row[0])
-        return int(db.execute("INSERT INTO servers (base_url) VALUES (?)", (base_url,)).lastrowid)
+        return int(cast(int, db.execute("INSERT INTO servers (base_url) VALUES (?)",
+                                        (base_url,)).lastrowid))  # an INSERT sets it
 
-    def _compare_and_store(self, run_id, server_id, details, checks):
+    def _compare_and_store(self, run_id: int, server_id: int, details: bool,
+                           checks: List[models.DataIntegrityResult]
+                           ) -> Tuple[Optional[int], int, int, Dict[str, int]]:
         """(previous run id, new issues, resolved issues, new by check); updates issues."""
         db = self._db
         prev_row = db.execute("SELECT MAX(id) FROM runs WHERE server_id = ? AND id < ?",
@@ -440,7 +439,7 @@ class History:
         db.execute("UPDATE temp.prev SET details = (SELECT details FROM runs WHERE id = run_id),"
                    " count = (SELECT count FROM run_checks c WHERE c.run_id = prev.run_id"
                    " AND c.check_name = prev.check_name)")
-        new_by_check = {}  # type: Dict[str, int]
+        new_by_check: Dict[str, int] = {}
         resolved = 0
         failed = {r.name for r in checks if r.error is not None}
         if details:
@@ -487,43 +486,42 @@ class History:
 
     # --- reading -------------------------------------------------------------------
 
-    def _run(self, run_id):
-        # type: (int) -> RunInfo
+    def _run(self, run_id: int) -> RunInfo:
         rows = self._runs_where("r.id = ?", (run_id,))
         if not rows:
             raise KeyError(run_id)
         return rows[0]
 
-    def _runs_where(self, where, params):
+    def _runs_where(self, where: str, params: Sequence[Any]) -> List[RunInfo]:
         query = ("SELECT r.id, s.base_url, r.dhis2_version, r.job_id, r.run_at, r.finished_at,"
                  " r.server_time, r.details, r.checks, r.issues, r.failed, r.new_issues,"
                  " r.resolved_issues FROM runs r JOIN servers s ON s.id = r.server_id"
                  " WHERE " + where + " ORDER BY r.id")
-        return [RunInfo(row[0], row[1], row[2], row[3], _when(row[4]), _when(row[5]),
+        return [RunInfo(row[0], row[1], row[2], row[3], _stamp(row[4]), _stamp(row[5]),
                         _when(row[6]), bool(row[7]), row[8], row[9], row[10], row[11], row[12])
                 for row in self._db.execute(query, params)]
 
-    def runs(self, server=None):
-        # type: (Optional[str]) -> List[RunInfo]
+    def runs(self, server: Optional[str] = None) -> List[RunInfo]:
         """Recorded runs, oldest first; ``server`` (a base URL) keeps that server's only."""
         if server is None:
             return self._runs_where("1", ())
         return self._runs_where("s.base_url = ?", (_server_key(server),))
 
-    def servers(self):
-        # type: () -> List[str]
+    def servers(self) -> List[str]:
         """Base URLs of every server in the history."""
         return [row[0] for row in self._db.execute("SELECT base_url FROM servers ORDER BY id")]
 
-    def trend(self, check=None, since=None, server=None):
-        # type: (Optional[str], Any, Optional[str]) -> List[TrendPoint]
+    def trend(self, check: Optional[str] = None,
+              since: Union[str, datetime.date, None] = None,
+              server: Optional[str] = None) -> List[TrendPoint]:
         """Issue counts over time, one :class:`TrendPoint` per run, oldest first.
 
         ``check``: one check's count (runs that did not cover it are left out);
         ``None``: total issues of each run.  ``since``: a date/datetime or
         ``YYYY-MM-DD`` (client UTC).  ``server``: one base URL.
         """
-        where, params = ["1"], []  # type: List[str], List[Any]
+        where: List[str] = ["1"]
+        params: List[Any] = []
         if since is not None:
             where.append("r.run_at >= ?")
             params.append(_since(since))
@@ -541,11 +539,10 @@ class History:
                      " CASE WHEN rc.error IS NULL THEN rc.count END, rc.severity FROM runs r"
                      " JOIN servers s ON s.id = r.server_id JOIN run_checks rc"
                      " ON rc.run_id = r.id WHERE " + " AND ".join(where) + " ORDER BY r.id")
-        return [TrendPoint(row[0], row[1], _when(row[2]), check, row[3], row[4])
+        return [TrendPoint(row[0], row[1], _stamp(row[2]), check, row[3], row[4])
                 for row in self._db.execute(query, params)]
 
-    def check_trends(self, server, limit=30):
-        # type: (str, int) -> Dict[str, List[Optional[int]]]
+    def check_trends(self, server: str, limit: int = 30) -> Dict[str, List[Optional[int]]]:
         """check -> its counts in the last ``limit`` runs of ``server`` (oldest first;
         ``None`` where a run did not cover the check or it failed): sparkline data."""
         ids = [row[0] for row in self._db.execute(
@@ -554,7 +551,7 @@ class History:
         if not ids:
             return {}
         position = {run_id: i for i, run_id in enumerate(ids)}
-        out = {}  # type: Dict[str, List[Optional[int]]]
+        out: Dict[str, List[Optional[int]]] = {}
         marks = ",".join("?" * len(ids))
         for run_id, name, count, error in self._db.execute(
                 "SELECT run_id, check_name, count, error FROM run_checks WHERE run_id IN ("
@@ -563,8 +560,10 @@ class History:
             series[position[run_id]] = None if error is not None else count
         return out
 
-    def open_issues(self, min_age=None, severity=None, server=None, check=None, now=None):
-        # type: (Any, Optional[str], Optional[str], Optional[str], Optional[datetime.datetime]) -> List[OpenIssue]
+    def open_issues(self, min_age: Union[str, int, float, datetime.timedelta, None] = None,
+                    severity: Optional[str] = None, server: Optional[str] = None,
+                    check: Optional[str] = None,
+                    now: Optional[datetime.datetime] = None) -> List[OpenIssue]:
         """Issues present in the newest details run (of their server) that covered
         their check, with the date they were first seen; oldest first.
 
@@ -578,7 +577,8 @@ class History:
         if severity is not None:
             floor = severity_rank(str(severity).upper())
         now = _utc(now) or _now()
-        where, params = ["1"], []  # type: List[str], List[Any]
+        where: List[str] = ["1"]
+        params: List[Any] = []
         if server is not None:
             where.append("s.base_url = ?")
             params.append(_server_key(server))
@@ -604,21 +604,20 @@ class History:
         for row in self._db.execute(query, params):
             if floor is not None and severity_rank(row[3] or "WARNING") < floor:
                 continue
-            first = _when(row[7])
+            first = _stamp(row[7])
             out.append(OpenIssue(row[0], row[1], row[2], row[3], row[4], row[5], row[6], first,
-                                 _when(row[8]), row[9], row[10],
+                                 _stamp(row[8]), row[9], row[10],
                                  round((now - first).total_seconds() / 86400.0, 2)))
         return out
 
-    def first_seen(self, server, check=None):
-        # type: (str, Optional[str]) -> Dict[Any, datetime.datetime]
+    def first_seen(self, server: str,
+                   check: Optional[str] = None) -> Dict[Tuple[str, str], datetime.datetime]:
         """(check name, issue identity) -> first-seen time of the open issues of ``server``."""
         return {(i.check_name, issue_identity(models.DataIntegrityIssue(
             i.id, i.name, i.comment, []))): i.first_seen
             for i in self.open_issues(server=server, check=check)}
 
-    def load_report(self, run_id):
-        # type: (int) -> models.DataIntegrityReport
+    def load_report(self, run_id: int) -> models.DataIntegrityReport:
         """A recorded run as a :class:`DataIntegrityReport` (issues of a details run:
         those whose newest span includes it -- exact for the newest runs)."""
         run = self._run(run_id)
@@ -637,7 +636,7 @@ class History:
                     " JOIN runs r ON r.id = ? WHERE i.server_id = r.server_id"
                     " AND i.first_run <= r.id AND i.last_run >= r.id", (run_id,)):
                 result = results.get(name)
-                if result is not None and result.error is None:
+                if result is not None and result.error is None and result.issues is not None:
                     result.issues.append(models.DataIntegrityIssue(
                         issue_id, iname, comment, json.loads(refs) if refs else []))
         report = models.DataIntegrityReport(results=results, details=run.details)
@@ -646,8 +645,8 @@ class History:
             run.server_time
         return report
 
-    def compare_with_previous(self, report):
-        # type: (models.DataIntegrityReport) -> models.ReportComparison
+    def compare_with_previous(self, report: models.DataIntegrityReport
+                              ) -> models.ReportComparison:
         """:func:`compare_reports` of the previous recorded run of the report's
         server and ``report``.  When ``report`` itself was recorded (same job id,
         or same run time), the run before it is used.  A check the previous run
@@ -678,7 +677,7 @@ class History:
         return compare_reports(old, report)
 
 
-def _severity(text):
+def _severity(text: Optional[str]) -> Union[models.DataIntegritySeverity, str, None]:
     if text is None:
         return None
     try:
@@ -687,13 +686,11 @@ def _severity(text):
         return text
 
 
-def _server_key(server):
-    # type: (Any) -> str
+def _server_key(server: Any) -> str:
     return getattr(server, "base_url", None) or str(server).rstrip("/")
 
 
-def _result_count(result):
-    # type: (models.DataIntegrityResult) -> Optional[int]
+def _result_count(result: models.DataIntegrityResult) -> Optional[int]:
     if result.error is not None:
         return -1
     if result.count is not None:
@@ -701,8 +698,9 @@ def _result_count(result):
     return None if result.issues is None else len(result.issues)
 
 
-def _issue_params(rows):
-    # type: (Iterable[models.IntegrityIssueRow]) -> Iterator[tuple]
+def _issue_params(rows: Iterable[models.IntegrityIssueRow]
+                  ) -> Iterator[Tuple[str, str, Optional[str], Optional[str], Optional[str],
+                                      Optional[str]]]:
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for row in rows:
         issue = row.issue

@@ -88,9 +88,9 @@ class _Resolved(str):
     """A check name that came as a :class:`DataIntegrityCheck` (from this server's
     list), so it needs no look-up before it is used."""
 
-    check = None  # type: Any
+    check: models.DataIntegrityCheck
 
-    def __new__(cls, name: str, check: Any) -> "_Resolved":
+    def __new__(cls, name: str, check: models.DataIntegrityCheck) -> "_Resolved":
         self = super().__new__(cls, name)
         self.check = check
         return self
@@ -137,21 +137,20 @@ def _selected(names: Iterable[Optional[str]], tokens: Iterable[str],
     return any(m(n, code) for m in matchers for n in names if n)
 
 
-def _is_code_token(token):
-    # type: (str) -> bool
+def _is_code_token(token: str) -> bool:
     """DHIS2's rule (DefaultDataIntegrityService.expandChecks@2.39+): a token that is
     all upper case and has no ``_`` is a check code -- also ``DATA*``."""
     return token.upper() == token and "_" not in token
 
 
-def _wildcard(token):
-    # type: (str) -> Any
+def _wildcard(token: str) -> "re.Pattern[str]":
     text = re.sub(r"[^*_a-z0-9]+", "", token.lower().replace("-", "_"))
     return re.compile("^" + ".*".join(re.escape(p) for p in text.split("*")) + "$")
 
 
-def match_checks(tokens, checks, server_codes=True):
-    # type: (Sequence[str], Sequence[models.DataIntegrityCheck], bool) -> Tuple[List[models.DataIntegrityCheck], List[str]]
+def match_checks(tokens: Sequence[str], checks: Sequence[models.DataIntegrityCheck],
+                 server_codes: bool = True
+                 ) -> Tuple[List[models.DataIntegrityCheck], List[str]]:
     """Expand ``tokens`` over ``checks`` the way DHIS2 2.39+ does: ``(selected, unmatched)``.
 
     Each token is, in this order, a code (all upper case, no ``_``: ``CNO``), a
@@ -163,10 +162,10 @@ def match_checks(tokens, checks, server_codes=True):
     tried as a name, as those servers read it.  On 2.36 the 2.42 name of a legacy
     check's successor is accepted too.
     """
-    selected = collections.OrderedDict()  # type: Dict[str, models.DataIntegrityCheck]
-    unmatched = []  # type: List[str]
+    selected: Dict[str, models.DataIntegrityCheck] = collections.OrderedDict()
+    unmatched: List[str] = []
     for token in tokens:
-        found = []
+        found: List[models.DataIntegrityCheck] = []
         if _is_code_token(token):
             for check in checks:
                 codes = [check.code] if server_codes else [
@@ -186,16 +185,15 @@ def match_checks(tokens, checks, server_codes=True):
     return list(selected.values()), unmatched
 
 
-def _names_of(check):
-    # type: (models.DataIntegrityCheck) -> Tuple[str, ...]
+def _names_of(check: models.DataIntegrityCheck) -> Tuple[str, ...]:
     modern = _MODERN_NAMES.get(check.name) if check.section == "Legacy" else None
     return (check.name, modern) if modern else (check.name,)
 
 
-def _unmatched_error(unmatched, checks, version, server_codes):
-    # type: (List[str], Sequence[models.DataIntegrityCheck], Any, bool) -> ConfigurationError
+def _unmatched_error(unmatched: List[str], checks: Sequence[models.DataIntegrityCheck],
+                     version: Sequence[int], server_codes: bool) -> ConfigurationError:
     names = [c.name for c in checks]
-    codes = {}  # type: Dict[str, str]
+    codes: Dict[str, str] = {}
     for check in checks:
         for name in _names_of(check):
             code = check.code if server_codes else versions.check_code(name)
@@ -326,7 +324,8 @@ def _progress(job: models.Job, done: int, total: int, completed: bool) -> models
             done, total), completed=completed)
 
 
-def _emit(job, notification, on_notification):
+def _emit(job: models.Job, notification: models.Notification,
+          on_notification: Optional[Callable[[models.Notification], Any]]) -> None:
     """Log a synthesised notification like a real one (see jobs.log_progress), then
     hand it to ``on_notification``."""
     log_progress(str(job.job_type), job.id, notification)
@@ -531,8 +530,9 @@ class IntegrityMixin(_Transport):
         return [convert.structure(item, models.DataIntegrityCheck, what)
                 for item in data if item is not None]  # 2.39/2.40: null = unknown name
 
-    def resolve_integrity_checks(self, checks):
-        # type: (Any) -> List[models.DataIntegrityCheck]
+    def resolve_integrity_checks(
+            self, checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]]]
+    ) -> List[models.DataIntegrityCheck]:
         """The checks that names, codes or wildcards select on this server, in their
         order: ``GET /api/dataIntegrity`` (2.36: the legacy list), matched as DHIS2
         matches ``checks`` (:func:`match_checks`).
@@ -546,10 +546,10 @@ class IntegrityMixin(_Transport):
             raise ValueError("resolve_integrity_checks needs at least one check name")
         return self._resolve_checks(names)
 
-    def _resolve_checks(self, names):
-        # type: (List[str]) -> List[models.DataIntegrityCheck]
-        if all(isinstance(n, _Resolved) for n in names):
-            return [cast(_Resolved, n).check for n in names]
+    def _resolve_checks(self, names: List[str]) -> List[models.DataIntegrityCheck]:
+        resolved = [n for n in names if isinstance(n, _Resolved)]
+        if len(resolved) == len(names):
+            return [n.check for n in resolved]
         server_codes = versions.supports(self.server_version, "integrity_codes")
         available = self._all_integrity_checks()
         selected, unmatched = match_checks(names, available, server_codes)
@@ -557,8 +557,9 @@ class IntegrityMixin(_Transport):
             raise _unmatched_error(unmatched, available, self.server_version, server_codes)
         return selected
 
-    def _selection(self, checks):
-        # type: (Any) -> Tuple[Optional[List[str]], Optional[List[str]], Optional[List[models.DataIntegrityCheck]]]
+    def _selection(self, checks: Union[str, Iterable[Any], None]
+                   ) -> Tuple[Optional[List[str]], Optional[List[str]],
+                              Optional[List[models.DataIntegrityCheck]]]:
         """``(tokens, expanded names, the matched DataIntegrityCheck objects)`` for a
         ``checks`` argument; (None, None, None) for no selection.  Raises
         :class:`ConfigurationError` for unknown tokens."""
@@ -669,7 +670,7 @@ class IntegrityMixin(_Transport):
             log.info("include_slow has no effect with named checks: they run whether slow "
                      "or not")
         started = _monotonic()
-        waits = {}  # type: Dict[str, float]
+        waits: Dict[str, float] = {}
         if poll_interval is not None:
             waits["poll_interval"] = poll_interval
         if max_interval is not None:
@@ -773,18 +774,18 @@ class IntegrityMixin(_Transport):
         outage = self._job_outage(job)
         done = 0
         while True:
-            busy = None  # type: Any
+            down = False  # DHIS2 is out: count nothing, poll again
+            busy: List[str] = []  # covered checks still queued or running (2.39/2.40)
             if has_running:
                 running = outage.poll(self._integrity_name_list, details, "running")
                 if running is _DOWN:
-                    busy = True  # DHIS2 is out: count nothing, poll again
+                    down = True
                 else:
                     running = set(running)
                     busy = [name for name in expanded if name in running]
             if busy:
-                if busy is not True:
-                    done = total - len(busy)
-            else:
+                done = total - len(busy)
+            elif not down:
                 report = outage.poll(self._read_run_results, job, details, expanded)
                 if report is not _DOWN:
                     missing = [name for name in expanded if name not in report.results]
@@ -937,10 +938,13 @@ class IntegrityMixin(_Transport):
         from . import stream  # the incremental parser; loaded only when streaming
 
         chunks = self._body_chunks(response, what, started)
-        hook = None
+        hook: Optional[stream.OnCheckEnd] = None
         if on_check is not None:
-            def hook(key, meta, count):
-                on_check(_result_from_meta(key, meta, count, what))
+            report_check = on_check
+
+            def end_of_check(key: str, meta: Dict[str, Any], count: int) -> None:
+                report_check(_result_from_meta(key, meta, count, what))
+            hook = end_of_check
         try:
             for row in stream.iter_issue_rows(chunks, what, on_check=hook):
                 if keep is None or row.check_name in keep:
@@ -990,9 +994,14 @@ class IntegrityMixin(_Transport):
             raise InvalidResponseError("GET /api/{}: expected a list of check names".format(path))
         return cast(List[str], data)
 
-    def iter_integrity_run(self, checks=None, timeout=None, on_notification=None,
-                           include_slow=False, on_check=None, poll_interval=None,
-                           max_interval=None):
+    def iter_integrity_run(
+            self, checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]], None] = None,
+            timeout: Optional[float] = None,
+            on_notification: Optional[Callable[[models.Notification], Any]] = None,
+            include_slow: bool = False,
+            on_check: Optional[Callable[[models.DataIntegrityResult], None]] = None,
+            poll_interval: Optional[float] = None, max_interval: Optional[float] = None
+    ) -> Tuple[models.DataIntegrityReport, Iterator[models.IntegrityIssueRow]]:
         """Run a details check run and STREAM its issues (constant memory).
 
         Like :meth:`run_integrity_checks` with ``details=True``, but returns
@@ -1008,7 +1017,7 @@ class IntegrityMixin(_Transport):
         """
         report = models.DataIntegrityReport(results={}, details=True)
 
-        def collect(result):
+        def collect(result: models.DataIntegrityResult) -> None:
             report.results[result.name] = result
             if on_check is not None:
                 on_check(result)
@@ -1022,7 +1031,7 @@ class IntegrityMixin(_Transport):
             for field in ("base_url", "dhis2_version", "job_id", "run_at", "server_time"):
                 setattr(report, field, getattr(whole, field))
 
-            def replay():
+            def replay() -> Iterator[models.IntegrityIssueRow]:
                 for result in whole:
                     for issue in result.issues or ():
                         yield models.IntegrityIssueRow(result.name, result.display_name,
@@ -1038,9 +1047,9 @@ class IntegrityMixin(_Transport):
         self._stamp(report, job, run_at)
         read = _check_names(available)  # already matched: no second look-up
         keep = set(c.name for c in available)
-        stale = []
+        stale: List[str] = []
 
-        def checked(result):
+        def checked(result: models.DataIntegrityResult) -> None:
             if result.name not in keep:
                 return
             if _finished_before(result.finished_time, job.created):
@@ -1048,7 +1057,7 @@ class IntegrityMixin(_Transport):
             fill_check_info(models.DataIntegrityReport({result.name: result}), available)
             collect(result)
 
-        def rows():
+        def rows() -> Iterator[models.IntegrityIssueRow]:
             if not read:  # the run covered no check
                 return
             for row in self._iter_integrity_issues(read, checked):
@@ -1060,7 +1069,10 @@ class IntegrityMixin(_Transport):
                     "(e.g. {}): DHIS2 did not run them".format(len(stale), job.id, stale[0]))
         return report, rows()
 
-    def _stamp(self, report, job, run_at, checks=None):
+    def _stamp(self, report: models.DataIntegrityReport, job: Optional[models.Job],
+               run_at: datetime.datetime,
+               checks: Optional[Iterable[models.DataIntegrityCheck]] = None
+               ) -> models.DataIntegrityReport:
         """The report with its provenance set (see :func:`stamp_report`)."""
         return stamp_report(report, self.base_url, self.server_version, job, run_at, checks)
 
@@ -1068,9 +1080,7 @@ class IntegrityMixin(_Transport):
 # --- provenance and check information (#12.7, #12.8) ------------------------------------
 
 
-def _utcnow():
-    import datetime
-
+def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
@@ -1079,7 +1089,9 @@ _CHECK_INFO = ("display_name", "section", "section_order", "description", "intro
                "recommendation", "issues_id_type", "is_slow", "is_programmatic", "code")
 
 
-def fill_check_info(report, checks):
+def fill_check_info(report: models.DataIntegrityReport,
+                    checks: Optional[Iterable[models.DataIntegrityCheck]]
+                    ) -> models.DataIntegrityReport:
     """Copy what the check list says (``checks``: :class:`DataIntegrityCheck` objects)
     onto the report's results where DHIS2 did not send it with the result."""
     by_name = {c.name: c for c in checks or ()}
@@ -1093,7 +1105,7 @@ def fill_check_info(report, checks):
     return report
 
 
-def _report_server_time(report):
+def _report_server_time(report: models.DataIntegrityReport) -> Optional[datetime.datetime]:
     """The newest ``finishedTime`` of the report's results (server clock), or None."""
     times = [r.finished_time for r in report if r.finished_time is not None]
     try:
@@ -1102,27 +1114,33 @@ def _report_server_time(report):
         return None
 
 
-def stamp_report(report, base_url, version, job=None, run_at=None, checks=None):
+def stamp_report(report: models.DataIntegrityReport, base_url: Optional[str],
+                 version: Optional[Sequence[int]], job: Optional[models.Job] = None,
+                 run_at: Optional[datetime.datetime] = None,
+                 checks: Optional[Iterable[models.DataIntegrityCheck]] = None
+                 ) -> models.DataIntegrityReport:
     """Set a report's provenance: base URL, DHIS2 version text, the job's id, the
     client's UTC time (``run_at``) and the server's (the job's ``created``, else the
     newest result's ``finishedTime``); fill check information from ``checks``."""
     report.base_url = base_url
     report.dhis2_version = versions.version_text(version) if version is not None else None
-    report.job_id = getattr(job, "id", None)
+    report.job_id = job.id if job is not None else None
     report.run_at = run_at
-    report.server_time = getattr(job, "created", None) or _report_server_time(report)
+    report.server_time = (job.created if job is not None else None) or \
+        _report_server_time(report)
     if checks:
         fill_check_info(report, checks)
     return report
 
 
-def _without_issues(result):
+def _without_issues(result: models.DataIntegrityResult) -> models.DataIntegrityResult:
     import attr
 
     return attr.evolve(result, issues=None)
 
 
-def _result_from_meta(key, meta, count, what):
+def _result_from_meta(key: str, meta: Dict[str, Any], count: int,
+                      what: str) -> models.DataIntegrityResult:
     """The result a streamed check's metadata describes (``count``: issues streamed)."""
     data = {k: v for k, v in meta.items() if k != "issues"}
     data.setdefault("name", key)

@@ -266,8 +266,10 @@ def _seconds(value: Any, what: str, allow_none: bool = False,
              zero_ok: bool = True) -> Optional[float]:
     """A finite, non-negative (or positive) number of seconds, else ConfigurationError
     naming ``what`` (a ValueError too)."""
-    if value is None and allow_none:
-        return None
+    if value is None:
+        if allow_none:
+            return None
+        raise ConfigurationError("{} must be a number of seconds, got None".format(what))
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):

@@ -534,19 +534,19 @@ class JobConfiguration(_Model):
     last_updated: Optional[datetime.datetime] = None
 
     @property
-    def is_run_once(self):
+    def is_run_once(self) -> bool:
         """An ad-hoc run (2.41+ ``ONCE_ASAP`` row without cron, delay or queue), not a
         scheduled job (DHIS2's ``JobConfiguration.isRunOnce``)."""
         return (str(self.scheduling_type or "") == "ONCE_ASAP" and not self.cron_expression
                 and self.delay is None and not self.queue_name)
 
     @property
-    def error_code_list(self):
+    def error_code_list(self) -> List[str]:
         """``error_codes`` ("E4000 E7006", 2.41+) as a list; ``[]`` when there are none."""
         return (self.error_codes or "").split()
 
     @property
-    def runtime_seconds(self):
+    def runtime_seconds(self) -> Optional[float]:
         """``last_runtime_execution`` (``H:MM:SS.mmm``) in seconds, or ``None``."""
         return parse_hms(self.last_runtime_execution)
 
@@ -638,8 +638,7 @@ class ImportSummary(_Model):
     conflicts: List[str] = attr.Factory(list)
 
 
-def parse_hms(text):
-    # type: (Optional[str]) -> Optional[float]
+def parse_hms(text: Optional[str]) -> Optional[float]:
     """DHIS2's ``H:MM:SS.mmm`` duration (hours unbounded) in seconds; ``None`` when
     absent or unreadable."""
     if not text or not isinstance(text, str):
@@ -718,7 +717,7 @@ class UserInfo(_Model):
     authorities: List[str] = attr.Factory(list)
 
     @property
-    def superuser(self):
+    def superuser(self) -> bool:
         """Holds ``ALL`` (passes every ``hasRole('ALL') or …`` check)."""
         return "ALL" in self.authorities
 
@@ -758,18 +757,19 @@ class SchedulerHealth(_Model):
     findings: List[HealthFinding] = attr.Factory(list)
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         """No finding of WARNING or worse."""
         return not self.at_least("WARNING")
 
     @property
-    def worst(self):
+    def worst(self) -> Optional[str]:
         """The worst finding's severity, or ``None`` when there are none."""
         if not self.findings:
             return None
         return max((f.severity for f in self.findings), key=severity_rank)
 
-    def at_least(self, severity):
+    def at_least(self, severity: Union[DataIntegritySeverity, str]
+                 ) -> List[HealthFinding]:
         """The findings of ``severity`` (a name, any case) or worse."""
         return [f for f in self.findings if _at_least(f.severity, severity)]
 
@@ -793,11 +793,11 @@ class DoctorReport(_Model):
     checks: List[DoctorCheck] = attr.Factory(list)
 
     @property
-    def failed(self):
+    def failed(self) -> List[DoctorCheck]:
         """The checks that failed."""
         return [c for c in self.checks if c.status == "fail"]
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         """No check failed (warnings allowed)."""
         return not self.failed

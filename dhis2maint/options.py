@@ -77,7 +77,8 @@ def connect(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
         kwargs["outage_grace"] = opts["outage_grace"]
     if opts.get("insecure"):
         kwargs["verify"] = False
-    file_settings: Dict[str, Optional[str]] = read_auth_file(opts["auth_file"]) if "auth_file" in opts else {}
+    file_settings: Dict[str, Optional[str]] = (
+        read_auth_file(opts["auth_file"]) if "auth_file" in opts else {})
 
     def where(name: str, env_name: str) -> str:
         """Where setting ``name`` came from, as error hints name it."""

@@ -26,13 +26,17 @@ import datetime
 import os
 import re
 import sys
-from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
-                    Sequence, Tuple, Union)
+from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List,
+                    NamedTuple, Optional, Sequence, Tuple, Union)
 
 if TYPE_CHECKING:
-    from .models import (DataIntegrityCheck, DataIntegrityIssue, DataIntegrityReport,
-                         DataIntegrityResult, IntegrityIssueRow, IssueChange, Notification,
-                         ReportComparison)
+    from attr import AttrsInstance
+
+    from .history import History, OpenIssue, RunInfo, TrendPoint
+    from .models import (DataIntegrityCheck, DataIntegrityIssue,
+                         DataIntegrityReport, DataIntegrityResult, DoctorReport,
+                         IntegrityIssueRow, IssueChange, JobConfiguration, Notification,
+                         ReportComparison, SchedulerHealth, ValidationResult)
 
 __all__ = ["FORMATS", "write_report", "write_issue_rows", "write_checks",
            "write_comparison", "write_records", "write_notification_line",
@@ -115,8 +119,8 @@ def _severity_order(severities: Iterable[str]) -> List[str]:
 
 def _totals(report: "DataIntegrityReport") -> Tuple[Dict[str, int], Dict[str, int], int, int]:
     """(issues by severity, checks with issues by severity, failed checks, total issues)."""
-    issues = {}  # type: Dict[str, int]
-    checks = {}  # type: Dict[str, int]
+    issues: Dict[str, int] = {}
+    checks: Dict[str, int] = {}
     failed = 0
     for result in report:
         sev = _sev(result.severity) or "WARNING"
@@ -317,7 +321,7 @@ class _Table:
         self.ell = ell
         self.shrink = shrink if shrink is not None else [(len(headers) - 1, 8)]
         self.caps = caps or {}
-        self.rows = []  # type: List[List[str]]
+        self.rows: List[List[str]] = []
 
     def add(self, cells: Iterable[object]) -> None:
         self.rows.append([_clean(c) for c in cells])
@@ -467,7 +471,7 @@ def write_report(report: "DataIntegrityReport", fmt: str, out: IO[str], title: O
                  server: Optional[str] = None,
                  generated: Union[str, datetime.datetime, None] = None,
                  limit: Optional[int] = None, width: Optional[int] = None,
-                 history: Any = None) -> None:
+                 history: Optional["History"] = None) -> None:
     """Write a :class:`~dhis2maint.models.DataIntegrityReport` to ``out`` as ``fmt``.
 
     * ``table``: checks with issues (or that failed), worst severity first, then the
@@ -529,13 +533,13 @@ def write_report(report: "DataIntegrityReport", fmt: str, out: IO[str], title: O
     out.flush()
 
 
-def _source_items(report):
+def _source_items(report: "DataIntegrityReport") -> Dict[str, str]:
     from .convert import source_dict
 
     return source_dict(report)
 
 
-def _write_source_line(report, fmt, out):
+def _write_source_line(report: "DataIntegrityReport", fmt: str, out: IO[str]) -> None:
     """Where the report came from, first: jsonl ``{"dhis2maint": 1, "source": {…}}``,
     csv a ``# source: baseUrl=…; …`` comment line.  Nothing when unknown."""
     source = _source_items(report)
@@ -560,17 +564,19 @@ class ReportStream:
     are :func:`write_issue_rows`' formats after the provenance line of ``report``.
     """
 
-    def __init__(self, fmt, out, report):
+    def __init__(self, fmt: str, out: IO[str], report: "DataIntegrityReport") -> None:
         _check_format(fmt, ("json", "jsonl", "csv"), "a streamed report")
         self.fmt, self.out, self.rows = fmt, out, 0
-        self._open = None  # check whose issues array is open (json)
+        self._open: Optional[str] = None  # check whose issues array is open (json)
         self._checks = 0
-        self._batch = []
+        self._batch: List[str] = []  # text not yet written (json, jsonl)
+        self._csv_rows: List[List[str]] = []  # rows not yet written (csv)
+        self._encode: Callable[[Any], str]
         if fmt == "json":
             import json
 
             self._encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-            head = {"dhis2maint": 1, "details": True}
+            head: Dict[str, Any] = {"dhis2maint": 1, "details": True}
             source = _source_items(report)
             if source:
                 head["source"] = source
@@ -583,7 +589,7 @@ class ReportStream:
                 self._writer = _csv_writer(out)
                 self._writer.writerow(ISSUE_CSV_HEADER)
 
-    def row(self, row):
+    def row(self, row: "IntegrityIssueRow") -> None:
         """Write one issue row."""
         self.rows += 1
         if self.fmt == "json":
@@ -597,25 +603,26 @@ class ReportStream:
             else:
                 first = False
             issue = row.issue
-            data = {"id": issue.id, "name": issue.name, "comment": issue.comment}
-            data = {k: v for k, v in data.items() if v is not None}
+            fields = {"id": issue.id, "name": issue.name, "comment": issue.comment}
+            data: Dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
             data["refs"] = list(issue.refs or ())
             self._batch.append(("" if first else ",\n") + self._encode(data))
         elif self.fmt == "jsonl":
             self._batch.append(self._encode(_issue_row_dict(row)) + "\n")
         else:
-            self._batch.append(_issue_row_csv(row))
-        if len(self._batch) >= FLUSH_EVERY:
+            self._csv_rows.append(_issue_row_csv(row))
+        if len(self._batch) + len(self._csv_rows) >= FLUSH_EVERY:
             self._flush()
 
-    def _flush(self):
+    def _flush(self) -> None:
         if self.fmt == "csv":
-            self._writer.writerows(self._batch)
+            self._writer.writerows(self._csv_rows)
+            del self._csv_rows[:]
         else:
             self.out.write("".join(self._batch))
-        del self._batch[:]
+            del self._batch[:]
 
-    def _close_check(self, result):
+    def _close_check(self, result: Optional["DataIntegrityResult"]) -> None:
         if self.fmt != "json":
             return
         from .convert import unstructure
@@ -636,11 +643,11 @@ class ReportStream:
         self._batch.append("]" + ("," + rest if rest else "") + "}")
         self._open = None
 
-    def check(self, result):
+    def check(self, result: "DataIntegrityResult") -> None:
         """A check ended: its :class:`DataIntegrityResult` (issues not needed)."""
         self._close_check(result)
 
-    def close(self):
+    def close(self) -> None:
         """Finish the document and flush."""
         if self.fmt == "json":
             self._close_check(None)
@@ -667,7 +674,7 @@ def write_issue_rows(rows: Iterable["IntegrityIssueRow"], fmt: str, out: IO[str]
         out.flush()
         return written
     written = 0
-    batch = []  # type: List[Any]
+    batch: List[Any] = []  # encoded lines (jsonl) or csv rows
     if fmt == "jsonl":
         encode = _json_encoder()
         for row in rows:
@@ -799,55 +806,74 @@ def write_records(records: Iterable[Any], fmt: str, out: IO[str],
     out.flush()
 
 
-def write_history(records, kind, fmt, out, width=None):
+def write_history(records: Sequence[Any], kind: str, fmt: str, out: IO[str],
+                  width: Optional[int] = None) -> None:
     """Write what a :class:`dhis2maint.history.History` returned: ``kind`` is ``runs``
     (:meth:`History.runs`), ``trend`` (:meth:`History.trend`) or ``open``
     (:meth:`History.open_issues`).  ``json``/``jsonl``/``csv`` as :func:`write_records`;
     ``table`` a layout made for people (a bar per run for a trend, ages in days)."""
+    # ``records`` is a list of RunInfo, TrendPoint or OpenIssue as ``kind`` says;
+    # the table writers below are typed for each.
     if fmt != "table":
         write_records(records, fmt, out, width)
         return
     width = _fit_width(width, out)
     out, ell = _for_terminal(out)
-
-    def day(value):
-        return "" if value is None else value.strftime("%Y-%m-%d %H:%M")
-
-    servers = {getattr(r, "base_url", None) for r in records}
-    show_server = len(servers) > 1
+    show_server = len({r.base_url for r in records}) > 1
     if kind == "runs":
-        headers = ["RUN", "RUN AT (UTC)", "KIND", "CHECKS", "ISSUES", "NEW", "RESOLVED",
-                   "FAILED", "DHIS2", "SERVER"]
-        table = _Table(headers, [">", "<", "<", ">", ">", ">", ">", ">", "<", "<"], width, ell)
-        for r in records:
-            table.add([str(r.id), day(r.run_at), "details" if r.details else "summary",
-                       _num(r.checks), _num(r.issues), _num(r.new_issues),
-                       _num(r.resolved_issues), _num(r.failed), r.dhis2_version or "",
-                       r.base_url])
+        table = _history_runs_table(records, width, ell)
     elif kind == "trend":
-        top = max([r.count or 0 for r in records] + [1])
-        headers = ["RUN", "RUN AT (UTC)", "ISSUES", ""] + (["SERVER"] if show_server else [])
-        table = _Table(headers, [">", "<", ">", "<", "<"][:len(headers)], width, ell,
-                       shrink=[(3, 0)])
-        bar = "#" if ell == "..." else "\u2588"
-        for r in records:
-            size = 0 if not r.count else max(1, int(round(30.0 * r.count / top)))
-            table.add([str(r.run_id), day(r.run_at), "failed" if r.count is None
-                       else _num(r.count), bar * size] + ([r.base_url] if show_server else []))
+        table = _history_trend_table(records, width, ell, show_server)
     else:
-        headers = ["FIRST SEEN", "DAYS", "SEVERITY", "CHECK", "ID", "NAME"] + (
-            ["SERVER"] if show_server else [])
-        table = _Table(headers, ["<", ">", "<", "<", "<", "<", "<"][:len(headers)], width, ell,
-                       shrink=[(5, 10), (3, 16)], caps={3: 40})
-        for r in records:
-            table.add([day(r.first_seen)[:10], "{:.0f}".format(r.age_days), r.severity or "",
-                       r.check_name, r.id or "", r.name or ""] +
-                      ([r.base_url] if show_server else []))
+        table = _history_open_table(records, width, ell, show_server)
     for line in table.lines():
         out.write(line + "\n")
     noun = {"runs": "run", "trend": "run", "open": "open issue"}[kind]
     out.write("{}\n".format(_plural(len(records), noun)))
     out.flush()
+
+
+def _day(value: datetime.datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+def _history_runs_table(records: Sequence["RunInfo"], width: int, ell: str) -> _Table:
+    headers = ["RUN", "RUN AT (UTC)", "KIND", "CHECKS", "ISSUES", "NEW", "RESOLVED",
+               "FAILED", "DHIS2", "SERVER"]
+    table = _Table(headers, [">", "<", "<", ">", ">", ">", ">", ">", "<", "<"], width, ell)
+    for r in records:
+        table.add([str(r.id), _day(r.run_at), "details" if r.details else "summary",
+                   _num(r.checks), _num(r.issues), _num(r.new_issues),
+                   _num(r.resolved_issues), _num(r.failed), r.dhis2_version or "",
+                   r.base_url])
+    return table
+
+
+def _history_trend_table(records: Sequence["TrendPoint"], width: int, ell: str,
+                         show_server: bool) -> _Table:
+    top = max([r.count or 0 for r in records] + [1])
+    headers = ["RUN", "RUN AT (UTC)", "ISSUES", ""] + (["SERVER"] if show_server else [])
+    table = _Table(headers, [">", "<", ">", "<", "<"][:len(headers)], width, ell,
+                   shrink=[(3, 0)])
+    bar = "#" if ell == "..." else "\u2588"
+    for r in records:
+        size = 0 if not r.count else max(1, int(round(30.0 * r.count / top)))
+        table.add([str(r.run_id), _day(r.run_at), "failed" if r.count is None
+                   else _num(r.count), bar * size] + ([r.base_url] if show_server else []))
+    return table
+
+
+def _history_open_table(records: Sequence["OpenIssue"], width: int, ell: str,
+                        show_server: bool) -> _Table:
+    headers = ["FIRST SEEN", "DAYS", "SEVERITY", "CHECK", "ID", "NAME"] + (
+        ["SERVER"] if show_server else [])
+    table = _Table(headers, ["<", ">", "<", "<", "<", "<", "<"][:len(headers)], width, ell,
+                   shrink=[(5, 10), (3, 16)], caps={3: 40})
+    for r in records:
+        table.add([_day(r.first_seen)[:10], "{:.0f}".format(r.age_days), r.severity or "",
+                   r.check_name, r.id or "", r.name or ""] +
+                  ([r.base_url] if show_server else []))
+    return table
 
 
 # ---------------------------------------------------------------------------
@@ -867,8 +893,8 @@ def _change_dict(name: Optional[str], change: Any) -> Dict[str, Any]:
     """A :class:`CountChange` as a JSON-ready dict.  ``old``/``new`` are ``None``
     when the check is missing from that report and -1 when it failed there;
     ``delta`` is ``new - old`` when both are real counts."""
-    old = getattr(change, "old", None)  # type: Any
-    new = getattr(change, "new", None)  # type: Any
+    old: Any = getattr(change, "old", None)
+    new: Any = getattr(change, "new", None)
     valid = isinstance(old, int) and isinstance(new, int) and old >= 0 and new >= 0
     return {
         "check": getattr(change, "check_name", None) or name,
@@ -908,9 +934,11 @@ def write_comparison(comparison: "ReportComparison", fmt: str, out: IO[str],
     _check_format(fmt, ("table", "json", "jsonl", "csv"), "a comparison")
     changes = [_change_dict(name, c) for name, c in _change_items(comparison)]
     changes.sort(key=lambda c: (-_rank(c["severity"]), -abs(c["delta"] or 0), c["check"]))
-    new_rows = list(getattr(comparison, "new_issues", None) or ())  # type: List[Any]
-    resolved_rows = list(getattr(comparison, "resolved_issues", None) or ())  # type: List[Any]
-    changed = list(getattr(comparison, "changed_issues", None) or ())  # type: List[Any]
+    # Duck-typed on purpose: any object with these attributes (count_changes a dict or
+    # a list) is written, as the tests' stand-ins show.
+    new_rows: List[Any] = list(getattr(comparison, "new_issues", None) or ())
+    resolved_rows: List[Any] = list(getattr(comparison, "resolved_issues", None) or ())
+    changed: List[Any] = list(getattr(comparison, "changed_issues", None) or ())
     compared = bool(getattr(comparison, "issues_compared", new_rows or resolved_rows))
     if fmt == "json":
         import json
@@ -935,8 +963,8 @@ def write_comparison(comparison: "ReportComparison", fmt: str, out: IO[str],
         for kind, rows in (("new", new_rows), ("resolved", resolved_rows)):
             for row in rows:
                 out.write(encode(dict({"change": kind}, **_issue_row_dict(row))) + "\n")
-        for change in changed:
-            out.write(encode(dict({"change": "changed"}, **_changed_dict(change))) + "\n")
+        for issue_change in changed:
+            out.write(encode(dict({"change": "changed"}, **_changed_dict(issue_change))) + "\n")
     elif fmt == "csv":
         writer = _csv_writer(out)
         writer.writerow(["change"] + ISSUE_CSV_HEADER + ["old", "new"])
@@ -1339,7 +1367,8 @@ MAINTENANCE_TYPES = {
 }
 
 
-def object_url(base_url, issues_id_type, uid):
+def object_url(base_url: Optional[str], issues_id_type: Optional[str],
+               uid: Optional[str]) -> Optional[str]:
     """The maintenance-app page of object ``uid`` of type ``issues_id_type``
     (``{base}/dhis-web-maintenance/index.html#/edit/{section}/{type}/{uid}``), or
     ``None`` when the type has no maintenance page or ``uid`` is not a DHIS2 UID."""
@@ -1349,7 +1378,7 @@ def object_url(base_url, issues_id_type, uid):
     return prefix + uid
 
 
-def _object_link(base_url, issues_id_type):
+def _object_link(base_url: Optional[str], issues_id_type: Optional[str]) -> Optional[str]:
     if not base_url or not issues_id_type or issues_id_type not in MAINTENANCE_TYPES:
         return None
     if not re.match(r"^https?://", base_url):
@@ -1359,19 +1388,27 @@ def _object_link(base_url, issues_id_type):
         base_url.rstrip("/"), section, kind)
 
 
-def _history_view(report, history):
+class _HistoryView(NamedTuple):
+    """What the HTML needs from a History for one report's server."""
+    total: List[Tuple[datetime.datetime, Optional[int]]]  # (run time, total issues) per run
+    checks: Dict[str, List[Optional[int]]]  # History.check_trends
+    first_seen: Dict[Tuple[str, str], datetime.datetime]  # History.first_seen (details)
+
+
+def _history_view(report: "DataIntegrityReport",
+                  history: Optional["History"]) -> Optional[_HistoryView]:
     """What the HTML needs from a History for this report's server, or None."""
     if history is None or not report.base_url:
         return None
     total = [(p.run_at, p.count) for p in history.trend(server=report.base_url)][-60:]
     first_seen = history.first_seen(report.base_url) if report.details else {}
-    return {"total": total, "checks": history.check_trends(report.base_url),
-            "first_seen": first_seen}
+    return _HistoryView(total=total, checks=history.check_trends(report.base_url),
+                        first_seen=first_seen)
 
 
-def _sparkline(series, esc):
+def _sparkline(series: Sequence[Optional[int]], esc: Callable[[object], str]) -> str:
     """A small inline SVG line of a check's counts over the recorded runs."""
-    values = [v for v in series or () if v is not None]
+    values = [v for v in series if v is not None]
     if len(values) < 2:
         return '<span class="meta">–</span>'
     width, height = 64, 18
@@ -1388,7 +1425,8 @@ def _sparkline(series, esc):
         vals=esc(",".join("" if v is None else str(v) for v in series)))
 
 
-def _svg_trend(points, esc):
+def _svg_trend(points: Sequence[Tuple[datetime.datetime, Optional[int]]],
+               esc: Callable[[object], str]) -> str:
     """Total issues per recorded run of this server: a line with a dot per run."""
     width, height, left, bottom = 640, 160, 56, 22
     counts = [c or 0 for _t, c in points]
@@ -1406,10 +1444,10 @@ def _svg_trend(points, esc):
         xy.append("{:.1f},{:.1f}".format(x, y))
     parts.append('<polyline class="line" points="{}"></polyline>'.format(" ".join(xy)))
     for i, (when, count) in enumerate(points):
-        x, y = xy[i].split(",")
+        cx, cy = xy[i].split(",")
         parts.append('<circle class="run" cx="{}" cy="{}" r="3" data-count="{}">'
                      '<title>{}: {}</title></circle>'.format(
-                         x, y, count or 0, esc(_iso(when.replace(tzinfo=None)) if when else ""),
+                         cx, cy, count or 0, esc(_iso(when.replace(tzinfo=None)) if when else ""),
                          esc(_plural(count or 0, "issue"))))
     if points and points[0][0] is not None:
         parts.append('<text x="{}" y="{}">{}</text><text x="{}" y="{}" text-anchor="end">{}'
@@ -1423,7 +1461,8 @@ def _svg_trend(points, esc):
 def _write_report_html(report: "DataIntegrityReport", out: Any, title: Optional[str] = None,
                        server: Optional[str] = None,
                        generated: Union[str, datetime.datetime, None] = None,
-                       limit: int = HTML_ISSUE_LIMIT, history: Any = None) -> None:
+                       limit: int = HTML_ISSUE_LIMIT,
+                       history: Optional[_HistoryView] = None) -> None:
     """One self-contained HTML5 page: no external asset, every server string escaped.
 
     Layout: header (title, server, time), totals with an inline SVG bar chart by
@@ -1491,9 +1530,9 @@ def _write_report_html(report: "DataIntegrityReport", out: Any, title: Optional[
       'failed</span>'.format("" if failed else " hidden", f=failed))
     w(".</p>\n")
     w(_svg_chart(issues, checks, esc))
-    if history and len(history["total"]) > 1:
+    if history and len(history.total) > 1:
         w('\n<h3>Total issues over the recorded runs</h3>\n')
-        w(_svg_trend(history["total"], esc))
+        w(_svg_trend(history.total, esc))
     w('\n<p class="filter"><label for="filter">Filter checks and issues: </label>'
       '<input id="filter" type="search" placeholder="name, id, comment…" autocomplete="off">'
       ' <span id="filter-count" class="meta"></span></p>')
@@ -1536,7 +1575,7 @@ def _write_report_html(report: "DataIntegrityReport", out: Any, title: Optional[
                 "" if pct is None else repr(float(pct)), esc(_pct(pct))))
         if history:
             w('<td class="trend">{}</td>'.format(
-                _sparkline(history["checks"].get(result.name), esc)))
+                _sparkline(history.checks.get(result.name, ()), esc)))
         w("</tr>\n")
     w("</tbody>\n</table>\n</section>\n")
 
@@ -1559,7 +1598,8 @@ def _write_report_html(report: "DataIntegrityReport", out: Any, title: Optional[
 def _write_check_section(result: "DataIntegrityResult", anchor: str, out: Any,
                          esc: Callable[[object], str], limit: int, open_: bool,
                          details: bool, base_url: Optional[str] = None,
-                         history: Any = None, budget: Any = None) -> None:
+                         history: Optional[_HistoryView] = None,
+                         budget: Optional[List[int]] = None) -> None:
     count = _count(result)
     issues = result.issues or []
     if budget is not None:
@@ -1586,16 +1626,16 @@ def _write_check_section(result: "DataIntegrityResult", anchor: str, out: Any,
         facts.append("Objects: <code>{}</code>".format(esc(result.issues_id_type)))
     if facts:
         w('<p class="meta">{}</p>\n'.format(" · ".join(facts)))
-    if history and history["checks"].get(result.name):
+    if history and history.checks.get(result.name):
         w('<p class="meta">Over the recorded runs: {}</p>\n'.format(
-            _sparkline(history["checks"][result.name], esc)))
+            _sparkline(history.checks[result.name], esc)))
     if result.introduction:
         w('<p class="intro">{}</p>\n'.format(esc(result.introduction)))
     if result.recommendation:
         w('<p class="fix"><strong>How to fix:</strong> {}</p>\n'.format(
             esc(result.recommendation)))
     link = _object_link(base_url, result.issues_id_type)
-    seen = history["first_seen"] if history else None
+    seen = history.first_seen if history else None
     if count is None:
         w('<p class="error-text">{}</p>\n'.format(esc(result.error)))
     elif not details:
@@ -1607,8 +1647,6 @@ def _write_check_section(result: "DataIntegrityResult", anchor: str, out: Any,
           ('<th data-key="since">Open since</th>' if seen is not None else '') +
           '</tr></thead>\n<tbody>\n')
         chunk = []
-        if seen is not None:
-            from .history import issue_identity
         for number, issue in enumerate(issues[:limit], 1):
             refs = ""
             if issue.refs:
@@ -1621,6 +1659,8 @@ def _write_check_section(result: "DataIntegrityResult", anchor: str, out: Any,
                     esc(link + issue.id), ident)
             since = ""
             if seen is not None:
+                from .history import issue_identity
+
                 first = seen.get((result.name, issue_identity(issue)))
                 since = '<td data-sort="{0}">{0}</td>'.format(
                     esc(first.strftime("%Y-%m-%d")) if first else "")
@@ -1647,7 +1687,8 @@ _HEALTH_CSV_HEADER = ("severity", "kind", "job_id", "job_name", "job_type", "mes
                       "what_to_do", "error_codes", "since")
 
 
-def write_job_configurations(configs, fmt, out, width=None):
+def write_job_configurations(configs: Sequence["JobConfiguration"], fmt: str, out: IO[str],
+                             width: Optional[int] = None) -> None:
     """Job configurations: ``table`` shows id, name, type, schedule, enabled, status,
     last run and next run; the other formats are :func:`write_records`'."""
     if fmt == "csv":
@@ -1673,7 +1714,7 @@ def write_job_configurations(configs, fmt, out, width=None):
     out.flush()
 
 
-def write_fields(record, out):
+def write_fields(record: "AttrsInstance", out: IO[str]) -> None:
     """One attrs record as ``name: value`` lines (fields without a value left out)."""
     import attr
 
@@ -1692,7 +1733,8 @@ def write_fields(record, out):
     out.flush()
 
 
-def write_health(health, fmt, out, width=None):
+def write_health(health: "SchedulerHealth", fmt: str, out: IO[str],
+                 width: Optional[int] = None) -> None:
     """A :class:`SchedulerHealth`: ``table`` lists each finding with its severity and
     what to do; ``json`` the whole verdict; ``jsonl``/``csv`` one finding a line."""
     _check_format(fmt, ("table", "json", "jsonl", "csv"), "scheduler health")
@@ -1726,7 +1768,7 @@ def write_health(health, fmt, out, width=None):
     out.flush()
 
 
-def write_doctor(report, fmt, out):
+def write_doctor(report: "DoctorReport", fmt: str, out: IO[str]) -> None:
     """A :class:`DoctorReport`: ``table`` one line per check (PASS/WARN/FAIL/SKIP) with
     the fix below it; ``json`` the report."""
     _check_format(fmt, ("table", "json"), "doctor report")
@@ -1753,7 +1795,7 @@ def write_doctor(report, fmt, out):
     out.flush()
 
 
-def _cell(value):
+def _cell(value: object) -> str:
     """A CSV cell: JSON for dicts and lists, ISO times to the millisecond."""
     import json
 
@@ -1764,7 +1806,7 @@ def _cell(value):
     return _csv_value(value)
 
 
-def _write_records_csv(records, out):
+def _write_records_csv(records: Sequence["AttrsInstance"], out: IO[str]) -> None:
     import attr
 
     writer = _csv_writer(out)
@@ -1775,7 +1817,8 @@ def _write_records_csv(records, out):
     out.flush()
 
 
-def write_validation_results(results, fmt, out, width=None):
+def write_validation_results(results: Sequence["ValidationResult"], fmt: str, out: IO[str],
+                             width: Optional[int] = None) -> None:
     """Stored validation results (:class:`ValidationResult`): ``table`` shows id, rule,
     importance, org unit, period, both sides, notification sent and created; the
     other formats are :func:`write_records`' (``csv``: every field)."""

@@ -12,9 +12,11 @@ Like jobs.py this module uses only the session's transport helpers (``_json``,
 ``_send``, ``_uid``, ``_segment``, ``server_version``); it never imports
 session.py.
 """
+import datetime
 import re
 import time
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Union)
 
 from . import convert, models
 from .errors import (ApiError, ConflictError, InvalidResponseError, JobFailedError,
@@ -34,29 +36,27 @@ _BASE_FIELDS = ("id,name,displayName,jobType,cronExpression,delay,schedulingType
 _FIELDS_241 = ",lastFinished,lastAlive,errorCodes,queueName,queuePosition,executedBy," \
               "maxDelayedExecutionTime"
 _FINAL = frozenset(["COMPLETED", "FAILED", "STOPPED"])
+#: one UID (or ISO period) or several; None for no filter
+_Uids = Union[str, Iterable[str], None]
 _VALIDATION_FIELDS = ("id,created,leftsideValue,rightsideValue,dayInPeriod,notificationSent,"
                       "validationRule[id,name,importance],organisationUnit[id,name],period[id],"
                       "attributeOptionCombo[id]")
 
 
-def configuration_fields(version):
-    # type: (tuple) -> str
+def configuration_fields(version: Sequence[int]) -> str:
     """The ``fields`` of ``/api/jobConfigurations`` a server of ``version`` knows."""
     return _BASE_FIELDS + (_FIELDS_241 if tuple(version[:2]) >= (2, 41) else "")
 
 
-def _version_text(version):
-    # type: (tuple) -> str
+def _version_text(version: Sequence[int]) -> str:
     return ".".join(str(p) for p in version)
 
 
-def _status_text(value):
-    # type: (Any) -> str
+def _status_text(value: Any) -> str:
     return str(value or "").upper()
 
 
-def _type_text(job_type):
-    # type: (Union[models.JobType, str]) -> str
+def _type_text(job_type: Union[models.JobType, str]) -> str:
     text = job_type.value if isinstance(job_type, models.JobType) else job_type
     if not isinstance(text, str) or not text.replace("_", "").isalpha():
         raise ValueError("job type must be a JobType or a name such as 'ANALYTICS_TABLE', "
@@ -64,16 +64,14 @@ def _type_text(job_type):
     return text.upper()
 
 
-def _tolerant_type(text):
-    # type: (Any) -> Union[models.JobType, str, None]
+def _tolerant_type(text: str) -> Union[models.JobType, str]:
     try:
         return models.JobType(text)
     except ValueError:
         return text
 
 
-def _with_reports(exc, context=None):
-    # type: (ApiError, Optional[str]) -> ApiError
+def _with_reports(exc: ApiError, context: Optional[str] = None) -> ApiError:
     """The same error, its message extended with DHIS2's errorReports (E7005 "Cron
     expression is invalid", E7000 "Job of same type already scheduled…") and
     ``context`` (what was sent: DHIS2's E7005 text does not name the expression)."""
@@ -101,13 +99,11 @@ def _with_reports(exc, context=None):
     return new
 
 
-def _ref(obj, key):
-    # type: (Any, str) -> Any
+def _ref(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else None
 
 
-def _validation_result(item, what):
-    # type: (Any, str) -> models.ValidationResult
+def _validation_result(item: Any, what: str) -> models.ValidationResult:
     if not isinstance(item, dict):
         raise InvalidResponseError("{}: a validation result is not a JSON object".format(what))
     rule = item.get("validationRule") or {}
@@ -135,26 +131,34 @@ def _validation_result(item, what):
             from None
 
 
-def _list_param(values, what, check):
-    # type: (Any, str, Any) -> Optional[List[str]]
+def _list_param(values: Union[str, Iterable[Any], None], what: str,
+                check: Callable[[Any, str], str]) -> Optional[List[str]]:
     if values is None:
         return None
     if isinstance(values, str):
         values = [values]
-    values = [check(v, what) for v in values]
-    if not values:
+    checked = [check(v, what) for v in values]
+    if not checked:
         raise ValueError("{} is empty; pass None for no filter".format(what))
-    return values
+    return checked
 
 
-class SchedulerMixin:
+if TYPE_CHECKING:
+    from ._typing import SessionTransport as _Transport
+else:
+    _Transport = object
+
+
+class SchedulerMixin(_Transport):
     """Scheduler methods of :class:`dhis2maint.Session` (mixed in; they use only its
     transport helpers)."""
 
     # --- job configurations ---------------------------------------------------------
 
-    def list_job_configurations(self, job_type=None, enabled=None, status=None):
-        # type: (Any, Optional[bool], Any) -> List[models.JobConfiguration]
+    def list_job_configurations(self, job_type: Union[models.JobType, str, None] = None,
+                                enabled: Optional[bool] = None,
+                                status: Union[models.JobStatus, str, None] = None
+                                ) -> List[models.JobConfiguration]:
         """Every job configuration: ``GET /api/jobConfigurations?paging=false&fields=…``
         -> list of :class:`JobConfiguration` (all versions; any logged-in user).
 
@@ -189,17 +193,19 @@ class SchedulerMixin:
             out.append(config)
         return out
 
-    def _configuration(self, job_id, fields="id,name,jobType,enabled,jobStatus,configurable,"
-                                            "lastExecuted,lastExecutedStatus"):
-        # type: (str, str) -> models.JobConfiguration
+    def _configuration(self, job_id: str,
+                       fields: str = "id,name,jobType,enabled,jobStatus,configurable,"
+                                     "lastExecuted,lastExecutedStatus"
+                       ) -> models.JobConfiguration:
         job_id = self._uid(job_id, "job configuration id")
         path = "jobConfigurations/" + self._segment(job_id)
         data = self._json("GET", path, params={"fields": fields}, expect=dict)
         return convert.structure(data, models.JobConfiguration, "GET /api/" + path)
 
-    def run_job_configuration(self, job_id, wait=False, timeout=None, poll_interval=1.0,
-                              on_change=None):
-        # type: (str, bool, Optional[float], float, Any) -> models.Job
+    def run_job_configuration(self, job_id: str, wait: bool = False,
+                              timeout: Optional[float] = None, poll_interval: float = 1.0,
+                              on_change: Optional[Callable[[models.JobConfiguration], Any]] = None
+                              ) -> models.Job:
         """Run a job configuration now: ``POST /api/jobConfigurations/{id}/execute``
         -> a :class:`Job` (its id is the configuration's id).
 
@@ -247,9 +253,11 @@ class SchedulerMixin:
                                             poll_interval=poll_interval, on_change=on_change)
         return job
 
-    def wait_for_job_configuration(self, job_id, before, timeout=None, poll_interval=1.0,
-                                   max_interval=10.0, on_change=None):
-        # type: (str, models.JobConfiguration, Optional[float], float, float, Any) -> models.JobConfiguration
+    def wait_for_job_configuration(self, job_id: str, before: models.JobConfiguration,
+                                   timeout: Optional[float] = None, poll_interval: float = 1.0,
+                                   max_interval: float = 10.0,
+                                   on_change: Optional[Callable[[models.JobConfiguration], Any]]
+                                   = None) -> models.JobConfiguration:
         """Poll ``GET /api/jobConfigurations/{id}`` until the run started after
         ``before`` (the record read before the start) has finished; return the record.
 
@@ -294,6 +302,7 @@ class SchedulerMixin:
                 return config
             now = _monotonic()
             if deadline is not None and now >= deadline:
+                assert timeout is not None  # deadline is set only with a timeout
                 raise TaskTimeoutError(
                     "job configuration {} ({}) did not finish within {:g} s (jobStatus {}); it "
                     "may still run on the server".format(job_id, config.name or "?", timeout,
@@ -301,8 +310,7 @@ class SchedulerMixin:
                     job_id=job_id, job_type=config.job_type, last_message=state[0])
             _sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
 
-    def _toggle(self, job_id, enabled):
-        # type: (str, bool) -> models.JobConfiguration
+    def _toggle(self, job_id: str, enabled: bool) -> models.JobConfiguration:
         job_id = self._uid(job_id, "job configuration id")
         segment = self._segment(job_id)
         if tuple(self.server_version[:2]) >= (2, 38):
@@ -319,22 +327,20 @@ class SchedulerMixin:
                 raise _with_reports(exc)
         return self._configuration(job_id, configuration_fields(self.server_version))
 
-    def enable_job_configuration(self, job_id):
-        # type: (str) -> models.JobConfiguration
+    def enable_job_configuration(self, job_id: str) -> models.JobConfiguration:
         """Enable a job: ``POST /api/jobConfigurations/{id}/enable`` (2.38+, 204), or a
         JSON merge ``PATCH {"enabled": true}`` on 2.36/2.37; returns the record.
         System jobs -> :class:`ConflictError` ("is a system job that cannot be
         modified"); 2.41+ a job without a schedule -> 409 too."""
         return self._toggle(job_id, True)
 
-    def disable_job_configuration(self, job_id):
-        # type: (str) -> models.JobConfiguration
+    def disable_job_configuration(self, job_id: str) -> models.JobConfiguration:
         """Disable a job: ``POST /api/jobConfigurations/{id}/disable`` (2.38+), or
         ``PATCH {"enabled": false}`` on 2.36/2.37; returns the record."""
         return self._toggle(job_id, False)
 
-    def cancel_job(self, job_id=None, job_type=None):
-        # type: (Optional[str], Any) -> None
+    def cancel_job(self, job_id: Optional[str] = None,
+                   job_type: Union[models.JobType, str, None] = None) -> None:
         """Ask DHIS2 to cancel a running job (cooperative: it stops at its next check).
 
         ``job_id``: ``POST /api/jobConfigurations/{id}/cancel`` (2.41+; needs
@@ -357,6 +363,7 @@ class SchedulerMixin:
                             if tuple(version[:2]) >= (2, 37) else ""))
             self._send("POST", "jobConfigurations/{}/cancel".format(self._segment(job_id)))
             return None
+        assert job_type is not None  # exactly one of the two was given (checked above)
         type_text = _type_text(job_type)
         if tuple(version[:2]) < (2, 37):
             raise UnsupportedServerError(
@@ -365,9 +372,11 @@ class SchedulerMixin:
         self._send("POST", "scheduling/cancel/" + self._segment(type_text))
         return None
 
-    def create_job_configuration(self, name, job_type, cron_expression=None, delay=None,
-                                 job_parameters=None, enabled=True):
-        # type: (str, Any, Optional[str], Optional[int], Optional[Dict[str, Any]], bool) -> models.JobConfiguration
+    def create_job_configuration(self, name: str, job_type: Union[models.JobType, str],
+                                 cron_expression: Optional[str] = None,
+                                 delay: Optional[int] = None,
+                                 job_parameters: Optional[Dict[str, Any]] = None,
+                                 enabled: bool = True) -> models.JobConfiguration:
         """Create a job: ``POST /api/jobConfigurations`` -> the new :class:`JobConfiguration`.
 
         Give ``cron_expression`` (Spring's 6 fields, seconds first: ``"0 0 3 ? * *"``)
@@ -381,8 +390,8 @@ class SchedulerMixin:
             raise ValueError("name must be a non-empty string")
         if (cron_expression is None) == (delay is None):
             raise ValueError("give cron_expression or delay (exactly one)")
-        body = {"name": name.strip(), "jobType": _type_text(job_type),
-                "enabled": bool(enabled)}  # type: Dict[str, Any]
+        body: Dict[str, Any] = {"name": name.strip(), "jobType": _type_text(job_type),
+                                "enabled": bool(enabled)}
         if cron_expression is not None:
             body["cronExpression"] = str(cron_expression).strip()
         else:
@@ -409,9 +418,11 @@ class SchedulerMixin:
                                            str(reply.get("message"))[:200]))
         return self._configuration(uid, configuration_fields(self.server_version))
 
-    def update_job_configuration(self, job_id, name=None, cron_expression=None, delay=None,
-                                 job_parameters=None):
-        # type: (str, Optional[str], Optional[str], Optional[int], Optional[Dict[str, Any]]) -> models.JobConfiguration
+    def update_job_configuration(self, job_id: str, name: Optional[str] = None,
+                                 cron_expression: Optional[str] = None,
+                                 delay: Optional[int] = None,
+                                 job_parameters: Optional[Dict[str, Any]] = None
+                                 ) -> models.JobConfiguration:
         """Change a job's name, schedule or parameters: ``GET`` the record, then ``PUT
         /api/jobConfigurations/{id}`` with the changes -> the updated record.
 
@@ -446,8 +457,7 @@ class SchedulerMixin:
                                 if cron_expression is not None else None)
         return self._configuration(job_id, configuration_fields(self.server_version))
 
-    def delete_job_configuration(self, job_id):
-        # type: (str) -> None
+    def delete_job_configuration(self, job_id: str) -> None:
         """Delete a job: ``DELETE /api/jobConfigurations/{id}`` (needs
         ``F_SCHEDULING_ADMIN``; system jobs -> :class:`ConflictError` on 2.40+, 422
         before; unknown id -> :class:`NotFound`)."""
@@ -457,8 +467,7 @@ class SchedulerMixin:
         except ApiError as exc:
             raise _with_reports(exc)
 
-    def list_job_types(self):
-        # type: () -> List[models.JobTypeInfo]
+    def list_job_types(self) -> List[models.JobTypeInfo]:
         """The job types a user may configure: ``GET /api/jobConfigurations/jobTypes``
         -> list of :class:`JobTypeInfo` (all versions)."""
         data = self._json("GET", "jobConfigurations/jobTypes", expect=dict)
@@ -470,15 +479,13 @@ class SchedulerMixin:
 
     # --- tasks ------------------------------------------------------------------------
 
-    def list_task_types(self):
-        # type: () -> List[str]
+    def list_task_types(self) -> List[str]:
         """The job types DHIS2 holds task notifications for: the keys of ``GET
         /api/system/tasks`` with at least one job, sorted (all versions)."""
         data = self._json("GET", "system/tasks", expect=dict)
         return sorted(str(k) for k, v in data.items() if v)  # 2.36-2.38 list empty types too
 
-    def list_tasks(self, job_type):
-        # type: (Any) -> List[str]
+    def list_tasks(self, job_type: Union[models.JobType, str]) -> List[str]:
         """The job ids DHIS2 still holds notifications for, newest first: ``GET
         /api/system/tasks/{jobType}`` ordered by each job's newest message time."""
         type_text = _type_text(job_type)
@@ -502,8 +509,7 @@ class SchedulerMixin:
         order = list(newest)  # DHIS2's own order breaks ties (2.40+: most recent first)
         return sorted(order, key=lambda j: (newest[j] is None, _neg(newest[j]), order.index(j)))
 
-    def running_jobs(self):
-        # type: () -> List[models.RunningJob]
+    def running_jobs(self) -> List[models.RunningJob]:
         """What runs now, any type: ``GET /api/scheduling/running`` (2.37+; 2.41+ from
         the database, so a stale RUNNING row shows) -> list of :class:`RunningJob`.
 
@@ -544,9 +550,10 @@ class SchedulerMixin:
 
     # --- validation results -----------------------------------------------------------
 
-    def iter_validation_results(self, validation_rules=None, org_units=None, periods=None,
-                                created_date=None, page_size=50):
-        # type: (Any, Any, Any, Any, int) -> Iterator[models.ValidationResult]
+    def iter_validation_results(self, validation_rules: _Uids = None, org_units: _Uids = None,
+                                periods: _Uids = None,
+                                created_date: Union[datetime.date, str, None] = None,
+                                page_size: int = 50) -> Iterator[models.ValidationResult]:
         """Stored validation results, page by page: ``GET /api/validationResults?vr=&ou=
         &pe=&createdDate=&page=N&pageSize=`` -> :class:`ValidationResult` items.
 
@@ -557,7 +564,7 @@ class SchedulerMixin:
         """
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise ValueError("page_size must be a whole number >= 1, got {!r}".format(page_size))
-        params = {"fields": _VALIDATION_FIELDS, "pageSize": str(page_size)}  # type: Dict[str, Any]
+        params: Dict[str, Any] = {"fields": _VALIDATION_FIELDS, "pageSize": str(page_size)}
         rules = _list_param(validation_rules, "validation_rules", self._uid)
         units = _list_param(org_units, "org_units", self._uid)
         pes = _list_param(periods, "periods", _period)
@@ -588,16 +595,18 @@ class SchedulerMixin:
                 return
             page += 1
 
-    def list_validation_results(self, validation_rules=None, org_units=None, periods=None,
-                                created_date=None):
-        # type: (Any, Any, Any, Any) -> List[models.ValidationResult]
+    def list_validation_results(self, validation_rules: _Uids = None, org_units: _Uids = None,
+                                periods: _Uids = None,
+                                created_date: Union[datetime.date, str, None] = None
+                                ) -> List[models.ValidationResult]:
         """All of :meth:`iter_validation_results` as a list."""
         return list(self.iter_validation_results(validation_rules, org_units, periods,
                                                  created_date))
 
-    def delete_validation_results(self, validation_rules=None, org_units=None, period=None,
-                                  created=None, notification_sent=None, all_results=False):
-        # type: (Any, Any, Optional[str], Optional[str], Optional[bool], bool) -> None
+    def delete_validation_results(self, validation_rules: _Uids = None, org_units: _Uids = None,
+                                  period: Optional[str] = None, created: Optional[str] = None,
+                                  notification_sent: Optional[bool] = None,
+                                  all_results: bool = False) -> None:
         """DESTRUCTIVE: ``DELETE /api/validationResults?vr=&ou=&pe=&created=
         &notificationSent=`` (204).
 
@@ -608,7 +617,7 @@ class SchedulerMixin:
         ``F_PERFORM_MAINTENANCE`` -- on 2.36-2.41 literally that authority; ``ALL``
         alone is refused (403).
         """
-        params = {}  # type: Dict[str, Any]
+        params: Dict[str, Any] = {}
         rules = _list_param(validation_rules, "validation_rules", self._uid)
         units = _list_param(org_units, "org_units", self._uid)
         if rules:
@@ -630,8 +639,7 @@ class SchedulerMixin:
             raise ValueError("all_results=True cannot be combined with filters")
         self._send("DELETE", "validationResults", params=params or None)
 
-    def send_validation_notifications(self):
-        # type: () -> Optional[models.Job]
+    def send_validation_notifications(self) -> Optional[models.Job]:
         """Send the pending validation-result notifications once:
         ``POST /api/validation/sendNotifications``.
 
@@ -657,16 +665,14 @@ class SchedulerMixin:
                           message=body.get("message"), session=self)
 
 
-def _parse_or_none(value):
-    # type: (Any) -> Any
+def _parse_or_none(value: Any) -> Any:
     try:
         return convert.parse_datetime(value)
     except ValueError:
         return None
 
 
-def _neg(stamp):
-    # type: (Any) -> float
+def _neg(stamp: Optional[datetime.datetime]) -> float:
     if stamp is None:
         return 0.0
     return -(stamp - stamp.min).total_seconds()
@@ -675,8 +681,7 @@ def _neg(stamp):
 _PERIOD = re.compile(r"^\d{4}[A-Za-z0-9]{0,8}$")
 
 
-def _period(value, what):
-    # type: (Any, str) -> str
+def _period(value: Any, what: str) -> str:
     """An ISO period as DHIS2 writes it (2024, 2024Q1, 202401, 2024W05, 2024AprilS1…)."""
     text = str(value).strip() if value is not None else ""
     if not _PERIOD.match(text):
@@ -685,10 +690,7 @@ def _period(value, what):
     return text
 
 
-def _date(value):
-    # type: (Any) -> str
-    import datetime
-
+def _date(value: Any) -> str:
     if isinstance(value, datetime.datetime):
         return value.date().isoformat()
     if isinstance(value, datetime.date):

@@ -43,7 +43,8 @@ import codecs
 import json
 import re
 import types
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
 
 import attr
 
@@ -52,6 +53,10 @@ from .convert import NonFiniteNumber
 from .errors import InvalidResponseError
 
 __all__ = ["iter_issue_rows", "IssueStreamParser", "MAX_VALUE_CHARS"]
+
+#: ``on_check(key, metadata, issue_count)``: a check's object ended (after its rows);
+#: ``metadata`` holds every field of it but ``issues``.
+OnCheckEnd = Callable[[str, Dict[str, Any], int], None]
 
 #: A single JSON value (one issue, one metadata field) larger than this is
 #: treated as a broken body rather than buffered without limit.
@@ -232,12 +237,13 @@ class IssueStreamParser:
         self._row_meta = None  # (name, display name, severity) while streaming
         self._pending = None  # issues held until the check's metadata is known
         self._no_batch_until = -1  # body offset: read issue by issue up to here
-        self._open = None  # type: Optional[List[Any]]  # scanner state while the value at _pos is incomplete
+        # scanner state while the value at _pos is incomplete
+        self._open: Optional[List[Any]] = None
         self._open_size = 0  # characters of that value so far
-        self._parts = []  # type: List[str]  # text received while it stays incomplete
+        self._parts: List[str] = []  # text received while it stays incomplete
         #: Called as ``on_check(key, metadata, issue_count)`` when a check's object
         #: ends (after its rows were yielded); ``metadata`` has every field but issues.
-        self.on_check = None
+        self.on_check: Optional[OnCheckEnd] = None
         self._check_start = 0  # self.rows when the current check began
 
     # --- errors ---------------------------------------------------------------
@@ -593,7 +599,7 @@ class IssueStreamParser:
 
 
 def iter_issue_rows(chunks: Iterable[bytes], what: str = "the details body",
-                    on_check: Optional[Callable[[models.DataIntegrityResult], None]] = None,
+                    on_check: Optional[OnCheckEnd] = None,
                     ) -> Iterator[models.IntegrityIssueRow]:
     """Rows from a details body given as an iterable of ``bytes`` chunks.
 

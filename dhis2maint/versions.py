@@ -22,8 +22,8 @@ class Version(Tuple[int, ...]):
     server sent (``text``) and whether it is a development build (``snapshot``,
     e.g. ``2.41.4-SNAPSHOT``).  Compares, hashes and prints as the plain tuple."""
 
-    text = ""  # type: str
-    snapshot = False  # type: bool
+    text: str = ""
+    snapshot: bool = False
 
     def __new__(cls, parts: Sequence[int], text: Optional[str] = None,
                 snapshot: bool = False) -> "Version":
@@ -48,7 +48,7 @@ def parse_version(text: Optional[str]) -> Tuple[int, ...]:
     if not match:
         raise InvalidResponseError("not a DHIS2 version string: {!r}".format(text))
     major, minor, patch, hotfix, suffix = match.groups()
-    parts = (int(major), int(minor), int(patch or 0))  # type: Tuple[int, ...]
+    parts: Tuple[int, ...] = (int(major), int(minor), int(patch or 0))
     if hotfix is not None:
         parts += (int(hotfix),)
     return Version(parts, str(text).strip(), bool(suffix and _SNAPSHOT.search(suffix)))

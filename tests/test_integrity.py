@@ -886,6 +886,18 @@ def test_round_trip_of_aware_times_and_legacy_reports():
     assert from_json(to_json(legacy)) == legacy
 
 
+def test_from_json_reads_bytes_like_json_loads():
+    # from_json is annotated Union[str, bytes]: a report read in binary mode
+    # (UTF-8, with or without a BOM, or UTF-16) reads back the same.
+    original = report(DataIntegrityResult(name="x", count=1, issues=[
+        DataIntegrityIssue(id="a", name="Zürich", comment=None, refs=[])]))
+    text = to_json(original)
+    for raw in (text.encode("utf-8"), text.encode("utf-8-sig"), text.encode("utf-16")):
+        assert from_json(raw) == original
+    with pytest.raises(InvalidResponseError):
+        from_json(b"\xff{not json")
+
+
 def test_exports():
     assert dhis2maint.compare_reports is compare_reports
     assert dhis2maint.ReportComparison is ReportComparison

@@ -10,15 +10,23 @@ with ``test_``.)
 # pyright: strict, reportUnnecessaryTypeIgnoreComment=true
 import datetime
 import io
+import json
+import os
 import sys
+import tempfile
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple, Union
+from urllib.parse import urlsplit
 
 import dhis2maint
 from dhis2maint import (CategoryComboState, CategoryOptionCombo, CountChange,
                         DataIntegrityCheck, DataIntegrityIssue, DataIntegrityReport,
-                        DataIntegrityResult, DataIntegritySeverity, IntegrityIssueRow, Job,
-                        JobConfiguration, JobStatus, JobType, Notification, PredictorRun,
-                        ReportComparison, Session, ValidationViolation)
+                        DataIntegrityResult, DataIntegritySeverity, DoctorCheck, DoctorReport,
+                        HealthFinding, IntegrityIssueRow, Job, JobConfiguration, JobStatus,
+                        JobType, JobTypeInfo, Notification, PredictorRun, ReportComparison,
+                        RunningJob, SchedulerHealth, Session, UserInfo, ValidationResult,
+                        ValidationViolation)
+from dhis2maint.history import (History, OpenIssue, RecordedRun, RunInfo, TrendPoint,
+                                issue_identity, parse_age)
 from dhis2maint.convert import comparison_to_dict, report_from_dict, report_to_dict
 from dhis2maint.models import ImportSummary, severity_rank
 from dhis2maint.report import (atomic_output, write_checks, write_comparison,
@@ -193,7 +201,149 @@ def session_api(session: Session) -> None:
         session.prune_data_element_data("cYeuwXTCPkU"),
     ]
     assert_type(maintenance, List[Optional[str]])
+    scheduler_api(session)
+    health_api(session)
+    history_api(session, report)
     reports_and_files(report, checks, final)
+
+
+def scheduler_api(session: Session) -> None:
+    """Job configurations, tasks, running jobs and validation results (#15).  Only
+    the configuration this function creates is changed, enabled or deleted."""
+    monitoring = session.list_job_configurations(job_type=JobType.MONITORING, enabled=True)
+    assert_type(monitoring, List[JobConfiguration])
+    assert_type(session.list_job_configurations(status="FAILED"), List[JobConfiguration])
+    before = monitoring[0]
+    assert_type(before.is_run_once, bool)
+    assert_type(before.error_code_list, List[str])
+    assert_type(before.runtime_seconds, Optional[float])
+    assert_type(before.last_executed, Optional[datetime.datetime])
+    assert before.id is not None
+    started = session.run_job_configuration(before.id)
+    assert_type(started, Job)
+    done = session.wait_for_job_configuration(before.id, before, timeout=60.0,
+                                              poll_interval=0.1,
+                                              on_change=lambda c: print(c.job_status))
+    assert_type(done, JobConfiguration)
+    assert_type(session.run_job_configuration(before.id, wait=True, timeout=60.0,
+                                              poll_interval=0.1), Job)
+
+    created = session.create_job_configuration(
+        "typecheck script", JobType.RESOURCE_TABLE, cron_expression="0 15 4 ? * *",
+        enabled=False)
+    assert_type(created, JobConfiguration)
+    assert created.id is not None
+    assert_type(session.update_job_configuration(created.id, name="typecheck script 2"),
+                JobConfiguration)
+    assert_type(session.enable_job_configuration(created.id), JobConfiguration)
+    assert_type(session.disable_job_configuration(created.id), JobConfiguration)
+    assert_type(session.cancel_job(job_id=created.id), None)  # not running: nothing to stop
+    assert_type(session.delete_job_configuration(created.id), None)
+
+    assert_type(session.list_job_types(), List[JobTypeInfo])
+    assert_type(session.list_task_types(), List[str])
+    assert_type(session.list_tasks(JobType.MONITORING), List[str])
+    for running in session.running_jobs():
+        assert_type(running, RunningJob)
+        assert_type(running.started_time, Optional[datetime.datetime])
+
+    results = session.list_validation_results()
+    assert_type(results, List[ValidationResult])
+    for result in session.iter_validation_results(validation_rules=["Vr1SdY8cL8r"],
+                                                  created_date=datetime.date(2000, 1, 1),
+                                                  page_size=20):
+        assert_type(result, ValidationResult)
+        assert_type(result.id, Optional[int])
+    assert_type(session.delete_validation_results(validation_rules="Vr3Ko2wZ7eT",
+                                                  notification_sent=True), None)
+    assert_type(session.send_validation_notifications(), Optional[Job])
+
+
+def health_api(session: Session) -> None:
+    """Scheduler health, doctor and whoami (#15)."""
+    health = session.scheduler_health(max_runtime_hours=6.0, analytics_max_age_hours=26.0)
+    assert_type(health, SchedulerHealth)
+    assert_type(health.ok, bool)
+    assert_type(health.worst, Optional[str])
+    assert_type(health.server_time, Optional[datetime.datetime])
+    for finding in health.at_least("warning"):
+        assert_type(finding, HealthFinding)
+        assert_type(finding.error_codes, List[str])
+    user = session.whoami()
+    assert_type(user, UserInfo)
+    assert_type(user.superuser, bool)
+    assert_type(user.authorities, List[str])
+    doctor = session.doctor(need=["integrity"], max_skew_seconds=60.0)
+    assert_type(doctor, DoctorReport)
+    assert_type(doctor.ok, bool)
+    assert_type(doctor.failed, List[DoctorCheck])
+    assert_type(doctor.checks[0].fix, Optional[str])
+
+
+def history_api(session: Session, report: DataIntegrityReport) -> None:
+    """The local integrity history (#16), in a throw-away file."""
+    with tempfile.TemporaryDirectory() as folder:
+        with History(os.path.join(folder, "integrity.sqlite"), busy_timeout=5.0) as history:
+            assert_type(history, History)
+            recorded = history.record(report, session)
+            assert_type(recorded, RecordedRun)
+            assert_type(recorded.run, RunInfo)
+            assert_type(recorded.previous_run_id, Optional[int])
+            assert_type(recorded.new_at_least("SEVERE"), int)
+            runs = history.runs(session.base_url)
+            assert_type(runs, List[RunInfo])
+            assert_type(runs[-1].run_at, datetime.datetime)
+            assert_type(history.servers(), List[str])
+            assert_type(history.schema_version, int)
+            assert_type(history.trend(since=datetime.date(2000, 1, 1)), List[TrendPoint])
+            assert_type(history.check_trends(session.base_url, limit=10),
+                        Dict[str, List[Optional[int]]])
+            issues = history.open_issues(min_age="0d", severity="WARNING")
+            assert_type(issues, List[OpenIssue])
+            for issue in issues:
+                assert_type(issue.first_seen, datetime.datetime)
+                assert_type(issue.age_days, float)
+            assert_type(history.first_seen(session.base_url),
+                        Dict[Tuple[str, str], datetime.datetime])
+            assert_type(history.load_report(runs[-1].id), DataIntegrityReport)
+            assert_type(history.compare_with_previous(report), ReportComparison)
+    assert_type(parse_age("30d"), Optional[datetime.timedelta])
+    assert_type(issue_identity(DataIntegrityIssue(id="abcdefghijk")), str)
+
+
+class AirflowConnection:
+    """What ``Session.from_airflow_connection`` reads of an Airflow Connection."""
+
+    def __init__(self, url: str, token: str) -> None:
+        parts = urlsplit(url)
+        self.conn_id = "dhis2_default"
+        self.conn_type = "http"
+        self.host = parts.hostname
+        self.schema = parts.scheme
+        self.port = parts.port
+        self.login: Optional[str] = None
+        self.password = token
+        self.extra_dejson: Dict[str, Any] = {"timeout": 30}
+
+
+def constructors(url: str, token: str) -> None:
+    """Session.from_uri, from_airflow_connection and from_auth_file (#14)."""
+    parts = urlsplit(url)
+    uri = "{}://:{}@{}?timeout=30&retries=1".format(parts.scheme, token, parts.netloc)
+    with Session.from_uri(uri) as session:
+        assert_type(session, Session)
+        assert_type(session.server_version, Tuple[int, ...])
+    with Session.from_airflow_connection(AirflowConnection(url, token), retries=1) as session:
+        assert_type(session, Session)
+        assert_type(session.whoami(), UserInfo)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "dish.json")
+        with open(path, "w") as handle:
+            json.dump({"url": url, "token": token}, handle)
+        os.chmod(path, 0o600)
+        with Session.from_auth_file(path, timeout=30.0) as session:
+            assert_type(session, Session)
+            assert_type(session.auth_kind, str)
 
 
 def main() -> int:
@@ -208,6 +358,7 @@ def main() -> int:
         with Session(server.url, token=DEFAULT_TOKEN) as session:
             assert_type(session.auth_kind, str)
             session.server_version = None
+        constructors(server.url, DEFAULT_TOKEN)
         assert_type(server.requests[0].method, str)
         assert_type(server.maintenance_log, List[str])
     return 0
