@@ -294,7 +294,7 @@ class _Outage:
         self.grace = float(getattr(session, "outage_grace", DEFAULT_OUTAGE_GRACE))
         self.describe = describe
         self.resume_hint = resume_hint
-        self.since = None  # type: Optional[float]
+        self.since: Optional[float] = None
         self.polls = 0
 
     def poll(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

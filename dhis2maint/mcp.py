@@ -153,7 +153,7 @@ class _Feed:
     def __init__(self, report: Optional[Callable[[float, Optional[str]], None]]) -> None:
         self.report = report
         self.seen = 0
-        self.last = []  # type: List[Any]
+        self.last: List[Any] = []
 
     def __call__(self, note: Any) -> None:
         self.seen += 1
@@ -163,8 +163,8 @@ class _Feed:
 
 
 def _job_dict(job: Any, final: Any = None, feed: Optional[_Feed] = None) -> Dict[str, Any]:
-    out = {"jobType": str(job.job_type), "jobId": job.id,
-           "status": "started" if final is None else "completed"}  # type: Dict[str, Any]
+    out: Dict[str, Any] = {"jobType": str(job.job_type), "jobId": job.id,
+                           "status": "started" if final is None else "completed"}
     if final is None:
         out["message"] = _clip(job.message)
         out["next"] = "follow it with wait_for_task or task_status (jobType {}, jobId {})".format(
@@ -334,7 +334,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
             checks: Checks = None,
             offset: Offset = 0,
             limit: Annotated[int, Field(ge=1, le=MAX_ISSUE_ROWS)] = 100) -> Result:
-        rows = []  # type: List[Any]
+        rows: List[Any] = []
         more = False
         with connect() as session:
             stream = session.iter_integrity_issues(checks=checks)
@@ -472,7 +472,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
                 return {"categoryCombo": state.id, "name": state.name, "count": state.count,
                         "expectedCount": state.expected_count, "complete": state.complete}
             summary = session.update_category_option_combos(category_combo)
-        out = {"categoryCombo": category_combo, "status": "done"}  # type: Dict[str, Any]
+        out: Dict[str, Any] = {"categoryCombo": category_combo, "status": "done"}
         if summary is not None:
             value = _json_model(summary)
             for key in ("descriptions", "conflicts"):
@@ -509,7 +509,7 @@ def _add_maintenance_tool(tool: Any, connect: Callable[[], "Session"], op: Any, 
         with connect() as session:
             method = getattr(session, op.name)
             message = method(uid) if op.takes_uid else method()
-        out = {"operation": op.name, "status": "done"}  # type: Dict[str, Any]
+        out: Dict[str, Any] = {"operation": op.name, "status": "done"}
         if op.takes_uid:
             out["uid"] = uid
         if isinstance(message, str) and message:

@@ -484,7 +484,7 @@ class Job(_Model):
         """
         if self.session is None:
             raise ValueError("this Job is not bound to a Session; use session.wait_for_task()")
-        kwargs = {}  # type: Dict[str, float]
+        kwargs: Dict[str, float] = {}
         if poll_interval is not None:
             kwargs["poll_interval"] = poll_interval
         if max_interval is not None:

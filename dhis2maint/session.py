@@ -230,7 +230,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
                  max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                  outage_grace: float = DEFAULT_OUTAGE_GRACE) -> None:
         super().__init__()
-        self.source = source  # type: Optional[str]
+        self.source: Optional[str] = source
         base, url_creds = _normalise_base_url(base_url, source)
         if token is not None and auth is not None:
             raise ConfigurationError("give either auth=(username, password) or token=, not both")
@@ -261,7 +261,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         self.headers["Accept"] = "application/json"
         # Only what body_chunks can inflate in bounded steps (no br/zstd).
         self.headers["Accept-Encoding"] = "gzip, deflate"
-        self._server_version = None  # type: Optional[Tuple[int, ...]]
+        self._server_version: Optional[Tuple[int, ...]] = None
         self._mount_adapters()
         self._warn_about_settings()
 
@@ -351,8 +351,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         return cls(base_url, **kwargs)
 
     @classmethod
-    def from_uri(cls, uri, **settings):
-        # type: (str, **Any) -> Session
+    def from_uri(cls: Type[_S], uri: str, **settings: Any) -> _S:
         """A session from one URI: ``https://user:password@host:port/context?setting=value``.
 
         * ``https://admin:district@dhis2.example.org/dhis`` -- basic auth;
@@ -377,8 +376,8 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
             "access token or https://USER:PASSWORD@host/…")
 
     @classmethod
-    def from_airflow_connection(cls, conn_or_id="dhis2_default", **settings):
-        # type: (Any, **Any) -> Session
+    def from_airflow_connection(cls: Type[_S], conn_or_id: Any = "dhis2_default",
+                                **settings: Any) -> _S:
         """A session from an Apache Airflow Connection, or its id.
 
         ``conn_or_id`` is a Connection object (anything with ``host``,
@@ -419,8 +418,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
             "in Password (Login empty), or a Login and Password".format(conn_id))
 
     @classmethod
-    def from_auth_file(cls, path, **settings):
-        # type: (str, **Any) -> Session
+    def from_auth_file(cls: Type[_S], path: str, **settings: Any) -> _S:
         """A session from the CLI's auth file (``--auth-file``): dhis2.py's
         ``dish.json`` (``{"dhis": {"baseurl", "username", "password"}}``) or
         ``{"url": …, "token": …}``.
@@ -590,7 +588,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         ``None`` when ``allow_empty``, and is an error otherwise.  ``max_bytes``:
         see :meth:`_send`.
         """
-        extra = {} if max_bytes is None else {"max_bytes": max_bytes}  # type: Dict[str, Any]
+        extra: Dict[str, Any] = {} if max_bytes is None else {"max_bytes": max_bytes}
         response = self._send(method, path, params=params, json_body=json_body, timeout=timeout,
                               **extra)
         return decode_json(response, "{} /api/{}".format(method, path.lstrip("/")),
@@ -632,14 +630,12 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         self._server_version = parse_version(value) if isinstance(value, str) else value
 
     @property
-    def server_version_text(self):
-        # type: () -> str
+    def server_version_text(self) -> str:
         """The version exactly as the server states it, e.g. ``"2.41.4-SNAPSHOT"``."""
         return versions.version_text(self.server_version)
 
     @property
-    def server_is_snapshot(self):
-        # type: () -> bool
+    def server_is_snapshot(self) -> bool:
         """True for a development build (``-SNAPSHOT``): it has only what the previous
         patch release has, so patch-level (backported) features are gated on that."""
         return bool(getattr(self.server_version, "snapshot", False))

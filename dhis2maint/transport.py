@@ -304,7 +304,7 @@ def _decoded_chunks(response: requests.Response, what: str) -> Iterator[bytes]:
     inflated here step by step (requests' own decoding inflates a whole raw
     chunk at once: a 64 KiB gzip bomb chunk becomes ~64 MB, stacked encodings
     gigabytes)."""
-    content = getattr(response, "_content", False)  # type: Any
+    content: Any = getattr(response, "_content", False)
     if content is not False and content is not None:
         # already read (a prefix read by _send, or a test double)
         for i in range(0, len(content), _CHUNK):
@@ -314,7 +314,7 @@ def _decoded_chunks(response: requests.Response, what: str) -> Iterator[bytes]:
     if not isinstance(raw, urllib3.response.HTTPResponse):
         yield from response.iter_content(_CHUNK)
         return
-    pieces = raw.stream(_CHUNK, decode_content=False)  # type: Iterator[bytes]
+    pieces: Iterator[bytes] = raw.stream(_CHUNK, decode_content=False)
     header = response.headers.get("Content-Encoding", "") or ""
     codings = [c.strip().lower() for c in header.split(",") if c.strip()]
     for coding in reversed(codings):  # the last applied is listed last
@@ -333,7 +333,7 @@ def _decoded_chunks(response: requests.Response, what: str) -> Iterator[bytes]:
 
 def _inflate(pieces: Iterable[bytes], wbits: Optional[int], coding: str) -> Iterator[bytes]:
     """Inflate an iterable of compressed pieces, yielding at most 64 KiB at a time."""
-    inflater = None if wbits is None else zlib.decompressobj(wbits)  # type: Any
+    inflater: Any = None if wbits is None else zlib.decompressobj(wbits)
     try:
         for data in pieces:
             if inflater is None:  # deflate: zlib-wrapped (RFC 1950) or, sometimes, raw
