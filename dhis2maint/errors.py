@@ -180,7 +180,11 @@ class InvalidResponseError(Dhis2Error):
 
     A body that broke off mid-way (the connection closed early) is one too; for a
     POST ``outcome_unknown`` is then True: DHIS2 began to answer, so it got the request.
+    So is an empty 2xx body to a POST: DHIS2 answered, so it may have carried it out.
     """
+
+    #: True when the body was empty (or ``null``) where JSON was expected.
+    empty_body = False
 
 
 class UnsupportedServerError(Dhis2Error):

@@ -570,6 +570,8 @@ class JobsMixin(_Transport):
         When the answer is lost after sending (a read timeout, a dropped
         connection, a body that broke off), the request is never re-sent: a
         :class:`TransportError` says the job MAY have started and how to check.
+        An empty 200 answer (no job id) is an :class:`InvalidResponseError` saying
+        the same, with ``outcome_unknown`` set.
 
         With ``Session(recover_job_starts=True)`` the job ids of this type in
         ``GET /api/system/tasks/{jobType}`` are noted before the POST; after such
@@ -598,11 +600,15 @@ class JobsMixin(_Transport):
                 job = self._recover_job(type_text, known, what, exc)
                 if job is not None:
                     return job
-            raise TransportError(
-                "{} -- the {} job MAY have started; check with "
-                "`dhis2maint task status {}` (or session.get_task_notifications({!r})) "
-                "before starting it again".format(exc, type_text, type_text, type_text),
-                request=exc.request) from exc
+            text = ("{} -- the {} job MAY have started; check with "
+                    "`dhis2maint task status {}` (or session.get_task_notifications({!r})) "
+                    "before starting it again".format(exc, type_text, type_text, type_text))
+            if isinstance(exc, InvalidResponseError) and exc.empty_body:
+                # DHIS2 answered 200 without the job's id: still an invalid answer (#12.3)
+                empty = InvalidResponseError(text, request=exc.request, response=exc.response)
+                empty.outcome_unknown = empty.empty_body = True
+                raise empty from exc
+            raise TransportError(text, request=exc.request) from exc
         return self._job_from_message(body, job_type, what)
 
     def _known_job_ids(self, type_text: str) -> Optional[Set[str]]:

@@ -2614,6 +2614,12 @@ def build_parser():
     data.add_argument("--fail-predictor", action="append", default=[], metavar="UID")
     data.add_argument("--verbose-notifications", action="store_true",
                       help="integrity jobs post stage and [i/n] messages (real DHIS2 does not)")
+    data.add_argument("--nameless-every", type=int, metavar="N",
+                      help="in 2.36's flattened integrity reports every N-th object has no "
+                           "display name (DHIS2 then writes its bare UID)")
+    data.add_argument("--drift", type=int, metavar="N",
+                      help="integrity runs differ: in the r-th run (from 0) each check with issues "
+                           "has r more and its first r*N issues are resolved (for history/trends)")
     faults = parser.add_argument_group("faults (N = how many requests; once when N is left out)")
     faults.add_argument("--fail-next", metavar="N[:STATUS]", type=lambda t: _count_and(t, "--fail-next", int),
                         help="the next N requests get STATUS (default 503) with an nginx page")
@@ -2628,6 +2634,9 @@ def build_parser():
                         help="new jobs show an empty feed for S seconds before they start")
     faults.add_argument("--fail-next-job", nargs="?", const="Process failed: Simulated failure",
                         metavar="MESSAGE", help="the next job started fails half-way")
+    faults.add_argument("--job-error-codes", metavar="CODES",
+                        help="errorCodes a failed job's /api/jobConfigurations record shows "
+                             "(2.41+), e.g. \"E7010 E7131\"")
     faults.add_argument("--conflict-next", type=int, metavar="N", help="the next N job starts answer 409")
     faults.add_argument("--drop-feed-after-completion", action="store_true",
                         help="a finished job's task feed answers [] (as after a restart)")
@@ -2635,6 +2644,9 @@ def build_parser():
                         help="unauthenticated calls get 302 to the login page instead of 401")
     faults.add_argument("--coc-generation-delay", type=float, metavar="S",
                         help="generated category option combos appear S seconds late")
+    faults.add_argument("--coc-in-use", action="store_true",
+                        help="obsolete category option combos are in use: the per-combo COC update "
+                             "keeps them and answers 409 with a WARNING ImportSummaries")
     faults.add_argument("--outage", type=_pair, action="append", default=[], metavar="AFTER:SECONDS",
                         help="AFTER seconds from now, close the listening socket (connection refused) "
                              "for SECONDS; jobs go on (repeatable)")
@@ -2656,11 +2668,14 @@ def build_parser():
                          help="the next N answers carry a 70 KB header line")
     hostile.add_argument("--not-dhis2", action="store_true",
                          help="/api/system/info answers like another application ({\"status\":\"UP\"})")
+    hostile.add_argument("--empty-next", type=int, nargs="?", const=1, metavar="N",
+                         help="the next N successful answers are HTTP 200 with an empty body "
+                              "(the request is carried out: a POST starts its job)")
     hostile.add_argument("--only-path", metavar="PREFIX",
-                         help="hostile answers only for paths starting with PREFIX, e.g. "
-                              "/api/dataIntegrity/details")
+                         help="hostile and empty answers only for paths starting with PREFIX, "
+                              "e.g. /api/dataIntegrity/details")
     hostile.add_argument("--only-method", metavar="METHOD", type=str.upper,
-                         help="hostile answers only for this method, e.g. GET")
+                         help="hostile and empty answers only for this method, e.g. GET")
     return parser
 
 
@@ -2697,6 +2712,13 @@ def apply_faults(srv, args):
     srv.login_redirect = bool(args.login_redirect)
     if args.coc_generation_delay:
         srv.coc_generation_delay = args.coc_generation_delay
+    srv.coc_in_use = bool(args.coc_in_use)
+    if args.nameless_every:
+        srv.nameless_every = args.nameless_every
+    if args.drift:
+        srv.drift = args.drift
+    if args.job_error_codes:
+        srv.job_error_codes = args.job_error_codes
     path, method = args.only_path, args.only_method
     if args.gzip_bomb:
         srv.gzip_bomb_next(args.gzip_bomb, path=path, method=method)
@@ -2718,6 +2740,8 @@ def apply_faults(srv, args):
         srv.redirect_next(args.redirect_to, path=path, method=method)
     if args.huge_header:
         srv.huge_header_next(args.huge_header, path=path, method=method)
+    if args.empty_next:
+        srv.empty_next(args.empty_next, path=path, method=method)
     if args.not_dhis2:
         srv.answer_next('{"status":"UP","groups":["liveness","readiness"]}', count=1 << 30,
                         path="/api/system/info")

@@ -447,8 +447,15 @@ def decode_json(response: requests.Response, what: str,
     if not raw.strip() or raw.strip() == b"null":
         if allow_empty:
             return None
-        raise InvalidResponseError("{}: empty body where JSON was expected (HTTP {})".format(
-            what, response.status_code), response=response)
+        request = getattr(response, "request", None)
+        unknown = str(getattr(request, "method", None) or "GET").upper() not in _IDEMPOTENT
+        empty = InvalidResponseError("{}: empty body where JSON was expected (HTTP {}){}".format(
+            what, response.status_code,
+            "; the request reached DHIS2, so it may have been carried out" if unknown else ""),
+            response=response)
+        empty.outcome_unknown = unknown
+        empty.empty_body = True
+        raise empty
     ctype = response.headers.get("Content-Type", "")
     try:
         with gc_paused():

@@ -477,7 +477,9 @@ def test_every_knob_has_a_flag():
         "--login-redirect", "--coc-generation-delay", "1", "--outage", "60:5",
         "--gzip-bomb", "--stacked-gzip", "--endless-body", "--endless-html", "1:503",
         "--nan", "--deep-nesting", "1:2000", "--redirect-to", "http://elsewhere/",
-        "--huge-header", "--not-dhis2", "--only-path", "/api/dataIntegrity", "--only-method", "get"])
+        "--huge-header", "--not-dhis2", "--only-path", "/api/dataIntegrity", "--only-method", "get",
+        "--empty-next", "2", "--nameless-every", "3", "--drift", "2",
+        "--job-error-codes", "E7010 E7131", "--coc-in-use"])
     server = Dhis2StandIn()
     try:
         apply_faults(server, args)
@@ -492,6 +494,21 @@ def test_every_knob_has_a_flag():
         kinds = sorted(p[2]["kind"] for p in pending["hostile"])
         assert kinds == sorted(["gzip_bomb", "gzip_bomb", "endless", "endless", "nan", "deep",
                                 "redirect", "huge_header", "answer"])
+        # empty answers take --only-path/--only-method like the hostile ones
+        assert pending["empty"] == [[2, "GET", {"path": "/api/dataIntegrity"}]]
+        assert server.nameless_every == 3 and server.drift == 2
+        assert server.job_error_codes == "E7010 E7131" and server.coc_in_use
+    finally:
+        server.stop()
+
+
+def test_knob_flags_are_off_by_default():
+    server = Dhis2StandIn()
+    try:
+        apply_faults(server, build_parser().parse_args([]))
+        assert not server._faults.pending["empty"]
+        assert server.nameless_every == 0 and server.drift == 0
+        assert server.job_error_codes == "" and not server.coc_in_use
     finally:
         server.stop()
 
@@ -528,6 +545,32 @@ def test_command_line_outage_refuses_connections_and_the_job_survives():
             time.sleep(0.1)
         final = job.wait(timeout=30, poll_interval=0.2, max_interval=0.5)
         assert final.completed
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+def test_command_line_empty_next_starts_the_job_and_answers_an_empty_body():
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dhis2maint.testing", "--port", str(port), "--job-seconds", "0.2",
+         "--empty-next", "--only-path", "/api/resourceTables", "--only-method", "post"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    try:
+        assert b"stand-in at" in proc.stdout.readline()
+        session = _track(Session("http://127.0.0.1:{}".format(port),
+                                 auth=("admin", "district"), retries=0))
+        session.server_version  # a GET elsewhere: not emptied
+        with pytest.raises(InvalidResponseError) as info:
+            session.refresh_resource_tables()
+        assert "empty body" in str(info.value) and "MAY have started" in str(info.value)
+        assert info.value.outcome_unknown
+        # the POST was carried out: its job is in the task feed
+        assert len(session.list_tasks("RESOURCE_TABLE")) == 1
+        # used up: the next start gets DHIS2's answer
+        assert session.refresh_resource_tables().wait(timeout=20).completed
     finally:
         proc.terminate()
         proc.wait(10)

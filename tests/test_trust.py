@@ -12,7 +12,8 @@ import sys
 import pytest
 import responses
 
-from dhis2maint import (ConfigurationError, ConflictError, JobFailedError, JobType,
+from dhis2maint import (ConfigurationError, ConflictError, InvalidResponseError,
+                        JobFailedError, JobType, ServerError,
                         UnsupportedServerError, cli, errors, versions)
 from dhis2maint import Session as _Session
 from dhis2maint.integrity import match_checks
@@ -184,6 +185,82 @@ def test_3_empty_details_body_in_report_and_issues(s242):
         proc = run_cli(command, s242)
         assert proc.returncode == 3, (command, proc.stderr)
         assert "empty body" in proc.stderr
+
+
+# job starts: POST with an empty 200 body; the stand-in carries the request out
+_EMPTY_STARTS = [
+    ("2.42", "resourceTables", "RESOURCE_TABLE", lambda s: s.refresh_resource_tables()),
+    ("2.42", "resourceTables/analytics", "ANALYTICS_TABLE", lambda s: s.refresh_analytics()),
+    ("2.42", "resourceTables/monitoring", "MONITORING", lambda s: s.refresh_monitoring()),
+    ("2.42", "dataIntegrity/details", "DATA_INTEGRITY_DETAILS",
+     lambda s: s.start_integrity_run(["CNO"], details=True)),
+    ("2.38", "dataIntegrity/summary", "DATA_INTEGRITY", lambda s: s.start_integrity_run()),
+    ("2.36", "dataIntegrity", "DATA_INTEGRITY", lambda s: s.start_integrity_run()),
+]
+
+
+@pytest.mark.parametrize("version, path, job_type, start", _EMPTY_STARTS,
+                         ids=["{}-{}".format(v, p) for v, p, _t, _s in _EMPTY_STARTS])
+def test_3_empty_body_to_a_job_start_is_invalid_and_says_the_job_may_have_started(
+        version, path, job_type, start):
+    with Dhis2StandIn(version=version, job_seconds=0.2) as srv:
+        session = Session(srv.url, auth=("admin", "district"))
+        session.server_version
+        srv.empty_next(method="POST", path=path)
+        with pytest.raises(InvalidResponseError) as info:
+            start(session)
+        err = info.value
+        text = str(err)
+        assert "POST /api/" + path in text and "empty body" in text
+        assert err.outcome_unknown and err.empty_body
+        assert "the {} job MAY have started".format(job_type) in text
+        assert "dhis2maint task status {}".format(job_type) in text
+        # the request did reach DHIS2 (and was not sent again)
+        assert len(posts(srv, path)) == 1 and len(srv.job_ids()) == 1
+
+
+def test_3_empty_job_start_answer_is_recovered_like_a_lost_one():
+    with Dhis2StandIn(version="2.42", job_seconds=0.2) as srv:
+        session = Session(srv.url, auth=("admin", "district"), recover_job_starts=True)
+        srv.empty_next(method="POST", path="resourceTables")
+        job = session.refresh_resource_tables()
+        assert job.id == srv.job_ids("RESOURCE_TABLE")[0]
+        assert "recovered" in job.message
+        assert job.wait(timeout=20).completed
+
+
+def test_3_cli_empty_job_start_exits_3_saying_it_may_have_started(s242):
+    s242.empty_next(method="POST", path="resourceTables")
+    proc = run_cli(["refresh", "resource-tables"], s242)
+    assert proc.returncode == 3, proc.stderr
+    assert "POST /api/resourceTables" in proc.stderr and "empty body" in proc.stderr
+    assert "MAY have started" in proc.stderr
+    assert len(posts(s242, "resourceTables")) == 1
+
+
+_EMPTY_LISTS = [
+    ("2.42", "dataIntegrity", lambda s: s.list_integrity_checks()),
+    ("2.38", "dataIntegrity", lambda s: s.list_integrity_checks()),
+    ("2.42", "dataIntegrity", lambda s: s.get_integrity_report(["CNO"])),
+    ("2.42", "jobConfigurations", lambda s: s.list_job_configurations()),
+    ("2.42", "system/tasks/RESOURCE_TABLE", lambda s: s.list_tasks("RESOURCE_TABLE")),
+]
+
+
+@pytest.mark.parametrize("version, path, call", _EMPTY_LISTS,
+                         ids=["{}-{}-{}".format(v, p, i) for i, (v, p, _c)
+                              in enumerate(_EMPTY_LISTS)])
+def test_3_empty_body_from_a_list_endpoint_is_invalid(version, path, call):
+    with Dhis2StandIn(version=version, job_seconds=0.2) as srv:
+        session = Session(srv.url, auth=("admin", "district"))
+        session.server_version
+        srv.empty_next(method="GET", path=path)
+        with pytest.raises(InvalidResponseError) as info:
+            call(session)
+        err = info.value
+        assert "GET /api/" + path in str(err) and "empty body" in str(err)
+        assert err.empty_body and not err.outcome_unknown  # a GET changes nothing
+        assert "MAY have started" not in str(err)
 
 
 def test_3_an_empty_map_is_still_no_cached_results():
@@ -379,6 +456,42 @@ def test_10_dev_message_is_kept_and_shown():
     assert pickle.loads(pickle.dumps(err)).dev_message == err.dev_message
 
 
+# a 500 WebMessage: WebMessageUtils.error(message, devMessage) / the controller advice's
+# default handler (httpStatus, httpStatusCode, status ERROR, message, devMessage)
+_ERROR_500 = {"httpStatus": "Internal Server Error", "httpStatusCode": 500, "status": "ERROR",
+              "message": "Failed to run analytics tables update",
+              "devMessage": "PSQLException: ERROR: could not extend file: No space left on device"}
+
+
+@pytest.mark.parametrize("method, path, call", [
+    ("POST", "/api/resourceTables/analytics", lambda s: s.refresh_analytics()),
+    ("GET", "/api/dataIntegrity", lambda s: s.list_integrity_checks()),
+], ids=["POST", "GET"])
+def test_10_server_error_dev_message_is_kept_and_shown(s242, method, path, call):
+    session = Session(s242.url, auth=("admin", "district"))
+    session.server_version
+    s242.answer_next(json.dumps(_ERROR_500), status=500, method=method, path=path,
+                     content_type="application/json;charset=UTF-8")
+    with pytest.raises(ServerError) as info:
+        call(session)
+    err = info.value
+    assert err.status_code == 500 and err.dhis2_message == _ERROR_500["message"]
+    assert err.dev_message == _ERROR_500["devMessage"]
+    text = str(err)
+    assert "{} {} -> HTTP 500".format(method, path) in text
+    assert text.index("Failed to run analytics") < text.index("No space left on device")
+    assert pickle.loads(pickle.dumps(err)).dev_message == err.dev_message
+
+
+def test_10_cli_shows_the_dev_message_of_a_500(s242):
+    s242.answer_next(json.dumps(_ERROR_500), status=500, method="POST",
+                     path="/api/resourceTables/analytics",
+                     content_type="application/json;charset=UTF-8")
+    proc = run_cli(["refresh", "analytics"], s242)
+    assert proc.returncode == 3, proc.stderr
+    assert "HTTP 500" in proc.stderr and "No space left on device" in proc.stderr
+
+
 def test_10_cli_shows_the_dev_message(s242):
     s242.fail_predictor("b7RnXc2LpQe")
     proc = run_cli(["predictors", "run", "--start-date", "2025-01-01", "--end-date",
@@ -541,6 +654,31 @@ def test_11_objects_without_a_name_come_back_as_ids():
     assert len(issues) == 4 and len(nameless) == 2
     assert all(i.id and len(i.id) == 11 for i in nameless)
     assert all(i.id is None and i.name.startswith("Object ") for i in issues if i.name)
+
+
+# --- 8. check information on 2.37/2.38 results -----------------------------------------
+
+
+@pytest.mark.parametrize("version", ["2.37", "2.38"])
+def test_8_results_on_237_238_carry_the_check_list_information(version):
+    # DataIntegritySummary/Details@2.38 unwrap DataIntegrityCheck, which has name, section,
+    # severity, description, introduction, recommendation only: isSlow, isProgrammatic,
+    # sectionOrder, issuesIdType come with 2.39.  What the check list says is filled in.
+    with Dhis2StandIn(version=version, job_seconds=0.2) as srv:
+        srv.set_issue_count("categories_no_options", 2)
+        session = Session(srv.url, auth=("admin", "district"))
+        check = session.list_integrity_checks(checks=["categories_no_options"])[0]
+        assert check.description and check.introduction and check.recommendation
+        run = session.run_integrity_checks(["categories_no_options"], details=True, timeout=20)
+        cached = session.get_integrity_report(details=True)
+        assert len(run["categories_no_options"].issues) == 2
+        for result in (run["categories_no_options"], cached["categories_no_options"]):
+            assert result.description == check.description
+            assert result.introduction == check.introduction
+            assert result.recommendation == check.recommendation
+            assert result.section == check.section and result.display_name == check.display_name
+            # not in a 2.37/2.38 result: from the check list
+            assert result.is_slow is False and result.is_programmatic is False
 
 
 def test_4_the_library_logs_the_skipped_slow_checks(s242, caplog):
