@@ -2445,50 +2445,51 @@ class Dhis2StandIn(object):
         params.update(kind=kind, path=path)
         self._faults.add("hostile", count, method, **params)
 
-    def gzip_bomb_next(self, count=1, size=1 << 30, layers=1, method=None, path=None):
-        # type: (int, int, int, Optional[str], Optional[str]) -> None
+    def gzip_bomb_next(self, count: int = 1, size: int = 1 << 30, layers: int = 1,
+                       method: Optional[str] = None, path: Optional[str] = None) -> None:
         """The next `count` requests get `size` bytes of JSON whitespace (valid JSON) gzipped
         `layers` times (``Content-Encoding: gzip, gzip`` for 2): 1 GiB is ~1 MB once, 2 KB twice."""
         self._hostile("gzip_bomb", count, method, path, size=int(size), layers=int(layers))
 
-    def endless_body_next(self, count=1, status=200, content_type=None, method=None, path=None):
-        # type: (int, int, Optional[str], Optional[str], Optional[str]) -> None
+    def endless_body_next(self, count: int = 1, status: int = 200,
+                          content_type: Optional[str] = None, method: Optional[str] = None,
+                          path: Optional[str] = None) -> None:
         """The next `count` requests get a chunked body that never ends (JSON ``{"endless":[0,0,…``,
         or an HTML page with content_type "text/html"), at full speed, until the client hangs up."""
         self._hostile("endless", count, method, path, status=int(status), content_type=content_type)
 
-    def nan_next(self, count=1, method=None, path=None):
-        # type: (int, Optional[str], Optional[str]) -> None
+    def nan_next(self, count: int = 1, method: Optional[str] = None,
+                 path: Optional[str] = None) -> None:
         """The next `count` answers carry ``NaN`` (not JSON) as their ``percentage`` and
         ``averageExecutionTime`` numbers."""
         self._hostile("nan", count, method, path)
 
-    def deep_nesting_next(self, count=1, depth=990, method=None, path=None):
-        # type: (int, int, Optional[str], Optional[str]) -> None
+    def deep_nesting_next(self, count: int = 1, depth: int = 990, method: Optional[str] = None,
+                          path: Optional[str] = None) -> None:
         """The next `count` answers with an "issues" array get a first issue whose refs are
         a list nested `depth` deep."""
         self._hostile("deep", count, method, path, depth=int(depth))
 
-    def redirect_next(self, location, count=1, status=302, method=None, path=None):
-        # type: (str, int, int, Optional[str], Optional[str]) -> None
+    def redirect_next(self, location: str, count: int = 1, status: int = 302,
+                      method: Optional[str] = None, path: Optional[str] = None) -> None:
         """The next `count` requests get `status` with ``Location: location`` (e.g. another host)."""
         self._hostile("redirect", count, method, path, location=location, status=int(status))
 
-    def huge_header_next(self, count=1, size=70000, method=None, path=None):
-        # type: (int, int, Optional[str], Optional[str]) -> None
+    def huge_header_next(self, count: int = 1, size: int = 70000, method: Optional[str] = None,
+                         path: Optional[str] = None) -> None:
         """The next `count` answers carry a header line of `size` bytes (clients refuse > 64 KiB)."""
         self._hostile("huge_header", count, method, path, size=int(size))
 
-    def answer_next(self, body, count=1, status=200, content_type=None, headers=None, method=None,
-                    path=None):
-        # type: (Any, int, int, Optional[str], Optional[List[Tuple[str, str]]], Optional[str], Optional[str]) -> None
+    def answer_next(self, body: Any, count: int = 1, status: int = 200,
+                    content_type: Optional[str] = None,
+                    headers: Optional[List[Tuple[str, str]]] = None, method: Optional[str] = None,
+                    path: Optional[str] = None) -> None:
         """The next `count` requests get this answer instead of DHIS2's (e.g. another
         application's ``{"status":"UP"}`` at /api/system/info)."""
         self._hostile("answer", count, method, path, body=body, status=int(status),
                       content_type=content_type, headers=list(headers or []))
 
-    def go_down(self):
-        # type: () -> None
+    def go_down(self) -> None:
         """Close the listening socket and every open connection: clients get connection
         refused until come_back().  Jobs go on (their state lives on)."""
         self._down.set()
@@ -2502,8 +2503,7 @@ class Dhis2StandIn(object):
         self._serving = False
         self._close()
 
-    def come_back(self):
-        # type: () -> None
+    def come_back(self) -> None:
         """Listen again on the same port after go_down()."""
         self._down.clear()
         if self._stop_event.is_set():
@@ -2511,13 +2511,11 @@ class Dhis2StandIn(object):
         self.start()
 
     @property
-    def is_down(self):
-        # type: () -> bool
+    def is_down(self) -> bool:
         """True during an outage (go_down / outage)."""
         return self._down.is_set()
 
-    def outage(self, seconds, after=0.0):
-        # type: (float, float) -> threading.Thread
+    def outage(self, seconds: float, after: float = 0.0) -> threading.Thread:
         """In `after` seconds, go down for `seconds` (connection refused), then come back on
         the same port; runs in a daemon thread (returned), jobs survive.  stop() ends it."""
         def run():
@@ -2531,8 +2529,7 @@ class Dhis2StandIn(object):
         thread.start()
         return thread
 
-    def set_default_issue_count(self, n):
-        # type: (Optional[int]) -> None
+    def set_default_issue_count(self, n: Optional[int]) -> None:
         """Runs started from now on find `n` issues for every check without its own count."""
         with self._state.lock:
             self._state.default_issue_count = None if n is None else int(n)
@@ -2593,8 +2590,7 @@ def _issue_count(text):
         raise argparse.ArgumentTypeError("expected N or CHECK=N, got {!r}".format(text))
 
 
-def build_parser():
-    # type: () -> argparse.ArgumentParser
+def build_parser() -> argparse.ArgumentParser:
     """The command line of `python -m dhis2maint.testing`: one flag per fault knob."""
     parser = argparse.ArgumentParser(
         prog="python -m dhis2maint.testing",
@@ -2679,8 +2675,7 @@ def build_parser():
     return parser
 
 
-def apply_faults(srv, args):
-    # type: (Dhis2StandIn, argparse.Namespace) -> None
+def apply_faults(srv: Dhis2StandIn, args: argparse.Namespace) -> None:
     """Set the knobs the parsed flags ask for (see build_parser)."""
     for name, n in args.issues:
         if name is None:
@@ -2749,8 +2744,7 @@ def apply_faults(srv, args):
         srv.outage(seconds, after=after)
 
 
-def main(argv=None):
-    # type: (Optional[List[str]]) -> int
+def main(argv: Optional[List[str]] = None) -> int:
     """`python -m dhis2maint.testing`: run a stand-in in the foreground until Ctrl-C."""
     parser = build_parser()
     args = parser.parse_args(argv)

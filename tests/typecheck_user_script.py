@@ -145,6 +145,15 @@ def session_api(session: Session) -> None:
                 Optional[DataIntegrityResult])
     assert_type(session.running_integrity_checks(), List[str])
     assert_type(session.completed_integrity_checks(details=True), List[str])
+    resolved = session.resolve_integrity_checks(names)
+    assert_type(resolved, List[DataIntegrityCheck])
+    assert_type(session.missing_integrity_results(report, resolved), List[str])
+    streamed, rows = session.iter_integrity_run(resolved, timeout=60.0, on_check=print)
+    assert_type(streamed, DataIntegrityReport)
+    for streamed_row in rows:
+        assert_type(streamed_row, IntegrityIssueRow)
+    assert_type(session.server_version_text, str)
+    assert_type(session.server_is_snapshot, bool)
 
     # background jobs and their notifications
     analytics = session.refresh_analytics(last_years=1, skip_events=True)
