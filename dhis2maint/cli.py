@@ -2,7 +2,8 @@
 
 Exit codes:
   0  success
-  1  --fail-on threshold reached, new issues in ``integrity diff``, a failed ``doctor`` check
+  1  --fail-on threshold reached (also ``jobs health``), --fail-on-new issues not in the
+     previous recorded run, new issues in ``integrity diff``, a failed ``doctor`` check
   2  usage or configuration error (bad arguments, missing DHIS2_URL, auth file too open)
   3  DHIS2 or connection error (auth, permission, not found, server error, invalid response)
   4  a job failed or timed out
@@ -40,7 +41,8 @@ FORMATS = ("table", "json", "jsonl", "csv", "html")
 
 EXIT_CODES_HELP = """exit codes:
   0  success
-  1  --fail-on threshold reached, new issues found by `integrity diff`, or `doctor` failed
+  1  --fail-on threshold reached (also `jobs health`), --fail-on-new issues not in the
+     previous recorded run, new issues found by `integrity diff`, or `doctor` failed
   2  usage or configuration error
   3  DHIS2 or connection error (authentication, permission, not found, server, invalid response)
   4  job failed or timed out

@@ -315,6 +315,9 @@ def test_4_slow_on_a_server_without_slow_checks_is_refused():
 def test_5_exit_code_table_in_help_and_docstring():
     assert cli.EXIT_INTERNAL == 5
     assert "5  internal error" in cli.EXIT_CODES_HELP and "5  internal error" in cli.__doc__
+    for text in (cli.EXIT_CODES_HELP, cli.__doc__):  # every way to exit 1 is named
+        assert all(cause in text for cause in ("--fail-on ", "--fail-on-new", "jobs health",
+                                               "integrity diff", "doctor"))
     with open(os.path.join(ROOT, "README.rst"), encoding="utf-8") as handle:
         readme = handle.read()
     assert "internal error" in readme and "--debug" in readme
