@@ -204,3 +204,24 @@ def test_diff_reads_a_report_saved_before_provenance(tmp_path):
     proc = run_cli(["integrity", "diff", old, old, "--format", "json"])
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["newIssues"] == []
+
+
+def test_report_records_the_cached_results_into_the_history(srv, tmp_path):
+    """`integrity report --history` records what DHIS2 has cached (streamed for json)."""
+    db = str(tmp_path / "h.sqlite")
+    assert run_cli(["integrity", "run", "--details", "--format", "json"],
+                   url=srv.url).returncode == 0
+    out = tmp_path / "report.json"
+    proc = run_cli(["integrity", "report", "--details", "--history", db, "--format", "json",
+                    "--output", str(out)], url=srv.url)
+    assert proc.returncode == 0, proc.stderr
+    report = from_json(out.read_text(encoding="utf-8"))
+    issues = sum(len(r.issues or ()) for r in report.results.values())
+    assert issues > 0
+    runs = json.loads(run_cli(["integrity", "history", "--history", db, "--format",
+                               "json"]).stdout)
+    assert len(runs) == 1 and runs[0]["base_url"] == srv.url
+    assert runs[0]["issues"] == issues and runs[0]["details"]
+    opened = json.loads(run_cli(["integrity", "open", "--history", db, "--format",
+                                 "json"]).stdout)
+    assert len(opened) == issues
