@@ -598,11 +598,13 @@ class JobsMixin(_Transport):
                 job = self._recover_job(type_text, known, what, exc)
                 if job is not None:
                     return job
-            raise TransportError(
+            lost = TransportError(
                 "{} -- the {} job MAY have started; check with "
                 "`dhis2maint task status {}` (or session.get_task_notifications({!r})) "
                 "before starting it again".format(exc, type_text, type_text, type_text),
-                request=exc.request) from exc
+                request=exc.request)
+            lost.outcome_unknown = True  # the POST was sent; its answer is lost
+            raise lost from exc
         return self._job_from_message(body, job_type, what)
 
     def _known_job_ids(self, type_text: str) -> Optional[Set[str]]:

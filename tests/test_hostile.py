@@ -173,6 +173,60 @@ def test_endless_json_stream_is_bounded_by_the_largest_value(srv):
     assert out["growth_mb"] < 200 and out["seconds"] < 30
 
 
+# --- 1b. the 64 KiB cap on job starts and maintenance WebMessages -----------------------------
+
+
+def test_endless_job_start_answer_is_cut_at_64_kib(srv):
+    # a job start's answer is a small WebMessage: read at most 64 KiB of it (SMALL_BODY_BYTES)
+    session = _session(srv)
+    srv.endless_body_next(method="POST", path="/api/dataIntegrity")
+    started = time.monotonic()
+    with pytest.raises(TransportError) as info:
+        session.start_integrity_run(["categories_no_options"])
+    text = str(info.value)
+    assert time.monotonic() - started < 10
+    assert "POST /api/dataIntegrity/summary -> HTTP 200" in text
+    assert "larger than {} bytes".format(64 * 1024) in text
+    assert "DHIS2 never sends that much here" in text
+    assert "iter_integrity_issues" not in text and "integrity issues" not in text
+    # DHIS2 answered 200, so the POST reached it: the job may well be running
+    assert "DATA_INTEGRITY job MAY have started" in text
+    assert "dhis2maint task status DATA_INTEGRITY" in text
+    assert info.value.outcome_unknown
+    assert isinstance(info.value.__cause__, InvalidResponseError)
+    assert info.value.__cause__.outcome_unknown
+    assert [r.method for r in srv.requests].count("POST") == 1  # never re-sent
+
+
+def test_endless_maintenance_answer_is_cut_at_64_kib(srv):
+    session = _session(srv)
+    session.server_version = "2.42.0"
+    srv.endless_body_next(method="POST", path="/api/maintenance")
+    with pytest.raises(InvalidResponseError) as info:
+        session.clear_cache()
+    text = str(info.value)
+    assert "POST /api/maintenance/cacheClear -> HTTP 200" in text
+    assert "larger than {} bytes".format(64 * 1024) in text
+    assert "DHIS2 never sends that much here" in text and "iter_integrity_issues" not in text
+    assert info.value.outcome_unknown and "the request reached DHIS2" in text
+
+
+@pytest.mark.parametrize("path, read, streams", [
+    ("/api/dataIntegrity/details", lambda s: s.get_integrity_report(), True),
+    ("/api/dataIntegrity/summary", lambda s: s.get_integrity_report(details=False), False),
+])
+def test_too_big_hint_names_the_stream_only_for_details(srv, path, read, streams):
+    session = _session(srv, max_body_bytes=MB)
+    session.server_version = "2.42.0"
+    srv.endless_body_next(method="GET", path=path)
+    with pytest.raises(InvalidResponseError) as info:
+        read(session)
+    text = str(info.value)
+    assert "GET " + path in text and "larger than {} bytes".format(MB) in text
+    assert ("iter_integrity_issues" in text) is streams
+    assert "max_body_bytes" in text and not info.value.outcome_unknown
+
+
 # --- 2. streaming is linear --------------------------------------------------------------
 
 
