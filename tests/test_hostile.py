@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -453,6 +454,116 @@ def test_coc_wait_rides_out_an_outage():
         assert state.count == state.expected_count
     finally:
         server.stop()
+
+
+def _outage_at_first_poll(server, seconds, prefix="/api/system/tasks/"):
+    """Close the stand-in's socket for `seconds` as soon as the client first polls a job
+    feed (so the job start itself never meets the outage).  Returns a dict that gets
+    "before": how many requests had arrived when the socket closed."""
+    seen = {}
+
+    def run():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(r.method == "GET" and r.path.startswith(prefix) for r in list(server.requests)):
+                seen["before"] = len(server.requests)
+                server.go_down()
+                time.sleep(seconds)
+                server.come_back()
+                return
+            time.sleep(0.01)
+    threading.Thread(target=run, name="outage-at-first-poll", daemon=True).start()
+    return seen
+
+
+def _job_polls(server, job_type):
+    prefix = "/api/system/tasks/{}/".format(job_type)
+    return [r for r in server.requests if r.method == "GET" and r.path.startswith(prefix)]
+
+
+def test_run_integrity_checks_rides_out_an_outage_mid_job(caplog):
+    server = Dhis2StandIn(job_seconds=2.5).start()
+    try:
+        server.set_issue_count("categories_no_options", 4)
+        session = _session(server, timeout=2)
+        _outage_at_first_poll(server, 1.5)
+        started = time.monotonic()
+        with caplog.at_level(logging.INFO, logger="dhis2maint"):
+            report = session.run_integrity_checks(["categories_no_options"], details=True,
+                                                  timeout=30, poll_interval=0.2, max_interval=0.5)
+        assert time.monotonic() - started < 15
+        result = report.results["categories_no_options"]
+        assert result.count == 4 and len(result.issues) == 4
+        assert report.job_id == server.job_ids()[0]  # the same job, followed to its end
+        assert [r.method for r in server.requests].count("POST") == 1  # nothing re-sent
+        levels = [(r.levelname, r.getMessage()) for r in caplog.records]
+        assert any(lvl == "WARNING" and "not answering" in msg and report.job_id in msg
+                   for lvl, msg in levels)
+        assert any(lvl == "INFO" and "answers again" in msg for lvl, msg in levels)
+    finally:
+        server.stop()
+
+
+def test_run_integrity_checks_rides_out_503s_on_reading_the_results(srv, caplog):
+    srv.set_issue_count("categories_no_options", 3)
+    session = _session(srv, retries=0)
+    srv.answer_next("<html><body>503 Service Temporarily Unavailable</body></html>", count=2,
+                    status=503, content_type="text/html", method="GET",
+                    path="/api/dataIntegrity/details")
+    with caplog.at_level(logging.INFO, logger="dhis2maint"):
+        report = session.run_integrity_checks(["categories_no_options"], details=True,
+                                              timeout=30, poll_interval=0.1)
+    assert report.results["categories_no_options"].count == 3
+    reads = [r for r in srv.requests if r.path == "/api/dataIntegrity/details"]
+    assert [r.method for r in reads] == ["POST", "GET", "GET", "GET"]
+    assert any(r.levelname == "WARNING" and "not answering" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_cli_wait_rides_out_an_outage_within_outage_grace():
+    # 6 s: longer than the session's own retries of a GET (3, backing off ~0+1+2 s)
+    server = Dhis2StandIn(job_seconds=6.5).start()
+    try:
+        outage = _outage_at_first_poll(server, 6)
+        code, err, seconds = _cli(server, "--outage-grace", "60", "refresh", "analytics",
+                                  "--poll-interval", "0.2", "--max-interval", "0.5")
+        assert code == cli.EXIT_OK, err
+        assert 6 < seconds < 15  # it waited through the outage
+        job_id, = server.job_ids()
+        after = server.requests[outage["before"]:]
+        assert after and all(r.method == "GET" and job_id in r.path for r in after)
+        assert [r.method for r in server.requests].count("POST") == 1
+    finally:
+        server.stop()
+
+
+def test_cli_outage_grace_0_fails_at_once_naming_the_job():
+    server = Dhis2StandIn(job_seconds=20).start()
+    try:
+        _outage_at_first_poll(server, 30)
+        code, err, seconds = _cli(server, "refresh", "analytics", "--outage-grace", "0",
+                                  "--poll-interval", "0.2")
+        assert code == cli.EXIT_DHIS2, err
+        assert seconds < 10
+        job_id, = server.job_ids()
+        assert job_id in err and "could not connect" in err
+        assert "answers again" not in err
+    finally:
+        server.stop()
+
+
+def test_cli_poll_interval_and_max_interval_set_the_pace(srv):
+    srv.job_seconds = 2.0
+    code, err, _ = _cli(srv, "refresh", "resource-tables", "--poll-interval", "0.1",
+                        "--max-interval", "0.2")
+    assert code == cli.EXIT_OK, err
+    fast = len(_job_polls(srv, "RESOURCE_TABLE"))
+    srv.clear_requests()
+    code, err, _ = _cli(srv, "refresh", "resource-tables")
+    assert code == cli.EXIT_OK, err
+    slow = len(_job_polls(srv, "RESOURCE_TABLE"))
+    # 2 s at most 0.2 s apart: >= 10 polls; the defaults (1 s, growing): a handful
+    assert fast >= 10 and slow <= 5, (fast, slow)
 
 
 # --- 7. the end of a job is noticed promptly --------------------------------------------------
