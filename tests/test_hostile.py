@@ -360,6 +360,42 @@ def test_redirect_to_another_port_names_the_target(srv):
         other.stop()
 
 
+def test_redirect_to_another_host_name_on_the_same_port_is_refused(srv):
+    # 127.0.0.1 and localhost are the same socket but another origin: credentials and
+    # answers must not follow a host name change
+    port = srv.url.rsplit(":", 1)[1]
+    target = "http://localhost:{}".format(port)
+    srv.redirect_next(target + "/api/dataIntegrity/details", path="/api/dataIntegrity/details")
+    session = _session(srv)
+    session.server_version = "2.42.0"
+    with pytest.raises(InvalidResponseError) as info:
+        session.get_integrity_report()
+    text = str(info.value)
+    assert "redirect to {}/api/dataIntegrity/details".format(target) in text
+    assert "another server" in text and "set the URL to " + target + " " in text
+    assert info.value.location == target + "/api/dataIntegrity/details"
+    # not followed: the stand-in behind both names saw the one request only
+    assert [(r.method, r.path) for r in srv.requests] == [("GET", "/api/dataIntegrity/details")]
+
+
+@pytest.mark.parametrize("same_port", [True, False])
+def test_redirect_from_http_to_https_elsewhere_is_refused(srv, same_port):
+    other = Dhis2StandIn().start()
+    try:
+        port = srv.url.rsplit(":", 1)[1] if same_port else other.url.rsplit(":", 1)[1]
+        target = "https://127.0.0.1:{}".format(port)
+        srv.redirect_next(target + "/dhis/api/system/info?fields=version", status=301)
+        with pytest.raises(InvalidResponseError) as info:
+            _session(srv).server_version
+        text = str(info.value)
+        assert "HTTP 301 redirect to {}/dhis/api/system/info".format(target) in text
+        assert "downgrade" not in text and "another server" in text
+        assert "set the URL to {}/dhis (DHIS2_URL or --url)".format(target) in text
+        assert len(srv.requests) == 1 and not other.requests  # never followed
+    finally:
+        other.stop()
+
+
 @responses.activate
 def test_https_to_http_downgrade_is_refused():
     responses.add(responses.GET, "https://dhis2.example.org/api/system/info", status=301,
