@@ -608,7 +608,9 @@ class JobsMixin(_Transport):
                 empty = InvalidResponseError(text, request=exc.request, response=exc.response)
                 empty.outcome_unknown = empty.empty_body = True
                 raise empty from exc
-            raise TransportError(text, request=exc.request) from exc
+            lost = TransportError(text, request=exc.request)
+            lost.outcome_unknown = True  # the POST was sent; its answer is lost
+            raise lost from exc
         return self._job_from_message(body, job_type, what)
 
     def _known_job_ids(self, type_text: str) -> Optional[Set[str]]:

@@ -366,12 +366,19 @@ def _inflate(pieces: Iterable[bytes], wbits: Optional[int], coding: str) -> Iter
 
 def _too_big(response: requests.Response, what: str, cap: int, seen: int,
              unknown: bool) -> InvalidResponseError:
-    hint = "raise Session(max_body_bytes=…) if this answer is expected to be that big"
-    if "dataIntegrity" in what:
+    method, _, path = what.partition(" ")
+    if cap <= SMALL_BODY_BYTES:
+        # system info, job starts, WebMessages: small answers whatever the server holds
+        hint = "DHIS2 never sends that much here: check DHIS2_URL and the proxy"
+    elif method == "GET" and path.startswith("/api/dataIntegrity/") and \
+            path.endswith("/details"):
+        # the only reports iter_integrity_issues() streams
         hint = ("read it with iter_integrity_issues() (`dhis2maint integrity issues`), which "
                 "streams a report of any size, or raise Session(max_body_bytes=…)")
-    elif cap <= SMALL_BODY_BYTES:
-        hint = "DHIS2 never sends that much here: check DHIS2_URL and the proxy"
+    else:
+        hint = "raise Session(max_body_bytes=…) if this answer is expected to be that big"
+    if unknown:
+        hint += "; the request reached DHIS2, so it may have been carried out"
     err = InvalidResponseError(
         "{} -> HTTP {}: the body is larger than {} bytes ({} bytes read before giving up); {}"
         .format(what, getattr(response, "status_code", "?"), cap, seen, hint), response=response)

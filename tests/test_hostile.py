@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -173,6 +174,60 @@ def test_endless_json_stream_is_bounded_by_the_largest_value(srv):
     assert out["growth_mb"] < 200 and out["seconds"] < 30
 
 
+# --- 1b. the 64 KiB cap on job starts and maintenance WebMessages -----------------------------
+
+
+def test_endless_job_start_answer_is_cut_at_64_kib(srv):
+    # a job start's answer is a small WebMessage: read at most 64 KiB of it (SMALL_BODY_BYTES)
+    session = _session(srv)
+    srv.endless_body_next(method="POST", path="/api/dataIntegrity")
+    started = time.monotonic()
+    with pytest.raises(TransportError) as info:
+        session.start_integrity_run(["categories_no_options"])
+    text = str(info.value)
+    assert time.monotonic() - started < 10
+    assert "POST /api/dataIntegrity/summary -> HTTP 200" in text
+    assert "larger than {} bytes".format(64 * 1024) in text
+    assert "DHIS2 never sends that much here" in text
+    assert "iter_integrity_issues" not in text and "integrity issues" not in text
+    # DHIS2 answered 200, so the POST reached it: the job may well be running
+    assert "DATA_INTEGRITY job MAY have started" in text
+    assert "dhis2maint task status DATA_INTEGRITY" in text
+    assert info.value.outcome_unknown
+    assert isinstance(info.value.__cause__, InvalidResponseError)
+    assert info.value.__cause__.outcome_unknown
+    assert [r.method for r in srv.requests].count("POST") == 1  # never re-sent
+
+
+def test_endless_maintenance_answer_is_cut_at_64_kib(srv):
+    session = _session(srv)
+    session.server_version = "2.42.0"
+    srv.endless_body_next(method="POST", path="/api/maintenance")
+    with pytest.raises(InvalidResponseError) as info:
+        session.clear_cache()
+    text = str(info.value)
+    assert "POST /api/maintenance/cacheClear -> HTTP 200" in text
+    assert "larger than {} bytes".format(64 * 1024) in text
+    assert "DHIS2 never sends that much here" in text and "iter_integrity_issues" not in text
+    assert info.value.outcome_unknown and "the request reached DHIS2" in text
+
+
+@pytest.mark.parametrize("path, read, streams", [
+    ("/api/dataIntegrity/details", lambda s: s.get_integrity_report(), True),
+    ("/api/dataIntegrity/summary", lambda s: s.get_integrity_report(details=False), False),
+])
+def test_too_big_hint_names_the_stream_only_for_details(srv, path, read, streams):
+    session = _session(srv, max_body_bytes=MB)
+    session.server_version = "2.42.0"
+    srv.endless_body_next(method="GET", path=path)
+    with pytest.raises(InvalidResponseError) as info:
+        read(session)
+    text = str(info.value)
+    assert "GET " + path in text and "larger than {} bytes".format(MB) in text
+    assert ("iter_integrity_issues" in text) is streams
+    assert "max_body_bytes" in text and not info.value.outcome_unknown
+
+
 # --- 2. streaming is linear --------------------------------------------------------------
 
 
@@ -305,6 +360,42 @@ def test_redirect_to_another_port_names_the_target(srv):
         other.stop()
 
 
+def test_redirect_to_another_host_name_on_the_same_port_is_refused(srv):
+    # 127.0.0.1 and localhost are the same socket but another origin: credentials and
+    # answers must not follow a host name change
+    port = srv.url.rsplit(":", 1)[1]
+    target = "http://localhost:{}".format(port)
+    srv.redirect_next(target + "/api/dataIntegrity/details", path="/api/dataIntegrity/details")
+    session = _session(srv)
+    session.server_version = "2.42.0"
+    with pytest.raises(InvalidResponseError) as info:
+        session.get_integrity_report()
+    text = str(info.value)
+    assert "redirect to {}/api/dataIntegrity/details".format(target) in text
+    assert "another server" in text and "set the URL to " + target + " " in text
+    assert info.value.location == target + "/api/dataIntegrity/details"
+    # not followed: the stand-in behind both names saw the one request only
+    assert [(r.method, r.path) for r in srv.requests] == [("GET", "/api/dataIntegrity/details")]
+
+
+@pytest.mark.parametrize("same_port", [True, False])
+def test_redirect_from_http_to_https_elsewhere_is_refused(srv, same_port):
+    other = Dhis2StandIn().start()
+    try:
+        port = srv.url.rsplit(":", 1)[1] if same_port else other.url.rsplit(":", 1)[1]
+        target = "https://127.0.0.1:{}".format(port)
+        srv.redirect_next(target + "/dhis/api/system/info?fields=version", status=301)
+        with pytest.raises(InvalidResponseError) as info:
+            _session(srv).server_version
+        text = str(info.value)
+        assert "HTTP 301 redirect to {}/dhis/api/system/info".format(target) in text
+        assert "downgrade" not in text and "another server" in text
+        assert "set the URL to {}/dhis (DHIS2_URL or --url)".format(target) in text
+        assert len(srv.requests) == 1 and not other.requests  # never followed
+    finally:
+        other.stop()
+
+
 @responses.activate
 def test_https_to_http_downgrade_is_refused():
     responses.add(responses.GET, "https://dhis2.example.org/api/system/info", status=301,
@@ -399,6 +490,116 @@ def test_coc_wait_rides_out_an_outage():
         assert state.count == state.expected_count
     finally:
         server.stop()
+
+
+def _outage_at_first_poll(server, seconds, prefix="/api/system/tasks/"):
+    """Close the stand-in's socket for `seconds` as soon as the client first polls a job
+    feed (so the job start itself never meets the outage).  Returns a dict that gets
+    "before": how many requests had arrived when the socket closed."""
+    seen = {}
+
+    def run():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(r.method == "GET" and r.path.startswith(prefix) for r in list(server.requests)):
+                seen["before"] = len(server.requests)
+                server.go_down()
+                time.sleep(seconds)
+                server.come_back()
+                return
+            time.sleep(0.01)
+    threading.Thread(target=run, name="outage-at-first-poll", daemon=True).start()
+    return seen
+
+
+def _job_polls(server, job_type):
+    prefix = "/api/system/tasks/{}/".format(job_type)
+    return [r for r in server.requests if r.method == "GET" and r.path.startswith(prefix)]
+
+
+def test_run_integrity_checks_rides_out_an_outage_mid_job(caplog):
+    server = Dhis2StandIn(job_seconds=2.5).start()
+    try:
+        server.set_issue_count("categories_no_options", 4)
+        session = _session(server, timeout=2)
+        _outage_at_first_poll(server, 1.5)
+        started = time.monotonic()
+        with caplog.at_level(logging.INFO, logger="dhis2maint"):
+            report = session.run_integrity_checks(["categories_no_options"], details=True,
+                                                  timeout=30, poll_interval=0.2, max_interval=0.5)
+        assert time.monotonic() - started < 15
+        result = report.results["categories_no_options"]
+        assert result.count == 4 and len(result.issues) == 4
+        assert report.job_id == server.job_ids()[0]  # the same job, followed to its end
+        assert [r.method for r in server.requests].count("POST") == 1  # nothing re-sent
+        levels = [(r.levelname, r.getMessage()) for r in caplog.records]
+        assert any(lvl == "WARNING" and "not answering" in msg and report.job_id in msg
+                   for lvl, msg in levels)
+        assert any(lvl == "INFO" and "answers again" in msg for lvl, msg in levels)
+    finally:
+        server.stop()
+
+
+def test_run_integrity_checks_rides_out_503s_on_reading_the_results(srv, caplog):
+    srv.set_issue_count("categories_no_options", 3)
+    session = _session(srv, retries=0)
+    srv.answer_next("<html><body>503 Service Temporarily Unavailable</body></html>", count=2,
+                    status=503, content_type="text/html", method="GET",
+                    path="/api/dataIntegrity/details")
+    with caplog.at_level(logging.INFO, logger="dhis2maint"):
+        report = session.run_integrity_checks(["categories_no_options"], details=True,
+                                              timeout=30, poll_interval=0.1)
+    assert report.results["categories_no_options"].count == 3
+    reads = [r for r in srv.requests if r.path == "/api/dataIntegrity/details"]
+    assert [r.method for r in reads] == ["POST", "GET", "GET", "GET"]
+    assert any(r.levelname == "WARNING" and "not answering" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_cli_wait_rides_out_an_outage_within_outage_grace():
+    # 6 s: longer than the session's own retries of a GET (3, backing off ~0+1+2 s)
+    server = Dhis2StandIn(job_seconds=6.5).start()
+    try:
+        outage = _outage_at_first_poll(server, 6)
+        code, err, seconds = _cli(server, "--outage-grace", "60", "refresh", "analytics",
+                                  "--poll-interval", "0.2", "--max-interval", "0.5")
+        assert code == cli.EXIT_OK, err
+        assert 6 < seconds < 15  # it waited through the outage
+        job_id, = server.job_ids()
+        after = server.requests[outage["before"]:]
+        assert after and all(r.method == "GET" and job_id in r.path for r in after)
+        assert [r.method for r in server.requests].count("POST") == 1
+    finally:
+        server.stop()
+
+
+def test_cli_outage_grace_0_fails_at_once_naming_the_job():
+    server = Dhis2StandIn(job_seconds=20).start()
+    try:
+        _outage_at_first_poll(server, 30)
+        code, err, seconds = _cli(server, "refresh", "analytics", "--outage-grace", "0",
+                                  "--poll-interval", "0.2")
+        assert code == cli.EXIT_DHIS2, err
+        assert seconds < 10
+        job_id, = server.job_ids()
+        assert job_id in err and "could not connect" in err
+        assert "answers again" not in err
+    finally:
+        server.stop()
+
+
+def test_cli_poll_interval_and_max_interval_set_the_pace(srv):
+    srv.job_seconds = 2.0
+    code, err, _ = _cli(srv, "refresh", "resource-tables", "--poll-interval", "0.1",
+                        "--max-interval", "0.2")
+    assert code == cli.EXIT_OK, err
+    fast = len(_job_polls(srv, "RESOURCE_TABLE"))
+    srv.clear_requests()
+    code, err, _ = _cli(srv, "refresh", "resource-tables")
+    assert code == cli.EXIT_OK, err
+    slow = len(_job_polls(srv, "RESOURCE_TABLE"))
+    # 2 s at most 0.2 s apart: >= 10 polls; the defaults (1 s, growing): a handful
+    assert fast >= 10 and slow <= 5, (fast, slow)
 
 
 # --- 7. the end of a job is noticed promptly --------------------------------------------------
