@@ -118,10 +118,27 @@ def test_enable_disable(serve, version):
         assert ("POST", "/api/jobConfigurations/UsrMonitor1/disable") in methods
 
 
-def test_enable_system_job_conflict(serve):
-    _, session = serve("2.42")
-    with pytest.raises(ConflictError, match="system job"):
-        session.enable_job_configuration("YvAwAmrqAtN")
+@pytest.mark.parametrize("version,status,method,action", [
+    # 2.36/2.37: JSON merge PATCH, prePatchEntity -> WebMessageException 422
+    # (sch/JobConfigurationController.java@2.36:120-126, @2.37:124-130)
+    ("2.36", 422, "PATCH", "enable"), ("2.37", 422, "PATCH", "disable"),
+    # 2.38+: POST /enable|/disable, checkConfigurable CONFLICT (@2.38:113-137, @2.42:182-206)
+    ("2.38", 409, "POST", "disable"), ("2.42", 409, "POST", "enable")])
+def test_enable_disable_system_job_conflict_every_version(serve, version, status, method, action):
+    srv, session = serve(version)
+    toggle = getattr(session, action + "_job_configuration")
+    with pytest.raises(ConflictError) as info:
+        toggle("YvAwAmrqAtN")
+    error = info.value
+    text = str(error)
+    assert "system job" in text and "YvAwAmrqAtN" in text and "Dataset notification" in text
+    assert "refuses to " + action in text and "HTTP {}".format(status) in text
+    assert error.status_code == status  # what DHIS2 really answered
+    assert error.dhis2_message == "Job YvAwAmrqAtN is a system job that cannot be modified."
+    assert any(r.method == method and r.path.startswith("/api/jobConfigurations/YvAwAmrqAtN")
+               for r in srv.requests)
+    # nothing changed on the server
+    assert session.get_job_configuration("YvAwAmrqAtN").enabled is False
 
 
 @pytest.mark.parametrize("version", ["2.36", "2.40", "2.42", "2.43"])
