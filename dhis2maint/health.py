@@ -386,8 +386,9 @@ def evaluate_scheduler(configs: Sequence[models.JobConfiguration], server_time: 
                     "LEADER_ELECTION", "LEADER_RENEWAL"):
                 add("disabled_system_job", "WARNING", config,
                     "system job {} is disabled; DHIS2 normally runs it".format(_label(config)),
-                    "the API refuses to change system jobs (409): set enabled=true for uid {} in "
-                    "the jobconfiguration table, then restart DHIS2".format(config.id))
+                    "the API refuses to change system jobs ({}): set enabled=true for uid {} in "
+                    "the jobconfiguration table, then restart DHIS2".format(
+                        "HTTP 422" if minor < (2, 38) else "409", config.id))
             continue
         # -- overdue (Housekeeping itself: see scheduler_dead below)
         if config.id == _HOUSEKEEPING:

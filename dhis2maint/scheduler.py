@@ -99,6 +99,13 @@ def _with_reports(exc: ApiError, context: Optional[str] = None) -> ApiError:
     return new
 
 
+def _is_system_job_refusal(exc: ApiError) -> bool:
+    """DHIS2's "Job X is a system job that cannot be modified.": 422 on 2.36/2.37
+    (WebMessageException(UNPROCESSABLE_ENTITY)), 409 from 2.38 (CONFLICT /
+    ConflictException)."""
+    return exc.status_code in (409, 422) and "system job" in (exc.dhis2_message or "")
+
+
 def _ref(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else None
 
@@ -313,30 +320,59 @@ class SchedulerMixin(_Transport):
     def _toggle(self, job_id: str, enabled: bool) -> models.JobConfiguration:
         job_id = self._uid(job_id, "job configuration id")
         segment = self._segment(job_id)
-        if tuple(self.server_version[:2]) >= (2, 38):
-            # sch/JobConfigurationController.java@2.38:113-137, @2.42:182-206: 204
-            self._send("POST", "jobConfigurations/{}/{}".format(
-                segment, "enable" if enabled else "disable"))
-        else:
-            # 2.36/2.37: no /enable; a JSON merge PATCH sets `enabled` and reschedules
-            # (sch/JobConfigurationController.java@2.36:152-164)
-            try:
+        try:
+            if tuple(self.server_version[:2]) >= (2, 38):
+                # sch/JobConfigurationController.java@2.38:113-137, @2.42:182-206: 204
+                self._send("POST", "jobConfigurations/{}/{}".format(
+                    segment, "enable" if enabled else "disable"))
+            else:
+                # 2.36/2.37: no /enable; a JSON merge PATCH sets `enabled` and reschedules
+                # (sch/JobConfigurationController.java@2.36:152-164, @2.37:156-168)
                 self._send("PATCH", "jobConfigurations/" + segment,
                            json_body={"enabled": bool(enabled)})
-            except ApiError as exc:
-                raise _with_reports(exc)
+        except ApiError as exc:
+            if _is_system_job_refusal(exc):
+                raise self._system_job_refused(job_id, enabled, exc) from None
+            raise _with_reports(exc)
         return self._configuration(job_id, configuration_fields(self.server_version))
+
+    def _system_job_refused(self, job_id: str, enabled: bool, exc: ApiError) -> ConflictError:
+        """DHIS2's refusal to enable/disable a system job, as one :class:`ConflictError`
+        on every version (DHIS2 answers 422 on 2.36/2.37, 409 from 2.38)."""
+        name = None
+        try:
+            name = self._configuration(job_id, "id,name").name
+        except (ApiError, InvalidResponseError):
+            pass
+        return ConflictError(
+            "job configuration {} ({}) is a system job: DHIS2 {} refuses to {} it ({} {} -> "
+            "HTTP {}: {}); system jobs cannot be changed through the API".format(
+                job_id, name or "?", _version_text(self.server_version),
+                "enable" if enabled else "disable", exc.method or "?", exc.path or "?",
+                exc.status_code, exc.dhis2_message or "refused"),
+            status_code=exc.status_code, method=exc.method, path=exc.path,
+            dhis2_message=exc.dhis2_message, error_code=exc.error_code,
+            web_message=exc.web_message, request=exc.request, response=exc.response,
+            dev_message=exc.dev_message)
 
     def enable_job_configuration(self, job_id: str) -> models.JobConfiguration:
         """Enable a job: ``POST /api/jobConfigurations/{id}/enable`` (2.38+, 204), or a
         JSON merge ``PATCH {"enabled": true}`` on 2.36/2.37; returns the record.
-        System jobs -> :class:`ConflictError` ("is a system job that cannot be
-        modified"); 2.41+ a job without a schedule -> 409 too."""
+
+        A system job (``configurable`` false) is refused by DHIS2 on every version:
+        HTTP 422 on 2.36/2.37 (``prePatchEntity``,
+        ``sch/JobConfigurationController.java@2.36:120-126``, ``@2.37:124-130``), 409
+        from 2.38 (``@2.38:113-137``, ``@2.42:182-206``).  Either becomes
+        :class:`ConflictError` naming the job and "system job" (its ``status_code`` is
+        what DHIS2 answered).  2.41+ a job without a schedule -> :class:`ConflictError`
+        ("Job requires schedule setup before it can be enabled.")."""
         return self._toggle(job_id, True)
 
     def disable_job_configuration(self, job_id: str) -> models.JobConfiguration:
         """Disable a job: ``POST /api/jobConfigurations/{id}/disable`` (2.38+), or
-        ``PATCH {"enabled": false}`` on 2.36/2.37; returns the record."""
+        ``PATCH {"enabled": false}`` on 2.36/2.37; returns the record.  A system job
+        -> :class:`ConflictError` on every version, as for
+        :meth:`enable_job_configuration`."""
         return self._toggle(job_id, False)
 
     def cancel_job(self, job_id: Optional[str] = None,

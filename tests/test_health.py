@@ -401,3 +401,78 @@ def test_scheduler_health_hostile_shapes_are_typed_errors(path, body):
         session.server_version = "2.42.0"
         with pytest.raises(InvalidResponseError):
             session.scheduler_health()
+
+
+# --- every simulated version, 2.36-2.43: the default "bad morning" ------------------------
+
+EVERY_VERSION = ["2.36", "2.37", "2.38", "2.39", "2.40", "2.41", "2.42", "2.43"]
+
+
+@pytest.mark.parametrize("version", EVERY_VERSION)
+def test_bad_morning_findings_every_version(serve, version):
+    srv, session = serve(version)
+    minor = int(version.split(".")[1])
+    health = session.scheduler_health()
+    found = {(f.kind, f.job_id): f for f in health.findings}
+    new = minor >= 41
+    assert set(found) == {("failed", "UsrMetaSyn1"), ("stuck", "UsrAnalyt1c"),
+                          ("overdue", "UsrResTab1e"), ("disabled_system_job", "YvAwAmrqAtN"),
+                          ("analytics_stale", None)}
+    paths = {r.path for r in srv.requests}
+    # what each generation reads besides /api/jobConfigurations
+    assert ("/api/scheduler" in paths) == new
+    assert ("/api/scheduling/running/types" in paths) == (37 <= minor <= 40)
+
+    failed = found[("failed", "UsrMetaSyn1")]
+    assert failed.severity == "SEVERE"
+    assert failed.error_codes == (["E5002", "E7600"] if new else [])  # errorCodes: 2.41+
+
+    stuck = found[("stuck", "UsrAnalyt1c")]
+    if minor == 36:  # a disabled job left RUNNING (SchedulerStart.java@2.36:135-142)
+        assert stuck.severity == "WARNING" and "is disabled but marked RUNNING" in stuck.message
+    elif minor <= 40:  # a RUNNING row no process backs (SchedulingController.java@2.38:68-74)
+        assert stuck.severity == "WARNING"
+        assert "no ANALYTICS_TABLE process runs" in stuck.message
+        assert "DHIS2 {}".format(version) in stuck.message
+    else:  # heartbeat 45 min old > jobsRescheduleAfterMinutes (store@2.42:595-623)
+        assert stuck.severity == "SEVERE" and "heartbeat (lastAlive) is 45 min old" in \
+            stuck.message
+        assert "/revert" in stuck.what_to_do
+
+    overdue = found[("overdue", "UsrResTab1e")]
+    if minor == 36:  # the persisted nextExecutionTime is in the past
+        assert overdue.severity == "WARNING" and "was due at" in overdue.message
+    elif minor <= 40:  # next time is computed from now: the gap since lastExecuted tells
+        assert overdue.severity == "WARNING" and "last ran" in overdue.message
+    else:  # the server's own secondsToNextExecutionTime
+        assert overdue.severity == "SEVERE" and "secondsToNextExecutionTime" in overdue.message
+
+    disabled = found[("disabled_system_job", "YvAwAmrqAtN")]
+    # what DHIS2 answers a change of a system job: 422 on 2.36/2.37, 409 from 2.38
+    assert ("HTTP 422" in disabled.what_to_do) == (minor <= 37)
+    assert ("(409)" in disabled.what_to_do) == (minor >= 38)
+    assert "3.0 days old" in found[("analytics_stale", None)].message
+    # Housekeeping exists (and runs) only on 2.41+: never missing or dead here
+    assert not any(f.kind in ("missing_system_job", "scheduler_dead") for f in health.findings)
+
+
+@pytest.mark.parametrize("version", EVERY_VERSION)
+def test_missing_version_specific_system_jobs(serve, version):
+    # ACCOUNT_EXPIRY_ALERT is a system job from 2.37, SYSTEM_VERSION_UPDATE_CHECK from 2.38
+    # (SchedulerStart.java@2.37/@2.38): without them, only those versions report them missing
+    srv, session = serve(version)
+    minor = int(version.split(".")[1])
+    for uid in ("fUWM1At1TUx", "vt21671bgno"):
+        srv.scheduler.jobs.pop(uid, None)
+    missing = {f.message.split("(")[1].split(",")[0]: f
+               for f in session.scheduler_health().findings if f.kind == "missing_system_job"}
+    expected = set()
+    if minor >= 37:
+        expected.add("ACCOUNT_EXPIRY_ALERT")
+    if minor >= 38:
+        expected.add("SYSTEM_VERSION_UPDATE_CHECK")
+    assert set(missing) == expected
+    for finding in missing.values():
+        assert finding.severity == "WARNING"
+        # 2.41+ Housekeeping re-creates them by UID within 20 s; before, startup by name
+        assert ("within 20 s" in finding.what_to_do) == (minor >= 41)

@@ -118,10 +118,27 @@ def test_enable_disable(serve, version):
         assert ("POST", "/api/jobConfigurations/UsrMonitor1/disable") in methods
 
 
-def test_enable_system_job_conflict(serve):
-    _, session = serve("2.42")
-    with pytest.raises(ConflictError, match="system job"):
-        session.enable_job_configuration("YvAwAmrqAtN")
+@pytest.mark.parametrize("version,status,method,action", [
+    # 2.36/2.37: JSON merge PATCH, prePatchEntity -> WebMessageException 422
+    # (sch/JobConfigurationController.java@2.36:120-126, @2.37:124-130)
+    ("2.36", 422, "PATCH", "enable"), ("2.37", 422, "PATCH", "disable"),
+    # 2.38+: POST /enable|/disable, checkConfigurable CONFLICT (@2.38:113-137, @2.42:182-206)
+    ("2.38", 409, "POST", "disable"), ("2.42", 409, "POST", "enable")])
+def test_enable_disable_system_job_conflict_every_version(serve, version, status, method, action):
+    srv, session = serve(version)
+    toggle = getattr(session, action + "_job_configuration")
+    with pytest.raises(ConflictError) as info:
+        toggle("YvAwAmrqAtN")
+    error = info.value
+    text = str(error)
+    assert "system job" in text and "YvAwAmrqAtN" in text and "Dataset notification" in text
+    assert "refuses to " + action in text and "HTTP {}".format(status) in text
+    assert error.status_code == status  # what DHIS2 really answered
+    assert error.dhis2_message == "Job YvAwAmrqAtN is a system job that cannot be modified."
+    assert any(r.method == method and r.path.startswith("/api/jobConfigurations/YvAwAmrqAtN")
+               for r in srv.requests)
+    # nothing changed on the server
+    assert session.get_job_configuration("YvAwAmrqAtN").enabled is False
 
 
 @pytest.mark.parametrize("version", ["2.36", "2.40", "2.42", "2.43"])
@@ -301,3 +318,73 @@ def test_send_validation_notifications_authority_per_version(serve):
     srv2, session2 = serve("2.42")
     srv2.authorities["admin"] = ["F_RUN_VALIDATION"]
     assert session2.send_validation_notifications() is not None
+
+
+# --- every simulated version, 2.36-2.43 -------------------------------------------------
+
+EVERY_VERSION = ["2.36", "2.37", "2.38", "2.39", "2.40", "2.41", "2.42", "2.43"]
+_241_FIELDS = ("lastFinished", "lastAlive", "errorCodes", "queueName", "queuePosition",
+               "executedBy", "maxDelayedExecutionTime")
+
+
+@pytest.mark.parametrize("version", EVERY_VERSION)
+def test_list_job_configurations_fields_every_version(serve, version):
+    srv, session = serve(version)
+    minor = int(version.split(".")[1])
+    by_id = {c.id: c for c in session.list_job_configurations()}
+    asked = srv.requests[-1].query["fields"][0].split(",")
+    # the fields asked for: the 2.41+ JSON properties only from 2.41 (JobConfiguration.java@2.41)
+    assert all((f in asked) == (minor >= 41) for f in _241_FIELDS)
+    assert {"jobType", "cronExpression", "lastExecutedStatus", "nextExecutionTime"} <= set(asked)
+
+    failed, stuck = by_id["UsrMetaSyn1"], by_id["UsrAnalyt1c"]
+    system, monitor = by_id["YvAwAmrqAtN"], by_id["UsrMonitor1"]
+    assert str(failed.last_executed_status) == "FAILED"
+    assert monitor.cron_expression == "0 0 6 ? * *" and str(monitor.scheduling_type) == "CRON"
+    assert monitor.job_parameters["relativeStart"] == -7
+    if minor >= 41:
+        assert failed.error_code_list == ["E5002", "E7600"]
+        assert monitor.last_finished is not None and monitor.max_delayed_execution_time is not None
+        # a RUNNING job: heartbeat present, no runtime until it ends
+        assert stuck.last_alive is not None and stuck.last_runtime_execution is None
+    else:
+        assert failed.error_codes is None and failed.error_code_list == []
+        assert monitor.last_finished is None and monitor.max_delayed_execution_time is None
+        assert stuck.last_alive is None
+        assert stuck.runtime_seconds == pytest.approx(3 * 3600 + 12.5)  # the previous run's
+    assert str(stuck.job_status) == "RUNNING"
+    # 2.36 resets only enabled jobs at startup, so its stuck row is a disabled one
+    assert stuck.enabled is (minor >= 37)
+    # a disabled job's jobStatus: DISABLED on 2.36/2.37 and 2.41+; 2.38-2.40 /disable leave
+    # the stored SCHEDULED (sch/JobConfigurationController.java@2.38:126-137)
+    assert system.enabled is False
+    assert str(system.job_status) == ("SCHEDULED" if 38 <= minor <= 40 else "DISABLED")
+
+
+def _expected_system_jobs(minor):
+    # core/startup/SchedulerStart.java@2.36/@2.37/@2.38, api/scheduling/JobType.java@2.41
+    ids = {"pd6O228pqr0", "BFa3jDsbtdO", "Js3vHn2AVuG", "sHMedQF7VYa", "YvAwAmrqAtN",
+           "uwWCT2BMmlq"}
+    if minor >= 37:
+        ids.add("fUWM1At1TUx")  # ACCOUNT_EXPIRY_ALERT
+    if minor >= 38:
+        ids.add("vt21671bgno")  # SYSTEM_VERSION_UPDATE_CHECK
+    if minor >= 41:
+        ids |= {"DHIS2rocks1", "D2datatrim8"}  # HOUSEKEEPING, DATA_VALUE_TRIM
+    return ids
+
+
+@pytest.mark.parametrize("version", EVERY_VERSION)
+def test_system_jobs_every_version(serve, version):
+    from dhis2maint.health import SYSTEM_JOBS
+    _, session = serve(version)
+    minor = int(version.split(".")[1])
+    system = {c.id: c for c in session.list_job_configurations() if c.configurable is False}
+    assert set(system) == _expected_system_jobs(minor)
+    # the health module's table agrees with the stand-in on every version
+    assert {uid for uid, _, _, first, gone in SYSTEM_JOBS
+            if (2, minor) >= first and (gone is None or (2, minor) < gone)} == set(system)
+    assert ("ACCOUNT_EXPIRY_ALERT" in {str(c.job_type) for c in system.values()}) == \
+        (minor >= 37)
+    assert ("SYSTEM_VERSION_UPDATE_CHECK" in {str(c.job_type) for c in system.values()}) == \
+        (minor >= 38)
