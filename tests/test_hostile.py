@@ -565,6 +565,9 @@ def test_cli_wait_rides_out_an_outage_within_outage_grace():
                                   "--poll-interval", "0.2", "--max-interval", "0.5")
         assert code == cli.EXIT_OK, err
         assert 6 < seconds < 15  # it waited through the outage
+        # said on stderr while it happens (cron mails it), not only with --debug
+        assert "dhis2maint: warning: " in err and "not answering" in err
+        assert "answers again" not in err  # INFO: only with --debug
         job_id, = server.job_ids()
         after = server.requests[outage["before"]:]
         assert after and all(r.method == "GET" and job_id in r.path for r in after)
