@@ -18,6 +18,7 @@ carrying the library's message, which never holds a credential.
 import argparse
 import functools
 import logging
+import re
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
@@ -54,9 +55,29 @@ def _clip(text: Any, limit: int = TEXT_LIMIT) -> Any:
     return text
 
 
+# The library's messages point Python users at Session methods and CLI commands; an
+# assistant can only call tools, so _one_line names the tool instead.
+_TOOL_HINTS = (
+    (re.compile(r"session\.wait_for_task\('([A-Za-z_]+)', '([A-Za-z0-9]+)'\)"),
+     r"the wait_for_task tool (job_type \1, job_id \2)"),
+    (re.compile(r"`dhis2maint task status ([A-Za-z_]+)` \(or session\.get_task_notifications"
+                r"\('[A-Za-z_]+'\)\)"),
+     r"the task_status tool (job_type \1)"),
+    (re.compile(r"session\.get_integrity_report\(\)"), "the get_integrity_report tool"),
+    (re.compile(r"`dhis2maint integrity checks`"), "the list_integrity_checks tool"),
+)
+
+
+def _for_assistant(text: str) -> str:
+    """``text`` with its Session-method and CLI hints turned into the tools that do the same."""
+    for pattern, replacement in _TOOL_HINTS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join((str(exc).strip() or type(exc).__name__).split())
-    return "{}: {}".format(type(exc).__name__, _clip(text))
+    return "{}: {}".format(type(exc).__name__, _clip(_for_assistant(text)))
 
 
 def _sdk() -> Dict[str, Any]:

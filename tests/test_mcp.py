@@ -79,6 +79,40 @@ def test_the_server_never_prompts_for_a_password(monkeypatch):
         cli.connect(args, environ={}, prompt=False)
 
 
+def test_error_texts_name_tools_not_session_methods_or_commands():
+    from dhis2maint import Session, TaskTimeoutError
+    from dhis2maint.errors import ConfigurationError
+    from dhis2maint.mcp import _one_line
+
+    srv = Dhis2StandIn(version="2.42", users={"admin": PASSWORD})
+    srv.start()
+    try:
+        with Session(srv.url, auth=("admin", PASSWORD)) as session:
+            with pytest.raises(TaskTimeoutError) as timeout:
+                session.wait_for_task("ANALYTICS_TABLE", "AAAAAAAAAAA", timeout=0.3)
+            with pytest.raises(ConfigurationError) as unknown:
+                session.run_integrity_checks(checks=["nonexistent_check"])
+    finally:
+        srv.stop()
+    assert "session.wait_for_task" in str(timeout.value)  # the library's own hint ...
+    text = _one_line(timeout.value)  # ... is a tool's in the MCP error
+    assert text.startswith("TaskTimeoutError: ")
+    assert "(follow it with the wait_for_task tool (job_type ANALYTICS_TABLE, job_id " \
+           "AAAAAAAAAAA))" in text
+    text = _one_line(unknown.value)
+    assert "list the checks with the list_integrity_checks tool" in text
+    # the hints of lost connections (jobs._Outage, a job start whose answer was lost)
+    lost = ConfigurationError("DHIS2 stopped answering (its results: "
+                              "session.get_integrity_report())")
+    assert _one_line(lost).endswith("(its results: the get_integrity_report tool)")
+    maybe = ConfigurationError("the MONITORING job MAY have started; check with `dhis2maint "
+                               "task status MONITORING` (or session.get_task_notifications("
+                               "'MONITORING')) before starting it again")
+    assert "check with the task_status tool (job_type MONITORING) before" in _one_line(maybe)
+    for text in (_one_line(e) for e in (timeout.value, unknown.value, lost, maybe)):
+        assert "session." not in text and "`dhis2maint" not in text
+
+
 # --- over stdio --------------------------------------------------------------------------
 
 
@@ -174,16 +208,29 @@ def test_integrity_tools_are_bounded_and_page(standin, tmp_path):
 
     async def script(session):
         critical = await server.ok(session, "list_integrity_checks", {"severity": "critical"})
+        listed = await server.ok(session, "list_integrity_checks", {"limit": 500})
+        assert standin.job_ids() == []  # listing starts nothing
         run = await server.ok(session, "run_integrity_checks",
                               {"details": True, "limit": 3, "issue_limit": 2})
+        run_jobs.extend(standin.job_ids())
         later = await server.ok(session, "get_integrity_report",
                                 {"offset": 3, "limit": 2, "issue_limit": 1, "issue_offset": 1})
         first = await server.ok(session, "list_integrity_issues", {"limit": 7})
         second = await server.ok(session, "list_integrity_issues", {"offset": 7, "limit": 7})
         everything = await server.ok(session, "list_integrity_issues", {"limit": 500})
-        return critical, run, later, first, second, everything
+        return critical, listed, run, later, first, second, everything
 
-    critical, run, later, first, second, everything = server.run(script)
+    run_jobs = []
+    critical, listed, run, later, first, second, everything = server.run(script)
+    names = standin.check_names()
+    assert listed["total"] == len(names) and listed["nextOffset"] is None
+    assert [c["name"] for c in listed["checks"]] == names
+    # the run started one details job in DHIS2; the report and issue tools only read
+    assert run_jobs == standin.job_ids() == standin.job_ids("DATA_INTEGRITY_DETAILS")
+    assert len(run_jobs) == 1
+    assert [r.path for r in standin.requests if r.method == "POST"] == \
+        ["/api/dataIntegrity/details"]
+    assert {r["check"] for r in run["results"]} <= set(names)
     assert critical["checks"] and all(c["severity"] == "CRITICAL" for c in critical["checks"])
     assert critical["total"] == len(critical["checks"])
 
@@ -226,6 +273,10 @@ def test_refresh_with_wait_reports_progress_from_the_task_feed(standin, tmp_path
 
     done, started, followed, status, monitoring = server.run(script)
     assert done["status"] == "completed" and done["jobType"] == "ANALYTICS_TABLE"
+    assert standin.job_ids("ANALYTICS_TABLE") == [done["jobId"]]
+    assert standin.job_ids("RESOURCE_TABLE") == [started["jobId"]]
+    assert standin.job_ids("MONITORING") == [monitoring["jobId"]]
+    assert len(standin.job_ids()) == 3  # wait_for_task and task_status start nothing
     assert "updated" in done["message"]
     assert done["notificationsSeen"] == len(progress) >= 3
     assert [v for v, _ in progress] == sorted(v for v, _ in progress)  # increasing
@@ -285,6 +336,95 @@ def test_destructive_operations_need_confirm(standin, tmp_path):
                                        "dataPruning/organisationUnits/DiszpKrYNg8"]
 
 
+# what each maintenance tool should leave in the stand-in's maintenance log (2.42 names)
+MAINTENANCE_LOG = {
+    "clear_analytics_tables": "analyticsTablesClear",
+    "analyze_analytics_tables": "analyticsTablesAnalyze",
+    "clear_expired_invitations": "expiredInvitationsClear",
+    "update_org_unit_paths": "ouPathsUpdate",
+    "prune_periods": "periodPruning",
+    "remove_zero_data_values": "zeroDataValueRemoval",
+    "remove_soft_deleted_data_values": "softDeletedDataValueRemoval",
+    "remove_soft_deleted_events": "softDeletedEventRemoval",
+    "remove_soft_deleted_enrollments": "softDeletedEnrollmentRemoval",
+    "remove_soft_deleted_tracked_entities": "softDeletedTrackedEntityRemoval",
+    "remove_soft_deleted_relationships": "softDeletedRelationshipRemoval",
+    "create_sql_views": "sqlViewsCreate",
+    "drop_sql_views": "sqlViewsDrop",
+    "clear_cache": "cacheClear",
+    "reload_apps": "appReload",
+    "prune_organisation_unit_data": "dataPruning/organisationUnits/DiszpKrYNg8",
+    "prune_data_element_data": "dataPruning/dataElements/fbfJHSPpUQD",
+}
+PRUNE_UIDS = {"prune_organisation_unit_data": "DiszpKrYNg8",
+              "prune_data_element_data": "fbfJHSPpUQD"}
+
+
+def _maintenance_arguments(op):
+    arguments = {"confirm": True} if op.destructive else {}
+    if op.takes_uid:
+        arguments["uid"] = PRUNE_UIDS[op.name]
+    return arguments
+
+
+@needs_sdk
+def test_every_maintenance_tool_reaches_dhis2(standin, tmp_path):
+    server = Server(standin, tmp_path)
+    ops = [op for op in jobs.MAINTENANCE_OPERATIONS if op.name != "update_category_option_combos"]
+    assert set(MAINTENANCE_LOG) == {op.name for op in ops}
+
+    async def script(session):
+        results = {}
+        for op in ops:
+            before = len(standin.maintenance_log)
+            results[op.name] = await server.ok(session, op.name, _maintenance_arguments(op))
+            # each call ran exactly its own operation, before the next call
+            assert standin.maintenance_log[before:] == [MAINTENANCE_LOG[op.name]], op.name
+        return results
+
+    results = server.run(script)
+    assert standin.maintenance_log == [MAINTENANCE_LOG[op.name] for op in ops]
+    for op in ops:
+        expected = {"operation": op.name, "status": "done"}
+        if op.takes_uid:
+            expected["uid"] = PRUNE_UIDS[op.name]
+            expected["message"] = "Data was pruned successfully"
+        if op.name == "reload_apps":
+            expected["message"] = "Apps reloaded"
+        assert results[op.name] == expected, op.name  # DHIS2's message when it sends one
+    sent = [(r.method, r.path) for r in standin.requests if r.path.startswith("/api/maintenance")]
+    assert ("GET", "/api/maintenance/appReload") in sent
+    assert ("POST", "/api/maintenance/sqlViewsDrop") in sent
+    assert ("POST", "/api/maintenance/dataPruning/dataElements/fbfJHSPpUQD") in sent
+    assert len(sent) == len(ops)
+
+
+@needs_sdk
+def test_maintenance_tools_use_an_older_servers_names(tmp_path):
+    srv = Dhis2StandIn(version="2.38", users={"admin": PASSWORD})
+    srv.start()
+    try:
+        server = Server(srv, tmp_path)
+
+        async def script(session):
+            done = [await server.ok(session, name, {"confirm": True}) for name in (
+                "remove_soft_deleted_events", "remove_soft_deleted_enrollments",
+                "remove_soft_deleted_tracked_entities")]
+            too_old = await server.error(session, "remove_soft_deleted_relationships",
+                                         {"confirm": True})
+            return done, too_old
+
+        done, too_old = server.run(script)
+        assert [d["status"] for d in done] == ["done"] * 3
+        assert srv.maintenance_log == ["softDeletedProgramStageInstanceRemoval",
+                                       "softDeletedProgramInstanceRemoval",
+                                       "softDeletedTrackedEntityInstanceRemoval"]
+        assert "UnsupportedServerError" in too_old and "2.39" in too_old
+        assert not any("Relationship" in r.path for r in srv.requests)  # nothing was sent
+    finally:
+        srv.stop()
+
+
 @needs_sdk
 def test_predictors_validation_and_category_option_combos(standin, tmp_path):
     server = Server(standin, tmp_path)
@@ -293,6 +433,8 @@ def test_predictors_validation_and_category_option_combos(standin, tmp_path):
         predicted = await server.ok(session, "run_predictors", {
             "start_date": "2025-01-01", "end_date": "2025-01-31",
             "predictors": ["a4Tz9PZk2Wq"], "predictor_groups": ["gP9sHqL4kRt"]})
+        predicted_all = await server.ok(session, "run_predictors", {
+            "start_date": "2025-02-01", "end_date": "2025-02-28"})
         violations = await server.ok(session, "run_validation_analysis", {
             "org_unit": "ImspTQPwCqd", "start_date": "2025-01-01", "end_date": "2025-06-30",
             "limit": 2})
@@ -303,9 +445,24 @@ def test_predictors_validation_and_category_option_combos(standin, tmp_path):
                               {"category_combo": AGE_AND_SEX, "wait": True})
         every = await server.ok(session, "update_category_option_combos")
         no_combo = await server.error(session, "update_category_option_combos", {"wait": True})
-        return predicted, violations, rest, coc, every, no_combo
+        return predicted, predicted_all, violations, rest, coc, every, no_combo
 
-    predicted, violations, rest, coc, every, no_combo = server.run(script)
+    predicted, predicted_all, violations, rest, coc, every, no_combo = server.run(script)
+    posts = [(r.path, r.query) for r in standin.requests if r.method == "POST"
+             and "/predictor" in r.path]
+    january = {"startDate": ["2025-01-01"], "endDate": ["2025-01-31"]}
+    assert posts == [("/api/predictors/a4Tz9PZk2Wq/run", january),
+                     ("/api/predictorGroups/gP9sHqL4kRt/run", january),
+                     ("/api/predictors/run", {"startDate": ["2025-02-01"],
+                                              "endDate": ["2025-02-28"]})]
+    assert [(r.get("predictor"), r.get("predictorGroup"), r["predictions"] > 0)
+            for r in predicted_all["runs"]] == [(None, None, True)]
+    analyses = [json.loads(r.body.decode()) for r in standin.requests
+                if r.path == "/api/dataAnalysis/validationRules"]
+    assert len(analyses) == 2 and all(a["ou"] == "ImspTQPwCqd" and a["persist"] is False
+                                      and a["endDate"] == "2025-06-30" for a in analyses)
+    assert standin.maintenance_log == ["categoryOptionComboUpdate/categoryCombo/" + AGE_AND_SEX,
+                                       "categoryOptionComboUpdate"]
     assert [r.get("predictor") or r.get("predictorGroup") for r in predicted["runs"]] == \
         ["a4Tz9PZk2Wq", "gP9sHqL4kRt"]
     assert all(r["predictions"] >= 0 for r in predicted["runs"])
@@ -332,9 +489,13 @@ def test_bad_arguments_and_dhis2_errors_are_tool_errors(standin, tmp_path):
             "org_unit": "AAAAAAAAAAA", "start_date": "2025-01-01", "end_date": "2025-01-31"})
         standin.conflict_next()
         conflict = await server.error(session, "refresh_resource_tables")
-        return too_many, bad_uid, reversed_dates, unknown_ou, conflict
+        timed_out = await server.error(session, "wait_for_task", {
+            "job_type": "ANALYTICS_TABLE", "job_id": "AAAAAAAAAAA", "timeout_seconds": 0.3})
+        return too_many, bad_uid, reversed_dates, unknown_ou, conflict, timed_out
 
-    too_many, bad_uid, reversed_dates, unknown_ou, conflict = server.run(script)
+    too_many, bad_uid, reversed_dates, unknown_ou, conflict, timed_out = server.run(script)
+    assert "TaskTimeoutError" in timed_out and "session." not in timed_out
+    assert "wait_for_task tool (job_type ANALYTICS_TABLE, job_id AAAAAAAAAAA)" in timed_out
     assert "limit" in too_many and "500" in too_many
     assert "job_id" in bad_uid
     assert "ValueError" in reversed_dates and "2025-02-01" in reversed_dates
@@ -416,6 +577,16 @@ def _readme_client_config():
     section = text[text.index("\nMCP\n---\n"):]
     block = section[section.index(".. code-block:: json"):].split("\n\n", 2)[1]
     return json.loads(block)["mcpServers"]["dhis2"]
+
+
+def test_the_readme_installs_the_extra_from_pypi_and_from_a_checkout():
+    with open(os.path.join(ROOT, "README.rst"), encoding="utf-8") as handle:
+        text = handle.read()
+    section = text[text.index("\nMCP\n---\n"):]
+    install = section[section.index("::\n\n"):].split("\n\n")[1]
+    commands = [line.split("#")[0].strip() for line in install.splitlines()]
+    assert commands == ['pip install "dhis2maint[mcp]"', 'pip install ".[mcp]"']
+    assert "checkout" in install.splitlines()[1]
 
 
 @needs_sdk
