@@ -4,6 +4,7 @@ Each case of the issue's table: the typed error, and -- measured in a fresh
 subprocess with ``resource.getrusage`` -- peak RSS growth, plus an elapsed-time
 bound that is a behaviour bound ("ends before the deadline"), not a target.
 """
+import contextlib
 import json
 import logging
 import os
@@ -731,17 +732,27 @@ def _refused(port):
         return True
 
 
-def test_command_line_outage_refuses_connections_and_the_job_survives():
+@contextlib.contextmanager
+def _standin_process(*flags):
+    """``python -m dhis2maint.testing --port P *flags`` while the block runs; a session on it."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dhis2maint.testing", "--port", str(port), "--job-seconds", "3",
-         "--outage", "1.5:2", "--issues", "2"],
+        [sys.executable, "-m", "dhis2maint.testing", "--port", str(port)] + list(flags),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=ROOT))
     try:
         assert b"stand-in at" in proc.stdout.readline()
-        session = _track(Session("http://127.0.0.1:{}".format(port),
-                                 auth=("admin", "district"), retries=0))
+        yield port, _track(Session("http://127.0.0.1:{}".format(port),
+                                   auth=("admin", "district"), retries=0))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+def test_command_line_outage_refuses_connections_and_the_job_survives():
+    with _standin_process("--job-seconds", "3", "--outage", "1.5:2", "--issues", "2") as (
+            port, session):
         job = session.refresh_analytics()
         deadline = time.monotonic() + 10
         while not _refused(port):
@@ -749,23 +760,11 @@ def test_command_line_outage_refuses_connections_and_the_job_survives():
             time.sleep(0.1)
         final = job.wait(timeout=30, poll_interval=0.2, max_interval=0.5)
         assert final.completed
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
 
 
 def test_command_line_empty_next_starts_the_job_and_answers_an_empty_body():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dhis2maint.testing", "--port", str(port), "--job-seconds", "0.2",
-         "--empty-next", "--only-path", "/api/resourceTables", "--only-method", "post"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=ROOT))
-    try:
-        assert b"stand-in at" in proc.stdout.readline()
-        session = _track(Session("http://127.0.0.1:{}".format(port),
-                                 auth=("admin", "district"), retries=0))
+    with _standin_process("--job-seconds", "0.2", "--empty-next", "--only-path",
+                          "/api/resourceTables", "--only-method", "post") as (_port, session):
         session.server_version  # a GET elsewhere: not emptied
         with pytest.raises(InvalidResponseError) as info:
             session.refresh_resource_tables()
@@ -775,10 +774,6 @@ def test_command_line_empty_next_starts_the_job_and_answers_an_empty_body():
         assert len(session.list_tasks("RESOURCE_TABLE")) == 1
         # used up: the next start gets DHIS2's answer
         assert session.refresh_resource_tables().wait(timeout=20).completed
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
 
 
 def test_same_origin_redirect_with_an_endless_body_is_cut(srv):
