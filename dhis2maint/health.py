@@ -59,8 +59,8 @@ _M = ("ALL", "F_PERFORM_MAINTENANCE")
 #: Sources (DHIS2 source, cite path@branch): ctl/DataIntegrityController, ResourceTableController,
 #: MaintenanceController, PredictorController(+Group), DataAnalysisController,
 #: validation/ValidationController (sendNotifications), validation/ValidationResultController,
-#: sd/JobConfigurationSchemaDescriptor, sch/JobConfigurationController (cancel) -- see
-#: the README's "Doctor" section for the per-version line numbers.
+#: sd/JobConfigurationSchemaDescriptor, sch/JobConfigurationController (cancel); the
+#: README's "Doctor" section says what each version's annotations ask for.
 FEATURE_AUTHORITIES = (
     ("integrity", "run data-integrity checks and read their results",
      ("integrity run", "integrity report", "integrity issues"),
