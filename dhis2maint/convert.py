@@ -459,15 +459,37 @@ strict_loads = STRICT_DECODER.decode
 strict_raw_decode = STRICT_DECODER.raw_decode
 
 
+#: Deepest list/object nesting kept in a ref that is not a string.  DHIS2's refs are
+#: strings; this bounds what a broken server can make us carry, the same on every
+#: Python (3.13's decoder reads nesting that 3.7-3.12 refuse with RecursionError).
+MAX_REF_DEPTH = 32
+
+
 def _ref_text(value: Any) -> str:
     """A ref that is not a string, as JSON text; TypeError (the caller's "bad issue")
-    when it cannot be re-encoded (nested too deeply for this Python, NaN)."""
+    when it cannot be re-encoded (nested more than MAX_REF_DEPTH deep, NaN)."""
+    if _deeper_than(value, MAX_REF_DEPTH):
+        raise TypeError("a ref cannot be kept as JSON text (nested too deeply: more than "
+                        "{} levels)".format(MAX_REF_DEPTH))
     try:
         return json.dumps(value, allow_nan=False)
     except (RecursionError, ValueError, OverflowError, MemoryError) as exc:
         raise TypeError("a ref cannot be kept as JSON text ({})".format(
             "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__)) \
             from None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when lists/objects in ``value`` nest more than ``limit`` levels (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1)
+                         for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _structure_finite_float(value: Any, _type: Any) -> float:

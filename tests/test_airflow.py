@@ -12,6 +12,7 @@ issues in a SEVERE check, and that run must end FAILED (check_integrity and
 verdict failed, refresh_analytics still ran).  A ``DHIS2_URL`` pointing nowhere
 is set on the "worker" to show the Connection is what counts.
 """
+import contextlib
 import importlib.util
 import json
 import os
@@ -80,7 +81,7 @@ def home(tmp_path_factory, srv):
 
 def run_states(home):
     """{run_id: (state, {task_id: state})} from Airflow's database."""
-    with sqlite3.connect(str(home / "airflow.db")) as db:
+    with contextlib.closing(sqlite3.connect(str(home / "airflow.db"))) as db:
         runs = dict(db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ?", (DAG_ID,)))
         result = {}
         for run_id, state in runs.items():

@@ -115,7 +115,8 @@ def test_overdue_stored_next_time_236():
 def test_server_time_not_client_clock():
     # A server 9 hours ahead of UTC writing local times: compared with its own serverDate,
     # a job that ran 2 hours ago (server time) is fine whatever the client clock says.
-    server_now = datetime.datetime.utcnow() + datetime.timedelta(hours=9)
+    server_now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) + \
+        datetime.timedelta(hours=9)
     config = job(last_executed=server_now - 2 * H, next_execution_time=server_now + 20 * H)
     health = evaluate_scheduler([config], server_now, (2, 36))
     assert "overdue" not in [f.kind for f in health.findings]

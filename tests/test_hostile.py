@@ -786,3 +786,20 @@ def test_same_origin_redirect_with_an_endless_body_is_cut(srv):
                     headers=[("Location", "/api/system/info")], path="/api/system/info")
     out = _measure(srv, "version", stream_deadline=20)
     assert out["error"] is None and out["growth_mb"] < 100 and out["seconds"] < 20
+
+
+def test_ref_nesting_is_bounded_the_same_on_every_python():
+    # 3.13's decoder reads nesting 3.7-3.12 refuse; refs deeper than MAX_REF_DEPTH are
+    # refused on every Python instead of becoming a string of brackets on some.
+    from dhis2maint.convert import MAX_REF_DEPTH, issue_from_dict
+
+    def nested(levels):
+        value = "x"
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    kept = issue_from_dict({"id": "a", "name": "n", "refs": [nested(MAX_REF_DEPTH)]})
+    assert json.loads(kept.refs[0]) == nested(MAX_REF_DEPTH)
+    with pytest.raises((TypeError, InvalidResponseError), match="nested too deeply"):
+        issue_from_dict({"id": "a", "name": "n", "refs": [nested(MAX_REF_DEPTH + 1)]})
