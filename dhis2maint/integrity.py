@@ -946,9 +946,13 @@ class IntegrityMixin(_Transport):
                 report_check(_result_from_meta(key, meta, count, what))
             hook = end_of_check
         try:
-            for row in stream.iter_issue_rows(chunks, what, on_check=hook):
-                if keep is None or row.check_name in keep:
-                    yield row
+            rows = stream.iter_issue_rows(chunks, what, on_check=hook)
+            if keep is None:
+                yield from rows  # no Python-level step per row
+            else:
+                for row in rows:
+                    if row.check_name in keep:
+                        yield row
         finally:
             chunks.close()  # stops its deadline timer
             response.close()  # also when the caller leaves the loop early
