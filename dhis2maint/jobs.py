@@ -360,11 +360,6 @@ class _Follower:
 
     def __init__(self, session: "JobsMixin", job_type: Union[models.JobType, str], job_id: str,
                  timeout: Optional[float], poll_interval: float, max_interval: float) -> None:
-        if timeout is not None and not timeout >= 0:
-            raise ValueError("timeout must be None or at least 0 seconds, got {!r}".format(timeout))
-        if not poll_interval > 0:
-            raise ValueError("poll_interval must be more than 0 seconds, got {!r}".format(
-                poll_interval))
         timeout = _seconds(timeout, "timeout", allow_none=True)
         poll_interval = cast(float, _seconds(poll_interval, "poll_interval", zero_ok=False))
         max_interval = cast(float, _seconds(max_interval, "max_interval", zero_ok=False))
@@ -539,14 +534,13 @@ class _Follower:
         assert self.timeout is not None  # only called at a deadline
         last = self.newest.message if self.newest is not None else None
         return TaskTimeoutError(
-            "{} did not finish within {:g} s{}{}; it may still be running on the server "
-            "(follow it with session.wait_for_task({!r}, {!r}))".format(
+            "{} did not finish within {:g} s{}{}; it may still be running on the server{}".format(
                 self.describe(), self.timeout,
                 "; DHIS2's last message: {!r}".format(last) if last else
                 "; DHIS2 has reported nothing for it yet",
                 "; DHIS2 has not answered for the last {:.0f} s".format(
                     _monotonic() - self.outage.since) if self.outage.since is not None else "",
-                self.type_text, self.job_id),
+                self._resume_hint()),
             job_id=self.job_id, job_type=self.job_type, last_message=last)
 
 
@@ -589,7 +583,6 @@ class JobsMixin(_Transport):
         type_text = _job_type_text(job_type)
         known = self._known_job_ids(type_text) if getattr(self, "recover_job_starts", False) \
             else None
-
         try:
             body = self._json(method, path, params=params, json_body=json_body, expect=dict,
                               max_bytes=SMALL_BODY_BYTES)
@@ -1076,10 +1069,6 @@ class JobsMixin(_Transport):
                                            expected_count < 0):
             raise ValueError("expected_count must be None or a whole number >= 0, got {!r}"
                              .format(expected_count))
-        if not poll_interval > 0:
-            raise ValueError("poll_interval must be more than 0 seconds")
-        if timeout is not None and not timeout >= 0:
-            raise ValueError("timeout must be None or at least 0 seconds, got {!r}".format(timeout))
         poll_interval = cast(float, _seconds(poll_interval, "poll_interval", zero_ok=False))
         timeout = _seconds(timeout, "timeout", allow_none=True)
         deadline = None if timeout is None else _monotonic() + timeout
