@@ -439,6 +439,13 @@ def compare_reports(old: models.DataIntegrityReport,
                                    issues_compared=compared)
 
 
+def _wait_options(poll_interval: Optional[float], max_interval: Optional[float]
+                  ) -> Dict[str, float]:
+    """The pacing a caller gave, as ``Job.wait`` keywords (left out: its defaults)."""
+    return {key: value for key, value in (("poll_interval", poll_interval),
+                                          ("max_interval", max_interval)) if value is not None}
+
+
 def _finished_before(finished: Optional[datetime.datetime],
                      created: Optional[datetime.datetime]) -> bool:
     """True only when both server times are known, comparable and finished < created."""
@@ -670,11 +677,7 @@ class IntegrityMixin(_Transport):
             log.info("include_slow has no effect with named checks: they run whether slow "
                      "or not")
         started = _monotonic()
-        waits: Dict[str, float] = {}
-        if poll_interval is not None:
-            waits["poll_interval"] = poll_interval
-        if max_interval is not None:
-            waits["max_interval"] = max_interval
+        waits = _wait_options(poll_interval, max_interval)
         run_at = _utcnow()
         if self._legacy_integrity():
             job = self._start_integrity_run(tokens, expanded, details)
@@ -1045,8 +1048,7 @@ class IntegrityMixin(_Transport):
         tokens, expanded, selected = self._selection(checks)
         run_at = _utcnow()
         available, job = self._start_run(tokens, expanded, selected, True, include_slow)
-        waits = {k: v for k, v in (("poll_interval", poll_interval),
-                                   ("max_interval", max_interval)) if v is not None}
+        waits = _wait_options(poll_interval, max_interval)
         job.wait(timeout=timeout, on_notification=on_notification, **waits)
         self._stamp(report, job, run_at)
         read = _check_names(available)  # already matched: no second look-up

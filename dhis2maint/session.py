@@ -588,9 +588,8 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         ``None`` when ``allow_empty``, and is an error otherwise.  ``max_bytes``:
         see :meth:`_send`.
         """
-        extra: Dict[str, Any] = {} if max_bytes is None else {"max_bytes": max_bytes}
         response = self._send(method, path, params=params, json_body=json_body, timeout=timeout,
-                              **extra)
+                              max_bytes=max_bytes)
         return decode_json(response, "{} /api/{}".format(method, path.lstrip("/")),
                            expect=expect, allow_empty=allow_empty)
 
