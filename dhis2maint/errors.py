@@ -51,6 +51,11 @@ class Dhis2Error(Exception):
     #: Set on :class:`TransportError` and :class:`InvalidResponseError`.
     outcome_unknown = False
 
+    #: What to do next, as data (:class:`~dhis2maint.models.FollowUp` records,
+    #: most useful first); each face -- Python, the command line, MCP -- words
+    #: them for its reader.  Empty when there is nothing to suggest.
+    follow_ups = ()  # type: Tuple[Any, ...]
+
     def __init__(self, message: str,
                  request: Union[requests.Request, requests.PreparedRequest, None] = None,
                  response: Optional[requests.Response] = None) -> None:

@@ -7,7 +7,7 @@ a newer DHIS2 sends a value this version does not know (every enum here is a
 """
 import datetime
 import enum
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union, cast
 
 import attr
 
@@ -32,6 +32,7 @@ __all__ = [
     "RunningJob",
     "ValidationResult",
     "UserInfo",
+    "FollowUp",
     "HealthFinding",
     "SchedulerHealth",
     "DoctorCheck",
@@ -720,6 +721,30 @@ class UserInfo(_Model):
     def superuser(self) -> bool:
         """Holds ``ALL`` (passes every ``hasRole('ALL') or …`` check)."""
         return "ALL" in self.authorities
+
+
+@attr.s(auto_attribs=True, slots=True, frozen=True, repr=False)
+class FollowUp(_Model):
+    """What to do next, as data: an action and its arguments.
+
+    The library decides *what* to do; each face words it for its reader --
+    Python names the :class:`~dhis2maint.Session` call, the command line names
+    its command, the MCP server names its tool.  ``action`` is a stable verb
+    (``"wait_for_task"``, ``"run_job_configuration"``, …) and ``args`` its
+    arguments as ordered ``(name, value)`` pairs; ``note`` is optional plain,
+    face-neutral text that goes with it ("and check the server log").
+    """
+
+    action: str
+    args: Tuple[Tuple[str, Any], ...] = ()
+    note: str = ""
+
+    def arg(self, name: str, default: Any = None) -> Any:
+        """The value of argument ``name`` (``default`` when absent)."""
+        for key, value in self.args:
+            if key == name:
+                return value
+        return default
 
 
 @attr.s(auto_attribs=True, slots=True, repr=False)
