@@ -492,6 +492,24 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+#: Deepest list/object nesting kept in a free-form field (a notification's ``data``,
+#: job parameters).  DHIS2 nests these a few levels; deeper is a broken or hostile
+#: server, refused the same on every Python before it can overflow the stack of a
+#: writer later (json.dumps, cattrs, the HTML page).
+MAX_VALUE_DEPTH = 64
+
+
+def _structure_bounded_any(value: Any, _type: Any) -> Any:
+    """Free-form (``Any``) fields: kept as decoded, when no deeper than MAX_VALUE_DEPTH."""
+    if isinstance(value, (list, dict)) and _deeper_than(value, MAX_VALUE_DEPTH):
+        raise ValueError("a value is nested too deeply (more than {} levels)".format(
+            MAX_VALUE_DEPTH))
+    return value
+
+
+_converter.register_structure_hook_func(lambda t: t is Any, _structure_bounded_any)
+
+
 def _structure_finite_float(value: Any, _type: Any) -> float:
     """Float fields (``percentage``): Jackson writes a Java NaN as the string "NaN",
     which ``float()`` would accept; a report must not hold NaN or Infinity."""
