@@ -1,9 +1,10 @@
 """For type checkers only: what the feature mixins use of :class:`dhis2maint.Session`.
 
-integrity.py, jobs.py, scheduler.py and health.py name :class:`SessionTransport` as
+integrity.py, jobs.py, jobconfigs.py, validation.py and health.py name :class:`SessionTransport` as
 their base class under ``typing.TYPE_CHECKING`` (and ``object`` at run time), so mypy
 and pyright check their methods against the session's transport helpers (and the
-few methods one mixin calls of another).  Nothing imports this
+two PUBLIC methods one mixin calls of another; no mixin calls another's private
+helpers: the one job-start path is :mod:`dhis2maint.jobstart`'s functions).  Nothing imports this
 module at run time.
 """
 from typing import (TYPE_CHECKING, Any, Container, Dict, Generator, List, Optional, Tuple, Type,
@@ -65,6 +66,4 @@ class SessionTransport(Protocol):
                                 status: Union["models.JobStatus", str, None] = None
                                 ) -> List["models.JobConfiguration"]: ...
 
-    def _start_job(self, path: str, job_type: Union["models.JobType", str],
-                   params: Optional[Dict[str, Any]] = None, json_body: Any = None,
-                   method: str = "POST") -> "models.Job": ...
+    def get_job_configuration(self, job_id: str) -> "models.JobConfiguration": ...

@@ -35,6 +35,7 @@ from typing import (TYPE_CHECKING, Any, Callable, DefaultDict, Deque, Dict, Iter
 from . import convert, models, versions
 from .errors import ConfigurationError, InvalidResponseError, TaskTimeoutError
 from .jobs import log_progress
+from .jobstart import start_job
 
 __all__ = ["IntegrityMixin", "compare_reports", "legacy_report"]
 
@@ -609,7 +610,7 @@ class IntegrityMixin(_Transport):
             if expanded:
                 log.info("DHIS2 %s runs all legacy integrity checks; the selection is "
                          "applied when the results are read", versions.version_text(version))
-            return self._start_job("dataIntegrity", models.JobType.DATA_INTEGRITY)
+            return start_job(self, "dataIntegrity", models.JobType.DATA_INTEGRITY)
         if details and versions.supports(version, "integrity_details_job_type"):
             job_type = models.JobType.DATA_INTEGRITY_DETAILS
         else:
@@ -619,7 +620,7 @@ class IntegrityMixin(_Transport):
         if tokens and versions.supports(version, "integrity_codes") \
                 and len(",".join(expanded or [])) > _MAX_CHECKS_PARAM:
             send = tokens  # the server expands them exactly as match_checks did
-        return self._start_job(path, job_type, params=_checks_param(send))
+        return start_job(self, path, job_type, params=_checks_param(send))
 
     def run_integrity_checks(self, checks: Union[str, Iterable[Union[str, models.DataIntegrityCheck]], None] = None,
                              details: bool = False, timeout: Optional[float] = None,

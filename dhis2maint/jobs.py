@@ -6,8 +6,9 @@ Three kinds of server work live here:
   monitoring.  Their triggers return a :class:`~dhis2maint.models.Job`;
   :meth:`JobsMixin.wait_for_task` (or ``job.wait()``) follows its task
   notifications to the end.
-* **Synchronous runs** that answer with a result: predictors, validation
-  analysis, category option combo updates.
+* **Synchronous runs** that answer with a result: predictors, category option
+  combo updates (validation analysis: validation.py).  Jobs start through
+  jobstart.py; job configurations live in jobconfigs.py.
 * **Maintenance operations** under ``/api/maintenance``: synchronous too; they
   return when the server is done (2.36-2.42: 204, 2.43+: 200 with a WebMessage).
 
@@ -23,7 +24,6 @@ ridden out for ``Session.outage_grace`` seconds (:class:`_Outage`).
 Time comes from the module-level ``_monotonic`` and ``_sleep`` so tests can
 replace them with a fake clock.
 """
-import collections
 import datetime
 import json
 import logging
@@ -37,11 +37,13 @@ from . import convert, models, versions
 from .errors import (ApiError, ConfigurationError, InvalidResponseError, JobFailedError,
                      NotFound, ServerError, TaskTimeoutError, TransportError,
                      UnsupportedServerError)
+from .arguments import date_range, flag, job_type_text, positive_int, tolerant_job_type
+from .jobstart import later, start_job, task_feed
 from .transport import DEFAULT_OUTAGE_GRACE, SMALL_BODY_BYTES, decode_json
 
 __all__ = ["JobsMixin", "ANALYTICS_FLAGS", "MaintenanceOperation", "MAINTENANCE_OPERATIONS",
            "MAINTENANCE_FLAGS",
-           "START_GRACE", "FALLBACK_RECHECK", "RECOVERY_WAIT", "RECOVERY_POLL", "says_failed"]
+           "START_GRACE", "FALLBACK_RECHECK", "says_failed"]
 
 log = logging.getLogger("dhis2maint")
 
@@ -54,10 +56,6 @@ _sleep = time.sleep
 START_GRACE = 60.0
 #: Least seconds between two /api/jobConfigurations look-ups of one wait.
 FALLBACK_RECHECK = 30.0
-#: With ``Session(recover_job_starts=True)``: how long (seconds) the task feed is
-#: watched for the job whose start answer was lost, and how often it is read.
-RECOVERY_WAIT = 30.0
-RECOVERY_POLL = 2.0
 #: The end of a job is noticed within max(LAG_FLOOR, LAG_SHARE x the time the
 #: wait has run) (plus one request), capped by ``max_interval``: the poll delay
 #: never grows past that bound.
@@ -66,8 +64,6 @@ LAG_SHARE = 0.1
 #: Statuses a proxy answers while DHIS2 restarts: an outage, not an answer.
 OUTAGE_STATUSES = frozenset([502, 503, 504])
 
-_JOB_TYPE = re.compile(r"^[A-Za-z_]+$")
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _PREDICTIONS = re.compile(r"Generated\s+(\d{1,18})\s+prediction", re.I)
 # Counts and negations ("0 failed", "failed items: 0", "no failed checks") are not failures.
 _NOT_A_FAILURE = re.compile(
@@ -79,22 +75,6 @@ _FAILURE = re.compile(r"\bfailed\b|\bfailure\b|\baborted\b|^\s*error\b", re.I)
 _UNFINISHED = frozenset(["RUNNING", "SCHEDULED", "NOT_STARTED"])
 _FAILED_STATUSES = frozenset(["FAILED", "STOPPED"])
 _COMBO_FIELDS = "id,name,categories[id,name,categoryOptions[id]],categoryOptionCombos[id,name]"
-
-
-def _tolerant_job_type(value: str) -> Union[models.JobType, str]:
-    try:
-        return models.JobType(value)
-    except ValueError:
-        return value
-
-
-def _job_type_text(job_type: Union[models.JobType, str]) -> str:
-    """``JobType.ANALYTICS_TABLE`` or ``"analytics_table"`` -> ``"ANALYTICS_TABLE"``."""
-    text = job_type.value if isinstance(job_type, models.JobType) else job_type
-    if not isinstance(text, str) or not _JOB_TYPE.match(text):
-        raise ValueError("job type must be a JobType or a name of letters and underscores "
-                         "such as 'ANALYTICS_TABLE', got {!r}".format(job_type))
-    return text.upper()
 
 
 def says_failed(message: Optional[str]) -> bool:
@@ -130,44 +110,6 @@ def _notification_key(notification: models.Notification) -> Tuple[Any, ...]:
     # not unique.  `completed` is left out: the stale rule flips it on a seen message.
     return (notification.id or notification.uid, notification.time, notification.message,
             str(notification.level))
-
-
-def _date_text(value: Union[datetime.date, str], what: str) -> str:
-    """A date, datetime or 'YYYY-MM-DD' string -> 'YYYY-MM-DD' (ValueError otherwise)."""
-    if isinstance(value, datetime.datetime):
-        return value.date().isoformat()
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if isinstance(value, str):
-        match = _DATE.match(value.strip())
-        if match:
-            try:
-                return datetime.date(*(int(p) for p in match.groups())).isoformat()
-            except ValueError:
-                pass
-    raise ValueError("{} must be a datetime.date or a 'YYYY-MM-DD' string, got {!r}".format(
-        what, value))
-
-
-def _date_range(start_date: Union[datetime.date, str],
-                end_date: Union[datetime.date, str]) -> Tuple[str, str]:
-    start = _date_text(start_date, "start_date")
-    end = _date_text(end_date, "end_date")
-    if start > end:
-        raise ValueError("start_date {} is after end_date {}".format(start, end))
-    return start, end
-
-
-def _flag(value: object, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("{} must be True or False, got {!r}".format(what, value))
-    return value
-
-
-def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("{} must be a whole number of at least 1, got {!r}".format(what, value))
-    return value
 
 
 def _message_of(body: Any) -> Optional[str]:
@@ -364,8 +306,8 @@ class _Follower:
         poll_interval = cast(float, _seconds(poll_interval, "poll_interval", zero_ok=False))
         max_interval = cast(float, _seconds(max_interval, "max_interval", zero_ok=False))
         self.session = session
-        self.type_text = _job_type_text(job_type)
-        self.job_type = _tolerant_job_type(self.type_text)
+        self.type_text = job_type_text(job_type)
+        self.job_type = tolerant_job_type(self.type_text)
         self.job_id = session._uid(job_id, "job id")
         self.timeout = timeout
         self.poll_interval = float(poll_interval)
@@ -556,140 +498,6 @@ class JobsMixin(_Transport):
 
     # --- starting jobs ---------------------------------------------------------
 
-    def _start_job(self, path: str, job_type: Union[models.JobType, str],
-                   params: Optional[Dict[str, Any]] = None, json_body: Any = None,
-                   method: str = "POST") -> models.Job:
-        """Send a job-starting request ONCE and return the :class:`Job` DHIS2 created.
-
-        When the answer is lost after sending (a read timeout, a dropped
-        connection, a body that broke off), the request is never re-sent: a
-        :class:`TransportError` says the job MAY have started and how to check.
-        An empty 200 answer (no job id) is an :class:`InvalidResponseError` saying
-        the same, with ``outcome_unknown`` set.
-
-        With ``Session(recover_job_starts=True)`` the job ids of this type in
-        ``GET /api/system/tasks/{jobType}`` are noted before the POST; after such
-        a failure the feed is read again (for up to :data:`RECOVERY_WAIT` s, every
-        :data:`RECOVERY_POLL` s) and if exactly ONE new job id of the type
-        appeared, that job is returned (``message`` says it was recovered).  No
-        new id, or several (someone else started one too), raises as above.
-        The feed lists only jobs that have begun: a job queued behind another
-        of its type is invisible, and if another client started a job of the
-        same type in those same seconds, that one may be adopted -- which is
-        why this is opt-in.  DHIS2 2.37-2.40 post no notifications for
-        integrity runs, so those cannot be recovered.
-        """
-        what = "{} /api/{}".format(method, path)
-        type_text = _job_type_text(job_type)
-        known = self._known_job_ids(type_text) if getattr(self, "recover_job_starts", False) \
-            else None
-        try:
-            body = self._json(method, path, params=params, json_body=json_body, expect=dict,
-                              max_bytes=SMALL_BODY_BYTES)
-        except (TransportError, InvalidResponseError) as exc:
-            if not exc.outcome_unknown:
-                raise
-            if known is not None:
-                job = self._recover_job(type_text, known, what, exc)
-                if job is not None:
-                    return job
-            text = ("{} -- the {} job MAY have started; check with "
-                    "`dhis2maint task status {}` (or session.get_task_notifications({!r})) "
-                    "before starting it again".format(exc, type_text, type_text, type_text))
-            if isinstance(exc, InvalidResponseError) and exc.empty_body:
-                # DHIS2 answered 200 without the job's id: still an invalid answer (#12.3)
-                empty = InvalidResponseError(text, request=exc.request, response=exc.response)
-                empty.outcome_unknown = empty.empty_body = True
-                raise empty from exc
-            lost = TransportError(text, request=exc.request)
-            lost.outcome_unknown = True  # the POST was sent; its answer is lost
-            raise lost from exc
-        return self._job_from_message(body, job_type, what)
-
-    def _known_job_ids(self, type_text: str) -> Optional[Set[str]]:
-        """The job ids of one type in the task feed, or None when the feed can't be read."""
-        try:
-            return set(self._task_feed(type_text))
-        except (ApiError, InvalidResponseError, TransportError) as exc:
-            log.warning("recover_job_starts: GET /api/system/tasks/%s failed (%s); a lost "
-                        "answer to the job start cannot be recovered", type_text,
-                        type(exc).__name__)
-            return None
-
-    def _task_feed(self, type_text: str) -> Dict[str, List[Any]]:
-        """``GET /api/system/tasks/{jobType}`` -> {job id: [raw notification dicts]}."""
-        path = "system/tasks/" + type_text
-        data = self._json("GET", path, expect=dict)
-        for job_id, items in data.items():
-            if not isinstance(items, list):
-                raise InvalidResponseError("GET /api/{}: messages of job {} are not a list".format(
-                    path, job_id))
-        return {str(k): v for k, v in data.items()}
-
-    def _recover_job(self, type_text: str, known: Set[str], what: str,
-                     cause: BaseException) -> Optional[models.Job]:
-        """The ONE job of ``type_text`` that appeared in the task feed since ``known``
-        was taken, as a :class:`Job`, or None."""
-        deadline = _monotonic() + RECOVERY_WAIT
-        while True:
-            try:
-                feed = self._task_feed(type_text)
-            except (ApiError, InvalidResponseError, TransportError):
-                feed = {}
-            new = sorted(set(feed) - known)
-            if len(new) > 1:
-                log.warning("%s: the answer was lost and %d new %s jobs appeared (%s); not "
-                            "guessing which is ours", what, len(new), type_text, ", ".join(new))
-                return None
-            if len(new) == 1:
-                break
-            now = _monotonic()
-            if now >= deadline:
-                return None
-            _sleep(min(RECOVERY_POLL, deadline - now))
-        job_id = new[0]
-        items = [n for n in feed[job_id] if isinstance(n, dict)]
-        created = None
-        for item in items:  # the oldest message's time: when the job began
-            try:
-                stamp = convert.parse_datetime(item.get("time"))
-            except ValueError:
-                continue
-            if stamp is not None and (created is None or _later(created, stamp)):
-                created = stamp
-        log.warning("%s: the answer was lost (%s); adopted the one new %s job in the task "
-                    "feed: %s", what, type(cause).__name__, type_text, job_id)
-        return models.Job(
-            id=job_id, job_type=_tolerant_job_type(type_text), created=created,
-            message="recovered from /api/system/tasks/{} after the answer to {} was lost".format(
-                type_text, what),
-            session=self)
-
-    def _job_from_message(self, body: Dict[str, Any], job_type: Union[models.JobType, str],
-                          what: str) -> models.Job:
-        response = body.get("response")
-        if not isinstance(response, dict) or not response.get("id"):
-            raise InvalidResponseError(
-                "{}: the reply has no job id (response.id); DHIS2 said: {!r}".format(
-                    what, str(body.get("message"))[:200]))
-        created = response.get("created")
-        try:
-            created = convert.parse_datetime(created)
-        except ValueError:
-            created = None
-        params = response.get("jobParameters")
-        return models.Job(
-            id=str(response["id"]),
-            job_type=_tolerant_job_type(response.get("jobType") or str(job_type)),
-            created=created,
-            name=response.get("name"),
-            job_status=_tolerant_status(response.get("jobStatus")),
-            job_parameters=params if isinstance(params, dict) else None,
-            relative_notifier_endpoint=response.get("relativeNotifierEndpoint"),
-            message=body.get("message"),
-            session=self,
-        )
-
     def refresh_analytics(self, last_years: Optional[int] = None,
                           skip_resource_tables: bool = False, skip_aggregate: bool = False,
                           skip_events: bool = False, skip_enrollment: bool = False,
@@ -716,12 +524,12 @@ class JobsMixin(_Transport):
         }
         params = {}
         if last_years is not None:
-            params["lastYears"] = str(_positive_int(last_years, "last_years"))
+            params["lastYears"] = str(positive_int(last_years, "last_years"))
         for keyword, name in ANALYTICS_FLAGS:
-            if _flag(flags[keyword], keyword):
+            if flag(flags[keyword], keyword):
                 params[name] = "true"
         self._require_analytics_parameters(params)
-        return self._start_job("resourceTables/analytics", models.JobType.ANALYTICS_TABLE,
+        return start_job(self, "resourceTables/analytics", models.JobType.ANALYTICS_TABLE,
                                params=params or None)
 
     def _require_analytics_parameters(self, params: Iterable[str]) -> None:
@@ -739,13 +547,13 @@ class JobsMixin(_Transport):
     def refresh_resource_tables(self) -> models.Job:
         """Start a resource table update: ``POST /api/resourceTables`` -> :class:`Job`
         (type RESOURCE_TABLE), all versions.  Sent once, never retried."""
-        return self._start_job("resourceTables", models.JobType.RESOURCE_TABLE)
+        return start_job(self, "resourceTables", models.JobType.RESOURCE_TABLE)
 
     def refresh_monitoring(self) -> models.Job:
         """Start the monitoring job (validation rule analysis with notifications):
         ``POST /api/resourceTables/monitoring`` -> :class:`Job` (type MONITORING).
         Sent once, never retried."""
-        return self._start_job("resourceTables/monitoring", models.JobType.MONITORING)
+        return start_job(self, "resourceTables/monitoring", models.JobType.MONITORING)
 
     # --- task notifications ---------------------------------------------------
 
@@ -765,7 +573,7 @@ class JobsMixin(_Transport):
         """
         if job_id is None:
             return self.get_latest_task(job_type)[1]
-        type_text = _job_type_text(job_type)
+        type_text = job_type_text(job_type)
         job_id = self._uid(job_id, "job id")
         path = "system/tasks/{}/{}".format(type_text, self._segment(job_id))
         data = self._json("GET", path, expect=list)
@@ -783,35 +591,19 @@ class JobsMixin(_Transport):
         when its list may be abridged (two or more messages) its complete list is
         read with ``GET /api/system/tasks/{jobType}/{jobId}``.
         """
-        type_text = _job_type_text(job_type)
+        type_text = job_type_text(job_type)
         best_id, best, best_time = None, [], None
-        for job_id, items in self._task_feed(type_text).items():
+        for job_id, items in task_feed(self, type_text).items():
             notifications = _notifications(items, "GET /api/system/tasks/" + type_text)
             if not notifications:
                 continue
             newest = notifications[0].time
             if best_id is None or (newest is not None and (best_time is None or
-                                                           _later(newest, best_time))):
+                                                           later(newest, best_time))):
                 best_id, best, best_time = job_id, notifications, newest
         if best_id is not None and len(best) >= 2 and _is_uid(best_id):
             best = self.get_task_notifications(type_text, best_id)
         return best_id, best
-
-    def get_job_configuration(self, job_id: str) -> models.JobConfiguration:
-        """A job's stored record: ``GET /api/jobConfigurations/{id}`` -> :class:`JobConfiguration`
-        (every field the version has; scheduled jobs on every version).
-
-        Run-once jobs started by the triggers are stored on 2.41+ until HOUSEKEEPING
-        deletes them (default one day after they finish); earlier versions keep
-        them in memory only (404).  Raises :class:`NotFound` for an unknown id.
-        """
-        job_id = self._uid(job_id, "job id")
-        path = "jobConfigurations/" + self._segment(job_id)
-        from .scheduler import configuration_fields  # the fields this version has
-
-        data = self._json("GET", path, params={"fields": configuration_fields(self.server_version)},
-                          expect=dict)
-        return convert.structure(data, models.JobConfiguration, "GET /api/" + path)
 
     def iter_task_notifications(self, job_type: Union[models.JobType, str], job_id: str,
                                 timeout: Optional[float] = None, poll_interval: float = 1.0,
@@ -919,7 +711,7 @@ class JobsMixin(_Transport):
         :class:`ConflictError` when DHIS2 cannot predict ("Unable to predict …");
         runs before the failing one have already written their predictions.
         """
-        start, end = _date_range(start_date, end_date)
+        start, end = date_range(start_date, end_date)
         params = {"startDate": start, "endDate": end}
         targets = []
         for values, what in ((predictors, "predictors"), (predictor_groups, "predictor_groups")):
@@ -958,40 +750,6 @@ class JobsMixin(_Transport):
         return models.PredictorRun(
             message=message, predictions=int(match.group(1)) if match else None,
             status=body.get("status"), predictor=predictor, predictor_group=group)
-
-    def run_validation_analysis(self, org_unit: str, start_date: Union[datetime.date, str],
-                                end_date: Union[datetime.date, str],
-                                validation_rule_group: Optional[str] = None,
-                                notification: bool = False, persist: bool = False,
-                                max_results: Optional[int] = None
-                                ) -> List[models.ValidationViolation]:
-        """Run validation rules synchronously: ``POST /api/dataAnalysis/validationRules``
-        -> the violations (``[]`` if none).
-
-        JSON body ``{"ou", "vrg", "startDate", "endDate", "persist", "notification",
-        "maxResults"}``; the org unit's descendants are included.  ``persist`` stores
-        the results, ``notification`` sends the rules' notifications.  ``max_results``
-        (1..500 by default) needs 2.41.4+ or 2.42.1+ (:class:`UnsupportedServerError`
-        otherwise; older servers return at most 500).  Raises ``ValueError`` for bad
-        UIDs or dates, :class:`BadRequest` for an unknown org unit.
-        """
-        start, end = _date_range(start_date, end_date)
-        body = {
-            "ou": self._uid(org_unit, "org_unit"),
-            "startDate": start,
-            "endDate": end,
-            "persist": _flag(persist, "persist"),
-            "notification": _flag(notification, "notification"),
-        }
-        if validation_rule_group is not None:
-            body["vrg"] = self._uid(validation_rule_group, "validation_rule_group")
-        if max_results is not None:
-            body["maxResults"] = _positive_int(max_results, "max_results")
-            versions.require(self.server_version, "validation_max_results",
-                             "run_validation_analysis(max_results=…)")
-        path = "dataAnalysis/validationRules"
-        data = self._json("POST", path, json_body=body, expect=list)
-        return convert.structure(data, List[models.ValidationViolation], "POST /api/" + path)
 
     # --- category option combos ----------------------------------------------------
 
@@ -1140,7 +898,7 @@ class JobsMixin(_Transport):
             if name not in MAINTENANCE_FLAGS:
                 raise ValueError("unknown maintenance flag {!r}; known: {}".format(
                     key, ", ".join(MAINTENANCE_FLAGS)))
-            if _flag(value, key):
+            if flag(value, key):
                 params[name] = "true"
         if not params:
             raise ValueError("run_maintenance() needs at least one flag set to True")
@@ -1248,22 +1006,8 @@ class JobsMixin(_Transport):
 # Reading DHIS2's answers
 
 
-def _tolerant_status(value: Optional[str]) -> Union[models.JobStatus, str, None]:
-    try:
-        return models.JobStatus(value) if value is not None else None
-    except ValueError:
-        return value
-
-
 def _is_uid(value: object) -> bool:
     return isinstance(value, str) and re.match(r"^[A-Za-z][A-Za-z0-9]{10}$", value) is not None
-
-
-def _later(a: datetime.datetime, b: datetime.datetime) -> bool:
-    try:
-        return a > b
-    except TypeError:  # one with a zone, one without: DHIS2 never mixes them
-        return False
 
 
 def _notifications(items: List[Any], what: str) -> List[models.Notification]:

@@ -3,7 +3,7 @@
 The session owns its defaults -- base URL, user agent, a timeout on every
 request, TLS verification, retries of idempotent requests through urllib3's
 ``Retry`` -- and the small request helpers the feature mixins (integrity.py,
-jobs.py, scheduler.py, health.py) use.  Those helpers, with the body readers
+jobs.py, jobconfigs.py, validation.py, health.py) use.  Those helpers, with the body readers
 of transport.py, are the only place a response becomes JSON or an exception.
 """
 import logging
@@ -33,7 +33,8 @@ from .integrity import IntegrityMixin
 from .jobs import JobsMixin
 from . import versions
 from .health import HealthMixin
-from .scheduler import SchedulerMixin
+from .jobconfigs import JobConfigsMixin
+from .validation import ValidationMixin
 from .versions import parse_version
 
 if TYPE_CHECKING:
@@ -163,7 +164,8 @@ def _normalise_base_url(base_url: str, source: Optional[str] = None,
 _warned_insecure: Set[Optional[str]] = set()
 
 
-class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.Session):
+class Session(IntegrityMixin, JobsMixin, JobConfigsMixin, ValidationMixin, HealthMixin,
+              requests.Session):
     """A connection to one DHIS2 server.
 
     ``Session("https://dhis2.example.org", token="d2pat_…")`` or
@@ -197,7 +199,7 @@ class Session(IntegrityMixin, JobsMixin, SchedulerMixin, HealthMixin, requests.S
         task feed for a job of that type that was not there before the POST and,
         if exactly one appeared, return it instead of raising.  Costs one extra
         ``GET /api/system/tasks/{jobType}`` per job start.  See
-        :meth:`JobsMixin._start_job`.
+        :func:`dhis2maint.jobstart.start_job`.
     :param source: where the URL and credentials came from, as error hints
         should name it ("the Airflow Connection 'dhis2_default'"); ``None``:
         hints name the ``DHIS2_*`` environment variables.  The ``from_*``

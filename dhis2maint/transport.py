@@ -5,7 +5,7 @@ class itself: the size and time defaults, :func:`body_chunks` (a body within a
 total deadline, inflated here 64 KiB at a time, capped on its decoded size),
 :func:`decode_json` (strict JSON or a typed error naming the endpoint), and the
 messages for transport failures and redirects that leave the server.  It imports
-no feature module, so integrity.py, jobs.py and scheduler.py use it without
+no feature module, so integrity.py, jobs.py, jobconfigs.py and validation.py use it without
 importing the session.
 """
 import re

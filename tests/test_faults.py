@@ -19,7 +19,7 @@ import pytest
 
 from dhis2maint import (ApiError, AuthenticationError, ConflictError, InvalidResponseError,
                         JobFailedError, ServerError, Session, TaskTimeoutError, TransportError,
-                        jobs)
+                        jobs, jobstart)
 from dhis2maint import session as session_module
 
 testing = pytest.importorskip("dhis2maint.testing")
@@ -541,8 +541,8 @@ def test_post_connection_refused_is_not_outcome_unknown():
 
 @pytest.fixture
 def fast_recovery(monkeypatch):
-    monkeypatch.setattr(jobs, "RECOVERY_WAIT", 1.0)
-    monkeypatch.setattr(jobs, "RECOVERY_POLL", 0.05)
+    monkeypatch.setattr(jobstart, "RECOVERY_WAIT", 1.0)
+    monkeypatch.setattr(jobstart, "RECOVERY_POLL", 0.05)
 
 
 @pytest.mark.parametrize("knob", ["drop_response_next", "truncate_next"])

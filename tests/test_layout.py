@@ -78,5 +78,51 @@ def test_models_and_errors_know_no_features():
     graph = _imports()
     assert graph["models"] == set()
     assert graph["errors"] <= {"models"}
-    assert "session" not in graph["jobs"] | graph["integrity"] | graph["scheduler"] | \
-        graph["health"]
+    assert "session" not in graph["jobs"] | graph["integrity"] | graph["jobconfigs"] | \
+        graph["validation"] | graph["jobstart"] | graph["health"]
+
+
+# ---------------------------------------------------------------------------
+# One home per domain (#20.5): related methods live in one mixin, and no mixin
+# calls another mixin's private helpers.
+
+def _mixins():
+    """{module name: (mixin class, its own attribute names)} for every feature mixin."""
+    import dhis2maint
+    out = {}
+    for cls in dhis2maint.Session.__mro__:
+        module = cls.__module__
+        if module.startswith("dhis2maint.") and cls.__name__.endswith("Mixin"):
+            out[module.rsplit(".", 1)[1]] = (cls, set(vars(cls)))
+    return out
+
+
+def test_each_domain_has_one_home():
+    import dhis2maint
+    home = {name: getattr(dhis2maint.Session, name).__module__ for name in (
+        "list_job_configurations", "get_job_configuration", "run_job_configuration",
+        "wait_for_job_configuration", "enable_job_configuration", "disable_job_configuration",
+        "cancel_job", "create_job_configuration", "update_job_configuration",
+        "delete_job_configuration", "run_validation_analysis", "iter_validation_results",
+        "list_validation_results", "delete_validation_results",
+        "send_validation_notifications")}
+    job_configurations = {home[n] for n in home if "validation" not in n}
+    validation = {home[n] for n in home if "validation" in n}
+    assert job_configurations == {"dhis2maint.jobconfigs"}
+    assert validation == {"dhis2maint.validation"}
+
+
+def test_no_mixin_calls_another_mixins_private_helpers():
+    import ast
+    mixins = _mixins()
+    private = {name: module for module, (_cls, names) in mixins.items() for name in names
+               if name.startswith("_") and not name.startswith("__")}
+    crossings = []
+    for module in mixins:
+        with open(os.path.join(PACKAGE, module + ".py"), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in private \
+                    and private[node.attr] != module:
+                crossings.append("{}: .{} of {}".format(module, node.attr, private[node.attr]))
+    assert crossings == []
