@@ -36,7 +36,7 @@ import requests
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import dhis2maint  # noqa: E402
-from dhis2maint import jobs  # noqa: E402
+from dhis2maint import polling  # noqa: E402
 
 JOB_ID = "Vu1ZkG2Kb3D"
 PICKUP = 4.0  # the scheduler picks the job up this long after the trigger (DHIS2: up to ~20 s)
@@ -151,7 +151,7 @@ def make_server(job):
 
 
 def follow_with_dhis2maint(url, clock):
-    jobs._monotonic, jobs._sleep = clock.monotonic, clock.sleep
+    polling.clock = clock  # the one clock of every wait
     session = dhis2maint.Session(url, auth=("admin", "district"))
     job = session.refresh_analytics()
     job.wait()  # defaults: poll_interval=1.0, max_interval=10.0
@@ -184,7 +184,7 @@ def measure(shape, follow, end):
 
 
 def main():
-    saved = jobs._monotonic, jobs._sleep
+    saved = polling.clock
     print("A simulated ANALYTICS_TABLE job: picked up {:.0f} s after the trigger, runs {:.0f} s;"
           .format(PICKUP, JOB_SECONDS))
     print("real HTTP to a local server, simulated clock; each row averages {} runs whose end "
@@ -201,7 +201,7 @@ def main():
                 counts, walls, lags = [], [], []
                 for end in END_OFFSETS:
                     count, noticed, _ = measure(shape, follow, end)
-                    jobs._monotonic, jobs._sleep = saved
+                    polling.clock = saved
                     counts.append(count)
                     walls.append(noticed)
                     lags.append(noticed - end)
@@ -209,7 +209,7 @@ def main():
                     shape, name, sum(counts) / len(counts), sum(walls) / len(walls),
                     sum(lags) / len(lags), max(lags)))
     finally:
-        jobs._monotonic, jobs._sleep = saved
+        polling.clock = saved
     print("\n(stages: a message every ~5 s; chatty: a LOOP message every second; quiet: start "
           "and end only.  Real time for all runs: {:.1f} s.)".format(
               time.perf_counter() - real_start))
@@ -218,30 +218,30 @@ def main():
 
 def lag_table(durations=(5.0, 60.0, 3600.0), runs=10):
     """Quiet jobs of each duration: requests and lag now and with the old rule."""
-    saved = jobs._monotonic, jobs._sleep, jobs.LAG_FLOOR
+    saved = polling.clock, polling.LAG_FLOOR
     print("\nLag bound: quiet jobs (start and end only), {} end phases over 10 s each".format(runs))
     header = "{:<6} {:<30} {:>9} {:>9} {:>9} {:>14}"
     print(header.format("job", "rule", "requests", "mean lag", "max lag", "bound"))
     ok = True
     try:
         for seconds in durations:
-            for name, floor in (("now: <= max(2 s, 10% waited)", saved[2]),
+            for name, floor in (("now: <= max(2 s, 10% waited)", saved[1]),
                                 ("before: x1.5 up to 10 s", float("inf"))):
-                jobs.LAG_FLOOR = floor
+                polling.LAG_FLOOR = floor
                 counts, lags, over, bounds = [], [], [], []
                 for i in range(runs):
                     end = PICKUP + seconds + i * 10.0 / runs  # phases over 10 s
                     count, noticed, _ = measure("quiet", follow_with_dhis2maint, end)
-                    jobs._monotonic, jobs._sleep = saved[0], saved[1]
+                    polling.clock = saved[0]
                     counts.append(count)
                     lags.append(noticed - end)
                     # the bound of this run (job.wait's defaults: poll_interval 1 s,
                     # max_interval 10 s), from the time waited when the job ended
-                    bound = max(1.0, min(10.0, max(saved[2], jobs.LAG_SHARE * end)))
+                    bound = max(1.0, min(10.0, max(saved[1], polling.LAG_SHARE * end)))
                     bounds.append(bound)
                     over.append(noticed - end > bound + 0.05)
                 within = not any(over)
-                if floor == saved[2]:
+                if floor == saved[1]:
                     ok = ok and within
                 span = "{:.1f}-{:.1f} s".format(min(bounds), max(bounds))
                 if min(bounds) == max(bounds):
@@ -250,7 +250,7 @@ def lag_table(durations=(5.0, 60.0, 3600.0), runs=10):
                     "{:g} s".format(seconds), name, sum(counts) / len(counts),
                     sum(lags) / len(lags), max(lags), span, "ok" if within else "OVER"))
     finally:
-        jobs._monotonic, jobs._sleep, jobs.LAG_FLOOR = saved
+        polling.clock, polling.LAG_FLOOR = saved
     return 0 if ok else 1
 
 

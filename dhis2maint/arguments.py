@@ -1,20 +1,52 @@
-"""Argument checks the feature modules share: job types, dates, flags, whole numbers.
+"""Argument checks the package shares: seconds, job types, dates, flags, whole numbers.
 
 Plain functions (no session): each turns a caller's value into what DHIS2 is sent,
-or raises ``ValueError`` naming the argument.  Every feature module may import
-this one; it imports only :mod:`dhis2maint.models`.
+or raises ``ValueError`` (:class:`ConfigurationError` for settings) naming the
+argument.  :func:`seconds` is THE check of every seconds setting -- the
+Session's ``timeout``/``stream_deadline``/``outage_grace``, the waits'
+``timeout``/``poll_interval``/``max_interval``, the CLI's flags and a
+connection's query -- so they all accept and refuse the same values.  Any
+module may import this one; it imports only models and errors.
 """
 import datetime
+import math
 import re
-from typing import Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 from . import models
+from .errors import ConfigurationError
 
-__all__ = ["tolerant_job_type", "job_type_text", "date_text", "date_range", "flag",
+__all__ = ["seconds", "tolerant_job_type", "job_type_text", "date_text", "date_range", "flag",
            "positive_int"]
 
 _JOB_TYPE = re.compile(r"^[A-Za-z_]+$")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
+def seconds(value: Any, what: str, allow_none: bool = False,
+            zero_ok: bool = True) -> Optional[float]:
+    """A finite number of seconds, at least 0 (more than 0 with ``zero_ok=False``),
+    else :class:`ConfigurationError` (a ``ValueError``) naming ``what``.
+
+    Numbers and numeric strings (from the environment, a URI, a flag) are read;
+    ``None`` only with ``allow_none``; booleans, NaN, infinities and negative
+    values never.
+    """
+    if value is None:
+        if allow_none:
+            return None
+        raise ConfigurationError("{} must be a number of seconds, got None".format(what))
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigurationError("{} must be a number of seconds{}, got {!r}".format(
+            what, " or None" if allow_none else "", value)) from None
+    if isinstance(value, bool) or not math.isfinite(number) or not (
+            number >= 0 if zero_ok else number > 0):
+        raise ConfigurationError("{} must be a finite number of seconds {} 0{}, got {!r}".format(
+            what, "of at least" if zero_ok else "more than",
+            " (or None for no limit)" if allow_none else "", value))
+    return number
 
 
 def tolerant_job_type(value: str) -> Union[models.JobType, str]:

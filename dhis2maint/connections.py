@@ -15,9 +15,10 @@ Airflow is imported only when a connection id has to be looked up.
 import json
 import os
 import stat
-from typing import Any, Callable, Collection, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Collection, Dict, Mapping, Optional, Tuple, cast
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
+from .arguments import seconds
 from .errors import ConfigurationError
 
 __all__ = ["SETTING_TYPES", "convert_settings", "settings_from_uri",
@@ -37,16 +38,16 @@ def _to_bool(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
-def _to_seconds(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a number of seconds")
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ValueError("must be a number of seconds") from None
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        raise ValueError("must be a number of seconds more than 0")
-    return seconds
+def _to_seconds(value: Any, zero_ok: bool = False) -> float:
+    try:  # the package's one check, in this module's wording
+        return cast(float, seconds(value, "value", zero_ok=zero_ok))
+    except ConfigurationError:
+        raise ValueError("must be a number of seconds {} 0".format(
+            "of at least" if zero_ok else "more than")) from None
+
+
+def _to_grace(value: Any) -> float:
+    return _to_seconds(value, zero_ok=True)  # outage_grace=0: fail at once
 
 
 def _to_count(value: Any) -> int:
@@ -95,7 +96,7 @@ def _to_text(value: Any) -> str:
 SETTING_TYPES: Dict[str, Callable[[Any], Any]] = {
     "timeout": _to_seconds,
     "stream_deadline": _to_seconds,
-    "outage_grace": _to_seconds,
+    "outage_grace": _to_grace,
     "retries": _to_count,
     "verify": _to_verify,
     "bearer": _to_bool,

@@ -32,7 +32,7 @@ import time
 from typing import (TYPE_CHECKING, Any, Callable, DefaultDict, Deque, Dict, Iterable, Iterator,
                     List, Optional, Sequence, Set, Tuple, Union, cast)
 
-from . import convert, models, versions
+from . import convert, models, polling, versions
 from .errors import ConfigurationError, InvalidResponseError, TaskTimeoutError
 from .jobs import log_progress
 from .jobstart import start_job
@@ -50,8 +50,6 @@ _MAX_CHECKS_PARAM = 4000
 LEGACY_REPORT_WAIT = 120.0
 _UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 
-_monotonic = time.monotonic
-_sleep = time.sleep
 
 
 # --- argument checking ------------------------------------------------------------
@@ -673,17 +671,18 @@ class IntegrityMixin(_Transport):
         :class:`TaskTimeoutError`, :class:`ConflictError` (2.37-2.40: already
         running), and the usual errors.
         """
+        polling.settings(self, timeout, poll_interval, max_interval)  # before anything is sent
         tokens, expanded, selected = self._selection(checks)
         if tokens and include_slow:
             log.info("include_slow has no effect with named checks: they run whether slow "
                      "or not")
-        started = _monotonic()
+        started = polling.Wait.now()
         waits = _wait_options(poll_interval, max_interval)
         run_at = _utcnow()
         if self._legacy_integrity():
             job = self._start_integrity_run(tokens, expanded, details)
             job.wait(timeout=timeout, on_notification=on_notification, **waits)
-            flat = self._await_legacy_report(job, timeout, started)
+            flat = self._await_legacy_report(job, timeout, started, poll_interval, max_interval)
             return self._stamp(legacy_report(flat, details, expanded,
                                              "GET /api/system/taskSummaries/DATA_INTEGRITY/{id}"),
                                job, run_at, _legacy_checks())
@@ -698,13 +697,20 @@ class IntegrityMixin(_Transport):
             return self._stamp(report, job, run_at, available)
         assert expanded is not None  # listed above when the server posts no notifications
         return self._stamp(self._poll_run_results(job, details, expanded, timeout, started,
-                                                  on_notification), job, run_at, available)
+                                                  on_notification, poll_interval, max_interval),
+                           job, run_at, available)
 
-    def _job_outage(self, job: models.Job) -> Any:
-        from .jobs import _Outage
+    def _job_wait(self, job: models.Job, timeout: Optional[float], started: Optional[float],
+                  poll_interval: Optional[float], max_interval: Optional[float],
+                  default_poll: float, default_max: float) -> polling.Wait:
+        """The wait for a data-integrity job's results (the caller's pace, else the defaults)."""
+        settings = polling.settings(self, timeout, poll_interval, max_interval,
+                                    default_poll=default_poll, default_max=default_max)
+        return polling.Wait(settings, "data-integrity job {}".format(job.id),
+                            " (its results: session.get_integrity_report())", started=started)
 
-        return _Outage(self, "data-integrity job {}".format(job.id),
-                       " (its results: session.get_integrity_report())")
+    def _job_outage(self, job: models.Job) -> polling.Outage:
+        return self._job_wait(job, None, None, None, None, 1.0, 10.0).outage
 
 
     def _start_run(self, tokens: Optional[List[str]], expanded: Optional[List[str]],
@@ -761,28 +767,28 @@ class IntegrityMixin(_Transport):
 
     def _poll_run_results(self, job: models.Job, details: bool, expanded: List[str],
                           timeout: Optional[float], started: float,
-                          on_notification: Optional[Callable[[models.Notification], Any]]
+                          on_notification: Optional[Callable[[models.Notification], Any]],
+                          poll_interval: Optional[float] = None,
+                          max_interval: Optional[float] = None
                           ) -> models.DataIntegrityReport:
         """2.37-2.40: summary/details jobs post no task notifications, so the run is
         followed through its results: done when every covered check has an entry
         that finished after the job was created.  2.39/2.40 ask ``…/running``
         between reads so big details bodies are fetched once; 2.37/2.38 re-read the
-        results.  ``on_notification`` gets synthesised progress notifications."""
-        from .jobs import _DOWN
-
-        deadline = None if timeout is None else started + timeout
+        results.  ``on_notification`` gets synthesised progress notifications.  The
+        pace: ``poll_interval`` (default 0.5 s) growing to ``max_interval`` (5 s); it
+        does not drop back on progress, so big bodies are not re-read faster."""
         has_running = versions.supports(self.server_version, "integrity_filters")
         total = len(expanded)
-        delay = 0.5
         reported = -1
-        outage = self._job_outage(job)
+        wait = self._job_wait(job, timeout, started, poll_interval, max_interval, 0.5, 5.0)
         done = 0
         while True:
             down = False  # DHIS2 is out: count nothing, poll again
             busy: List[str] = []  # covered checks still queued or running (2.39/2.40)
             if has_running:
-                running = outage.poll(self._integrity_name_list, details, "running")
-                if running is _DOWN:
+                running = wait.poll(self._integrity_name_list, details, "running")
+                if running is polling.DOWN:
                     down = True
                 else:
                     running = set(running)
@@ -790,8 +796,8 @@ class IntegrityMixin(_Transport):
             if busy:
                 done = total - len(busy)
             elif not down:
-                report = outage.poll(self._read_run_results, job, details, expanded)
-                if report is not _DOWN:
+                report = wait.poll(self._read_run_results, job, details, expanded)
+                if report is not polling.DOWN:
                     missing = [name for name in expanded if name not in report.results]
                     done = total - len(missing)
                     if not missing:
@@ -800,40 +806,32 @@ class IntegrityMixin(_Transport):
             if done != reported:
                 _emit(job, _progress(job, done, total, False), on_notification)
             reported = done
-            now = _monotonic()
-            if deadline is not None and now >= deadline:
-                assert timeout is not None  # there is a deadline
+            if not wait.pause():
+                assert timeout is not None  # only a deadline ends the pauses
                 raise TaskTimeoutError(
                     "data-integrity job {} did not finish within {:g} s ({} of {} checks "
                     "have results); it may still be running".format(job.id, timeout, done, total),
                     job_id=job.id, job_type=str(job.job_type),
                     last_message="{} of {} checks finished".format(done, total))
-            _sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
-            delay = min(delay * 1.5, 5.0)
 
     def _await_legacy_report(self, job: models.Job, timeout: Optional[float],
-                             started: float) -> Dict[str, Any]:
-        """Poll 2.36's taskSummaries until the job's flattened report is stored."""
+                             started: float, poll_interval: Optional[float] = None,
+                             max_interval: Optional[float] = None) -> Dict[str, Any]:
+        """Poll 2.36's taskSummaries until the job's flattened report is stored (pace:
+        ``poll_interval`` default 0.2 s, growing to ``max_interval``, 2 s)."""
         limit = LEGACY_REPORT_WAIT if timeout is None else max(0.0, timeout - (
-            _monotonic() - started))
-        deadline = _monotonic() + limit
-        from .jobs import _DOWN
-
+            polling.Wait.now() - started))
         path = "system/taskSummaries/DATA_INTEGRITY/" + self._segment(job.id, "job id")
-        delay = 0.2
-        outage = self._job_outage(job)
+        wait = self._job_wait(job, limit, None, poll_interval, max_interval, 0.2, 2.0)
         while True:
-            flat = outage.poll(self._json, "GET", path, expect=dict, allow_empty=True)
-            if flat is not None and flat is not _DOWN:
+            flat = wait.poll(self._json, "GET", path, expect=dict, allow_empty=True)
+            if flat is not None and flat is not polling.DOWN:
                 return cast(Dict[str, Any], flat)
-            now = _monotonic()
-            if now >= deadline:
+            if not wait.pause():
                 raise TaskTimeoutError(
                     "data-integrity job {} completed but its report did not appear in "
                     "/api/system/taskSummaries within {:g} s".format(job.id, limit),
                     job_id=job.id, job_type=str(job.job_type), last_message=None)
-            _sleep(min(delay, deadline - now))
-            delay = min(delay * 1.5, 2.0)
 
     # --- reading results ----------------------------------------------------------
 
@@ -1023,6 +1021,7 @@ class IntegrityMixin(_Transport):
         :class:`InvalidResponseError` after its rows.  2.36-2.40 (where the run
         is followed through its results) read the whole report and then iterate it.
         """
+        polling.settings(self, timeout, poll_interval, max_interval)  # before anything is sent
         report = models.DataIntegrityReport(results={}, details=True)
 
         def collect(result: models.DataIntegrityResult) -> None:
@@ -1035,7 +1034,9 @@ class IntegrityMixin(_Transport):
                                                              "integrity_run_notifications"):
             whole = self.run_integrity_checks(checks, details=True, timeout=timeout,
                                               on_notification=on_notification,
-                                              include_slow=include_slow)
+                                              include_slow=include_slow,
+                                              poll_interval=poll_interval,
+                                              max_interval=max_interval)
             for field in ("base_url", "dhis2_version", "job_id", "run_at", "server_time"):
                 setattr(report, field, getattr(whole, field))
 

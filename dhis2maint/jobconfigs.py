@@ -15,17 +15,17 @@ Like jobs.py this module uses only the session's transport helpers (``_json``,
 session.py.
 """
 import datetime
-import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union, cast
 
-from . import convert, models
+from . import convert, jobstart, models, polling
 from .errors import (ApiError, ConflictError, InvalidResponseError, JobFailedError,
-                     TaskTimeoutError, UnsupportedServerError)
+                     TaskTimeoutError, TransportError, UnsupportedServerError)
+from .jobstart import send_start
 
 __all__ = ["JobConfigsMixin", "configuration_fields"]
 
-_monotonic = time.monotonic
-_sleep = time.sleep
+log = logging.getLogger("dhis2maint")
 
 _BASE_FIELDS = ("id,name,displayName,jobType,cronExpression,delay,schedulingType,enabled,"
                 "configurable,jobStatus,lastExecuted,lastExecutedStatus,lastRuntimeExecution,"
@@ -179,8 +179,8 @@ class JobConfigsMixin(_Transport):
 
     def run_job_configuration(self, job_id: str, wait: bool = False,
                               timeout: Optional[float] = None, poll_interval: float = 1.0,
-                              on_change: Optional[Callable[[models.JobConfiguration], Any]] = None
-                              ) -> models.Job:
+                              on_change: Optional[Callable[[models.JobConfiguration], Any]] = None,
+                              max_interval: float = 10.0) -> models.Job:
         """Run a job configuration now: ``POST /api/jobConfigurations/{id}/execute``
         -> a :class:`Job` (its id is the configuration's id).
 
@@ -191,10 +191,22 @@ class JobConfigsMixin(_Transport):
         not started (E7006, a job of that type is already running): that becomes a
         :class:`ConflictError` too.  2.36 refuses system jobs (403).
 
+        The POST goes through the one job-start path (``dhis2maint.jobstart``):
+        sent once; a lost, empty or oversized answer is ``outcome_unknown`` (the
+        job MAY have started: :class:`TransportError`, or
+        :class:`InvalidResponseError` for an empty one).  With
+        ``Session(recover_job_starts=True)`` the configuration's record is read
+        again (up to ``RECOVERY_WAIT`` s) and a run that began after the one
+        read before the POST is adopted (``message`` says so).
+
         With ``wait=True`` the configuration is polled (see
-        :meth:`wait_for_job_configuration`) until this run has finished; a FAILED or
-        STOPPED run raises :class:`JobFailedError`.
+        :meth:`wait_for_job_configuration`, with ``timeout``, ``poll_interval``
+        and ``max_interval``, checked before anything is sent) until this run
+        has finished; a FAILED or STOPPED run raises :class:`JobFailedError`.
         """
+        if wait:  # a bad setting must not start a job it then cannot wait for
+            polling.settings(self, timeout, poll_interval, max_interval)
+        job_id = self._uid(job_id, "job configuration id")
         before = self._configuration(job_id, configuration_fields(self.server_version))
         if before.enabled is False:
             raise ConflictError(
@@ -209,11 +221,31 @@ class JobConfigsMixin(_Transport):
                 status_code=None, method="POST",
                 path="/api/jobConfigurations/{}/execute".format(job_id))
         path = "jobConfigurations/{}/execute".format(self._segment(job_id))
+        what = "POST /api/" + path
+
+        def recover(exc: BaseException) -> Optional[models.Job]:
+            if not getattr(self, "recover_job_starts", False):
+                return None
+            return self._recover_run(job_id, before, what, exc)
+
+        def may_have_started(exc: BaseException) -> str:
+            return ("{} -- job configuration {} ({}) MAY have started; read its record "
+                    "(lastExecuted, jobStatus) before running it again".format(
+                        exc, job_id, before.name or "?"))
+
         try:
-            body = self._json("POST", path, expect=dict, allow_empty=True)
+            body = send_start(self, "POST", path, recover, may_have_started, follow_ups=(
+                models.FollowUp("get_job_configuration", (("job_id", job_id),),
+                                "before running it again"),))
         except ApiError as exc:
             raise _with_reports(exc)
-        reports = (body or {}).get("errorReports") or []
+        if isinstance(body, models.Job):
+            if wait:
+                self.wait_for_job_configuration(job_id, before, timeout=timeout,
+                                                poll_interval=poll_interval,
+                                                max_interval=max_interval, on_change=on_change)
+            return body
+        reports = body.get("errorReports") or []
         if reports:
             texts = "; ".join(str(r.get("message") if isinstance(r, dict) else r)
                               for r in reports)
@@ -225,8 +257,38 @@ class JobConfigsMixin(_Transport):
                          message="started job configuration {}".format(before.name or job_id))
         if wait:
             self.wait_for_job_configuration(job_id, before, timeout=timeout,
-                                            poll_interval=poll_interval, on_change=on_change)
+                                            poll_interval=poll_interval,
+                                            max_interval=max_interval, on_change=on_change)
         return job
+
+    def _recover_run(self, job_id: str, before: models.JobConfiguration, what: str,
+                     cause: BaseException) -> Optional[models.Job]:
+        """After a lost answer to ``…/execute``: the run, if the configuration's record
+        shows one that began after ``before`` (RUNNING, or lastExecuted/lastFinished
+        moved) within ``RECOVERY_WAIT`` s; None otherwise."""
+        wait = polling.Wait(polling.Settings(jobstart.RECOVERY_WAIT, jobstart.RECOVERY_POLL,
+                                             jobstart.RECOVERY_POLL, 0.0),
+                            "recovering job configuration {}".format(job_id))
+        fields = configuration_fields(self.server_version)
+        while True:
+            try:
+                config = self._configuration(job_id, fields)
+            except (ApiError, InvalidResponseError, TransportError):
+                config = None
+            if config is not None and (
+                    _status_text(config.job_status) == "RUNNING"
+                    or config.last_executed != before.last_executed
+                    or (config.last_finished is not None
+                        and config.last_finished != before.last_finished)):
+                log.warning("%s: the answer was lost (%s); job configuration %s has run since, "
+                            "adopted as this run", what, type(cause).__name__, job_id)
+                return models.Job(
+                    id=job_id, job_type=config.job_type or before.job_type or "",
+                    name=config.name or before.name, job_status=config.job_status,
+                    session=self, message="recovered from /api/jobConfigurations/{} after the "
+                                          "answer to {} was lost".format(job_id, what))
+            if not wait.pause():
+                return None
 
     def wait_for_job_configuration(self, job_id: str, before: models.JobConfiguration,
                                    timeout: Optional[float] = None, poll_interval: float = 1.0,
@@ -242,48 +304,60 @@ class JobConfigsMixin(_Transport):
         run, 2.37+ at its start).  FAILED/STOPPED raise :class:`JobFailedError`;
         :class:`TaskTimeoutError` after ``timeout`` seconds (the job may go on).
         ``on_change(config)`` is called whenever the job's status changes.
+
+        Paced and bounded like :meth:`wait_for_task` (the pause drops back to
+        ``poll_interval`` when the status changes); outages are ridden out for
+        ``Session.outage_grace`` seconds, then :class:`TransportError`.  Bad
+        settings are :class:`ConfigurationError` before anything is sent.
         """
-        if timeout is not None and not timeout >= 0:
-            raise ValueError("timeout must be None or at least 0 seconds, got {!r}".format(timeout))
-        if not poll_interval > 0:
-            raise ValueError("poll_interval must be more than 0 seconds")
+        settings = polling.settings(self, timeout, poll_interval, max_interval)
+        job_id = self._uid(job_id, "job configuration id")
+        wait = polling.Wait(settings, "job configuration {}".format(job_id))
         fields = configuration_fields(self.server_version)
-        deadline = None if timeout is None else _monotonic() + timeout
-        delay = float(poll_interval)
         seen = (_status_text(before.job_status), _status_text(before.last_executed_status),
                 before.last_executed)  # report changes only
+        config = before
         while True:
-            config = self._configuration(job_id, fields)
-            state = (_status_text(config.job_status), _status_text(config.last_executed_status),
-                     config.last_executed)
-            if state != seen:
-                seen = state
-                delay = float(poll_interval)
-                if on_change is not None:
-                    on_change(config)
-            else:
-                delay = min(delay * 1.5, max(max_interval, poll_interval))
-            moved = (config.last_executed != before.last_executed
-                     or (config.last_finished is not None
-                         and config.last_finished != before.last_finished))
-            if moved and state[0] != "RUNNING" and state[1] in _FINAL:
-                if state[1] != "COMPLETED":
-                    codes = " ".join(config.error_code_list)
-                    raise JobFailedError(
-                        "job configuration {} ({}) ended {}{}".format(
-                            job_id, config.name or "?", state[1],
-                            " with error codes " + codes if codes else ""),
-                        job_id=job_id, job_type=config.job_type)
-                return config
-            now = _monotonic()
-            if deadline is not None and now >= deadline:
-                assert timeout is not None  # deadline is set only with a timeout
+            read = wait.poll(self._configuration, job_id, fields)
+            changed = False
+            if read is not polling.DOWN:
+                config = cast(models.JobConfiguration, read)
+                state = (_status_text(config.job_status),
+                         _status_text(config.last_executed_status), config.last_executed)
+                changed = state != seen
+                if changed:
+                    seen = state
+                    if on_change is not None:
+                        on_change(config)
+                if self._run_ended(job_id, before, config, state):
+                    return config
+            if not wait.pause(changed):
+                limit = settings.timeout
+                assert limit is not None  # only a deadline ends the pauses
                 raise TaskTimeoutError(
-                    "job configuration {} ({}) did not finish within {:g} s (jobStatus {}); it "
-                    "may still run on the server".format(job_id, config.name or "?", timeout,
-                                                          state[0] or "?"),
-                    job_id=job_id, job_type=config.job_type, last_message=state[0])
-            _sleep(delay if deadline is None else max(0.0, min(delay, deadline - now)))
+                    "job configuration {} ({}) did not finish within {:g} s (jobStatus {}{}); "
+                    "it may still run on the server".format(
+                        job_id, config.name or "?", limit, seen[0] or "?",
+                        "; DHIS2 was not answering" if read is polling.DOWN else ""),
+                    job_id=job_id, job_type=config.job_type, last_message=seen[0])
+
+    @staticmethod
+    def _run_ended(job_id: str, before: models.JobConfiguration,
+                   config: models.JobConfiguration, state: Any) -> bool:
+        """Whether the run started after ``before`` has ended (JobFailedError if it failed)."""
+        moved = (config.last_executed != before.last_executed
+                 or (config.last_finished is not None
+                     and config.last_finished != before.last_finished))
+        if not (moved and state[0] != "RUNNING" and state[1] in _FINAL):
+            return False
+        if state[1] != "COMPLETED":
+            codes = " ".join(config.error_code_list)
+            raise JobFailedError(
+                "job configuration {} ({}) ended {}{}".format(
+                    job_id, config.name or "?", state[1],
+                    " with error codes " + codes if codes else ""),
+                job_id=job_id, job_type=config.job_type)
+        return True
 
     def _toggle(self, job_id: str, enabled: bool) -> models.JobConfiguration:
         job_id = self._uid(job_id, "job configuration id")

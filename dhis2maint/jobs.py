@@ -19,27 +19,22 @@ How waiting works (see :meth:`JobsMixin.wait_for_task`): one GET of
 notification; the deadline is wall-clock (monotonic).  If the feed is wiped, or
 stays empty far past the start, a 2.41+ server's ``/api/jobConfigurations/{id}``
 tells the outcome instead.  Refused connections, timeouts and 502/503/504 are
-ridden out for ``Session.outage_grace`` seconds (:class:`_Outage`).
-
-Time comes from the module-level ``_monotonic`` and ``_sleep`` so tests can
-replace them with a fake clock.
+ridden out for ``Session.outage_grace`` seconds.  Every wait here is a
+:class:`dhis2maint.polling.Wait`: the package's one engine and clock.
 """
 import datetime
 import json
 import logging
-import math
 import re
-import time
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Iterable, Iterator, List,
                     NamedTuple, Optional, Set, Tuple, Union, cast)
 
-from . import convert, models, versions
-from .errors import (ApiError, ConfigurationError, InvalidResponseError, JobFailedError,
-                     NotFound, ServerError, TaskTimeoutError, TransportError,
-                     UnsupportedServerError)
+from . import convert, models, polling, versions
+from .errors import (ApiError, InvalidResponseError, JobFailedError, NotFound,
+                     TaskTimeoutError, UnsupportedServerError)
 from .arguments import date_range, flag, job_type_text, positive_int, tolerant_job_type
 from .jobstart import later, start_job, task_feed
-from .transport import DEFAULT_OUTAGE_GRACE, SMALL_BODY_BYTES, decode_json
+from .transport import SMALL_BODY_BYTES, decode_json
 
 __all__ = ["JobsMixin", "ANALYTICS_FLAGS", "MaintenanceOperation", "MAINTENANCE_OPERATIONS",
            "MAINTENANCE_FLAGS",
@@ -47,22 +42,12 @@ __all__ = ["JobsMixin", "ANALYTICS_FLAGS", "MaintenanceOperation", "MAINTENANCE_
 
 log = logging.getLogger("dhis2maint")
 
-_monotonic = time.monotonic
-_sleep = time.sleep
-
 #: Seconds an empty feed counts as "not started yet" before a 2.41+ server's
 #: /api/jobConfigurations is asked (DHIS2 picks ad-hoc jobs up within ~20 s, later
 #: when another job of the type runs).
 START_GRACE = 60.0
 #: Least seconds between two /api/jobConfigurations look-ups of one wait.
 FALLBACK_RECHECK = 30.0
-#: The end of a job is noticed within max(LAG_FLOOR, LAG_SHARE x the time the
-#: wait has run) (plus one request), capped by ``max_interval``: the poll delay
-#: never grows past that bound.
-LAG_FLOOR = 2.0
-LAG_SHARE = 0.1
-#: Statuses a proxy answers while DHIS2 restarts: an outage, not an answer.
-OUTAGE_STATUSES = frozenset([502, 503, 504])
 
 _PREDICTIONS = re.compile(r"Generated\s+(\d{1,18})\s+prediction", re.I)
 # Counts and negations ("0 failed", "failed items: 0", "no failed checks") are not failures.
@@ -199,93 +184,6 @@ ANALYTICS_FLAGS = (
 
 
 # ---------------------------------------------------------------------------
-# Riding out outages
-
-_DOWN = object()  # what _Outage.poll returns while DHIS2 is out
-
-
-def _seconds(value: Any, what: str, allow_none: bool = False,
-             zero_ok: bool = True) -> Optional[float]:
-    """A finite, non-negative (or positive) number of seconds, else ConfigurationError
-    naming ``what`` (a ValueError too)."""
-    if value is None:
-        if allow_none:
-            return None
-        raise ConfigurationError("{} must be a number of seconds, got None".format(what))
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigurationError("{} must be a number of seconds{}, got {!r}".format(
-            what, " or None" if allow_none else "", value)) from None
-    if isinstance(value, bool) or not math.isfinite(number) or not (
-            number >= 0 if zero_ok else number > 0):
-        raise ConfigurationError("{} must be a finite number of seconds {} 0{}, got {!r}".format(
-            what, "of at least" if zero_ok else "more than",
-            " (or None for no limit)" if allow_none else "", value))
-    return number
-
-
-class _Outage:
-    """Keeps a wait going while DHIS2 is unreachable: refused connections,
-    timeouts, broken connections and 502/503/504 count as an outage for up to
-    ``Session.outage_grace`` seconds (0: fail at once).  A WARNING is logged
-    when it starts, INFO when DHIS2 answers again.  Only GETs are polled here,
-    so nothing is re-sent that changes anything."""
-
-    def __init__(self, session: Any, describe: str, resume_hint: str = "") -> None:
-        self.grace = float(getattr(session, "outage_grace", DEFAULT_OUTAGE_GRACE))
-        self.describe = describe
-        self.resume_hint = resume_hint
-        self.since: Optional[float] = None
-        self.polls = 0
-
-    def poll(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``fn(*args, **kwargs)``, or ``_DOWN`` while an outage lasts (within the grace)."""
-        try:
-            result = fn(*args, **kwargs)
-        except (TransportError, ServerError) as exc:
-            if isinstance(exc, ServerError) and exc.status_code not in OUTAGE_STATUSES:
-                raise
-            now = _monotonic()
-            if self.since is None:
-                if self.grace <= 0:
-                    raise
-                self.since = now
-                self.polls = 0
-                log.warning("%s: DHIS2 is not answering (%s); still following it for up to %g s "
-                            "(outage_grace)", self.describe, _first_line(exc), self.grace)
-            elif now - self.since > self.grace:
-                raise TransportError(
-                    "{}: DHIS2 has not answered for {:.0f} s ({} polls), longer than "
-                    "outage_grace={:g} s; last error: {}; the job may still be running on the "
-                    "server{}".format(self.describe, now - self.since, self.polls + 1,
-                                      self.grace, _first_line(exc), self.resume_hint),
-                    request=getattr(exc, "request", None)) from exc
-            self.polls += 1
-            return _DOWN
-        if self.since is not None:
-            log.info("%s: DHIS2 answers again after %.0f s", self.describe,
-                     _monotonic() - self.since)
-            self.since = None
-        return result
-
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``fn``'s result, polling every few seconds through an outage (for one-off
-        reads after a wait; the grace bounds it)."""
-        delay = 1.0
-        while True:
-            result = self.poll(fn, *args, **kwargs)
-            if result is not _DOWN:
-                return result
-            _sleep(delay)
-            delay = min(delay * 1.5, 10.0)
-
-
-def _first_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
-
-
-# ---------------------------------------------------------------------------
 # Following a job
 
 
@@ -302,16 +200,12 @@ class _Follower:
 
     def __init__(self, session: "JobsMixin", job_type: Union[models.JobType, str], job_id: str,
                  timeout: Optional[float], poll_interval: float, max_interval: float) -> None:
-        timeout = _seconds(timeout, "timeout", allow_none=True)
-        poll_interval = cast(float, _seconds(poll_interval, "poll_interval", zero_ok=False))
-        max_interval = cast(float, _seconds(max_interval, "max_interval", zero_ok=False))
+        self.settings = polling.settings(session, timeout, poll_interval, max_interval)
         self.session = session
         self.type_text = job_type_text(job_type)
         self.job_type = tolerant_job_type(self.type_text)
         self.job_id = session._uid(job_id, "job id")
-        self.timeout = timeout
-        self.poll_interval = float(poll_interval)
-        self.max_interval = max(float(max_interval), self.poll_interval)
+        self.timeout = self.settings.timeout
         self.seen = set()
         self.incomplete_seen = set()
         self.newest = None
@@ -319,32 +213,25 @@ class _Follower:
         self.pending_final = None  # a completion the stale rule may have made up
         self.fallback = None  # whether the server has /api/jobConfigurations for run-once jobs
         self.last_check = None
-        self.outage = _Outage(session, self.describe(), self._resume_hint())
+        self.wait: Optional[polling.Wait] = None
 
     def _resume_hint(self) -> str:
         return " (follow it with session.wait_for_task({!r}, {!r}))".format(
             self.type_text, self.job_id)
-
-    def _delay_cap(self, elapsed: float) -> float:
-        """The longest delay between polls after ``elapsed`` seconds of waiting."""
-        return max(self.poll_interval, min(self.max_interval, max(LAG_FLOOR, LAG_SHARE * elapsed)))
 
     def describe(self) -> str:
         return "{} job {}".format(self.type_text, self.job_id)
 
     def run(self) -> Generator[models.Notification, None, models.Notification]:
         """Generator: yields new notifications oldest first, returns the final one."""
-        start = _monotonic()
-        deadline = None if self.timeout is None else start + self.timeout
-        delay = self.poll_interval
-        first = True
+        wait = self.wait = polling.Wait(self.settings, self.describe(), self._resume_hint())
         while True:
-            now = _monotonic()
+            now = wait.now()
             if self.ask_configuration:
                 self.ask_configuration = False
                 self.last_check = now
-                final = self.outage.poll(self._from_configuration)
-                if final is _DOWN:
+                final = wait.poll(self._from_configuration)
+                if final is polling.DOWN:
                     self.ask_configuration = True  # ask again once DHIS2 is back
                     final = None
                 progress = final is not None
@@ -354,9 +241,8 @@ class _Follower:
                         yield final
                     return cast(models.Notification, final)
             else:
-                feed = self.outage.poll(self.session.get_task_notifications, self.job_type,
-                                        self.job_id)
-                if feed is _DOWN:
+                feed = wait.poll(self.session.get_task_notifications, self.job_type, self.job_id)
+                if feed is polling.DOWN:
                     progress = False
                 else:
                     new = self._new(feed)
@@ -364,20 +250,11 @@ class _Follower:
                     for notification in new:
                         log_progress(self.type_text, self.job_id, notification)
                         yield notification
-                    final = self._judge(feed, now - start, now)
+                    final = self._judge(feed, now - wait.start, now)
                     if final is not None:
                         return final
-            now = _monotonic()
-            delay = self.poll_interval if (progress or first) else min(
-                delay * 1.5, self._delay_cap(now - start))
-            first = False
-            now = _monotonic()
-            if deadline is not None:
-                if now >= deadline:
-                    raise self._timeout()
-                _sleep(min(delay, deadline - now))
-            else:
-                _sleep(delay)
+            if not wait.pause(progress):
+                raise self._timeout()
 
     def _new(self, feed: List[models.Notification]) -> List[models.Notification]:
         new = []
@@ -474,14 +351,15 @@ class _Follower:
 
     def _timeout(self) -> TaskTimeoutError:
         assert self.timeout is not None  # only called at a deadline
+        down = self.wait.outage.down_for() if self.wait is not None else None
         last = self.newest.message if self.newest is not None else None
         return TaskTimeoutError(
             "{} did not finish within {:g} s{}{}; it may still be running on the server{}".format(
                 self.describe(), self.timeout,
                 "; DHIS2's last message: {!r}".format(last) if last else
                 "; DHIS2 has reported nothing for it yet",
-                "; DHIS2 has not answered for the last {:.0f} s".format(
-                    _monotonic() - self.outage.since) if self.outage.since is not None else "",
+                "; DHIS2 has not answered for the last {:.0f} s".format(down)
+                if down is not None else "",
                 self._resume_hint()),
             job_id=self.job_id, job_type=self.job_type, last_message=last)
 
@@ -632,8 +510,9 @@ class JobsMixin(_Transport):
         delay then starts at ``poll_interval`` seconds, grows x1.5 per poll that
         brings nothing new, up to ``max_interval``, and drops back to
         ``poll_interval`` whenever a new notification arrives; it never grows past
-        max(:data:`LAG_FLOOR` = 2 s, :data:`LAG_SHARE` = 10 % of the time waited so
-        far), so the end of a job is noticed within that (plus one request).  ``timeout``
+        max(:data:`polling.LAG_FLOOR` = 2 s, :data:`polling.LAG_SHARE` = 10 % of the
+        time waited so far), so the end of a job is noticed within that (plus one
+        request).  ``timeout``
         (seconds, ``None`` = no limit) is a wall-clock deadline: the last poll
         happens at the deadline, never later.  ``on_notification(notification)``
         is called once per new notification, oldest first (its exceptions
@@ -804,7 +683,8 @@ class JobsMixin(_Transport):
         return _combo_state(data, uid, "GET /api/" + path)
 
     def wait_for_coc_generation(self, category_combo: str, expected_count: Optional[int] = None,
-                                timeout: Optional[float] = 60, poll_interval: float = 1.0
+                                timeout: Optional[float] = 60, poll_interval: float = 1.0,
+                                max_interval: Optional[float] = None
                                 ) -> models.CategoryComboState:
         """Make DHIS2 generate a combo's option combos and wait until they are there.
 
@@ -816,7 +696,10 @@ class JobsMixin(_Transport):
         A WARNING answer to the update (HTTP 409: obsolete combos still in use could
         not be deleted, the missing ones were added) is not an error: polling goes
         on, and the kept obsolete combos count towards the target.
+        ``max_interval`` (default: ``poll_interval``, a fixed pace) lets the pause
+        grow while the count stands still, as in :meth:`wait_for_task`.
         Polling rides out outages like :meth:`wait_for_task` (``outage_grace``).
+        Settings are checked before anything is sent (:class:`ConfigurationError`).
         Raises :class:`TaskTimeoutError` after ``timeout`` seconds (``job_id`` = the
         combo UID, ``last_message`` = "n of m …"), :class:`ConflictError` for an
         unknown combo.
@@ -827,32 +710,30 @@ class JobsMixin(_Transport):
                                            expected_count < 0):
             raise ValueError("expected_count must be None or a whole number >= 0, got {!r}"
                              .format(expected_count))
-        poll_interval = cast(float, _seconds(poll_interval, "poll_interval", zero_ok=False))
-        timeout = _seconds(timeout, "timeout", allow_none=True)
-        deadline = None if timeout is None else _monotonic() + timeout
+        settings = polling.settings(self, timeout, poll_interval, max_interval,
+                                    default_max=None)
+        wait = polling.Wait(settings, "category combo {}".format(uid))
         summary = self.update_category_option_combos(uid)
         # a WARNING answer: obsolete combos still in use were kept ("ignored"); they stay
         kept = summary.ignored if summary is not None else 0
-        outage = _Outage(self, "category combo {}".format(uid))
+        counted = None
         while True:
-            state = outage.poll(self.get_category_combo_state, uid)
+            state = wait.poll(self.get_category_combo_state, uid)
             target = None
-            if state is not _DOWN:
+            progress = False
+            if state is not polling.DOWN:
                 target = state.expected_count if expected_count is None else expected_count
                 if state.count == target or (kept and state.count == target + kept):
                     return cast(models.CategoryComboState, state)
-            if deadline is None:
-                _sleep(poll_interval)
-                continue
-            now = _monotonic()
-            if now >= deadline:
-                assert timeout is not None  # there is a deadline
+                progress, counted = state.count != counted, state.count
+            if not wait.pause(progress):
+                assert settings.timeout is not None  # only a deadline ends the pauses
                 text = "{} of {} category option combos present".format(state.count, target) \
-                    if state is not _DOWN else "DHIS2 was not answering"
+                    if state is not polling.DOWN else "DHIS2 was not answering"
                 raise TaskTimeoutError(
                     "category combo {}: option combos not generated within {:g} s ({})".format(
-                        uid, timeout, text), job_id=uid, job_type=None, last_message=text)
-            _sleep(min(poll_interval, deadline - now))
+                        uid, settings.timeout, text), job_id=uid, job_type=None,
+                    last_message=text)
 
     # --- maintenance ---------------------------------------------------------------
 

@@ -9,10 +9,9 @@ helpers only), not a mixin: integrity.py, jobs.py and jobconfigs.py all call the
 """
 import datetime
 import logging
-import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union, cast
 
-from . import convert, models
+from . import convert, models, polling
 from .arguments import job_type_text, tolerant_job_type
 from .errors import ApiError, InvalidResponseError, TransportError
 from .transport import SMALL_BODY_BYTES
@@ -20,12 +19,9 @@ from .transport import SMALL_BODY_BYTES
 if TYPE_CHECKING:
     from ._typing import SessionTransport
 
-__all__ = ["start_job", "task_feed", "RECOVERY_WAIT", "RECOVERY_POLL"]
+__all__ = ["start_job", "send_start", "task_feed", "RECOVERY_WAIT", "RECOVERY_POLL"]
 
 log = logging.getLogger("dhis2maint")
-
-_monotonic = time.monotonic
-_sleep = time.sleep
 
 #: With ``Session(recover_job_starts=True)``: how long (seconds) the task feed is
 #: watched for the job whose start answer was lost, and how often it is read.
@@ -60,28 +56,59 @@ def start_job(session: "SessionTransport", path: str, job_type: Union[models.Job
     type_text = job_type_text(job_type)
     known = known_job_ids(session, type_text) if getattr(session, "recover_job_starts", False) \
         else None
+
+    def recover(exc: BaseException) -> Optional[models.Job]:
+        return None if known is None else recover_job(session, type_text, known, what, exc)
+
+    def may_have_started(exc: BaseException) -> str:
+        return ("{} -- the {} job MAY have started; check with "
+                "`dhis2maint task status {}` (or session.get_task_notifications({!r})) "
+                "before starting it again".format(exc, type_text, type_text, type_text))
+
+    body = send_start(session, method, path, recover, may_have_started, params=params,
+                      json_body=json_body)
+    if isinstance(body, models.Job):
+        return body
+    return job_from_message(session, body, job_type, what)
+
+
+def send_start(session: "SessionTransport", method: str, path: str,
+               recover: Callable[[BaseException], Optional[models.Job]],
+               may_have_started: Callable[[BaseException], str],
+               follow_ups: Tuple[models.FollowUp, ...] = (), params: Any = None,
+               json_body: Any = None) -> Union[Dict[str, Any], models.Job]:
+    """The one way a job-starting request is sent: ONCE, its answer a JSON object
+    of at most ``SMALL_BODY_BYTES``.
+
+    Returns the answer, or -- when it was lost, empty or oversized
+    (``outcome_unknown``: DHIS2 got the request) -- the job ``recover(exc)``
+    adopted.  When nothing was adopted: :class:`InvalidResponseError` for an
+    empty answer (``empty_body``), :class:`TransportError` otherwise, both with
+    ``outcome_unknown`` set, worded by ``may_have_started(exc)`` and carrying
+    ``follow_ups``.
+    """
     try:
-        body = session._json(method, path, params=params, json_body=json_body, expect=dict,
-                          max_bytes=SMALL_BODY_BYTES)
+        return cast(Dict[str, Any], session._json(method, path, params=params,
+                                                  json_body=json_body, expect=dict,
+                                                  max_bytes=SMALL_BODY_BYTES))
     except (TransportError, InvalidResponseError) as exc:
         if not exc.outcome_unknown:
             raise
-        if known is not None:
-            job = recover_job(session, type_text, known, what, exc)
-            if job is not None:
-                return job
-        text = ("{} -- the {} job MAY have started; check with "
-                "`dhis2maint task status {}` (or session.get_task_notifications({!r})) "
-                "before starting it again".format(exc, type_text, type_text, type_text))
+        job = recover(exc)
+        if job is not None:
+            return job
+        text = may_have_started(exc)
         if isinstance(exc, InvalidResponseError) and exc.empty_body:
             # DHIS2 answered 200 without the job's id: still an invalid answer (#12.3)
             empty = InvalidResponseError(text, request=exc.request, response=exc.response)
             empty.outcome_unknown = empty.empty_body = True
+            empty.follow_ups = follow_ups
             raise empty from exc
         lost = TransportError(text, request=exc.request)
-        lost.outcome_unknown = True  # the POST was sent; its answer is lost
+        lost.outcome_unknown = True  # the request was sent; its answer is lost
+        lost.follow_ups = follow_ups
         raise lost from exc
-    return job_from_message(session, body, job_type, what)
+
 
 def known_job_ids(session: "SessionTransport", type_text: str) -> Optional[Set[str]]:
     """The job ids of one type in the task feed, or None when the feed can't be read."""
@@ -93,6 +120,7 @@ def known_job_ids(session: "SessionTransport", type_text: str) -> Optional[Set[s
                     type(exc).__name__)
         return None
 
+
 def task_feed(session: "SessionTransport", type_text: str) -> Dict[str, List[Any]]:
     """``GET /api/system/tasks/{jobType}`` -> {job id: [raw notification dicts]}."""
     path = "system/tasks/" + type_text
@@ -103,11 +131,13 @@ def task_feed(session: "SessionTransport", type_text: str) -> Dict[str, List[Any
                 path, job_id))
     return {str(k): v for k, v in data.items()}
 
+
 def recover_job(session: "SessionTransport", type_text: str, known: Set[str], what: str,
-                 cause: BaseException) -> Optional[models.Job]:
+                cause: BaseException) -> Optional[models.Job]:
     """The ONE job of ``type_text`` that appeared in the task feed since ``known``
     was taken, as a :class:`Job`, or None."""
-    deadline = _monotonic() + RECOVERY_WAIT
+    wait = polling.Wait(polling.Settings(RECOVERY_WAIT, RECOVERY_POLL, RECOVERY_POLL, 0.0),
+                        "recovering the {} job started by {}".format(type_text, what))
     while True:
         try:
             feed = task_feed(session, type_text)
@@ -120,10 +150,8 @@ def recover_job(session: "SessionTransport", type_text: str, known: Set[str], wh
             return None
         if len(new) == 1:
             break
-        now = _monotonic()
-        if now >= deadline:
+        if not wait.pause():
             return None
-        _sleep(min(RECOVERY_POLL, deadline - now))
     job_id = new[0]
     items = [n for n in feed[job_id] if isinstance(n, dict)]
     created = None
@@ -142,8 +170,9 @@ def recover_job(session: "SessionTransport", type_text: str, known: Set[str], wh
             type_text, what),
         session=session)
 
-def job_from_message(session: "SessionTransport", body: Dict[str, Any], job_type: Union[models.JobType, str],
-                      what: str) -> models.Job:
+
+def job_from_message(session: "SessionTransport", body: Dict[str, Any],
+                     job_type: Union[models.JobType, str], what: str) -> models.Job:
     response = body.get("response")
     if not isinstance(response, dict) or not response.get("id"):
         raise InvalidResponseError(

@@ -8,11 +8,11 @@ describe (:func:`connect`), the exit codes and how a failure becomes one
 import argparse
 import getpass
 import logging
-import math
 import os
 import sys
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from .arguments import seconds
 from .connections import read_auth_file
 from .errors import ConfigurationError, Dhis2Error, JobFailedError, TaskTimeoutError
 from .session import Session
@@ -216,8 +216,6 @@ def check_seconds(args: argparse.Namespace) -> None:
         value = opts.get(name)
         if not isinstance(value, float):
             continue
-        flag = "--" + name.replace("_", "-")
-        zero_ok = name in ("timeout", "outage_grace")
-        if not math.isfinite(value) or not (value >= 0 if zero_ok else value > 0):
-            raise ConfigurationError("{} must be a finite number of seconds {} 0, got {}".format(
-                flag, "of at least" if zero_ok else "more than", value))
+        # the library's one check, worded with the flag's name
+        seconds(value, "--" + name.replace("_", "-"),
+                zero_ok=name in ("timeout", "outage_grace"))

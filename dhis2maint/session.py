@@ -7,13 +7,12 @@ jobs.py, jobconfigs.py, validation.py, health.py) use.  Those helpers, with the 
 of transport.py, are the only place a response becomes JSON or an exception.
 """
 import logging
-import math
 import os
 import random
 import re
 import time
 from typing import (TYPE_CHECKING, Any, Callable, Container, Dict, FrozenSet, Generator, Mapping,
-                    Optional, Set, Tuple, Type, TypeVar, Union)
+                    Optional, Set, Tuple, Type, TypeVar, Union, cast)
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -29,6 +28,7 @@ from .transport import (_IDEMPOTENT, DEFAULT_MAX_BODY_BYTES, DEFAULT_OUTAGE_GRAC
                         _read_body, _redirect_error, _same_origin, _transport_error,
                         body_chunks, decode_json)
 from . import connections
+from .arguments import seconds
 from .integrity import IntegrityMixin
 from .jobs import JobsMixin
 from . import versions
@@ -643,18 +643,7 @@ class Session(IntegrityMixin, JobsMixin, JobConfigsMixin, ValidationMixin, Healt
 
 
 def _check_timeout(value: Union[str, float], name: str, zero_ok: bool = False) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigurationError("{} must be a number of seconds, got {!r}".format(
-            name, value)) from None
-    if not math.isfinite(value):
-        raise ConfigurationError("{} must be a finite number of seconds, got {!r}".format(
-            name, value))
-    if not (value >= 0 if zero_ok else value > 0):
-        raise ConfigurationError("{} must be {} 0 seconds, got {!r}".format(
-            name, "at least" if zero_ok else "more than", value))
-    return value
+    return cast(float, seconds(value, name, zero_ok=zero_ok))  # the package's one check
 
 
 def _check_size(value: int, name: str) -> int:

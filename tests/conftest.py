@@ -26,3 +26,34 @@ def serve():
     yield start
     for srv in servers:
         srv.stop()
+
+
+# ---------------------------------------------------------------------------
+# The fake clock (#20.1): every wait in the package takes its time from
+# dhis2maint.polling.clock, so replacing that one object makes waits instant.
+
+class FakeClock:
+    """Simulated monotonic seconds; ``sleep`` moves time on at once and is recorded."""
+
+    def __init__(self, now=5000.0):
+        self.now = now
+        self.sleeps = []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """A :class:`FakeClock` standing in for ``dhis2maint.polling.clock`` (``.now``,
+    ``.sleeps``)."""
+    from dhis2maint import polling
+
+    fake = FakeClock()
+    monkeypatch.setattr(polling, "clock", fake)
+    return fake

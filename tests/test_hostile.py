@@ -610,11 +610,9 @@ def test_cli_poll_interval_and_max_interval_set_the_pace(srv):
 
 
 @pytest.mark.parametrize("job_seconds", [5.0, 60.0, 3600.0])
-def test_end_of_job_noticed_within_the_lag_bound(monkeypatch, job_seconds):
-    now = [0.0]
+def test_end_of_job_noticed_within_the_lag_bound(fake_clock, job_seconds):
+    fake_clock.now = 0.0
     polls = []
-    monkeypatch.setattr(jobs, "_monotonic", lambda: now[0])
-    monkeypatch.setattr(jobs, "_sleep", lambda s: now.__setitem__(0, now[0] + s))
     from dhis2maint.models import Notification
 
     class FakeSession:
@@ -624,8 +622,8 @@ def test_end_of_job_noticed_within_the_lag_bound(monkeypatch, job_seconds):
             return value
 
         def get_task_notifications(self, job_type, job_id):
-            polls.append(now[0])
-            done = now[0] >= job_seconds
+            polls.append(fake_clock.now)
+            done = fake_clock.now >= job_seconds
             return [Notification(message="done" if done else "running", completed=done)]
 
     final = jobs._Follower(FakeSession(), "ANALYTICS_TABLE", "AbCdEfGhIjK", None, 1.0,

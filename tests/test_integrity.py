@@ -531,17 +531,9 @@ def add_236_run(summaries):
 
 
 @pytest.fixture
-def no_sleep(monkeypatch):
-    slept = []
-    clock = [1000.0]
-
-    def sleep(seconds):
-        slept.append(seconds)
-        clock[0] += seconds
-
-    monkeypatch.setattr(integrity, "_sleep", sleep)
-    monkeypatch.setattr(integrity, "_monotonic", lambda: clock[0])
-    return slept
+def no_sleep(fake_clock):
+    """The pauses of the shared fake clock (tests/conftest.py)."""
+    return fake_clock.sleeps
 
 
 @responses.activate

@@ -1,6 +1,6 @@
 """Jobs, task notifications, waiting, synchronous runs and maintenance (mocked HTTP).
 
-The waiting tests run on a fake clock (``jobs._monotonic``/``jobs._sleep``) and a
+The waiting tests run on the shared fake clock (``polling.clock``) and a
 simulated job whose feed depends on that clock, so they take milliseconds.
 """
 import datetime
@@ -54,26 +54,10 @@ def note(message, level="INFO", completed=False, at=0.0, category="ANALYTICS_TAB
     return body
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 5000.0
-        self.sleeps = []
-
-    def monotonic(self):
-        return self.now
-
-    def sleep(self, seconds):
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
-def clock(monkeypatch):
-    fake = FakeClock()
-    monkeypatch.setattr(jobs, "_monotonic", fake.monotonic)
-    monkeypatch.setattr(jobs, "_sleep", fake.sleep)
-    return fake
+def clock(fake_clock):
+    """The shared fake clock of every wait (tests/conftest.py)."""
+    return fake_clock
 
 
 class FakeJob:
