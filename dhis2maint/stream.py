@@ -138,6 +138,28 @@ _ROW_SETTERS = _slot_setters(models.IntegrityIssueRow,
 _FAST = _ISSUE_SETTERS is not None and _ROW_SETTERS is not None
 
 
+def _twin(cls: type) -> Optional[type]:
+    """A mutable class with exactly ``cls``'s slot layout, when ``cls`` qualifies
+    for filling its slots directly (see ``_slot_setters``): an object built as a
+    twin with plain attribute stores (the interpreter's fastest store) and then
+    given ``cls`` as its class is the object ``cls(...)`` would have built.
+    ``__class__`` assignment itself refuses layouts that differ -- and before
+    Python 3.12 it refuses every class with a ``__weakref__`` slot, as attrs'
+    are, so there the slot setters are used (None here)."""
+    try:
+        twin = type("_Filling" + cls.__name__, cls.__bases__,
+                    {"__slots__": cls.__dict__["__slots__"]})
+        probe = object.__new__(twin)
+        probe.__class__ = cls
+    except (KeyError, TypeError):
+        return None
+    return twin
+
+
+_ISSUE_TWIN = _twin(models.DataIntegrityIssue) if _FAST else None
+_ROW_TWIN = _twin(models.IntegrityIssueRow) if _FAST else None
+
+
 def _last_boundary(buf: str, lo: int, hi: int) -> Optional[Tuple[int, int]]:
     """(index of '}', index of the next '{') of the last issue boundary in
     ``buf[lo:hi]``, or None.  Only a candidate: it may lie inside a string."""
@@ -514,6 +536,52 @@ class IssueStreamParser:
             raise self._error("the body ended before the JSON was complete (truncated?)")
 
     def _fast_rows(self, items: List[Any]) -> Iterator[models.IntegrityIssueRow]:
+        """Rows for decoded issues, equal to ``IntegrityIssueRow(..., issue_from_dict(d))``
+        but built by filling the slots of a twin (see ``_twin``), or through the slot
+        setters (see ``_slot_setters``) where no twin could be made."""
+        if _ISSUE_TWIN is None or _ROW_TWIN is None:
+            yield from self._setter_rows(items)
+            return
+        check_name, display, severity = self._row_meta
+        new = object.__new__
+        issue_cls = models.DataIntegrityIssue
+        row_cls = models.IntegrityIssueRow
+        issue_twin = _ISSUE_TWIN
+        row_twin = _ROW_TWIN
+        for data in items:
+            issue = None
+            if data.__class__ is dict:
+                get = data.get
+                ident = get("id")
+                name = get("name")
+                comment = get("comment")
+                refs = get("refs")
+                if refs is None:
+                    refs = []
+                elif refs.__class__ is not list or (
+                        refs and not all(r.__class__ is str for r in refs)):
+                    refs = None
+                if refs is not None and (ident is None or ident.__class__ is str) \
+                        and (name is None or name.__class__ is str) \
+                        and (comment is None or comment.__class__ is str):
+                    issue = new(issue_twin)
+                    issue.id = ident
+                    issue.name = name
+                    issue.comment = comment
+                    issue.refs = refs
+                    issue.__class__ = issue_cls
+            if issue is None:
+                issue = self._issue(data)  # the general path (raises: not an object)
+            row = new(row_twin)
+            row.check_name = check_name
+            row.check_display_name = display
+            row.severity = severity
+            row.issue = issue
+            row.__class__ = row_cls
+            self.rows += 1
+            yield row
+
+    def _setter_rows(self, items: List[Any]) -> Iterator[models.IntegrityIssueRow]:
         """Rows for decoded issues, equal to ``IntegrityIssueRow(..., issue_from_dict(d))``
         but built by filling the slots (see ``_slot_setters``)."""
         check_name, display, severity = self._row_meta
