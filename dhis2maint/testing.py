@@ -2207,7 +2207,8 @@ class Dhis2StandIn(object):
     count; other checks get 0-5 issues derived from `seed`), `host`, `port` (0 = any free port),
     `verbose` (log requests and errors to stderr).
 
-    Attributes that tests may set at any time:
+    Attributes that tests may set at any time::
+
       authorities                dict username -> list of authority strings (default ["ALL"]).
       delay                      seconds every response waits before it is sent (0 = off).
       trickle                    bytes/second at which chunked bodies are sent (0/None = off).
@@ -2229,12 +2230,12 @@ class Dhis2StandIn(object):
                                  DATA_INTEGRITY is not a notifying job type).
       maintenance_log            names of the maintenance operations run, in order.
       requests                   every RecordedRequest, in arrival order.
+      scheduler                  job configurations and scheduler state (_standin_scheduler.SchedulerState).
 
     Hostile knobs (a broken or compromised proxy): gzip_bomb_next, endless_body_next,
     nan_next, deep_nesting_next, redirect_next, huge_header_next, answer_next (each
     optionally for one `path` prefix), and outage(seconds, after) which closes the
     listening socket -- connection refused -- while simulated jobs go on.
-      scheduler                  job configurations and scheduler state (_standin_scheduler.SchedulerState).
     """
 
     def __init__(self, version: str = "2.42", users: Optional[Dict[str, str]] = None,
