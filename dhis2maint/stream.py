@@ -149,7 +149,7 @@ def _twin(cls: type) -> Optional[type]:
     try:
         twin = type("_Filling" + cls.__name__, cls.__bases__,
                     {"__slots__": cls.__dict__["__slots__"]})
-        probe = object.__new__(twin)
+        probe: Any = object.__new__(twin)
         probe.__class__ = cls
     except (KeyError, TypeError):
         return None
@@ -548,6 +548,8 @@ class IssueStreamParser:
         row_cls = models.IntegrityIssueRow
         issue_twin = _ISSUE_TWIN
         row_twin = _ROW_TWIN
+        issue: Any
+        row: Any
         for data in items:
             issue = None
             if data.__class__ is dict:
