@@ -57,7 +57,7 @@ import os
 import re
 import sqlite3
 from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Sequence,
-                    Set, Tuple, Union, cast)
+                    Set, Tuple, Type, Union, cast)
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import attr
@@ -319,7 +319,7 @@ class _Backend:
     name = ""
     #: what orders rows of a rowid table as they were inserted
     insertion_order = "rowid"
-    errors: Tuple[type, ...] = ()
+    errors: Tuple[Type[Exception], ...] = ()
     db: Any
     journal_mode: Optional[str] = None
 
@@ -466,10 +466,10 @@ class _Postgres(_Backend):
         if "application_name" not in given:
             extra["application_name"] = "dhis2maint"
         # a server that vanishes mid-record is noticed within about a minute
-        for key, value in (("keepalives", 1), ("keepalives_idle", 30),
-                           ("keepalives_interval", 10), ("keepalives_count", 3)):
+        for key, seconds in (("keepalives", 1), ("keepalives_idle", 30),
+                             ("keepalives_interval", 10), ("keepalives_count", 3)):
             if key not in given:
-                extra[key] = value
+                extra[key] = seconds
         try:
             self.db = psycopg.connect(conninfo, autocommit=True, **extra)
         except psycopg.Error as exc:
