@@ -143,7 +143,7 @@ def main(argv=None):
                     " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
                     " AND c.relkind = 'r'", (schema,)).fetchone()[0]
                 conn.execute("DROP SCHEMA IF EXISTS {} CASCADE".format(schema))
-            print("schema {:.0f} MB after two nights".format(size / 1e6))
+            print("schema {:.0f} MB after two nights".format(int(size) / 1e6))
     for label, ok in checks:
         print("  {} {}".format("PASS" if ok else "MISS", label))
     return 0 if all(ok for _, ok in checks) else 1

@@ -449,3 +449,12 @@ def test_eight_writers_of_four_servers_at_once(tmp_path, history_target):
         assert {i.last_run for i in opened.values()} == {chain[-1].id}
         last_k = int(chain[-1].job_id[3:])
         assert opened[uid(1000 * (last_k + 1))].first_run == chain[-1].id
+
+
+def test_an_issue_listed_twice_in_a_run_keeps_the_last(history):
+    rep = report({"ou_no_coords": [1, 2]}, day(0))
+    rep["ou_no_coords"].issues.append(DataIntegrityIssue(uid(1), "Renamed"))
+    recorded = history.record(rep)
+    assert recorded.new_issues == 2
+    assert {i.id: i.name for i in history.open_issues()} == \
+        {uid(1): "Renamed", uid(2): "Object 2"}
