@@ -450,7 +450,6 @@ class _Postgres(_Backend):
 
     name = "postgresql"
     insertion_order = "ctid"
-    seen_rows = 0
 
     def __init__(self, url: str, schema: str, busy_timeout: float,
                  connect_timeout: float) -> None:
@@ -605,7 +604,6 @@ class _Postgres(_Backend):
                 for row in params:
                     write(row)
                     count += 1
-        self.seen_rows = count
         db.execute("SAVEPOINT seen_key")
         try:
             db.execute("ALTER TABLE pg_temp.seen ADD PRIMARY KEY (check_name, ident)")
@@ -617,18 +615,18 @@ class _Postgres(_Backend):
                        " a.check_name = b.check_name AND a.ident = b.ident AND a.ctid < b.ctid")
             db.execute("ALTER TABLE pg_temp.seen ADD PRIMARY KEY (check_name, ident)")
         db.execute("RELEASE SAVEPOINT seen_key")
+        if count > 10000:
+            # the rest of this run's statements join it with the server's issues, which
+            # the planner has no statistics for yet (written minutes ago): hash, not loop
+            db.execute("SET LOCAL enable_nestloop = off")
         db.execute("ANALYZE pg_temp.seen")  # temp tables are never auto-analyzed
 
     def store_spans(self, server_id: int, run_id: int) -> None:
         """As :meth:`_Sqlite.store_spans`, in two set-based statements: update the
         issues seen before (continuing their span, or starting a new one), then
         insert the others.  Only this server's lock holder writes its issues, so
-        the plain INSERT cannot conflict.  A big run is joined by hashing (the
-        planner has no statistics yet for rows written minutes ago)."""
+        the plain INSERT cannot conflict."""
         db = self.db
-        big = self.seen_rows > 10000
-        if big:
-            db.execute("SET LOCAL enable_nestloop = off")
         db.execute(
             "UPDATE issues i SET first_run = CASE WHEN p.details = 1 AND i.last_run = p.run_id"
             " THEN i.first_run ELSE %s END, last_run = %s, issue_id = s.issue_id,"
@@ -642,8 +640,6 @@ class _Postgres(_Backend):
             " s.comment, s.refs, %s, %s FROM pg_temp.seen s WHERE NOT EXISTS (SELECT 1"
             " FROM issues i WHERE i.server_id = %s AND i.check_name = s.check_name"
             " AND i.ident = s.ident)", (server_id, run_id, run_id, server_id))
-        if big:
-            db.execute("SET LOCAL enable_nestloop = on")
 
     def iter_rows(self, sql: str) -> Iterator[Tuple[Any, ...]]:
         """Rows of ``sql`` streamed through a server-side cursor (inside begin_read)."""
