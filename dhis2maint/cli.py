@@ -112,8 +112,8 @@ def _add_format(parser: argparse.ArgumentParser, default: str = "table",
 def _add_history(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history", metavar="FILE", default=os.environ.get(
         "DHIS2MAINT_HISTORY") or None,
-                        help="SQLite history file to record runs in / read from "
-                             "(default: $DHIS2MAINT_HISTORY)")
+                        help="history to record runs in / read from: an SQLite file or a "
+                             "postgresql:// URL (default: $DHIS2MAINT_HISTORY)")
 
 
 def _add_fail_on(parser: argparse.ArgumentParser, what: str) -> None:
@@ -365,6 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_timeout(coc, COC_TIMEOUT, "waiting for the option combos")
     _add_poll_options(coc, max_interval=False)
     coc.set_defaults(handler=cmd_coc_update)
+
+    # history (#24): moving a whole history between SQLite and PostgreSQL
+    history_cmds = group("history", "the integrity history itself (SQLite file or PostgreSQL)")
+    hcopy = command(history_cmds, "copy", "copy a whole history into a new one: SQLite file "
+                                          "to PostgreSQL or back (a postgresql:// URL)")
+    hcopy.add_argument("source", metavar="SRC", help="the history to copy (file or URL)")
+    hcopy.add_argument("destination", metavar="DST",
+                       help="a new, empty history (file or URL; created when missing)")
+    hcopy.set_defaults(handler=cmd_history_copy)
 
     # tasks
     task_cmds = group("task", "task notifications of background jobs")
@@ -646,10 +655,11 @@ def _existing_history(args: argparse.Namespace) -> "History":
     path = getattr(args, "history", None)
     if not path:
         raise UsageError("no history file: give --history FILE or set $DHIS2MAINT_HISTORY")
-    if not os.path.exists(path):
+    from .history import History, is_postgresql_url
+
+    if not is_postgresql_url(path) and not os.path.exists(path):
         raise UsageError("no history file {}: record runs with `integrity run --history "
                          "{}` first".format(path, path))
-    from .history import History
 
     return History(path)
 
@@ -1204,6 +1214,25 @@ def cmd_whoami(args: argparse.Namespace) -> int:
         else:
             out.write("{} ({}), id {}\n".format(user.username, user.display_name, user.id))
             out.write("authorities: {}\n".format(", ".join(user.authorities) or "(none)"))
+    return EXIT_OK
+
+
+# --- history copy (#24) -------------------------------------------------------------------
+
+
+def cmd_history_copy(args: argparse.Namespace) -> int:
+    """Copy every run of SRC into the new history DST (SQLite <-> PostgreSQL)."""
+    from .history import History, copy_history, is_postgresql_url
+
+    if not is_postgresql_url(args.source) and not os.path.exists(args.source):
+        raise UsageError("no history file {}".format(args.source))
+    with History(args.source) as source, History(args.destination) as destination:
+        counts = copy_history(source, destination)
+        sys.stdout.write("copied {} runs of {} servers ({} check results, {} issue spans) "
+                         "from {} to {}\n".format(
+                             counts.get("runs", 0), counts.get("servers", 0),
+                             counts.get("run_checks", 0), counts.get("issues", 0),
+                             source.path, destination.path))
     return EXIT_OK
 
 

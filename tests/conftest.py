@@ -57,3 +57,118 @@ def fake_clock(monkeypatch):
     fake = FakeClock()
     monkeypatch.setattr(polling, "clock", fake)
     return fake
+
+# --- PostgreSQL 15 for the history tests (#24) --------------------------------------------
+# A fresh cluster in a temporary directory owned by the `postgres` user (PostgreSQL refuses
+# to run as root), on a free 127.0.0.1 port with password auth, started once per session
+# and stopped at its end.  Missing binaries, user or psycopg: skip with the reason --
+# except when $CI is set, where they are a failure (.ci/run installs `postgresql`).
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PG_PASSWORD = "Canary-Pg-Pw-42"
+
+
+def _pg_missing(reason):
+    import os
+
+    if os.environ.get("CI"):
+        pytest.fail("PostgreSQL is needed in CI: " + reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """``{"url": "postgresql://dhis2maint:PW@127.0.0.1:PORT/history", "bin": ..., ...}``:
+    a running PostgreSQL 15 server of this test session (superuser ``dhis2maint``)."""
+    import os
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _pg_missing("psycopg is not installed (pip install 'dhis2maint[postgres]')")
+    if not os.path.exists(os.path.join(PG_BIN, "initdb")):
+        _pg_missing("PostgreSQL 15 is not installed ({} has no initdb; apt-get install "
+                    "postgresql)".format(PG_BIN))
+    runas = []
+    if os.getuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            _pg_missing("running as root and there is no `postgres` user to run the server")
+        runas = ["runuser", "-u", "postgres", "--"]
+    else:
+        owner = pwd.getpwuid(os.getuid())
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="dhis2maint-pg-")  # pytest's tmp dirs are root-only (0700)
+    os.chmod(base, 0o755)
+    data, log, pwfile = (os.path.join(base, n) for n in ("data", "server.log", "pw"))
+    with open(pwfile, "w") as f:
+        f.write(PG_PASSWORD + "\n")
+    for path in (base, pwfile):
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
+    subprocess.run(runas + [os.path.join(PG_BIN, "initdb"), "-D", data, "-U", "dhis2maint",
+                            "--pwfile", pwfile, "--auth", "scram-sha-256", "-E", "UTF8",
+                            "--no-sync"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                   cwd=base)
+    with open(os.path.join(data, "pg_hba.conf"), "w") as f:
+        f.write("host all all 127.0.0.1/32 scram-sha-256\n"
+                "local all all scram-sha-256\n")
+    with open(os.path.join(data, "postgresql.conf"), "a") as f:
+        f.write("\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "max_connections = 60\nshared_buffers = 64MB\n".format(port, base))
+    subprocess.run(runas + [os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-l", log, "-w",
+                            "-t", "60", "start"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                   cwd=base)
+    url = "postgresql://dhis2maint:{}@127.0.0.1:{}/".format(PG_PASSWORD, port)
+    try:
+        import psycopg
+
+        with psycopg.connect(url + "postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE history")
+        yield {"url": url + "history", "admin_url": url + "postgres", "port": port,
+               "password": PG_PASSWORD, "data": data, "log": log}
+    finally:
+        subprocess.run(runas + [os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-m", "fast",
+                                "-w", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=base)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_pg_schemas = []
+
+
+@pytest.fixture
+def pg_url(postgres_server, request):
+    """A PostgreSQL history URL with a schema of this test's own (``?schema=t<N>``)."""
+    _pg_schemas.append(request.node.name)
+    return "{}?schema=t{}".format(postgres_server["url"], len(_pg_schemas))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_target(request, tmp_path):
+    """``history_target()`` -> a new, empty history target: an SQLite file, or a
+    PostgreSQL URL with a fresh schema; the test runs once with each backend."""
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+    made = []
+
+    def make():
+        made.append(None)
+        if request.param == "sqlite":
+            return str(tmp_path / "h{}.sqlite".format(len(made)))
+        _pg_schemas.append(request.node.name)
+        return "{}?schema=t{}".format(server["url"], len(_pg_schemas))
+    make.backend = request.param
+    return make

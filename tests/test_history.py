@@ -1,5 +1,6 @@
-"""dhis2maint.history: recording runs in SQLite, spans of issues, trends, open issues,
-crash safety (a killed writer) and concurrent writers (#16.1, #16.2)."""
+"""dhis2maint.history: recording runs, spans of issues, trends, open issues, crash safety
+(a killed writer) and concurrent writers (#16.1, #16.2) -- every test taking ``history`` or
+``history_target`` runs twice: on SQLite and on a real PostgreSQL server (#24.3)."""
 import datetime
 import os
 import sqlite3
@@ -51,8 +52,8 @@ def day(n):
 
 
 @pytest.fixture
-def history(tmp_path):
-    with History(str(tmp_path / "h.sqlite")) as h:
+def history(history_target):
+    with History(history_target()) as h:
         yield h
 
 
@@ -213,31 +214,36 @@ def test_wal_mode_and_schema_version(tmp_path):
         db.close()  # 3.13 warns about an unclosed connection, and warnings are errors
 
 
-def test_a_newer_schema_is_refused(tmp_path):
-    path = str(tmp_path / "h.sqlite")
-    History(path).close()
-    db = sqlite3.connect(path)
-    db.execute("UPDATE schema_version SET version = 7")
-    db.commit()
-    db.close()
+def test_a_newer_schema_is_refused(history_target):
+    target = history_target()
+    with History(target) as h:
+        h._x("UPDATE schema_version SET version = 7")
     with pytest.raises(HistorySchemaError, match="schema version 7, newer than this "
                                                  "dhis2maint supports") as info:
-        History(path)
+        History(target)
     assert (info.value.found, info.value.supported) == (7, 1)
     assert isinstance(info.value, ConfigurationError)  # CLI exit 2
 
 
-def test_forward_migration_keeps_the_data(tmp_path, monkeypatch):
+def test_forward_migration_keeps_the_data(history_target, monkeypatch):
     from dhis2maint import history as module
 
-    path = str(tmp_path / "h.sqlite")
-    with History(path) as h:
+    target = history_target()
+    with History(target) as h:
         h.record(report({"ou_no_coords": [1]}, day(0)))
     monkeypatch.setattr(module, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(module._MIGRATIONS, 2, ["ALTER TABLE runs ADD COLUMN note TEXT"])
-    with History(path) as h:
+    monkeypatch.setitem(module._MIGRATIONS, 2, [
+        "ALTER TABLE runs ADD COLUMN note TEXT",
+        "CREATE TABLE verdicts (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL"
+        " REFERENCES runs(id), score REAL)"])
+    with History(target) as h:
         assert h.schema_version == 2 and len(h.runs()) == 1
-        assert "note" in [row[1] for row in h._db.execute("PRAGMA table_info(runs)")]
+        assert "note" in h._backend.columns("runs")
+        # the portable step made an autoincrement id on both backends
+        h._x("INSERT INTO verdicts (run_id, score) VALUES (?, ?)", (1, 0.5))
+        h._x("INSERT INTO verdicts (run_id, score) VALUES (?, ?)", (1, 0.25))
+        assert h._x("SELECT id, score FROM verdicts ORDER BY id").fetchall() == \
+            [(1, 0.5), (2, 0.25)]
 
 
 def test_not_a_history_file(tmp_path):
@@ -252,6 +258,19 @@ def test_not_a_history_file(tmp_path):
     db.close()
     with pytest.raises(HistoryError, match="not a dhis2maint history"):
         History(other)
+
+
+def test_not_a_history_schema(pg_url):
+    import psycopg
+
+    from dhis2maint.history import _quote_ident
+
+    schema = pg_url.rsplit("schema=", 1)[1]
+    with psycopg.connect(pg_url.split("?")[0], autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA " + _quote_ident(schema))
+        conn.execute("CREATE TABLE {}.customers (id INTEGER)".format(_quote_ident(schema)))
+    with pytest.raises(HistoryError, match="PostgreSQL schema but not a dhis2maint history"):
+        History(pg_url)
 
 
 WRITER = textwrap.dedent("""
@@ -287,8 +306,8 @@ def _writer(tmp_path, *args):
                             stdout=subprocess.PIPE, universal_newlines=True)
 
 
-def test_a_killed_writer_leaves_the_previous_state_intact(tmp_path):
-    path = str(tmp_path / "h.sqlite")
+def test_a_killed_writer_leaves_the_previous_state_intact(tmp_path, history_target):
+    path = history_target()
     first = _writer(tmp_path, path, "One", 1000, 0)
     assert first.communicate(timeout=60)[0].split() == ["halfway", "done"]
     writer = _writer(tmp_path, path, "Two", 200000, 60)
@@ -307,8 +326,8 @@ def test_a_killed_writer_leaves_the_previous_state_intact(tmp_path):
         assert len(history.runs()) == 2
 
 
-def test_two_overlapping_writers_both_succeed(tmp_path):
-    path = str(tmp_path / "h.sqlite")
+def test_two_overlapping_writers_both_succeed(tmp_path, history_target):
+    path = history_target()
     History(path).close()
     slow = _writer(tmp_path, path, "Slow", 20000, 2)
     assert slow.stdout.readline().strip() == "halfway"  # holds the write lock for 2 s
@@ -324,18 +343,24 @@ def test_two_overlapping_writers_both_succeed(tmp_path):
         assert sum(r.issues for r in history.runs()) == 20100
 
 
-def test_importing_dhis2maint_does_not_import_sqlite3():
-    code = "import sys, dhis2maint; print('sqlite3' in sys.modules, " \
-           "'dhis2maint.history' in sys.modules)"
+def test_importing_dhis2maint_does_not_import_sqlite3_nor_psycopg(tmp_path):
+    code = "import sys, dhis2maint, dhis2maint.cli; print('sqlite3' in sys.modules, " \
+           "'dhis2maint.history' in sys.modules, 'psycopg' in sys.modules)"
     out = subprocess.check_output([sys.executable, "-c", code], cwd=ROOT,
                                   universal_newlines=True)
-    assert out.split() == ["False", "False"]
+    assert out.split() == ["False", "False", "False"]
+    # and an SQLite history does not import it either
+    code = ("import sys; from dhis2maint.history import History; History(sys.argv[1]).close();"
+            " print('psycopg' in sys.modules)")
+    out = subprocess.check_output([sys.executable, "-c", code, str(tmp_path / "h.sqlite")],
+                                  cwd=ROOT, universal_newlines=True)
+    assert out.split() == ["False"]
 
 
-def test_end_to_end_with_stand_in_drift(serve, tmp_path):
+def test_end_to_end_with_stand_in_drift(serve, history_target):
     srv, session = serve("2.42")
     srv.drift = 1
-    with History(str(tmp_path / "h.sqlite")) as history:
+    with History(history_target()) as history:
         runs = []
         for _ in range(3):
             rep = session.run_integrity_checks(details=True, timeout=60)
@@ -352,12 +377,84 @@ def test_end_to_end_with_stand_in_drift(serve, tmp_path):
         assert len(history.open_issues()) == runs[-1].run.issues
 
 
-def test_record_a_streamed_run_from_the_stand_in(serve, tmp_path):
+def test_record_a_streamed_run_from_the_stand_in(serve, history_target):
     srv, session = serve("2.42")
     srv.set_issue_count("orgunits_no_coordinates", 30000)
-    with History(str(tmp_path / "h.sqlite")) as history:
+    with History(history_target()) as history:
         rep, rows = session.iter_integrity_run(checks=["orgunits_no_coordinates"], timeout=60)
         recorded = history.record(rep, Session(srv.url, token="unused"), rows=rows)
         assert recorded.run.issues == 30000 == recorded.new_issues
         assert recorded.run.job_id == rep.job_id and rep.job_id
         assert rep["orgunits_no_coordinates"].count == 30000
+
+
+FLEET_WRITER = textwrap.dedent("""
+    import datetime, os, sys, time
+    sys.path.insert(0, {root!r})
+    from dhis2maint.history import History
+    from dhis2maint.models import (DataIntegrityIssue, DataIntegrityReport,
+                                   DataIntegrityResult, IntegrityIssueRow)
+    target, url, k, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    numbers = list(range(300)) + [1000 * (k + 1) + n for n in range(10)]
+    rep = DataIntegrityReport(results={{"ou_no_coords": DataIntegrityResult(
+        name="ou_no_coords", count=len(numbers))}}, details=True)
+    rep.base_url, rep.job_id = url, "Job{{}}".format(k)
+    rep.run_at = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc) + \\
+        datetime.timedelta(hours=k)
+
+    def rows():
+        for i, n in enumerate(numbers):
+            if i == 150:
+                time.sleep(0.2)  # overlap with the others inside the transaction
+            yield IntegrityIssueRow("ou_no_coords", None, None,
+                                    DataIntegrityIssue("Ou{{:09d}}".format(n), "x"))
+
+    while not os.path.exists(go):
+        time.sleep(0.01)
+    with History(target) as history:
+        recorded = history.record(rep, rows=rows())
+    print(recorded.run.id, recorded.new_issues, recorded.resolved_issues, flush=True)
+""").format(root=ROOT)
+
+
+def test_eight_writers_of_four_servers_at_once(tmp_path, history_target):
+    """Eight processes record at once: four runs of one server, one each of four
+    others.  All succeed, and the shared server's runs chain one after another (each
+    compared with the one committed before it), so first/last seen are right (#24.4)."""
+    target = history_target()
+    History(target).close()
+    script = tmp_path / "fleet_writer.py"
+    script.write_text(FLEET_WRITER)
+    go = str(tmp_path / "go")
+    servers = [URL] * 4 + ["https://s{}.example.org".format(n) for n in range(4)]
+    procs = [subprocess.Popen([sys.executable, str(script), target, url, str(k), go],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True)
+             for k, url in enumerate(servers)]
+    open(go, "w").close()
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [err for _, err in outs]
+    with History(target) as history:
+        assert len(history.runs()) == 8 and len(history.servers()) == 5
+        for url in servers[4:]:
+            run, = history.runs(url)
+            assert (run.issues, run.new_issues, run.resolved_issues) == (310, 310, 0)
+        chain = history.runs(URL)
+        assert [(r.new_issues, r.resolved_issues) for r in chain] == \
+            [(310, 0), (10, 10), (10, 10), (10, 10)]
+        opened = {i.id: i for i in history.open_issues(server=URL)}
+        assert len(opened) == 310
+        assert opened[uid(0)].first_seen == chain[0].run_at  # open since the first commit
+        assert opened[uid(0)].first_run == chain[0].id
+        assert {i.last_run for i in opened.values()} == {chain[-1].id}
+        last_k = int(chain[-1].job_id[3:])
+        assert opened[uid(1000 * (last_k + 1))].first_run == chain[-1].id
+
+
+def test_an_issue_listed_twice_in_a_run_keeps_the_last(history):
+    rep = report({"ou_no_coords": [1, 2]}, day(0))
+    rep["ou_no_coords"].issues.append(DataIntegrityIssue(uid(1), "Renamed"))
+    recorded = history.record(rep)
+    assert recorded.new_issues == 2
+    assert {i.id: i.name for i in history.open_issues()} == \
+        {uid(1): "Renamed", uid(2): "Object 2"}
