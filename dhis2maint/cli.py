@@ -2,9 +2,12 @@
 
 Exit codes:
   0  success
-  1  --fail-on threshold reached (also ``jobs health``), --fail-on-new issues not in the
-     previous recorded run, new issues in ``integrity diff``, a failed ``doctor`` check
-  2  usage or configuration error (bad arguments, missing DHIS2_URL, auth file too open)
+  1  a verdict, always with one line on stderr saying why: --fail-on threshold reached
+     (``jobs health``: findings at --fail-on, default severe), --fail-on-new issues not
+     in the previous recorded run, new issues in ``integrity diff``, a failed ``doctor``
+  2  usage or configuration error (bad arguments, missing DHIS2_URL, auth file too open,
+     a history file or --output folder that cannot be written: checked before anything
+     starts; a run that could not be recorded after it ended still has its report written)
   3  DHIS2 or connection error (auth, permission, not found, server error, invalid response)
   4  a job failed or timed out
   5  internal error (a bug, out of memory, ...): one line on stderr; --debug shows the traceback
@@ -41,12 +44,16 @@ FORMATS = ("table", "json", "jsonl", "csv", "html")
 
 EXIT_CODES_HELP = """exit codes:
   0  success
-  1  --fail-on threshold reached (also `jobs health`), --fail-on-new issues not in the
-     previous recorded run, new issues found by `integrity diff`, or `doctor` failed
-  2  usage or configuration error
+  1  a verdict, with one line on stderr saying why: --fail-on threshold reached
+     (`jobs health`: a finding at --fail-on, default severe), --fail-on-new issues not
+     in the previous recorded run, new issues found by `integrity diff`, `doctor` failed
+  2  usage or configuration error (also: the history file or --output folder cannot
+     be written; checked before anything starts)
   3  DHIS2 or connection error (authentication, permission, not found, server, invalid response)
   4  job failed or timed out
   5  internal error (a bug, out of memory, ...); rerun with --debug for the traceback
+  130  interrupted (Ctrl-C): a job being followed goes on in DHIS2; stderr names it
+       and the command that follows it again
 
 connection: --url/--token/--username, or --auth-file, or the environment
 (DHIS2_URL, DHIS2_PAT or DHIS2_USERNAME + DHIS2_PASSWORD, DHIS2_TIMEOUT).
@@ -325,7 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     jdelete.set_defaults(handler=cmd_jobs_delete)
     jhealth = command(jobs_cmds, "health",
                       "failed, stuck, overdue and disabled jobs, stale analytics: what to do")
-    _add_fail_on(jhealth, "a finding")
+    jhealth.add_argument("--fail-on", choices=SEVERITIES + ("never",), type=str.lower,
+                         default="severe", metavar="LEVEL",
+                         help="exit 1 when there is a finding at LEVEL or worse ({}; default "
+                              "%(default)s, as `doctor`; never = always exit 0)".format(
+                                  "|".join(SEVERITIES)))
     jhealth.add_argument("--max-runtime-hours", type=float, default=6.0, metavar="H",
                          help="a RUNNING job past this is a finding (default %(default)s)")
     jhealth.add_argument("--analytics-max-age-hours", type=float, default=26.0, metavar="H",
@@ -506,7 +517,47 @@ def _severity_at_least(severity: object, level: str) -> bool:
 def _threshold_reached(report: "DataIntegrityReport", level: Optional[str]) -> bool:
     if not level:
         return False
-    return any((r.count or 0) > 0 and _severity_at_least(r.severity, level) for r in report)
+    return bool(report.at_least(level))
+
+
+# --- verdicts (#21.1): every exit 1 says why in one line on stderr, even under cron ----
+
+_VERDICT_SAID = []  # type: List[str]
+
+
+def _verdict(text: str) -> int:
+    """``dhis2maint: TEXT`` on stderr (even with --quiet: it is the outcome), exit 1."""
+    _VERDICT_SAID.append(text)
+    try:
+        sys.stderr.write("dhis2maint: {}\n".format(" ".join(text.split())))
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - a closed stderr must not change the exit code
+        pass
+    return EXIT_THRESHOLD
+
+
+def _by_name(counts: Sequence[Tuple[str, int]], limit: int = 5) -> str:
+    """``a 2, b 1`` (the biggest first, at most ``limit``, then ``… N more``)."""
+    ordered = sorted(counts, key=lambda item: (-item[1], item[0]))
+    text = ", ".join("{} {:,}".format(name, count) for name, count in ordered[:limit])
+    if len(ordered) > limit:
+        text += " and {} more".format(len(ordered) - limit)
+    return text
+
+
+def _threshold_verdict(report: "DataIntegrityReport", level: Optional[str]) -> int:
+    """EXIT_THRESHOLD with its line when ``--fail-on LEVEL`` is reached, else EXIT_OK."""
+    if not level:
+        return EXIT_OK
+    hit = report.at_least(level)
+    if not hit:
+        return EXIT_OK
+    counts = [(r.name, r.count if r.count is not None and r.count >= 0 else len(r.issues or ()))
+              for r in hit]
+    total = sum(count for _, count in counts)
+    return _verdict("{:,} issue{} at {} or worse in {} check{} (--fail-on {}): {}".format(
+        total, "" if total == 1 else "s", level.upper(), len(hit), "" if len(hit) == 1 else "s",
+        level, _by_name(counts)))
 
 
 # --- commands ------------------------------------------------------------------------
@@ -564,6 +615,7 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
     if args.fail_on_new and not args.history:
         raise UsageError("--fail-on-new needs --history FILE (or $DHIS2MAINT_HISTORY)")
     history = _open_history(args)
+    new_verdict = None
     try:
         with connect(args) as session:
             checks = _integrity_selection(args, session)
@@ -582,14 +634,38 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
                     checks, details=args.details, timeout=args.timeout,
                     on_notification=progress, include_slow=include_slow, **poll)
                 recorded = _record_and_write(args, report, history, session)
+        # --fail-on-new needs --history (checked above), so there is a recorded run
+        if args.fail_on_new and recorded is not None and history is not None:
+            new_verdict = _new_issues_verdict(recorded, history, args.fail_on_new)
     finally:
         if history is not None:
             history.close()
     _say_recorded(progress, recorded)
-    # --fail-on-new needs --history (checked above), so there is a recorded run
-    if args.fail_on_new and recorded is not None and recorded.new_at_least(args.fail_on_new):
-        return EXIT_THRESHOLD
-    return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
+    if new_verdict:
+        return _verdict(new_verdict)
+    return _threshold_verdict(report, args.fail_on)
+
+
+def _new_issues_verdict(recorded: "RecordedRun", history: "History", level: str
+                        ) -> Optional[str]:
+    """The verdict line of --fail-on-new LEVEL, or None when nothing new is that bad:
+    ``3 new issues at SEVERE or worse since run 4 (2026-12-05): a 2, b 1``."""
+    from .models import severity_rank
+
+    new = recorded.new_at_least(level)
+    if not new:
+        return None
+    floor = severity_rank(level)
+    counts = [(name, n) for name, n in recorded.new_by_check.items()
+              if n > 0 and severity_rank(recorded.severities.get(name) or "WARNING") >= floor]
+    since = "(the first recorded run of this server)"
+    if recorded.previous_run_id is not None:
+        when = [r.run_at for r in history.runs(recorded.run.base_url)
+                if r.id == recorded.previous_run_id]
+        since = "since run {}{}".format(recorded.previous_run_id, " ({})".format(
+            when[0].strftime("%Y-%m-%d")) if when else "")
+    return "{:,} new issue{} at {} or worse {}: {}".format(
+        new, "" if new == 1 else "s", level.upper(), since, _by_name(counts))
 
 
 def cmd_integrity_report(args: argparse.Namespace) -> int:
@@ -627,7 +703,7 @@ def cmd_integrity_report(args: argparse.Namespace) -> int:
     elif not len(report):
         _note(args, "DHIS2 has no cached data-integrity results (they expire about an hour "
                     "after a run); run `dhis2maint integrity run` first")
-    return EXIT_THRESHOLD if _threshold_reached(report, args.fail_on) else EXIT_OK
+    return _threshold_verdict(report, args.fail_on)
 
 
 _STREAMED_FORMATS = ("json", "jsonl", "csv")
@@ -781,7 +857,18 @@ def cmd_integrity_diff(args: argparse.Namespace) -> int:
     worse = [c for c in comparison.count_changes.values()
              if (c.new or 0) > max(c.old or 0, 0) and _severity_at_least(c.severity, level)]
     new = comparison.new_issues_at_least(level)
-    return EXIT_THRESHOLD if new or worse else EXIT_OK
+    if not new and not worse:
+        return EXIT_OK
+    counts: Dict[str, int] = {}
+    for change in new:
+        counts[change.check_name] = counts.get(change.check_name, 0) + 1
+    for rose in worse:  # a check with more issues (or new in NEW) counts its rise
+        if rose.check_name not in counts:
+            counts[rose.check_name] = (rose.new or 0) - max(rose.old or 0, 0)
+    total = sum(counts.values())
+    return _verdict("{:,} new issue{} at {} or worse in {} check{} ({} -> {}): {}".format(
+        total, "" if total == 1 else "s", level.upper(), len(counts),
+        "" if len(counts) == 1 else "s", args.old, args.new, _by_name(list(counts.items()))))
 
 
 def _follow(job: "Job", args: argparse.Namespace, progress: _Progress) -> int:
@@ -827,7 +914,10 @@ def cmd_validation_run(args: argparse.Namespace) -> int:
             notification=args.notification, persist=args.persist)
     with _output(args) as out:
         write_records(violations, args.format, out)
-    return EXIT_THRESHOLD if violations and args.fail_on_violations else EXIT_OK
+    if violations and args.fail_on_violations:
+        return _verdict("{:,} validation rule violation{} (--fail-on-violations)".format(
+            len(violations), "" if len(violations) == 1 else "s"))
+    return EXIT_OK
 
 
 def _confirm(args: argparse.Namespace, op: _Operation) -> None:
@@ -1115,9 +1205,20 @@ def cmd_jobs_health(args: argparse.Namespace) -> int:
                                           analytics_max_age_hours=args.analytics_max_age_hours)
     with _output(args) as out:
         write_health(health, args.format, out)
-    if args.fail_on and health.at_least(args.fail_on):
-        return EXIT_THRESHOLD
+    found = health.at_least(args.fail_on) if args.fail_on != "never" else []
+    if found:
+        return _verdict("{} scheduler finding{} at {} or worse: {}".format(
+            len(found), "" if len(found) == 1 else "s", args.fail_on.upper(),
+            "; ".join(_finding_text(f) for f in found[:5]) +
+            ("; and {} more".format(len(found) - 5) if len(found) > 5 else "")))
     return EXIT_OK
+
+
+def _finding_text(finding: Any) -> str:
+    """``failed ANALYTICS_TABLE Nightly analytics (id)``: what a finding is about."""
+    about = " ".join(str(part) for part in (finding.job_type, finding.job_name) if part)
+    return "{} {}{}".format(finding.kind, about or finding.message,
+                            " ({})".format(finding.job_id) if finding.job_id else "").strip()
 
 
 def cmd_task_types(args: argparse.Namespace) -> int:
@@ -1199,7 +1300,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         report = session.doctor(need=args.need)
     with _output(args) as out:
         write_doctor(report, args.format, out)
-    return EXIT_OK if report.ok else EXIT_THRESHOLD
+    if report.ok:
+        return EXIT_OK
+    failed = report.failed
+    return _verdict("doctor: {} check{} failed: {}".format(
+        len(failed), "" if len(failed) == 1 else "s",
+        "; ".join("{} ({})".format(c.name, " ".join(c.detail.split())[:160]) for c in failed)))
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
@@ -1249,6 +1355,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if handler is None:  # `dhis2maint` or `dhis2maint integrity` alone
         getattr(args, "group_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
-    return run_command(lambda: handler(args), args)
+    del _VERDICT_SAID[:]
+    code = run_command(lambda: handler(args), args)
+    if code == EXIT_THRESHOLD and not _VERDICT_SAID:  # a verdict is never silent (#21.1)
+        _verdict("exit 1: a --fail-on threshold was reached (see the output)")
+    return code
 
 

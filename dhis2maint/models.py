@@ -305,6 +305,39 @@ class DataIntegrityReport(_Model):
                 yield IntegrityIssueRow(result.name, result.display_name,
                                         result.severity, issue)
 
+    # -- the verdict, as SchedulerHealth gives it (#21.6) --
+
+    @property
+    def total_issues(self) -> int:
+        """Issues over every check that ran; a failed check (``count`` -1) adds none."""
+        return sum(_issue_count(r) for r in self.results.values())
+
+    @property
+    def failed_checks(self) -> List[DataIntegrityResult]:
+        """The checks that failed on the server (``error`` set, or ``count`` -1)."""
+        return [r for r in self.results.values() if _check_failed(r)]
+
+    def at_least(self, severity: Union[DataIntegritySeverity, str]
+                 ) -> List[DataIntegrityResult]:
+        """The checks with issues whose severity is ``severity`` (a name, any case)
+        or worse; ``ValueError`` for an unknown severity."""
+        return [r for r in self.results.values()
+                if _issue_count(r) > 0 and _at_least(r.severity, severity)]
+
+
+def _check_failed(result: DataIntegrityResult) -> bool:
+    return result.error is not None or (result.count is not None and result.count < 0)
+
+
+def _issue_count(result: DataIntegrityResult) -> int:
+    """The issues a result reports: 0 for a failed check, else its count (summary)
+    or its issues (details)."""
+    if _check_failed(result):
+        return 0
+    if result.count is not None:
+        return result.count
+    return len(result.issues or ())
+
 
 @attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
 class IntegrityIssueRow(_Model):
@@ -448,6 +481,13 @@ class Notification(_Model):
     @property
     def failed(self) -> bool:
         return self.level == NotificationLevel.ERROR
+
+    def __str__(self) -> str:
+        """One readable line: time, level, message (``job.wait(on_notification=print)``)."""
+        when = self.time.isoformat(sep=" ", timespec="seconds") if self.time else "-"
+        text = " ".join(str(self.message or "").split())
+        return "{} {} {}{}".format(when, self.level or "-", text,
+                                   " (completed)" if self.completed else "").rstrip()
 
 
 @attr.s(auto_attribs=True, slots=True, repr=False, eq=False)

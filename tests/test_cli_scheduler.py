@@ -113,8 +113,9 @@ def test_jobs_create_delete(server, capsys):
 
 
 def test_jobs_health_fail_on(server, capsys):
-    code, out, _ = run(capsys, "jobs", "health")
-    assert code == 0 and "SEVERE" in out and "->" in out and "(server time)" in out
+    code, out, err = run(capsys, "jobs", "health")  # default --fail-on severe (#21.1)
+    assert code == 1 and "SEVERE" in out and "->" in out and "(server time)" in out
+    assert "at SEVERE or worse" in err
     code, out, _ = run(capsys, "jobs", "health", "--fail-on", "severe")
     assert code == 1
     code, out, _ = run(capsys, "jobs", "health", "--fail-on", "critical")

@@ -1,6 +1,7 @@
 """Models built from realistic DHIS2 JSON by the one converter, and back."""
 import datetime
 import json
+import re
 
 import pytest
 
@@ -249,3 +250,39 @@ def test_every_public_name_and_session_method_has_a_docstring():
                      if not name.startswith("_") and not hasattr(requests.Session, name)
                      and not (getattr(member, "__doc__", None) or "").strip()]
     assert undocumented == []
+
+
+# --- #21.6: DataIntegrityReport's verdict as SchedulerHealth has it; Notification str ----
+
+
+def test_report_total_issues_at_least_and_failed_checks_over_http(serve):
+    srv, session = serve("2.42")
+    srv.fail_check("categories_no_options")
+    report = session.run_integrity_checks(["CNO", "users_with_all_authority",
+                                           "orgunits_multiple_roots"])
+    failed = report["categories_no_options"]
+    assert failed.count == -1 and failed.error
+    assert [r.name for r in report.failed_checks] == ["categories_no_options"]
+    counts = {r.name: r.count for r in report if not r.failed}
+    assert report.total_issues == sum(counts.values()) > 0  # the -1 is not summed
+    severe = report.at_least("severe")
+    assert {r.name for r in severe} == {name for name, n in counts.items()
+                                        if n and report[name].severity in ("SEVERE",
+                                                                           "CRITICAL")}
+    assert {r.name for r in report.at_least("INFO")} == {n for n, c in counts.items() if c}
+    assert failed not in report.at_least("info")
+    with pytest.raises(ValueError):
+        report.at_least("bad")
+    details = session.run_integrity_checks(["orgunits_multiple_roots"], details=True)
+    assert details.total_issues == len(details["orgunits_multiple_roots"].issues)
+
+
+def test_notification_str_is_one_readable_line(serve):
+    srv, session = serve("2.42", job_seconds=0.2)
+    seen = []
+    session.refresh_resource_tables().wait(on_notification=lambda n: seen.append(str(n)))
+    assert seen
+    for line in seen:
+        assert "\n" not in line and "Notification(" not in line
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO|LOOP|WARN|ERROR|DEBUG) \S", line), line
+    assert seen[-1].endswith("(completed)")

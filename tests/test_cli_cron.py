@@ -1,0 +1,158 @@
+"""The command line as cron runs it (#21): real `dhis2maint` subprocesses with stdin,
+stdout and stderr not terminals and no --progress, against the stand-in over HTTP.
+
+Never hide a verdict, never lose a run, Ctrl-C says how to resume, tables are never
+cut off, and messages say what to do."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dhis2maint.testing import Dhis2StandIn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PASSWORD = "Canary-Cron-Pw-21"
+
+
+@pytest.fixture(scope="module")
+def module_srv():
+    with Dhis2StandIn(version="2.42", job_seconds=0.2, users={"admin": PASSWORD}) as server:
+        yield server
+
+
+@pytest.fixture
+def srv(module_srv):
+    module_srv.reset_faults()
+    module_srv.clear_requests()
+    module_srv.drift = 0
+    module_srv.scheduler.reset()
+    return module_srv
+
+
+def cron_env(url=None, env=None):
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("DHIS2") and k not in ("COLUMNS", "LINES")}
+    environ["PYTHONPATH"] = ROOT + os.pathsep + environ.get("PYTHONPATH", "")
+    if url:
+        environ.update({"DHIS2_URL": url, "DHIS2_USERNAME": "admin", "DHIS2_PASSWORD": PASSWORD})
+    environ.update(env or {})
+    return environ
+
+
+def run_cli(args, url=None, env=None, timeout=120):
+    """``dhis2maint ARGS`` as cron runs it: no terminal anywhere."""
+    proc = subprocess.run([sys.executable, "-m", "dhis2maint"] + list(args),
+                          env=cron_env(url, env), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                          universal_newlines=True)
+    assert PASSWORD not in proc.stdout and PASSWORD not in proc.stderr
+    return proc
+
+
+def one_line(stderr):
+    """The one line on stderr that is neither a note nor a warning: the verdict."""
+    lines = [line for line in stderr.splitlines()
+             if not line.startswith(("dhis2maint: note:", "dhis2maint: warning:"))]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("dhis2maint: "), stderr
+    return lines[0]
+
+
+# --- 1. never hide a verdict ------------------------------------------------------
+
+
+def test_fail_on_new_says_why_on_stderr(srv, tmp_path):
+    db = str(tmp_path / "h.sqlite")
+    args = ["integrity", "run", "--details", "--history", db, "--fail-on-new", "severe"]
+    first = run_cli(args, url=srv.url)
+    assert first.returncode == 1
+    line = one_line(first.stderr)
+    assert re.match(r"dhis2maint: [\d,]+ new issues at SEVERE or worse \(the first recorded "
+                    r"run of this server\): \w+ \d+", line), line
+    srv.drift = 1
+    second = run_cli(args, url=srv.url)
+    assert second.returncode == 1
+    line = one_line(second.stderr)
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    assert re.match(r"dhis2maint: [\d,]+ new issues? at SEVERE or worse since run 1 "
+                    r"\(\d{4}-\d\d-\d\d\): \w+ [\d,]+", line), line
+    assert "since run 1 ({})".format(day) in line or "since run 1 (" in line
+    # what the line names adds up
+    total = int(line.split(" new issue")[0].split()[-1].replace(",", ""))
+    named = [int(n.replace(",", "")) for n in re.findall(r"\w+ ([\d,]+)(?:,|$)",
+                                                         line.split(": ", 2)[2])]
+    assert sum(named) <= total and named
+
+
+def test_fail_on_says_why_and_quiet_does_not_hide_it(srv):
+    proc = run_cli(["integrity", "run", "--fail-on", "severe", "--quiet"], url=srv.url)
+    assert proc.returncode == 1
+    line = one_line(proc.stderr)
+    assert re.search(r"[\d,]+ issues at SEVERE or worse in \d+ checks \(--fail-on severe\): ",
+                     line), line
+    report = run_cli(["integrity", "report", "--fail-on", "severe"], url=srv.url)
+    assert report.returncode == 1 and "at SEVERE or worse" in one_line(report.stderr)
+
+
+def test_jobs_health_exits_1_on_severe_findings_by_default(srv):
+    proc = run_cli(["jobs", "health"], url=srv.url)
+    assert proc.returncode == 1, proc.stderr
+    line = one_line(proc.stderr)
+    assert re.match(r"dhis2maint: \d+ scheduler findings? at SEVERE or worse: ", line), line
+    assert "failed" in line or "stuck" in line or "overdue" in line
+    critical = run_cli(["jobs", "health", "--fail-on", "critical"], url=srv.url)
+    assert critical.returncode == 0 and critical.stderr == ""
+    never = run_cli(["jobs", "health", "--fail-on", "never"], url=srv.url)
+    assert never.returncode == 0
+    doctor = run_cli(["doctor"], url=srv.url)  # the same findings fail the doctor
+    assert doctor.returncode == 1
+    assert one_line(doctor.stderr).startswith("dhis2maint: doctor: 1 check failed: scheduler")
+    srv.scheduler.reset(healthy=True)
+    healthy = run_cli(["jobs", "health"], url=srv.url)
+    assert healthy.returncode == 0 and healthy.stderr == ""
+
+
+def test_integrity_diff_says_how_many_new_issues(srv, tmp_path):
+    old, new = str(tmp_path / "old.json"), str(tmp_path / "new.json")
+    assert run_cli(["integrity", "run", "CNO", "--details", "--format", "json", "-o", old,
+                    "--quiet"], url=srv.url).returncode == 0
+    assert run_cli(["integrity", "run", "CNO", "users_with_all_authority", "--details",
+                    "--format", "json", "-o", new, "--quiet"], url=srv.url).returncode == 0
+    proc = run_cli(["integrity", "diff", old, new])
+    assert proc.returncode == 1
+    line = one_line(proc.stderr)
+    with open(new) as handle:
+        count = len(json.load(handle)["results"]["users_with_all_authority"]["issues"])
+    assert "{} new issue".format(count) in line and "users_with_all_authority" in line
+    assert run_cli(["integrity", "diff", old, new, "--fail-on", "critical"]).stderr == ""
+
+
+def _exit_code_tables():
+    """The exit-code tables people read: cli's docstring, `--help`'s epilog and the
+    README's (or, once it moved, the docs' failure-modes page)."""
+    from dhis2maint import cli
+
+    tables = [cli.__doc__, cli.EXIT_CODES_HELP]
+    for path in ("README.rst", os.path.join("docs", "failure-modes.rst")):
+        full = os.path.join(ROOT, path)
+        if os.path.exists(full):
+            with open(full, encoding="utf-8") as handle:
+                text = handle.read()
+            if "a verdict" in text:
+                tables.append(text[text.index("a verdict") - 200:])
+    return [" ".join(t.replace("``", "").split()) for t in tables]
+
+
+def test_help_and_exit_code_table_agree():
+    tables = _exit_code_tables()
+    assert len(tables) == 3
+    for text in tables:
+        assert "a verdict" in text and "saying why" in text
+        assert "default severe" in text and "jobs health" in text
+    health_help = " ".join(run_cli(["jobs", "health", "--help"]).stdout.split())
+    assert "default severe" in health_help and "never" in health_help
