@@ -559,13 +559,21 @@ class JobsMixin(_Transport):
         """
         follower = _Follower(self, job_type, job_id, timeout, poll_interval, max_interval)
         steps = follower.run()
-        while True:
-            try:
-                notification = next(steps)
-            except StopIteration as stop:
-                return cast(models.Notification, stop.value)
-            if on_notification is not None:
-                on_notification(notification)
+        try:
+            while True:
+                try:
+                    notification = next(steps)
+                except StopIteration as stop:
+                    return cast(models.Notification, stop.value)
+                if on_notification is not None:
+                    on_notification(notification)
+        except KeyboardInterrupt as interrupt:
+            # Ctrl-C stops the wait, not the job: it goes on in DHIS2.  Say how to
+            # follow it again, as data each face words (#21.3).
+            setattr(interrupt, "follow_ups", (models.FollowUp(
+                "wait_for_task", (("job_type", follower.type_text), ("job_id", follower.job_id)),
+                "the job goes on in DHIS2"),))
+            raise
 
     # --- synchronous runs -------------------------------------------------------
 

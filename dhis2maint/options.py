@@ -18,7 +18,8 @@ from .errors import ConfigurationError, Dhis2Error, JobFailedError, TaskTimeoutE
 from .session import Session
 
 __all__ = ["EXIT_OK", "EXIT_THRESHOLD", "EXIT_USAGE", "EXIT_DHIS2", "EXIT_JOB", "EXIT_INTERNAL",
-           "UsageError", "connection_options", "connect", "run_command", "exit_code"]
+           "UsageError", "connection_options", "connect", "run_command", "exit_code",
+           "follow_up_text"]
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 
@@ -141,8 +142,9 @@ def run_command(command: Callable[[], int], args: argparse.Namespace) -> int:
     try:
         check_seconds(args)
         return command()
-    except KeyboardInterrupt:
-        sys.stderr.write("dhis2maint: interrupted\n")
+    except KeyboardInterrupt as interrupt:
+        sys.stderr.write("dhis2maint: interrupted{}\n".format(
+            "".join("; " + follow_up_text(f) for f in getattr(interrupt, "follow_ups", ()))))
         return 130
     except BrokenPipeError:
         return EXIT_OK
@@ -151,6 +153,26 @@ def run_command(command: Callable[[], int], args: argparse.Namespace) -> int:
     finally:
         if warnings is not None:
             logging.getLogger("dhis2maint").removeHandler(warnings)
+
+
+# --- follow-ups worded for the command line (#21.3) ------------------------------------
+# The library says what to do next as FollowUp(action, args) data; these are the
+# `dhis2maint …` commands that do it.
+
+
+def follow_up_text(follow_up: Any) -> str:
+    """A :class:`~dhis2maint.models.FollowUp` as a sentence naming the ``dhis2maint``
+    command that does it (an action without one: its note, or the action's name)."""
+    action = getattr(follow_up, "action", "")
+    arg = getattr(follow_up, "arg")
+    if action == "wait_for_task":
+        job_type, job_id = arg("job_type"), arg("job_id")
+        return ("the {} job {} goes on in DHIS2; follow it again with `dhis2maint task wait "
+                "{} {}`".format(job_type, job_id, job_type, job_id))
+    if action == "run_job_configuration":
+        return "run it now with `dhis2maint jobs run {}`".format(arg("job_id"))
+    note = getattr(follow_up, "note", "")
+    return note or action.replace("_", " ")
 
 
 class _WarningLines(logging.Handler):

@@ -156,3 +156,48 @@ def test_help_and_exit_code_table_agree():
         assert "default severe" in text and "jobs health" in text
     health_help = " ".join(run_cli(["jobs", "health", "--help"]).stdout.split())
     assert "default severe" in health_help and "never" in health_help
+
+
+# --- 3. Ctrl-C while following a job -------------------------------------------------
+
+
+def _interrupt_while_following(srv, args, job_path):
+    proc = subprocess.Popen([sys.executable, "-m", "dhis2maint"] + args,
+                            env=cron_env(srv.url), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(r.method == "GET" and r.path.startswith(job_path)
+                      for r in srv.requests):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the CLI never started following the job"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("args, job_type", [
+    (["refresh", "analytics"], "ANALYTICS_TABLE"),
+    (["integrity", "run", "CNO"], "DATA_INTEGRITY"),
+    (["task", "wait", "RESOURCE_TABLE"], "RESOURCE_TABLE"),
+])
+def test_ctrl_c_says_the_job_goes_on_and_how_to_follow_it(args, job_type):
+    with Dhis2StandIn(version="2.42", job_seconds=60, users={"admin": PASSWORD}) as slow:
+        if args[0] == "task":
+            started = run_cli(["refresh", "resource-tables", "--no-wait"], url=slow.url)
+            assert started.returncode == 0, started.stderr
+            args = args + [started.stdout.split()[1]]
+        code, out, err = _interrupt_while_following(
+            slow, args, "/api/system/tasks/{}/".format(job_type))
+        job_ids = slow.job_ids(job_type)
+    assert code == 130, err
+    assert len(job_ids) == 1
+    line = one_line(err)
+    assert "goes on in DHIS2" in line and "Traceback" not in err
+    assert "`dhis2maint task wait {} {}`".format(job_type, job_ids[0]) in line, line
