@@ -502,6 +502,31 @@ class _Progress:
             self.stream.flush()
 
 
+def _check_output_folder(args: argparse.Namespace) -> None:
+    """``--output FILE`` can be written (its folder exists and takes a new file), or
+    a UsageError naming it and why -- before a run, not after it."""
+    path = getattr(args, "output", None)
+    if not path or path == "-":
+        return
+    import tempfile
+
+    from .history import _os_cause
+
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise UsageError("--output {} is a folder; give a file name".format(path))
+    if not os.path.isdir(folder):
+        raise UsageError("--output {}: the folder {} does not exist".format(path, folder))
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".dhis2maint-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError("--output {} cannot be written: {}".format(
+            path, _os_cause(exc, folder))) from None
+
+
 def _output(args: argparse.Namespace) -> ContextManager[IO[Any]]:
     from .report import atomic_output
 
@@ -617,7 +642,7 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
     history = _open_history(args)
     new_verdict = None
     try:
-        with connect(args) as session:
+        with connect(args) as session, _RecordGuard() as guard:
             checks = _integrity_selection(args, session)
             progress.say("Running data-integrity checks on {}".format(session.base_url))
             include_slow = bool(args.include_slow and not checks)
@@ -634,12 +659,14 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
                     checks, details=args.details, timeout=args.timeout,
                     on_notification=progress, include_slow=include_slow, **poll)
                 recorded = _record_and_write(args, report, history, session)
-        # --fail-on-new needs --history (checked above), so there is a recorded run
-        if args.fail_on_new and recorded is not None and history is not None:
-            new_verdict = _new_issues_verdict(recorded, history, args.fail_on_new)
+            # --fail-on-new needs --history (checked above), so there is a recorded run
+            if args.fail_on_new and recorded is not None and history is not None:
+                new_verdict = _new_issues_verdict(recorded, history, args.fail_on_new)
     finally:
         if history is not None:
             history.close()
+    if guard.failure is not None:
+        return _not_recorded(args, str(guard.failure))
     _say_recorded(progress, recorded)
     if new_verdict:
         return _verdict(new_verdict)
@@ -671,7 +698,7 @@ def _new_issues_verdict(recorded: "RecordedRun", history: "History", level: str
 def cmd_integrity_report(args: argparse.Namespace) -> int:
     history = _open_history(args)
     try:
-        with connect(args) as session:
+        with connect(args) as session, _RecordGuard() as guard:
             # matched once here: unknown names exit 2, and the note below can say which
             # of the named checks have no cached result
             selected = session.resolve_integrity_checks(args.checks) if args.checks else None
@@ -696,6 +723,8 @@ def cmd_integrity_report(args: argparse.Namespace) -> int:
     finally:
         if history is not None:
             history.close()
+    if guard.failure is not None:
+        return _not_recorded(args, str(guard.failure))
     if missing:
         _note(args, "no cached result for {} of the {} selected checks: {} (never run, or run "
                     "more than about an hour ago; run them with `dhis2maint integrity run`)"
@@ -721,8 +750,9 @@ def _open_history(args: argparse.Namespace) -> Optional["History"]:
     path = getattr(args, "history", None)
     if not path:
         return None
-    from .history import History
+    from .history import History, check_writable
 
+    check_writable(path)  # before anything is sent: a finished run must not be lost (#21.2)
     return History(path)
 
 
@@ -740,15 +770,67 @@ def _existing_history(args: argparse.Namespace) -> "History":
     return History(path)
 
 
+class _NotRecorded(Exception):
+    """A finished run could not be recorded in the history (its report was written)."""
+
+
+def _record(history: "History", report: "DataIntegrityReport", session: "Session",
+            rows: Optional[Iterable["IntegrityIssueRow"]] = None) -> "RecordedRun":
+    """history.record, with any failure a _NotRecorded saying why (the caller still
+    writes the report, then exits non-zero)."""
+    import sqlite3
+
+    from .errors import HistoryError
+
+    try:
+        return history.record(report, session, rows=rows)
+    except (HistoryError, sqlite3.Error, OSError) as exc:
+        raise _NotRecorded(" ".join(str(exc).split())) from None
+
+
+def _not_recorded(args: argparse.Namespace, why: str) -> int:
+    """The stderr line of a run the history did not get; exit 2."""
+    where = args.output if getattr(args, "output", None) not in (None, "-") else "stdout"
+    sys.stderr.write("dhis2maint: error: the run was NOT recorded in the history ({}); its "
+                     "report was written to {}\n".format(why, where))
+    sys.stderr.flush()
+    return EXIT_USAGE
+
+
+class _RecordGuard:
+    """``with _RecordGuard() as guard:`` keeps a _NotRecorded in ``guard.failure``
+    instead of raising it (the report was written; the command says so, exit 2)."""
+
+    failure = None  # type: Optional[_NotRecorded]
+
+    def __enter__(self) -> "_RecordGuard":
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, _NotRecorded):
+            self.failure = exc
+            return True
+        return False
+
+
 def _record_and_write(args: argparse.Namespace, report: "DataIntegrityReport",
                       history: Optional["History"], session: "Session"
                       ) -> Optional["RecordedRun"]:
-    """Record ``report`` (when a history is given), then write it (html: with history)."""
+    """Record ``report`` (when a history is given), then write it (html: with history).
+    A failed record still writes the report, then raises _NotRecorded."""
     from .report import write_report
 
-    recorded = history.record(report, session) if history is not None else None
+    failure = None
+    recorded = None
+    if history is not None:
+        try:
+            recorded = _record(history, report, session)
+        except _NotRecorded as exc:
+            failure = exc
     with _output(args) as out:
-        write_report(report, args.format, out, history=history)
+        write_report(report, args.format, out, history=history if failure is None else None)
+    if failure is not None:
+        raise failure
     return recorded
 
 
@@ -769,12 +851,18 @@ def _write_streamed(args: argparse.Namespace, report: "DataIntegrityReport",
                 writer.row(row)
                 yield row
 
+        stream = written(rows)
+        failure = None
         if history is not None:
-            recorded = history.record(report, session, rows=written(rows))
-        else:
-            for _ in written(rows):
-                pass
+            try:
+                recorded = _record(history, report, session, rows=stream)
+            except _NotRecorded as exc:
+                failure = exc
+        for _ in stream:  # what recording left unread (all of it without a history)
+            pass
         writer.close()
+    if failure is not None:
+        raise failure
     return recorded
 
 
@@ -1356,7 +1444,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         getattr(args, "group_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
     del _VERDICT_SAID[:]
-    code = run_command(lambda: handler(args), args)
+
+    def checked_then_run() -> int:
+        _check_output_folder(args)  # before anything is sent (#21.2)
+        return handler(args)
+
+    code = run_command(checked_then_run, args)
     if code == EXIT_THRESHOLD and not _VERDICT_SAID:  # a verdict is never silent (#21.1)
         _verdict("exit 1: a --fail-on threshold was reached (see the output)")
     return code

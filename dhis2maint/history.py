@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = ["History", "RunInfo", "TrendPoint", "OpenIssue", "RecordedRun",
            "SCHEMA_VERSION", "issue_identity", "parse_age", "copy_history",
-           "is_postgresql_url", "redact_url"]
+           "is_postgresql_url", "redact_url", "check_writable"]
 
 #: The schema this dhis2maint writes.  Each entry of :data:`_MIGRATIONS` takes a
 #: file from version ``n - 1`` to ``n``.  The steps are portable DDL written as
@@ -260,6 +260,81 @@ def _since(value: Union[str, datetime.date, datetime.datetime, None]) -> Optiona
         raise ValueError("not a date: {!r} (use YYYY-MM-DD)".format(value)) from None
 
 
+# --- can the file be written? (#21.2: checked before a run, explained after one) -----
+
+
+def check_writable(path: Union[str, "os.PathLike[str]"]) -> None:
+    """Raise :class:`HistoryError` naming ``path`` and the cause (a missing folder,
+    permission, a read-only or full file system) when a history file cannot be
+    created or written there; nothing is left behind.  Call it before a run, so
+    a finished run is not lost to a file that was never writable.  A database
+    URL (``…://…``) is left to its backend."""
+    text = os.fspath(path)
+    if is_postgresql_url(text) or "://" in text:
+        return
+    problem = _write_problem(text)
+    if problem:
+        raise HistoryError("history file {} cannot be written: {}".format(text, problem), text)
+
+
+def _write_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be written as an SQLite file (its folder takes the
+    ``-wal``/``-shm`` files too), or None."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        missing = folder
+        while not os.path.exists(os.path.dirname(missing)) and missing != os.path.dirname(missing):
+            missing = os.path.dirname(missing)
+        return "the folder {} does not exist{}".format(
+            folder, "" if missing == folder else " ({} is missing)".format(missing))
+    if os.path.isdir(path):
+        return "it is a folder"
+    try:
+        if os.path.exists(path):
+            with open(path, "r+b"):
+                pass
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".dhis2maint-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return _os_cause(exc, folder)
+    return None
+
+
+def _os_cause(exc: OSError, folder: str) -> str:
+    import errno
+
+    code = exc.errno
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied (the user running this cannot write the file or {})".format(
+            folder)
+    if code == errno.EROFS:
+        return "the file system is read-only"
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG):
+        return "no space left (disk full, quota or file size limit reached)"
+    if code == errno.ENOENT:
+        return "the folder {} does not exist".format(folder)
+    return exc.strerror or type(exc).__name__
+
+
+def _sqlite_cause(exc: BaseException, path: str) -> str:
+    """SQLite's terse message with the cause behind it, when one can be found."""
+    text = str(exc)
+    lower = text.lower()
+    if "unable to open database file" in lower or "readonly database" in lower:
+        problem = _write_problem(path)
+        if problem:
+            return "{} ({})".format(problem, text)
+    if "disk is full" in lower:
+        return "no space left (disk full, quota or file size limit reached) ({})".format(text)
+    if "disk i/o error" in lower:
+        return "a write failed (disk full, a file size limit, or a failing disk?) ({})".format(
+            text)
+    return text
+
+
 # --- backends: what differs between SQLite and PostgreSQL ------------------------------
 
 _URL_SCHEMES = ("postgresql://", "postgres://")
@@ -346,8 +421,8 @@ class _Sqlite(_Backend):
         try:
             self.db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
-            raise HistoryError("cannot open history file {}: {}".format(path, exc),
-                               path) from None
+            raise HistoryError("cannot open history file {}: {}".format(
+                path, _sqlite_cause(exc, path)), path) from None
 
     def begin_setup(self) -> None:
         db = self.db
@@ -358,6 +433,9 @@ class _Sqlite(_Backend):
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # cannot open or write: say why
+                raise HistoryError("cannot open history file {}: {}".format(
+                    self.path, _sqlite_cause(exc, self.path)), self.path) from None
             raise HistoryError("{} is not a dhis2maint history file (SQLite said: {})".format(
                 self.path, exc), self.path) from None
 
@@ -729,6 +807,8 @@ class History:
     def _fail(self, exc: Exception, doing: str) -> HistoryError:
         what = "history file" if self.backend == "sqlite" else "PostgreSQL history"
         message = self._backend.scrub(str(exc).strip())
+        if self.backend == "sqlite":  # "unable to open", "disk I/O error": say why (#21.2)
+            message = _sqlite_cause(exc, self.path)
         if self.backend == "postgresql" and getattr(self._db, "closed", False):
             message += " (the connection was lost; nothing of it was kept)"
         return HistoryError("{} {}: {} failed: {}".format(what, self.path, doing, message),

@@ -201,3 +201,77 @@ def test_ctrl_c_says_the_job_goes_on_and_how_to_follow_it(args, job_type):
     line = one_line(err)
     assert "goes on in DHIS2" in line and "Traceback" not in err
     assert "`dhis2maint task wait {} {}`".format(job_type, job_ids[0]) in line, line
+
+
+# --- 2. never lose a run ---------------------------------------------------------------
+
+
+def _unwritable_folder(tmp_path):
+    """A folder nobody here can create files in: /sys as root (permissions do not
+    stop root, sysfs does), else a folder without write permission."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return "/sys"
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return str(folder)
+
+
+@pytest.mark.parametrize("flag", ["--history", "--output"])
+def test_unwritable_history_or_output_exits_2_before_anything_is_sent(srv, tmp_path, flag):
+    missing = str(tmp_path / "no-such-folder" / "deeper" / "file")
+    locked = os.path.join(_unwritable_folder(tmp_path), "dhis2maint-test-file")
+    for path, cause in ((missing, "does not exist"), (locked, "permission denied")):
+        srv.clear_requests()
+        proc = run_cli(["integrity", "run", "--details", "--format", "json", flag, path],
+                       url=srv.url)
+        assert proc.returncode == 2, proc.stderr
+        line = one_line(proc.stderr)
+        assert path in line and cause in line, line
+        assert [r for r in srv.requests if r.method == "POST"] == []  # nothing started
+        assert not os.path.exists(path)
+
+
+def test_sqlite_unable_to_open_names_the_path_and_the_cause(tmp_path):
+    from dhis2maint.errors import HistoryError
+    from dhis2maint.history import History
+
+    path = str(tmp_path / "gone" / "h.sqlite")
+    with pytest.raises(HistoryError) as info:
+        History(path)
+    assert path in str(info.value) and "the folder {} does not exist".format(
+        os.path.dirname(path)) in str(info.value)
+
+
+def _file_size_limit(limit):
+    def limit_writes():  # "disk full" for this process only: writes past LIMIT fail
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return limit_writes
+
+
+@pytest.mark.parametrize("fmt", ["table", "jsonl"])
+def test_a_run_that_cannot_be_recorded_is_still_reported(srv, tmp_path, fmt):
+    from dhis2maint.history import History
+
+    db = str(tmp_path / "h.sqlite")
+    History(db).close()  # an existing history; the run's record will not fit on "disk"
+    env = cron_env(srv.url, {"PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(tmp_path)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "dhis2maint", "integrity", "run", "--details", "--history", db,
+         "--format", fmt], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, universal_newlines=True, timeout=120,
+        preexec_fn=_file_size_limit(48 * 1024))
+    assert proc.returncode == 2, proc.stderr
+    line = one_line(proc.stderr)
+    assert "NOT recorded" in line and db in line and "disk full" in line, line
+    assert "report was written to stdout" in line
+    if fmt == "table":
+        assert "Total:" in proc.stdout
+    else:
+        rows = [json.loads(r) for r in proc.stdout.splitlines()]
+        assert len(rows) > 100  # every issue, not only what fitted in the history
+    with History(db) as history:
+        assert history.runs() == []  # nothing half-recorded
