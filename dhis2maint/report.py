@@ -53,6 +53,10 @@ HTML_ISSUE_LIMIT = 5000
 HTML_TOTAL_LIMIT = 20000
 #: Width of the plain-text tables when the caller gives none.
 DEFAULT_WIDTH = 100
+#: The width of a table written where no one reads it at a fixed width -- a file, a
+#: pipe, cron mail -- when neither ``width`` nor ``COLUMNS`` says otherwise: no limit,
+#: so no cell is cut (#21.4).
+UNLIMITED_WIDTH = 1 << 30
 #: Rows written between flushes by the streaming writers.
 FLUSH_EVERY = 1000
 
@@ -291,36 +295,51 @@ def _cut(text: str, width: int, ell: str) -> str:
 
 
 def _fit_width(width: Optional[int], out: Any = None, default: Optional[int] = None) -> int:
-    """``width``, or the terminal's width when ``out`` is one, or ``default`` (100)."""
+    """``width``; else the terminal's width when ``out`` is one (``COLUMNS`` first;
+    ``default``, 100, when unknown); else ``COLUMNS`` when set; else
+    :data:`UNLIMITED_WIDTH`: a file, a pipe or cron mail gets every cell whole."""
     if width is None:
         isatty = getattr(out, "isatty", None)
         try:
             tty = bool(isatty and isatty())
         except (OSError, ValueError):
             tty = False
+        columns = os.environ.get("COLUMNS", "").strip()
         if tty:
             import shutil
 
             width = shutil.get_terminal_size((default or DEFAULT_WIDTH, 24)).columns - 1
+        elif columns.isdigit() and int(columns) > 0:
+            width = int(columns)
         else:
-            width = default or DEFAULT_WIDTH
+            width = UNLIMITED_WIDTH
     return max(40, int(width))
 
 
 class _Table:
-    """A fixed-width table.  Columns are sized to their content (at most ``caps[i]``);
-    while a line would exceed ``width`` the columns in ``shrink`` -- ``(index,
-    minimum)`` pairs, tried in order -- give up room.  Long cells end in '…'."""
+    """A fixed-width table.  Columns are sized to their content (at most ``caps[i]``
+    when the width is bounded); while a line would exceed ``width`` the columns in
+    ``shrink`` -- ``(index, minimum)`` pairs, tried in order -- give up room.  Long
+    cells end in '…'.  The columns in ``keep`` -- the values people copy: check
+    names, ids, job types -- are never cut: a line too long for them overflows."""
 
     def __init__(self, headers: List[str], align: List[str], width: int, ell: str,
                  shrink: Optional[List[Tuple[int, int]]] = None,
-                 caps: Optional[Dict[int, int]] = None) -> None:
+                 caps: Optional[Dict[int, int]] = None,
+                 keep: Sequence[int] = ()) -> None:
         self.headers = headers
         self.align = align  # "<" or ">" per column
         self.width = width
         self.ell = ell
-        self.shrink = shrink if shrink is not None else [(len(headers) - 1, 8)]
-        self.caps = caps or {}
+        self.keep = frozenset(keep)
+        bounded = width < UNLIMITED_WIDTH
+        # kept columns give up room last, and only their padding: a longer value
+        # pushes the rest of its own line right, whose last column makes up for it
+        self.shrink = [(i, m) for i, m in (shrink if shrink is not None
+                                           else [(len(headers) - 1, 8)]) if i not in self.keep]
+        self.shrink += [(i, 16) for i in sorted(self.keep)]
+        self.caps = {i: c for i, c in (caps or {}).items() if i not in self.keep} \
+            if bounded else {}
         self.rows: List[List[str]] = []
 
     def add(self, cells: Iterable[object]) -> None:
@@ -343,8 +362,17 @@ class _Table:
 
     def line(self, cells: List[str], widths: List[int]) -> str:
         parts = []
-        for cell, width, align in zip(cells, widths, self.align):
-            parts.append(("{:" + align + str(width) + "}").format(_cut(cell, width, self.ell)))
+        over = 0  # how far kept values pushed this line right
+        last = len(widths) - 1
+        for index, (cell, width, align) in enumerate(zip(cells, widths, self.align)):
+            if index in self.keep:
+                text = cell
+                over += max(0, len(cell) - width)
+            elif index == last and over:
+                text = _cut(cell, max(8, width - over), self.ell)
+            else:
+                text = _cut(cell, width, self.ell)
+            parts.append(("{:" + align + str(width) + "}").format(text))
         return "  ".join(parts).rstrip()
 
     def lines(self) -> Iterator[str]:
@@ -421,12 +449,17 @@ def _issue_text(issue: "DataIntegrityIssue", ell: str, width: int) -> str:
 def _write_issue_block(result: "DataIntegrityResult", out: Any, width: int, ell: str,
                        limit: int) -> None:
     count = _count(result)
-    head = "{}  {}: {}".format(_sev(result.severity) or "-",
-                               "check failed" if count is None else _plural(count, "issue"),
-                               _clean(_label(result)))
+    head = "{}  {}: ".format(_sev(result.severity) or "-",
+                             "check failed" if count is None else _plural(count, "issue"))
     if result.display_name and result.display_name != result.name:
-        head += " ({})".format(_clean(result.name))
-    out.write("\n" + _cut(head, width, ell) + "\n")
+        # the check's name is what people copy (`integrity run NAME`): the display
+        # name gives up room, never the name (#21.4)
+        name = " ({})".format(_clean(result.name))
+        head += _cut(_clean(result.display_name), max(8, width - len(head) - len(name)),
+                     ell) + name
+    else:
+        head += _clean(result.name)
+    out.write("\n" + head + "\n")
     if count is None:
         out.write("  " + _cut(_clean(result.error), width - 2, ell) + "\n")
         return
@@ -453,10 +486,11 @@ def _write_row_table(rows: Iterable["IntegrityIssueRow"], out: Any, width: Optio
     out.write(layout.format("CHECK", "SEVERITY", "ID", "ISSUE").rstrip() + "\n")
     written = 0
     for row in rows:
-        out.write(layout.format(_cut(_clean(row.check_name), check_w, ell),
-                                _cut(_sev(row.severity), sev_w, ell),
-                                _cut(_clean(row.issue.id), id_w, ell) or "-",
-                                _issue_text(row.issue, ell, name_w)).rstrip() + "\n")
+        # check names and ids are copied: never cut, a longer one shifts its line
+        check, ident = _clean(row.check_name), _clean(row.issue.id) or "-"
+        room = name_w - max(0, len(check) - check_w) - max(0, len(ident) - id_w)
+        out.write(layout.format(check, _cut(_sev(row.severity), sev_w, ell), ident,
+                                _issue_text(row.issue, ell, max(10, room))).rstrip() + "\n")
         written += 1
         if written % FLUSH_EVERY == 0:
             out.flush()
@@ -735,7 +769,7 @@ def write_checks(checks: Sequence["DataIntegrityCheck"], fmt: str, out: IO[str],
         out, ell = _for_terminal(out)
         table = _Table(["NAME", "CODE", "SEVERITY", "SECTION", "SLOW", "DISPLAY NAME"],
                        ["<"] * 6, width, ell, caps={1: 10, 3: 24},
-                       shrink=[(5, 16), (3, 10), (0, 20), (5, 8)])
+                       shrink=[(5, 16), (3, 10), (5, 8)], keep=(0,))
         for check in checks:
             table.add([check.name, check.code or "", _sev(check.severity), check.section or "",
                        "slow" if check.is_slow else "", check.display_name or ""])
@@ -796,7 +830,9 @@ def write_records(records: Iterable[Any], fmt: str, out: IO[str],
         out, ell = _for_terminal(out)
         table = _Table([f.upper() for f in used], ["<"] * len(used), width, ell,
                        caps={i: 30 for i in range(len(used))},
-                       shrink=[(i, 8) for i in reversed(range(len(used)))])
+                       shrink=[(i, 8) for i in reversed(range(len(used)))],
+                       keep=[i for i, f in enumerate(used) if f in _COPIED_FIELDS
+                             or f.endswith("_id")])
         for record in records:
             table.add([_csv_value(getattr(record, f)) for f in used])
         if used:
@@ -804,6 +840,10 @@ def write_records(records: Iterable[Any], fmt: str, out: IO[str],
                 out.write(line + "\n")
         out.write("{}\n".format(_plural(len(records), "record")))
     out.flush()
+
+
+#: Fields whose values people copy into the next command: never cut in a table.
+_COPIED_FIELDS = frozenset(("id", "uid", "job_type", "check_name", "check", "code"))
 
 
 def write_history(records: Sequence[Any], kind: str, fmt: str, out: IO[str],
@@ -868,7 +908,7 @@ def _history_open_table(records: Sequence["OpenIssue"], width: int, ell: str,
     headers = ["FIRST SEEN", "DAYS", "SEVERITY", "CHECK", "ID", "NAME"] + (
         ["SERVER"] if show_server else [])
     table = _Table(headers, ["<", ">", "<", "<", "<", "<", "<"][:len(headers)], width, ell,
-                   shrink=[(5, 10), (3, 16)], caps={3: 40})
+                   shrink=[(5, 10)], keep=(3, 4))
     for r in records:
         table.add([_day(r.first_seen)[:10], "{:.0f}".format(r.age_days), r.severity or "",
                    r.check_name, r.id or "", r.name or ""] +
@@ -1700,8 +1740,8 @@ def write_job_configurations(configs: Sequence["JobConfiguration"], fmt: str, ou
     width = _fit_width(width, out, default=140)
     out, ell = _for_terminal(out)
     table = _Table(["ID", "NAME", "TYPE", "SCHEDULE", "ON", "STATUS", "LAST RUN", "RESULT",
-                    "NEXT RUN"], ["<"] * 9, width, ell, caps={1: 28, 2: 24},
-                   shrink=[(2, 14), (3, 11), (1, 16), (2, 8), (1, 8)])
+                    "NEXT RUN"], ["<"] * 9, width, ell, caps={1: 28},
+                   shrink=[(3, 11), (1, 16), (1, 8)], keep=(0, 2))
     for c in configs:
         table.add([c.id or "", c.name or "", str(c.job_type or ""),
                    c.cron_expression or ("every {} s".format(c.delay) if c.delay else ""),
@@ -1832,7 +1872,7 @@ def write_validation_results(results: Sequence["ValidationResult"], fmt: str, ou
     out, ell = _for_terminal(out)
     table = _Table(["ID", "RULE", "IMPORTANCE", "ORG UNIT", "PERIOD", "LEFT", "RIGHT", "SENT",
                     "CREATED"], ["<", "<", "<", "<", "<", ">", ">", "<", "<"], width, ell,
-                   caps={1: 30, 3: 24}, shrink=[(1, 12), (3, 10)])
+                   caps={1: 30, 3: 24}, shrink=[(1, 12), (3, 10)], keep=(0,))
     for r in results:
         table.add([_csv_value(r.id), r.validation_rule_name or r.validation_rule_id or "",
                    r.importance or "", r.organisation_unit_name or r.organisation_unit_id or "",

@@ -275,3 +275,66 @@ def test_a_run_that_cannot_be_recorded_is_still_reported(srv, tmp_path, fmt):
         assert len(rows) > 100  # every issue, not only what fitted in the history
     with History(db) as history:
         assert history.runs() == []  # nothing half-recorded
+
+
+# --- 4. tables are never cut off -------------------------------------------------------
+
+
+def test_tables_written_to_a_file_or_pipe_cut_nothing(srv):
+    jobs = json.loads(run_cli(["jobs", "list", "--format", "json"], url=srv.url).stdout)
+    table = run_cli(["jobs", "list"], url=srv.url)
+    assert table.returncode == 0, table.stderr
+    assert "…" not in table.stdout and "..." not in table.stdout
+    for job in jobs:
+        assert job["id"] in table.stdout and job["jobType"] in table.stdout
+        assert job["name"] in table.stdout  # names too: nothing is cut off a terminal
+    details = run_cli(["integrity", "run", "--details", "--quiet"], url=srv.url)
+    cut = [line for line in details.stdout.splitlines()
+           if "…" in line and not line.strip().startswith("… and ")]
+    assert cut == []
+    heads = re.findall(r"^(?:INFO|WARNING|SEVERE|CRITICAL)  [\d,]+ issues?: .*\((\w+)\)$",
+                       details.stdout, flags=re.M)
+    assert heads and all(name in srv.check_names() for name in heads)
+
+
+def test_columns_is_honoured_and_names_stay_whole(srv):
+    proc = run_cli(["integrity", "checks"], url=srv.url, env={"COLUMNS": "90"})
+    lines = proc.stdout.splitlines()
+    assert "…" in proc.stdout  # display names and sections gave up room
+    names = [line.split()[0] for line in lines[1:] if line.strip() and "checks," not in line]
+    assert sorted(names) == sorted(srv.check_names())  # every name whole
+    assert all(len(line) <= 90 for line, name in zip(lines[1:], names) if len(name) <= 30)
+
+
+def test_on_a_terminal_ids_and_types_are_never_cut():
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    with Dhis2StandIn(version="2.42", job_seconds=0.2, users={"admin": PASSWORD}) as server:
+        jobs = json.loads(run_cli(["jobs", "list", "--format", "json"],
+                                  url=server.url).stdout)
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 70, 0, 0))
+        proc = subprocess.Popen([sys.executable, "-m", "dhis2maint", "jobs", "list"],
+                                env=cron_env(server.url), stdin=subprocess.DEVNULL,
+                                stdout=slave, stderr=subprocess.PIPE)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=60)
+        proc.stderr.close()
+        os.close(master)
+    text = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    assert proc.returncode == 0
+    assert "…" in text  # names and schedules shrank to fit 70 columns
+    for job in jobs:
+        assert re.search(r"^{}\s.*\s{}\s".format(job["id"], job["jobType"]), text, re.M), job
