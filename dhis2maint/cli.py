@@ -14,18 +14,19 @@ Exit codes:
 Machine output goes to stdout only; progress and errors go to stderr.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from typing import (IO, TYPE_CHECKING, Any, Callable, ContextManager, Dict, Iterable, Iterator,
+from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator,
                     List, Optional, Sequence, TextIO, Tuple, TypeVar, Union)
 
 from . import __version__
 from .jobs import ANALYTICS_FLAGS
 # The exit codes are this command's interface (documented above): re-exported here.
 from .options import (EXIT_DHIS2, EXIT_INTERNAL, EXIT_JOB, EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE,
-                      UsageError, connect, connection_options, run_command)
+                      UsageError, connect, connection_options, output_options, run_command)
 
 if TYPE_CHECKING:
     import datetime
@@ -58,6 +59,16 @@ EXIT_CODES_HELP = """exit codes:
 connection: --url/--token/--username, or --auth-file, or the environment
 (DHIS2_URL, DHIS2_PAT or DHIS2_USERNAME + DHIS2_PASSWORD, DHIS2_TIMEOUT).
 The password is read from DHIS2_PASSWORD or prompted for; it is never a flag."""
+
+
+SHORT_USAGE = """usage: dhis2maint COMMAND [ACTION] [options]
+
+  dhis2maint demo        try it now: a built-in DHIS2 stand-in, no server needed
+  dhis2maint doctor      check the URL, credentials and scheduler of your server
+  dhis2maint --help      every command; `dhis2maint COMMAND --help` for one
+
+Connect with DHIS2_URL and DHIS2_PAT (or DHIS2_USERNAME + DHIS2_PASSWORD).
+"""
 
 
 # Default wait limits (seconds) of the commands that follow a job; `--timeout none` waits
@@ -141,9 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str,
-                help_text: str, **kwargs: Any) -> argparse.ArgumentParser:
+                help_text: str, parents: Optional[List[argparse.ArgumentParser]] = None,
+                **kwargs: Any) -> argparse.ArgumentParser:
+        # a command without the connection options gets no word on them either
+        epilog = EXIT_CODES_HELP if parents is None else EXIT_CODES_HELP.split(
+            "\n\nconnection:")[0]
         return subparsers.add_parser(name, help=help_text, description=help_text,
-                                     parents=[common], epilog=EXIT_CODES_HELP,
+                                     parents=parents or [common], epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      **kwargs)
 
@@ -174,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with no CHECK, run the slow checks too")
     run.add_argument("--slow", action="store_true",
                      help="run only the slow checks (DHIS2 leaves them out of its default run)")
+    _add_wait_flags(run)
     _add_timeout(run, INTEGRITY_TIMEOUT)
     _add_poll_options(run)
     _add_fail_on(run, "any check has issues")
@@ -283,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     vdel.add_argument("--yes", action="store_true", help="confirm")
     vdel.set_defaults(handler=cmd_validation_delete)
     vnot = command(validation_cmds, "notify", "send the pending validation result notifications")
+    _add_wait_options(vnot, JOB_TIMEOUT)
     vnot.set_defaults(handler=cmd_validation_notify)
 
     # scheduled jobs
@@ -303,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     jshow.set_defaults(handler=cmd_jobs_show)
     jrun = command(jobs_cmds, "run", "run a job configuration now")
     jrun.add_argument("job_id", metavar="ID")
-    jrun.add_argument("--wait", action="store_true", help="follow it until it has finished")
-    _add_timeout(jrun, JOB_TIMEOUT, "waiting (with --wait)")
+    _add_wait_flags(jrun)
+    _add_timeout(jrun, JOB_TIMEOUT)
     jrun.set_defaults(handler=cmd_jobs_run)
     for name, text in (("enable", "enable a job configuration"),
                        ("disable", "disable a job configuration")):
@@ -408,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     tlist.set_defaults(handler=cmd_task_list)
 
     demo = command(commands, "demo", "start the built-in DHIS2 stand-in and run the nightly "
-                                     "job against it (no DHIS2 needed)")
+                                     "job against it (no DHIS2 needed)",
+                   parents=[output_options()])  # no connection options: it makes its own
     demo.add_argument("--dhis2-version", default="2.42", metavar="V",
                       help="stand-in DHIS2 version (default %(default)s)")
     demo.add_argument("--job-seconds", type=float, default=2.0, metavar="S",
@@ -433,10 +451,26 @@ def _feature_names() -> Tuple[str, ...]:
 
 
 def _add_wait_options(parser: argparse.ArgumentParser, default: Optional[float]) -> None:
-    parser.add_argument("--no-wait", action="store_true",
-                        help="print the job id and return at once")
+    _add_wait_flags(parser)
     _add_timeout(parser, default)
     _add_poll_options(parser)
+
+
+def _add_wait_flags(parser: argparse.ArgumentParser) -> None:
+    """``--wait`` (the default) / ``--no-wait``: the same two flags on every command
+    that starts a job (#21.5)."""
+    flags = parser.add_mutually_exclusive_group()
+    flags.add_argument("--wait", dest="wait", action="store_true", default=True,
+                       help="follow the job until it ends (the default)")
+    flags.add_argument("--no-wait", dest="wait", action="store_false",
+                       help="print the job type and id and exit 0 at once (follow it later "
+                            "with `dhis2maint task wait TYPE ID`)")
+
+
+def _started(job: "Job") -> int:
+    """--no-wait: the job's type and id on stdout, exit 0."""
+    print("{} {}".format(job.job_type, job.id))
+    return EXIT_OK
 
 
 def _add_poll_options(parser: argparse.ArgumentParser, max_interval: bool = True) -> None:
@@ -527,10 +561,18 @@ def _check_output_folder(args: argparse.Namespace) -> None:
             path, _os_cause(exc, folder))) from None
 
 
-def _output(args: argparse.Namespace) -> ContextManager[IO[Any]]:
+@contextlib.contextmanager
+def _output(args: argparse.Namespace) -> Iterator[IO[Any]]:
+    """stdout, or ``--output FILE`` written atomically -- then ``dhis2maint: wrote
+    FILE`` on stderr (not with --quiet), so a cron log says where the report went."""
     from .report import atomic_output
 
-    return atomic_output(getattr(args, "output", None))
+    path = getattr(args, "output", None)
+    with atomic_output(path) as out:
+        yield out
+    if path and path != "-" and not vars(args).get("quiet"):
+        sys.stderr.write("dhis2maint: wrote {}\n".format(path))
+        sys.stderr.flush()
 
 
 def _severity_at_least(severity: object, level: str) -> bool:
@@ -639,6 +681,8 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     if args.fail_on_new and not args.history:
         raise UsageError("--fail-on-new needs --history FILE (or $DHIS2MAINT_HISTORY)")
+    if not args.wait:
+        return _integrity_started(args)
     history = _open_history(args)
     new_verdict = None
     try:
@@ -671,6 +715,21 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
     if new_verdict:
         return _verdict(new_verdict)
     return _threshold_verdict(report, args.fail_on)
+
+
+def _integrity_started(args: argparse.Namespace) -> int:
+    """``integrity run --no-wait``: start the job, print its type and id."""
+    given = [flag for flag, value in (("--fail-on", args.fail_on),
+                                      ("--fail-on-new", args.fail_on_new),
+                                      ("--output", args.output)) if value]
+    if given:
+        raise UsageError("--no-wait prints the job id and does not wait for the report: "
+                         "{} needs --wait".format(", ".join(given)))
+    with connect(args) as session:
+        checks = _integrity_selection(args, session)
+        if checks is None and args.include_slow:
+            checks = session.list_integrity_checks()
+        return _started(session.start_integrity_run(checks, details=args.details))
 
 
 def _new_issues_verdict(recorded: "RecordedRun", history: "History", level: str
@@ -890,7 +949,8 @@ def cmd_integrity_trend(args: argparse.Namespace) -> int:
     from .report import write_history
 
     with _existing_history(args) as history:
-        points = history.trend(args.check, since=args.since, server=args.server)
+        check = _recorded_check(history, args.check, args) if args.check else None
+        points = history.trend(check, since=args.since, server=args.server)
     with _output(args) as out:
         write_history(points, "trend", args.format, out)
     return EXIT_OK
@@ -900,11 +960,37 @@ def cmd_integrity_open(args: argparse.Namespace) -> int:
     from .report import write_history
 
     with _existing_history(args) as history:
+        check = _recorded_check(history, args.check, args) if args.check else None
         issues = history.open_issues(min_age=args.older_than, severity=args.severity,
-                                     server=args.server, check=args.check)
+                                     server=args.server, check=check)
     with _output(args) as out:
         write_history(issues, "open", args.format, out)
     return EXIT_OK
+
+
+def _recorded_check(history: "History", token: str, args: argparse.Namespace) -> str:
+    """The check ``token`` names -- a name (any case, ``-`` for ``_``) or a code, as
+    ``integrity run`` takes them -- among the checks the history recorded; a
+    UsageError with suggestions when it names none (never an empty "0 runs")."""
+    import difflib
+
+    from .versions import check_code
+
+    if history.trend(token, server=args.server):
+        return token
+    servers = [args.server] if args.server else history.servers()
+    known = sorted({name for server in servers
+                    for name in history.check_trends(server, limit=500)})
+    wanted = token.lower().replace("-", "_")
+    matches = [n for n in known if n == wanted] or [n for n in known if check_code(n) == token]
+    if len(matches) == 1 and history.trend(matches[0], server=args.server):
+        return matches[0]
+    close = difflib.get_close_matches(wanted, known, n=3)
+    raise UsageError("no check {!r} in the history {}{}{}; {} checks recorded (`integrity "
+                     "trend` without CHECK shows the total per run)".format(
+                         token, args.history, " for " + args.server if args.server else "",
+                         " -- did you mean {}?".format(", ".join(close)) if close else "",
+                         len(known)))
 
 
 def cmd_integrity_issues(args: argparse.Namespace) -> int:
@@ -960,9 +1046,8 @@ def cmd_integrity_diff(args: argparse.Namespace) -> int:
 
 
 def _follow(job: "Job", args: argparse.Namespace, progress: _Progress) -> int:
-    if args.no_wait:
-        print("{} {}".format(job.job_type, job.id))
-        return EXIT_OK
+    if not args.wait:
+        return _started(job)
     progress.say("Started {} job {}".format(job.job_type, job.id))
     final = job.wait(timeout=args.timeout, on_notification=progress, **_poll_kwargs(args))
     print("{} {} completed: {}".format(job.job_type, job.id, final.message or "done"))
@@ -1100,6 +1185,10 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     """Serve the MCP tools over stdio (dhis2maint/mcp.py); exit 2 without the SDK."""
+    if sys.version_info < (3, 10):
+        raise UsageError("`dhis2maint mcp` needs Python 3.10 or newer (the MCP SDK does); this "
+                         "is Python {}.{}: run it with a newer interpreter".format(
+                             *sys.version_info[:2]))
     from .mcp import serve
 
     return serve(lambda: connect(args, prompt=False), debug=bool(vars(args).get("debug")))
@@ -1115,6 +1204,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from .history import History
 
+    given = sorted(_CONNECTION_OPTIONS & set(vars(args)))
+    if given:  # `dhis2maint --url X demo`: the demo would silently ignore X
+        raise UsageError("demo starts its own DHIS2 stand-in and takes no connection options "
+                         "(got {}); to use your server, run the other commands with them"
+                         .format(", ".join("--" + name.replace("_", "-") for name in given)))
     progress = _Progress(args)
     progress.enabled = not vars(args).get("quiet")
     out = sys.stdout
@@ -1160,11 +1254,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
             from .report import write_health
 
             write_health(session.scheduler_health(), "table", out)
-    out.write("\nNext: point it at your server, e.g.\n"
-              "  DHIS2_URL=https://dhis2.example.org DHIS2_PAT=d2pat_… "
-              "dhis2maint integrity run --details --history integrity.sqlite "
-              "--fail-on-new severe\n")
+    out.write("\nNext: point it at your server (paste these lines, with your URL and token):\n"
+              "  export DHIS2_URL=https://dhis2.example.org\n"
+              "  export DHIS2_PAT=d2pat_…\n"
+              "  dhis2maint doctor\n"
+              "  dhis2maint integrity run --details --history integrity.sqlite "
+              "--fail-on-new severe\n"
+              "Or try the commands by hand on a stand-in that stays up: run\n"
+              "  python -m dhis2maint.testing --port 8080\n"
+              "and in another terminal:\n"
+              "  export DHIS2_URL=http://127.0.0.1:8080\n"
+              "  export DHIS2_USERNAME=admin\n"
+              "  export DHIS2_PASSWORD=district\n")
     return EXIT_OK
+
+
+#: The connection options (dests) that `demo` refuses.
+_CONNECTION_OPTIONS = frozenset(("url", "token", "username", "auth_file", "http_timeout",
+                                 "outage_grace", "insecure"))
 
 
 # --- scheduled jobs, tasks, validation results, doctor (issue #15) --------------------------
@@ -1222,8 +1329,7 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
         job = session.run_job_configuration(args.job_id, wait=args.wait, timeout=args.timeout,
                                             on_change=changed)
         if not args.wait:
-            print("{} {} started".format(job.job_type, job.id))
-            return EXIT_OK
+            return _started(job)
         config = session.get_job_configuration(args.job_id)
     print("{} {} completed{}".format(job.job_type, job.id, " in " + config.last_runtime_execution
                                      if config.last_runtime_execution else ""))
@@ -1259,12 +1365,36 @@ def cmd_jobs_create(args: argparse.Namespace) -> int:
             raise UsageError("--parameters is not JSON: {}".format(exc))
         if not isinstance(params, dict):
             raise UsageError("--parameters must be a JSON object")
+    if args.cron is not None:
+        _check_cron_fields(args.cron)
     with connect(args) as session:
         config = session.create_job_configuration(
             args.name, args.job_type, cron_expression=args.cron, delay=args.delay,
             job_parameters=params, enabled=not args.disabled)
     _write_one(config, args)
     return EXIT_OK
+
+
+def _unix_cron_to_dhis2(expression: str) -> Optional[str]:
+    """A 5-field Unix cron (``0 4 * * *``) as the 6 fields DHIS2 wants, seconds first
+    (``0 0 4 ? * *``: ``?`` for the day field left open), or None when it is not 5 fields."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return None
+    minute, hour, day, month, weekday = fields
+    if day == "*":
+        day = "?"
+    elif weekday == "*":
+        weekday = "?"
+    return " ".join(("0", minute, hour, day, month, weekday))
+
+
+def _check_cron_fields(expression: str) -> None:
+    """``--cron`` with 5 fields is a Unix cron: say what DHIS2 wants before sending it."""
+    converted = _unix_cron_to_dhis2(expression)
+    if converted is not None:
+        raise UsageError("--cron {!r} has 5 fields (a Unix cron); DHIS2 wants 6 fields, seconds "
+                         "first: --cron {!r}".format(expression, converted))
 
 
 def _confirm_text(args: argparse.Namespace, what: str) -> None:
@@ -1374,11 +1504,11 @@ def cmd_validation_delete(args: argparse.Namespace) -> int:
 def cmd_validation_notify(args: argparse.Namespace) -> int:
     with connect(args) as session:
         job = session.send_validation_notifications()
-    if job is None:
-        print("validation result notifications started")
-    else:
-        print("{} {} started".format(job.job_type, job.id))
-    return EXIT_OK
+        if job is None:  # 2.36-2.40: started in memory, no job to follow
+            print("validation result notifications started (this DHIS2 version gives no job "
+                  "to follow)")
+            return EXIT_OK
+        return _follow(job, args, _Progress(args))
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -1393,7 +1523,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     failed = report.failed
     return _verdict("doctor: {} check{} failed: {}".format(
         len(failed), "" if len(failed) == 1 else "s",
-        "; ".join("{} ({})".format(c.name, " ".join(c.detail.split())[:160]) for c in failed)))
+        "; ".join("{} ({})".format(c.name, _clip(c.detail, 200)) for c in failed)))
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
@@ -1440,7 +1575,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.version and not getattr(args, "handler", None):
         return run_command(lambda: cmd_version(args), args)
     handler: Optional[Callable[[argparse.Namespace], int]] = getattr(args, "handler", None)
-    if handler is None:  # `dhis2maint` or `dhis2maint integrity` alone
+    if handler is None and getattr(args, "command", None) is None:  # `dhis2maint` alone
+        sys.stderr.write(SHORT_USAGE)
+        return EXIT_USAGE
+    if handler is None:  # `dhis2maint integrity` alone
         getattr(args, "group_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
     del _VERDICT_SAID[:]

@@ -302,11 +302,20 @@ def error_for_response(response: requests.Response, method: str, path: str,
     elif web is None and "html" in response.headers.get("Content-Type", "").lower():
         text += " (an HTML page, not DHIS2 JSON: probably a proxy or the web server)"
     hint = cls.hint_for(source)
+    if status == 404 and path.rstrip("/") in _ALWAYS_THERE:
+        # Every DHIS2 answers these: the URL is wrong, not a UID (#21.5).
+        hint = ("the URL is probably wrong: every DHIS2 answers {}; check {} and its context "
+                "path (e.g. https://host/dhis if DHIS2 lives under /dhis)".format(
+                    path, "the URL in " + source if source else "DHIS2_URL"))
     if hint:
         text += "; " + hint
     return cls(text, status_code=status, method=method, path=path,
                dhis2_message=dhis2_message, error_code=error_code, web_message=web,
                request=response.request, response=response, dev_message=dev_message)
+
+
+#: Paths every DHIS2 version answers: a 404 there means the URL is wrong.
+_ALWAYS_THERE = ("/api/system/info", "/api/system/ping", "/api/me")
 
 
 class HistoryError(ConfigurationError):

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 from urllib.parse import urlsplit
 
 from . import convert, models
-from .errors import (ApiError, AuthenticationError, Dhis2Error, InvalidResponseError,
-                     TransportError)
+from .errors import (ApiError, AuthenticationError, Dhis2Error, InvalidResponseError, NotFound,
+                     TransportError, UnsupportedServerError)
 
 __all__ = ["HealthMixin", "evaluate_scheduler", "authority_checks", "clock_skew",
            "lacking_features", "cron_period", "FEATURE_AUTHORITIES", "SYSTEM_JOBS",
@@ -496,7 +496,8 @@ def _tls_days_left(url: str, verify: Any, timeout: float) -> Tuple[str, str, Opt
                 None if local else "use https:// so credentials are not sent in clear")
     if verify is False:
         return ("warn", "certificate not checked: TLS verification is off (--insecure)",
-                "trust the server's CA (verify=\"/path/ca.pem\") instead of turning checks off")
+                "trust the server's CA (REQUESTS_CA_BUNDLE=/path/ca.pem) instead of turning "
+                "checks off")
     context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
     host, port = parts.hostname or "", parts.port or 443
     try:
@@ -505,7 +506,7 @@ def _tls_days_left(url: str, verify: Any, timeout: float) -> Tuple[str, str, Opt
                 cert = tls.getpeercert() or {}
     except ssl.SSLError as exc:
         return ("fail", "TLS failed: {}".format(getattr(exc, "reason", None) or exc),
-                "renew the certificate or give the CA bundle (verify=…/REQUESTS_CA_BUNDLE)")
+                "renew the certificate or trust its CA (REQUESTS_CA_BUNDLE=/path/ca.pem)")
     except OSError as exc:
         return ("warn", "could not open a direct TLS connection to check the certificate "
                         "({}; a proxy?)".format(type(exc).__name__), None)
@@ -520,6 +521,11 @@ def _tls_days_left(url: str, verify: Any, timeout: float) -> Tuple[str, str, Opt
         return ("warn", "certificate valid, expires in {:.0f} days".format(days),
                 "renew the certificate soon")
     return ("pass", "certificate valid, expires in {:.0f} days".format(days), None)
+
+
+#: The fix of a URL that is not DHIS2's API.
+_WRONG_URL_FIX = ("check DHIS2_URL: it must be the DHIS2 server itself, with its context path "
+                  "(e.g. https://host/dhis when DHIS2 lives under /dhis)")
 
 
 if TYPE_CHECKING:
@@ -623,6 +629,10 @@ class HealthMixin(_Transport):
             add("reachable", "fail", str(exc), "check DHIS2_URL, DNS, the firewall and that "
                                                "DHIS2 is up")
             return report
+        except NotFound as exc:  # every DHIS2 answers /api/system/ping: a wrong URL (#21.5)
+            add("url", "fail", "{} answered HTTP 404 for /api/system/ping: no DHIS2 API at this "
+                               "URL".format(self.base_url), _WRONG_URL_FIX)
+            return report
         except ApiError as exc:
             refused = exc.response
             date_header = refused.headers.get("Date") if refused is not None else None
@@ -638,6 +648,11 @@ class HealthMixin(_Transport):
             add("credentials", "fail", "DHIS2 refused the {} credentials: {}".format(
                 self.auth_kind, exc.dhis2_message or "HTTP {}".format(exc.status_code)),
                 AuthenticationError.hint)
+            return report
+        except (NotFound, InvalidResponseError, UnsupportedServerError) as exc:
+            # not DHIS2 at this URL (a 404, another application): the URL is wrong,
+            # not the credentials (#21.5)
+            add("url", "fail", str(exc), _WRONG_URL_FIX)
             return report
         except Dhis2Error as exc:
             add("credentials", "fail", str(exc), None)

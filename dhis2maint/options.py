@@ -18,7 +18,8 @@ from .errors import ConfigurationError, Dhis2Error, JobFailedError, TaskTimeoutE
 from .session import Session
 
 __all__ = ["EXIT_OK", "EXIT_THRESHOLD", "EXIT_USAGE", "EXIT_DHIS2", "EXIT_JOB", "EXIT_INTERNAL",
-           "UsageError", "connection_options", "connect", "run_command", "exit_code",
+           "UsageError", "connection_options", "output_options", "connect", "run_command",
+           "exit_code",
            "follow_up_text"]
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
@@ -51,6 +52,20 @@ def connection_options() -> argparse.ArgumentParser:
                             "fail at once)")
     group.add_argument("--insecure", action="store_true", default=sup,
                        help="do not verify TLS certificates (not recommended)")
+    _add_output_options(parent)
+    return parent
+
+
+def output_options() -> argparse.ArgumentParser:
+    """Only the output options (a parent parser): for a command that connects to
+    nothing the user names (``dhis2maint demo``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    _add_output_options(parent)
+    return parent
+
+
+def _add_output_options(parent: argparse.ArgumentParser) -> None:
+    sup = argparse.SUPPRESS
     out = parent.add_argument_group("output")
     out.add_argument("--progress", action="store_true", default=sup,
                      help="show job progress on stderr even when it is not a terminal")
@@ -58,7 +73,6 @@ def connection_options() -> argparse.ArgumentParser:
                      help="no progress output and no warnings (errors still go to stderr)")
     out.add_argument("--debug", action="store_true", default=sup,
                      help="tracebacks on errors and debug logging (secrets stay hidden)")
-    return parent
 
 
 def connect(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None,
@@ -160,17 +174,23 @@ def run_command(command: Callable[[], int], args: argparse.Namespace) -> int:
 # `dhis2maint …` commands that do it.
 
 
-def follow_up_text(follow_up: Any) -> str:
+def follow_up_text(follow_up: Any, known_only: bool = False) -> str:
     """A :class:`~dhis2maint.models.FollowUp` as a sentence naming the ``dhis2maint``
-    command that does it (an action without one: its note, or the action's name)."""
+    command or option that does it; an action without one: its note, or the
+    action's name ("" with ``known_only``)."""
     action = getattr(follow_up, "action", "")
     arg = getattr(follow_up, "arg")
+    if action == "trust_ca_bundle":
+        return ("trust the server's CA with {}=/path/ca.pem, or add --insecure to skip "
+                "certificate checks (not recommended)".format(arg("env") or "REQUESTS_CA_BUNDLE"))
     if action == "wait_for_task":
         job_type, job_id = arg("job_type"), arg("job_id")
         return ("the {} job {} goes on in DHIS2; follow it again with `dhis2maint task wait "
                 "{} {}`".format(job_type, job_id, job_type, job_id))
     if action == "run_job_configuration":
         return "run it now with `dhis2maint jobs run {}`".format(arg("job_id"))
+    if known_only:
+        return ""
     note = getattr(follow_up, "note", "")
     return note or action.replace("_", " ")
 
@@ -202,7 +222,9 @@ def report_failure(exc: BaseException, debug: bool) -> int:
                 type(exc).__name__, one_line(exc)[:500],
                 "" if debug else "; rerun with --debug for the traceback"))
             return EXIT_INTERNAL
-        sys.stderr.write("dhis2maint: error: {}\n".format(one_line(exc)))
+        sys.stderr.write("dhis2maint: error: {}{}\n".format(one_line(exc), "".join(
+            "; " + text for text in (follow_up_text(f, known_only=True)
+                                     for f in getattr(exc, "follow_ups", ())) if text)))
     except Exception:  # noqa: BLE001 - even a failing stderr must not change the code
         pass
     return EXIT_INTERNAL if code is None else code

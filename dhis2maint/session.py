@@ -541,7 +541,8 @@ class Session(IntegrityMixin, JobsMixin, JobConfigsMixin, ValidationMixin, Healt
             response = self.request(method, self.api_url(path), params=params, json=json_body,
                                     timeout=timeout, stream=True, headers=headers)
         except requests.exceptions.RequestException as exc:
-            raise _transport_error(exc, what, method, self.retries, self.source) from exc
+            raise _transport_error(exc, what, method, self.retries, self.source,
+                                   self.base_url) from exc
         status = response.status_code
         small = status >= 300 or "html" in response.headers.get("Content-Type", "").lower()
         if small and not (stream and ok_statuses and status in ok_statuses):

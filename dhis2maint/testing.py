@@ -2763,6 +2763,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     print("DHIS2 %s stand-in at %s  username/password %s/%s  token %s" % (
         srv.full_version, url, user, password, token), flush=True)
+    # ready to paste into another terminal (#21.5)
+    print("\n# in another terminal:\nexport DHIS2_URL=%s\nexport DHIS2_USERNAME=%s\n"
+          "export DHIS2_PASSWORD=%s\n# or, for the token: export DHIS2_PAT=%s\n"
+          "dhis2maint doctor" % (url, user, password, token), flush=True)
     try:
         srv.start()  # in a thread, so an outage can close and reopen the socket
         apply_faults(srv, args)

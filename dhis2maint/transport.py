@@ -22,6 +22,7 @@ import urllib3
 
 from .convert import NonFiniteNumber, gc_paused, strict_loads
 from .errors import InvalidResponseError, TransportError
+from .models import FollowUp
 
 #: Total time a response body may take (streamed by ``iter_integrity_issues``
 #: or read whole), on top of the per-read timeout, so a server trickling bytes
@@ -92,12 +93,15 @@ def _redirect_error(response: requests.Response, what: str, location: str,
 
 def _transport_error(exc: requests.exceptions.RequestException, what: str, method: str,
                      retries: Optional[int] = None, source: Optional[str] = None,
-                     ) -> TransportError:
+                     url: Optional[str] = None) -> TransportError:
     """A :class:`TransportError` whose message says what happened and what to check
-    (the URL in ``source``, default DHIS2_URL)."""
+    (the URL in ``source``, default DHIS2_URL); ``url``, the base URL (never with
+    credentials), is named in it."""
     exceptions = requests.exceptions
     reason = _retry_reason(exc)
     text = repr(exc) + repr(reason)
+    if url:
+        what = "{} on {}".format(what, _hide_userinfo(url))
     if isinstance(exc, exceptions.TooManyRedirects):
         err = TransportError(
             "{} failed: redirect loop (more than {} redirects); check DHIS2_URL (http:// vs "
@@ -128,12 +132,17 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
         else:
             cause = "could not connect or the connection broke (check DHIS2_URL and that " \
                     "DHIS2 is up)" + gave_up
+    elif isinstance(exc, exceptions.SSLError) and any(m in text for m in _PLAIN_HTTP):
+        cause = ("TLS failed: the server answered in plain http, not https; use {} "
+                 "(check DHIS2_URL); nothing was sent to DHIS2".format(
+                     _as_http(url) if url else "an http:// URL"))
     elif isinstance(exc, exceptions.SSLError) and any(m in text for m in _HANDSHAKE):
         cause = ("TLS failed in the handshake (certificate not trusted, wrong host name, or "
-                 "not an https server? check DHIS2_URL, or set verify= to a CA bundle path); "
-                 "nothing was sent to DHIS2")
+                 "not an https server? check DHIS2_URL, or trust the server's CA with "
+                 "REQUESTS_CA_BUNDLE=/path/ca.pem); nothing was sent to DHIS2")
     elif isinstance(exc, exceptions.SSLError):
-        cause = "TLS failed (certificate not trusted? set verify= to a CA bundle path)"
+        cause = ("TLS failed (certificate not trusted? trust the server's CA with "
+                 "REQUESTS_CA_BUNDLE=/path/ca.pem)")
     elif isinstance(exc, exceptions.ConnectTimeout):
         cause = "timed out connecting (check DHIS2_URL, the network and the firewall)"
     elif isinstance(exc, exceptions.ReadTimeout):
@@ -158,7 +167,23 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
         cause = cause.replace("check DHIS2_URL", "check the URL in " + source)
     err = TransportError("{} failed: {}".format(what, cause), request=exc.request)
     err.outcome_unknown = unknown
+    if isinstance(exc, exceptions.SSLError) and not any(m in text for m in _PLAIN_HTTP):
+        # what to do, as data each face words: trust the CA, or (not recommended)
+        # turn certificate checks off (#21.5)
+        err.follow_ups = (FollowUp("trust_ca_bundle", (("env", "REQUESTS_CA_BUNDLE"),),
+                                   "or turn certificate verification off (not recommended)"),)
     return err
+
+
+# What an SSLError says when the server answered plain http to a TLS hello.
+_PLAIN_HTTP = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure",
+               "packet length too long", "HTTP_REQUEST")
+
+
+def _as_http(url: str) -> str:
+    """``https://host:port/path`` as ``http://host:port/path`` (no credentials)."""
+    text = _hide_userinfo(url)
+    return "http://" + text[len("https://"):] if text.startswith("https://") else text
 
 
 _HEADER_TROUBLE = ("LineTooLong", "got more than 100 headers", "when reading header line")

@@ -46,7 +46,7 @@ def test_help_documents_exit_codes(capsys):
         cli.main(["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    for line in ("0  success", "1  --fail-on", "2  usage", "3  DHIS2 or connection", "4  job failed"):
+    for line in ("0  success", "1  a verdict", "2  usage", "3  DHIS2 or connection", "4  job failed"):
         assert line in text
 
 

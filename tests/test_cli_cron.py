@@ -338,3 +338,194 @@ def test_on_a_terminal_ids_and_types_are_never_cut():
     assert "…" in text  # names and schedules shrank to fit 70 columns
     for job in jobs:
         assert re.search(r"^{}\s.*\s{}\s".format(job["id"], job["jobType"]), text, re.M), job
+
+
+# --- 5. messages that say what to do ---------------------------------------------------
+
+
+def _free_port():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_connection_errors_name_the_url_never_credentials():
+    url = "http://127.0.0.1:%d" % _free_port()
+    proc = run_cli(["integrity", "checks"], url=url)
+    assert proc.returncode == 3
+    line = one_line(proc.stderr)
+    assert url in line and "could not connect" in line and "admin" not in line
+
+
+def test_a_404_on_system_info_says_the_url_is_wrong(srv):
+    proc = run_cli(["integrity", "checks"], url=srv.url + "/dhis")
+    assert proc.returncode == 3
+    line = one_line(proc.stderr)
+    assert "the URL is probably wrong" in line and "context path" in line
+    assert "UID" not in line
+    doctor = run_cli(["doctor", "--format", "json"], url=srv.url + "/dhis")
+    assert doctor.returncode == 1
+    failed = [c for c in json.loads(doctor.stdout)["checks"] if c["status"] == "fail"]
+    assert [c["name"] for c in failed] == ["url"] and "context path" in failed[0]["fix"]
+    assert "url" in one_line(doctor.stderr)
+
+
+def test_doctor_calls_a_server_that_is_not_dhis2_a_url_failure(srv):
+    srv.answer_next('{"status":"UP","groups":["liveness","readiness"]}', count=1 << 30,
+                    path="/api/system/info")
+    doctor = run_cli(["doctor", "--format", "json"], url=srv.url)
+    srv.reset_faults()
+    checks = {c["name"]: c["status"] for c in json.loads(doctor.stdout)["checks"]}
+    assert checks.get("url") == "fail" and "credentials" not in checks
+
+
+def test_https_to_an_http_server_suggests_http(srv):
+    https = srv.url.replace("http://", "https://")
+    proc = run_cli(["integrity", "checks"], url=https)
+    assert proc.returncode == 3
+    line = one_line(proc.stderr)
+    assert "use {}".format(srv.url) in line and "plain http" in line
+
+
+def test_an_untrusted_certificate_names_insecure_and_the_ca_bundle(tmp_path):
+    import shutil
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    if not shutil.which("openssl"):
+        if os.environ.get("CI"):
+            pytest.fail("openssl is missing")
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "5", "-subj", "/CN=localhost"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proc = run_cli(["integrity", "checks"], url="https://localhost:%d" % httpd.server_port)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert proc.returncode == 3
+    line = one_line(proc.stderr)
+    assert "--insecure" in line and "REQUESTS_CA_BUNDLE" in line and "verify=" not in line
+
+
+def test_a_unix_cron_gets_the_six_field_expression_before_anything_is_sent(srv):
+    proc = run_cli(["jobs", "create", "Nightly", "MONITORING", "--cron", "0 4 * * *"],
+                   url=srv.url)
+    assert proc.returncode == 2
+    line = one_line(proc.stderr)
+    assert "DHIS2 wants 6 fields, seconds first" in line and "'0 0 4 ? * *'" in line
+    assert [r for r in srv.requests if r.method == "POST"] == []
+    fixed = run_cli(["jobs", "create", "Nightly", "MONITORING", "--cron", "0 0 4 ? * *",
+                     "--format", "json"], url=srv.url)
+    assert fixed.returncode == 0, fixed.stderr
+    assert json.loads(fixed.stdout)["cronExpression"] == "0 0 4 ? * *"
+
+
+def test_trend_and_open_check_names_are_validated(srv, tmp_path):
+    db = str(tmp_path / "h.sqlite")
+    assert run_cli(["integrity", "run", "--details", "--history", db, "--quiet"],
+                   url=srv.url).returncode == 0
+    for args in (["integrity", "trend", "orgunits_multiple_rots"],
+                 ["integrity", "open", "--check", "orgunits_multiple_rots"]):
+        proc = run_cli(args + ["--history", db])
+        assert proc.returncode == 2, proc.stdout
+        line = one_line(proc.stderr)
+        assert "did you mean orgunits_multiple_roots" in line and "0 runs" not in proc.stdout
+    by_code = run_cli(["integrity", "trend", "OMR", "--history", db, "--format", "json"])
+    assert by_code.returncode == 0, by_code.stderr
+    assert [p["check"] for p in json.loads(by_code.stdout)] == ["orgunits_multiple_roots"]
+    dashed = run_cli(["integrity", "open", "--check", "Orgunits-Multiple-Roots", "--history",
+                      db, "--format", "json"])
+    assert dashed.returncode == 0 and json.loads(dashed.stdout)
+
+
+def test_every_command_that_starts_a_job_takes_wait_and_no_wait(srv):
+    for args in (["refresh", "analytics"], ["refresh", "resource-tables"],
+                 ["refresh", "monitoring"], ["jobs", "run", "UsrMonitor1"],
+                 ["integrity", "run", "CNO"], ["validation", "notify"]):
+        started = run_cli(args + ["--no-wait"], url=srv.url)
+        assert started.returncode == 0, (args, started.stderr)
+        job_type, job_id = started.stdout.split()
+        assert len(job_id) == 11 and job_type.isupper()
+        waited = run_cli(args + ["--wait"], url=srv.url)
+        assert waited.returncode == 0, (args, waited.stderr)
+        assert "completed" in waited.stdout or "Total:" in waited.stdout
+    refused = run_cli(["integrity", "run", "--no-wait", "--fail-on", "severe"], url=srv.url)
+    assert refused.returncode == 2 and "--fail-on needs --wait" in refused.stderr
+
+
+def test_demo_takes_no_connection_options():
+    proc = run_cli(["demo", "--url", "http://example.org"])
+    assert proc.returncode == 2 and "--url" in proc.stderr
+    top = run_cli(["--url", "http://example.org", "demo"])
+    assert top.returncode == 2 and "takes no connection options" in one_line(top.stderr)
+    assert "--url" not in run_cli(["demo", "--help"]).stdout
+
+
+def test_no_arguments_print_a_short_usage():
+    proc = run_cli([])
+    assert proc.returncode == 2
+    assert "dhis2maint demo" in proc.stderr and "--help" in proc.stderr
+    assert len(proc.stderr.splitlines()) < 12
+
+
+def test_output_file_says_wrote_it_unless_quiet(srv, tmp_path):
+    out = str(tmp_path / "checks.json")
+    proc = run_cli(["integrity", "checks", "--format", "json", "-o", out], url=srv.url)
+    assert proc.returncode == 0 and proc.stderr == "dhis2maint: wrote {}\n".format(out)
+    quiet = run_cli(["integrity", "checks", "--format", "json", "-o", out, "--quiet"],
+                    url=srv.url)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_mcp_names_the_python_it_needs(monkeypatch, capsys):
+    from dhis2maint import cli
+
+    monkeypatch.setattr(sys, "version_info", (3, 7, 17, "final", 0))
+    code = cli.main(["mcp", "--url", "http://127.0.0.1:9", "--token", "d2pat_x"])
+    assert code == 2 and "needs Python 3.10 or newer" in capsys.readouterr().err
+
+
+def test_stand_in_banner_prints_export_lines():
+    proc = subprocess.Popen([sys.executable, "-m", "dhis2maint.testing", "--port", "0"],
+                            env=cron_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(6)]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    url = re.search(r"stand-in at (\S+)", lines[0]).group(1)
+    assert "export DHIS2_URL={}\n".format(url) in lines
+    assert "export DHIS2_USERNAME=admin\n" in lines and "export DHIS2_PASSWORD=district\n" in lines
+
+
+def test_demo_closes_with_export_lines():
+    proc = run_cli(["demo", "--job-seconds", "0.2", "--quiet"], timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    tail = proc.stdout.splitlines()[-12:]
+    assert "  export DHIS2_URL=https://dhis2.example.org" in tail
+    assert "  export DHIS2_URL=http://127.0.0.1:8080" in tail
