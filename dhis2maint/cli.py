@@ -686,7 +686,7 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
     history = _open_history(args)
     new_verdict = None
     try:
-        with connect(args) as session, _RecordGuard() as guard:
+        with connect(args) as session:
             checks = _integrity_selection(args, session)
             progress.say("Running data-integrity checks on {}".format(session.base_url))
             include_slow = bool(args.include_slow and not checks)
@@ -697,20 +697,21 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
                     checks, timeout=args.timeout, on_notification=progress,
                     include_slow=include_slow, on_check=lambda result: sink[0].check(result),
                     **poll)
-                recorded = _write_streamed(args, report, rows, sink, history, session)
+                recorded, not_recorded = _write_streamed(args, report, rows, sink, history,
+                                                         session)
             else:
                 report = session.run_integrity_checks(
                     checks, details=args.details, timeout=args.timeout,
                     on_notification=progress, include_slow=include_slow, **poll)
-                recorded = _record_and_write(args, report, history, session)
+                recorded, not_recorded = _record_and_write(args, report, history, session)
             # --fail-on-new needs --history (checked above), so there is a recorded run
             if args.fail_on_new and recorded is not None and history is not None:
                 new_verdict = _new_issues_verdict(recorded, history, args.fail_on_new)
     finally:
         if history is not None:
             history.close()
-    if guard.failure is not None:
-        return _not_recorded(args, str(guard.failure))
+    if not_recorded is not None:
+        return _not_recorded(args, not_recorded)
     _say_recorded(progress, recorded)
     if new_verdict:
         return _verdict(new_verdict)
@@ -757,7 +758,7 @@ def _new_issues_verdict(recorded: "RecordedRun", history: "History", level: str
 def cmd_integrity_report(args: argparse.Namespace) -> int:
     history = _open_history(args)
     try:
-        with connect(args) as session, _RecordGuard() as guard:
+        with connect(args) as session:
             # matched once here: unknown names exit 2, and the note below can say which
             # of the named checks have no cached result
             selected = session.resolve_integrity_checks(args.checks) if args.checks else None
@@ -774,16 +775,16 @@ def cmd_integrity_report(args: argparse.Namespace) -> int:
                     sink[0].check(result)
 
                 rows = session.iter_integrity_issues(checks=selected, on_check=on_check)
-                _write_streamed(args, report, rows, sink, history, session)
+                not_recorded = _write_streamed(args, report, rows, sink, history, session)[1]
             else:
                 report = session.get_integrity_report(checks=selected, details=args.details)
-                _record_and_write(args, report, history, session)
+                not_recorded = _record_and_write(args, report, history, session)[1]
             missing = session.missing_integrity_results(report, selected) if selected else []
     finally:
         if history is not None:
             history.close()
-    if guard.failure is not None:
-        return _not_recorded(args, str(guard.failure))
+    if not_recorded is not None:
+        return _not_recorded(args, not_recorded)
     if missing:
         _note(args, "no cached result for {} of the {} selected checks: {} (never run, or run "
                     "more than about an hour ago; run them with `dhis2maint integrity run`)"
@@ -856,27 +857,12 @@ def _not_recorded(args: argparse.Namespace, why: str) -> int:
     return EXIT_USAGE
 
 
-class _RecordGuard:
-    """``with _RecordGuard() as guard:`` keeps a _NotRecorded in ``guard.failure``
-    instead of raising it (the report was written; the command says so, exit 2)."""
-
-    failure = None  # type: Optional[_NotRecorded]
-
-    def __enter__(self) -> "_RecordGuard":
-        return self
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if isinstance(exc, _NotRecorded):
-            self.failure = exc
-            return True
-        return False
-
-
 def _record_and_write(args: argparse.Namespace, report: "DataIntegrityReport",
                       history: Optional["History"], session: "Session"
-                      ) -> Optional["RecordedRun"]:
-    """Record ``report`` (when a history is given), then write it (html: with history).
-    A failed record still writes the report, then raises _NotRecorded."""
+                      ) -> Tuple[Optional["RecordedRun"], Optional[str]]:
+    """Record ``report`` (when a history is given), then write it (html: with history)
+    -> (the recorded run, None), or (None, why not) when recording failed: the
+    report is written all the same."""
     from .report import write_report
 
     failure = None
@@ -888,16 +874,15 @@ def _record_and_write(args: argparse.Namespace, report: "DataIntegrityReport",
             failure = exc
     with _output(args) as out:
         write_report(report, args.format, out, history=history if failure is None else None)
-    if failure is not None:
-        raise failure
-    return recorded
+    return recorded, None if failure is None else str(failure)
 
 
 def _write_streamed(args: argparse.Namespace, report: "DataIntegrityReport",
                     rows: Iterable["IntegrityIssueRow"], sink: List["ReportStream"],
                     history: Optional["History"], session: "Session"
-                    ) -> Optional["RecordedRun"]:
-    """Write (and record) a details run while it is read: constant memory."""
+                    ) -> Tuple[Optional["RecordedRun"], Optional[str]]:
+    """Write (and record) a details run while it is read: constant memory.  Returns
+    as _record_and_write; a failed record still writes every row."""
     from .report import ReportStream
 
     recorded = None
@@ -920,9 +905,7 @@ def _write_streamed(args: argparse.Namespace, report: "DataIntegrityReport",
         for _ in stream:  # what recording left unread (all of it without a history)
             pass
         writer.close()
-    if failure is not None:
-        raise failure
-    return recorded
+    return recorded, None if failure is None else str(failure)
 
 
 def _say_recorded(progress: _Progress, recorded: Optional["RecordedRun"]) -> None:
