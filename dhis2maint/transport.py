@@ -133,8 +133,8 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
             cause = "could not connect or the connection broke (check DHIS2_URL and that " \
                     "DHIS2 is up)" + gave_up
     elif isinstance(exc, exceptions.SSLError) and any(m in text for m in _PLAIN_HTTP):
-        cause = ("TLS failed: the server answered in plain http, not https; use {} "
-                 "(check DHIS2_URL); nothing was sent to DHIS2".format(
+        cause = ("TLS failed in the handshake: the server answered in plain http, not "
+                 "https; use {} (check DHIS2_URL); nothing was sent to DHIS2".format(
                      _as_http(url) if url else "an http:// URL"))
     elif isinstance(exc, exceptions.SSLError) and any(m in text for m in _HANDSHAKE):
         cause = ("TLS failed in the handshake (certificate not trusted, wrong host name, or "
