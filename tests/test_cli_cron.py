@@ -138,13 +138,14 @@ def _exit_code_tables():
     from dhis2maint import cli
 
     tables = [cli.__doc__, cli.EXIT_CODES_HELP]
-    for path in ("README.rst", os.path.join("docs", "failure-modes.rst")):
+    for path in (os.path.join("docs", "failure-modes.rst"), "README.rst"):
         full = os.path.join(ROOT, path)
         if os.path.exists(full):
             with open(full, encoding="utf-8") as handle:
                 text = handle.read()
-            if "a verdict" in text:
-                tables.append(text[text.index("a verdict") - 200:])
+            if "\n1     a verdict" in text:  # the table
+                tables.append(text[text.index("\n1     a verdict"):])
+                break
     return [" ".join(t.replace("``", "").split()) for t in tables]
 
 
