@@ -56,8 +56,8 @@ import json
 import os
 import re
 import sqlite3
-from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Sequence,
-                    Set, Tuple, Type, Union, cast)
+from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional,
+                    Sequence, Set, Tuple, Type, Union, cast)
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import attr
@@ -69,7 +69,8 @@ from .models import _Model, severity_rank
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["History", "RunInfo", "TrendPoint", "OpenIssue", "RecordedRun",
+__all__ = ["History", "RunInfo", "TrendPoint", "OpenIssue", "RecordedRun", "RecordedHealth",
+           "finding_identity",
            "SCHEMA_VERSION", "issue_identity", "parse_age", "copy_history",
            "is_postgresql_url", "redact_url", "check_writable"]
 
@@ -79,7 +80,7 @@ __all__ = ["History", "RunInfo", "TrendPoint", "OpenIssue", "RecordedRun",
 #: into an identity column, ``INTEGER`` into ``BIGINT``, ``REAL`` into ``DOUBLE
 #: PRECISION``, ``BLOB`` into ``BYTEA`` and drops ``WITHOUT ROWID`` -- so a new step
 #: (``CREATE TABLE``, ``ALTER TABLE … ADD COLUMN``, ``CREATE INDEX``) fits both.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS = {
     1: [
@@ -99,6 +100,28 @@ _MIGRATIONS = {
         " ident TEXT NOT NULL, issue_id TEXT, name TEXT, comment TEXT, refs TEXT,"
         " first_run INTEGER NOT NULL, last_run INTEGER NOT NULL,"
         " PRIMARY KEY (server_id, check_name, ident)) WITHOUT ROWID",
+    ],
+    # --- watch (#22): new issues per check, health verdicts, followed jobs, alert state ---
+    2: [
+        "CREATE TABLE run_new_issues (run_id INTEGER NOT NULL REFERENCES runs(id),"
+        " check_name TEXT NOT NULL, new_issues INTEGER NOT NULL,"
+        " PRIMARY KEY (run_id, check_name))",
+        "CREATE TABLE health_checks (id INTEGER PRIMARY KEY, server_id INTEGER NOT NULL"
+        " REFERENCES servers(id), checked_at TEXT NOT NULL, server_time TEXT,"
+        " dhis2_version TEXT, jobs_checked INTEGER NOT NULL, findings INTEGER NOT NULL)",
+        "CREATE INDEX health_checks_by_server ON health_checks (server_id, id)",
+        "CREATE TABLE health_findings (check_id INTEGER NOT NULL REFERENCES"
+        " health_checks(id), ident TEXT NOT NULL, kind TEXT NOT NULL, severity TEXT NOT NULL,"
+        " message TEXT, what_to_do TEXT, job_id TEXT, job_name TEXT, job_type TEXT,"
+        " since TEXT)",
+        "CREATE INDEX health_findings_by_check ON health_findings (check_id)",
+        "CREATE TABLE job_runs (id INTEGER PRIMARY KEY, server_id INTEGER NOT NULL"
+        " REFERENCES servers(id), job_type TEXT NOT NULL, job_id TEXT, started_at TEXT NOT NULL,"
+        " finished_at TEXT NOT NULL, succeeded INTEGER NOT NULL, message TEXT)",
+        "CREATE INDEX job_runs_by_server ON job_runs (server_id, job_type, id)",
+        "CREATE TABLE alert_state (server_id INTEGER NOT NULL REFERENCES servers(id),"
+        " alert_key TEXT NOT NULL, severity TEXT, text TEXT, since TEXT NOT NULL,"
+        " PRIMARY KEY (server_id, alert_key))",
     ],
 }
 
@@ -178,6 +201,32 @@ class RecordedRun(_Model):
         floor = severity_rank(str(severity).upper())
         return sum(n for check, n in self.new_by_check.items()
                    if severity_rank(self.severities.get(check) or "WARNING") >= floor)
+
+
+# --- watch (#22): health verdicts -----------------------------------------------------
+
+
+@attr.s(auto_attribs=True, slots=True, repr=False)
+class RecordedHealth(_Model):
+    """A recorded scheduler health check (:meth:`History.record_health`): the
+    verdict, and which findings the previous recorded check of the same server
+    did not have (``new_findings``) or no longer has (``gone_findings``, keys).
+    ``previous_id`` is None for the first check of a server (every finding new)."""
+
+    id: int
+    base_url: str
+    checked_at: datetime.datetime
+    health: models.SchedulerHealth
+    previous_id: Optional[int] = None
+    new_findings: List[models.HealthFinding] = attr.Factory(list)
+    gone_findings: List[str] = attr.Factory(list)
+
+
+def finding_identity(finding: models.HealthFinding) -> str:
+    """The key a scheduler finding is known by across checks: its kind and job
+    (id, else type), e.g. ``failed:pd6O228pqr0`` or ``analytics_stale``."""
+    job = finding.job_id or (None if finding.job_type is None else str(finding.job_type))
+    return finding.kind + (":" + job if job else "")
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -922,6 +971,7 @@ class History:
                      None if r.severity is None else str(r.severity), _result_count(r),
                      r.percentage, r.error, r.recommendation, r.issues_id_type))
             recorded = self._compare_and_store(run_id, server_id, details, checks)
+            self._store_new_by_check(run_id, recorded[3])  # watch (#22)
             totals = self._x(
                 "SELECT COUNT(*), COALESCE(SUM(CASE WHEN error IS NULL THEN count END), 0),"
                 " COALESCE(SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END), 0)"
@@ -1199,6 +1249,158 @@ class History:
                         name=result.name, display_name=result.display_name,
                         severity=result.severity, count=0, issues=[])
         return compare_reports(old, report)
+
+    # --- watch (#22): new issues per check, health verdicts, followed jobs, alerts ----------
+    # The shared SQL (``?`` placeholders) through the backend, like the rest of the class.
+
+    def _store_new_by_check(self, run_id: int, new_by_check: Dict[str, int]) -> None:
+        for name, n in sorted(new_by_check.items()):
+            if n:
+                self._x("INSERT INTO run_new_issues (run_id, check_name, new_issues)"
+                        " VALUES (?,?,?)", (run_id, name, int(n)))
+
+    def recorded_run(self, run_id: int) -> RecordedRun:
+        """A recorded run as :meth:`record` returned it (new issues per check as
+        decided when it was recorded; none for runs of a schema-1 history)."""
+        run = self._run(run_id)
+        new_by_check = {name: int(n) for name, n in self._x(
+            "SELECT check_name, new_issues FROM run_new_issues WHERE run_id = ?",
+            (run_id,)).fetchall()}
+        severities = {name: sev for name, sev in self._x(
+            "SELECT check_name, severity FROM run_checks WHERE run_id = ?",
+            (run_id,)).fetchall()}
+        row = self._x("SELECT MAX(r.id) FROM runs r JOIN runs me ON me.id = ?"
+                      " WHERE r.server_id = me.server_id AND r.id < me.id",
+                      (run_id,)).fetchone()
+        return RecordedRun(run=run, previous_run_id=row[0], new_issues=run.new_issues or 0,
+                           resolved_issues=run.resolved_issues or 0,
+                           new_by_check=new_by_check, severities=severities)
+
+    def _write(self, doing: str, lock: str, work: Any) -> Any:
+        """Run ``work()`` in one write transaction (the backend's writer lock ``lock``)."""
+        backend = self._backend
+        try:
+            backend.begin_write(lock)
+        except backend.errors as exc:
+            backend.rollback()
+            raise self._fail(exc, "waiting for another writer") from None
+        try:
+            result = work()
+            backend.commit()
+        except BaseException as exc:
+            backend.rollback()
+            if isinstance(exc, backend.errors):
+                raise self._fail(exc, doing) from None
+            raise
+        return result
+
+    def record_health(self, health: models.SchedulerHealth, base_url: str,
+                      checked_at: Optional[datetime.datetime] = None) -> RecordedHealth:
+        """Store a :class:`SchedulerHealth` verdict of ``base_url`` (one transaction)
+        and return it with the findings the previous recorded check did not have."""
+        base = _server_key(base_url)
+        when = _utc(checked_at) or _now()
+        previous = self.last_health(base)
+
+        def work() -> int:
+            server_id = self._server_id(base)
+            check_id = self._backend.insert_id(
+                "INSERT INTO health_checks (server_id, checked_at, server_time, dhis2_version,"
+                " jobs_checked, findings) VALUES (?,?,?,?,?,?)",
+                (server_id, _text(when), _text(health.server_time), health.server_version,
+                 int(health.jobs_checked), len(health.findings)))
+            for f in health.findings:
+                self._x("INSERT INTO health_findings (check_id, ident, kind, severity, message,"
+                        " what_to_do, job_id, job_name, job_type, since)"
+                        " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (check_id, finding_identity(f), f.kind, str(f.severity), f.message,
+                         f.what_to_do, f.job_id, f.job_name,
+                         None if f.job_type is None else str(f.job_type), _text(f.since)))
+            return check_id
+
+        check_id = self._write("recording a health check", base, work)
+        before = {} if previous is None else {
+            finding_identity(f): f for f in previous.health.findings}
+        now_keys = {finding_identity(f) for f in health.findings}
+        return RecordedHealth(
+            id=check_id, base_url=base, checked_at=when, health=health,
+            previous_id=None if previous is None else previous.id,
+            new_findings=[f for f in health.findings if finding_identity(f) not in before],
+            gone_findings=sorted(k for k in before if k not in now_keys))
+
+    def last_health(self, server: str) -> Optional[RecordedHealth]:
+        """The newest recorded health check of ``server`` (None when none)."""
+        row = self._x(
+            "SELECT h.id, h.checked_at, h.server_time, h.dhis2_version, h.jobs_checked"
+            " FROM health_checks h JOIN servers s ON s.id = h.server_id WHERE s.base_url = ?"
+            " ORDER BY h.id DESC LIMIT 1", (_server_key(server),)).fetchone()
+        if row is None:
+            return None
+        findings = [models.HealthFinding(
+            kind=r[0], severity=r[1], message=r[2] or "", what_to_do=r[3] or "", job_id=r[4],
+            job_name=r[5], job_type=r[6], since=None if r[7] is None else _when(r[7]))
+            for r in self._x(
+                "SELECT kind, severity, message, what_to_do, job_id, job_name, job_type, since"
+                " FROM health_findings WHERE check_id = ? ORDER BY "
+                + self._backend.insertion_order, (row[0],)).fetchall()]
+        health = models.SchedulerHealth(server_version=row[3], server_time=_when(row[2]),
+                                        jobs_checked=int(row[4]), findings=findings)
+        return RecordedHealth(id=int(row[0]), base_url=_server_key(server),
+                              checked_at=_stamp(row[1]), health=health)
+
+    def record_job(self, base_url: str, job_type: str, job_id: Optional[str],
+                   started_at: datetime.datetime, finished_at: datetime.datetime,
+                   succeeded: bool, message: Optional[str] = None) -> None:
+        """Store one followed job's outcome (client UTC times)."""
+        base = _server_key(base_url)
+
+        def work() -> None:
+            self._x("INSERT INTO job_runs (server_id, job_type, job_id, started_at, finished_at,"
+                    " succeeded, message) VALUES (?,?,?,?,?,?,?)",
+                    (self._server_id(base), str(job_type), job_id, _text(_utc(started_at)),
+                     _text(_utc(finished_at)), 1 if succeeded else 0, message))
+
+        self._write("recording a job", base, work)
+
+    def job_summary(self, server: str) -> Dict[str, Tuple[datetime.datetime, Optional[float],
+                                                          Optional[datetime.datetime]]]:
+        """job type -> (last finish, its duration in seconds, last success finish or None)."""
+        out: Dict[str, Tuple[datetime.datetime, Optional[float],
+                             Optional[datetime.datetime]]] = {}
+        for job_type, started, finished, ok in self._x(
+                "SELECT j.job_type, j.started_at, j.finished_at, j.succeeded FROM job_runs j"
+                " JOIN servers s ON s.id = j.server_id WHERE s.base_url = ? ORDER BY j.id",
+                (_server_key(server),)).fetchall():
+            end, start = _stamp(finished), _stamp(started)
+            previous = out.get(job_type)
+            last_ok = end if ok else (previous[2] if previous else None)
+            out[job_type] = (end, max((end - start).total_seconds(), 0.0), last_ok)
+        return out
+
+    def alert_state(self, server: str) -> Dict[str, Tuple[Optional[str], Optional[str]]]:
+        """The conditions alerted for ``server`` and not yet resolved: key -> (severity, text)."""
+        return {key: (sev, text) for key, sev, text in self._x(
+            "SELECT a.alert_key, a.severity, a.text FROM alert_state a JOIN servers s"
+            " ON s.id = a.server_id WHERE s.base_url = ?", (_server_key(server),)).fetchall()}
+
+    def update_alert_state(self, server: str,
+                           raised: Mapping[str, Tuple[Optional[str], Optional[str]]],
+                           cleared: Iterable[str]) -> None:
+        """Add the ``raised`` conditions (key -> (severity, text)) and drop the
+        ``cleared`` keys, in one transaction."""
+        base = _server_key(server)
+        gone = list(cleared)
+
+        def work() -> None:
+            server_id = self._server_id(base)
+            for key in gone + list(raised):
+                self._x("DELETE FROM alert_state WHERE server_id = ? AND alert_key = ?",
+                        (server_id, key))
+            for key, (severity, text) in raised.items():
+                self._x("INSERT INTO alert_state (server_id, alert_key, severity, text, since)"
+                        " VALUES (?,?,?,?,?)", (server_id, key, severity, text, _text(_now())))
+
+        self._write("updating the alert state", base, work)
 
 
 def _severity(text: Optional[str]) -> Union[models.DataIntegritySeverity, str, None]:

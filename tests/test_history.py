@@ -13,7 +13,7 @@ import pytest
 
 from dhis2maint import Session, compare_reports
 from dhis2maint.errors import ConfigurationError, HistoryError, HistorySchemaError
-from dhis2maint.history import History, issue_identity, parse_age
+from dhis2maint.history import SCHEMA_VERSION, History, issue_identity, parse_age
 from dhis2maint.models import (DataIntegrityIssue, DataIntegrityReport, DataIntegrityResult,
                                DataIntegritySeverity, IntegrityIssueRow)
 
@@ -205,11 +205,12 @@ def test_record_needs_a_server(history):
 def test_wal_mode_and_schema_version(tmp_path):
     path = str(tmp_path / "h.sqlite")
     with History(path) as h:
-        assert h.journal_mode == "wal" and h.schema_version == 1
+        assert h.journal_mode == "wal" and h.schema_version == SCHEMA_VERSION
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [
+            (SCHEMA_VERSION,)]
     finally:
         db.close()  # 3.13 warns about an unclosed connection, and warnings are errors
 
@@ -221,7 +222,7 @@ def test_a_newer_schema_is_refused(history_target):
     with pytest.raises(HistorySchemaError, match="schema version 7, newer than this "
                                                  "dhis2maint supports") as info:
         History(target)
-    assert (info.value.found, info.value.supported) == (7, 1)
+    assert (info.value.found, info.value.supported) == (7, SCHEMA_VERSION)
     assert isinstance(info.value, ConfigurationError)  # CLI exit 2
 
 
@@ -231,13 +232,14 @@ def test_forward_migration_keeps_the_data(history_target, monkeypatch):
     target = history_target()
     with History(target) as h:
         h.record(report({"ou_no_coords": [1]}, day(0)))
-    monkeypatch.setattr(module, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(module._MIGRATIONS, 2, [
+    later = module.SCHEMA_VERSION + 1
+    monkeypatch.setattr(module, "SCHEMA_VERSION", later)
+    monkeypatch.setitem(module._MIGRATIONS, later, [
         "ALTER TABLE runs ADD COLUMN note TEXT",
         "CREATE TABLE verdicts (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL"
         " REFERENCES runs(id), score REAL)"])
     with History(target) as h:
-        assert h.schema_version == 2 and len(h.runs()) == 1
+        assert h.schema_version == later and len(h.runs()) == 1
         assert "note" in h._backend.columns("runs")
         # the portable step made an autoincrement id on both backends
         h._x("INSERT INTO verdicts (run_id, score) VALUES (?, ?)", (1, 0.5))

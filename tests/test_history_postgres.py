@@ -12,7 +12,8 @@ import threading
 import pytest
 
 from dhis2maint.errors import ConfigurationError, HistoryError
-from dhis2maint.history import History, copy_history, is_postgresql_url, redact_url
+from dhis2maint.history import (SCHEMA_VERSION, History, copy_history, is_postgresql_url,
+                                redact_url)
 from dhis2maint.models import DataIntegrityIssue, DataIntegrityReport, IntegrityIssueRow
 
 from test_cli_history import run_cli  # noqa: I100 - tests/ is on sys.path (rootdir)
@@ -53,7 +54,7 @@ def test_password_never_shown(postgres_server, pg_url):
     password = postgres_server["password"]
     with History(pg_url) as history:
         assert password not in repr(history) and password not in history.path
-        assert history.backend == "postgresql" and history.schema_version == 1
+        assert history.backend == "postgresql" and history.schema_version == SCHEMA_VERSION
     wrong = pg_url.replace(password, "Wrong-Pw-99")
     with pytest.raises(HistoryError) as info:
         History(wrong)
