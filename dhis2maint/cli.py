@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "recorded run of this server did not have (needs --history)")
     _add_history(run)
     _add_format(run)
+    _add_watch_options(run)
     run.set_defaults(handler=cmd_integrity_run)
 
     report = command(integrity_cmds, "report", "print the last results without running")
@@ -206,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fail_on(report, "any check has issues")
     _add_history(report)
     _add_format(report)
+    _add_watch_options(report)
     report.set_defaults(handler=cmd_integrity_report)
 
     issues = command(integrity_cmds, "issues",
@@ -255,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub, limit in ((analytics, ANALYTICS_TIMEOUT), (tables, JOB_TIMEOUT),
                        (monitoring, JOB_TIMEOUT)):
         _add_wait_options(sub, limit)
+        _add_watch_options(sub)
         sub.set_defaults(handler=cmd_refresh)
 
     # predictors and validation
@@ -322,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     jrun.add_argument("job_id", metavar="ID")
     _add_wait_flags(jrun)
     _add_timeout(jrun, JOB_TIMEOUT)
+    _add_watch_options(jrun)
     jrun.set_defaults(handler=cmd_jobs_run)
     for name, text in (("enable", "enable a job configuration"),
                        ("disable", "disable a job configuration")):
@@ -360,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="analytics tables older than this are a finding "
                               "(default %(default)s)")
     _add_format(jhealth, choices=("table", "json", "jsonl", "csv"))
+    _add_watch_options(jhealth)
     jhealth.set_defaults(handler=cmd_jobs_health)
 
     doctor = command(commands, "doctor",
@@ -368,7 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a missing authority for FEATURE fails (else warns): " +
                              ", ".join(_feature_names()))
     _add_format(doctor, choices=("table", "json"))
+    _add_watch_options(doctor)
     doctor.set_defaults(handler=cmd_doctor)
+    mets = command(commands, "metrics", "Prometheus gauges of every server in a history "
+                                        "(no DHIS2 contacted)")
+    _add_history(mets)
+    mets.add_argument("--output", "-o", metavar="PATH",
+                      help="write to PATH atomically (node_exporter's textfile collector) "
+                           "instead of stdout")
+    mets.set_defaults(handler=cmd_metrics)
     whoami = command(commands, "whoami", "the user and their authorities")
     _add_format(whoami, choices=("table", "json"))
     whoami.set_defaults(handler=cmd_whoami)
@@ -687,7 +700,9 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
     new_verdict = None
     try:
         with connect(args) as session:
+            _watch_note(args, session=session)
             checks = _integrity_selection(args, session)
+            _watch_note(args, integrity_started=time.time())
             progress.say("Running data-integrity checks on {}".format(session.base_url))
             include_slow = bool(args.include_slow and not checks)
             poll = _poll_kwargs(args)
@@ -710,6 +725,7 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
     finally:
         if history is not None:
             history.close()
+    _watch_note(args, report=report, recorded=recorded)
     if not_recorded is not None:
         return _not_recorded(args, not_recorded)
     _say_recorded(progress, recorded)
@@ -759,6 +775,7 @@ def cmd_integrity_report(args: argparse.Namespace) -> int:
     history = _open_history(args)
     try:
         with connect(args) as session:
+            _watch_note(args, session=session, integrity_started=time.time())
             # matched once here: unknown names exit 2, and the note below can say which
             # of the named checks have no cached result
             selected = session.resolve_integrity_checks(args.checks) if args.checks else None
@@ -775,10 +792,13 @@ def cmd_integrity_report(args: argparse.Namespace) -> int:
                     sink[0].check(result)
 
                 rows = session.iter_integrity_issues(checks=selected, on_check=on_check)
-                not_recorded = _write_streamed(args, report, rows, sink, history, session)[1]
+                recorded, not_recorded = _write_streamed(args, report, rows, sink,
+                                                         history, session)
             else:
                 report = session.get_integrity_report(checks=selected, details=args.details)
-                not_recorded = _record_and_write(args, report, history, session)[1]
+                recorded, not_recorded = _record_and_write(args, report, history,
+                                                          session)
+            _watch_note(args, report=report, recorded=recorded)
             missing = session.missing_integrity_results(report, selected) if selected else []
     finally:
         if history is not None:
@@ -1032,7 +1052,9 @@ def _follow(job: "Job", args: argparse.Namespace, progress: _Progress) -> int:
     if not args.wait:
         return _started(job)
     progress.say("Started {} job {}".format(job.job_type, job.id))
+    _watch_note(args, job_type=str(job.job_type), job_id=job.id, job_started=time.time())
     final = job.wait(timeout=args.timeout, on_notification=progress, **_poll_kwargs(args))
+    _watch_note(args, job_finished=time.time())
     print("{} {} completed: {}".format(job.job_type, job.id, final.message or "done"))
     return EXIT_OK
 
@@ -1040,6 +1062,7 @@ def _follow(job: "Job", args: argparse.Namespace, progress: _Progress) -> int:
 def cmd_refresh(args: argparse.Namespace) -> int:
     progress = _Progress(args)
     with connect(args) as session:
+        _watch_note(args, session=session)
         if args.action == "analytics":
             flags = {flag: True for flag, _ in ANALYTICS_FLAGS if getattr(args, flag)}
             job = session.refresh_analytics(last_years=args.last_years, **flags)
@@ -1309,10 +1332,15 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
             " at " + config.last_executed.isoformat(sep=" ", timespec="seconds") if config.last_executed else ""))
 
     with connect(args) as session:
+        _watch_note(args, session=session)
+        if args.wait and getattr(args, "watch_run", None) is not None:
+            _watch_note(args, job_type=str(session.get_job_configuration(args.job_id).job_type),
+                        job_id=args.job_id, job_started=time.time())
         job = session.run_job_configuration(args.job_id, wait=args.wait, timeout=args.timeout,
                                             on_change=changed)
         if not args.wait:
             return _started(job)
+        _watch_note(args, job_finished=time.time())
         config = session.get_job_configuration(args.job_id)
     print("{} {} completed{}".format(job.job_type, job.id, " in " + config.last_runtime_execution
                                      if config.last_runtime_execution else ""))
@@ -1402,8 +1430,10 @@ def cmd_jobs_health(args: argparse.Namespace) -> int:
     from .report import write_health
 
     with connect(args) as session:
+        _watch_note(args, session=session)
         health = session.scheduler_health(max_runtime_hours=args.max_runtime_hours,
                                           analytics_max_age_hours=args.analytics_max_age_hours)
+        _watch_note(args, health=health)
     with _output(args) as out:
         write_health(health, args.format, out)
     found = health.at_least(args.fail_on) if args.fail_on != "never" else []
@@ -1498,7 +1528,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from .report import write_doctor
 
     with connect(args) as session:
+        _watch_note(args, session=session)
         report = session.doctor(need=args.need)
+        _watch_note(args, reachable=not any(c.name == "reachable" and c.status == "fail"
+                                            for c in report.checks))
     with _output(args) as out:
         write_doctor(report, args.format, out)
     if report.ok:
@@ -1548,6 +1581,274 @@ def cmd_history_copy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- watch (#22): metrics and alerts after a command -------------------------------------
+# One place adds the flags (_add_watch_options), one runs a command with them
+# (_run_watched), the commands only note what they have (_watch_note).
+
+NOTIFY_HELP = ("send an alert on changes only: new integrity issues at --notify-on level or "
+               "worse since the previous recorded run, a failed or timed-out job, new scheduler "
+               "findings, DHIS2 not answering, and once when an alerted condition is gone. "
+               "TARGET: webhook:URL (JSON {text, event, server, items}; Slack, Mattermost, "
+               "Rocket.Chat), dhis2-user:UID or dhis2-group:UID (DHIS2's own messaging). "
+               "Repeatable. WITHOUT --history every run alerts on everything at the level. "
+               "A failed notification is a warning and makes exit 0 into exit 3")
+
+
+def _notify_target(text: str) -> Any:
+    from .alerts import parse_target
+    from .errors import ConfigurationError
+
+    try:
+        return parse_target(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_watch_options(parser: argparse.ArgumentParser) -> None:
+    """--metrics-file, --pushgateway, --notify, --notify-on (and --history where the
+    command has none) on one command."""
+    group = parser.add_argument_group("watch (metrics and alerts)")
+    group.add_argument("--metrics-file", metavar="PATH",
+                       help="write Prometheus gauges to PATH for node_exporter's textfile "
+                            "collector (atomic; a failed run keeps the last success time)")
+    group.add_argument("--pushgateway", metavar="URL",
+                       help="POST the gauges to this Prometheus Pushgateway, group "
+                            "job=dhis2maint,server=<DHIS2 URL>")
+    group.add_argument("--notify", action="append", default=[], type=_notify_target,
+                       metavar="TARGET", help=NOTIFY_HELP)
+    group.add_argument("--notify-on", choices=SEVERITIES, type=str.lower, default="severe",
+                       metavar="LEVEL", help="alert at LEVEL or worse ({}; default "
+                                             "severe)".format("|".join(SEVERITIES)))
+    if "--history" not in parser._option_string_actions:
+        _add_history(parser)
+    parser.set_defaults(watched=True)
+
+
+class _WatchRun:
+    """What a watched command saw, for the metrics and alerts written after it."""
+
+    def __init__(self) -> None:
+        self.session: Optional["Session"] = None
+        self.report: Optional["DataIntegrityReport"] = None
+        self.recorded: Optional["RecordedRun"] = None
+        self.integrity_started: Optional[float] = None
+        self.health: Optional[Any] = None
+        self.job_type: Optional[str] = None
+        self.job_id: Optional[str] = None
+        self.job_started: Optional[float] = None
+        self.job_finished: Optional[float] = None
+        self.reachable: Optional[bool] = None
+
+
+def _watch_note(args: argparse.Namespace, **seen: Any) -> None:
+    """Note what a command has (session=, report=, recorded=, health=, job_type=, ...)."""
+    run = getattr(args, "watch_run", None)
+    if run is not None:
+        for key, value in seen.items():
+            setattr(run, key, value)
+
+
+def _run_watched(handler: Callable[[argparse.Namespace], int],
+                 args: argparse.Namespace) -> int:
+    """Run ``handler``, then write/push the metrics and send the alerts; a failed
+    output is a warning on stderr that turns exit 0 into 3.  Nothing here changes
+    the work: it runs after it, and the command's own failure still propagates."""
+    opts = vars(args)
+    if not (opts.get("metrics_file") or opts.get("pushgateway") or opts.get("notify")):
+        return handler(args)
+    run = _WatchRun()
+    args.watch_run = run
+    try:
+        code = handler(args)
+    except (KeyboardInterrupt, UsageError):
+        raise
+    except Exception as exc:
+        from .errors import ConfigurationError
+
+        if not isinstance(exc, ConfigurationError):
+            _warn_all(_watch_outputs(args, run, exc))
+        raise
+    warnings = _watch_outputs(args, run, None)
+    _warn_all(warnings)
+    return EXIT_DHIS2 if warnings and code == EXIT_OK else code
+
+
+def _warn_all(warnings: Sequence[str]) -> None:
+    for text in warnings:
+        sys.stderr.write("dhis2maint: warning: {}\n".format(text))
+    sys.stderr.flush()
+
+
+def _down_reason(exc: Optional[BaseException]) -> Optional[str]:
+    """Why DHIS2 did not answer (no connection, or a 5xx), or None when it did."""
+    from .errors import ServerError, TransportError
+
+    if isinstance(exc, TransportError):
+        return "no answer ({})".format(type(exc.__cause__ or exc).__name__)
+    if isinstance(exc, ServerError):
+        return "HTTP {}".format(getattr(exc, "status_code", "5xx"))
+    return None
+
+
+def _watch_outputs(args: argparse.Namespace, run: _WatchRun,
+                   exc: Optional[BaseException]) -> List[str]:
+    """The metrics and alerts of one command run -> warnings (never raises)."""
+    try:
+        return _watch_outputs_unsafe(args, run, exc)
+    except Exception as problem:  # noqa: BLE001 - outputs never change the outcome
+        return ["metrics/alerts not written: {}".format(" ".join(str(problem).split())[:300])]
+
+
+def _watch_outputs_unsafe(args: argparse.Namespace, run: _WatchRun,
+                          exc: Optional[BaseException]) -> List[str]:
+    from . import alerts, metrics
+    from .errors import JobFailedError, TaskTimeoutError
+
+    session = run.session
+    if session is None:
+        try:
+            session = connect(args, prompt=False)
+        except Exception:  # noqa: BLE001 - no server known: nothing to say about it
+            return ["metrics/alerts not written: no DHIS2 URL known"]
+    server = metrics.server_label(session.base_url)
+    down = _down_reason(exc)
+    if run.reachable is False and down is None:
+        down = "unreachable"
+    up = down is None
+    version = None
+    if up:
+        try:
+            version = session.server_version_text
+        except Exception:  # noqa: BLE001
+            version = None
+    samples = metrics.up_samples(server, up, version)
+    history = _open_history(args) if getattr(args, "history", None) else None
+    scope: List[str] = ["down"]
+    conditions: List["alerts.Condition"] = []
+    _, cond = alerts.down_condition(down)
+    conditions.extend([cond] if cond else [])
+    recorded_health = None
+    try:
+        if run.report is not None:
+            duration = None if run.integrity_started is None else \
+                time.time() - run.integrity_started
+            samples += metrics.integrity_samples(run.report, server, duration=duration)
+            samples += metrics.new_issue_samples(server, run.recorded)
+            keys, found = alerts.integrity_conditions(run.report, run.recorded)
+            scope += keys
+            conditions += found
+        elif run.integrity_started is not None:  # the run did not finish
+            samples.append(metrics.Sample("dhis2maint_integrity_last_run_timestamp_seconds",
+                                          (("server", server),), time.time()))
+        if run.health is not None:
+            if history is not None:
+                recorded_health = history.record_health(run.health, server)
+            samples += metrics.health_samples(run.health, server)
+            scope.append("scheduler:")
+            conditions += alerts.health_conditions(run.health, recorded_health)
+        if run.job_type is not None and run.job_started is not None:
+            failure = None
+            if isinstance(exc, (JobFailedError, TaskTimeoutError)):
+                failure = " ".join(str(exc).split())
+            finished = run.job_finished or time.time()
+            samples += metrics.job_samples(server, run.job_type, finished - run.job_started,
+                                           failure is None and exc is None)
+            key, cond = alerts.job_condition(run.job_type, failure)
+            if failure is not None or exc is None:
+                scope.append(key)
+                conditions.extend([cond] if cond else [])
+            if history is not None and (failure is not None or exc is None):
+                history.record_job(server, run.job_type, run.job_id,
+                                   _utc_at(run.job_started), _utc_at(finished),
+                                   failure is None, failure)
+        if history is not None:
+            samples = metrics.merge_last_success(samples, _history_success(history, server))
+        if up:
+            samples += _analytics_samples(session, server)
+        warnings: List[str] = []
+        if getattr(args, "metrics_file", None):
+            try:
+                metrics.write_textfile(args.metrics_file, samples)
+            except OSError as problem:
+                warnings.append("metrics file {} not written: {}".format(
+                    args.metrics_file, problem.strerror or problem))
+        if getattr(args, "pushgateway", None):
+            try:
+                metrics.push(args.pushgateway, samples)
+            except metrics.PushError as problem:
+                warnings.append("push to the Pushgateway failed: {}".format(problem))
+        targets = getattr(args, "notify", None) or []
+        if targets:
+            state = history.alert_state(server) if history is not None else None
+            alert, raised, cleared = alerts.decide(server, scope, conditions, args.notify_on,
+                                                   state)
+            if alert is not None:
+                failed = alerts.notify(alert, targets, session if up else None)
+                warnings += failed
+                if history is not None and not failed:
+                    history.update_alert_state(server, raised, cleared)
+        return warnings
+    finally:
+        if history is not None:
+            history.close()
+
+
+def _utc_at(stamp: float) -> "datetime.datetime":
+    import datetime
+
+    return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc)
+
+
+def _history_success(history: "History", server: str) -> List[Any]:
+    """The last-success gauges the history knows for ``server`` (integrity, jobs)."""
+    from . import metrics
+
+    out = []
+    runs = history.runs(server)
+    if runs:
+        out.append(metrics.Sample("dhis2maint_integrity_last_success_timestamp_seconds",
+                                  (("server", server),), runs[-1].finished_at.timestamp()))
+    for job_type, (_, _, ok_at) in history.job_summary(server).items():
+        if ok_at is not None:
+            out += metrics.job_samples(server, job_type, None, True, finished_at=ok_at)
+    return out
+
+
+def _analytics_samples(session: "Session", server: str) -> List[Any]:
+    """dhis2maint_analytics_last_generated_timestamp_seconds from GET /api/system/info
+    (10 s, 256 KiB at most); none when it cannot be read."""
+    from . import metrics
+
+    started = time.monotonic()
+    try:
+        with session.get(session.api_url("system/info"), timeout=(5.0, 10.0), stream=True,
+                         allow_redirects=False) as response:
+            if response.status_code != 200:
+                return []
+            data = b""
+            for chunk in response.iter_content(65536):
+                data += chunk
+                if len(data) > 262144 or time.monotonic() - started > 10.0:
+                    return []
+        info = json.loads(data.decode("utf-8"))
+    except Exception:  # noqa: BLE001 - a gauge less, never a failure
+        return []
+    return metrics.analytics_samples(server, info) if isinstance(info, dict) else []
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """The gauges of every server in a history, without contacting DHIS2."""
+    from .metrics import history_samples, render, write_textfile
+
+    with _existing_history(args) as history:
+        samples = history_samples(history)
+    if args.output and args.output != "-":
+        write_textfile(args.output, samples, keep_last_success=False)
+    else:
+        sys.stdout.write(render(samples))
+    return EXIT_OK
+
+
 # --- entry point --------------------------------------------------------------------------
 
 
@@ -1568,6 +1869,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def checked_then_run() -> int:
         _check_output_folder(args)  # before anything is sent (#21.2)
+        if getattr(args, "watched", False):  # watch (#22)
+            return _run_watched(handler, args)
         return handler(args)
 
     code = run_command(checked_then_run, args)

@@ -25,12 +25,14 @@ by :func:`push` (POST: a failed run never replaces the last success timestamp).
 Importing :mod:`dhis2maint` does not import this module.
 """
 import base64
+import contextlib
 import datetime
+import logging
 import math
 import os
 import re
 import time
-from typing import (TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence,
+from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence,
                     Tuple, Union)
 from urllib.parse import urlsplit, urlunsplit
 
@@ -391,6 +393,26 @@ def post_bounded(url: str, body: bytes, content_type: str,
                                                                       MAX_PUSH_BYTES))
     host = host_of(url)
     started = time.monotonic()
+    # urllib3 logs the request line (a webhook's path carries its token) at DEBUG
+    with _quiet("urllib3"):
+        return _post(url, body, content_type, timeout, host, started)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(max(level, logging.INFO))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _post(url: str, body: bytes, content_type: str, timeout: float, host: str,
+          started: float) -> int:
+    import requests
+
     for attempt in (1, 2):
         left = timeout - (time.monotonic() - started)
         if left <= 0:
