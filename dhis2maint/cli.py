@@ -700,9 +700,8 @@ def cmd_integrity_run(args: argparse.Namespace) -> int:
     new_verdict = None
     try:
         with connect(args) as session:
-            _watch_note(args, session=session)
+            _watch_note(args, session=session, integrity_started=time.time())
             checks = _integrity_selection(args, session)
-            _watch_note(args, integrity_started=time.time())
             progress.say("Running data-integrity checks on {}".format(session.base_url))
             include_slow = bool(args.include_slow and not checks)
             poll = _poll_kwargs(args)
@@ -1752,7 +1751,8 @@ def _watch_outputs_unsafe(args: argparse.Namespace, run: _WatchRun,
                 failure = " ".join(str(exc).split())
             finished = run.job_finished or time.time()
             samples += metrics.job_samples(server, run.job_type, finished - run.job_started,
-                                           failure is None and exc is None)
+                                           failure is None and exc is None,
+                                           _utc_at(float(int(finished))))  # as the history
             key, cond = alerts.job_condition(run.job_type, failure)
             if failure is not None or exc is None:
                 scope.append(key)

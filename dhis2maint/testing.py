@@ -933,6 +933,8 @@ def _route(methods, pattern, authority=None, feature=None):
 
 
 _ROUTES = []  # type: List[Tuple[Tuple[str, ...], Any, Callable[..., _Response], Optional[Tuple[str, ...]], Optional[str]]]
+from . import _standin_messages  # noqa: E402  # watch (#22): POST /api/messageConversations
+_standin_messages.register(_route)
 
 
 class _Api(object):
