@@ -50,7 +50,9 @@ _UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 class Condition(_Model):
     """Something wrong now: ``key`` (``integrity:<check>``, ``scheduler:<finding>``,
     ``job:<JOB_TYPE>``, ``down``), its ``severity``, a ``text``; ``fresh`` when it
-    changed since the previous recorded run (new issues, a new finding)."""
+    changed since the previous recorded run (new issues, a new finding) and so
+    alerts even when already alerted; a state (a failing job, DHIS2 down) is not
+    fresh: it alerts once, until it is resolved."""
 
     key: str
     severity: str
@@ -190,14 +192,16 @@ def job_condition(job_type: str, failure: Optional[str]) -> Tuple[str, Optional[
     key = "job:" + str(job_type)
     if failure is None:
         return key, None
-    return key, Condition(key, "SEVERE", "{} job: {}".format(job_type, failure[:300]))
+    return key, Condition(key, "SEVERE", "{} job: {}".format(job_type, failure[:300]),
+                          fresh=False)
 
 
 def down_condition(reason: Optional[str]) -> Tuple[str, Optional[Condition]]:
     """(key, condition): DHIS2 did not answer (CRITICAL); None when it did."""
     if reason is None:
         return "down", None
-    return "down", Condition("down", "CRITICAL", "DHIS2 did not answer: {}".format(reason[:300]))
+    return "down", Condition("down", "CRITICAL", "DHIS2 did not answer: {}".format(reason[:300]),
+                             fresh=False)
 
 
 # --- the decision ------------------------------------------------------------------------

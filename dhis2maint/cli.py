@@ -1785,7 +1785,10 @@ def _watch_outputs_unsafe(args: argparse.Namespace, run: _WatchRun,
             if alert is not None:
                 failed = alerts.notify(alert, targets, session if up else None)
                 warnings += failed
-                if history is not None and not failed:
+                # remembered once any target has it: the others' failures are warnings
+                deliveries = sum(t.kind == "webhook" for t in targets) + int(
+                    any(t.kind != "webhook" for t in targets))
+                if history is not None and len(failed) < deliveries:
                     history.update_alert_state(server, raised, cleared)
         return warnings
     finally:
