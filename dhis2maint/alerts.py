@@ -229,10 +229,10 @@ def decide(server: str, scope: Iterable[str], conditions: Sequence[Condition], l
     def covered(key: str) -> bool:
         return any(key == k or (k.endswith(":") and key.startswith(k)) for k in keys)
 
-    raised = {c.key: (c.severity, c.text) for c in active.values()
-              if c.fresh or c.key not in state}
+    raised: Dict[str, Tuple[Optional[str], Optional[str]]] = {
+        c.key: (c.severity, c.text) for c in active.values() if c.fresh or c.key not in state}
     cleared = sorted(k for k in state if covered(k) and k not in active)
-    items = [AlertItem(k, "new", sev, text) for k, (sev, text) in raised.items()]
+    items = [AlertItem(k, "new", sev, text or k) for k, (sev, text) in raised.items()]
     items += [AlertItem(k, "resolved", state[k][0], state[k][1] or k) for k in cleared]
     if not items:
         return None, {}, []

@@ -119,9 +119,10 @@ def _sample(name: str, value: float, **labels: Optional[str]) -> Sample:
                   float(value))
 
 
-def _unix(value: Optional[datetime.datetime]) -> Optional[float]:
+def _unix(value: Optional[datetime.datetime]) -> float:
+    """Unix time of ``value`` (naive = UTC); now when None."""
     if value is None:
-        return None
+        return time.time()
     if value.tzinfo is None:
         value = value.replace(tzinfo=datetime.timezone.utc)
     return value.timestamp()
@@ -161,7 +162,7 @@ def integrity_samples(report: models.DataIntegrityReport, server: Optional[str] 
                                check=result.name, severity=severity))
         out.append(_sample("dhis2maint_integrity_check_failed", 1 if failed else 0,
                            server=label, check=result.name))
-    stamp = _unix(finished_at) if finished_at is not None else time.time()
+    stamp = _unix(finished_at)
     out.append(_sample("dhis2maint_integrity_last_run_timestamp_seconds", stamp, server=label))
     out.append(_sample("dhis2maint_integrity_last_success_timestamp_seconds", stamp,
                        server=label))
@@ -177,7 +178,7 @@ def new_issue_samples(server: str, recorded: Optional["RecordedRun"]) -> List[Sa
     if recorded is None:
         return []
     label = server_label(server)
-    counts = dict.fromkeys(SEVERITIES, 0)
+    counts: Dict[str, int] = {s: 0 for s in SEVERITIES}
     for check, n in recorded.new_by_check.items():
         severity = str(recorded.severities.get(check) or "WARNING").upper()
         counts[severity] = counts.get(severity, 0) + n
@@ -205,7 +206,7 @@ def job_samples(server: str, job_type: str, duration: Optional[float], succeeded
         out.append(_sample("dhis2maint_job_duration_seconds", duration, server=label,
                            job_type=str(job_type)))
     if succeeded:
-        stamp = _unix(finished_at) if finished_at is not None else time.time()
+        stamp = _unix(finished_at)
         out.append(_sample("dhis2maint_job_last_success_timestamp_seconds", stamp,
                            server=label, job_type=str(job_type)))
     return out
@@ -220,10 +221,13 @@ def analytics_samples(server: str, system_info: Mapping[str, Any],
     from .convert import parse_datetime
 
     try:
-        last = parse_datetime(str(system_info["lastAnalyticsTableSuccess"]))
-        server_now = parse_datetime(str(system_info["serverDate"]))
+        parsed = parse_datetime(str(system_info["lastAnalyticsTableSuccess"]))
+        clock = parse_datetime(str(system_info["serverDate"]))
     except (KeyError, ValueError, TypeError):
         return []
+    if parsed is None or clock is None or parsed.year <= 1970:
+        return []
+    last, server_now = parsed, clock
     if last.year <= 1970:
         return []
     last = last.replace(tzinfo=None)

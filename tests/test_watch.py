@@ -254,7 +254,7 @@ def test_the_alert_rules_pass_promtool_and_name_only_our_metrics():
         assert names & set(metrics.METRICS), expr
 
 
-def test_the_dashboard_uses_only_documented_metrics():
+def test_the_dashboard_uses_only_documented_metrics(tmp_path):
     with open(os.path.join(ROOT, "examples", "grafana-dashboard.json"), encoding="utf-8") as f:
         board = json.load(f)
     exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
@@ -268,6 +268,16 @@ def test_the_dashboard_uses_only_documented_metrics():
                    "dhis2maint_scheduler_findings",
                    "dhis2maint_analytics_last_generated_timestamp_seconds"):
         assert needed in used
+    # every panel's query parses: promtool checks them as recording rules
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": "dashboard:panel_{}".format(i), "expr": e.replace("$server", ".*")}
+        for i, e in enumerate(exprs)]}]}
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(json.dumps(rules))  # JSON is YAML
+    proc = subprocess.run([binary("promtool"), "check", "rules", str(path)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout
 
 
 # --- alerts -------------------------------------------------------------------------------
