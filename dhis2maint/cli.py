@@ -1258,7 +1258,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             out.write("\n$ dhis2maint jobs health\n")
             from .report import write_health
 
-            write_health(session.scheduler_health(), "table", out)
+            health = session.scheduler_health()
+            write_health(health, "table", out)
+            _demo_metrics(session, history, health, folder, out)
     out.write("\nNext: point it at your server (paste these lines, with your URL and token):\n"
               "  export DHIS2_URL=https://dhis2.example.org\n"
               "  export DHIS2_PAT=d2pat_…\n"
@@ -1272,6 +1274,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
               "  export DHIS2_USERNAME=admin\n"
               "  export DHIS2_PASSWORD=district\n")
     return EXIT_OK
+
+
+def _demo_metrics(session: "Session", history: "History", health: Any, folder: str,
+                  out: IO[str]) -> None:
+    """The demo's last step (#22): the history's gauges in a textfile, two lines shown."""
+    from . import metrics
+
+    history.record_health(health, session.base_url)
+    path = os.path.join(folder, "dhis2maint.prom")
+    text = metrics.write_textfile(path, metrics.up_samples(session.base_url, True) +
+                                  metrics.history_samples(history))
+    out.write("\n$ dhis2maint metrics --history history.sqlite -o dhis2maint.prom  "
+              "(Prometheus gauges for node_exporter's textfile collector; "
+              "--metrics-file on the nightly commands writes the same)\n")
+    shown = [line for line in text.splitlines() if line.startswith((
+        "dhis2maint_integrity_new_issues{", "dhis2maint_integrity_last_success_timestamp"))]
+    wanted = [line for line in shown if 'severity="SEVERE"' in line or "last_success" in line]
+    for line in wanted[:2]:
+        out.write("  " + line + "\n")
+    out.write("  … {} lines in all\n".format(len(text.splitlines())))
 
 
 #: The connection options (dests) that `demo` refuses.

@@ -288,3 +288,15 @@ def test_metrics_command_prints_every_server_of_a_history(tmp_path, capsys, monk
     code, _, err = run(["metrics", "--history", str(tmp_path / "none.sqlite")], capsys,
                        monkeypatch)
     assert code == 2 and "no history file" in err
+
+
+def test_demo_ends_by_writing_a_metrics_file_and_showing_two_lines(capsys):
+    assert cli.main(["demo", "--job-seconds", "0.2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    tail = out[out.index("$ dhis2maint metrics --history"):]
+    shown = [line.strip() for line in tail.splitlines()[1:3]]
+    [new, success] = [metrics.parse(line)[0] for line in shown]
+    assert new.name == "dhis2maint_integrity_new_issues" and new.label("severity") == "SEVERE"
+    assert new.value > 0
+    assert success.name == "dhis2maint_integrity_last_success_timestamp_seconds"
+    assert out.index("$ dhis2maint metrics") > out.index("$ dhis2maint jobs health")
