@@ -416,3 +416,12 @@ def test_dhis2_messages_reach_the_stand_in(srv, tmp_path, dhis2, capsys):
                   "dhis2-user:" + "Zzzzzzzzzz1"], url=srv.url)
     err = capsys.readouterr().err
     assert code == 3 and "HTTP 409: User does not exist: Zzzzzzzzzz1" in err
+
+
+def test_the_guide_documents_every_gauge_and_the_examples():
+    guide = read(os.path.join(ROOT, "docs", "watch.rst"))
+    for name in metrics.METRICS:
+        assert "``{}".format(name) in guide, name
+    for part in ("prometheus-rules.yml", "grafana-dashboard.json", "textfile collector",
+                 "Pushgateway", "Airflow", "cron"):
+        assert part in guide
