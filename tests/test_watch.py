@@ -8,6 +8,7 @@ Each binary (Debian's prometheus, prometheus-node-exporter, prometheus-pushgatew
 started on a free loopback port by the test and stopped; a missing one skips the test
 with the reason, except when $CI is set (then it fails)."""
 import contextlib
+import sys
 import json
 import os
 import re
@@ -425,3 +426,20 @@ def test_the_guide_documents_every_gauge_and_the_examples():
     for part in ("prometheus-rules.yml", "grafana-dashboard.json", "textfile collector",
                  "Pushgateway", "Airflow", "cron"):
         assert part in guide
+
+
+def test_debug_output_of_a_real_process_never_shows_the_webhook_path(srv, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DHIS2")}
+    env.update(DHIS2_URL=srv.url, DHIS2_USERNAME="admin", DHIS2_PASSWORD=PASSWORD,
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with Receiver() as hook:
+        for url in (hook.url, "http://127.0.0.1:{}/services/{}".format(free_port(), SECRET)):
+            proc = subprocess.run(
+                [sys.executable, "-m", "dhis2maint", "--debug", "integrity", "run", "-o",
+                 str(tmp_path / "r"), "--notify", "webhook:" + url], env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                timeout=120)
+            assert "DEBUG" in proc.stderr  # debug logging was on
+            assert SECRET not in proc.stderr + proc.stdout and "/services/" not in proc.stderr
+        assert len(hook.received) == 1
+    assert proc.returncode == 3 and "notification to webhook:127.0.0.1:" in proc.stderr
