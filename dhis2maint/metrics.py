@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from .history import History, RecordedHealth, RecordedRun
 
 __all__ = ["METRICS", "FINDING_KINDS", "SEVERITIES", "Sample", "server_label", "up_samples",
-           "integrity_samples", "new_issue_samples", "health_samples", "job_samples",
+           "integrity_samples", "new_issue_samples", "comparison_samples", "health_samples", "job_samples",
            "analytics_samples", "history_samples", "merge_last_success", "render", "parse",
            "write_textfile", "push", "push_url", "PushError", "DEFAULT_PUSH_TIMEOUT",
            "MAX_PUSH_BYTES"]
@@ -182,6 +182,28 @@ def new_issue_samples(server: str, recorded: Optional["RecordedRun"]) -> List[Sa
     for check, n in recorded.new_by_check.items():
         severity = str(recorded.severities.get(check) or "WARNING").upper()
         counts[severity] = counts.get(severity, 0) + n
+    return [_sample("dhis2maint_integrity_new_issues", n, server=label, severity=s)
+            for s, n in counts.items()]
+
+
+def comparison_samples(comparison: models.ReportComparison, server: str) -> List[Sample]:
+    """``dhis2maint_integrity_new_issues`` by severity from a :class:`ReportComparison`
+    (two saved reports, no history): its new issues, or for checks whose issues were
+    not compared, how much the count rose."""
+    label = server_label(server)
+    counts: Dict[str, int] = {s: 0 for s in SEVERITIES}
+    compared = set()
+    for row in comparison.new_issues:
+        severity = str(row.severity or "WARNING").upper()
+        counts[severity] = counts.get(severity, 0) + 1
+        compared.add(row.check_name)
+    for name, change in comparison.count_changes.items():
+        if name in compared or comparison.issues_compared:
+            continue
+        rise = (change.new or 0) - max(change.old or 0, 0)
+        if rise > 0:
+            severity = str(change.severity or "WARNING").upper()
+            counts[severity] = counts.get(severity, 0) + rise
     return [_sample("dhis2maint_integrity_new_issues", n, server=label, severity=s)
             for s, n in counts.items()]
 

@@ -300,3 +300,14 @@ def test_demo_ends_by_writing_a_metrics_file_and_showing_two_lines(capsys):
     assert new.value > 0
     assert success.name == "dhis2maint_integrity_last_success_timestamp_seconds"
     assert out.index("$ dhis2maint metrics") > out.index("$ dhis2maint jobs health")
+
+
+def test_comparison_samples_count_new_issues_of_two_saved_reports():
+    from dhis2maint import compare_reports
+
+    old = report({"a": ("SEVERE", 2, None), "b": ("WARNING", 5, None)})
+    new = report({"a": ("SEVERE", 6, None), "b": ("WARNING", 1, None)})
+    text = metrics.render(metrics.comparison_samples(compare_reports(old, new), "http://x"))
+    assert values(text, "dhis2maint_integrity_new_issues", severity="SEVERE") == [4]
+    assert values(text, "dhis2maint_integrity_new_issues", severity="WARNING") == [0]
+    assert len(values(text, "dhis2maint_integrity_new_issues")) == 4
