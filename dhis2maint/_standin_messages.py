@@ -3,7 +3,8 @@
 
 As dhis2-core's ``MessageConversationController.postObject`` (2.36-2.43): any
 logged-in user may send; every user id must exist (else 409 "User does not exist:
-<uid>"), every user group too (else 404); no recipients -> 409 "No recipients
+<uid>"), every user group too (else 404: "User Group does not exist: <uid>" on
+2.36-2.39, "UserGroup with id <uid> could not be found." from 2.40); no recipients -> 409 "No recipients
 selected."; a created conversation answers 201 with the WebMessage "Message
 conversation created" and a ``Location`` header ending in its id.  Each one is
 recorded in ``Dhis2StandIn.message_conversations`` (a list of dicts, oldest first).
@@ -52,8 +53,9 @@ def post_message_conversation(api, req):
             raise _HttpError(409, "User does not exist: " + uid)
         recipients.add(known_users[uid])
     for uid in group_ids:
-        if uid not in groups:
-            raise _HttpError(404, "User Group does not exist: " + uid)
+        if uid not in groups:  # 2.40+ throws NotFoundException(UserGroup.class, uid)
+            raise _HttpError(404, "UserGroup with id %s could not be found." % uid
+                             if owner._minor >= 40 else "User Group does not exist: " + uid)
         recipients.update(groups[uid])
     if not recipients:
         raise _HttpError(409, "No recipients selected.")

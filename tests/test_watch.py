@@ -443,3 +443,24 @@ def test_debug_output_of_a_real_process_never_shows_the_webhook_path(srv, tmp_pa
             assert SECRET not in proc.stderr + proc.stdout and "/services/" not in proc.stderr
         assert len(hook.received) == 1
     assert proc.returncode == 3 and "notification to webhook:127.0.0.1:" in proc.stderr
+
+
+@pytest.mark.parametrize("version,missing_group", [
+    ("2.36", "User Group does not exist: Zzzzzzzzzz2"),
+    ("2.43", "UserGroup with id Zzzzzzzzzz2 could not be found.")])
+def test_the_stand_in_answers_message_conversations_as_dhis2(version, missing_group):
+    with Dhis2StandIn(version=version) as server:
+        auth = ("admin", "district")
+        url = server.url + "/api/messageConversations"
+        user = _uid_from("user", "admin")
+        ok = requests.post(url, json={"subject": "S", "text": "T", "users": [{"id": user}]},
+                           auth=auth, timeout=10)
+        assert ok.status_code == 201 and ok.json()["message"] == "Message conversation created"
+        assert ok.headers["Location"].endswith("/" + server.message_conversations[0]["id"])
+        none = requests.post(url, json={"subject": "S", "text": "T"}, auth=auth, timeout=10)
+        assert none.status_code == 409 and none.json()["message"] == "No recipients selected."
+        group = requests.post(url, json={"subject": "S", "text": "T",
+                                         "userGroups": [{"id": "Zzzzzzzzzz2"}]},
+                              auth=auth, timeout=10)
+        assert group.status_code == 404 and group.json()["message"] == missing_group
+        assert len(server.message_conversations) == 1
