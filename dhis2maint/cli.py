@@ -1675,7 +1675,9 @@ def _run_watched(handler: Callable[[argparse.Namespace], int],
     output is a warning on stderr that turns exit 0 into 3.  Nothing here changes
     the work: it runs after it, and the command's own failure still propagates."""
     opts = vars(args)
-    if not (opts.get("metrics_file") or opts.get("pushgateway") or opts.get("notify")):
+    # --history alone: the health verdicts and followed jobs are still recorded
+    if not (opts.get("metrics_file") or opts.get("pushgateway") or opts.get("notify")
+            or opts.get("history")):
         return handler(args)
     run = _WatchRun()
     args.watch_run = run
@@ -1730,7 +1732,9 @@ def _watch_outputs_unsafe(args: argparse.Namespace, run: _WatchRun,
         try:
             session = connect(args, prompt=False)
         except Exception:  # noqa: BLE001 - no server known: nothing to say about it
-            return ["metrics/alerts not written: no DHIS2 URL known"]
+            outputs = (getattr(args, "metrics_file", None), getattr(args, "pushgateway", None),
+                       getattr(args, "notify", None))
+            return ["metrics/alerts not written: no DHIS2 URL known"] if any(outputs) else []
     server = metrics.server_label(session.base_url)
     down = _down_reason(exc)
     if run.reachable is False and down is None:
@@ -1785,7 +1789,8 @@ def _watch_outputs_unsafe(args: argparse.Namespace, run: _WatchRun,
                                    failure is None, failure)
         if history is not None:
             samples = metrics.merge_last_success(samples, _history_success(history, server))
-        if up:
+        wanted = getattr(args, "metrics_file", None) or getattr(args, "pushgateway", None)
+        if up and wanted:
             samples += _analytics_samples(session, server)
         warnings: List[str] = []
         if getattr(args, "metrics_file", None):

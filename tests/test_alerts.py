@@ -130,3 +130,17 @@ def test_jobs_run_wait_writes_job_gauges(tmp_path, capsys, monkeypatch):
         assert found["dhis2maint_job_duration_seconds"] > 0
         assert found["dhis2maint_job_last_success_timestamp_seconds"] > 0
     capsys.readouterr()
+
+
+def test_jobs_health_with_a_history_alone_records_the_verdict(tmp_path, capsys, monkeypatch):
+    with Dhis2StandIn(version="2.42", job_seconds=0.2) as srv:
+        monkeypatch.setenv("DHIS2_URL", srv.url)
+        monkeypatch.setenv("DHIS2_USERNAME", "admin")
+        monkeypatch.setenv("DHIS2_PASSWORD", "district")
+        monkeypatch.delenv("DHIS2_PAT", raising=False)
+        db = str(tmp_path / "h.sqlite")
+        assert cli.main(["jobs", "health", "--history", db]) == 0
+        with History(db) as history:
+            recorded = history.last_health(srv.url)
+        assert recorded is not None and recorded.health.findings
+    capsys.readouterr()
