@@ -67,10 +67,13 @@ def test_a_message_is_bounded():
     assert len(alerts.webhook_body(alert)["items"]) == alerts.MAX_ITEMS
 
 
-def test_health_verdicts_are_recorded_with_what_is_new(tmp_path):
+def test_health_verdicts_are_recorded_with_what_is_new(history_target):
+    """On SQLite and on PostgreSQL (the same shared SQL through the backend)."""
+    import datetime
+
     one = HealthFinding("failed", "SEVERE", "m", "w", job_id="j1", job_type="ANALYTICS_TABLE")
     two = HealthFinding("stuck", "WARNING", "m", "w", job_id="j2")
-    with History(str(tmp_path / "h.sqlite")) as history:
+    with History(history_target()) as history:
         first = history.record_health(SchedulerHealth(findings=[one]), "http://x/")
         assert first.previous_id is None and first.new_findings == [one]
         second = history.record_health(SchedulerHealth(findings=[one, two]), "http://x")
@@ -85,6 +88,15 @@ def test_health_verdicts_are_recorded_with_what_is_new(tmp_path):
         assert history.alert_state("http://x") == {"down": ("CRITICAL", "t")}
         history.update_alert_state("http://x", {}, ["down"])
         assert history.alert_state("http://x") == {}
+        utc = datetime.timezone.utc
+        start = datetime.datetime(2026, 1, 1, 2, 0, tzinfo=utc)
+        history.record_job("http://x", "ANALYTICS_TABLE", "a1", start,
+                           start + datetime.timedelta(seconds=90), True)
+        history.record_job("http://x", "ANALYTICS_TABLE", "a2", start,
+                           start + datetime.timedelta(seconds=30), False, "boom")
+        [(job_type, (last, duration, ok_at))] = history.job_summary("http://x").items()
+        assert job_type == "ANALYTICS_TABLE" and duration == 30.0
+        assert ok_at == start + datetime.timedelta(seconds=90)
 
 
 def test_a_schema_1_history_is_migrated_forward(tmp_path, monkeypatch):
@@ -139,7 +151,7 @@ def test_jobs_health_with_a_history_alone_records_the_verdict(tmp_path, capsys, 
         monkeypatch.setenv("DHIS2_PASSWORD", "district")
         monkeypatch.delenv("DHIS2_PAT", raising=False)
         db = str(tmp_path / "h.sqlite")
-        assert cli.main(["jobs", "health", "--history", db]) == 0
+        assert cli.main(["jobs", "health", "--fail-on", "never", "--history", db]) == 0
         with History(db) as history:
             recorded = history.last_health(srv.url)
         assert recorded is not None and recorded.health.findings
