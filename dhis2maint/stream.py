@@ -537,17 +537,18 @@ class IssueStreamParser:
 
     def _fast_rows(self, items: List[Any]) -> Iterator[models.IntegrityIssueRow]:
         """Rows for decoded issues, equal to ``IntegrityIssueRow(..., issue_from_dict(d))``
-        but built by filling the slots of a twin (see ``_twin``), or through the slot
-        setters (see ``_slot_setters``) where no twin could be made."""
-        if _ISSUE_TWIN is None or _ROW_TWIN is None:
-            yield from self._setter_rows(items)
-            return
+        but built by filling the slots: those of a twin with plain stores (see
+        ``_twin``; Python 3.12+), else through the slot setters (``_slot_setters``)."""
         check_name, display, severity = self._row_meta
         new = object.__new__
         issue_cls = models.DataIntegrityIssue
         row_cls = models.IntegrityIssueRow
-        issue_twin = _ISSUE_TWIN
-        row_twin = _ROW_TWIN
+        issue_twin: Any = _ISSUE_TWIN
+        row_twin: Any = _ROW_TWIN
+        twin = issue_twin is not None and row_twin is not None
+        assert _ISSUE_SETTERS is not None and _ROW_SETTERS is not None  # _FAST
+        set_id, set_name, set_comment, set_refs = _ISSUE_SETTERS
+        set_check, set_display, set_severity, set_issue = _ROW_SETTERS
         issue: Any
         row: Any
         for data in items:
@@ -566,62 +567,34 @@ class IssueStreamParser:
                 if refs is not None and (ident is None or ident.__class__ is str) \
                         and (name is None or name.__class__ is str) \
                         and (comment is None or comment.__class__ is str):
-                    issue = new(issue_twin)
-                    issue.id = ident
-                    issue.name = name
-                    issue.comment = comment
-                    issue.refs = refs
-                    issue.__class__ = issue_cls
+                    if twin:
+                        issue = new(issue_twin)
+                        issue.id = ident
+                        issue.name = name
+                        issue.comment = comment
+                        issue.refs = refs
+                        issue.__class__ = issue_cls
+                    else:
+                        issue = new(issue_cls)
+                        set_id(issue, ident)
+                        set_name(issue, name)
+                        set_comment(issue, comment)
+                        set_refs(issue, refs)
             if issue is None:
                 issue = self._issue(data)  # the general path (raises: not an object)
-            row = new(row_twin)
-            row.check_name = check_name
-            row.check_display_name = display
-            row.severity = severity
-            row.issue = issue
-            row.__class__ = row_cls
-            self.rows += 1
-            yield row
-
-    def _setter_rows(self, items: List[Any]) -> Iterator[models.IntegrityIssueRow]:
-        """Rows for decoded issues, equal to ``IntegrityIssueRow(..., issue_from_dict(d))``
-        but built by filling the slots (see ``_slot_setters``)."""
-        check_name, display, severity = self._row_meta
-        new = object.__new__
-        issue_cls = models.DataIntegrityIssue
-        row_cls = models.IntegrityIssueRow
-        assert _ISSUE_SETTERS is not None and _ROW_SETTERS is not None  # _FAST
-        set_id, set_name, set_comment, set_refs = _ISSUE_SETTERS
-        set_check, set_display, set_severity, set_issue = _ROW_SETTERS
-        for data in items:
-            if data.__class__ is dict:
-                get = data.get
-                ident = get("id")
-                name = get("name")
-                comment = get("comment")
-                refs = get("refs")
-                if refs is None:
-                    refs = []
-                elif refs.__class__ is not list or (
-                        refs and not all(r.__class__ is str for r in refs)):
-                    refs = None
-                if refs is not None and (ident is None or ident.__class__ is str) \
-                        and (name is None or name.__class__ is str) \
-                        and (comment is None or comment.__class__ is str):
-                    issue = new(issue_cls)
-                    set_id(issue, ident)
-                    set_name(issue, name)
-                    set_comment(issue, comment)
-                    set_refs(issue, refs)
-                else:
-                    issue = self._issue(data)
+            if twin:
+                row = new(row_twin)
+                row.check_name = check_name
+                row.check_display_name = display
+                row.severity = severity
+                row.issue = issue
+                row.__class__ = row_cls
             else:
-                issue = self._issue(data)  # raises: not an object
-            row = new(row_cls)
-            set_check(row, check_name)
-            set_display(row, display)
-            set_severity(row, severity)
-            set_issue(row, issue)
+                row = new(row_cls)
+                set_check(row, check_name)
+                set_display(row, display)
+                set_severity(row, severity)
+                set_issue(row, issue)
             self.rows += 1
             yield row
 
