@@ -22,7 +22,7 @@ from . import __version__
 from .jobs import ANALYTICS_FLAGS
 # The exit codes are this command's interface (documented above): re-exported here.
 from .options import (EXIT_DHIS2, EXIT_INTERNAL, EXIT_JOB, EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE,
-                      UsageError, connect, connection_options, run_command)
+                      UsageError, connect, connection_options, follow_up_text, run_command)
 
 if TYPE_CHECKING:
     import datetime
@@ -414,11 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _feature_names() -> Tuple[str, ...]:
-    """The feature names of health.FEATURE_AUTHORITIES (for `doctor --need`), without
-    importing the library at parser build time."""
-    return ("integrity", "analytics", "maintenance", "data pruning", "predictors", "validation",
-            "validation notifications", "validation result deletion", "scheduler admin",
-            "job cancel")
+    """The names `doctor --need` takes: the task features of the version table
+    (versions.FEATURES), as the doctor's authority table names them."""
+    from .versions import task_features
+
+    return tuple(feature.name.replace("_", " ") for feature in task_features())
 
 
 def _add_wait_options(parser: argparse.ArgumentParser, default: Optional[float]) -> None:
@@ -981,7 +981,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             out.write("\n$ dhis2maint jobs health\n")
             from .report import write_health
 
-            write_health(session.scheduler_health(), "table", out)
+            write_health(session.scheduler_health(), "table", out, words=follow_up_text)
     out.write("\nNext: point it at your server, e.g.\n"
               "  DHIS2_URL=https://dhis2.example.org DHIS2_PAT=d2pat_… "
               "dhis2maint integrity run --details --history integrity.sqlite "
@@ -1114,7 +1114,7 @@ def cmd_jobs_health(args: argparse.Namespace) -> int:
         health = session.scheduler_health(max_runtime_hours=args.max_runtime_hours,
                                           analytics_max_age_hours=args.analytics_max_age_hours)
     with _output(args) as out:
-        write_health(health, args.format, out)
+        write_health(health, args.format, out, words=follow_up_text)
     if args.fail_on and health.at_least(args.fail_on):
         return EXIT_THRESHOLD
     return EXIT_OK
@@ -1198,7 +1198,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     with connect(args) as session:
         report = session.doctor(need=args.need)
     with _output(args) as out:
-        write_doctor(report, args.format, out)
+        write_doctor(report, args.format, out, words=follow_up_text)
     return EXIT_OK if report.ok else EXIT_THRESHOLD
 
 

@@ -21,7 +21,7 @@ import requests
 import urllib3
 
 from .convert import NonFiniteNumber, gc_paused, strict_loads
-from .errors import InvalidResponseError, TransportError
+from .errors import ENVIRONMENT, InvalidResponseError, TransportError
 
 #: Total time a response body may take (streamed by ``iter_integrity_issues``
 #: or read whole), on top of the per-read timeout, so a server trickling bytes
@@ -94,7 +94,7 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
                      retries: Optional[int] = None, source: Optional[str] = None,
                      ) -> TransportError:
     """A :class:`TransportError` whose message says what happened and what to check
-    (the URL in ``source``, default DHIS2_URL)."""
+    (the URL in ``source``; DHIS2_URL only for :data:`~dhis2maint.errors.ENVIRONMENT`)."""
     exceptions = requests.exceptions
     reason = _retry_reason(exc)
     text = repr(exc) + repr(reason)
@@ -154,8 +154,9 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
         exc, exceptions.ConnectTimeout) and _maybe_sent(exc)
     if unknown:
         cause += "; the request may have reached DHIS2"
-    if source:
-        cause = cause.replace("check DHIS2_URL", "check the URL in " + source)
+    if source != ENVIRONMENT:  # name DHIS2_URL only when the URL came from it
+        cause = cause.replace("check DHIS2_URL",
+                              "check the URL in " + source if source else "check the URL")
     err = TransportError("{} failed: {}".format(what, cause), request=exc.request)
     err.outcome_unknown = unknown
     return err
