@@ -22,6 +22,7 @@ import urllib3
 
 from .convert import NonFiniteNumber, gc_paused, strict_loads
 from .errors import ENVIRONMENT, InvalidResponseError, TransportError
+from .models import FollowUp
 
 #: Total time a response body may take (streamed by ``iter_integrity_issues``
 #: or read whole), on top of the per-read timeout, so a server trickling bytes
@@ -371,19 +372,23 @@ def _too_big(response: requests.Response, what: str, cap: int, seen: int,
     if cap <= SMALL_BODY_BYTES:
         # system info, job starts, WebMessages: small answers whatever the server holds
         hint = "DHIS2 never sends that much here: check DHIS2_URL and the proxy"
+    follow_ups: Tuple[FollowUp, ...] = ()
+    if cap <= SMALL_BODY_BYTES:
+        pass
     elif method == "GET" and path.startswith("/api/dataIntegrity/") and \
             path.endswith("/details"):
         # the only reports iter_integrity_issues() streams
-        hint = ("read it with iter_integrity_issues() (`dhis2maint integrity issues`), which "
-                "streams a report of any size, or raise Session(max_body_bytes=…)")
+        hint = "raise the session's max_body_bytes, or stream the report"
+        follow_ups = (FollowUp("iter_integrity_issues", (), "read a report of any size"),)
     else:
-        hint = "raise Session(max_body_bytes=…) if this answer is expected to be that big"
+        hint = "raise the session's max_body_bytes if this answer is expected to be that big"
     if unknown:
         hint += "; the request reached DHIS2, so it may have been carried out"
     err = InvalidResponseError(
         "{} -> HTTP {}: the body is larger than {} bytes ({} bytes read before giving up); {}"
         .format(what, getattr(response, "status_code", "?"), cap, seen, hint), response=response)
     err.outcome_unknown = unknown
+    err.follow_ups = follow_ups
     return err
 
 
