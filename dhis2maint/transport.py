@@ -369,12 +369,10 @@ def _inflate(pieces: Iterable[bytes], wbits: Optional[int], coding: str) -> Iter
 def _too_big(response: requests.Response, what: str, cap: int, seen: int,
              unknown: bool) -> InvalidResponseError:
     method, _, path = what.partition(" ")
+    follow_ups: Tuple[FollowUp, ...] = ()
     if cap <= SMALL_BODY_BYTES:
         # system info, job starts, WebMessages: small answers whatever the server holds
         hint = "DHIS2 never sends that much here: check DHIS2_URL and the proxy"
-    follow_ups: Tuple[FollowUp, ...] = ()
-    if cap <= SMALL_BODY_BYTES:
-        pass
     elif method == "GET" and path.startswith("/api/dataIntegrity/") and \
             path.endswith("/details"):
         # the only reports iter_integrity_issues() streams
