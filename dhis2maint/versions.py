@@ -150,6 +150,16 @@ _FEATURE_ROWS = (
     Feature("job_error_codes", (2, 41), None, "a job configuration's executedBy and errorCodes", kind="api"),
     Feature("job_heartbeat", (2, 41), None, "a running job's heartbeat (lastAlive)", kind="api"),
     Feature("job_progress", (2, 41), None, "GET /api/jobConfigurations/{id}/progress"),
+    # sch/JobConfiguration@2.41: the new scheduler's columns
+    Feature("job_run_fields", (2, 41), None,
+            "job configurations list lastFinished, lastAlive, errorCodes, queueName, "
+            "queuePosition, executedBy and maxDelayedExecutionTime"),
+    Feature("scheduling_type", (2, 41), None,
+            "job configurations take schedulingType (FIXED_DELAY for a delay)"),
+    # 2.41+ answers 409 "Failed to transition job into ONCE_ASAP state"; before, DHIS2
+    # accepts the run of a disabled job and does nothing
+    Feature("disabled_job_run_refused", (2, 41), None,
+            "running a disabled job is refused (before: accepted, and nothing runs)"),
     Feature("job_cancel_by_id", (2, 41), None, "cancel one running job by its id", kind="api"),
     Feature("scheduler_seconds_to_next", (2, 41), None,
             "secondsToNextExecutionTime in /api/scheduler (exact overdue detection)", kind="api"),
