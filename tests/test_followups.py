@@ -10,6 +10,7 @@ did not come from.
 import ast
 import os
 import re
+import sys
 
 import pytest
 
@@ -39,12 +40,18 @@ def _message_strings(source):
     docstrings = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body and \
-                isinstance(node.body[0], ast.Expr) and \
-                isinstance(node.body[0].value, ast.Constant):
+                isinstance(node.body[0], ast.Expr):
             docstrings.add(id(node.body[0].value))
-    return [(node.lineno, node.value) for node in ast.walk(tree)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str)
-            and id(node) not in docstrings]
+    return [(node.lineno, _text(node)) for node in ast.walk(tree)
+            if isinstance(_text(node), str) and id(node) not in docstrings]
+
+
+def _text(node):
+    """The str a literal node holds, else None (Python 3.7 parses strings as ast.Str;
+    ast.Str is deprecated from 3.8 on, so only 3.7 asks for it)."""
+    if sys.version_info < (3, 8):
+        return node.s if isinstance(node, ast.Str) else None
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
 def test_no_library_module_names_a_command():

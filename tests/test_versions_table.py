@@ -7,6 +7,7 @@ numbers itself (the stand-in keeps its own server-side table and is exempt).
 """
 import ast
 import os
+import sys
 
 import pytest
 
@@ -19,10 +20,19 @@ PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXEMPT = ("versions.py", "testing.py")
 
 
+def _int(node):
+    """The int a literal node holds, else None (Python 3.7 parses ints as ast.Num;
+    ast.Num is deprecated from 3.8 on, so only 3.7 asks for it)."""
+    if sys.version_info < (3, 8):
+        value = getattr(node, "n", None) if isinstance(node, ast.Num) else None
+    else:
+        value = node.value if isinstance(node, ast.Constant) else None
+    return value if type(value) is int else None
+
+
 def _version_tuple(node):
     return (isinstance(node, ast.Tuple) and len(node.elts) >= 2
-            and all(isinstance(e, ast.Constant) and type(e.value) is int for e in node.elts)
-            and node.elts[0].value == 2)
+            and all(_int(e) is not None for e in node.elts) and _int(node.elts[0]) == 2)
 
 
 def _minor_slice(node):
@@ -30,8 +40,7 @@ def _minor_slice(node):
     if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "tuple" and node.args:
         node = node.args[0]
     return (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice)
-            and node.slice.lower is None and isinstance(node.slice.upper, ast.Constant)
-            and node.slice.upper.value == 2)
+            and node.slice.lower is None and _int(node.slice.upper) == 2)
 
 
 def _name(node):
@@ -56,7 +65,8 @@ def version_comparisons(source):
         if any("schema" in _name(s) for s in sides):
             continue  # the history file's schema version, not DHIS2's
         if any(_version_tuple(s) or _minor_slice(s) or _version_name(s) for s in sides):
-            found.append((node.lineno, ast.get_source_segment(source, node)))
+            line = source.splitlines()[node.lineno - 1].strip()
+            found.append((node.lineno, line))
     return found
 
 
