@@ -495,3 +495,26 @@ def test_missing_version_specific_system_jobs(serve, version):
         assert finding.severity == "WARNING"
         # 2.41+ Housekeeping re-creates them by UID within 20 s; before, startup by name
         assert ("within 20 s" in finding.what_to_do) == (minor >= 41)
+
+
+def test_whoami_lives_beside_the_doctor():
+    # #20.5/#20.6: doctor, whoami and the authority table in doctor.py, the scheduler's
+    # health in health.py; the names stay importable from dhis2maint.health
+    from dhis2maint import Session, doctor, health
+
+    assert Session.whoami.__module__ == Session.doctor.__module__ == "dhis2maint.doctor"
+    assert Session.scheduler_health.__module__ == "dhis2maint.health"
+    assert health.authority_checks is doctor.authority_checks
+    assert health.FEATURE_AUTHORITIES is doctor.FEATURE_AUTHORITIES
+
+
+def test_whoami_model_comes_from_the_converter():
+    # /api/me -> UserInfo through convert.py's structure hook (was built by hand)
+    from dhis2maint import convert
+    from dhis2maint.models import UserInfo
+
+    old = convert.structure({"id": "u1", "userCredentials": {"username": "admin"},
+                             "name": "Admin", "authorities": ["F_B", "F_A"]}, UserInfo)
+    assert (old.username, old.display_name, old.authorities) == ("admin", "Admin", ["F_A", "F_B"])
+    new = convert.structure({"username": "admin", "displayName": "Admin A"}, UserInfo)
+    assert new.username == "admin" and new.authorities == []

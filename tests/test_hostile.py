@@ -450,7 +450,8 @@ def test_outage_past_the_grace_is_a_transport_error_naming_the_job():
         started = time.monotonic()
         with pytest.raises(TransportError) as info:
             job.wait(timeout=60, poll_interval=0.2, max_interval=0.5)
-        assert job.id in str(info.value) and "outage_grace" in str(info.value)
+        assert job.id in str(info.value) and "outage grace (2 s)" in str(info.value)
+        assert info.value.follow_ups[0].action == "wait_for_task"  # resume it (#20.6)
         assert time.monotonic() - started < 30
     finally:
         server.stop()

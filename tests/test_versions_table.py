@@ -151,3 +151,21 @@ def test_analytics_parameters():
     with pytest.raises(Exception, match="skipValidationResult needs DHIS2 2.41.1"):
         versions.require_analytics_parameter(parse_version("2.41.1-SNAPSHOT"),
                                              "skipValidationResult")
+
+
+def test_job_configuration_messages_keep_the_snapshot():
+    # scheduler._version_text printed (2, 40, 0) as "2.40.0": a SNAPSHOT build lost its name
+    from dhis2maint import Session
+    from dhis2maint.errors import ConflictError, UnsupportedServerError
+    from dhis2maint.models import FollowUp
+    from dhis2maint.testing import Dhis2StandIn
+
+    with Dhis2StandIn(version="2.40-SNAPSHOT") as srv:
+        session = Session(srv.url, auth=("admin", "district"), retries=0)
+        with pytest.raises(ConflictError, match="DHIS2 2.40-SNAPSHOT would accept") as info:
+            session.run_job_configuration("UsrPredict1")  # disabled
+        assert info.value.follow_ups == (
+            FollowUp("enable_job_configuration", (("job_id", "UsrPredict1"),), "enable it first"),)
+        with pytest.raises(UnsupportedServerError, match="this server runs 2.40-SNAPSHOT"):
+            session.cancel_job(job_id="UsrPredict1")
+        assert not [r for r in srv.requests if r.method == "POST"]
