@@ -160,8 +160,8 @@ def test_job_configuration_messages_keep_the_snapshot():
     from dhis2maint.models import FollowUp
     from dhis2maint.testing import Dhis2StandIn
 
-    with Dhis2StandIn(version="2.40-SNAPSHOT") as srv:
-        session = Session(srv.url, auth=("admin", "district"), retries=0)
+    with Dhis2StandIn(version="2.40-SNAPSHOT") as srv, \
+            Session(srv.url, auth=("admin", "district"), retries=0) as session:
         with pytest.raises(ConflictError, match="DHIS2 2.40-SNAPSHOT would accept") as info:
             session.run_job_configuration("UsrPredict1")  # disabled
         assert info.value.follow_ups == (
