@@ -26,7 +26,8 @@ from . import __version__
 from .jobs import ANALYTICS_FLAGS
 # The exit codes are this command's interface (documented above): re-exported here.
 from .options import (EXIT_DHIS2, EXIT_INTERNAL, EXIT_JOB, EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE,
-                      UsageError, connect, connection_options, output_options, run_command)
+                      UsageError, connect, connection_options, follow_up_text, output_options,
+                      run_command)
 
 if TYPE_CHECKING:
     import datetime
@@ -456,11 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _feature_names() -> Tuple[str, ...]:
-    """The feature names of health.FEATURE_AUTHORITIES (for `doctor --need`), without
-    importing the library at parser build time."""
-    return ("integrity", "analytics", "maintenance", "data pruning", "predictors", "validation",
-            "validation notifications", "validation result deletion", "scheduler admin",
-            "job cancel")
+    """The names `doctor --need` takes: the task features of the version table
+    (versions.FEATURES), as the doctor's authority table names them."""
+    from .versions import task_features
+
+    return tuple(feature.name.replace("_", " ") for feature in task_features())
 
 
 def _add_wait_options(parser: argparse.ArgumentParser, default: Optional[float]) -> None:
@@ -1259,7 +1260,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             from .report import write_health
 
             health = session.scheduler_health()
-            write_health(health, "table", out)
+            write_health(health, "table", out, words=follow_up_text)
             _demo_metrics(session, history, health, folder, out)
     out.write("\nNext: point it at your server (paste these lines, with your URL and token):\n"
               "  export DHIS2_URL=https://dhis2.example.org\n"
@@ -1456,7 +1457,7 @@ def cmd_jobs_health(args: argparse.Namespace) -> int:
                                           analytics_max_age_hours=args.analytics_max_age_hours)
         _watch_note(args, health=health)
     with _output(args) as out:
-        write_health(health, args.format, out)
+        write_health(health, args.format, out, words=follow_up_text)
     found = health.at_least(args.fail_on) if args.fail_on != "never" else []
     if found:
         return _verdict("{} scheduler finding{} at {} or worse: {}".format(
@@ -1554,7 +1555,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         _watch_note(args, reachable=not any(c.name == "reachable" and c.status == "fail"
                                             for c in report.checks))
     with _output(args) as out:
-        write_doctor(report, args.format, out)
+        write_doctor(report, args.format, out, words=follow_up_text)
     if report.ok:
         return EXIT_OK
     failed = report.failed

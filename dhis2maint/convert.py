@@ -520,3 +520,52 @@ def _structure_finite_float(value: Any, _type: Any) -> float:
 
 
 _converter.register_structure_hook(float, _structure_finite_float)
+
+
+# --- follow-ups: arguments as a JSON object ------------------------------------------
+
+
+def _unstructure_follow_up(follow_up: models.FollowUp) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"action": follow_up.action,
+                           "args": {name: _converter.unstructure(value)
+                                    for name, value in follow_up.args}}
+    if follow_up.note:
+        out["note"] = follow_up.note
+    return out
+
+
+def _structure_follow_up(data: Any, _type: Any) -> models.FollowUp:
+    _check_mapping(data, models.FollowUp)
+    args = data.get("args") or {}
+    if not isinstance(args, dict):
+        raise TypeError("FollowUp args must be a JSON object")
+    return models.FollowUp(str(data["action"]), tuple((str(k), v) for k, v in args.items()),
+                           str(data.get("note") or ""))
+
+
+_converter.register_unstructure_hook(models.FollowUp, _unstructure_follow_up)
+_converter.register_structure_hook(models.FollowUp, _structure_follow_up)
+
+
+# --- /api/me -> UserInfo ----------------------------------------------------------------
+
+
+def _structure_user_info(data: Any, _type: Any) -> models.UserInfo:
+    """``GET /api/me``: the username is top-level on 2.38+ and only in
+    ``userCredentials`` before; the display name may be ``name``; authorities
+    sorted (``authorities`` absent: an empty list, the caller asks
+    ``/api/me/authorities``)."""
+    _check_mapping(data, models.UserInfo)
+    username = data.get("username")
+    credentials = data.get("userCredentials")
+    if not username and isinstance(credentials, dict):
+        username = credentials.get("username")
+    authorities = data.get("authorities")
+    if not isinstance(authorities, list):
+        authorities = []
+    return models.UserInfo(id=data.get("id"), username=username,
+                           display_name=data.get("displayName") or data.get("name"),
+                           authorities=sorted(str(a) for a in authorities))
+
+
+_converter.register_structure_hook(models.UserInfo, _structure_user_info)

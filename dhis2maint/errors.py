@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 _E = TypeVar("_E", bound="Dhis2Error")
 
+#: ``Session(source=…)`` of a session whose settings came from the ``DHIS2_*``
+#: environment variables (:meth:`Session.from_env` sets it): only then do hints
+#: name those variables.
+ENVIRONMENT = "the DHIS2_* environment variables"
+
 __all__ = [
     "Dhis2Error",
     "ConfigurationError",
@@ -36,6 +41,7 @@ __all__ = [
     "TaskTimeoutError",
     "HistoryError",
     "HistorySchemaError",
+    "ENVIRONMENT",
 ]
 
 
@@ -67,7 +73,14 @@ class Dhis2Error(Exception):
         self.response = response
 
     def __str__(self) -> str:
-        return self.message
+        """The message, then the follow-ups in Python's words
+        (``session.wait_for_task('ANALYTICS_TABLE', 'fyGB…')``); other faces
+        word ``follow_ups`` themselves after ``message``."""
+        if not self.follow_ups:
+            return self.message
+        from .followups import python_text
+
+        return "{}; {}".format(self.message, python_text(self.follow_ups))
 
     def __reduce__(self) -> Tuple[Any, ...]:
         # Pickle by message only: responses and requests don't pickle cleanly
@@ -113,17 +126,27 @@ class ApiError(Dhis2Error):
     ``web_message`` (the parsed WebMessage dict or ``None``).
     """
 
+    #: What to check, for a session whose settings came from the ``DHIS2_*``
+    #: variables (it may name them).
     hint = ""
     #: ``hint`` for a session whose settings came from ``{source}`` (an Airflow
     #: Connection, a URI, an auth file) rather than the ``DHIS2_*`` variables.
     source_hint = ""
+    #: ``hint`` for a session whose settings were given in code (``Session(url,
+    #: auth=…)``): names no environment variable; ``None``: :attr:`hint` names none.
+    code_hint: Optional[str] = None
 
     @classmethod
     def hint_for(cls, source: Optional[str] = None) -> str:
         """The hint for a session whose settings came from ``source`` (see
-        ``Session(source=…)``); ``None``: :attr:`hint`, which names ``DHIS2_*``."""
+        ``Session(source=…)``): :data:`ENVIRONMENT` -> :attr:`hint`, which names
+        ``DHIS2_*``; ``None`` (given in code) -> :attr:`code_hint`."""
+        if source == ENVIRONMENT:
+            return cls.hint
         if source and cls.source_hint:
             return cls.source_hint.format(source=source)
+        if source is None and cls.code_hint is not None:
+            return cls.code_hint
         return cls.hint
 
     def __init__(self, message: str, status_code: Optional[int] = None,
@@ -154,6 +177,8 @@ class AuthenticationError(ApiError):
             "(DHIS2_USERNAME/DHIS2_PASSWORD or DHIS2_PAT) and DHIS2_URL")
     source_hint = ("check the username and password or the personal access token "
                    "and the URL in {source}")
+    code_hint = ("check the username and password or the personal access token, and the URL, "
+                 "given to the Session")
 
 
 class PermissionDenied(ApiError):
@@ -168,6 +193,7 @@ class NotFound(ApiError):
     hint = "check the UID or name, DHIS2_URL, and that this DHIS2 version has the endpoint"
     source_hint = ("check the UID or name, the URL in {source}, and that this DHIS2 version "
                    "has the endpoint")
+    code_hint = "check the UID or name, the URL, and that this DHIS2 version has the endpoint"
 
 
 class ConflictError(ApiError):

@@ -214,9 +214,11 @@ def _unmatched_error(unmatched: List[str], checks: Sequence[models.DataIntegrity
             note = ""
         parts.append("{!r}{}{}".format(token, note, " -- did you mean {}?".format(
             ", ".join(close)) if close else ""))
-    return ConfigurationError(
-        "no data-integrity check on this server (DHIS2 {}) matches {}; list the checks with "
-        "`dhis2maint integrity checks`".format(versions.version_text(version), "; ".join(parts)))
+    unknown = ConfigurationError(
+        "no data-integrity check on this server (DHIS2 {}) matches {}".format(
+            versions.version_text(version), "; ".join(parts)))
+    unknown.follow_ups = (models.FollowUp("list_integrity_checks", (), "list the checks"),)
+    return unknown
 
 
 # --- the 2.36 flattened report ------------------------------------------------------
@@ -707,7 +709,8 @@ class IntegrityMixin(_Transport):
         settings = polling.settings(self, timeout, poll_interval, max_interval,
                                     default_poll=default_poll, default_max=default_max)
         return polling.Wait(settings, "data-integrity job {}".format(job.id),
-                            " (its results: session.get_integrity_report())", started=started)
+                            (models.FollowUp("get_integrity_report", (), "read its results"),),
+                            started=started)
 
     def _job_outage(self, job: models.Job) -> polling.Outage:
         return self._job_wait(job, None, None, None, None, 1.0, 10.0).outage

@@ -18,7 +18,7 @@ import datetime
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union, cast
 
-from . import convert, jobstart, models, polling
+from . import convert, jobstart, models, polling, versions
 from .errors import (ApiError, ConflictError, InvalidResponseError, JobFailedError,
                      TaskTimeoutError, TransportError, UnsupportedServerError)
 from .jobstart import send_start
@@ -39,11 +39,7 @@ _FINAL = frozenset(["COMPLETED", "FAILED", "STOPPED"])
 
 def configuration_fields(version: Sequence[int]) -> str:
     """The ``fields`` of ``/api/jobConfigurations`` a server of ``version`` knows."""
-    return _BASE_FIELDS + (_FIELDS_241 if tuple(version[:2]) >= (2, 41) else "")
-
-
-def _version_text(version: Sequence[int]) -> str:
-    return ".".join(str(p) for p in version)
+    return _BASE_FIELDS + (_FIELDS_241 if versions.supports(version, "job_run_fields") else "")
 
 
 def _status_text(value: Any) -> str:
@@ -209,17 +205,18 @@ class JobConfigsMixin(_Transport):
         job_id = self._uid(job_id, "job configuration id")
         before = self._configuration(job_id, configuration_fields(self.server_version))
         if before.enabled is False:
-            raise ConflictError(
-                "job configuration {} ({}) is disabled: {}; enable it first "
-                "(session.enable_job_configuration / `dhis2maint jobs enable {}`)".format(
+            refused = ConflictError(
+                "job configuration {} ({}) is disabled: {}".format(
                     job_id, before.name or "?",
+                    "DHIS2 answers 409 \"Failed to transition job into ONCE_ASAP state\""
+                    if versions.supports(self.server_version, "disabled_job_run_refused") else
                     "DHIS2 {} would accept the run and do nothing".format(
-                        _version_text(self.server_version))
-                    if tuple(self.server_version[:2]) < (2, 41) else
-                    "DHIS2 answers 409 \"Failed to transition job into ONCE_ASAP state\"",
-                    job_id),
+                        versions.version_text(self.server_version))),
                 status_code=None, method="POST",
                 path="/api/jobConfigurations/{}/execute".format(job_id))
+            refused.follow_ups = (models.FollowUp(
+                "enable_job_configuration", (("job_id", job_id),), "enable it first"),)
+            raise refused
         path = "jobConfigurations/{}/execute".format(self._segment(job_id))
         what = "POST /api/" + path
 
@@ -229,14 +226,13 @@ class JobConfigsMixin(_Transport):
             return self._recover_run(job_id, before, what, exc)
 
         def may_have_started(exc: BaseException) -> str:
-            return ("{} -- job configuration {} ({}) MAY have started; read its record "
-                    "(lastExecuted, jobStatus) before running it again".format(
-                        exc, job_id, before.name or "?"))
+            return ("{} -- job configuration {} ({}) MAY have started: look before running "
+                    "it again".format(exc, job_id, before.name or "?"))
 
         try:
             body = send_start(self, "POST", path, recover, may_have_started, follow_ups=(
                 models.FollowUp("get_job_configuration", (("job_id", job_id),),
-                                "before running it again"),))
+                                "read its record (lastExecuted, jobStatus)"),))
         except ApiError as exc:
             raise _with_reports(exc)
         if isinstance(body, models.Job):
@@ -363,7 +359,7 @@ class JobConfigsMixin(_Transport):
         job_id = self._uid(job_id, "job configuration id")
         segment = self._segment(job_id)
         try:
-            if tuple(self.server_version[:2]) >= (2, 38):
+            if versions.supports(self.server_version, "job_enable_endpoints"):
                 # sch/JobConfigurationController.java@2.38:113-137, @2.42:182-206: 204
                 self._send("POST", "jobConfigurations/{}/{}".format(
                     segment, "enable" if enabled else "disable"))
@@ -389,7 +385,7 @@ class JobConfigsMixin(_Transport):
         return ConflictError(
             "job configuration {} ({}) is a system job: DHIS2 {} refuses to {} it ({} {} -> "
             "HTTP {}: {}); system jobs cannot be changed through the API".format(
-                job_id, name or "?", _version_text(self.server_version),
+                job_id, name or "?", versions.version_text(self.server_version),
                 "enable" if enabled else "disable", exc.method or "?", exc.path or "?",
                 exc.status_code, exc.dhis2_message or "refused"),
             status_code=exc.status_code, method=exc.method, path=exc.path,
@@ -433,20 +429,20 @@ class JobConfigsMixin(_Transport):
         version = self.server_version
         if job_id is not None:
             job_id = self._uid(job_id, "job id")
-            if tuple(version[:2]) < (2, 41):
+            if not versions.supports(version, "job_cancel_by_id"):
                 raise UnsupportedServerError(
                     "cancelling one job by id needs DHIS2 2.41 or newer; this server runs {}{}"
-                    .format(_version_text(version),
-                            "; cancel by job type instead (cancel_job(job_type=…))"
-                            if tuple(version[:2]) >= (2, 37) else ""))
+                    .format(versions.version_text(version),
+                            "; cancel the running job of its type instead"
+                            if versions.supports(version, "job_cancel_by_type") else ""))
             self._send("POST", "jobConfigurations/{}/cancel".format(self._segment(job_id)))
             return None
         assert job_type is not None  # exactly one of the two was given (checked above)
         type_text = _type_text(job_type)
-        if tuple(version[:2]) < (2, 37):
+        if not versions.supports(version, "job_cancel_by_type"):
             raise UnsupportedServerError(
                 "cancelling a running job needs DHIS2 2.37 or newer (/api/scheduling); this "
-                "server runs {}".format(_version_text(version)))
+                "server runs {}".format(versions.version_text(version)))
         self._send("POST", "scheduling/cancel/" + self._segment(type_text))
         return None
 
@@ -477,7 +473,7 @@ class JobConfigsMixin(_Transport):
                 raise ValueError("delay must be a whole number of seconds >= 1, got {!r}".format(
                     delay))
             body["delay"] = delay
-            if tuple(self.server_version[:2]) >= (2, 41):
+            if versions.supports(self.server_version, "scheduling_type"):
                 body["schedulingType"] = "FIXED_DELAY"
         if job_parameters is not None:
             if not isinstance(job_parameters, dict):
@@ -594,7 +590,7 @@ class JobConfigsMixin(_Transport):
         2.36 has no such endpoint: the job configurations whose ``jobStatus`` is
         RUNNING are listed instead (ad-hoc jobs are not visible there).
         """
-        if tuple(self.server_version[:2]) < (2, 37):
+        if not versions.supports(self.server_version, "running_job_types"):
             return [models.RunningJob(job_type=c.job_type, job_id=c.id, status="RUNNING",
                                       description=c.name)
                     for c in self.list_job_configurations(status="RUNNING")

@@ -215,16 +215,17 @@ class _Follower:
         self.last_check = None
         self.wait: Optional[polling.Wait] = None
 
-    def _resume_hint(self) -> str:
-        return " (follow it with session.wait_for_task({!r}, {!r}))".format(
-            self.type_text, self.job_id)
+    def _resume(self) -> Tuple[models.FollowUp, ...]:
+        """What to do when the wait gives up: follow the job again."""
+        return (models.FollowUp("wait_for_task", (("job_type", self.type_text),
+                                                  ("job_id", self.job_id)), "follow it"),)
 
     def describe(self) -> str:
         return "{} job {}".format(self.type_text, self.job_id)
 
     def run(self) -> Generator[models.Notification, None, models.Notification]:
         """Generator: yields new notifications oldest first, returns the final one."""
-        wait = self.wait = polling.Wait(self.settings, self.describe(), self._resume_hint())
+        wait = self.wait = polling.Wait(self.settings, self.describe(), self._resume())
         while True:
             now = wait.now()
             if self.ask_configuration:
@@ -353,15 +354,16 @@ class _Follower:
         assert self.timeout is not None  # only called at a deadline
         down = self.wait.outage.down_for() if self.wait is not None else None
         last = self.newest.message if self.newest is not None else None
-        return TaskTimeoutError(
-            "{} did not finish within {:g} s{}{}; it may still be running on the server{}".format(
+        late = TaskTimeoutError(
+            "{} did not finish within {:g} s{}{}; it may still be running on the server".format(
                 self.describe(), self.timeout,
                 "; DHIS2's last message: {!r}".format(last) if last else
                 "; DHIS2 has reported nothing for it yet",
                 "; DHIS2 has not answered for the last {:.0f} s".format(down)
-                if down is not None else "",
-                self._resume_hint()),
+                if down is not None else ""),
             job_id=self.job_id, job_type=self.job_type, last_message=last)
+        late.follow_ups = self._resume()
+        return late
 
 
 if TYPE_CHECKING:
@@ -411,16 +413,12 @@ class JobsMixin(_Transport):
                                params=params or None)
 
     def _require_analytics_parameters(self, params: Iterable[str]) -> None:
-        needs = [(versions.ANALYTICS_PARAMETERS[name], name) for name in params
-                 if versions.ANALYTICS_PARAMETERS[name] > (2, 36)]
+        needs = versions.analytics_parameters_to_check(params)
         if not needs:
-            return  # no version look-up needed
+            return  # every supported DHIS2 takes them: no version look-up needed
         version = self.server_version
-        for first, name in sorted(needs):
-            if not versions.at_least(version, first):
-                raise UnsupportedServerError(
-                    "analytics parameter {} needs DHIS2 {} or newer; this server runs {}".format(
-                        name, versions.version_text(first), versions.version_text(version)))
+        for name in needs:
+            versions.require_analytics_parameter(version, name)
 
     def refresh_resource_tables(self) -> models.Job:
         """Start a resource table update: ``POST /api/resourceTables`` -> :class:`Job`
@@ -572,7 +570,7 @@ class JobsMixin(_Transport):
             # follow it again, as data each face words (#21.3).
             setattr(interrupt, "follow_ups", (models.FollowUp(
                 "wait_for_task", (("job_type", follower.type_text), ("job_id", follower.job_id)),
-                "the job goes on in DHIS2"),))
+                "the job goes on in DHIS2; follow it again"),))
             raise
 
     # --- synchronous runs -------------------------------------------------------

@@ -61,12 +61,13 @@ def start_job(session: "SessionTransport", path: str, job_type: Union[models.Job
         return None if known is None else recover_job(session, type_text, known, what, exc)
 
     def may_have_started(exc: BaseException) -> str:
-        return ("{} -- the {} job MAY have started; check with "
-                "`dhis2maint task status {}` (or session.get_task_notifications({!r})) "
-                "before starting it again".format(exc, type_text, type_text, type_text))
+        return "{} -- the {} job MAY have started: look before starting it again".format(
+            exc, type_text)
 
-    body = send_start(session, method, path, recover, may_have_started, params=params,
-                      json_body=json_body)
+    look = models.FollowUp("get_task_notifications", (("job_type", type_text),),
+                           "see its task notifications")
+    body = send_start(session, method, path, recover, may_have_started, follow_ups=(look,),
+                      params=params, json_body=json_body)
     if isinstance(body, models.Job):
         return body
     return job_from_message(session, body, job_type, what)

@@ -65,6 +65,7 @@ _TOOL_HINTS = (
      r"the task_status tool (job_type \1)"),
     (re.compile(r"session\.get_integrity_report\(\)"), "the get_integrity_report tool"),
     (re.compile(r"`dhis2maint integrity checks`"), "the list_integrity_checks tool"),
+    (re.compile(r"session\.list_integrity_checks\(\)"), "the list_integrity_checks tool"),
 )
 
 

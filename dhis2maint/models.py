@@ -772,7 +772,9 @@ class FollowUp(_Model):
     its command, the MCP server names its tool.  ``action`` is a stable verb
     (``"wait_for_task"``, ``"run_job_configuration"``, …) and ``args`` its
     arguments as ordered ``(name, value)`` pairs; ``note`` is optional plain,
-    face-neutral text that goes with it ("and check the server log").
+    face-neutral text saying what it is for, worded to read ``<note> with <call>``
+    ("follow it" -> "follow it with session.wait_for_task(…)"; see
+    :mod:`dhis2maint.followups`).
     """
 
     action: str
@@ -795,6 +797,12 @@ class HealthFinding(_Model):
     ``missing_system_job``, ``analytics_stale``, ``analytics_never``,
     ``scheduler_dead``.  ``severity``: INFO, WARNING, SEVERE or CRITICAL
     (the integrity severities, so ``--fail-on`` works the same).
+
+    What to do is data: ``follow_ups`` (:class:`FollowUp` records, e.g. run the
+    job again) and ``advice`` (face-neutral text that needs no call, e.g. "check
+    the server log"); ``what_to_do`` is both in one sentence in Python's words
+    (``session.run_job_configuration('…', wait=True)``).  The command line and
+    the MCP server word the same follow-ups as their own commands and tools.
     """
 
     kind: str
@@ -806,6 +814,8 @@ class HealthFinding(_Model):
     job_type: Union[JobType, str, None] = None
     error_codes: List[str] = attr.Factory(list)
     since: Optional[datetime.datetime] = None
+    follow_ups: Tuple[FollowUp, ...] = ()
+    advice: str = ""
 
 
 @attr.s(auto_attribs=True, slots=True, repr=False)
@@ -842,12 +852,16 @@ class SchedulerHealth(_Model):
 @attr.s(auto_attribs=True, slots=True, repr=False)
 class DoctorCheck(_Model):
     """One line of :meth:`Session.doctor`: ``status`` is ``pass``, ``warn``, ``fail``
-    or ``skip``; ``fix`` says what to do when it is not ``pass``."""
+    or ``skip``; ``fix`` says what to do when it is not ``pass``, in Python's
+    words; as data: ``follow_ups`` (:class:`FollowUp` records) and ``advice``
+    (the face-neutral rest), as on :class:`HealthFinding`."""
 
     name: str
     status: str
     detail: str
     fix: Optional[str] = None
+    follow_ups: Tuple[FollowUp, ...] = ()
+    advice: Optional[str] = None
 
 
 @attr.s(auto_attribs=True, slots=True, repr=False)

@@ -9,18 +9,22 @@ import argparse
 import getpass
 import logging
 import os
+import shlex
 import sys
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from .arguments import seconds
 from .connections import read_auth_file
 from .errors import ConfigurationError, Dhis2Error, JobFailedError, TaskTimeoutError
+from .followups import compose
 from .session import Session
+
+if TYPE_CHECKING:
+    from .models import FollowUp
 
 __all__ = ["EXIT_OK", "EXIT_THRESHOLD", "EXIT_USAGE", "EXIT_DHIS2", "EXIT_JOB", "EXIT_INTERNAL",
            "UsageError", "connection_options", "output_options", "connect", "run_command",
-           "exit_code",
-           "follow_up_text"]
+           "exit_code", "follow_up_command", "follow_up_text", "error_text"]
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 
@@ -157,8 +161,9 @@ def run_command(command: Callable[[], int], args: argparse.Namespace) -> int:
         check_seconds(args)
         return command()
     except KeyboardInterrupt as interrupt:
+        follow_ups = getattr(interrupt, "follow_ups", ())
         sys.stderr.write("dhis2maint: interrupted{}\n".format(
-            "".join("; " + follow_up_text(f) for f in getattr(interrupt, "follow_ups", ()))))
+            "; " + follow_up_text(follow_ups) if follow_ups else ""))
         return 130
     except BrokenPipeError:
         return EXIT_OK
@@ -167,32 +172,6 @@ def run_command(command: Callable[[], int], args: argparse.Namespace) -> int:
     finally:
         if warnings is not None:
             logging.getLogger("dhis2maint").removeHandler(warnings)
-
-
-# --- follow-ups worded for the command line (#21.3) ------------------------------------
-# The library says what to do next as FollowUp(action, args) data; these are the
-# `dhis2maint …` commands that do it.
-
-
-def follow_up_text(follow_up: Any, known_only: bool = False) -> str:
-    """A :class:`~dhis2maint.models.FollowUp` as a sentence naming the ``dhis2maint``
-    command or option that does it; an action without one: its note, or the
-    action's name ("" with ``known_only``)."""
-    action = getattr(follow_up, "action", "")
-    arg = getattr(follow_up, "arg")
-    if action == "trust_ca_bundle":
-        return ("trust the server's CA with {}=/path/ca.pem, or add --insecure to skip "
-                "certificate checks (not recommended)".format(arg("env") or "REQUESTS_CA_BUNDLE"))
-    if action == "wait_for_task":
-        job_type, job_id = arg("job_type"), arg("job_id")
-        return ("the {} job {} goes on in DHIS2; follow it again with `dhis2maint task wait "
-                "{} {}`".format(job_type, job_id, job_type, job_id))
-    if action == "run_job_configuration":
-        return "run it now with `dhis2maint jobs run {}`".format(arg("job_id"))
-    if known_only:
-        return ""
-    note = getattr(follow_up, "note", "")
-    return note or action.replace("_", " ")
 
 
 class _WarningLines(logging.Handler):
@@ -222,9 +201,7 @@ def report_failure(exc: BaseException, debug: bool) -> int:
                 type(exc).__name__, one_line(exc)[:500],
                 "" if debug else "; rerun with --debug for the traceback"))
             return EXIT_INTERNAL
-        sys.stderr.write("dhis2maint: error: {}{}\n".format(one_line(exc), "".join(
-            "; " + text for text in (follow_up_text(f, known_only=True)
-                                     for f in getattr(exc, "follow_ups", ())) if text)))
+        sys.stderr.write("dhis2maint: error: {}\n".format(error_text(exc)))
     except Exception:  # noqa: BLE001 - even a failing stderr must not change the code
         pass
     return EXIT_INTERNAL if code is None else code
@@ -263,3 +240,74 @@ def check_seconds(args: argparse.Namespace) -> None:
         # the library's one check, worded with the flag's name
         seconds(value, "--" + name.replace("_", "-"),
                 zero_ok=name in ("timeout", "outage_grace"))
+
+
+# --- what to do next, in the command line's words ------------------------------------
+# The library records follow-ups as data (dhis2maint.models.FollowUp, its action a
+# Session method name); Python's wording is dhis2maint.followups', this is the CLI's.
+
+
+def _words(follow_up: "FollowUp") -> Optional[List[str]]:
+    """The command (after ``dhis2maint``) that does ``follow_up``, or None."""
+    arg = follow_up.arg
+    action = follow_up.action
+
+    def text(name: str) -> str:
+        value = arg(name)
+        return str(getattr(value, "value", value))
+
+    if action in ("wait_for_task", "get_task_notifications"):
+        words = ["task", "wait" if action == "wait_for_task" else "status", text("job_type")]
+        return words + ([text("job_id")] if arg("job_id") else [])
+    simple = {"get_job_configuration": ["jobs", "show"], "run_job_configuration": ["jobs", "run"],
+              "enable_job_configuration": ["jobs", "enable"],
+              "disable_job_configuration": ["jobs", "disable"]}
+    if action in simple:
+        return simple[action] + [text("job_id")] + (
+            ["--wait"] if action == "run_job_configuration" and arg("wait") else [])
+    if action == "cancel_job":
+        return ["jobs", "cancel", text("job_id")] if arg("job_id") else \
+            ["jobs", "cancel", "--type", text("job_type")]
+    if action == "list_job_configurations":
+        words = ["jobs", "list"]
+        for name, flag in (("job_type", "--type"), ("status", "--status")):
+            if arg(name):
+                words += [flag, text(name)]
+        if arg("enabled") is not None:
+            words.append("--enabled" if arg("enabled") else "--disabled")
+        return words
+    if action == "get_integrity_report":
+        return ["integrity", "report"] + (["--details"] if arg("details") else [])
+    fixed = {"scheduler_health": ["jobs", "health"], "refresh_analytics": ["refresh", "analytics"],
+             "list_integrity_checks": ["integrity", "checks"],
+             "run_integrity_checks": ["integrity", "run"],
+             "iter_integrity_issues": ["integrity", "issues"],
+             "whoami": ["whoami"], "doctor": ["doctor"]}
+    return fixed.get(action)
+
+
+def follow_up_command(follow_up: "FollowUp") -> str:
+    """``FollowUp("wait_for_task", …)`` -> ```dhis2maint task wait ANALYTICS_TABLE fyGB```
+    (shell-quoted arguments)."""
+    if follow_up.action == "trust_ca_bundle":  # a setting, not a command (#21.5)
+        return ("{}=/path/ca.pem (or --insecure to skip certificate checks, not "
+                "recommended)".format(follow_up.arg("env") or "REQUESTS_CA_BUNDLE"))
+    words = _words(follow_up)
+    if words is None:  # an action this command line has no command for
+        return "the {} step (see `dhis2maint --help`)".format(follow_up.action.replace("_", " "))
+    return "`dhis2maint {}`".format(" ".join(shlex.quote(w) for w in words))
+
+
+def follow_up_text(follow_ups: Sequence["FollowUp"], advice: str = "") -> str:
+    """Follow-ups and advice as one sentence in the command line's words."""
+    return compose(follow_ups, follow_up_command, advice)
+
+
+def error_text(exc: BaseException) -> str:
+    """An error on one line, what to do next worded as ``dhis2maint`` commands: a
+    :class:`Dhis2Error`'s ``message`` and its ``follow_ups`` (``str(exc)`` words
+    them for Python)."""
+    follow_ups = getattr(exc, "follow_ups", ())
+    if not isinstance(exc, Dhis2Error) or not follow_ups:
+        return one_line(exc)
+    return " ".join("{}; {}".format(exc.message.strip(), follow_up_text(follow_ups)).split())

@@ -30,8 +30,9 @@ tests replace that one object (``tests/conftest.py``'s ``fake_clock``).
 """
 import logging
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
+from . import models
 from .arguments import seconds
 from .errors import ConfigurationError, ServerError, TransportError
 from .transport import DEFAULT_OUTAGE_GRACE
@@ -119,10 +120,11 @@ def _first_line(exc: BaseException) -> str:
 class Outage:
     """Keeps a wait going while DHIS2 is unreachable, for up to ``grace`` seconds."""
 
-    def __init__(self, grace: float, describe: str, resume_hint: str = "") -> None:
+    def __init__(self, grace: float, describe: str,
+                 follow_ups: Tuple[models.FollowUp, ...] = ()) -> None:
         self.grace = grace
         self.describe = describe
-        self.resume_hint = resume_hint
+        self.follow_ups = follow_ups  # what to do when it gives up (resume the wait)
         self.since: Optional[float] = None
         self.polls = 0
 
@@ -142,12 +144,14 @@ class Outage:
                 log.warning("%s: DHIS2 is not answering (%s); still following it for up to %g s "
                             "(outage_grace)", self.describe, _first_line(exc), self.grace)
             elif now - self.since > self.grace:
-                raise TransportError(
-                    "{}: DHIS2 has not answered for {:.0f} s ({} polls), longer than "
-                    "outage_grace={:g} s; last error: {}; the job may still be running on the "
-                    "server{}".format(self.describe, now - self.since, self.polls + 1,
-                                      self.grace, _first_line(exc), self.resume_hint),
-                    request=getattr(exc, "request", None)) from exc
+                gone = TransportError(
+                    "{}: DHIS2 has not answered for {:.0f} s ({} polls), longer than the "
+                    "outage grace ({:g} s); last error: {}; the job may still be running on the "
+                    "server".format(self.describe, now - self.since, self.polls + 1,
+                                    self.grace, _first_line(exc)),
+                    request=getattr(exc, "request", None))
+                gone.follow_ups = self.follow_ups
+                raise gone from exc
             self.polls += 1
             return DOWN
         if self.since is not None:
@@ -186,14 +190,15 @@ class Wait:
                 raise TaskTimeoutError(…)
     """
 
-    def __init__(self, settings: Settings, describe: str, resume_hint: str = "",
+    def __init__(self, settings: Settings, describe: str,
+                 follow_ups: Tuple[models.FollowUp, ...] = (),
                  started: Optional[float] = None) -> None:
         self.settings = settings
         self.start = clock.monotonic() if started is None else started
         self.deadline = None if settings.timeout is None else self.start + settings.timeout
         self.delay = settings.poll_interval
         self.first = True
-        self.outage = Outage(settings.outage_grace, describe, resume_hint)
+        self.outage = Outage(settings.outage_grace, describe, follow_ups)
 
     @staticmethod
     def now() -> float:

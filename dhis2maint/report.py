@@ -27,16 +27,17 @@ import os
 import re
 import sys
 from typing import (IO, TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List,
-                    NamedTuple, Optional, Sequence, Tuple, Union)
+                    NamedTuple, Optional, Sequence, Tuple, Union, cast)
 
 if TYPE_CHECKING:
     from attr import AttrsInstance
 
     from .history import History, OpenIssue, RunInfo, TrendPoint
     from .models import (DataIntegrityCheck, DataIntegrityIssue,
-                         DataIntegrityReport, DataIntegrityResult, DoctorReport,
-                         IntegrityIssueRow, IssueChange, JobConfiguration, Notification,
-                         ReportComparison, SchedulerHealth, ValidationResult)
+                         DataIntegrityReport, DataIntegrityResult, DoctorCheck, DoctorReport,
+                         FollowUp, HealthFinding, IntegrityIssueRow, IssueChange,
+                         JobConfiguration, Notification, ReportComparison, SchedulerHealth,
+                         ValidationResult)
 
 __all__ = ["FORMATS", "write_report", "write_issue_rows", "write_checks",
            "write_comparison", "write_records", "write_notification_line",
@@ -1773,27 +1774,51 @@ def write_fields(record: "AttrsInstance", out: IO[str]) -> None:
     out.flush()
 
 
+#: A face's wording of follow-ups: (follow_ups, advice) -> one sentence.
+FollowUpWords = Callable[[Sequence["FollowUp"], str], str]
+
+
+def _what_to_do(follow_ups: Sequence["FollowUp"], advice: Optional[str], library_text: str,
+                words: Optional[FollowUpWords]) -> str:
+    """``library_text`` (Python's wording), or the face's ``words`` for the follow-ups."""
+    if words is None or not (follow_ups or advice):
+        return library_text
+    return words(follow_ups, advice or "")
+
+
 def write_health(health: "SchedulerHealth", fmt: str, out: IO[str],
-                 width: Optional[int] = None) -> None:
+                 width: Optional[int] = None, words: Optional[FollowUpWords] = None) -> None:
     """A :class:`SchedulerHealth`: ``table`` lists each finding with its severity and
-    what to do; ``json`` the whole verdict; ``jsonl``/``csv`` one finding a line."""
+    what to do; ``json`` the whole verdict; ``jsonl``/``csv`` one finding a line.
+    ``words``: the face's wording of each finding's follow-ups (the command
+    line's commands); ``None``: ``what_to_do`` as the library worded it."""
     _check_format(fmt, ("table", "json", "jsonl", "csv"), "scheduler health")
     from .convert import unstructure
+
+    def what(f: "HealthFinding") -> str:
+        return _what_to_do(f.follow_ups, f.advice, f.what_to_do, words)
+
+    def record(f: "HealthFinding") -> Dict[str, Any]:
+        data = cast(Dict[str, Any], unstructure(f))
+        data["whatToDo"] = what(f)
+        return data
 
     if fmt == "json":
         import json
 
-        out.write(json.dumps(unstructure(health), indent=2, ensure_ascii=False) + "\n")
+        data = cast(Dict[str, Any], unstructure(health))
+        data["findings"] = [record(f) for f in health.findings]
+        out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     elif fmt == "jsonl":
         encode = _json_encoder()
         for finding in health.findings:
-            out.write(encode(unstructure(finding)) + "\n")
+            out.write(encode(record(finding)) + "\n")
     elif fmt == "csv":
         writer = _csv_writer(out)
         writer.writerow(_HEALTH_CSV_HEADER)
         for f in health.findings:
             writer.writerow([f.severity, f.kind, f.job_id or "", f.job_name or "",
-                             _csv_value(f.job_type), f.message, f.what_to_do,
+                             _csv_value(f.job_type), f.message, what(f),
                              " ".join(f.error_codes), _iso(f.since) or ""])
     else:
         out, _ = _for_terminal(out)
@@ -1802,22 +1827,31 @@ def write_health(health: "SchedulerHealth", fmt: str, out: IO[str],
             _plural(len(health.findings), "finding")))
         for f in health.findings:
             out.write("{:<8} {:<19} {}\n".format(f.severity, f.kind, _clean(f.message)))
-            out.write("{:<8} {:<19} -> {}\n".format("", "", _clean(f.what_to_do)))
+            out.write("{:<8} {:<19} -> {}\n".format("", "", _clean(what(f))))
         if not health.findings:
             out.write("OK: nothing failed, stuck, overdue or disabled\n")
     out.flush()
 
 
-def write_doctor(report: "DoctorReport", fmt: str, out: IO[str]) -> None:
+def write_doctor(report: "DoctorReport", fmt: str, out: IO[str],
+                 words: Optional[FollowUpWords] = None) -> None:
     """A :class:`DoctorReport`: ``table`` one line per check (PASS/WARN/FAIL/SKIP) with
-    the fix below it; ``json`` the report."""
+    the fix below it; ``json`` the report.  ``words``: as for :func:`write_health`."""
     _check_format(fmt, ("table", "json"), "doctor report")
+
+    def fix(check: "DoctorCheck") -> str:
+        return _what_to_do(check.follow_ups, check.advice, check.fix or "", words)
+
     if fmt == "json":
         import json
 
         from .convert import unstructure
 
-        out.write(json.dumps(unstructure(report), indent=2, ensure_ascii=False) + "\n")
+        data = cast(Dict[str, Any], unstructure(report))
+        for check, item in zip(report.checks, data.get("checks", [])):
+            if fix(check):
+                item["fix"] = fix(check)
+        out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         out.flush()
         return
     out, _ = _for_terminal(out)
@@ -1825,8 +1859,8 @@ def write_doctor(report: "DoctorReport", fmt: str, out: IO[str]) -> None:
     for check in report.checks:
         out.write("{:<5} {:<38} {}\n".format(check.status.upper(), check.name,
                                             _clean(check.detail)))
-        if check.fix and check.status in ("warn", "fail"):
-            out.write("{:<5} {:<38} fix: {}\n".format("", "", _clean(check.fix)))
+        if fix(check) and check.status in ("warn", "fail"):
+            out.write("{:<5} {:<38} fix: {}\n".format("", "", _clean(fix(check))))
     failed = len(report.failed)
     out.write("{}\n".format("all checks passed" if not failed and not any(
         c.status == "warn" for c in report.checks) else "{} failed, {} warning{}".format(

@@ -21,8 +21,8 @@ from requests.auth import AuthBase, HTTPBasicAuth
 from urllib3.util.retry import Retry
 
 from . import __version__
-from .errors import (AuthenticationError, ConfigurationError, InvalidResponseError,
-                     error_for_response, is_login_page)
+from .errors import (ENVIRONMENT, AuthenticationError, ConfigurationError,
+                     InvalidResponseError, error_for_response, is_login_page)
 from .transport import (_IDEMPOTENT, DEFAULT_MAX_BODY_BYTES, DEFAULT_OUTAGE_GRACE,
                         DEFAULT_STREAM_DEADLINE, SMALL_BODY_BYTES, _absolute, _hide_userinfo,
                         _read_body, _redirect_error, _same_origin, _transport_error,
@@ -32,6 +32,7 @@ from .arguments import seconds
 from .integrity import IntegrityMixin
 from .jobs import JobsMixin
 from . import versions
+from .doctor import DoctorMixin
 from .health import HealthMixin
 from .jobconfigs import JobConfigsMixin
 from .validation import ValidationMixin
@@ -129,11 +130,12 @@ def _normalise_base_url(base_url: str, source: Optional[str] = None,
                         ) -> Tuple[str, Optional[Tuple[str, str]]]:
     """``https://host/dhis/`` or ``…/dhis/api`` or ``…/api/42`` -> (``https://host/dhis``,
     userinfo credentials or None).  Errors say to check ``source`` (default DHIS2_URL)."""
-    check = source or "DHIS2_URL"
+    # Hints name DHIS2_URL only when the settings came from the environment.
+    check = "DHIS2_URL" if source == ENVIRONMENT else (source or "the URL given to the Session")
     if not base_url or not isinstance(base_url, str):
         raise ConfigurationError("a DHIS2 base URL is required, e.g. https://dhis2.example.org "
-                                 "({})".format("set DHIS2_URL" if source is None else
-                                                "check " + source))
+                                 "({})".format("set DHIS2_URL" if source == ENVIRONMENT else
+                                                "check " + check))
     text = base_url.strip()
     if "://" not in text:
         raise ConfigurationError(
@@ -165,6 +167,7 @@ _warned_insecure: Set[Optional[str]] = set()
 
 
 class Session(IntegrityMixin, JobsMixin, JobConfigsMixin, ValidationMixin, HealthMixin,
+              DoctorMixin,
               requests.Session):
     """A connection to one DHIS2 server.
 
@@ -201,9 +204,11 @@ class Session(IntegrityMixin, JobsMixin, JobConfigsMixin, ValidationMixin, Healt
         ``GET /api/system/tasks/{jobType}`` per job start.  See
         :func:`dhis2maint.jobstart.start_job`.
     :param source: where the URL and credentials came from, as error hints
-        should name it ("the Airflow Connection 'dhis2_default'"); ``None``:
-        hints name the ``DHIS2_*`` environment variables.  The ``from_*``
-        constructors set it.
+        should name it ("the Airflow Connection 'dhis2_default'");
+        :data:`dhis2maint.errors.ENVIRONMENT` (what :meth:`from_env` sets): hints
+        name the ``DHIS2_*`` environment variables; ``None`` (settings given in
+        code): hints name no environment variable.  The ``from_*`` constructors
+        set it.
     """
 
     __attrs__ = requests.Session.__attrs__ + [
@@ -242,8 +247,9 @@ class Session(IntegrityMixin, JobsMixin, JobConfigsMixin, ValidationMixin, Healt
             auth = url_creds
         if token is not None:
             if not isinstance(token, str) or not token.strip():
-                raise ConfigurationError("token must be a non-empty string (check {})".format(
-                    source or "DHIS2_PAT"))
+                raise ConfigurationError("token must be a non-empty string{}".format(
+                    " (check DHIS2_PAT)" if source == ENVIRONMENT else
+                    " (check {})".format(source) if source else ""))
             auth = TokenAuth(token.strip(), "Bearer" if bearer else "ApiToken")
         elif isinstance(auth, tuple):
             if len(auth) != 2 or not all(isinstance(p, str) for p in auth):
@@ -322,6 +328,7 @@ class Session(IntegrityMixin, JobsMixin, JobConfigsMixin, ValidationMixin, Healt
             except ValueError:
                 raise ConfigurationError(
                     "DHIS2_TIMEOUT must be a number of seconds, got {!r}".format(timeout)) from None
+        kwargs.setdefault("source", ENVIRONMENT)
         try:
             return cls(url, **kwargs)
         except ConfigurationError as exc:

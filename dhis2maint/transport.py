@@ -21,7 +21,7 @@ import requests
 import urllib3
 
 from .convert import NonFiniteNumber, gc_paused, strict_loads
-from .errors import InvalidResponseError, TransportError
+from .errors import ENVIRONMENT, InvalidResponseError, TransportError
 from .models import FollowUp
 
 #: Total time a response body may take (streamed by ``iter_integrity_issues``
@@ -95,8 +95,8 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
                      retries: Optional[int] = None, source: Optional[str] = None,
                      url: Optional[str] = None) -> TransportError:
     """A :class:`TransportError` whose message says what happened and what to check
-    (the URL in ``source``, default DHIS2_URL); ``url``, the base URL (never with
-    credentials), is named in it."""
+    (the URL in ``source``; DHIS2_URL only for :data:`~dhis2maint.errors.ENVIRONMENT`);
+    ``url``, the base URL (never with credentials), is named in it."""
     exceptions = requests.exceptions
     reason = _retry_reason(exc)
     text = repr(exc) + repr(reason)
@@ -163,15 +163,16 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
         exc, exceptions.ConnectTimeout) and _maybe_sent(exc)
     if unknown:
         cause += "; the request may have reached DHIS2"
-    if source:
-        cause = cause.replace("check DHIS2_URL", "check the URL in " + source)
+    if source != ENVIRONMENT:  # name DHIS2_URL only when the URL came from it
+        cause = cause.replace("check DHIS2_URL",
+                              "check the URL in " + source if source else "check the URL")
     err = TransportError("{} failed: {}".format(what, cause), request=exc.request)
     err.outcome_unknown = unknown
     if isinstance(exc, exceptions.SSLError) and not any(m in text for m in _PLAIN_HTTP):
         # what to do, as data each face words: trust the CA, or (not recommended)
         # turn certificate checks off (#21.5)
         err.follow_ups = (FollowUp("trust_ca_bundle", (("env", "REQUESTS_CA_BUNDLE"),),
-                                   "or turn certificate verification off (not recommended)"),)
+                                   "trust the server's CA"),)
     return err
 
 
@@ -392,22 +393,24 @@ def _inflate(pieces: Iterable[bytes], wbits: Optional[int], coding: str) -> Iter
 def _too_big(response: requests.Response, what: str, cap: int, seen: int,
              unknown: bool) -> InvalidResponseError:
     method, _, path = what.partition(" ")
+    follow_ups: Tuple[FollowUp, ...] = ()
     if cap <= SMALL_BODY_BYTES:
         # system info, job starts, WebMessages: small answers whatever the server holds
         hint = "DHIS2 never sends that much here: check DHIS2_URL and the proxy"
     elif method == "GET" and path.startswith("/api/dataIntegrity/") and \
             path.endswith("/details"):
         # the only reports iter_integrity_issues() streams
-        hint = ("read it with iter_integrity_issues() (`dhis2maint integrity issues`), which "
-                "streams a report of any size, or raise Session(max_body_bytes=…)")
+        hint = "raise the session's max_body_bytes, or stream the report"
+        follow_ups = (FollowUp("iter_integrity_issues", (), "read a report of any size"),)
     else:
-        hint = "raise Session(max_body_bytes=…) if this answer is expected to be that big"
+        hint = "raise the session's max_body_bytes if this answer is expected to be that big"
     if unknown:
         hint += "; the request reached DHIS2, so it may have been carried out"
     err = InvalidResponseError(
         "{} -> HTTP {}: the body is larger than {} bytes ({} bytes read before giving up); {}"
         .format(what, getattr(response, "status_code", "?"), cap, seen, hint), response=response)
     err.outcome_unknown = unknown
+    err.follow_ups = follow_ups
     return err
 
 

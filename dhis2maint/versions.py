@@ -5,13 +5,16 @@ Code elsewhere asks ``supports(version, "feature")`` or calls
 version numbers itself, so a new DHIS2 release means editing this table only.
 """
 import re
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import InvalidResponseError, UnsupportedServerError
 
 __all__ = ["parse_version", "supports", "require", "at_least", "Version", "check_code",
-           "FEATURES", "ANALYTICS_PARAMETERS", "BACKPORTED_FEATURES", "MAINTENANCE_NAMES",
-           "maintenance_name"]
+           "Feature", "FEATURES", "AUTHORITIES", "SUPPORTED_VERSIONS", "task_features",
+           "lacking", "tested", "within", "authorities", "analytics_parameters_to_check",
+           "require_analytics_parameter",
+           "ANALYTICS_PARAMETERS", "BACKPORTED_FEATURES", "MAINTENANCE_NAMES",
+           "maintenance_name", "version_text"]
 
 _VERSION = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?([-+_ ].*)?\s*$")
 _SNAPSHOT = re.compile(r"snapshot", re.I)
@@ -77,44 +80,199 @@ def check_code(name: str) -> str:
     return "".join(word[0].upper() for word in name.split("_") if word)
 
 
-# feature -> (first version that has it, first version that no longer has it or None)
-FEATURES = {
-    # POST /api/dataIntegrity + flattened report in taskSummaries (2.36 – 2.41)
-    "integrity_flattened_report": ((2, 36), (2, 42)),
-    # GET /api/dataIntegrity, /summary, /details, single-check endpoints, POST /summary|/details
-    "integrity_checks_api": ((2, 37), None),
-    # GET /api/dataIntegrity?section=&slow=&programmatic= and /summary/running|completed
-    "integrity_filters": ((2, 39), None),
+class Feature(NamedTuple):
+    """One row of :data:`FEATURES`: a DHIS2 capability dhis2maint adapts to.
+
+    ``first``: the first version that has it; ``gone``: the first version that
+    no longer has it (``None``: still there); both compared on the minor version
+    (patch-level differences live in :data:`BACKPORTED_FEATURES`).
+    ``description``: one line saying what it is, as the doctor lists what a
+    server lacks.  ``kind``: ``"api"`` a capability a user may miss on an older
+    server (the doctor lists what the server lacks), ``"detail"`` a difference
+    dhis2maint adapts to without the user noticing, ``"task"`` something a user
+    does (the doctor's authority checks, ``doctor --need``).
+    """
+
+    name: str
+    first: Tuple[int, ...]
+    gone: Optional[Tuple[int, ...]]
+    description: str
+    kind: str = "detail"
+
+
+_ALL = (2, 0)  # every version dhis2maint knows
+
+#: The version table: every DHIS2 feature whose presence depends on the version.
+#: Sources: the DHIS2 source of each branch (see the comments and ops notes).
+_FEATURE_ROWS = (
+    # --- data integrity
+    Feature("integrity_flattened_report", (2, 36), (2, 42),
+            "POST /api/dataIntegrity with the flattened report in taskSummaries"),
+    Feature("integrity_checks_api", (2, 37), None,
+            "integrity summary/details API (2.36: flattened report only)", kind="api"),
+    Feature("integrity_filters", (2, 39), None,
+            "integrity check filters (section, slow, programmatic) and "
+            "/summary|/details/running|completed", kind="api"),
     # POST /api/dataIntegrity/details runs as job type DATA_INTEGRITY_DETAILS (before: DATA_INTEGRITY)
-    "integrity_details_job_type": ((2, 39), None),
-    # unknown check names are dropped by the server (before: nulls, or a job that never ends)
-    "integrity_drops_unknown_names": ((2, 41), None),
-    # summary/details integrity jobs post task notifications (JobType.isUsingNotifications);
-    # on 2.37-2.40 they run with a no-op JobProgress and their feed stays empty
-    "integrity_run_notifications": ((2, 41), None),
-    # GET /api/jobConfigurations/{id} knows run-once jobs
-    "job_configurations": ((2, 41), None),
-    # JobConfiguration has executedBy and errorCodes (schedulingType: every version)
-    "job_error_codes": ((2, 41), None),
-    # POST /api/predictorGroups/{uid}/run (PredictorGroupController; 2.36/2.37 lack it)
-    "predictor_group_run": ((2, 38), None),
-    # GET /api/dataIntegrity lists `code` and `checks` accepts codes (2.37/2.38: names and
-    # wildcards only; dhis2maint derives the codes the same way, see check_code)
-    "integrity_codes": ((2, 39), None),
-    # NotificationLevel LOOP
-    "notification_loop_level": ((2, 37), None),
-    # saving a category combo generates its option combos
-    "coc_generated_on_save": ((2, 0), (2, 43)),
-    # /api/maintenance/* answer 200 + WebMessage (before: 204 No Content)
-    "maintenance_ok_message": ((2, 43), None),
-    # soft-deleted removal paths named after the new tracker model (softDeletedEventRemoval
-    # etc.): 2.41+ (2.41 also keeps the old names); see MAINTENANCE_NAMES
-    "maintenance_tracker_names": ((2, 41), None),
-    "maintenance_relationship_removal": ((2, 39), None),
+    Feature("integrity_details_job_type", (2, 39), None,
+            "integrity details runs as job type DATA_INTEGRITY_DETAILS"),
+    Feature("integrity_drops_unknown_names", (2, 41), None,
+            "unknown integrity check names are dropped (before: nulls, or a job that never "
+            "ends)"),
+    # JobType.isUsingNotifications; on 2.37-2.40 they run with a no-op JobProgress
+    Feature("integrity_run_notifications", (2, 41), None,
+            "task notifications for summary/details integrity runs", kind="api"),
+    # 2.37/2.38: names and wildcards only; dhis2maint derives the codes (check_code)
+    Feature("integrity_codes", (2, 39), None,
+            "integrity check codes (GET /api/dataIntegrity lists `code`, `checks` takes them)", kind="api"),
+    # --- jobs, tasks and the scheduler
+    Feature("notification_loop_level", (2, 37), None, "task notification level LOOP"),
+    Feature("running_job_types", (2, 37), None,
+            "/api/scheduling: running jobs and cancel by job type", kind="api"),
+    Feature("job_cancel_by_type", (2, 37), None, "cancel the running job of a job type"),
+    # 2.36 stores lastExecuted at the END of a run; 2.37+ at its start
+    Feature("last_executed_is_start", (2, 37), None,
+            "a running job's lastExecuted is the start of the run"),
+    # 2.36 plans nextExecutionTime at startup only
+    Feature("next_execution_replanned", (2, 37), None,
+            "a job's next run is re-planned while DHIS2 runs (2.36: at startup only)"),
+    Feature("job_enable_endpoints", (2, 38), None,
+            "jobs enable/disable endpoints (PATCH used instead)", kind="api"),
+    Feature("ping", (2, 38), None, "GET /api/ping", kind="api"),
+    # a system job refused: HTTP 422 before, 409 Conflict from 2.38 (scheduler notes)
+    Feature("system_job_conflict_409", (2, 38), None,
+            "changing a system job is refused with 409 Conflict (before: 422)"),
+    Feature("scheduler_list", (2, 40), None, "/api/scheduler and DELETE /api/system/tasks", kind="api"),
+    Feature("job_configurations", (2, 41), None,
+            "stored run-once jobs: GET /api/jobConfigurations/{id} knows ad-hoc runs", kind="api"),
+    Feature("run_once_job_rows", (2, 41), None,
+            "ad-hoc runs are job configuration rows (ONCE_ASAP)"),
+    Feature("job_error_codes", (2, 41), None, "a job configuration's executedBy and errorCodes", kind="api"),
+    Feature("job_heartbeat", (2, 41), None, "a running job's heartbeat (lastAlive)", kind="api"),
+    Feature("job_progress", (2, 41), None, "GET /api/jobConfigurations/{id}/progress"),
+    # sch/JobConfiguration@2.41: the new scheduler's columns
+    Feature("job_run_fields", (2, 41), None,
+            "job configurations list lastFinished, lastAlive, errorCodes, queueName, "
+            "queuePosition, executedBy and maxDelayedExecutionTime"),
+    Feature("scheduling_type", (2, 41), None,
+            "job configurations take schedulingType (FIXED_DELAY for a delay)"),
+    # 2.41+ answers 409 "Failed to transition job into ONCE_ASAP state"; before, DHIS2
+    # accepts the run of a disabled job and does nothing
+    Feature("disabled_job_run_refused", (2, 41), None,
+            "running a disabled job is refused (before: accepted, and nothing runs)"),
+    Feature("job_cancel_by_id", (2, 41), None, "cancel one running job by its id", kind="api"),
+    Feature("scheduler_seconds_to_next", (2, 41), None,
+            "secondsToNextExecutionTime in /api/scheduler (exact overdue detection)", kind="api"),
+    # HOUSEKEEPING every 20 s re-creates the system jobs by UID (before: at startup, by name)
+    Feature("system_jobs_by_uid", (2, 41), None,
+            "system jobs re-created by uid every 20 s (Housekeeping)"),
+    Feature("predictor_group_run", (2, 38), None,
+            "POST /api/predictorGroups/{uid}/run", kind="api"),
     # validation analysis accepts maxResults: backported to 2.41.4 and 2.42.1 (not 2.42.0),
     # so the patch-level truth is in BACKPORTED_FEATURES; this row is the coarse range
-    "validation_max_results": ((2, 41), None),
-}
+    Feature("validation_max_results", (2, 41), None, "validation analysis maxResults"),
+    # --- metadata, system, users
+    Feature("coc_generated_on_save", _ALL, (2, 43),
+            "saving a category combo generates its option combos"),
+    Feature("system_info_fields", (2, 38), None, "GET /api/system/info?fields="),
+    # MeDto (ctl/user/MeDto.java@2.38); 2.36/2.37: userCredentials.username only
+    Feature("me_username", (2, 38), None, "GET /api/me has a top-level username"),
+    # --- maintenance
+    Feature("maintenance_ok_message", (2, 43), None,
+            "/api/maintenance/* answer 200 with a WebMessage (before: 204 No Content)"),
+    # soft-deleted removal named after the new tracker model (2.41 keeps the old names too);
+    # see MAINTENANCE_NAMES
+    Feature("maintenance_tracker_names", (2, 41), None,
+            "soft-deleted removal paths named after the tracker model"),
+    Feature("maintenance_relationship_removal", (2, 39), None,
+            "soft-deleted relationship removal"),
+    # --- what a user does: the doctor's authority checks (AUTHORITIES says who may)
+    Feature("integrity", _ALL, None, "run data-integrity checks and read their results",
+            kind="task"),
+    Feature("analytics", _ALL, None, "rebuild analytics and resource tables, run monitoring",
+            kind="task"),
+    Feature("maintenance", _ALL, None,
+            "/api/maintenance operations (cache clear, soft-deleted removal, …)", kind="task"),
+    Feature("data_pruning", _ALL, None, "delete all data of an org unit or data element",
+            kind="task"),
+    Feature("predictors", _ALL, None, "run predictors", kind="task"),
+    Feature("validation", _ALL, None, "run validation rule analysis", kind="task"),
+    Feature("validation_notifications", _ALL, None, "send validation result notifications",
+            kind="task"),
+    Feature("validation_result_deletion", _ALL, None, "delete stored validation results",
+            kind="task"),
+    Feature("scheduler_admin", _ALL, None, "create, update and delete job configurations",
+            kind="task"),
+    Feature("job_cancel", (2, 41), None,
+            "cancel one running job by id (or be the job's executor)", kind="task"),
+)
+
+#: feature name -> :class:`Feature` (the version table).
+FEATURES = {feature.name: feature for feature in _FEATURE_ROWS}  # type: Dict[str, Feature]
+
+_M = ("ALL", "F_PERFORM_MAINTENANCE")
+
+#: task feature -> ((first, gone or None, any-of authorities), ...): the authorities the
+#: endpoints behind it ask for on each version (@PreAuthorize/@RequiresAuthority of
+#: ctl/DataIntegrityController, ResourceTableController, MaintenanceController,
+#: PredictorController(+Group), DataAnalysisController, validation/ValidationController
+#: (sendNotifications), validation/ValidationResultController,
+#: sd/JobConfigurationSchemaDescriptor, sch/JobConfigurationController (cancel)).
+AUTHORITIES = {
+    "integrity": ((_ALL, None, _M),),
+    "analytics": ((_ALL, None, _M),),
+    "maintenance": ((_ALL, None, _M),),
+    "data_pruning": ((_ALL, None, ("ALL",)),),
+    "predictors": ((_ALL, None, ("ALL", "F_PREDICTOR_RUN")),),
+    "validation": ((_ALL, None, ("ALL", "F_RUN_VALIDATION")),),
+    "validation_notifications": ((_ALL, (2, 42), ("ALL", "M_dhis-web-app-management")),
+                                 ((2, 42), None, ("ALL", "F_RUN_VALIDATION"))),
+    # hasRole('F_PERFORM_MAINTENANCE') without hasRole('ALL') up to 2.41: ALL alone is refused
+    "validation_result_deletion": ((_ALL, (2, 42), ("F_PERFORM_MAINTENANCE",)),
+                                   ((2, 42), None, _M)),
+    "scheduler_admin": ((_ALL, None, ("ALL", "F_SCHEDULING_ADMIN")),),
+    "job_cancel": (((2, 41), None, _M),),
+}  # type: Dict[str, Tuple[Tuple[Tuple[int, ...], Optional[Tuple[int, ...]], Tuple[str, ...]], ...]]
+
+#: Oldest and newest DHIS2 minor versions dhis2maint is built and tested for.
+SUPPORTED_VERSIONS = ((2, 36), (2, 43))
+
+
+def task_features() -> List[Feature]:
+    """The features a user does (the doctor's authority checks), in table order."""
+    return [feature for feature in _FEATURE_ROWS if feature.kind == "task"]
+
+
+def lacking(version: Sequence[int]) -> List[Feature]:
+    """The ``api`` features a server of ``version`` lacks that newer ones have, in
+    table order (what the doctor lists)."""
+    return [feature for feature in _FEATURE_ROWS
+            if feature.kind == "api" and feature.gone is None
+            and not supports(version, feature.name)]
+
+
+def tested(version: Sequence[int]) -> bool:
+    """Whether ``version`` is within :data:`SUPPORTED_VERSIONS`."""
+    return SUPPORTED_VERSIONS[0] <= tuple(version[:2]) <= SUPPORTED_VERSIONS[1]
+
+
+def within(version: Sequence[int], first: Sequence[int], gone: Optional[Sequence[int]]) -> bool:
+    """Whether ``version`` is ``first`` or newer and older than ``gone`` (minor versions;
+    ``gone`` ``None``: no end) -- for tables kept beside their domain (system jobs)."""
+    minor = tuple(version[:2])
+    return minor >= tuple(first) and (gone is None or minor < tuple(gone))
+
+
+def authorities(version: Sequence[int], feature: str) -> Optional[Tuple[str, ...]]:
+    """The authorities of which a user needs one for task ``feature`` on ``version``;
+    ``None`` where the version lacks the feature."""
+    if not supports(version, feature):
+        return None
+    for first, gone, any_of in AUTHORITIES[feature]:
+        if within(version, first, gone):
+            return any_of
+    return None
+
 
 # feature -> ((first, gone), ...) compared on the FULL version, for features backported
 # in a patch release.  supports()/require() consult this table first.
@@ -141,6 +299,24 @@ ANALYTICS_PARAMETERS = {
     "skipOutliers": (2, 41),
     "skipValidationResult": (2, 41, 1),
 }
+
+def analytics_parameters_to_check(names: Iterable[str]) -> List[str]:
+    """Those of the analytics parameters ``names`` that some supported DHIS2 lacks
+    (the others need no look-up of the server's version), oldest first."""
+    oldest = SUPPORTED_VERSIONS[0]
+    return [name for first, name in sorted((ANALYTICS_PARAMETERS[n], n) for n in names)
+            if not at_least(oldest, first)]
+
+
+def require_analytics_parameter(version: Sequence[int], name: str) -> None:
+    """:class:`UnsupportedServerError` unless a server of ``version`` accepts the
+    analytics parameter ``name`` (compared on the full version)."""
+    first = ANALYTICS_PARAMETERS[name]
+    if not at_least(version, first):
+        raise UnsupportedServerError(
+            "analytics parameter {} needs DHIS2 {} or newer; this server runs {}".format(
+                name, version_text(first), version_text(version)))
+
 
 # /api/maintenance names that differ by version: (kind, 2.42 name) -> ((first version,
 # name the server uses from then on), ...) newest first.  kind "path" is a sub-path of
@@ -181,9 +357,8 @@ def supports(version: Sequence[int], feature: str) -> bool:
     if feature in BACKPORTED_FEATURES:
         return any(at_least(version, first) and (gone is None or not at_least(version, gone))
                    for first, gone in BACKPORTED_FEATURES[feature])
-    first, gone = FEATURES[feature]
-    version = tuple(version[:2])
-    return version >= first and (gone is None or version < gone)
+    row = FEATURES[feature]
+    return within(version, row.first, row.gone)
 
 
 def version_text(version: Sequence[int]) -> str:
@@ -204,8 +379,8 @@ def require(version: Tuple[int, ...], feature: str, what: str) -> None:
             for first, gone in BACKPORTED_FEATURES[feature])
         raise UnsupportedServerError("{} needs {}; this server runs {}".format(
             what, need, version_text(version)))
-    first, gone = FEATURES[feature]
-    if version[:2] < first:
+    first, gone = FEATURES[feature][1:3]
+    if not within(version, first, None):
         need = "DHIS2 {} or newer".format(version_text(first))
     else:
         assert gone is not None  # supports() was False, so the feature is gone here

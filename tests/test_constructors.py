@@ -514,7 +514,9 @@ def test_progress_lines_for_notifications_without_a_message(caplog):
     (["--url", "https://h.example.org"], {"DHIS2_PAT": TOKEN}, "--url and DHIS2_PAT"),
     (["--url", "https://h.example.org", "--username", "admin"], {"DHIS2_PASSWORD": SECRET},
      "--url and --username"),
-    ([], {"DHIS2_URL": "https://h.example.org", "DHIS2_PAT": TOKEN}, None),
+    # all from the environment: hints name the DHIS2_* variables (#20.6)
+    ([], {"DHIS2_URL": "https://h.example.org", "DHIS2_PAT": TOKEN},
+     "the DHIS2_* environment variables"),
 ])
 def test_cli_hints_name_the_flags_and_variables_used(flags, env, source):
     from dhis2maint import cli

@@ -13,7 +13,8 @@ import pytest
 
 from dhis2maint.health import (authority_checks, clock_skew, cron_period, evaluate_scheduler,
                                lacking_features)
-from dhis2maint.models import JobConfiguration, SchedulerHealth
+from dhis2maint import versions
+from dhis2maint.models import FollowUp, JobConfiguration, SchedulerHealth
 
 NOW = datetime.datetime(2025, 3, 10, 14, 0, 0)
 H = datetime.timedelta(hours=1)
@@ -51,7 +52,11 @@ def test_failed_finding_with_error_codes():
                                 NOW, (2, 42), scheduler_entries=[])
     failed = [f for f in health.findings if f.kind == "failed"][0]
     assert failed.severity == "SEVERE" and failed.error_codes == ["E5002", "E7600"]
-    assert "jobs run UsrJob00001" in failed.what_to_do and "E5002 E7600" in failed.message
+    assert "E5002 E7600" in failed.message
+    # what to do is data; Python's wording names the Session calls
+    assert FollowUp("run_job_configuration", (("job_id", "UsrJob00001"), ("wait", True)),
+                    "run it again") in failed.follow_ups
+    assert "session.run_job_configuration('UsrJob00001', wait=True)" in failed.what_to_do
 
 
 def test_failed_disabled_job_is_only_a_warning():
@@ -81,7 +86,10 @@ def test_running_longer_than_usual():
                  last_runtime_execution="0:40:00.000")
     health = evaluate_scheduler([config], NOW, (2, 40), running_types=["ANALYTICS_TABLE"])
     finding = [f for f in health.findings if f.kind == "stuck"][0]
-    assert "RUNNING for 3.0 h" in finding.message and "cancel --type" in finding.what_to_do
+    assert "RUNNING for 3.0 h" in finding.message
+    assert finding.follow_ups[-1].action == "cancel_job"
+    assert finding.follow_ups[-1].arg("job_type") == "ANALYTICS_TABLE"
+    assert "session.cancel_job(job_type='ANALYTICS_TABLE')" in finding.what_to_do
     short = job(job_status="RUNNING", job_type="ANALYTICS_TABLE", last_executed=NOW - H,
                 last_runtime_execution="0:40:00.000")
     assert not evaluate_scheduler([short], NOW, (2, 40),
@@ -210,9 +218,19 @@ def test_clock_skew():
 
 
 def test_lacking_features():
-    assert lacking_features((2, 43)) == []
+    assert lacking_features((2, 43)) == [] and lacking_features((2, 42)) == []
     lacks = lacking_features((2, 36))
-    assert any("/api/scheduling" in t for t in lacks) and len(lacks) == 9
+    assert any("/api/scheduling" in t for t in lacks)
+    # derived from the version table (#20.4): no drifted row ("integrity metrics"
+    # was listed though nothing used it), every line one of the table's descriptions
+    assert not any("metrics" in t for t in lacks)
+    assert set(lacks) <= {f.description for f in versions.FEATURES.values()}
+    assert lacking_features((2, 40)) == [
+        "task notifications for summary/details integrity runs",
+        "stored run-once jobs: GET /api/jobConfigurations/{id} knows ad-hoc runs",
+        "a job configuration's executedBy and errorCodes", "a running job's heartbeat (lastAlive)",
+        "cancel one running job by its id",
+        "secondsToNextExecutionTime in /api/scheduler (exact overdue detection)"]
 
 
 # --- end to end -------------------------------------------------------------------------
@@ -477,3 +495,26 @@ def test_missing_version_specific_system_jobs(serve, version):
         assert finding.severity == "WARNING"
         # 2.41+ Housekeeping re-creates them by UID within 20 s; before, startup by name
         assert ("within 20 s" in finding.what_to_do) == (minor >= 41)
+
+
+def test_whoami_lives_beside_the_doctor():
+    # #20.5/#20.6: doctor, whoami and the authority table in doctor.py, the scheduler's
+    # health in health.py; the names stay importable from dhis2maint.health
+    from dhis2maint import Session, doctor, health
+
+    assert Session.whoami.__module__ == Session.doctor.__module__ == "dhis2maint.doctor"
+    assert Session.scheduler_health.__module__ == "dhis2maint.health"
+    assert health.authority_checks is doctor.authority_checks
+    assert health.FEATURE_AUTHORITIES is doctor.FEATURE_AUTHORITIES
+
+
+def test_whoami_model_comes_from_the_converter():
+    # /api/me -> UserInfo through convert.py's structure hook (was built by hand)
+    from dhis2maint import convert
+    from dhis2maint.models import UserInfo
+
+    old = convert.structure({"id": "u1", "userCredentials": {"username": "admin"},
+                             "name": "Admin", "authorities": ["F_B", "F_A"]}, UserInfo)
+    assert (old.username, old.display_name, old.authorities) == ("admin", "Admin", ["F_A", "F_B"])
+    new = convert.structure({"username": "admin", "displayName": "Admin A"}, UserInfo)
+    assert new.username == "admin" and new.authorities == []

@@ -77,9 +77,10 @@ def test_the_graph_reader_sees_a_circle_and_lazy_imports():
 def test_models_and_errors_know_no_features():
     graph = _imports()
     assert graph["models"] == set()
-    assert graph["errors"] <= {"models"}
+    assert graph["errors"] <= {"models", "followups"}
+    assert graph["followups"] <= {"models"}
     assert "session" not in graph["jobs"] | graph["integrity"] | graph["jobconfigs"] | \
-        graph["validation"] | graph["jobstart"] | graph["health"]
+        graph["validation"] | graph["jobstart"] | graph["health"] | graph["doctor"]
 
 
 # ---------------------------------------------------------------------------

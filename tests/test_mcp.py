@@ -97,8 +97,8 @@ def test_error_texts_name_tools_not_session_methods_or_commands():
     assert "session.wait_for_task" in str(timeout.value)  # the library's own hint ...
     text = _one_line(timeout.value)  # ... is a tool's in the MCP error
     assert text.startswith("TaskTimeoutError: ")
-    assert "(follow it with the wait_for_task tool (job_type ANALYTICS_TABLE, job_id " \
-           "AAAAAAAAAAA))" in text
+    assert "follow it with the wait_for_task tool (job_type ANALYTICS_TABLE, job_id " \
+           "AAAAAAAAAAA)" in text
     text = _one_line(unknown.value)
     assert "list the checks with the list_integrity_checks tool" in text
     # the hints of lost connections (jobs._Outage, a job start whose answer was lost)

@@ -214,7 +214,8 @@ def test_3_empty_body_to_a_job_start_is_invalid_and_says_the_job_may_have_starte
         assert "POST /api/" + path in text and "empty body" in text
         assert err.outcome_unknown and err.empty_body
         assert "the {} job MAY have started".format(job_type) in text
-        assert "dhis2maint task status {}".format(job_type) in text
+        # what to do is a follow-up, worded as a Session call in Python (#20.6)
+        assert "session.get_task_notifications('{}')".format(job_type) in text
         # the request did reach DHIS2 (and was not sent again)
         assert len(posts(srv, path)) == 1 and len(srv.job_ids()) == 1
 
@@ -235,6 +236,9 @@ def test_3_cli_empty_job_start_exits_3_saying_it_may_have_started(s242):
     assert proc.returncode == 3, proc.stderr
     assert "POST /api/resourceTables" in proc.stderr and "empty body" in proc.stderr
     assert "MAY have started" in proc.stderr
+    # the follow-up in the command line's words, not Python's (#20.6)
+    assert "`dhis2maint task status RESOURCE_TABLE`" in proc.stderr
+    assert "session." not in proc.stderr
     assert len(posts(s242, "resourceTables")) == 1
 
 

@@ -1,0 +1,346 @@
+"""``doctor`` and ``whoami``: :class:`DoctorMixin` of :class:`Session`, and the pure
+functions behind them (testable without HTTP).
+
+* :func:`authority_checks` says, for a user's authorities and a DHIS2 version,
+  which dhis2maint commands will be refused and why (the table
+  :data:`FEATURE_AUTHORITIES`, derived from the version table
+  :data:`dhis2maint.versions.FEATURES` and :data:`~dhis2maint.versions.AUTHORITIES`,
+  from the ``@PreAuthorize``/``@RequiresAuthority`` annotations of each endpoint
+  in DHIS2's source).
+* :func:`clock_skew` reads an HTTP ``Date`` header against the client clock.
+* :func:`lacking_features` lists what a server's version lacks.
+
+The scheduler's health (the doctor's last check) is :mod:`dhis2maint.health`.
+"""
+import datetime
+import email.utils
+import socket
+import ssl
+import time
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
+
+from . import convert, followups, models, versions
+from .errors import (ENVIRONMENT, ApiError, AuthenticationError, Dhis2Error, InvalidResponseError,
+                     NotFound, TransportError, UnsupportedServerError)
+
+__all__ = ["DoctorMixin", "authority_checks", "clock_skew", "lacking_features",
+           "FEATURE_AUTHORITIES", "SUPPORTED_VERSIONS"]
+
+#: Oldest and newest DHIS2 minor versions dhis2maint is built and tested for.
+SUPPORTED_VERSIONS = versions.SUPPORTED_VERSIONS
+
+# The commands each task feature's endpoints serve (the doctor's detail names them).
+_COMMANDS = {
+    "integrity": ("integrity run", "integrity report", "integrity issues"),
+    "analytics": ("refresh analytics", "refresh resource-tables", "refresh monitoring"),
+    "maintenance": ("maintenance …",),
+    "data_pruning": ("maintenance prune-organisation-unit-data",
+                     "maintenance prune-data-element-data"),
+    "predictors": ("predictors run",),
+    "validation": ("validation run",),
+    "validation_notifications": ("validation notify",),
+    "validation_result_deletion": ("validation delete-results",),
+    "scheduler_admin": ("jobs create", "jobs delete"),
+    "job_cancel": ("jobs cancel ID",),
+}
+
+#: feature -> (what it is, the dhis2maint commands that need it,
+#:             ((first version, gone version or None, any-of authorities), ...)),
+#: derived from the version table (:data:`dhis2maint.versions.FEATURES`, the
+#: ``task`` rows, and :data:`dhis2maint.versions.AUTHORITIES`); feature names are
+#: the table's with spaces (``doctor --need "job cancel"``).  The README's
+#: "Doctor" section says what each version's annotations ask for.
+FEATURE_AUTHORITIES = tuple(
+    (feature.name.replace("_", " "), feature.description, _COMMANDS[feature.name],
+     versions.AUTHORITIES[feature.name])
+    for feature in versions.task_features())
+
+
+def lacking_features(version: Sequence[int]) -> List[str]:
+    """What a server of ``version`` lacks that dhis2maint can use on newer ones
+    (the descriptions of :func:`dhis2maint.versions.lacking`)."""
+    return [feature.description for feature in versions.lacking(version)]
+
+
+def _finding(name: str, status: str, detail: str, advice: Optional[str] = None,
+             follow_ups: Tuple[models.FollowUp, ...] = ()) -> models.DoctorCheck:
+    fix = followups.python_text(follow_ups, advice or "") if follow_ups else advice
+    return models.DoctorCheck(name, status, detail, fix or None, follow_ups=follow_ups,
+                              advice=advice)
+
+
+def authority_checks(authorities: Iterable[str], version: Sequence[int],
+                     need: Iterable[str] = ()) -> List[models.DoctorCheck]:
+    """One :class:`DoctorCheck` per feature of :data:`FEATURE_AUTHORITIES`: ``pass``
+    when ``authorities`` hold one of those the feature needs on ``version``,
+    else ``fail`` for features in ``need`` and ``warn`` for the others; ``skip``
+    where the version lacks the feature.  Each non-pass line names the commands
+    that will be refused (HTTP 403) and the authority to grant."""
+    have = set(authorities)
+    need = set(need)
+    unknown = need - {name for name, _, _, _ in FEATURE_AUTHORITIES}
+    if unknown:
+        raise ValueError("unknown feature(s) {}; known: {}".format(
+            ", ".join(sorted(unknown)), ", ".join(n for n, _, _, _ in FEATURE_AUTHORITIES)))
+    out = []
+    for name, what, commands, _rules in FEATURE_AUTHORITIES:
+        any_of = versions.authorities(version, name.replace(" ", "_"))
+        label = "authority: " + name
+        if any_of is None:
+            out.append(models.DoctorCheck(label, "skip", "not in DHIS2 {}".format(
+                ".".join(map(str, version[:2])))))
+            continue
+        if have.intersection(any_of):
+            held = sorted(have.intersection(any_of))[0]
+            out.append(models.DoctorCheck(label, "pass", "{} ({})".format(what, held)))
+            continue
+        note = ""
+        if "ALL" in have and "ALL" not in any_of:
+            note = " -- ALL is not enough here: DHIS2 checks this authority alone"
+        out.append(_finding(
+            label, "fail" if name in need else "warn",
+            "`{}` will be refused (HTTP 403): needs one of {}{}".format(
+                "`, `".join(commands), ", ".join(any_of), note),
+            "give the user a role with {}".format(" or ".join(
+                a for a in any_of if a != "ALL") or "ALL")))
+    return out
+
+
+def clock_skew(date_header: Optional[str], sent_at: float, received_at: float) -> Optional[float]:
+    """Seconds the server's clock is ahead of the client's (negative: behind), from
+    an HTTP ``Date`` header and the client's epoch times around the request
+    (compared with their midpoint); ``None`` without a readable header.  The
+    header is truncated to the second, so half a second is added and |skew|
+    below 1 s means "in sync"."""
+    if not date_header:
+        return None
+    try:
+        stamp = email.utils.parsedate_to_datetime(date_header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if stamp is None:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    midpoint = (sent_at + received_at) / 2.0
+    # The header is truncated to the second: +0.5 s is the expected truncation.
+    return stamp.timestamp() + 0.5 - midpoint
+
+
+def _ago(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 120:
+        return "{:.0f} s".format(seconds)
+    if seconds < 7200:
+        return "{:.0f} min".format(seconds / 60)
+    if seconds < 3 * 86400:
+        return "{:.1f} h".format(seconds / 3600)
+    return "{:.1f} days".format(seconds / 86400)
+
+
+def _tls_days_left(url: str, verify: Any, timeout: float) -> Tuple[str, str, Optional[str]]:
+    """(status, detail, fix) for the server's TLS certificate."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        return ("skip" if local else "warn",
+                "n/a: {} is http://, not TLS".format(parts.hostname),
+                None if local else "use https:// so credentials are not sent in clear")
+    if verify is False:
+        return ("warn", "certificate not checked: TLS verification is off (--insecure)",
+                "trust the server's CA (REQUESTS_CA_BUNDLE=/path/ca.pem) instead of turning "
+                "checks off")
+    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    host, port = parts.hostname or "", parts.port or 443
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                cert = tls.getpeercert() or {}
+    except ssl.SSLError as exc:
+        return ("fail", "TLS failed: {}".format(getattr(exc, "reason", None) or exc),
+                "renew the certificate or trust its CA (REQUESTS_CA_BUNDLE=/path/ca.pem)")
+    except OSError as exc:
+        return ("warn", "could not open a direct TLS connection to check the certificate "
+                        "({}; a proxy?)".format(type(exc).__name__), None)
+    not_after = cert.get("notAfter")
+    if not not_after:
+        return ("warn", "the certificate has no expiry date", None)
+    days = (ssl.cert_time_to_seconds(str(not_after)) - time.time()) / 86400.0  # always a str
+    if days < 0:
+        return ("fail", "certificate expired {:.0f} days ago".format(-days),
+                "renew the certificate")
+    if days < 14:
+        return ("warn", "certificate valid, expires in {:.0f} days".format(days),
+                "renew the certificate soon")
+    return ("pass", "certificate valid, expires in {:.0f} days".format(days), None)
+
+
+if TYPE_CHECKING:
+    import requests
+
+    from ._typing import SessionTransport
+
+    class _Transport(SessionTransport, requests.Session):
+        """doctor() reads requests.Session's ``verify``, the session's ``source``
+        and the health mixin's verdict too."""
+
+        source: Optional[str]
+
+        def scheduler_health(self, now: Optional[datetime.datetime] = None,
+                             max_runtime_hours: float = 6.0,
+                             analytics_max_age_hours: float = 26.0
+                             ) -> models.SchedulerHealth: ...
+else:
+    _Transport = object
+
+
+class DoctorMixin(_Transport):
+    """``doctor`` and ``whoami`` of :class:`dhis2maint.Session` (mixed in; they use
+    the session's transport helpers and ``scheduler_health``)."""
+
+    def whoami(self) -> models.UserInfo:
+        """Who the session is logged in as: ``GET /api/me?fields=…`` (2.36/2.37: the
+        username is ``userCredentials.username``) and, when the reply has no
+        authorities, ``GET /api/me/authorities`` -> :class:`UserInfo`.  No
+        credential is returned."""
+        fields = "id,username,displayName,authorities" if versions.supports(
+            self.server_version, "me_username") else \
+            "id,displayName,userCredentials[username],authorities"
+        me = self._json("GET", "me", params={"fields": fields}, expect=dict)
+        user = convert.structure(me, models.UserInfo, "GET /api/me")
+        if not isinstance(me.get("authorities"), list):
+            authorities = self._json("GET", "me/authorities", expect=list)
+            user.authorities = sorted(str(a) for a in authorities)
+        return user
+
+    def doctor(self, need: Iterable[str] = (),
+               max_skew_seconds: float = 60.0) -> models.DoctorReport:
+        """Check everything a nightly script depends on -> :class:`DoctorReport`: one
+        :class:`DoctorCheck` (pass/warn/fail/skip + the fix) each for: the URL
+        answers; TLS (days to certificate expiry; n/a for http://); the credentials
+        are accepted; who the user is; the DHIS2 version is supported and what it
+        lacks; the user's authorities per feature (``need``: feature names whose
+        missing authority is a failure, not a warning -- see
+        :data:`FEATURE_AUTHORITIES`); clock skew from the HTTP ``Date`` header; the
+        scheduler health summary.  Never raises for a DHIS2 or network problem:
+        that is a failed check.  Credentials never appear in the report.
+        """
+        need = list(need)
+        authority_checks((), versions.SUPPORTED_VERSIONS[1], need)  # validates the names first
+        checks: List[models.DoctorCheck] = []
+        report = models.DoctorReport(url=self.base_url, checks=checks)
+
+        def add(name: str, status: str, detail: str, advice: Optional[str] = None,
+                follow_ups: Tuple[models.FollowUp, ...] = ()) -> None:
+            checks.append(_finding(name, status, detail, advice, follow_ups))
+
+        # reachable: any HTTP answer will do (GET /api/ping needs no login on 2.38+)
+        sent = time.time()
+        date_header = None
+        try:
+            response = self._send("GET", "system/ping")
+            date_header = response.headers.get("Date")
+            add("reachable", "pass", "{} answered in {:.0f} ms".format(
+                self.base_url, (time.time() - sent) * 1000))
+        except TransportError as exc:
+            add("reachable", "fail", str(exc), "check {}, DNS, the firewall and that DHIS2 is "
+                                               "up".format(_url_source(self.source)))
+            return report
+        except NotFound:  # every DHIS2 answers /api/system/ping: a wrong URL (#21.5)
+            add("url", "fail", "{} answered HTTP 404 for /api/system/ping: no DHIS2 API at this "
+                               "URL".format(self.base_url), _wrong_url_fix(self.source))
+            return report
+        except ApiError as exc:
+            refused = exc.response
+            date_header = refused.headers.get("Date") if refused is not None else None
+            add("reachable", "pass", "{} answered (HTTP {})".format(self.base_url,
+                                                                   exc.status_code))
+        received = time.time()
+        status, detail, fix = _tls_days_left(self.base_url, self.verify, self.timeout)
+        add("tls", status, detail, fix)
+        # credentials + who
+        try:
+            user = self.whoami()
+        except AuthenticationError as exc:
+            add("credentials", "fail", "DHIS2 refused the {} credentials: {}".format(
+                self.auth_kind, exc.dhis2_message or "HTTP {}".format(exc.status_code)),
+                AuthenticationError.hint_for(self.source))
+            return report
+        except (NotFound, InvalidResponseError, UnsupportedServerError) as exc:
+            # not DHIS2 at this URL (a 404, another application): the URL is wrong,
+            # not the credentials (#21.5)
+            add("url", "fail", str(exc), _wrong_url_fix(self.source))
+            return report
+        except Dhis2Error as exc:
+            add("credentials", "fail", str(exc), None)
+            return report
+        add("credentials", "pass", "{} credentials accepted".format(self.auth_kind))
+        add("user", "pass", "{} ({}), {} authorit{}{}".format(
+            user.username or "?", user.display_name or "?", len(user.authorities),
+            "y" if len(user.authorities) == 1 else "ies",
+            ", superuser (ALL)" if user.superuser else ""))
+        # version
+        version = self.server_version
+        text = ".".join(map(str, version))
+        lacks = lacking_features(version)
+        if versions.tested(version):
+            add("version", "pass" if not lacks else "warn",
+                "DHIS2 {} is supported{}".format(text, "; it lacks: " + "; ".join(lacks)
+                                                 if lacks else ""),
+                "upgrade DHIS2 for the missing features" if lacks else None)
+        else:
+            add("version", "warn", "DHIS2 {} is outside the tested range {}-{}".format(
+                text, *(versions.version_text(v) for v in versions.SUPPORTED_VERSIONS)),
+                "expect differences; report what breaks")
+        for check in authority_checks(user.authorities, version, need):
+            checks.append(check)
+        # clock skew
+        skew = clock_skew(date_header, sent, received)
+        if skew is None:
+            add("clock", "skip", "no Date header in DHIS2's answer (a proxy removed it?)")
+        elif abs(skew) <= max(2.0, max_skew_seconds):
+            add("clock", "pass", "server clock {:+.0f} s from this machine's".format(skew))
+        else:
+            add("clock", "warn" if abs(skew) < 900 else "fail",
+                "server clock is {} {} this machine's".format(_ago(skew),
+                                                              "ahead of" if skew > 0 else
+                                                              "behind"),
+                "sync both clocks with NTP (job times are compared in server time, but logs "
+                "and tokens are not)")
+        # scheduler
+        try:
+            health = self.scheduler_health()
+        except Dhis2Error as exc:
+            add("scheduler", "fail", "could not read the scheduler: {}".format(exc), None)
+            return report
+        worst = health.worst
+        kinds: Dict[str, int] = {}
+        for finding in health.findings:
+            kinds[finding.kind] = kinds.get(finding.kind, 0) + 1
+        summary = "{} jobs, {} finding{}{}".format(
+            health.jobs_checked, len(health.findings), "" if len(health.findings) == 1 else "s",
+            " ({})".format(", ".join("{} {}".format(n, k) for k, n in sorted(kinds.items())))
+            if kinds else "")
+        see = (models.FollowUp("scheduler_health", (), "see the findings"),)
+        if worst in ("SEVERE", "CRITICAL"):
+            add("scheduler", "fail", summary + ", worst " + worst, follow_ups=see)
+        elif worst == "WARNING":
+            add("scheduler", "warn", summary, follow_ups=see)
+        else:
+            add("scheduler", "pass", summary)
+        return report
+
+
+def _wrong_url_fix(source: Optional[str]) -> str:
+    """The fix of a URL that is not DHIS2's API."""
+    return ("check {}: it must be the DHIS2 server itself, with its context path (e.g. "
+            "https://host/dhis when DHIS2 lives under /dhis)".format(_url_source(source)))
+
+
+def _url_source(source: Optional[str]) -> str:
+    """Where to check the URL: the environment variable only when the settings
+    came from it (:data:`dhis2maint.errors.ENVIRONMENT`)."""
+    if source == ENVIRONMENT:
+        return "DHIS2_URL"
+    return "the URL in " + source if source else "the URL"
