@@ -64,6 +64,8 @@ def version_comparisons(source):
         sides = [node.left] + list(node.comparators)
         if any("schema" in _name(s) for s in sides):
             continue  # the history file's schema version, not DHIS2's
+        if any("version_info" in _name(s) for s in sides):
+            continue  # Python's own version (sys.version_info), not DHIS2's
         if any(_version_tuple(s) or _minor_slice(s) or _version_name(s) for s in sides):
             line = source.splitlines()[node.lineno - 1].strip()
             found.append((node.lineno, line))
