@@ -25,10 +25,9 @@ OLD_DAY = "2000-01-01"
 
 
 @pytest.fixture
-def srv():
+def srv(standin):
     # A fresh server per test: issue counts and failing checks are per-server state.
-    with Dhis2StandIn(version="2.42", job_seconds=0.2) as server:
-        yield server
+    return standin("2.42", job_seconds=0.2)
 
 
 def first_severe_check(report, with_issues=False):
