@@ -6,26 +6,18 @@ from dhis2maint.testing import Dhis2StandIn
 
 
 @pytest.fixture
-def serve():
+def serve(start_standin):
     """``serve(version="2.42", job_seconds=0.3, **knobs)`` -> ``(stand-in, Session)``.
 
     Starts a :class:`Dhis2StandIn` with the knobs set (``start_delay=0.8``,
     ``drop_feed_after_completion=True``, ...) and a session on it (basic auth,
     one retry); every stand-in started is stopped after the test.
     """
-    servers = []
-
     def start(version="2.42", job_seconds=0.3, **knobs):
-        srv = Dhis2StandIn(version=version, job_seconds=job_seconds)
-        for name, value in knobs.items():
-            setattr(srv, name, value)
-        srv.start()
-        servers.append(srv)
+        srv = start_standin(version, job_seconds, **knobs)
         return srv, Session(srv.url, auth=("admin", "district"), retries=1)
 
-    yield start
-    for srv in servers:
-        srv.stop()
+    return start
 
 
 # ---------------------------------------------------------------------------
@@ -181,22 +173,37 @@ import sys  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def standin():
-    """``standin(version="2.42", job_seconds=0.3, users=None, **kwargs)`` -> a started
-    :class:`Dhis2StandIn`.  ``tokens``, ``issues``, ``seed`` go to the constructor, any
-    other keyword is a knob set before it starts; every one started is stopped after the test.
-    (``serve`` above gives the same with a Session on it.)"""
+def _standins():
+    """A factory starting stand-ins, and the list of them to stop."""
     servers = []
 
     def start(version="2.42", job_seconds=0.3, users=None, **kwargs):
-        made = {k: kwargs.pop(k) for k in ("tokens", "issues", "seed") if k in kwargs}
+        made = {k: kwargs.pop(k) for k in ("tokens", "issues", "seed", "host", "port", "verbose")
+                if k in kwargs}
         srv = Dhis2StandIn(version=version, job_seconds=job_seconds, users=users, **made)
         for name, value in kwargs.items():
             setattr(srv, name, value)
         servers.append(srv.start())
         return srv
+    return start, servers
 
+
+@pytest.fixture
+def start_standin():
+    """``start_standin(version="2.42", job_seconds=0.3, users=None, **kwargs)`` -> a started
+    :class:`Dhis2StandIn`.  ``tokens``, ``issues``, ``seed``, ``host``, ``port`` and ``verbose``
+    go to the constructor, any other keyword is a knob set before it starts; every one
+    started is stopped after the test.  (``serve`` gives one with a Session on it.)"""
+    start, servers = _standins()
+    yield start
+    for srv in servers:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def start_module_standin():
+    """:func:`start_standin` for module-scoped fixtures: stopped after the module."""
+    start, servers = _standins()
     yield start
     for srv in servers:
         srv.stop()

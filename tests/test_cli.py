@@ -22,10 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def server():
-    with Dhis2StandIn(version="2.42", job_seconds=0.3, users={"admin": PASSWORD},
-                      tokens={TOKEN: "admin"}) as srv:
-        yield srv
+def server(start_module_standin):
+    return start_module_standin("2.42", users={"admin": PASSWORD}, tokens={TOKEN: "admin"})
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ import io
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
@@ -20,8 +18,8 @@ PASSWORD = "Canary-Hist-Pw-77"
 
 
 @pytest.fixture
-def srv(standin):
-    return standin("2.42", job_seconds=0.2, users={"admin": PASSWORD})
+def srv(start_standin):
+    return start_standin("2.42", job_seconds=0.2, users={"admin": PASSWORD})
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import sys
 import pytest
 
 from dhis2maint import cli
-from dhis2maint.testing import Dhis2StandIn
 
 PASSWORD = "Canary-Pw-15sched"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,13 +27,13 @@ def _logged_in(srv, monkeypatch):
 
 
 @pytest.fixture(params=["2.36", "2.40", "2.42", "2.43"])
-def server(request, monkeypatch, standin):
-    return _logged_in(standin(request.param, users={"admin": PASSWORD}), monkeypatch)
+def server(request, monkeypatch, start_standin):
+    return _logged_in(start_standin(request.param, users={"admin": PASSWORD}), monkeypatch)
 
 
 @pytest.fixture
-def server242(monkeypatch, standin):
-    return _logged_in(standin("2.42", users={"admin": PASSWORD}), monkeypatch)
+def server242(monkeypatch, start_standin):
+    return _logged_in(start_standin("2.42", users={"admin": PASSWORD}), monkeypatch)
 
 
 def run(capsys, *argv):

@@ -27,8 +27,8 @@ TOKEN = "d2pat_" + "x" * 36
 
 
 @pytest.fixture
-def srv(standin):
-    return standin("2.42")
+def srv(start_standin):
+    return start_standin("2.42")
 
 
 @pytest.fixture

@@ -43,8 +43,8 @@ def _track(session):
 
 
 @pytest.fixture
-def srv(standin):
-    return standin(job_seconds=0.2)
+def srv(start_standin):
+    return start_standin(job_seconds=0.2)
 
 
 def _session(server, **kwargs):

@@ -22,18 +22,8 @@ TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$")
 
 
 @pytest.fixture
-def make():
-    servers = []
-
-    def _make(**kw):
-        kw.setdefault("job_seconds", 0.3)
-        srv = Dhis2StandIn(**kw).start()
-        servers.append(srv)
-        return srv
-
-    yield _make
-    for srv in servers:
-        srv.stop()
+def make(start_standin):
+    return start_standin
 
 
 def api(srv, method, path, **kw):
@@ -824,3 +814,25 @@ def test_no_standin_module_is_a_giant():
             with open(os.path.join(folder, name), encoding="utf-8") as f:
                 sizes[name] = sum(1 for _ in f)
     assert len(sizes) >= 8 and max(sizes.values()) <= 1000, sizes
+
+
+def test_tests_share_one_cli_runner_and_one_standin_factory():
+    here = os.path.dirname(os.path.abspath(__file__))
+    runners, factories = [], []
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py") and name != "conftest.py":
+            with open(os.path.join(here, name), encoding="utf-8") as f:
+                text = f.read()
+            if re.search(r"^def run_cli\((?!run_cli\))", text, re.M):
+                runners.append(name)
+            lines = text.split("\n")
+            for i, line in enumerate(lines[:-1]):  # a fixture that builds its own stand-in
+                if line.startswith("@pytest.fixture") and lines[i + 1].startswith("def "):
+                    body = []
+                    for more in lines[i + 2:]:
+                        if more and not more.startswith(" "):
+                            break
+                        body.append(more)
+                    if "Dhis2StandIn(" in "\n".join(body):
+                        factories.append(name)
+    assert runners == [] and factories == []

@@ -6,8 +6,6 @@ Each test names the item it covers.  Body shapes follow dhis2-core (``path@branc
 import json
 import os
 import pickle
-import subprocess
-import sys
 
 import pytest
 import responses
@@ -46,9 +44,8 @@ def posts(srv, prefix=""):
 
 
 @pytest.fixture(scope="module")
-def srv242():
-    with Dhis2StandIn(version="2.42", job_seconds=0.2) as srv:
-        yield srv
+def srv242(start_module_standin):
+    return start_module_standin("2.42", job_seconds=0.2)
 
 
 @pytest.fixture
