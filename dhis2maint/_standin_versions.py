@@ -64,8 +64,9 @@ _VERSION_FEATURES = {
     # /api/scheduling/running(/types), /api/scheduling/cancel/{type} (2.37+); GET /api/scheduler (2.40+)
     "scheduling_api": (_F, _T, _T, _T, _T, _T, _T, _T),
     "scheduler_api": (_F, _F, _F, _F, _T, _T, _T, _T),
-    # /api/me/authorities answers any method (@RequestMapping) before 2.38's @GetMapping
-    "me_any_method": (_T, _T, _F, _F, _F, _F, _F, _F),
+    # /api/me/authorities answers any method on 2.36 (@RequestMapping, MeController.java@2.36:280);
+    # @GetMapping from 2.37 (MeController.java@2.37:286)
+    "me_any_method": (_T, _F, _F, _F, _F, _F, _F, _F),
     # /api/me: top-level username (MeDto, 2.38+); userCredentials.username (until 2.41)
     "me_username": (_F, _F, _T, _T, _T, _T, _T, _T),
     "me_user_credentials": (_T, _T, _T, _T, _T, _T, _F, _F),
