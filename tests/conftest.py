@@ -211,10 +211,11 @@ def start_module_standin():
 
 def run_dhis2maint(args, url=None, env=None, timeout=60, password="district", secrets=(),
                    unset=(), **kwargs):
-    """``python -m dhis2maint ARGS`` in a clean environment (no ``DHIS2_*`` nor the names in
-    `unset`), logged in as admin/`password` on `url` (a URL or a stand-in) when given, plus
-    `env`; asserts none of `secrets` shows in stdout or stderr.  Returns the CompletedProcess."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("DHIS2_") and k not in unset}
+    """``python -m dhis2maint ARGS`` in a clean environment (no ``DHIS2_*`` nor any variable
+    starting with one of `unset`), logged in as admin/`password` on `url` (a URL or a
+    stand-in) when given, plus `env`; asserts none of `secrets` shows in stdout or stderr.
+    Returns the CompletedProcess."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DHIS2_",) + tuple(unset))}
     environ["PYTHONPATH"] = ROOT + os.pathsep + environ.get("PYTHONPATH", "")
     if url:
         environ.update({"DHIS2_URL": getattr(url, "url", url), "DHIS2_USERNAME": "admin",
