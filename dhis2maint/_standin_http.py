@@ -1,20 +1,31 @@
-"""The stand-in's HTTP plumbing, shared by testing.py and _standin_scheduler.py.
+"""The stand-in's HTTP plumbing, shared by testing.py and every ``_standin_*`` module.
 
-What a route raises (:class:`_HttpError`) or returns (:class:`_Response`), and
-DHIS2's wire formats: WebMessages, deterministic UIDs, dates as DHIS2's Jackson
-writes them.  Standard library only; it imports nothing else from dhis2maint.
+What a route gets (:class:`_Request`), raises (:class:`_HttpError`) or returns
+(:class:`_Response`), and DHIS2's wire formats: WebMessages, deterministic UIDs,
+dates as DHIS2's Jackson writes them, boolean parameters, ``fields`` filtering.
+Standard library only; it imports nothing else from dhis2maint.
 """
 import collections
 import hashlib
 import json
+import re
 import string
 import time
 from http import HTTPStatus
-from typing import Any, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 _ALNUM = string.ascii_letters + string.digits
 _CHUNK = 64 * 1024
 _JSON_TYPE = "application/json;charset=UTF-8"
+_UID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
+
+_LOGIN_PAGE = (
+    "<!DOCTYPE html>\n<html>\n<head>\n<title>DHIS 2</title>\n"
+    '<meta name="viewport" content="width=device-width, initial-scale=1">\n</head>\n<body>\n'
+    '<div id="loginField">\n<form id="loginForm" action="../../dhis-web-commons-security/login.action" '
+    'method="post">\n<input type="text" id="j_username" name="j_username">\n'
+    '<input type="password" id="j_password" name="j_password" autocomplete="off">\n'
+    '<input type="submit" id="submit" value="Sign in">\n</form>\n</div>\n</body>\n</html>\n')
 
 
 def _hash_int(*parts):
@@ -120,3 +131,63 @@ def _batched(pieces, size=_CHUNK):
             buf, held = [], 0
     if buf:
         yield "".join(buf).encode("utf-8")
+
+
+class _Request(object):
+    """A parsed request as the route handlers see it."""
+
+    def __init__(self, method, path, query, headers, body, base, user, now):
+        # type: (str, str, Dict[str, List[str]], Any, bytes, str, str, float) -> None
+        self.method, self.path, self.query, self.headers = method, path, query, headers
+        self.body, self.base, self.user, self.now = body, base, user, now
+
+    def arg(self, name, default=None):
+        # type: (str, Optional[str]) -> Optional[str]
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self):
+        # type: () -> Any
+        if not self.body.strip():
+            return None
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except ValueError as e:
+            raise _HttpError(400, "JSON parse error: %s" % e)
+
+    def fields(self):
+        # type: () -> Optional[List[str]]
+        """Top-level names of the `fields` parameter, or None for all."""
+        raw = ",".join(self.query.get("fields", []))
+        if not raw:
+            return None
+        depth, names, cur = 0, [], ""
+        for ch in raw:
+            if ch in "[(":
+                depth += 1
+            elif ch in "])":
+                depth -= 1
+            elif ch == "," and depth == 0:
+                names.append(cur)
+                cur = ""
+                continue
+            if depth == 0 and ch not in "])":
+                cur += ch
+        names.append(cur)
+        names = [n.strip().split("~")[0].split("::")[0] for n in names if n.strip()]
+        return None if any(n in ("*", ":all", ":owner") for n in names) else names
+
+
+def _parse_bool(name, raw):
+    # type: (str, str) -> bool
+    if raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    raise _HttpError(400, "Value '%s' is not valid for parameter %s. It should be of type boolean" % (raw, name))
+
+
+
+def _filter_fields(obj, fields):
+    # type: (Dict[str, Any], Optional[List[str]]) -> Dict[str, Any]
+    if not fields:
+        return obj
+    return collections.OrderedDict((k, v) for k, v in obj.items() if k in fields)

@@ -1,9 +1,11 @@
-"""The stand-in's scheduler: job configurations, /api/scheduling, /api/scheduler,
-/api/me, validation results -- the state ``dhis2maint jobs``/``doctor`` read.
+"""The stand-in's scheduler: job configurations (/api/jobConfigurations, run-once jobs
+included), /api/scheduling, /api/scheduler, validation results -- the state the
+scheduler and health features read.
 
-Part of :mod:`dhis2maint.testing` (standard library only; from dhis2maint only
-the stand-in's HTTP plumbing, ``_standin_http``).  ``Dhis2StandIn.scheduler`` is a :class:`SchedulerState`; its
-:meth:`SchedulerState.handle` answers these routes before testing.py's own.
+Part of :mod:`dhis2maint.testing` (standard library only).  ``Dhis2StandIn.scheduler``
+is a :class:`SchedulerState`; its routes are on the one registry (``_standin_routes``),
+registered with :func:`_scheduled`, which calls them on the stand-in's scheduler under
+its lock with ``now`` on the server's clock.
 
 The default state is an admin's bad morning, per version (DHIS2 source shapes,
 ``scheduler-and-health.md``): DHIS2's system jobs (``core/startup/SchedulerStart.java``
@@ -18,9 +20,11 @@ import collections
 import re
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
-from ._standin_http import _HttpError, _Response, _fmt_hms, _fmt_time, _od, _uid_from, _web_message
+from ._standin_http import (_HttpError, _Request, _Response, _filter_fields, _fmt_hms, _fmt_time, _od,
+                            _uid_from, _web_message)
+from ._standin_routes import ANY, _Api, route
 
 __all__ = ["SchedulerState"]
 
@@ -67,6 +71,24 @@ def _job_types(minor: int) -> List[str]:
         types = [t for t in types if t not in ("PUSH_ANALYSIS", "TRACKER_SEARCH_OPTIMIZATION")]
         types += ["TRACKER_TRIGRAM_INDEX_MAINTENANCE"]
     return types
+
+
+_M = TypeVar("_M", bound=Callable[..., Any])
+
+
+def _scheduled(methods: str, pattern: str, feature: Optional[str] = None) -> Callable[[_M], _M]:
+    """:func:`~dhis2maint._standin_routes.route` for a :class:`SchedulerState` method
+    ``fn(self, api, req, now, *groups)``: it runs on the stand-in's scheduler, under its
+    lock, with ``now`` the server-local clock (:meth:`SchedulerState.local`)."""
+    def register(fn: _M) -> _M:
+        def handler(api: _Api, req: _Request, *groups: Optional[str]) -> _Response:
+            state: SchedulerState = api.owner.scheduler
+            with state.lock:
+                answer: _Response = fn(state, api, req, state.local(req.now), *groups)
+                return answer
+        route(methods, pattern, feature=feature)(handler)
+        return fn
+    return register
 
 
 def _period_of(cron: Optional[str], delay: Optional[int]) -> float:
@@ -249,77 +271,29 @@ class SchedulerState(object):
                 out["userUid"] = job["executedBy"]
         return collections.OrderedDict((k, v) for k, v in out.items() if v is not None)
 
-    # -- routing -------------------------------------------------------------------
-    def handle(self, api: Any, req: Any, rest: str) -> Optional[_Response]:
-        """The answer to `rest` (the path after /api/), or None to let testing.py route it."""
-        m = self.minor
-        method = req.method
-        with self.lock:
-            now = self.local(req.now)
-            if rest == "me" and method == "GET":
-                return self._me(api, req)
-            if rest in ("me/authorities", "me/authorization") and (method == "GET" or m < 38):
-                return _Response.json(sorted(api.owner.authorities_of(req.user)))
-            if rest == "system/ping" and method == "GET":
-                return _Response(200, b"pong", "text/plain;charset=UTF-8")
-            if rest == "jobConfigurations" and method == "GET":
-                return self._list(api, req, now)
-            if rest == "jobConfigurations" and method == "POST":
-                return self._create(api, req, now)
-            if rest in ("jobConfigurations/jobTypes",) and method == "GET":
-                return _Response.json({"jobTypes": [self._type_info(t) for t in _job_types(m)]})
-            match = re.match(r"^jobConfigurations/([^/]+)(?:/([a-z]+))?$", rest)
-            if match:
-                return self._one(api, req, now, match.group(1), match.group(2))
-            if rest.startswith("scheduling/") and m >= 37:
-                return self._scheduling(api, req, now, rest[len("scheduling/"):])
-            if rest == "scheduler" and m >= 40 and method == "GET":
-                return self._scheduler(now)
-            if rest == "validationResults":
-                return self._validation_results_route(api, req)
-            if rest == "validation/sendNotifications" and method in ("POST", "PUT"):
-                return self._send_notifications(api, req)
-        return None
-
-    # -- /api/me --------------------------------------------------------------------
-    def _me(self, api: Any, req: Any) -> _Response:
-        user = req.user
-        auths = sorted(api.owner.authorities_of(user))
-        full = _od(("id", _uid_from("user", user)), ("displayName", user.title()), ("name", user.title()),
-                   ("firstName", user.title()), ("surname", "Admin"))
-        if self.minor >= 38:  # MeDto: top-level username (ctl/user/MeDto.java@2.38)
-            full["username"] = user
-        if self.minor < 42:  # userCredentials: the only username on 2.36 (User.java@2.36:300)
-            full["userCredentials"] = _od(("username", user))
-        wanted = req.fields()
-        if wanted is None or "authorities" in wanted:
-            full["authorities"] = auths
-        if wanted:
-            full = collections.OrderedDict((k, v) for k, v in full.items() if k in wanted)
-        return _Response.json(full)
-
     # -- job configurations -------------------------------------------------------------
-    def _list(self, api: Any, req: Any, now: float) -> _Response:
+    @_scheduled("GET", r"jobConfigurations")
+    def _list(self, api: _Api, req: _Request, now: float) -> _Response:
         items = [self._view(j, now) for j in self.jobs.values()]
         if self.minor >= 41:  # ad-hoc jobs are rows too (schedulingType ONCE_ASAP)
             state = api.state
             with state.lock:
-                for job in list(state.jobs.values()):
-                    items.append(_od(("name", job.name), ("id", job.id), ("jobType", job.job_type),
-                                     ("schedulingType", "ONCE_ASAP"), ("enabled", not job.finished(req.now)),
+                for run in list(state.jobs.values()):
+                    running = run.busy(req.now) and run.start is not None and run.start <= req.now
+                    items.append(_od(("name", run.name), ("id", run.id), ("jobType", run.job_type),
+                                     ("schedulingType", "ONCE_ASAP"), ("enabled", not run.finished(req.now)),
                                      ("configurable", False),
-                                     ("jobStatus", "RUNNING" if job.busy(req.now) and job.start <= req.now
-                                      else "DISABLED" if job.finished(req.now) else "NOT_STARTED"),
-                                     ("lastExecutedStatus", ("FAILED" if job.failed else "COMPLETED")
-                                      if job.finished(req.now) else "NOT_STARTED")))
+                                     ("jobStatus", "RUNNING" if running
+                                      else "DISABLED" if run.finished(req.now) else "NOT_STARTED"),
+                                     ("lastExecutedStatus", ("FAILED" if run.failed else "COMPLETED")
+                                      if run.finished(req.now) else "NOT_STARTED")))
         fields = req.fields()
         if fields is None and req.arg("fields") is None:
             items = [_od(("id", i["id"]), ("displayName", i.get("displayName") or i["name"]))
                      for i in items]  # Preset.ID_NAME: the list's default fields
         elif fields:
             items = [collections.OrderedDict((k, v) for k, v in i.items() if k in fields) for i in items]
-        response: _Response = api._listing(req, "jobConfigurations", items)
-        return response
+        return api.listing(req, "jobConfigurations", items)
 
     def _job(self, uid: str) -> Dict[str, Any]:
         job = self.jobs.get(uid)
@@ -330,12 +304,17 @@ class SchedulerState(object):
             raise _HttpError(404, "Object not found for uid: %s" % uid)
         return job
 
-    def _one(self, api: Any, req: Any, now: float, uid: str,
-             action: Optional[str]) -> Optional[_Response]:
+    @_scheduled("GET", r"jobConfigurations/jobTypes")
+    def _job_types_route(self, api: _Api, req: _Request, now: float) -> _Response:
+        return _Response.json({"jobTypes": [self._type_info(t) for t in _job_types(self.minor)]})
+
+    @_scheduled(ANY, r"jobConfigurations/([^/]+)(?:/([a-z]+))?")
+    def _one(self, api: _Api, req: _Request, now: float, uid: str,
+             action: Optional[str]) -> _Response:
         m, method = self.minor, req.method
         if action is None:
             if uid not in self.jobs and method == "GET":
-                return None  # a run-once job (2.41+, testing.py) or 404
+                return _run_once_job(api, req, uid)
             if method == "GET":
                 out = self._view(self._job(uid), now)
                 fields = req.fields()
@@ -376,7 +355,7 @@ class SchedulerState(object):
         self._settle(job, now)
         job["status"] = "STOPPED"
 
-    def _execute(self, api: Any, req: Any, now: float, uid: str) -> _Response:
+    def _execute(self, api: _Api, req: _Request, now: float, uid: str) -> _Response:
         m = self.minor
         job = self.jobs.get(uid)
         if job is None:
@@ -404,7 +383,7 @@ class SchedulerState(object):
         job["run"] = (start, start + float(self.owner.job_seconds), outcome)
         return _Response.json(report)
 
-    def _require_admin(self, api: Any, req: Any, verb: str) -> None:
+    def _require_admin(self, api: _Api, req: _Request, verb: str) -> None:
         auths = set(api.owner.authorities_of(req.user))
         if not auths.intersection(("ALL", "F_SCHEDULING_ADMIN")):
             raise _HttpError(403, "You don't have the proper permissions to %s this object." % verb)
@@ -439,7 +418,8 @@ class SchedulerState(object):
         return _Response.json(_web_message(409, "One or more errors occurred, please see full details in "
                                                 "import report.", status="ERROR", response=report), 409)
 
-    def _create(self, api: Any, req: Any, now: float) -> _Response:
+    @_scheduled("POST", r"jobConfigurations")
+    def _create(self, api: _Api, req: _Request, now: float) -> _Response:
         self._require_admin(api, req, "create")
         body = req.json()
         if not isinstance(body, dict):
@@ -465,7 +445,7 @@ class SchedulerState(object):
         return _Response.json(_web_message(201, None, response=report), 201,
                               headers=[("Location", "%s/api/jobConfigurations/%s" % (req.base, uid))])
 
-    def _update(self, api: Any, req: Any, now: float, uid: str) -> _Response:
+    def _update(self, api: _Api, req: _Request, now: float, uid: str) -> _Response:
         self._require_admin(api, req, "update")
         job = self._job(uid)
         if not job["configurable"]:
@@ -486,7 +466,7 @@ class SchedulerState(object):
         return _Response.json(_web_message(200, None, response=_od(
             ("responseType", "ObjectReport"), ("uid", uid), ("errorReports", []))))
 
-    def _patch(self, api: Any, req: Any, uid: str) -> _Response:
+    def _patch(self, api: _Api, req: _Request, uid: str) -> _Response:
         self._require_admin(api, req, "update")
         job = self._job(uid)
         # prePatchEntity: WebMessageException(UNPROCESSABLE_ENTITY) on 2.36-2.38
@@ -502,7 +482,7 @@ class SchedulerState(object):
             job["enabled"] = body["enabled"] is not False
         return _Response.empty(204)
 
-    def _delete(self, api: Any, req: Any, uid: str) -> _Response:
+    def _delete(self, api: _Api, req: _Request, uid: str) -> _Response:
         self._require_admin(api, req, "delete")
         job = self._job(uid)
         if not job["configurable"]:
@@ -520,7 +500,7 @@ class SchedulerState(object):
         return info
 
     # -- /api/scheduling, /api/scheduler -----------------------------------------------------
-    def _running(self, api: Any, now: float) -> Dict[str, List[Dict[str, Any]]]:
+    def _running(self, api: _Api, now: float) -> Dict[str, List[Dict[str, Any]]]:
         out: Dict[str, List[Dict[str, Any]]] = collections.OrderedDict()
         for job in self.jobs.values():
             self._settle(job, now)
@@ -531,32 +511,35 @@ class SchedulerState(object):
                     ("startedTime", _fmt_time(job["last"])), ("stages", ["Running %s" % job["name"]])))
         state = api.state
         with state.lock:
-            for job in list(state.jobs.values()):
-                if job.start is not None and job.start <= self.owner._now() and not job.finished(self.owner._now()):
-                    out.setdefault(job.job_type, []).append(_od(
-                        ("jobId", job.id), ("status", "RUNNING"), ("description", job.name),
-                        ("startedTime", _fmt_time(self.local(job.start))), ("stages", [])))
+            for run in list(state.jobs.values()):
+                if run.start is not None and run.start <= self.owner._now() and not run.finished(self.owner._now()):
+                    out.setdefault(run.job_type, []).append(_od(
+                        ("jobId", run.id), ("status", "RUNNING"), ("description", run.name),
+                        ("startedTime", _fmt_time(self.local(run.start))), ("stages", [])))
         return out
 
-    def _scheduling(self, api: Any, req: Any, now: float, rest: str) -> Optional[_Response]:
-        if rest == "running/types" and req.method == "GET":
-            return _Response.json(sorted(self._running(api, now)))
-        if rest == "running" and req.method == "GET":
-            return _Response.json(self._running(api, now))
-        match = re.match(r"^cancel/([^/]+)$", rest)
-        if match and req.method == "POST":
-            job_type = match.group(1).upper()
-            if not re.match(r"^[A-Z_]+$", job_type):
-                raise _HttpError(400, "No enum constant org.hisp.dhis.scheduling.JobType.%s" % job_type)
-            for job in self.jobs.values():
-                self._settle(job, now)
-                if job["jobType"] == job_type and job["running"] and (job["run"] or self.minor >= 41):
-                    self._stop(job, now)
-                    break
-            return _Response.empty(204)
-        return None
+    @_scheduled("GET", r"scheduling/running/types", feature="scheduling_api")
+    def _running_types(self, api: _Api, req: _Request, now: float) -> _Response:
+        return _Response.json(sorted(self._running(api, now)))
 
-    def _scheduler(self, now: float) -> _Response:
+    @_scheduled("GET", r"scheduling/running", feature="scheduling_api")
+    def _running_route(self, api: _Api, req: _Request, now: float) -> _Response:
+        return _Response.json(self._running(api, now))
+
+    @_scheduled("POST", r"scheduling/cancel/([^/]+)", feature="scheduling_api")
+    def _cancel_type(self, api: _Api, req: _Request, now: float, raw: str) -> _Response:
+        job_type = raw.upper()
+        if not re.match(r"^[A-Z_]+$", job_type):
+            raise _HttpError(400, "No enum constant org.hisp.dhis.scheduling.JobType.%s" % job_type)
+        for job in self.jobs.values():
+            self._settle(job, now)
+            if job["jobType"] == job_type and job["running"] and (job["run"] or self.minor >= 41):
+                self._stop(job, now)
+                break
+        return _Response.empty(204)
+
+    @_scheduled("GET", r"scheduler", feature="scheduler_api")
+    def _scheduler(self, api: _Api, req: _Request, now: float) -> _Response:
         entries = []
         for job in self.jobs.values():
             view = self._view(job, now)
@@ -589,10 +572,11 @@ class SchedulerState(object):
                    ("period", _od(("id", r["period"]))),
                    ("attributeOptionCombo", _od(("id", "HllvX50cXC0"))))
 
-    def _matching(self, req: Any, delete: bool) -> List[Dict[str, Any]]:
+    def _matching(self, req: _Request, delete: bool) -> List[Dict[str, Any]]:
         vr = set(req.query.get("vr", []))
         ou = set(req.query.get("ou", []))
         pe = set(req.query.get("pe", []))
+        created, created_date = req.arg("created"), req.arg("createdDate")
         out = []
         for r in self.validation_results:
             if vr and r["rule"][0] not in vr:
@@ -604,15 +588,15 @@ class SchedulerState(object):
             if delete and req.arg("notificationSent") is not None and \
                     r["sent"] != (req.arg("notificationSent") == "true"):
                 continue
-            if delete and req.arg("created") and not _fmt_time(r["created"]).replace("-", "").startswith(
-                    req.arg("created")):
+            if delete and created and not _fmt_time(r["created"]).replace("-", "").startswith(created):
                 continue
-            if not delete and req.arg("createdDate") and _fmt_time(r["created"])[:10] < req.arg("createdDate"):
+            if not delete and created_date and _fmt_time(r["created"])[:10] < created_date:
                 continue
             out.append(r)
         return out
 
-    def _validation_results_route(self, api: Any, req: Any) -> _Response:
+    @_scheduled(ANY, r"validationResults")
+    def _validation_results_route(self, api: _Api, req: _Request, now: float) -> _Response:
         if req.method == "GET":
             items = self._matching(req, False)
             page = max(1, int(req.arg("page") or 1))
@@ -626,26 +610,26 @@ class SchedulerState(object):
                                       ("validationResults", [self._result_json(r) for r in chunk])))
         if req.method == "DELETE":
             # hasRole('F_PERFORM_MAINTENANCE') only <= 2.41 (ValidationResultController.java@2.41:118)
-            api._require(req.user, ("ALL", "F_PERFORM_MAINTENANCE") if self.minor >= 42
+            api.require(req.user, ("ALL", "F_PERFORM_MAINTENANCE") if self.minor >= 42
                          else ("F_PERFORM_MAINTENANCE",))
             doomed = set(id(r) for r in self._matching(req, True))
             self.validation_results = [r for r in self.validation_results if id(r) not in doomed]
             return _Response.empty(204)
         raise _HttpError(405, "Request method '%s' is not supported" % req.method)
 
-    def _send_notifications(self, api: Any, req: Any) -> _Response:
-        api._require(req.user, ("ALL", "F_RUN_VALIDATION") if self.minor >= 42
+    @_scheduled("POST PUT", r"validation/sendNotifications")
+    def _send_notifications(self, api: _Api, req: _Request, now: float) -> _Response:
+        api.require(req.user, ("ALL", "F_RUN_VALIDATION") if self.minor >= 42
                      else ("ALL", "M_dhis-web-app-management"))
         for r in self.validation_results:
             r["sent"] = True
         if self.minor >= 41:
             with api.state.lock:
                 job = api.state.new_job("VALIDATION_RESULTS_NOTIFICATION", "monitoring", None, [], req.now)
-            response: _Response = api._job_reply(req, job)
-            return response
+            return api.job_reply(req, job)
         return _Response.json(_web_message(200, "Initiated validation result notification"))
 
-    def system_info_extra(self, req: Any) -> Dict[str, Any]:
+    def system_info_extra(self, req: _Request) -> Dict[str, Any]:
         """Fields /api/system/info adds: the server-local clock and analytics freshness."""
         now = self.local(req.now)
         out: Dict[str, Any] = collections.OrderedDict()
@@ -671,3 +655,42 @@ def _parse_local(text: str) -> float:
     base, _, millis = text.partition(".")
     return time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + int(millis or 0) / 1000.0
 
+
+def _run_once_job(api: _Api, req: _Request, job_id: str) -> _Response:
+    """GET /api/jobConfigurations/{id} of a job started on its own (an integrity run, an
+    analytics job ...): 2.41+ stores those as ONCE_ASAP configurations, earlier versions
+    have no such row."""
+    if not api.has("job_configurations"):
+        raise _HttpError(404, "No endpoint %s %s" % (req.method, req.path))
+    job_id = api.job_id(job_id)
+    now = req.now
+    with api.state.lock:
+        job = api.state.jobs.get(job_id)
+        if job is None:
+            raise _HttpError(404, "JobConfiguration with id %s could not be found." % job_id,
+                             error_code="E1005")
+        start, end = job.start, job.end
+        started = start is not None and start <= now
+        finished = start is not None and end is not None and now >= end
+        if start is not None and end is not None and finished:
+            status, last_status = "DISABLED", "FAILED" if job.failed else "COMPLETED"
+            last_run: Tuple[Any, ...] = (_fmt_time(start), _fmt_time(end), _fmt_hms(end - start, 2))
+        elif start is not None and started:
+            status, last_status, last_run = "RUNNING", "RUNNING", (_fmt_time(start), None, None)
+        else:
+            status, last_status, last_run = "SCHEDULED", "NOT_STARTED", (None, None, None)
+        out = _od(("name", job.name), ("id", job.id), ("created", _fmt_time(job.created)),
+                  ("lastUpdated", last_run[1] or _fmt_time(job.created)),
+                  ("jobType", job.job_type), ("schedulingType", "ONCE_ASAP"),
+                  ("jobStatus", status), ("lastExecutedStatus", last_status),
+                  ("lastExecuted", last_run[0]), ("lastFinished", last_run[1]),
+                  ("lastAlive", _fmt_time(now) if status == "RUNNING" else None),
+                  ("lastRuntimeExecution", last_run[2]),
+                  ("enabled", not finished), ("jobParameters", job.params),
+                  ("configurable", False), ("executedBy", _uid_from("user", req.user)),
+                  ("userUid", _uid_from("user", req.user)),
+                  # DefaultJobSchedulerLoopService.updateProgress@2.42: sorted codes joined
+                  # by " ", "" after a run without errors, absent before any run
+                  ("errorCodes", (api.owner.job_error_codes if job.failed else "")
+                   if finished else None))
+    return _Response.json(_filter_fields(out, req.fields()))

@@ -539,7 +539,7 @@ class _Progress:
 
     def __call__(self, notification: "Notification") -> None:
         if self.enabled:
-            from .report import write_notification_line
+            from .progress import write_notification_line
 
             write_notification_line(notification, time.monotonic() - self.started, self.stream)
             self.stream.flush()
@@ -579,7 +579,7 @@ def _check_output_folder(args: argparse.Namespace) -> None:
 def _output(args: argparse.Namespace) -> Iterator[IO[Any]]:
     """stdout, or ``--output FILE`` written atomically -- then ``dhis2maint: wrote
     FILE`` on stderr (not with --quiet), so a cron log says where the report went."""
-    from .report import atomic_output
+    from .files import atomic_output
 
     path = getattr(args, "output", None)
     with atomic_output(path) as out:
@@ -1257,7 +1257,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             final = job.wait(on_notification=progress)
             out.write("Analytics: {}\n".format(final.message or "done"))
             out.write("\n$ dhis2maint jobs health\n")
-            from .report import write_health
+            from .report_health import write_health
 
             health = session.scheduler_health()
             write_health(health, "table", out, words=follow_up_text)
@@ -1315,7 +1315,7 @@ def _write_list(records: Sequence[_R], args: argparse.Namespace,
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
-    from .report import write_job_configurations
+    from .report_health import write_job_configurations
 
     with connect(args) as session:
         configs = session.list_job_configurations(job_type=args.job_type, enabled=args.enabled,
@@ -1328,7 +1328,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
 
 def _write_one(record: "AttrsInstance", args: argparse.Namespace) -> None:
     from .convert import unstructure
-    from .report import write_fields
+    from .report_health import write_fields
 
     with _output(args) as out:
         if args.format == "json":
@@ -1449,7 +1449,7 @@ def cmd_jobs_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs_health(args: argparse.Namespace) -> int:
-    from .report import write_health
+    from .report_health import write_health
 
     with connect(args) as session:
         _watch_note(args, session=session)
@@ -1509,7 +1509,7 @@ def cmd_validation_results(args: argparse.Namespace) -> int:
         results = session.list_validation_results(
             validation_rules=args.rule or None, org_units=args.org_unit or None,
             periods=args.period or None, created_date=args.created_since)
-    from .report import write_validation_results
+    from .report_health import write_validation_results
 
     _write_list(results, args, write_validation_results)
     return EXIT_OK
@@ -1547,7 +1547,7 @@ def cmd_validation_notify(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .report import write_doctor
+    from .report_health import write_doctor
 
     with connect(args) as session:
         _watch_note(args, session=session)

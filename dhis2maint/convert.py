@@ -175,6 +175,63 @@ def _is_model(cls: Any) -> bool:
 
 
 _converter.register_structure_hook_factory(_is_model, _structure_fn)
+
+
+# --- DHIS2 shapes that differ from the model's own (#20.8) ----------------------
+# Each hook reshapes what DHIS2 sends into the model's camelCase form, then builds the
+# model with its generated hook; the model's own (flat, saved) form passes unchanged.
+
+
+def _ref(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _reshaped(cls: Any, reshape: Callable[[Dict[str, Any]], Dict[str, Any]]) -> Callable[[Any, Any], Any]:
+    generated: List[Callable[[Any, Any], Any]] = []
+
+    def structure_reshaped(data: Any, _: Any) -> Any:
+        if not generated:
+            generated.append(_structure_fn(cls))
+        return generated[0](reshape(data) if isinstance(data, dict) else data, cls)
+    return structure_reshaped
+
+
+def _validation_result_shape(data: Dict[str, Any]) -> Dict[str, Any]:
+    """``GET /api/validationResults`` nests its references: ``validationRule{id,name,
+    importance}``, ``organisationUnit{id,name}``, ``period{id}`` (or the period id),
+    ``attributeOptionCombo{id}``; the model holds them flat."""
+    flat = dict(data)
+    if "validationRule" in flat:
+        rule = flat.pop("validationRule")
+        flat.update(validationRuleId=_ref(rule, "id"), validationRuleName=_ref(rule, "name"),
+                    importance=_ref(rule, "importance"))
+    if "organisationUnit" in flat:
+        unit = flat.pop("organisationUnit")
+        flat.update(organisationUnitId=_ref(unit, "id"), organisationUnitName=_ref(unit, "name"))
+    if "period" in flat:
+        period = flat.pop("period")
+        flat["periodId"] = _ref(period, "id") if isinstance(period, dict) else period
+    if "attributeOptionCombo" in flat:
+        flat["attributeOptionComboId"] = _ref(flat.pop("attributeOptionCombo"), "id")
+    return flat
+
+
+def _running_job_shape(data: Dict[str, Any]) -> Dict[str, Any]:
+    """A ProcessInfo of ``GET /api/scheduling/running`` (with ``jobType``, the key it was
+    listed under, added by the caller): its ``stages`` may be objects; the model keeps
+    each stage's description."""
+    shaped = dict(data)
+    stages = shaped.get("stages") or []
+    if isinstance(stages, list):
+        shaped["stages"] = [s if isinstance(s, str) else str(_ref(s, "description") or s)
+                            for s in stages]
+    return shaped
+
+
+_converter.register_structure_hook(models.ValidationResult,
+                                   _reshaped(models.ValidationResult, _validation_result_shape))
+_converter.register_structure_hook(models.RunningJob,
+                                   _reshaped(models.RunningJob, _running_job_shape))
 _converter.register_unstructure_hook_factory(
     _is_model, lambda cls: make_dict_unstructure_fn(cls, _converter, **_renames(cls)))
 

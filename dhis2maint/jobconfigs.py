@@ -54,13 +54,6 @@ def _type_text(job_type: Union[models.JobType, str]) -> str:
     return text.upper()
 
 
-def _tolerant_type(text: str) -> Union[models.JobType, str]:
-    try:
-        return models.JobType(text)
-    except ValueError:
-        return text
-
-
 def _with_reports(exc: ApiError, context: Optional[str] = None) -> ApiError:
     """The same error, its message extended with DHIS2's errorReports (E7005 "Cron
     expression is invalid", E7000 "Job of same type already scheduled…") and
@@ -94,10 +87,6 @@ def _is_system_job_refusal(exc: ApiError) -> bool:
     (WebMessageException(UNPROCESSABLE_ENTITY)), 409 from 2.38 (CONFLICT /
     ConflictException)."""
     return exc.status_code in (409, 422) and "system job" in (exc.dhis2_message or "")
-
-
-def _ref(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else None
 
 
 if TYPE_CHECKING:
@@ -605,21 +594,9 @@ class JobConfigsMixin(_Transport):
                 if not isinstance(process, dict):
                     raise InvalidResponseError("GET /api/scheduling/running: a process is not a "
                                                "JSON object")
-                stages = process.get("stages") or []
-                stages = [s if isinstance(s, str) else str(_ref(s, "description") or s)
-                          for s in stages]
-                try:
-                    out.append(models.RunningJob(
-                        job_type=_tolerant_type(type_name), job_id=process.get("jobId"),
-                        status=process.get("status"), description=process.get("description"),
-                        started_time=convert.parse_datetime(process.get("startedTime")),
-                        completed_time=convert.parse_datetime(process.get("completedTime")),
-                        cancelled_time=convert.parse_datetime(process.get("cancelledTime")),
-                        summary=process.get("summary"), error=process.get("error"),
-                        stages=stages))
-                except ValueError as exc:
-                    raise InvalidResponseError("GET /api/scheduling/running: {}".format(exc)) \
-                        from None
+                # convert's hook keeps each stage's description
+                out.append(convert.structure(dict(process, jobType=type_name), models.RunningJob,
+                                             "GET /api/scheduling/running"))
         return out
 
 def _neg(stamp: Optional[datetime.datetime]) -> float:

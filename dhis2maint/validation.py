@@ -24,36 +24,9 @@ _VALIDATION_FIELDS = ("id,created,leftsideValue,rightsideValue,dayInPeriod,notif
                       "attributeOptionCombo[id]")
 
 
-def _ref(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else None
-
-
 def _validation_result(item: Any, what: str) -> models.ValidationResult:
-    if not isinstance(item, dict):
-        raise InvalidResponseError("{}: a validation result is not a JSON object".format(what))
-    rule = item.get("validationRule") or {}
-    unit = item.get("organisationUnit") or {}
-    period = item.get("period")
-    aoc = item.get("attributeOptionCombo") or {}
-    try:
-        created = convert.parse_datetime(item.get("created"))
-        ident = item.get("id")
-        return models.ValidationResult(
-            id=int(ident) if ident is not None else None,
-            validation_rule_id=_ref(rule, "id"), validation_rule_name=_ref(rule, "name"),
-            importance=_ref(rule, "importance"),
-            organisation_unit_id=_ref(unit, "id"), organisation_unit_name=_ref(unit, "name"),
-            period_id=_ref(period, "id") if isinstance(period, dict) else period,
-            attribute_option_combo_id=_ref(aoc, "id"),
-            leftside_value=None if item.get("leftsideValue") is None
-            else float(item["leftsideValue"]),
-            rightside_value=None if item.get("rightsideValue") is None
-            else float(item["rightsideValue"]),
-            day_in_period=item.get("dayInPeriod"),
-            notification_sent=item.get("notificationSent"), created=created)
-    except (TypeError, ValueError) as exc:
-        raise InvalidResponseError("{}: unreadable validation result: {}".format(what, exc)) \
-            from None
+    """One stored result as DHIS2 nests it (convert's hook flattens the references)."""
+    return convert.structure(item, models.ValidationResult, what)
 
 
 def _list_param(values: Union[str, Iterable[Any], None], what: str,

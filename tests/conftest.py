@@ -6,26 +6,18 @@ from dhis2maint.testing import Dhis2StandIn
 
 
 @pytest.fixture
-def serve():
+def serve(start_standin):
     """``serve(version="2.42", job_seconds=0.3, **knobs)`` -> ``(stand-in, Session)``.
 
     Starts a :class:`Dhis2StandIn` with the knobs set (``start_delay=0.8``,
     ``drop_feed_after_completion=True``, ...) and a session on it (basic auth,
     one retry); every stand-in started is stopped after the test.
     """
-    servers = []
-
     def start(version="2.42", job_seconds=0.3, **knobs):
-        srv = Dhis2StandIn(version=version, job_seconds=job_seconds)
-        for name, value in knobs.items():
-            setattr(srv, name, value)
-        srv.start()
-        servers.append(srv)
+        srv = start_standin(version, job_seconds, **knobs)
         return srv, Session(srv.url, auth=("admin", "district"), retries=1)
 
-    yield start
-    for srv in servers:
-        srv.stop()
+    return start
 
 
 # ---------------------------------------------------------------------------
@@ -172,3 +164,73 @@ def history_target(request, tmp_path):
         return "{}?schema=t{}".format(server["url"], len(_pg_schemas))
     make.backend = request.param
     return make
+
+# --- shared fixtures: a stand-in per version, a session on it, the CLI runner (#20.8) ---------
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _standins():
+    """A factory starting stand-ins, and the list of them to stop."""
+    servers = []
+
+    def start(version="2.42", job_seconds=0.3, users=None, **kwargs):
+        made = {k: kwargs.pop(k) for k in ("tokens", "issues", "seed", "host", "port", "verbose")
+                if k in kwargs}
+        srv = Dhis2StandIn(version=version, job_seconds=job_seconds, users=users, **made)
+        for name, value in kwargs.items():
+            setattr(srv, name, value)
+        servers.append(srv.start())
+        return srv
+    return start, servers
+
+
+@pytest.fixture
+def start_standin():
+    """``start_standin(version="2.42", job_seconds=0.3, users=None, **kwargs)`` -> a started
+    :class:`Dhis2StandIn`.  ``tokens``, ``issues``, ``seed``, ``host``, ``port`` and ``verbose``
+    go to the constructor, any other keyword is a knob set before it starts; every one
+    started is stopped after the test.  (``serve`` gives one with a Session on it.)"""
+    start, servers = _standins()
+    yield start
+    for srv in servers:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def start_module_standin():
+    """:func:`start_standin` for module-scoped fixtures: stopped after the module."""
+    start, servers = _standins()
+    yield start
+    for srv in servers:
+        srv.stop()
+
+
+def run_dhis2maint(args, url=None, env=None, timeout=60, password="district", secrets=(),
+                   unset=(), **kwargs):
+    """``python -m dhis2maint ARGS`` in a clean environment (no ``DHIS2_*`` nor any variable
+    starting with one of `unset`), logged in as admin/`password` on `url` (a URL or a
+    stand-in) when given, plus `env`; asserts none of `secrets` shows in stdout or stderr.
+    Returns the CompletedProcess."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DHIS2_",) + tuple(unset))}
+    environ["PYTHONPATH"] = ROOT + os.pathsep + environ.get("PYTHONPATH", "")
+    if url:
+        environ.update({"DHIS2_URL": getattr(url, "url", url), "DHIS2_USERNAME": "admin",
+                        "DHIS2_PASSWORD": password})
+    environ.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "dhis2maint"] + list(args), env=environ,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                          universal_newlines=True, **kwargs)
+    for secret in secrets:
+        assert secret not in proc.stdout and secret not in proc.stderr
+    return proc
+
+
+@pytest.fixture
+def run_cli():
+    """:func:`run_dhis2maint`; a test module overrides this fixture to set its defaults
+    (``def run_cli(run_cli): return functools.partial(run_cli, password=..., secrets=...)``)."""
+    return run_dhis2maint

@@ -24,7 +24,7 @@ import sys
 import pytest
 
 import dhis2maint
-from dhis2maint.testing import DEFAULT_TOKEN, Dhis2StandIn
+from dhis2maint.testing import DEFAULT_TOKEN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAG_FILE = os.path.join(ROOT, "examples", "airflow_dag.py")
@@ -46,9 +46,8 @@ def airflow(env, *args, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def srv():
-    with Dhis2StandIn(version="2.42", job_seconds=1.0) as server:
-        yield server
+def srv(start_module_standin):
+    return start_module_standin("2.42", job_seconds=1.0)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Every command as a real subprocess against the built-in stand-in: exit codes and output."""
 import csv
+import functools
 import io
 import json
 import os
@@ -21,10 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def server():
-    with Dhis2StandIn(version="2.42", job_seconds=0.3, users={"admin": PASSWORD},
-                      tokens={TOKEN: "admin"}) as srv:
-        yield srv
+def server(start_module_standin):
+    return start_module_standin("2.42", users={"admin": PASSWORD}, tokens={TOKEN: "admin"})
 
 
 @pytest.fixture
@@ -34,21 +33,12 @@ def fresh(server):
     return server
 
 
-def run_cli(args, url=None, env=None, timeout=60, **kwargs):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("DHIS2_")}
-    environ["PYTHONPATH"] = ROOT + os.pathsep + environ.get("PYTHONPATH", "")
-    if url:
-        environ.update({"DHIS2_URL": url, "DHIS2_USERNAME": "admin", "DHIS2_PASSWORD": PASSWORD})
-    environ.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "dhis2maint"] + list(args), env=environ,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
-                          universal_newlines=True, **kwargs)
-    for stream in (proc.stdout, proc.stderr):
-        assert PASSWORD not in stream and TOKEN not in stream
-    return proc
+@pytest.fixture
+def run_cli(run_cli):
+    return functools.partial(run_cli, password=PASSWORD, secrets=(PASSWORD, TOKEN))
 
 
-def test_integrity_checks_table_and_json(fresh):
+def test_integrity_checks_table_and_json(fresh, run_cli):
     proc = run_cli(["integrity", "checks"], url=fresh.url)
     assert proc.returncode == 0, proc.stderr
     assert "categories_no_options" in proc.stdout and proc.stderr == ""
@@ -58,7 +48,7 @@ def test_integrity_checks_table_and_json(fresh):
     assert checks and {c["severity"] for c in checks} == {"CRITICAL"}
 
 
-def test_integrity_run_fail_on_threshold(fresh):
+def test_integrity_run_fail_on_threshold(fresh, run_cli):
     severe = run_cli(["integrity", "run", "--fail-on", "severe"], url=fresh.url)
     assert severe.returncode == 1, severe.stderr
     assert "Total:" in severe.stdout
@@ -69,7 +59,7 @@ def test_integrity_run_fail_on_threshold(fresh):
     assert no_threshold.returncode == 0
 
 
-def test_progress_only_when_asked(fresh):
+def test_progress_only_when_asked(fresh, run_cli):
     quiet = run_cli(["integrity", "run", "CNO"], url=fresh.url)
     assert quiet.stderr == ""
     loud = run_cli(["integrity", "run", "CNO", "--progress"], url=fresh.url)
@@ -77,7 +67,7 @@ def test_progress_only_when_asked(fresh):
     assert "Total:" not in loud.stderr  # the report stays on stdout
 
 
-def test_integrity_run_json_output_file_round_trips(fresh, tmp_path):
+def test_integrity_run_json_output_file_round_trips(fresh, tmp_path, run_cli):
     out = tmp_path / "report.json"
     proc = run_cli(["integrity", "run", "--details", "--format", "json", "--output", str(out)],
                    url=fresh.url)
@@ -88,7 +78,7 @@ def test_integrity_run_json_output_file_round_trips(fresh, tmp_path):
     assert os.listdir(str(tmp_path)) == ["report.json"]
 
 
-def test_report_csv_and_issues_jsonl_agree(fresh):
+def test_report_csv_and_issues_jsonl_agree(fresh, run_cli):
     run = run_cli(["integrity", "run", "--details"], url=fresh.url)
     assert run.returncode == 0
     table = run_cli(["integrity", "report", "--details", "--format", "csv"], url=fresh.url)
@@ -102,7 +92,7 @@ def test_report_csv_and_issues_jsonl_agree(fresh):
     assert [r["id"] for r in rows] == [line["id"] for line in lines]
 
 
-def test_diff_exit_codes(fresh, tmp_path):
+def test_diff_exit_codes(fresh, tmp_path, run_cli):
     old, new = tmp_path / "old.json", tmp_path / "new.json"
     run_cli(["integrity", "run", "CNO", "--details", "--format", "json", "-o", str(old)],
             url=fresh.url)
@@ -120,7 +110,7 @@ def test_diff_exit_codes(fresh, tmp_path):
     assert missing.returncode == 2 and "nope.json" in missing.stderr
 
 
-def test_refresh_analytics_waits_and_no_wait_prints_the_id(fresh):
+def test_refresh_analytics_waits_and_no_wait_prints_the_id(fresh, run_cli):
     proc = run_cli(["refresh", "analytics", "--last-years", "2", "--skip-events"], url=fresh.url)
     assert proc.returncode == 0, proc.stderr
     assert "completed" in proc.stdout
@@ -136,20 +126,20 @@ def test_refresh_analytics_waits_and_no_wait_prints_the_id(fresh):
     assert waited.returncode == 0 and "completed" in waited.stdout
 
 
-def test_failed_job_exits_4(fresh):
+def test_failed_job_exits_4(fresh, run_cli):
     fresh.fail_next_job("Process failed: disk full")
     proc = run_cli(["refresh", "monitoring"], url=fresh.url)
     assert proc.returncode == 4
     assert "disk full" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_timeout_exits_4(fresh):
+def test_timeout_exits_4(fresh, run_cli):
     proc = run_cli(["integrity", "run", "--quiet", "--timeout", "0.05"], url=fresh.url)
     assert proc.returncode == 4, proc.stderr
     assert proc.stderr.startswith("dhis2maint: error:") and proc.stderr.count("\n") == 1
 
 
-def test_predictors_and_validation(fresh):
+def test_predictors_and_validation(fresh, run_cli):
     proc = run_cli(["predictors", "run", "--start-date", "2024-01-01", "--end-date",
                     "2024-12-31"], url=fresh.url)
     assert proc.returncode == 0 and "Generated" in proc.stdout
@@ -165,7 +155,7 @@ def test_predictors_and_validation(fresh):
     assert bad_date.returncode == 2
 
 
-def test_maintenance_operations(fresh):
+def test_maintenance_operations(fresh, run_cli):
     proc = run_cli(["maintenance", "cache-clear"], url=fresh.url)
     assert proc.returncode == 0, proc.stderr
     refused = run_cli(["maintenance", "prune-periods"], url=fresh.url, stdin=subprocess.DEVNULL)
@@ -177,7 +167,7 @@ def test_maintenance_operations(fresh):
         "/api/maintenance/cacheClear", "/api/maintenance/periodPruning"]
 
 
-def test_coc_update_waits_on_243():
+def test_coc_update_waits_on_243(run_cli):
     with Dhis2StandIn(version="2.43", job_seconds=0.3) as srv:
         srv.coc_generation_delay = 0.5
         env = {"DHIS2_URL": srv.url, "DHIS2_USERNAME": "admin", "DHIS2_PASSWORD": "district"}
@@ -190,14 +180,14 @@ def test_coc_update_waits_on_243():
         assert usage.returncode == 2
 
 
-def test_authentication_failure_exits_3_without_secrets(fresh):
+def test_authentication_failure_exits_3_without_secrets(fresh, run_cli):
     env = {"DHIS2_URL": fresh.url, "DHIS2_USERNAME": "admin", "DHIS2_PASSWORD": PASSWORD + "x"}
     proc = run_cli(["integrity", "checks"], env=env)
     assert proc.returncode == 3
     assert "401" in proc.stderr and PASSWORD not in proc.stderr
 
 
-def test_token_flag_and_login_redirect(fresh):
+def test_token_flag_and_login_redirect(fresh, run_cli):
     ok = run_cli(["version", "--url", fresh.url, "--token", TOKEN])
     assert ok.returncode == 0 and "DHIS2 2.42" in ok.stdout
     fresh.login_redirect = True
@@ -208,7 +198,7 @@ def test_token_flag_and_login_redirect(fresh):
     assert proc.returncode == 3 and "login" in proc.stderr
 
 
-def test_server_down_exits_3():
+def test_server_down_exits_3(run_cli):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -218,17 +208,17 @@ def test_server_down_exits_3():
     assert proc.returncode == 3 and "connect" in proc.stderr
 
 
-def test_configuration_errors_exit_2():
+def test_configuration_errors_exit_2(run_cli):
     proc = run_cli(["integrity", "checks"])
     assert proc.returncode == 2 and "DHIS2_URL" in proc.stderr
 
 
-def test_version_without_server():
+def test_version_without_server(run_cli):
     proc = run_cli(["--version"])
     assert proc.returncode == 0 and proc.stdout.startswith("dhis2maint ")
 
 
-def test_html_report_file(fresh, tmp_path):
+def test_html_report_file(fresh, tmp_path, run_cli):
     out = tmp_path / "report.html"
     proc = run_cli(["integrity", "run", "--details", "--format", "html", "-o", str(out)],
                    url=fresh.url)
@@ -256,7 +246,7 @@ def test_interrupted_run_leaves_no_file(tmp_path):
         assert os.listdir(str(tmp_path)) == []
 
 
-def test_demo_runs_against_the_built_in_stand_in():
+def test_demo_runs_against_the_built_in_stand_in(run_cli):
     proc = run_cli(["demo", "--job-seconds", "0.3"], timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "Built-in DHIS2 2.42 stand-in" in proc.stdout

@@ -3,6 +3,7 @@ stdout and stderr not terminals and no --progress, against the stand-in over HTT
 
 Never hide a verdict, never lose a run, Ctrl-C says how to resume, tables are never
 cut off, and messages say what to do."""
+import functools
 import json
 import os
 import re
@@ -20,9 +21,8 @@ PASSWORD = "Canary-Cron-Pw-21"
 
 
 @pytest.fixture(scope="module")
-def module_srv():
-    with Dhis2StandIn(version="2.42", job_seconds=0.2, users={"admin": PASSWORD}) as server:
-        yield server
+def module_srv(start_module_standin):
+    return start_module_standin("2.42", job_seconds=0.2, users={"admin": PASSWORD})
 
 
 @pytest.fixture
@@ -44,14 +44,11 @@ def cron_env(url=None, env=None):
     return environ
 
 
-def run_cli(args, url=None, env=None, timeout=120):
+@pytest.fixture
+def run_cli(run_cli):
     """``dhis2maint ARGS`` as cron runs it: no terminal anywhere."""
-    proc = subprocess.run([sys.executable, "-m", "dhis2maint"] + list(args),
-                          env=cron_env(url, env), stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
-                          universal_newlines=True)
-    assert PASSWORD not in proc.stdout and PASSWORD not in proc.stderr
-    return proc
+    return functools.partial(run_cli, password=PASSWORD, secrets=(PASSWORD,), timeout=120,
+                             unset=("DHIS2", "COLUMNS", "LINES"), stdin=subprocess.DEVNULL)
 
 
 def one_line(stderr):
@@ -66,7 +63,7 @@ def one_line(stderr):
 # --- 1. never hide a verdict ------------------------------------------------------
 
 
-def test_fail_on_new_says_why_on_stderr(srv, tmp_path):
+def test_fail_on_new_says_why_on_stderr(srv, tmp_path, run_cli):
     db = str(tmp_path / "h.sqlite")
     args = ["integrity", "run", "--details", "--history", db, "--fail-on-new", "severe"]
     first = run_cli(args, url=srv.url)
@@ -89,7 +86,7 @@ def test_fail_on_new_says_why_on_stderr(srv, tmp_path):
     assert sum(named) <= total and named
 
 
-def test_fail_on_says_why_and_quiet_does_not_hide_it(srv):
+def test_fail_on_says_why_and_quiet_does_not_hide_it(srv, run_cli):
     proc = run_cli(["integrity", "run", "--fail-on", "severe", "--quiet"], url=srv.url)
     assert proc.returncode == 1
     line = one_line(proc.stderr)
@@ -99,7 +96,7 @@ def test_fail_on_says_why_and_quiet_does_not_hide_it(srv):
     assert report.returncode == 1 and "at SEVERE or worse" in one_line(report.stderr)
 
 
-def test_jobs_health_exits_1_on_severe_findings_by_default(srv):
+def test_jobs_health_exits_1_on_severe_findings_by_default(srv, run_cli):
     proc = run_cli(["jobs", "health"], url=srv.url)
     assert proc.returncode == 1, proc.stderr
     line = one_line(proc.stderr)
@@ -117,7 +114,7 @@ def test_jobs_health_exits_1_on_severe_findings_by_default(srv):
     assert healthy.returncode == 0 and healthy.stderr == ""
 
 
-def test_integrity_diff_says_how_many_new_issues(srv, tmp_path):
+def test_integrity_diff_says_how_many_new_issues(srv, tmp_path, run_cli):
     old, new = str(tmp_path / "old.json"), str(tmp_path / "new.json")
     assert run_cli(["integrity", "run", "CNO", "--details", "--format", "json", "-o", old,
                     "--quiet"], url=srv.url).returncode == 0
@@ -149,7 +146,7 @@ def _exit_code_tables():
     return [" ".join(t.replace("``", "").split()) for t in tables]
 
 
-def test_help_and_exit_code_table_agree():
+def test_help_and_exit_code_table_agree(run_cli):
     tables = _exit_code_tables()
     assert len(tables) == 3
     for text in tables:
@@ -188,7 +185,7 @@ def _interrupt_while_following(srv, args, job_path):
     (["integrity", "run", "CNO"], "DATA_INTEGRITY"),
     (["task", "wait", "RESOURCE_TABLE"], "RESOURCE_TABLE"),
 ])
-def test_ctrl_c_says_the_job_goes_on_and_how_to_follow_it(args, job_type):
+def test_ctrl_c_says_the_job_goes_on_and_how_to_follow_it(args, job_type, run_cli):
     with Dhis2StandIn(version="2.42", job_seconds=60, users={"admin": PASSWORD}) as slow:
         if args[0] == "task":
             started = run_cli(["refresh", "resource-tables", "--no-wait"], url=slow.url)
@@ -219,7 +216,7 @@ def _unwritable_folder(tmp_path):
 
 
 @pytest.mark.parametrize("flag", ["--history", "--output"])
-def test_unwritable_history_or_output_exits_2_before_anything_is_sent(srv, tmp_path, flag):
+def test_unwritable_history_or_output_exits_2_before_anything_is_sent(srv, tmp_path, flag, run_cli):
     missing = str(tmp_path / "no-such-folder" / "deeper" / "file")
     locked = os.path.join(_unwritable_folder(tmp_path), "dhis2maint-test-file")
     for path, cause in ((missing, "does not exist"), (locked, "permission denied")):
@@ -281,7 +278,7 @@ def test_a_run_that_cannot_be_recorded_is_still_reported(srv, tmp_path, fmt):
 # --- 4. tables are never cut off -------------------------------------------------------
 
 
-def test_tables_written_to_a_file_or_pipe_cut_nothing(srv):
+def test_tables_written_to_a_file_or_pipe_cut_nothing(srv, run_cli):
     jobs = json.loads(run_cli(["jobs", "list", "--format", "json"], url=srv.url).stdout)
     table = run_cli(["jobs", "list"], url=srv.url)
     assert table.returncode == 0, table.stderr
@@ -298,7 +295,7 @@ def test_tables_written_to_a_file_or_pipe_cut_nothing(srv):
     assert heads and all(name in srv.check_names() for name in heads)
 
 
-def test_columns_is_honoured_and_names_stay_whole(srv):
+def test_columns_is_honoured_and_names_stay_whole(srv, run_cli):
     proc = run_cli(["integrity", "checks"], url=srv.url, env={"COLUMNS": "90"})
     lines = proc.stdout.splitlines()
     assert "…" in proc.stdout  # display names and sections gave up room
@@ -307,7 +304,7 @@ def test_columns_is_honoured_and_names_stay_whole(srv):
     assert all(len(line) <= 90 for line, name in zip(lines[1:], names) if len(name) <= 30)
 
 
-def test_on_a_terminal_ids_and_types_are_never_cut():
+def test_on_a_terminal_ids_and_types_are_never_cut(run_cli):
     import fcntl
     import pty
     import struct
@@ -354,7 +351,7 @@ def _free_port():
     return port
 
 
-def test_connection_errors_name_the_url_never_credentials():
+def test_connection_errors_name_the_url_never_credentials(run_cli):
     url = "http://127.0.0.1:%d" % _free_port()
     proc = run_cli(["integrity", "checks"], url=url)
     assert proc.returncode == 3
@@ -362,7 +359,7 @@ def test_connection_errors_name_the_url_never_credentials():
     assert url in line and "could not connect" in line and "admin" not in line
 
 
-def test_a_404_on_system_info_says_the_url_is_wrong(srv):
+def test_a_404_on_system_info_says_the_url_is_wrong(srv, run_cli):
     proc = run_cli(["integrity", "checks"], url=srv.url + "/dhis")
     assert proc.returncode == 3
     line = one_line(proc.stderr)
@@ -375,7 +372,7 @@ def test_a_404_on_system_info_says_the_url_is_wrong(srv):
     assert "url" in one_line(doctor.stderr)
 
 
-def test_doctor_calls_a_server_that_is_not_dhis2_a_url_failure(srv):
+def test_doctor_calls_a_server_that_is_not_dhis2_a_url_failure(srv, run_cli):
     srv.answer_next('{"status":"UP","groups":["liveness","readiness"]}', count=1 << 30,
                     path="/api/system/info")
     doctor = run_cli(["doctor", "--format", "json"], url=srv.url)
@@ -384,7 +381,7 @@ def test_doctor_calls_a_server_that_is_not_dhis2_a_url_failure(srv):
     assert checks.get("url") == "fail" and "credentials" not in checks
 
 
-def test_https_to_an_http_server_suggests_http(srv):
+def test_https_to_an_http_server_suggests_http(srv, run_cli):
     https = srv.url.replace("http://", "https://")
     proc = run_cli(["integrity", "checks"], url=https)
     assert proc.returncode == 3
@@ -392,7 +389,7 @@ def test_https_to_an_http_server_suggests_http(srv):
     assert "use {}".format(srv.url) in line and "plain http" in line
 
 
-def test_an_untrusted_certificate_names_insecure_and_the_ca_bundle(tmp_path):
+def test_an_untrusted_certificate_names_insecure_and_the_ca_bundle(tmp_path, run_cli):
     import shutil
     import ssl
     import threading
@@ -432,7 +429,7 @@ def test_an_untrusted_certificate_names_insecure_and_the_ca_bundle(tmp_path):
     assert "--insecure" in line and "REQUESTS_CA_BUNDLE" in line and "verify=" not in line
 
 
-def test_a_unix_cron_gets_the_six_field_expression_before_anything_is_sent(srv):
+def test_a_unix_cron_gets_the_six_field_expression_before_anything_is_sent(srv, run_cli):
     proc = run_cli(["jobs", "create", "Nightly", "MONITORING", "--cron", "0 4 * * *"],
                    url=srv.url)
     assert proc.returncode == 2
@@ -445,7 +442,7 @@ def test_a_unix_cron_gets_the_six_field_expression_before_anything_is_sent(srv):
     assert json.loads(fixed.stdout)["cronExpression"] == "0 0 4 ? * *"
 
 
-def test_trend_and_open_check_names_are_validated(srv, tmp_path):
+def test_trend_and_open_check_names_are_validated(srv, tmp_path, run_cli):
     db = str(tmp_path / "h.sqlite")
     assert run_cli(["integrity", "run", "--details", "--history", db, "--quiet"],
                    url=srv.url).returncode == 0
@@ -463,7 +460,7 @@ def test_trend_and_open_check_names_are_validated(srv, tmp_path):
     assert dashed.returncode == 0 and json.loads(dashed.stdout)
 
 
-def test_every_command_that_starts_a_job_takes_wait_and_no_wait(srv):
+def test_every_command_that_starts_a_job_takes_wait_and_no_wait(srv, run_cli):
     for args in (["refresh", "analytics"], ["refresh", "resource-tables"],
                  ["refresh", "monitoring"], ["jobs", "run", "UsrMonitor1"],
                  ["integrity", "run", "CNO"], ["validation", "notify"]):
@@ -478,7 +475,7 @@ def test_every_command_that_starts_a_job_takes_wait_and_no_wait(srv):
     assert refused.returncode == 2 and "--fail-on needs --wait" in refused.stderr
 
 
-def test_demo_takes_no_connection_options():
+def test_demo_takes_no_connection_options(run_cli):
     proc = run_cli(["demo", "--url", "http://example.org"])
     assert proc.returncode == 2 and "--url" in proc.stderr
     top = run_cli(["--url", "http://example.org", "demo"])
@@ -486,14 +483,14 @@ def test_demo_takes_no_connection_options():
     assert "--url" not in run_cli(["demo", "--help"]).stdout
 
 
-def test_no_arguments_print_a_short_usage():
+def test_no_arguments_print_a_short_usage(run_cli):
     proc = run_cli([])
     assert proc.returncode == 2
     assert "dhis2maint demo" in proc.stderr and "--help" in proc.stderr
     assert len(proc.stderr.splitlines()) < 12
 
 
-def test_output_file_says_wrote_it_unless_quiet(srv, tmp_path):
+def test_output_file_says_wrote_it_unless_quiet(srv, tmp_path, run_cli):
     out = str(tmp_path / "checks.json")
     proc = run_cli(["integrity", "checks", "--format", "json", "-o", out], url=srv.url)
     assert proc.returncode == 0 and proc.stderr == "dhis2maint: wrote {}\n".format(out)
@@ -524,7 +521,7 @@ def test_stand_in_banner_prints_export_lines():
     assert "export DHIS2_USERNAME=admin\n" in lines and "export DHIS2_PASSWORD=district\n" in lines
 
 
-def test_demo_closes_with_export_lines():
+def test_demo_closes_with_export_lines(run_cli):
     proc = run_cli(["demo", "--job-seconds", "0.2", "--quiet"], timeout=180)
     assert proc.returncode == 0, proc.stderr
     tail = proc.stdout.splitlines()[-12:]

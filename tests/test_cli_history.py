@@ -2,12 +2,11 @@
 (#16.3, #16.5, #16.6, #12.7): --history, $DHIS2MAINT_HISTORY, --fail-on-new, history,
 trend, open, streamed details output, provenance, diff of two servers."""
 import csv
+import functools
 import io
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
@@ -19,26 +18,17 @@ PASSWORD = "Canary-Hist-Pw-77"
 
 
 @pytest.fixture
-def srv():
-    with Dhis2StandIn(version="2.42", job_seconds=0.2, users={"admin": PASSWORD}) as server:
-        yield server
+def srv(start_standin):
+    return start_standin("2.42", job_seconds=0.2, users={"admin": PASSWORD})
 
 
-def run_cli(args, url=None, env=None, timeout=120):
-    environ = {k: v for k, v in os.environ.items()
-               if not k.startswith("DHIS2_") and k != "DHIS2MAINT_HISTORY"}
-    environ["PYTHONPATH"] = ROOT + os.pathsep + environ.get("PYTHONPATH", "")
-    if url:
-        environ.update({"DHIS2_URL": url, "DHIS2_USERNAME": "admin", "DHIS2_PASSWORD": PASSWORD})
-    environ.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "dhis2maint"] + list(args), env=environ,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
-                          universal_newlines=True)
-    assert PASSWORD not in proc.stdout and PASSWORD not in proc.stderr
-    return proc
+@pytest.fixture
+def run_cli(run_cli):
+    return functools.partial(run_cli, password=PASSWORD, secrets=(PASSWORD,), timeout=120,
+                             unset=("DHIS2MAINT_HISTORY",))
 
 
-def test_fail_on_new_exits_1_only_for_issues_the_previous_run_lacked(srv, tmp_path):
+def test_fail_on_new_exits_1_only_for_issues_the_previous_run_lacked(srv, tmp_path, run_cli):
     db = str(tmp_path / "h.sqlite")
     args = ["integrity", "run", "--details", "--history", db, "--fail-on-new", "severe",
             "--progress"]
@@ -58,12 +48,12 @@ def test_fail_on_new_exits_1_only_for_issues_the_previous_run_lacked(srv, tmp_pa
     assert runs[2]["resolved_issues"] > 0 and runs[0]["base_url"] == srv.url
 
 
-def test_fail_on_new_needs_a_history(srv):
+def test_fail_on_new_needs_a_history(srv, run_cli):
     proc = run_cli(["integrity", "run", "--fail-on-new", "info"], url=srv.url)
     assert proc.returncode == 2 and "--fail-on-new needs --history" in proc.stderr
 
 
-def test_history_from_the_environment_and_trend_and_open(srv, tmp_path):
+def test_history_from_the_environment_and_trend_and_open(srv, tmp_path, run_cli):
     db = str(tmp_path / "env.sqlite")
     env = {"DHIS2MAINT_HISTORY": db}
     srv.drift = 1
@@ -93,7 +83,7 @@ def test_history_from_the_environment_and_trend_and_open(srv, tmp_path):
     assert table.returncode == 0 and "orgunits_multiple_roots" in table.stdout
 
 
-def test_history_commands_without_a_file_exit_2(tmp_path):
+def test_history_commands_without_a_file_exit_2(tmp_path, run_cli):
     missing = run_cli(["integrity", "history", "--history", str(tmp_path / "nope.sqlite")])
     assert missing.returncode == 2 and "no history file" in missing.stderr
     assert not os.path.exists(str(tmp_path / "nope.sqlite"))
@@ -104,7 +94,7 @@ def test_history_commands_without_a_file_exit_2(tmp_path):
     assert bad.returncode == 2
 
 
-def test_a_history_from_a_newer_dhis2maint_exits_2(srv, tmp_path):
+def test_a_history_from_a_newer_dhis2maint_exits_2(srv, tmp_path, run_cli):
     db = str(tmp_path / "h.sqlite")
     assert run_cli(["integrity", "run", "--history", db], url=srv.url).returncode == 0
     conn = sqlite3.connect(db)
@@ -118,7 +108,7 @@ def test_a_history_from_a_newer_dhis2maint_exits_2(srv, tmp_path):
     assert run.returncode == 2 and "upgrade dhis2maint" in run.stderr
 
 
-def test_streamed_details_json_equals_the_whole_report(srv, tmp_path):
+def test_streamed_details_json_equals_the_whole_report(srv, tmp_path, run_cli):
     srv.fail_check("categories_no_options")
     whole = run_cli(["integrity", "run", "--details", "--format", "table"], url=srv.url)
     assert whole.returncode == 0, whole.stderr
@@ -136,7 +126,7 @@ def test_streamed_details_json_equals_the_whole_report(srv, tmp_path):
     assert streamed.dhis2_version == "2.42.0" and streamed.run_at is not None
 
 
-def test_streamed_run_jsonl_and_csv_start_with_the_source(srv, tmp_path):
+def test_streamed_run_jsonl_and_csv_start_with_the_source(srv, tmp_path, run_cli):
     proc = run_cli(["integrity", "run", "--details", "--format", "jsonl"], url=srv.url)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -151,7 +141,7 @@ def test_streamed_run_jsonl_and_csv_start_with_the_source(srv, tmp_path):
     assert len(rows) == len(lines) - 1
 
 
-def test_streamed_run_records_into_the_history(srv, tmp_path):
+def test_streamed_run_records_into_the_history(srv, tmp_path, run_cli):
     db = str(tmp_path / "h.sqlite")
     out = tmp_path / "run.json"
     proc = run_cli(["integrity", "run", "--details", "--format", "json", "-o", str(out),
@@ -164,7 +154,7 @@ def test_streamed_run_records_into_the_history(srv, tmp_path):
     assert runs[0]["checks"] == len(saved)
 
 
-def test_html_report_with_history(srv, tmp_path):
+def test_html_report_with_history(srv, tmp_path, run_cli):
     db = str(tmp_path / "h.sqlite")
     srv.drift = 1
     for _ in range(2):
@@ -183,7 +173,7 @@ def test_html_report_with_history(srv, tmp_path):
     assert 'id="job-id"' in text and 'id="dhis2-version">2.42.0<' in text
 
 
-def test_diff_refuses_reports_of_two_servers(srv, tmp_path):
+def test_diff_refuses_reports_of_two_servers(srv, tmp_path, run_cli):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     assert run_cli(["integrity", "run", "--details", "--format", "json", "-o", str(a)],
                    url=srv.url).returncode == 0
@@ -199,14 +189,14 @@ def test_diff_refuses_reports_of_two_servers(srv, tmp_path):
     assert same.returncode == 0
 
 
-def test_diff_reads_a_report_saved_before_provenance(tmp_path):
+def test_diff_reads_a_report_saved_before_provenance(tmp_path, run_cli):
     old = os.path.join(ROOT, "tests", "data", "report-format1-2.42-details.json")
     proc = run_cli(["integrity", "diff", old, old, "--format", "json"])
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["newIssues"] == []
 
 
-def test_report_records_the_cached_results_into_the_history(srv, tmp_path):
+def test_report_records_the_cached_results_into_the_history(srv, tmp_path, run_cli):
     """`integrity report --history` records what DHIS2 has cached (streamed for json)."""
     db = str(tmp_path / "h.sqlite")
     assert run_cli(["integrity", "run", "--details", "--format", "json"],

@@ -13,30 +13,27 @@ import sys
 import pytest
 
 from dhis2maint import cli
-from dhis2maint.testing import Dhis2StandIn
 
 PASSWORD = "Canary-Pw-15sched"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _logged_in(srv, monkeypatch):
+    monkeypatch.setenv("DHIS2_URL", srv.url)
+    monkeypatch.setenv("DHIS2_USERNAME", "admin")
+    monkeypatch.setenv("DHIS2_PASSWORD", PASSWORD)
+    monkeypatch.delenv("DHIS2_PAT", raising=False)
+    return srv
+
+
 @pytest.fixture(params=["2.36", "2.40", "2.42", "2.43"])
-def server(request, monkeypatch):
-    with Dhis2StandIn(version=request.param, job_seconds=0.3, users={"admin": PASSWORD}) as srv:
-        monkeypatch.setenv("DHIS2_URL", srv.url)
-        monkeypatch.setenv("DHIS2_USERNAME", "admin")
-        monkeypatch.setenv("DHIS2_PASSWORD", PASSWORD)
-        monkeypatch.delenv("DHIS2_PAT", raising=False)
-        yield srv
+def server(request, monkeypatch, start_standin):
+    return _logged_in(start_standin(request.param, users={"admin": PASSWORD}), monkeypatch)
 
 
 @pytest.fixture
-def server242(monkeypatch):
-    with Dhis2StandIn(version="2.42", job_seconds=0.3, users={"admin": PASSWORD}) as srv:
-        monkeypatch.setenv("DHIS2_URL", srv.url)
-        monkeypatch.setenv("DHIS2_USERNAME", "admin")
-        monkeypatch.setenv("DHIS2_PASSWORD", PASSWORD)
-        monkeypatch.delenv("DHIS2_PAT", raising=False)
-        yield srv
+def server242(monkeypatch, start_standin):
+    return _logged_in(start_standin("2.42", users={"admin": PASSWORD}), monkeypatch)
 
 
 def run(capsys, *argv):

@@ -27,9 +27,8 @@ TOKEN = "d2pat_" + "x" * 36
 
 
 @pytest.fixture
-def srv():
-    with Dhis2StandIn(version="2.42", job_seconds=0.3) as server:
-        yield server
+def srv(start_standin):
+    return start_standin("2.42")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import types
 import pytest
 
 import dhis2maint
-from dhis2maint.testing import DEFAULT_TOKEN, Dhis2StandIn
+from dhis2maint.testing import DEFAULT_TOKEN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -25,10 +25,9 @@ OLD_DAY = "2000-01-01"
 
 
 @pytest.fixture
-def srv():
+def srv(start_standin):
     # A fresh server per test: issue counts and failing checks are per-server state.
-    with Dhis2StandIn(version="2.42", job_seconds=0.2) as server:
-        yield server
+    return start_standin("2.42", job_seconds=0.2)
 
 
 def first_severe_check(report, with_issues=False):

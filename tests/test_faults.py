@@ -282,9 +282,8 @@ def small_backoff(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def standin():
-    srv = testing.Dhis2StandIn(version="2.42", job_seconds=0.1, issues={BIG_CHECK: 3000})
-    srv.start()
+def standin(start_module_standin):
+    srv = start_module_standin("2.42", job_seconds=0.1, issues={BIG_CHECK: 3000})
     setup = FastSession(srv.url, auth=("admin", "district"), timeout=5)
     # Cached results for the report and stream families, and a finished job to follow.
     setup.start_integrity_run(CHECKS, details=True).wait(timeout=10)
@@ -294,8 +293,7 @@ def standin():
     # matched once here (GET /api/dataIntegrity), so the fault hits the family's own request
     checks = setup.resolve_integrity_checks(CHECKS)
     setup.close()
-    yield srv, {"job": job.id, "checks": checks}
-    srv.stop()
+    return srv, {"job": job.id, "checks": checks}
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 connection, `history copy` both ways, and the CLI on a PostgreSQL history -- against the
 real PostgreSQL 15 server of tests/conftest.py (the shared behaviour is tested on both
 backends by tests/test_history.py)."""
+import functools
 import os
 import socket
 import sqlite3
@@ -16,10 +17,17 @@ from dhis2maint.history import (SCHEMA_VERSION, History, copy_history, is_postgr
                                 redact_url)
 from dhis2maint.models import DataIntegrityIssue, DataIntegrityReport, IntegrityIssueRow
 
-from test_cli_history import run_cli  # noqa: I100 - tests/ is on sys.path (rootdir)
+from test_cli_history import PASSWORD  # noqa: I100 - tests/ is on sys.path (rootdir)
 from test_history import URL, day, report, uid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def run_cli(run_cli):
+    """As in test_cli_history: its password, no DHIS2MAINT_HISTORY from outside."""
+    return functools.partial(run_cli, password=PASSWORD, secrets=(PASSWORD,), timeout=120,
+                             unset=("DHIS2MAINT_HISTORY",))
 
 
 def test_targets_and_redaction():
@@ -30,7 +38,7 @@ def test_targets_and_redaction():
         "postgresql://ann@db.example:5432/ops?sslmode=require&schema=h"
 
 
-def test_without_psycopg_a_postgresql_target_names_the_extra(tmp_path):
+def test_without_psycopg_a_postgresql_target_names_the_extra(tmp_path, run_cli):
     code = ("import sys; sys.modules['psycopg'] = None\n"
             "from dhis2maint.history import History\n"
             "try:\n    History('postgresql://ann:Secret-Pw-1@127.0.0.1:1/x')\n"
@@ -220,7 +228,7 @@ def test_copy_refuses_a_history_that_is_not_empty(tmp_path, pg_url):
 
 
 def test_cli_history_copy_both_ways_and_runs_on_postgresql(srv_pg, tmp_path, pg_url,
-                                                           postgres_server):
+                                                           postgres_server, run_cli):
     srv = srv_pg
     password = postgres_server["password"]
     db = str(tmp_path / "cron.sqlite")
@@ -256,10 +264,5 @@ def test_cli_history_copy_both_ways_and_runs_on_postgresql(srv_pg, tmp_path, pg_
 
 
 @pytest.fixture
-def srv_pg():
-    from dhis2maint.testing import Dhis2StandIn
-
-    from test_cli_history import PASSWORD
-
-    with Dhis2StandIn(version="2.42", job_seconds=0.2, users={"admin": PASSWORD}) as server:
-        yield server
+def srv_pg(start_standin):
+    return start_standin("2.42", job_seconds=0.2, users={"admin": PASSWORD})

@@ -43,10 +43,8 @@ def _track(session):
 
 
 @pytest.fixture
-def srv():
-    server = Dhis2StandIn(job_seconds=0.2).start()
-    yield server
-    server.stop()
+def srv(start_standin):
+    return start_standin(job_seconds=0.2)
 
 
 def _session(server, **kwargs):

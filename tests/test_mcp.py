@@ -117,12 +117,8 @@ def test_error_texts_name_tools_not_session_methods_or_commands():
 
 
 @pytest.fixture
-def standin():
-    srv = Dhis2StandIn(version="2.42", job_seconds=0.3, users={"admin": PASSWORD},
-                       tokens={TOKEN: "admin"})
-    srv.start()
-    yield srv
-    srv.stop()
+def standin(start_standin):
+    return start_standin("2.42", users={"admin": PASSWORD}, tokens={TOKEN: "admin"})
 
 
 class Server:

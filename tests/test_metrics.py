@@ -11,15 +11,13 @@ from dhis2maint import cli, metrics
 from dhis2maint.history import History
 from dhis2maint.models import (DataIntegrityReport, DataIntegrityResult, HealthFinding,
                                SchedulerHealth)
-from dhis2maint.testing import Dhis2StandIn
 
 PASSWORD = "Canary-Watch-Pw-31"
 
 
 @pytest.fixture
-def srv():
-    with Dhis2StandIn(version="2.42", job_seconds=0.2, users={"admin": PASSWORD}) as server:
-        yield server
+def srv(start_standin):
+    return start_standin("2.42", job_seconds=0.2, users={"admin": PASSWORD})
 
 
 def run(args, capsys, monkeypatch, url=None):

@@ -96,12 +96,8 @@ def _session_texts(session):
 
 
 @pytest.fixture
-def standin():
-    srv = testing.Dhis2StandIn(version="2.42", job_seconds=0.1, users={"admin": PASSWORD},
-                               tokens={TOKEN: "admin"})
-    srv.start()
-    yield srv
-    srv.stop()
+def standin(start_standin):
+    return start_standin("2.42", job_seconds=0.1, users={"admin": PASSWORD}, tokens={TOKEN: "admin"})
 
 
 def _sessions(url, **kwargs):

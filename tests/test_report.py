@@ -14,6 +14,7 @@ import tracemalloc
 import pytest
 
 from dhis2maint import report as rep
+from dhis2maint import report_html
 from dhis2maint.convert import comparison_to_dict, from_json, report_from_dict, structure
 from dhis2maint.models import (CountChange, DataIntegrityCheck, DataIntegrityIssue,
                                IntegrityIssueRow, IssueChange, Notification, ReportComparison,
@@ -745,7 +746,9 @@ def test_report_module_keeps_heavy_imports_lazy():
             "print(' '.join(sorted(set(sys.modules) - before - {'dhis2maint.report'})))")
     result = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             universal_newlines=True, check=True)
-    assert result.stdout.strip() == ""
+    # only the light stdlib-only helpers report re-exports (#20.8): no csv, json, html, attr
+    assert set(result.stdout.split()) <= {"dhis2maint._report_common", "dhis2maint.files",
+                                          "dhis2maint.progress"}
 
 
 def test_comparison_from_compare_reports_in_every_format(details):
@@ -864,15 +867,15 @@ def test_report_stream_writes_what_write_report_writes(details, fmt):
 
 def test_object_urls_follow_the_maintenance_app():
     base = "https://dhis2.example.org/hmis"
-    assert rep.object_url(base, "organisationUnits", "ImspTQPwCqd") == (
+    assert report_html.object_url(base, "organisationUnits", "ImspTQPwCqd") == (
         base + "/dhis-web-maintenance/index.html#/edit/organisationUnitSection/"
                "organisationUnit/ImspTQPwCqd")
-    assert rep.object_url(base + "/", "dataElements", "fbfJHSPpUQD").endswith(
+    assert report_html.object_url(base + "/", "dataElements", "fbfJHSPpUQD").endswith(
         "#/edit/dataElementSection/dataElement/fbfJHSPpUQD")
-    assert rep.object_url(base, "users", "xE7jOejl9FI") is None  # not a maintenance object
-    assert rep.object_url(base, None, "xE7jOejl9FI") is None
-    assert rep.object_url(base, "dataElements", "not a uid") is None
-    assert rep.object_url("javascript:alert(1)", "dataElements", "fbfJHSPpUQD") is None
+    assert report_html.object_url(base, "users", "xE7jOejl9FI") is None  # not a maintenance object
+    assert report_html.object_url(base, None, "xE7jOejl9FI") is None
+    assert report_html.object_url(base, "dataElements", "not a uid") is None
+    assert report_html.object_url("javascript:alert(1)", "dataElements", "fbfJHSPpUQD") is None
 
 
 def test_html_shows_fix_text_and_links_and_escapes_them(details):
@@ -890,7 +893,7 @@ def test_html_shows_fix_text_and_links_and_escapes_them(details):
 
 
 def test_html_caps_the_issues_of_a_huge_run(monkeypatch):
-    monkeypatch.setattr(rep, "HTML_TOTAL_LIMIT", 250)
+    monkeypatch.setattr(report_html, "HTML_TOTAL_LIMIT", 250)
     data = {"c%d" % n: _check("c%d" % n, "Check %d" % n, "S", "WARNING", "C%d" % n,
                               issues=[{"id": "Ab%09d" % i, "name": "x"} for i in range(200)])
             for n in range(3)}
@@ -899,3 +902,18 @@ def test_html_caps_the_issues_of_a_huge_run(monkeypatch):
     assert listed == [200, 50, 0] and sum(listed) == 250
     text = render(rep.write_report, report_from_dict(data), "html")
     assert "… and 150 more (listed: 50 of 200" in text and "… and 200 more" in text
+
+
+def test_the_html_base_a_new_page_builds_on():
+    out = io.StringIO()
+    report_html.page_start(out, "Fleet <&>", "body{}", "var x=1;")
+    out.write(report_html.sparkline([3, None, 5]))
+    report_html.page_end(out, "var x=1;")
+    text = out.getvalue()
+    assert "<title>Fleet &lt;&amp;&gt;</title>" in text and "<style>body{}</style>" in text
+    assert report_html.csp("var x=1;") in text and "script-src 'sha256-" in report_html.csp("")
+    assert text.endswith("<script>var x=1;</script>\n</body>\n</html>\n")
+    assert 'data-values="3,,5"' in text and report_html.sparkline([1]) == '<span class="meta">–</span>'
+    assert report_html.esc(None) == "" and report_html.esc('"<') == "&quot;&lt;"
+    # the names that moved still answer in report
+    assert rep.object_url is report_html.object_url and rep.HTML_TOTAL_LIMIT == 20000

@@ -22,18 +22,8 @@ TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$")
 
 
 @pytest.fixture
-def make():
-    servers = []
-
-    def _make(**kw):
-        kw.setdefault("job_seconds", 0.3)
-        srv = Dhis2StandIn(**kw).start()
-        servers.append(srv)
-        return srv
-
-    yield _make
-    for srv in servers:
-        srv.stop()
+def make(start_standin):
+    return start_standin
 
 
 def api(srv, method, path, **kw):
@@ -779,3 +769,70 @@ def test_cli_runs_in_foreground_and_exits_on_ctrl_c():
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+# --- the route registry and the split (#20.8) ---------------------------------------------------------------
+
+def test_a_new_route_family_is_one_module_of_registered_handlers(make):
+    from dhis2maint._standin_http import _Response
+    from dhis2maint._standin_routes import ROUTES, route
+
+    def probe(api, req, word):
+        return _Response.json({"word": word, "user": req.user, "version": api.owner.version,
+                               "jobs": len(api.state.jobs)})
+    route("GET", r"standinProbe/([a-z]+)", feature="scheduler_api")(probe)
+    try:
+        srv = make(version="2.42")
+        r = api(srv, "GET", "standinProbe/abc")
+        assert r.status_code == 200 and r.json() == {"word": "abc", "user": "admin", "version": "2.42", "jobs": 0}
+        r = api(srv, "POST", "42/standinProbe/abc.json")
+        assert r.status_code == 405 and r.headers["Allow"] == "GET"
+        assert api(srv, "GET", "standinProbe/abc", auth=("admin", "wrong")).status_code == 401
+        assert api(make(version="2.39"), "GET", "standinProbe/abc").status_code == 404  # no such feature
+    finally:
+        ROUTES[:] = [r for r in ROUTES if r.handler is not probe]
+
+
+@pytest.mark.parametrize("version", ["2.36", "2.38", "2.42"])
+def test_scheduler_routes_are_on_the_registry_and_a_wrong_method_is_405(make, version):
+    srv = make(version=version)
+    r = api(srv, "PUT", "system/ping")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET"
+    r = api(srv, "DELETE", "jobConfigurations")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, POST"
+    me = api(srv, "POST", "me/authorities")
+    assert (me.status_code, me.json() if me.status_code == 200 else None) == (
+        (200, ["ALL"]) if version < "2.38" else (405, None))
+    assert api(srv, "GET", "me").json()["authorities"] == ["ALL"]
+
+
+def test_no_standin_module_is_a_giant():
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dhis2maint")
+    sizes = {}
+    for name in os.listdir(folder):
+        if name == "testing.py" or name.startswith("_standin_"):
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                sizes[name] = sum(1 for _ in f)
+    assert len(sizes) >= 8 and max(sizes.values()) <= 1000, sizes
+
+
+def test_tests_share_one_cli_runner_and_one_standin_factory():
+    here = os.path.dirname(os.path.abspath(__file__))
+    runners, factories = [], []
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py") and name != "conftest.py":
+            with open(os.path.join(here, name), encoding="utf-8") as f:
+                text = f.read()
+            if re.search(r"^def run_cli\((?!run_cli\))", text, re.M):
+                runners.append(name)
+            lines = text.split("\n")
+            for i, line in enumerate(lines[:-1]):  # a fixture that builds its own stand-in
+                if line.startswith("@pytest.fixture") and lines[i + 1].startswith("def "):
+                    body = []
+                    for more in lines[i + 2:]:
+                        if more and not more.startswith(" "):
+                            break
+                        body.append(more)
+                    if "Dhis2StandIn(" in "\n".join(body):
+                        factories.append(name)
+    assert runners == [] and factories == []

@@ -6,8 +6,6 @@ Each test names the item it covers.  Body shapes follow dhis2-core (``path@branc
 import json
 import os
 import pickle
-import subprocess
-import sys
 
 import pytest
 import responses
@@ -23,16 +21,6 @@ from dhis2maint.testing import Dhis2StandIn
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 URL = "https://dhis2.example.org"
 API = URL + "/api/"
-
-
-def run_cli(args, srv, timeout=60):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("DHIS2_")}
-    environ["PYTHONPATH"] = ROOT + os.pathsep + environ.get("PYTHONPATH", "")
-    environ.update({"DHIS2_URL": srv.url, "DHIS2_USERNAME": "admin",
-                    "DHIS2_PASSWORD": "district"})
-    return subprocess.run([sys.executable, "-m", "dhis2maint"] + list(args), env=environ,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
-                          universal_newlines=True)
 
 
 _OPEN = []
@@ -56,9 +44,8 @@ def posts(srv, prefix=""):
 
 
 @pytest.fixture(scope="module")
-def srv242():
-    with Dhis2StandIn(version="2.42", job_seconds=0.2) as srv:
-        yield srv
+def srv242(start_module_standin):
+    return start_module_standin("2.42", job_seconds=0.2)
 
 
 @pytest.fixture
@@ -77,7 +64,7 @@ def s242(srv242):
     ["integrity", "issues", "categories_no_option"],
     ["integrity", "checks", "categories_no_option"],
 ])
-def test_1_cli_unknown_check_name_exits_2_naming_it_and_close_matches(s242, command):
+def test_1_cli_unknown_check_name_exits_2_naming_it_and_close_matches(s242, command, run_cli):
     proc = run_cli(command, s242)
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
@@ -108,7 +95,7 @@ def test_1_every_unmatched_token_is_named_and_matched_ones_are_not(s242):
     assert posts(s242, "dataIntegrity") == []
 
 
-def test_1_all_capitals_wildcard_is_a_code_on_239_plus(s242):
+def test_1_all_capitals_wildcard_is_a_code_on_239_plus(s242, run_cli):
     # DefaultDataIntegrityService.expandChecks@2.42: upper case and no '_' -> a code, so
     # "DATA*" matches nothing on the server; it must not silently run nothing
     proc = run_cli(["integrity", "run", "DATA*"], s242)
@@ -132,7 +119,7 @@ def test_1_matching_follows_dhis2_rules():
     assert pick(["CATEGORIES-NO-OPTIONS"], codes=False) == ["categories_no_options"]
 
 
-def test_1_report_of_an_existing_check_without_a_cached_result_says_so(s242):
+def test_1_report_of_an_existing_check_without_a_cached_result_says_so(s242, run_cli):
     proc = run_cli(["integrity", "report", "CNO", "--fail-on", "info"], s242)
     assert proc.returncode == 0, proc.stderr
     assert "no cached result for 1 of the 1 selected checks: categories_no_options" in proc.stderr
@@ -149,7 +136,7 @@ def test_2_check_codes_are_computed_like_dhis2():
 
 
 @pytest.mark.parametrize("version", ["2.37", "2.38"])
-def test_2_codes_on_237_238_select_the_check_and_post_its_name(version):
+def test_2_codes_on_237_238_select_the_check_and_post_its_name(version, run_cli):
     # DataIntegrityCheck.java@2.38 has no code and expandChecks@2.38 only lower-cases, so
     # "CNO" sent as-is would run nothing and give an empty report
     with Dhis2StandIn(version=version, job_seconds=0.2) as srv:
@@ -172,14 +159,14 @@ def test_2_codes_on_237_238_select_the_check_and_post_its_name(version):
 # --- 3. empty 200 bodies ---------------------------------------------------------------
 
 
-def test_3_empty_summary_body_exits_3_not_0(s242):
+def test_3_empty_summary_body_exits_3_not_0(s242, run_cli):
     s242.empty_next(method="GET", path="dataIntegrity/summary")
     proc = run_cli(["integrity", "run", "CNO", "--fail-on", "info"], s242)
     assert proc.returncode == 3, proc.stderr
     assert "GET /api/dataIntegrity/summary" in proc.stderr and "empty body" in proc.stderr
 
 
-def test_3_empty_details_body_in_report_and_issues(s242):
+def test_3_empty_details_body_in_report_and_issues(s242, run_cli):
     for command in (["integrity", "report", "--details"], ["integrity", "issues"]):
         s242.empty_next(method="GET", path="dataIntegrity/details")
         proc = run_cli(command, s242)
@@ -230,7 +217,7 @@ def test_3_empty_job_start_answer_is_recovered_like_a_lost_one():
         assert job.wait(timeout=20).completed
 
 
-def test_3_cli_empty_job_start_exits_3_saying_it_may_have_started(s242):
+def test_3_cli_empty_job_start_exits_3_saying_it_may_have_started(s242, run_cli):
     s242.empty_next(method="POST", path="resourceTables")
     proc = run_cli(["refresh", "resource-tables"], s242)
     assert proc.returncode == 3, proc.stderr
@@ -267,7 +254,7 @@ def test_3_empty_body_from_a_list_endpoint_is_invalid(version, path, call):
         assert "MAY have started" not in str(err)
 
 
-def test_3_an_empty_map_is_still_no_cached_results():
+def test_3_an_empty_map_is_still_no_cached_results(run_cli):
     with Dhis2StandIn(version="2.42") as srv:  # nothing run yet: GET …/summary answers {}
         proc = run_cli(["integrity", "report", "--fail-on", "info"], srv)
     assert proc.returncode == 0, proc.stderr
@@ -277,7 +264,7 @@ def test_3_an_empty_map_is_still_no_cached_results():
 # --- 4. slow checks ---------------------------------------------------------------------
 
 
-def test_4_default_run_says_how_many_slow_checks_were_skipped(s242):
+def test_4_default_run_says_how_many_slow_checks_were_skipped(s242, run_cli):
     session = Session(s242.url, auth=("admin", "district"))
     slow = len(session.list_integrity_checks(slow=True))
     assert slow == 20  # integrity-2.39+.md §7: 2.42 lists 20 slow checks
@@ -289,7 +276,7 @@ def test_4_default_run_says_how_many_slow_checks_were_skipped(s242):
     assert "slow" not in quiet.stderr
 
 
-def test_4_slow_runs_only_the_slow_checks(s242):
+def test_4_slow_runs_only_the_slow_checks(s242, run_cli):
     session = Session(s242.url, auth=("admin", "district"))
     slow = [c.name for c in session.list_integrity_checks(slow=True)]
     s242.clear_requests()
@@ -301,13 +288,13 @@ def test_4_slow_runs_only_the_slow_checks(s242):
     assert both.returncode == 2 and "--slow" in both.stderr
 
 
-def test_4_include_slow_with_names_is_called_redundant(s242):
+def test_4_include_slow_with_names_is_called_redundant(s242, run_cli):
     proc = run_cli(["integrity", "run", "CNO", "--include-slow"], s242)
     assert proc.returncode == 0, proc.stderr
     assert "--include-slow has no effect with CHECK names" in proc.stderr
 
 
-def test_4_slow_on_a_server_without_slow_checks_is_refused():
+def test_4_slow_on_a_server_without_slow_checks_is_refused(run_cli):
     with Dhis2StandIn(version="2.38") as srv:
         proc = run_cli(["integrity", "run", "--slow"], srv)
     assert proc.returncode == 2 and "no slow data-integrity checks" in proc.stderr
@@ -425,7 +412,7 @@ def test_9_warning_409_is_a_success_with_its_summary():
         session.update_category_option_combos(uid)
 
 
-def test_9_coc_wait_polls_after_a_warning_and_the_cli_exits_0():
+def test_9_coc_wait_polls_after_a_warning_and_the_cli_exits_0(run_cli):
     with Dhis2StandIn(version="2.43") as srv:
         srv.coc_in_use = True
         srv.coc_generation_delay = 0.3
@@ -491,7 +478,7 @@ def test_10_server_error_dev_message_is_kept_and_shown(s242, method, path, call)
     assert pickle.loads(pickle.dumps(err)).dev_message == err.dev_message
 
 
-def test_10_cli_shows_the_dev_message_of_a_500(s242):
+def test_10_cli_shows_the_dev_message_of_a_500(s242, run_cli):
     s242.answer_next(json.dumps(_ERROR_500), status=500, method="POST",
                      path="/api/resourceTables/analytics",
                      content_type="application/json;charset=UTF-8")
@@ -500,7 +487,7 @@ def test_10_cli_shows_the_dev_message_of_a_500(s242):
     assert "HTTP 500" in proc.stderr and "No space left on device" in proc.stderr
 
 
-def test_10_cli_shows_the_dev_message(s242):
+def test_10_cli_shows_the_dev_message(s242, run_cli):
     s242.fail_predictor("b7RnXc2LpQe")
     proc = run_cli(["predictors", "run", "--start-date", "2025-01-01", "--end-date",
                     "2025-01-31", "--predictor", "b7RnXc2LpQe"], s242)
@@ -537,7 +524,7 @@ def test_12_every_job_type_from_236_to_master_is_known():
 
 
 @pytest.mark.parametrize("version", ["2.36", "2.37"])
-def test_13_predictor_groups_need_238_and_nothing_is_posted(version):
+def test_13_predictor_groups_need_238_and_nothing_is_posted(version, run_cli):
     with Dhis2StandIn(version=version) as srv:
         session = Session(srv.url, auth=("admin", "district"))
         with pytest.raises(UnsupportedServerError, match="2.38"):
@@ -584,7 +571,7 @@ def test_14_session_reports_the_snapshot_and_gates_patch_level_parameters():
     assert [c.request.method for c in responses.calls] == ["GET"]
 
 
-def test_14_cli_version_shows_the_snapshot():
+def test_14_cli_version_shows_the_snapshot(run_cli):
     with Dhis2StandIn(version="2.43-SNAPSHOT") as srv:
         proc = run_cli(["version"], srv)
     assert proc.returncode == 0 and "DHIS2 2.43-SNAPSHOT at" in proc.stdout

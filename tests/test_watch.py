@@ -95,9 +95,8 @@ def values(text, name, **labels):
 
 
 @pytest.fixture
-def srv():
-    with Dhis2StandIn(version="2.42", job_seconds=0.2, users={"admin": PASSWORD}) as server:
-        yield server
+def srv(start_standin):
+    return start_standin("2.42", job_seconds=0.2, users={"admin": PASSWORD})
 
 
 @pytest.fixture
