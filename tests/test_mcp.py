@@ -742,3 +742,295 @@ def test_cancelling_a_waiting_call_stops_following_the_job(tmp_path):
         assert polls[1] - polls[0] <= 1  # at most the poll in flight, then it stopped
     finally:
         srv.stop()
+
+
+# --- every feature as a tool (#20.7) -------------------------------------------------------
+
+
+def _sent(srv, method, fragment):
+    return [r.path for r in srv.requests if r.method == method and fragment in r.path]
+
+
+@needs_sdk
+def test_scheduler_tools_read_and_change_the_job_configurations(standin, tmp_path):
+    server = Server(standin, tmp_path)
+    jobs_of = standin.scheduler.jobs
+
+    async def script(session):
+        out = {}
+        out["failed"] = await server.ok(session, "list_job_configurations", {"status": "failed"})
+        out["page"] = await server.ok(session, "list_job_configurations", {"limit": 2})
+        out["all"] = await server.ok(session, "list_job_configurations", {"limit": 500})
+        out["show"] = await server.ok(session, "get_job_configuration", {"job_id": "UsrMonitor1"})
+        out["missing"] = await server.error(session, "get_job_configuration",
+                                            {"job_id": "AAAAAAAAAAA"})
+        out["disable_refused"] = await server.error(session, "disable_job_configuration",
+                                                    {"job_id": "UsrMonitor1"})
+        out["enabled_after_refusal"] = jobs_of["UsrMonitor1"]["enabled"]
+        out["disabled"] = await server.ok(session, "disable_job_configuration",
+                                          {"job_id": "UsrMonitor1", "confirm": True})
+        out["enabled_after_disable"] = jobs_of["UsrMonitor1"]["enabled"]
+        out["enabled"] = await server.ok(session, "enable_job_configuration",
+                                         {"job_id": "UsrMonitor1"})
+        out["enabled_after_enable"] = jobs_of["UsrMonitor1"]["enabled"]
+        progress = []
+
+        async def on_progress(value, total, message):
+            progress.append(message)
+
+        out["ran"] = await server.ok(session, "run_job_configuration",
+                                     {"job_id": "UsrMonitor1", "wait": True}, progress=on_progress)
+        out["progress"] = progress
+        out["started"] = await server.ok(session, "run_job_configuration",
+                                         {"job_id": "UsrResTab1e"})
+        return out
+
+    out = server.run(script)
+    assert [c["id"] for c in out["failed"]["jobConfigurations"]] == ["UsrMetaSyn1"]
+    listed = [c["id"] for c in out["all"]["jobConfigurations"]]
+    assert listed == list(jobs_of)  # every configured job, in the server's order
+    assert out["all"]["total"] == len(listed) and out["all"]["nextOffset"] is None
+    assert [c["id"] for c in out["page"]["jobConfigurations"]] == listed[:2]
+    assert out["page"]["nextOffset"] == 2
+    assert "jobParameters" not in out["all"]["jobConfigurations"][0]  # lists stay bounded
+    assert out["show"]["cronExpression"] == "0 0 6 ? * *"
+    assert out["show"]["jobParameters"]["relativeStart"] == -7
+    assert "NotFound" in out["missing"]
+    assert "destructive" in out["disable_refused"] and "confirm: true" in out["disable_refused"]
+    assert out["enabled_after_refusal"] is True  # refused: nothing sent
+    assert out["disabled"] == {"jobId": "UsrMonitor1", "name": "Morning monitoring",
+                               "enabled": False}
+    assert out["enabled_after_disable"] is False and out["enabled_after_enable"] is True
+    assert out["enabled"]["enabled"] is True
+    assert out["ran"]["status"] == "completed" and out["ran"]["jobId"] == "UsrMonitor1"
+    assert out["ran"]["lastExecutedStatus"] == jobs_of["UsrMonitor1"]["status"] == "COMPLETED"
+    assert out["progress"] and all("jobStatus" in m for m in out["progress"])
+    assert out["started"]["status"] == "started" and out["started"]["jobId"] == "UsrResTab1e"
+    assert out["started"]["next"][0] == {"tool": "wait_for_task", "arguments": {
+        "job_type": "RESOURCE_TABLE", "job_id": "UsrResTab1e"}}
+    assert _sent(standin, "POST", "/execute") == [
+        "/api/jobConfigurations/UsrMonitor1/execute", "/api/jobConfigurations/UsrResTab1e/execute"]
+
+
+@needs_sdk
+def test_create_cancel_and_delete_job_configurations(standin, tmp_path):
+    server = Server(standin, tmp_path)
+    jobs_of = standin.scheduler.jobs
+
+    async def script(session):
+        out = {}
+        out["created"] = await server.ok(session, "create_job_configuration", {
+            "name": "Early analytics", "job_type": "analytics_table",
+            "cron_expression": "0 0 4 ? * *", "job_parameters": {"lastYears": 1}})
+        out["in_state"] = dict(jobs_of.get(out["created"]["id"], {}))
+        out["bad_cron"] = await server.error(session, "create_job_configuration", {
+            "name": "Bad", "job_type": "MONITORING", "cron_expression": "nightly"})
+        out["neither"] = await server.error(session, "create_job_configuration", {
+            "name": "Bad", "job_type": "MONITORING"})
+        out["delete_refused"] = await server.error(session, "delete_job_configuration",
+                                                   {"job_id": out["created"]["id"]})
+        out["still_there"] = out["created"]["id"] in jobs_of
+        out["deleted"] = await server.ok(session, "delete_job_configuration",
+                                         {"job_id": out["created"]["id"], "confirm": True})
+        out["gone"] = out["created"]["id"] not in jobs_of
+        standin.job_seconds = 60.0  # still running when it is cancelled
+        await server.ok(session, "run_job_configuration", {"job_id": "UsrMonitor1"})
+        await anyio.sleep(0.5)  # 2.41+ start it 0.2 s after the POST
+        out["cancel_refused"] = await server.error(session, "cancel_job",
+                                                   {"job_id": "UsrMonitor1"})
+        out["cancel_posts_before"] = len(_sent(standin, "POST", "/cancel"))
+        out["cancelled"] = await server.ok(session, "cancel_job",
+                                           {"job_id": "UsrMonitor1", "confirm": True})
+        out["by_type"] = await server.ok(session, "cancel_job",
+                                         {"job_type": "analytics_table", "confirm": True})
+        out["both"] = await server.error(session, "cancel_job", {
+            "job_id": "UsrMonitor1", "job_type": "MONITORING", "confirm": True})
+        return out
+
+    out = server.run(script)
+    created = out["created"]
+    assert created["cronExpression"] == "0 0 4 ? * *" and created["jobType"] == "ANALYTICS_TABLE"
+    assert out["in_state"]["name"] == "Early analytics"
+    assert out["in_state"]["params"] == {"lastYears": 1}
+    assert "Cron expression is invalid" in out["bad_cron"]
+    assert "ValueError" in out["neither"] and "cron_expression or delay" in out["neither"]
+    assert "destructive" in out["delete_refused"] and out["still_there"]
+    assert out["deleted"] == {"jobId": created["id"], "status": "deleted"} and out["gone"]
+    assert _sent(standin, "DELETE", "/jobConfigurations/") == [
+        "/api/jobConfigurations/" + created["id"]]
+    assert out["cancel_posts_before"] == 0 and "confirm: true" in out["cancel_refused"]
+    assert out["cancelled"]["status"] == "cancellation requested"
+    assert _sent(standin, "POST", "/cancel") == [
+        "/api/jobConfigurations/UsrMonitor1/cancel", "/api/scheduling/cancel/ANALYTICS_TABLE"]
+    assert standin.scheduler.jobs["UsrMonitor1"]["status"] == "STOPPED"
+    assert out["by_type"]["jobType"] == "ANALYTICS_TABLE"
+    assert "not both" in out["both"]
+
+
+@needs_sdk
+def test_scheduler_health_doctor_and_whoami(standin, tmp_path):
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        out = {"bad": await server.ok(session, "scheduler_health")}
+        standin.scheduler.reset(healthy=True)
+        out["good"] = await server.ok(session, "scheduler_health")
+        out["doctor"] = await server.ok(session, "doctor")
+        standin.authorities["admin"] = ["F_RUN_VALIDATION"]
+        out["me"] = await server.ok(session, "whoami")
+        out["doctor_need"] = await server.ok(session, "doctor", {"need": ["integrity"]})
+        return out
+
+    out = server.run(script)
+    bad = out["bad"]
+    assert bad["ok"] is False and bad["worst"] in ("SEVERE", "CRITICAL")
+    assert {f["kind"] for f in bad["findings"]} == {
+        "failed", "stuck", "overdue", "disabled_system_job", "analytics_stale"}
+    assert bad["findingsTotal"] == len(bad["findings"]) and bad["jobsChecked"] > 5
+    failed = next(f for f in bad["findings"] if f["kind"] == "failed")
+    assert failed["jobId"] == "UsrMetaSyn1"
+    for finding in bad["findings"]:  # what to do: tool calls when the library gives them
+        assert "whatToDo" in finding or finding["next"] is not None
+        for call in finding.get("next", ()):
+            assert call["tool"] in TOOLS
+        assert "session." not in json.dumps(finding.get("next", []))
+    assert out["good"]["ok"] is True and out["good"]["findings"] == []
+    assert out["doctor"]["ok"] is True and out["doctor"]["url"] == standin.url
+    assert any(c["name"] == "credentials" and c["status"] == "pass"
+               for c in out["doctor"]["checks"])
+    assert out["me"]["username"] == "admin" and out["me"]["authorities"] == ["F_RUN_VALIDATION"]
+    need = out["doctor_need"]
+    assert need["ok"] is False
+    assert [c["name"] for c in need["checks"] if c["status"] == "fail"] == ["authority: integrity"]
+
+
+@needs_sdk
+def test_task_types_and_task_list(standin, tmp_path):
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        before = await server.ok(session, "list_task_types")
+        first = await server.ok(session, "refresh_resource_tables", {"wait": True})
+        second = await server.ok(session, "refresh_resource_tables", {"wait": True})
+        after = await server.ok(session, "list_task_types")
+        listed = await server.ok(session, "list_tasks", {"job_type": "resource_table"})
+        one = await server.ok(session, "list_tasks", {"job_type": "RESOURCE_TABLE", "limit": 1})
+        return before, first, second, after, listed, one
+
+    before, first, second, after, listed, one = server.run(script)
+    assert "RESOURCE_TABLE" not in before["jobTypes"]
+    assert "RESOURCE_TABLE" in after["jobTypes"]
+    assert sorted(listed["jobIds"]) == sorted(standin.job_ids("RESOURCE_TABLE")) == sorted(
+        [first["jobId"], second["jobId"]])
+    assert listed["jobIds"][0] == second["jobId"]  # newest first
+    assert one == {"jobType": "RESOURCE_TABLE", "total": 2, "jobIds": [second["jobId"]]}
+
+
+@needs_sdk
+def test_validation_result_tools(standin, tmp_path):
+    server = Server(standin, tmp_path)
+    stored = standin.scheduler.validation_results
+
+    async def script(session):
+        out = {}
+        out["bo"] = await server.ok(session, "list_validation_results",
+                                    {"org_units": ["O6uvpzGd5pu"], "limit": 500})
+        out["first"] = await server.ok(session, "list_validation_results", {"limit": 7})
+        out["second"] = await server.ok(session, "list_validation_results",
+                                        {"offset": 7, "limit": 7})
+        out["refused"] = await server.error(session, "delete_validation_results",
+                                            {"period": "202401"})
+        out["no_filter"] = await server.error(session, "delete_validation_results",
+                                              {"confirm": True})
+        out["deletes_before"] = len(_sent(standin, "DELETE", "validationResults"))
+        out["period"] = await server.ok(session, "delete_validation_results",
+                                        {"period": "202401", "confirm": True})
+        out["left_after_period"] = len(standin.scheduler.validation_results)
+        out["all"] = await server.ok(session, "delete_validation_results",
+                                     {"all_results": True, "confirm": True})
+        out["none"] = await server.ok(session, "list_validation_results")
+        out["notify"] = await server.ok(session, "send_validation_notifications")
+        return out
+
+    expected_bo = [r["id"] for r in stored if r["unit"][0] == "O6uvpzGd5pu"]
+    out = server.run(script)
+    assert sorted(r["id"] for r in out["bo"]["validationResults"]) == sorted(expected_bo)
+    assert {r["organisationUnitId"] for r in out["bo"]["validationResults"]} == {"O6uvpzGd5pu"}
+    assert out["bo"]["nextOffset"] is None
+    assert len(out["first"]["validationResults"]) == 7 and out["first"]["nextOffset"] == 7
+    first_ids = {r["id"] for r in out["first"]["validationResults"]}
+    assert not first_ids & {r["id"] for r in out["second"]["validationResults"]}
+    assert "destructive" in out["refused"] and out["deletes_before"] == 0
+    assert "ValueError" in out["no_filter"] and "all_results" in out["no_filter"]
+    assert out["period"] == {"status": "deleted", "allResults": False}
+    assert 0 < out["left_after_period"] < 120
+    assert out["all"]["allResults"] is True and standin.scheduler.validation_results == []
+    assert out["none"]["validationResults"] == [] and out["none"]["nextOffset"] is None
+    deletes = [r.query for r in standin.requests if r.method == "DELETE"]
+    assert deletes == [{"pe": ["202401"]}, {}]
+    assert out["notify"]["jobType"] == "VALIDATION_RESULTS_NOTIFICATION"
+    assert _sent(standin, "POST", "validation/sendNotifications")
+
+
+def _record_two_runs(srv, path):
+    from dhis2maint import Session
+    from dhis2maint.history import History
+
+    with Session(srv.url, auth=("admin", PASSWORD)) as session, History(path) as history:
+        for _ in range(2):
+            report = session.run_integrity_checks(checks=["CNO", "program*"], details=True)
+            history.record(report, session)
+        return history.runs(), history.open_issues()
+
+
+@needs_sdk
+def test_history_tools_read_the_servers_history_file(standin, tmp_path):
+    path = str(tmp_path / "history.sqlite")
+    runs, open_issues = _record_two_runs(standin, path)
+    assert open_issues  # something to show
+    server = Server(standin, tmp_path, command=("-m", "dhis2maint.mcp", "--history", path))
+    from_env = Server(standin, tmp_path, command=("-m", "dhis2maint", "mcp"),
+                      env={"DHIS2MAINT_HISTORY": path})
+    missing_path = str(tmp_path / "nothing-yet.sqlite")
+    missing = Server(standin, tmp_path, env={"DHIS2MAINT_HISTORY": missing_path})
+    none = Server(standin, tmp_path, env={"DHIS2MAINT_HISTORY": ""})
+    posts_before = len([r for r in standin.requests if r.method == "POST"])
+
+    async def script(session):
+        out = {"runs": await server.ok(session, "integrity_history")}
+        out["one_run"] = await server.ok(session, "integrity_history", {"limit": 1})
+        out["trend"] = await server.ok(session, "integrity_trend")
+        out["other_server"] = await server.ok(session, "integrity_trend",
+                                              {"server": "https://elsewhere.example.org"})
+        out["open"] = await server.ok(session, "integrity_open_issues", {"limit": 500})
+        out["critical"] = await server.ok(session, "integrity_open_issues",
+                                          {"severity": "critical", "limit": 500})
+        out["bad_age"] = await server.error(session, "integrity_open_issues",
+                                            {"older_than": "yesterday"})
+        return out
+
+    async def env_script(session):
+        return await from_env.ok(session, "integrity_history")
+
+    async def missing_script(session):
+        return await missing.error(session, "integrity_trend")
+
+    async def none_script(session):
+        return await none.error(session, "integrity_open_issues")
+
+    out = server.run(script)
+    assert [r["id"] for r in out["runs"]["runs"]] == [r.id for r in runs]
+    assert out["runs"]["total"] == 2 and out["runs"]["runs"][0]["base_url"] == standin.url
+    assert len(out["one_run"]["runs"]) == 1 and out["one_run"]["nextOffset"] == 1
+    assert [p["count"] for p in out["trend"]["points"]] == [r.issues for r in runs]
+    assert out["other_server"]["points"] == []
+    assert len(out["open"]["issues"]) == len(open_issues)
+    assert {i["id"] for i in out["open"]["issues"]} == {i.id for i in open_issues}
+    assert all(i["severity"] == "CRITICAL" for i in out["critical"]["issues"])
+    assert "older_than" in out["bad_age"]
+    assert from_env.run(env_script)["total"] == 2
+    assert "no history file" in missing.run(missing_script)
+    assert not os.path.exists(missing_path)  # reading never creates one
+    assert "--history" in none.run(none_script)
+    # the history tools start nothing on the server
+    assert len([r for r in standin.requests if r.method == "POST"]) == posts_before
