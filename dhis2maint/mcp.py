@@ -268,7 +268,7 @@ def _listing(key: str, rows: List[Any], offset: int, limit: int) -> Dict[str, An
 
 def _config_dict(config: Any, full: bool = False) -> Dict[str, Any]:
     """A job configuration as JSON; in a listing without its (unbounded) jobParameters."""
-    value = _json_model(config)
+    value: Dict[str, Any] = _json_model(config)
     if not full:
         value.pop("jobParameters", None)
     return value
@@ -278,7 +278,7 @@ def _with_next(record: Any, hint_key: str) -> Dict[str, Any]:
     """A health finding or doctor check as JSON.  When the library gives what to do as
     data (``follow_ups``, ``advice``), its follow-ups become tool calls under ``next``
     and ``hint_key`` (the same advice in another face's words) is left out."""
-    value = _json_model(record)
+    value: Dict[str, Any] = _json_model(record)
     value.pop("followUps", None)
     if hasattr(record, "follow_ups"):
         value.pop(hint_key, None)
@@ -596,7 +596,8 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False,
     def whoami() -> Result:
         with connect() as session:
             user = session.whoami()
-        return _json_model(user)
+        out: Dict[str, Any] = _json_model(user)
+        return out
 
     @tool("list_task_types")
     def list_task_types() -> Result:

@@ -1034,3 +1034,12 @@ def test_history_tools_read_the_servers_history_file(standin, tmp_path):
     assert "--history" in none.run(none_script)
     # the history tools start nothing on the server
     assert len([r for r in standin.requests if r.method == "POST"]) == posts_before
+
+
+def test_the_docs_list_every_tool():
+    with open(os.path.join(ROOT, "docs", "mcp.rst"), encoding="utf-8") as handle:
+        text = handle.read()
+    assert [a.tool for a in ACTIONS if "``{}``".format(a.tool) not in text] == []
+    for action in ACTIONS:
+        if action.destructive and action.tool not in MAINTENANCE_TOOLS:
+            assert "``{}`` DESTRUCTIVE".format(action.tool) in " ".join(text.split())
