@@ -1043,3 +1043,28 @@ def test_the_docs_list_every_tool():
     for action in ACTIONS:
         if action.destructive and action.tool not in MAINTENANCE_TOOLS:
             assert "``{}`` DESTRUCTIVE".format(action.tool) in " ".join(text.split())
+
+
+@needs_sdk
+def test_scheduler_tools_on_an_older_server(tmp_path):
+    srv = Dhis2StandIn(version="2.40", job_seconds=0.3, users={"admin": PASSWORD})
+    srv.start()
+    try:
+        server = Server(srv, tmp_path)
+
+        async def script(session):
+            by_id = await server.error(session, "cancel_job",
+                                       {"job_id": "UsrMonitor1", "confirm": True})
+            notify = await server.ok(session, "send_validation_notifications")
+            listed = await server.ok(session, "list_job_configurations",
+                                     {"include_run_once": True, "limit": 500})
+            return by_id, notify, listed
+
+        by_id, notify, listed = server.run(script)
+        assert "UnsupportedServerError" in by_id and "2.41" in by_id
+        assert not _sent(srv, "POST", "/cancel")  # refused before anything was sent
+        assert notify == {"status": "started"}  # 2.36-2.40: no job to follow
+        assert _sent(srv, "POST", "validation/sendNotifications")
+        assert [c["id"] for c in listed["jobConfigurations"]] == list(srv.scheduler.jobs)
+    finally:
+        srv.stop()
