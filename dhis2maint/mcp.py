@@ -85,18 +85,21 @@ def follow_up_call(follow_up: "FollowUp") -> Optional[Dict[str, Any]]:
 
 
 def follow_up_text(follow_up: "FollowUp") -> Optional[str]:
-    """One follow-up in words for an assistant: ``call the wait_for_task tool with
-    {"job_type": …, "job_id": …}``, after its note (``follow it: call …``); its
-    note alone when no tool does it."""
+    """One follow-up in words for an assistant, read as the library means a note
+    (``<note> with <call>``): ``follow it with the wait_for_task tool {"job_type": …,
+    "job_id": …}``, or without a note ``call the … tool with {…}``; the note alone
+    when no tool does it."""
     call = follow_up_call(follow_up)
     if call is None:
         return _clip(follow_up.note) or None
-    text = "call the {} tool".format(call["tool"])
+    text = "the {} tool".format(call["tool"])
     if call["arguments"]:
-        text += " with " + json.dumps(call["arguments"], default=str, ensure_ascii=False)
+        text += " " + json.dumps(call["arguments"], default=str, ensure_ascii=False)
     if call.get("destructive"):
         text += " (destructive: ask the user first, then add confirm: true)"
-    return "{}: {}".format(call["note"], text) if call.get("note") else text
+    if call.get("note"):
+        return "{} with {}".format(call["note"], text)
+    return "call " + text.replace(" tool {", " tool with {", 1)
 
 
 def _follow_up_calls(follow_ups: Any) -> List[Dict[str, Any]]:

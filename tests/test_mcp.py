@@ -103,7 +103,7 @@ def test_follow_ups_are_worded_as_tools_with_their_arguments():
         FollowUp("get_task_notifications", (("job_type", "ANALYTICS_TABLE"),)))
     assert _one_line(timeout) == (
         "TaskTimeoutError: the ANALYTICS_TABLE job fyGBsb3z0aB did not finish within 30 s "
-        'Next: follow it: call the wait_for_task tool with {"job_type": "ANALYTICS_TABLE", '
+        'Next: follow it with the wait_for_task tool {"job_type": "ANALYTICS_TABLE", '
         '"job_id": "fyGBsb3z0aB", "timeout_seconds": 600.0}; or call the task_status tool '
         'with {"job_type": "ANALYTICS_TABLE"}.')
     # a destructive tool says it needs the user's yes; an action no tool does keeps its note
