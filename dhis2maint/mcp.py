@@ -285,7 +285,9 @@ def _with_next(record: Any, hint_key: str) -> Dict[str, Any]:
     value.pop("followUps", None)
     if hasattr(record, "follow_ups"):
         value.pop(hint_key, None)
-        value["next"] = _follow_up_calls(record.follow_ups)
+        calls = _follow_up_calls(record.follow_ups)
+        if calls:
+            value["next"] = calls
     return value
 
 
