@@ -1074,3 +1074,20 @@ def test_scheduler_tools_on_an_older_server(tmp_path):
         assert [c["id"] for c in listed["jobConfigurations"]] == list(srv.scheduler.jobs)
     finally:
         srv.stop()
+
+
+@needs_sdk
+def test_a_lost_job_start_names_the_tool_to_check_it_with(standin, tmp_path):
+    # a library error with follow-ups over stdio: POST …/execute sent, its answer lost
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        standin.drop_response_next(1, method="POST")
+        return await server.error(session, "run_job_configuration", {"job_id": "UsrMonitor1"})
+
+    lost = server.run(script)
+    assert "MAY have started" in lost
+    assert " Next: " in lost  # the library's follow-up, worded as the tool and its arguments
+    assert lost.endswith(' with the get_job_configuration tool {"job_id": "UsrMonitor1"}.')
+    assert "session." not in lost and "dhis2maint " not in lost
+    assert _sent(standin, "POST", "/execute") == ["/api/jobConfigurations/UsrMonitor1/execute"]
