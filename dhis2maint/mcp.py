@@ -10,8 +10,9 @@ The tools are the MCP face of :data:`dhis2maint.options.ACTIONS`, the one table
 of what dhis2maint does (Session method, tool, command, parameters,
 destructive or read-only); an error's follow-ups
 (:class:`~dhis2maint.models.FollowUp`) are worded as the tools that do them.
-The history tools read the history file the server was started with
-(``--history FILE`` or ``$DHIS2MAINT_HISTORY``), never one a tool call names.
+The history tools read the history the server was started with (``--history``
+FILE or ``postgresql://`` URL, or ``$DHIS2MAINT_HISTORY``), never one a tool
+call names.
 
 The SDK is imported by :func:`build_server`, not at import time, so
 ``import dhis2maint`` (and Python 3.7) never needs it.  Tool results are bounded (``limit``/``offset`` paging, a
@@ -795,11 +796,11 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False,
         if not history:
             raise ToolError("no history file: the MCP server was started without --history "
                             "FILE or $DHIS2MAINT_HISTORY")
-        if not os.path.exists(history):
+        from .history import History as _History, is_postgresql_url
+
+        if not is_postgresql_url(history) and not os.path.exists(history):
             raise ToolError("no history file {}: no integrity run has been recorded there "
                             "yet".format(history))
-        from .history import History as _History
-
         return _History(history)
 
     Server = Annotated[Optional[str], Field(description="only this server (its base URL)")]
