@@ -449,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mcp = command(commands, "mcp", "serve these maintenance tools to an AI assistant over MCP "
                                    "(stdio; needs pip install \"dhis2maint[mcp]\", Python 3.10+)")
+    _add_history(mcp)  # what its read-only history tools read (#20.7)
     mcp.set_defaults(handler=cmd_mcp)
 
     version = command(commands, "version", "library version and, with a server, DHIS2's")
@@ -1197,7 +1198,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
                              *sys.version_info[:2]))
     from .mcp import serve
 
-    return serve(lambda: connect(args, prompt=False), debug=bool(vars(args).get("debug")))
+    return serve(lambda: connect(args, prompt=False), debug=bool(vars(args).get("debug")),
+                 history=args.history)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -6,6 +6,13 @@ Python 3.10+.  Like the command line it is a face on :class:`Session`: the
 connection comes from the same places as the CLI's (``--url``/``--auth-file``
 and the ``DHIS2_*`` environment), never from tool arguments, and every tool
 call opens its own session, so a waiting job does not block other calls.
+The tools are the MCP face of :data:`dhis2maint.options.ACTIONS`, the one table
+of what dhis2maint does (Session method, tool, command, parameters,
+destructive or read-only); an error's follow-ups
+(:class:`~dhis2maint.models.FollowUp`) are worded as the tools that do them.
+The history tools read the history the server was started with (``--history``
+FILE or ``postgresql://`` URL, or ``$DHIS2MAINT_HISTORY``), never one a tool
+call names.
 
 The SDK is imported by :func:`build_server`, not at import time, so
 ``import dhis2maint`` (and Python 3.7) never needs it.  Tool results are bounded (``limit``/``offset`` paging, a
@@ -17,17 +24,19 @@ carrying the library's message, which never holds a credential.
 # pyright: reportInvalidTypeForm=false, reportMissingImports=false
 import argparse
 import functools
+import json
 import logging
-import re
+import os
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from . import __version__
 from .errors import ConfigurationError, Dhis2Error
-from .options import connect, connection_options, run_command
+from .options import ACTIONS, Action, connect, connection_options, find_action, run_command
 
 if TYPE_CHECKING:
-    from .models import DataIntegrityReport, Job
+    from .history import History
+    from .models import DataIntegrityReport, FollowUp, Job
     from .session import Session
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -43,6 +52,8 @@ MAX_ISSUES_PER_CHECK = 50  #: most issues shown per check in a report page
 MAX_ISSUE_ROWS = 500  #: most rows in one page of list_integrity_issues
 MAX_VIOLATIONS = 500  #: most validation violations in one page
 MAX_NOTIFICATIONS = 50  #: most task notifications in a result
+MAX_ROWS = 500  #: most rows in one page of a listing (jobs, validation results, history)
+MAX_FINDINGS = 200  #: most scheduler-health findings in a result
 TEXT_LIMIT = 1000  #: characters kept of any one text (comments, descriptions)
 DEFAULT_WAIT = 1800.0  #: seconds a waiting tool follows a job unless told otherwise
 
@@ -55,30 +66,78 @@ def _clip(text: Any, limit: int = TEXT_LIMIT) -> Any:
     return text
 
 
-# The library's messages point Python users at Session methods and CLI commands; an
-# assistant can only call tools, so _one_line names the tool instead.
-_TOOL_HINTS = (
-    (re.compile(r"session\.wait_for_task\('([A-Za-z_]+)', '([A-Za-z0-9]+)'\)"),
-     r"the wait_for_task tool (job_type \1, job_id \2)"),
-    (re.compile(r"`dhis2maint task status ([A-Za-z_]+)` \(or session\.get_task_notifications"
-                r"\('[A-Za-z_]+'\)\)"),
-     r"the task_status tool (job_type \1)"),
-    (re.compile(r"session\.get_integrity_report\(\)"), "the get_integrity_report tool"),
-    (re.compile(r"`dhis2maint integrity checks`"), "the list_integrity_checks tool"),
-    (re.compile(r"session\.list_integrity_checks\(\)"), "the list_integrity_checks tool"),
-)
+# --- follow-ups: what to do next, worded as the tools that do it ------------------------
 
 
-def _for_assistant(text: str) -> str:
-    """``text`` with its Session-method and CLI hints turned into the tools that do the same."""
-    for pattern, replacement in _TOOL_HINTS:
-        text = pattern.sub(replacement, text)
-    return text
+def follow_up_call(follow_up: "FollowUp") -> Optional[Dict[str, Any]]:
+    """A :class:`~dhis2maint.models.FollowUp` as a tool call: ``{"tool", "arguments"}``
+    (plus ``note``, and ``destructive`` when the tool needs ``confirm``), or None when
+    no tool does its action."""
+    action = find_action(follow_up.action)
+    if action is None:
+        return None
+    out: Dict[str, Any] = {"tool": action.tool,
+                           "arguments": action.tool_arguments(follow_up.args)}
+    if action.destructive:
+        out["destructive"] = True
+    if follow_up.note:
+        out["note"] = _clip(follow_up.note)
+    return out
+
+
+def follow_up_text(follow_up: "FollowUp") -> Optional[str]:
+    """One follow-up in words for an assistant, read as the library means a note
+    (``<note> with <call>``): ``follow it with the wait_for_task tool {"job_type": …,
+    "job_id": …}``, or without a note ``call the … tool with {…}``; the note alone
+    when no tool does it."""
+    call = follow_up_call(follow_up)
+    if call is None:
+        return _clip(follow_up.note) or None
+    text = "the {} tool".format(call["tool"])
+    if call["arguments"]:
+        text += " " + json.dumps(call["arguments"], default=str, ensure_ascii=False)
+    if call.get("destructive"):
+        text += " (destructive: ask the user first, then add confirm: true)"
+    if call.get("note"):
+        return "{} with {}".format(call["note"], text)
+    return "call " + text.replace(" tool {", " tool with {", 1)
+
+
+def _follow_up_calls(follow_ups: Any) -> List[Dict[str, Any]]:
+    calls = (follow_up_call(f) for f in follow_ups or ())
+    return [c for c in calls if c is not None]
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join((str(exc).strip() or type(exc).__name__).split())
-    return "{}: {}".format(type(exc).__name__, _clip(_for_assistant(text)))
+    """An error as one line for an assistant: its type, the library's message and
+    its follow-ups worded as tools (``Next: call the … tool with {…}``)."""
+    message = getattr(exc, "message", None) if isinstance(exc, Dhis2Error) else None
+    text = message if isinstance(message, str) else str(exc)
+    text = " ".join((text.strip() or type(exc).__name__).split())
+    line = "{}: {}".format(type(exc).__name__, _clip(text))
+    steps = [t for t in (follow_up_text(f) for f in getattr(exc, "follow_ups", ()) or ()) if t]
+    if steps:
+        line += " Next: {}.".format("; or ".join(steps))
+    return line
+
+
+def describe(action: Action) -> str:
+    """The tool description of ``action``: its summary; a destructive one says so first."""
+    if action.destructive:
+        return "DESTRUCTIVE: {}.  Pass confirm: true only after the user agreed.".format(
+            action.summary.rstrip("."))
+    text = action.summary[:1].upper() + action.summary[1:]
+    return text if text.endswith(".") else text + "."
+
+
+def refusal(action: Action) -> str:
+    """Why a destructive tool called without ``confirm: true`` did nothing."""
+    return ("{} is destructive: it would {}. Nothing was done; call it again with confirm: "
+            "true once the user agreed.".format(action.tool, action.summary.rstrip(".")))
+
+
+#: The tools that read the history file (not DHIS2).
+HISTORY_TOOLS = ("integrity_history", "integrity_trend", "integrity_open_issues")
 
 
 def _sdk() -> Dict[str, Any]:
@@ -185,12 +244,15 @@ class _Feed:
 
 
 def _job_dict(job: Any, final: Any = None, feed: Optional[_Feed] = None) -> Dict[str, Any]:
+    from .models import FollowUp
+
     out: Dict[str, Any] = {"jobType": str(job.job_type), "jobId": job.id,
                            "status": "started" if final is None else "completed"}
     if final is None:
         out["message"] = _clip(job.message)
-        out["next"] = "follow it with wait_for_task or task_status (jobType {}, jobId {})".format(
-            job.job_type, job.id)
+        args = (("job_type", str(job.job_type)), ("job_id", job.id))
+        out["next"] = [follow_up_call(FollowUp("wait_for_task", args)),
+                       follow_up_call(FollowUp("get_task_notifications", args))]
     else:
         out["message"] = _clip(final.message) or "done"
     if feed is not None:
@@ -199,14 +261,48 @@ def _job_dict(job: Any, final: Any = None, feed: Optional[_Feed] = None) -> Dict
     return out
 
 
+def _text(value: Any) -> Optional[str]:
+    return None if value is None else str(getattr(value, "value", value))
+
+
+def _listing(key: str, rows: List[Any], offset: int, limit: int) -> Dict[str, Any]:
+    page, next_offset = _page(rows, offset, limit)
+    return {"total": len(rows), "offset": offset, "nextOffset": next_offset, key: page}
+
+
+def _config_dict(config: Any, full: bool = False) -> Dict[str, Any]:
+    """A job configuration as JSON; in a listing without its (unbounded) jobParameters."""
+    value: Dict[str, Any] = _json_model(config)
+    if not full:
+        value.pop("jobParameters", None)
+    return value
+
+
+def _with_next(record: Any, hint_key: str) -> Dict[str, Any]:
+    """A health finding or doctor check as JSON.  When the library gives what to do as
+    data (``follow_ups``, ``advice``), its follow-ups become tool calls under ``next``
+    and ``hint_key`` (the same advice in another face's words) is left out."""
+    value: Dict[str, Any] = _json_model(record)
+    value.pop("followUps", None)
+    if hasattr(record, "follow_ups"):
+        value.pop(hint_key, None)
+        calls = _follow_up_calls(record.follow_ups)
+        if calls:
+            value["next"] = calls
+    return value
+
+
 # --- the server ---------------------------------------------------------------------------
 
 
-def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
-    """An ``mcp.server.mcpserver.MCPServer`` with dhis2maint's tools.
+def build_server(connect: Callable[[], "Session"], debug: bool = False,
+                 history: Optional[str] = None) -> Any:
+    """An ``mcp.server.mcpserver.MCPServer`` with dhis2maint's tools, one per
+    :data:`~dhis2maint.options.ACTIONS` entry.
 
     ``connect()`` returns a new :class:`Session` (the CLI passes its own
-    ``connect``); each tool call uses one and closes it.  Raises
+    ``connect``); each tool call uses one and closes it.  ``history``: the
+    history file the history tools read (they fail without one).  Raises
     :class:`ConfigurationError` when the SDK is not installed.
     """
     sdk = _sdk()
@@ -226,26 +322,38 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
         instructions=(
             "Maintenance of one DHIS2 server: data-integrity checks, analytics and "
             "resource-table refreshes, background-job status, predictors, validation "
-            "analysis and /api/maintenance operations.  Results are paged: pass the "
-            "returned nextOffset as offset for more.  Tools marked DESTRUCTIVE delete "
-            "data and need confirm: true; ask the user first."))
+            "analysis, validation results, the scheduler (job configurations and its "
+            "health), the doctor, /api/maintenance operations and the integrity history.  "
+            "Results are paged: pass the returned nextOffset as offset for more.  Tools "
+            "marked DESTRUCTIVE delete or stop something and need confirm: true; ask the "
+            "user first.  An error's 'Next:' names the tool to call and its arguments."))
 
-    def tool(name: str, description: str, read_only: bool = False,
-             destructive: bool = False) -> Callable[[_F], _F]:
-        """Register ``fn`` as a tool whose library errors become MCP tool errors."""
-        annotations = ToolAnnotations(readOnlyHint=read_only, destructiveHint=destructive,
-                                      openWorldHint=True)
+    actions = {action.tool: action for action in ACTIONS}
+    registered: List[str] = []
+
+    def tool(name: str) -> Callable[[_F], _F]:
+        """Register ``fn`` as the tool of ``ACTIONS`` entry ``name``: its description and
+        annotations from there, ``confirm: true`` enforced when it is destructive, and
+        library errors (with their follow-ups) as MCP tool errors."""
+        action = actions[name]
+        annotations = ToolAnnotations(readOnlyHint=action.read_only,
+                                      destructiveHint=action.destructive,
+                                      openWorldHint=name not in HISTORY_TOOLS)
 
         def register(fn: _F) -> _F:
             @functools.wraps(fn)
             def guarded(*args: Any, **kwargs: Any) -> Any:
+                if action.destructive and kwargs.get("confirm") is not True:
+                    raise ToolError(refusal(action))
                 try:
                     return fn(*args, **kwargs)
                 except ToolError:
                     raise
                 except (Dhis2Error, ValueError) as exc:
                     raise ToolError(_one_line(exc)) from None
-            server.add_tool(guarded, name=name, description=description, annotations=annotations)
+            server.add_tool(guarded, name=name, description=describe(action),
+                            annotations=annotations)
+            registered.append(name)
             return fn
         return register
 
@@ -272,6 +380,8 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
     Date = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")]
     Uid = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{10}$", description="a DHIS2 UID")]
     Severity = Literal[tuple(s.value.lower() for s in DataIntegritySeverity)]
+    Confirm = Annotated[bool, Field(description="must be true, and only once the user agreed: "
+                                                "this deletes or stops something")]
     SkipName = Literal[tuple(flag[len("skip_"):] for flag, _ in ANALYTICS_FLAGS)]
 
     def follow(session: "Session", job: "Job", wait: bool, timeout_seconds: float,
@@ -284,15 +394,13 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
 
     # --- integrity ----------------------------------------------------------------------
 
-    @tool("server_info", "The dhis2maint version and the DHIS2 server's URL and version "
-                         "(GET /api/system/info).", read_only=True)
+    @tool("server_info")
     def server_info() -> Result:
         with connect() as session:
             return {"dhis2maint": __version__, "url": session.base_url,
                     "dhis2Version": ".".join(str(p) for p in session.server_version)}
 
-    @tool("list_integrity_checks", "List the server's data-integrity checks "
-                                   "(GET /api/dataIntegrity), optionally filtered.", read_only=True)
+    @tool("list_integrity_checks")
     def list_integrity_checks(
             section: Annotated[Optional[str], Field(description="exact section name")] = None,
             severity: Optional[Severity] = None,
@@ -309,12 +417,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
         return {"total": len(found), "offset": offset, "nextOffset": next_offset,
                 "checks": [{k: v for k, v in _json_model(c).items() if k in keep} for c in page]}
 
-    @tool("run_integrity_checks", "Run data-integrity checks (POST /api/dataIntegrity/summary or "
-                                  "/details), wait for them with progress notifications, and "
-                                  "return this run's results: totals, then a page of checks "
-                                  "(worst first) with up to issue_limit issues each when "
-                                  "details is true.  Page further with get_integrity_report or "
-                                  "list_integrity_issues (DHIS2 keeps results about an hour).")
+    @tool("run_integrity_checks")
     def run_integrity_checks(
             checks: Checks = None,
             details: Annotated[bool, Field(description="collect issues, not only counts")] = False,
@@ -333,10 +436,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
                                                   include_slow=include_slow)
         return report_dict(report, offset, limit, issue_offset, issue_limit)
 
-    @tool("get_integrity_report", "The last data-integrity results DHIS2 holds, without running "
-                                  "anything (GET /api/dataIntegrity/details or /summary): totals, "
-                                  "then a page of checks with up to issue_limit issues each.",
-          read_only=True)
+    @tool("get_integrity_report")
     def get_integrity_report(
             checks: Checks = None,
             details: bool = True,
@@ -349,9 +449,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
             report = session.get_integrity_report(checks=checks, details=details)
         return report_dict(report, offset, limit, issue_offset, issue_limit)
 
-    @tool("list_integrity_issues", "Page through the last detailed data-integrity results one "
-                                   "issue per row (GET /api/dataIntegrity/details, streamed).",
-          read_only=True)
+    @tool("list_integrity_issues")
     def list_integrity_issues(
             checks: Checks = None,
             offset: Offset = 0,
@@ -380,8 +478,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
 
     # --- jobs ---------------------------------------------------------------------------
 
-    @tool("refresh_analytics", "Start an analytics table update (POST "
-                               "/api/resourceTables/analytics); with wait, follow it to its end.")
+    @tool("refresh_analytics")
     def refresh_analytics(
             last_years: Annotated[Optional[int], Field(
                 ge=1, description="only the last N years of data")] = None,
@@ -395,15 +492,13 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
             job = session.refresh_analytics(last_years=last_years, **flags)
             return follow(session, job, wait, timeout_seconds, ctx)
 
-    @tool("refresh_resource_tables", "Start a resource table update (POST /api/resourceTables); "
-                                     "with wait, follow it to its end.")
+    @tool("refresh_resource_tables")
     def refresh_resource_tables(wait: Wait = False, timeout_seconds: Timeout = DEFAULT_WAIT,
                                 ctx: Optional[Context] = None) -> Result:
         with connect() as session:
             return follow(session, session.refresh_resource_tables(), wait, timeout_seconds, ctx)
 
-    @tool("refresh_monitoring", "Start the monitoring job (POST /api/resourceTables/monitoring); "
-                                "with wait, follow it to its end.")
+    @tool("refresh_monitoring")
     def refresh_monitoring(wait: Wait = False, timeout_seconds: Timeout = DEFAULT_WAIT,
                            ctx: Optional[Context] = None) -> Result:
         with connect() as session:
@@ -413,9 +508,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
                                    description="e.g. ANALYTICS_TABLE, RESOURCE_TABLE, MONITORING, "
                                                "DATA_INTEGRITY")]
 
-    @tool("task_status", "A job's task notifications, newest first (GET "
-                         "/api/system/tasks/{jobType}/{jobId}); without job_id, those of the "
-                         "most recently active job of the type.", read_only=True)
+    @tool("task_status")
     def task_status(
             job_type: JobType,
             job_id: Annotated[Optional[str], Field(pattern=r"^[A-Za-z][A-Za-z0-9]{10}$")] = None,
@@ -431,9 +524,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
                 "notificationsTotal": len(notes),
                 "notifications": [_notification_dict(n) for n in notes[:limit]]}
 
-    @tool("wait_for_task", "Follow a started job until it ends, with progress notifications "
-                           "(GET /api/system/tasks/{jobType}/{jobId}); fails with DHIS2's message "
-                           "when the job fails.")
+    @tool("wait_for_task")
     def wait_for_task(job_type: JobType, job_id: Uid, timeout_seconds: Timeout = DEFAULT_WAIT,
                       ctx: Optional[Context] = None) -> Result:
         job_type = job_type.upper()
@@ -445,9 +536,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
                 "message": _clip(final.message) or "done", "notificationsSeen": feed.seen,
                 "notifications": [_notification_dict(n) for n in feed.last]}
 
-    @tool("run_predictors", "Run predictors for a date range (POST /api/predictors/run, or "
-                            "/api/predictors/{uid}/run and /api/predictorGroups/{uid}/run for "
-                            "the ones named).")
+    @tool("run_predictors")
     def run_predictors(start_date: Date, end_date: Date,
                        predictors: Optional[List[Uid]] = None,
                        predictor_groups: Optional[List[Uid]] = None) -> Result:
@@ -457,10 +546,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
         runs = runs if isinstance(runs, list) else [runs]
         return {"runs": [_json_model(r) for r in runs[:MAX_CHECKS]]}
 
-    @tool("run_validation_analysis", "Run validation rule analysis for an org unit (and its "
-                                     "descendants) and a date range (POST "
-                                     "/api/dataAnalysis/validationRules); returns a page of the "
-                                     "violations.")
+    @tool("run_validation_analysis")
     def run_validation_analysis(
             org_unit: Uid, start_date: Date, end_date: Date,
             validation_rule_group: Optional[Uid] = None,
@@ -477,10 +563,7 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
         return {"total": len(violations), "offset": offset, "nextOffset": next_offset,
                 "violations": [_json_model(v) for v in page]}
 
-    @tool("update_category_option_combos",
-          "Add missing and remove obsolete category option combos (POST "
-          "/api/maintenance/categoryOptionComboUpdate, or …/categoryCombo/{uid} for one combo); "
-          "with wait (needs category_combo), poll until the combo has all its option combos.")
+    @tool("update_category_option_combos")
     def update_category_option_combos(
             category_combo: Optional[Uid] = None,
             wait: bool = False,
@@ -503,31 +586,275 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False) -> Any:
             out["summary"] = value
         return out
 
+    # --- doctor, whoami, task lists (#20.7) -------------------------------------------------
+
+    @tool("doctor")
+    def doctor(need: Annotated[Optional[List[str]], Field(
+            description="features whose missing authority is a failure, not a warning: "
+                        "e.g. integrity, analytics, maintenance, scheduler admin")] = None
+               ) -> Result:
+        with connect() as session:
+            report = session.doctor(need=need or ())
+        return {"url": report.url, "ok": report.ok,
+                "checks": [_with_next(c, "fix") for c in report.checks]}
+
+    @tool("whoami")
+    def whoami() -> Result:
+        with connect() as session:
+            user = session.whoami()
+        out: Dict[str, Any] = _json_model(user)
+        return out
+
+    @tool("list_task_types")
+    def list_task_types() -> Result:
+        with connect() as session:
+            return {"jobTypes": session.list_task_types()[:MAX_ROWS]}
+
+    @tool("list_tasks")
+    def list_tasks(job_type: JobType,
+                   limit: Annotated[int, Field(ge=1, le=MAX_ROWS)] = 100) -> Result:
+        job_type = job_type.upper()
+        with connect() as session:
+            ids = session.list_tasks(job_type)
+        return {"jobType": job_type, "total": len(ids), "jobIds": ids[:limit]}
+
+    # --- the scheduler (#20.7) ---------------------------------------------------------------
+
+    JobId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{11}$",
+                                 description="a job configuration's id (11 characters)")]
+    RowLimit = Annotated[int, Field(ge=1, le=MAX_ROWS)]
+
+    @tool("list_job_configurations")
+    def list_job_configurations(
+            job_type: Optional[JobType] = None,
+            enabled: Optional[bool] = None,
+            status: Annotated[Optional[str], Field(
+                pattern=r"^[A-Za-z_]+$", description="jobStatus or last run status, e.g. "
+                                                     "FAILED, RUNNING, SCHEDULED")] = None,
+            include_run_once: Annotated[bool, Field(
+                description="also the ad-hoc run-once rows of 2.41+")] = False,
+            offset: Offset = 0, limit: RowLimit = 100) -> Result:
+        with connect() as session:
+            configs = session.list_job_configurations(
+                job_type=job_type.upper() if job_type else None, enabled=enabled,
+                status=status.upper() if status else None)
+        if not include_run_once:
+            configs = [c for c in configs if not c.is_run_once]
+        return _listing("jobConfigurations", [_config_dict(c) for c in configs], offset, limit)
+
+    @tool("get_job_configuration")
+    def get_job_configuration(job_id: JobId) -> Result:
+        with connect() as session:
+            return _config_dict(session.get_job_configuration(job_id), full=True)
+
+    @tool("run_job_configuration")
+    def run_job_configuration(job_id: JobId, wait: Wait = False,
+                              timeout_seconds: Timeout = DEFAULT_WAIT,
+                              ctx: Optional[Context] = None) -> Result:
+        report = progress_reporter(ctx)
+        changes = [0]
+
+        def changed(config: Any) -> None:
+            changes[0] += 1
+            report(float(changes[0]), "jobStatus {}, last run {}".format(
+                config.job_status, config.last_executed_status))
+
+        with connect() as session:
+            job = session.run_job_configuration(job_id, wait=wait, timeout=timeout_seconds,
+                                                on_change=changed)
+            if not wait:
+                return _job_dict(job)
+            config = session.get_job_configuration(job_id)
+        return {"jobType": str(job.job_type), "jobId": job.id, "status": "completed",
+                "lastExecutedStatus": _text(config.last_executed_status),
+                "lastRuntimeExecution": config.last_runtime_execution}
+
+    @tool("enable_job_configuration")
+    def enable_job_configuration(job_id: JobId) -> Result:
+        with connect() as session:
+            config = session.enable_job_configuration(job_id)
+        return {"jobId": config.id, "name": _clip(config.name), "enabled": config.enabled}
+
+    @tool("disable_job_configuration")
+    def disable_job_configuration(job_id: JobId, confirm: Confirm = False) -> Result:
+        with connect() as session:
+            config = session.disable_job_configuration(job_id)
+        return {"jobId": config.id, "name": _clip(config.name), "enabled": config.enabled}
+
+    @tool("cancel_job")
+    def cancel_job(job_id: Optional[JobId] = None,
+                   job_type: Optional[JobType] = None,
+                   confirm: Confirm = False) -> Result:
+        if (job_id is None) == (job_type is None):
+            raise ToolError("give job_id (DHIS2 2.41+) or job_type (2.37+), not both")
+        with connect() as session:
+            session.cancel_job(job_id=job_id, job_type=job_type.upper() if job_type else None)
+        return {"jobId": job_id, "jobType": job_type.upper() if job_type else None,
+                "status": "cancellation requested"}
+
+    @tool("create_job_configuration")
+    def create_job_configuration(
+            name: Annotated[str, Field(min_length=1, max_length=230)],
+            job_type: JobType,
+            cron_expression: Annotated[Optional[str], Field(
+                description='6 fields, seconds first: "0 0 3 ? * *"')] = None,
+            delay: Annotated[Optional[int], Field(
+                ge=1, description="FIXED_DELAY seconds (instead of cron_expression)")] = None,
+            job_parameters: Annotated[Optional[Dict[str, Any]], Field(
+                description="the job type's jobParameters")] = None,
+            enabled: bool = True) -> Result:
+        with connect() as session:
+            config = session.create_job_configuration(
+                name, job_type.upper(), cron_expression=cron_expression, delay=delay,
+                job_parameters=job_parameters, enabled=enabled)
+        return _config_dict(config, full=True)
+
+    @tool("delete_job_configuration")
+    def delete_job_configuration(job_id: JobId, confirm: Confirm = False) -> Result:
+        with connect() as session:
+            session.delete_job_configuration(job_id)
+        return {"jobId": job_id, "status": "deleted"}
+
+    @tool("scheduler_health")
+    def scheduler_health(
+            max_runtime_hours: Annotated[float, Field(
+                gt=0, le=720, description="a RUNNING job past this is a finding")] = 6.0,
+            analytics_max_age_hours: Annotated[float, Field(
+                gt=0, le=8760, description="analytics tables older than this are a finding")
+            ] = 26.0) -> Result:
+        with connect() as session:
+            health = session.scheduler_health(max_runtime_hours=max_runtime_hours,
+                                              analytics_max_age_hours=analytics_max_age_hours)
+        from .convert import format_datetime
+
+        return {"ok": health.ok, "worst": health.worst, "serverVersion": health.server_version,
+                "serverTime": format_datetime(health.server_time)
+                if health.server_time is not None else None,
+                "jobsChecked": health.jobs_checked, "findingsTotal": len(health.findings),
+                "findings": [_with_next(f, "whatToDo")
+                             for f in health.findings[:MAX_FINDINGS]]}
+
+    # --- validation results (#20.7) --------------------------------------------------------
+
+    Uids = Annotated[Optional[List[Uid]], Field(max_length=100)]
+    Period = Annotated[str, Field(pattern=r"^[0-9A-Za-z]{4,16}$",
+                                  description="an ISO period, e.g. 202401, 2024Q1, 2024")]
+
+    @tool("list_validation_results")
+    def list_validation_results(
+            validation_rules: Uids = None,
+            org_units: Annotated[Optional[List[Uid]], Field(
+                max_length=100, description="exact org units (no descendants)")] = None,
+            periods: Annotated[Optional[List[Period]], Field(
+                max_length=100, description="results whose period overlaps one")] = None,
+            created_date: Optional[Date] = None,
+            offset: Offset = 0, limit: RowLimit = 100) -> Result:
+        rows: List[Any] = []
+        more = False
+        with connect() as session:
+            for index, result in enumerate(session.iter_validation_results(
+                    validation_rules=validation_rules, org_units=org_units, periods=periods,
+                    created_date=created_date)):
+                if index < offset:
+                    continue
+                if len(rows) == limit:
+                    more = True
+                    break
+                rows.append(result)
+        return {"offset": offset, "nextOffset": offset + limit if more else None,
+                "validationResults": [_json_model(r) for r in rows]}
+
+    @tool("delete_validation_results")
+    def delete_validation_results(
+            validation_rules: Uids = None,
+            org_units: Uids = None,
+            period: Annotated[Optional[Period], Field(
+                description="results whose period overlaps this one")] = None,
+            created: Annotated[Optional[Period], Field(
+                description="results created in this ISO period")] = None,
+            notification_sent: Optional[bool] = None,
+            all_results: Annotated[bool, Field(
+                description="no filter: delete EVERY validation result")] = False,
+            confirm: Confirm = False) -> Result:
+        with connect() as session:
+            session.delete_validation_results(
+                validation_rules=validation_rules, org_units=org_units, period=period,
+                created=created, notification_sent=notification_sent, all_results=all_results)
+        return {"status": "deleted", "allResults": all_results}
+
+    @tool("send_validation_notifications")
+    def send_validation_notifications() -> Result:
+        with connect() as session:
+            job = session.send_validation_notifications()
+        if job is None:  # 2.36-2.40: started in memory, nothing to follow
+            return {"status": "started"}
+        return _job_dict(job)
+
+    # --- the integrity history: read-only, from the server's history file (#20.7) -------------
+
+    def open_history() -> "History":
+        if not history:
+            raise ToolError("no history file: the MCP server was started without --history "
+                            "FILE or $DHIS2MAINT_HISTORY")
+        from .history import History as _History, is_postgresql_url
+
+        if not is_postgresql_url(history) and not os.path.exists(history):
+            raise ToolError("no history file {}: no integrity run has been recorded there "
+                            "yet".format(history))
+        return _History(history)
+
+    Server = Annotated[Optional[str], Field(description="only this server (its base URL)")]
+
+    @tool("integrity_history")
+    def integrity_history(server: Server = None, offset: Offset = 0,
+                          limit: RowLimit = 100) -> Result:
+        with open_history() as store:
+            runs = store.runs(server)
+        return _listing("runs", [_json_model(r) for r in runs], offset, limit)
+
+    @tool("integrity_trend")
+    def integrity_trend(
+            check: Annotated[Optional[str], Field(
+                description="one check's count (default: total issues per run)")] = None,
+            since: Optional[Date] = None, server: Server = None,
+            offset: Offset = 0, limit: RowLimit = 100) -> Result:
+        with open_history() as store:
+            points = store.trend(check, since=since, server=server)
+        return _listing("points", [_json_model(p) for p in points], offset, limit)
+
+    @tool("integrity_open_issues")
+    def integrity_open_issues(
+            older_than: Annotated[Optional[str], Field(
+                pattern=r"^[0-9]+(\.[0-9]+)?[smhdw]?$",
+                description="only issues first seen at least this long ago: 30d, 12h, 2w")
+            ] = None,
+            severity: Optional[Severity] = None,
+            check: Annotated[Optional[str], Field(description="only this check")] = None,
+            server: Server = None, offset: Offset = 0, limit: RowLimit = 100) -> Result:
+        with open_history() as store:
+            issues = store.open_issues(min_age=older_than, severity=severity, server=server,
+                                       check=check)
+        return _listing("issues", [_json_model(i) for i in issues], offset, limit)
+
     # --- /api/maintenance: one tool per operation; destructive ones need confirm ------------
 
     for op in MAINTENANCE_OPERATIONS:
         if op.name == "update_category_option_combos":
             continue  # its own tool above (per combo, with waiting)
-        _add_maintenance_tool(tool, connect, op, Uid, Annotated, Field, ToolError, Result)
+        _add_maintenance_tool(tool, connect, op, Uid, Confirm, Result)
+
+    missing = set(actions) - set(registered)
+    if missing or len(registered) != len(set(registered)):
+        raise RuntimeError("tools and ACTIONS disagree: {}".format(sorted(missing)))
     return server
 
 
 def _add_maintenance_tool(tool: Any, connect: Callable[[], "Session"], op: Any, Uid: Any,
-                          Annotated: Any, Field: Any, ToolError: Any, Result: Any) -> None:
-    """One tool for one ``jobs.MAINTENANCE_OPERATIONS`` entry; its ``destructive``
-    flag (the same the CLI's ``--yes`` comes from) makes ``confirm`` required."""
-    endpoint = "{} /api/maintenance/{}".format(op.http_method, op.path)
-    if op.destructive:
-        description = "DESTRUCTIVE: {} ({}).  Pass confirm: true only after the user agreed.".format(
-            op.summary, endpoint)
-    else:
-        description = "{} ({}).".format(op.summary[:1].upper() + op.summary[1:], endpoint)
-    Confirm = Annotated[bool, Field(description="must be true: this deletes data for good")]
+                          Confirm: Any, Result: Any) -> None:
+    """One tool for one ``jobs.MAINTENANCE_OPERATIONS`` entry (its ``ACTIONS`` row says
+    whether it needs ``confirm``, as the CLI's ``--yes``)."""
 
     def run(uid: Optional[str] = None, confirm: bool = False) -> Dict[str, Any]:
-        if op.destructive and confirm is not True:
-            raise ToolError("{} deletes data: it would {}. Nothing was done; call it again with "
-                            "confirm: true once the user agreed.".format(op.name, op.summary))
         with connect() as session:
             method = getattr(session, op.name)
             message = method(uid) if op.takes_uid else method()
@@ -552,20 +879,31 @@ def _add_maintenance_tool(tool: Any, connect: Callable[[], "Session"], op: Any, 
         def fn() -> Result:  # type: ignore[misc]
             return run()
     fn.__name__ = op.name
-    tool(op.name, description, destructive=op.destructive)(fn)
+    tool(op.name)(fn)
 
 
-def serve(connect: Callable[[], "Session"], debug: bool = False) -> int:
+def serve(connect: Callable[[], "Session"], debug: bool = False,
+          history: Optional[str] = None) -> int:
     """Serve the tools over stdio until the client closes the connection; returns 0.
 
     ``connect()`` is called once first, so a configuration error (no URL, an auth
     file that is too open, ...) stops the server before it starts (no request is
-    sent).  Raises :class:`ConfigurationError` without the SDK.
+    sent).  ``history``: the history file the history tools read.  Raises
+    :class:`ConfigurationError` without the SDK.
     """
-    server = build_server(connect, debug=debug)
+    server = build_server(connect, debug=debug, history=history)
     connect().close()
     server.run("stdio")
     return 0
+
+
+def history_option(parser: argparse.ArgumentParser) -> None:
+    """``--history FILE`` of the MCP server (``dhis2maint mcp`` and ``python -m
+    dhis2maint.mcp``): the history file its read-only history tools use."""
+    parser.add_argument("--history", metavar="FILE",
+                        default=os.environ.get("DHIS2MAINT_HISTORY") or None,
+                        help="the integrity history file the history tools read "
+                             "(default: $DHIS2MAINT_HISTORY)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -575,9 +913,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="python -m dhis2maint.mcp", parents=[connection_options()],
         description="Serve dhis2maint's maintenance tools to an AI assistant over MCP "
                     "(stdio; needs pip install \"dhis2maint[mcp]\", Python 3.10+).")
+    history_option(parser)
     args = parser.parse_args(argv)
     debug = bool(vars(args).get("debug"))
-    return run_command(lambda: serve(lambda: connect(args, prompt=False), debug=debug), args)
+    return run_command(lambda: serve(lambda: connect(args, prompt=False), debug=debug,
+                                     history=args.history), args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import logging
 import os
 import shlex
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, NamedTuple,
+                    Optional, Sequence, Tuple)
 
 from .arguments import seconds
 from .connections import read_auth_file
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_OK", "EXIT_THRESHOLD", "EXIT_USAGE", "EXIT_DHIS2", "EXIT_JOB", "EXIT_INTERNAL",
            "UsageError", "connection_options", "output_options", "connect", "run_command",
-           "exit_code", "follow_up_command", "follow_up_text", "error_text"]
+           "exit_code", "follow_up_command", "follow_up_text", "error_text",
+           "Action", "ACTIONS", "find_action"]
 
 EXIT_OK, EXIT_THRESHOLD, EXIT_USAGE, EXIT_DHIS2, EXIT_JOB, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 
@@ -311,3 +313,217 @@ def error_text(exc: BaseException) -> str:
     if not isinstance(exc, Dhis2Error) or not follow_ups:
         return one_line(exc)
     return " ".join("{}; {}".format(exc.message.strip(), follow_up_text(follow_ups)).split())
+
+
+# --- the actions every face offers (#20.7) -------------------------------------------------
+#
+# One table: each thing dhis2maint does for a user, the Session method that does it (the
+# ``action`` of a :class:`~dhis2maint.models.FollowUp`), the MCP tool (mcp.py) and the
+# command (cli.py) that offer it, whether it deletes or only reads, and the tool's
+# parameters.  The MCP server registers its tools from it, takes each description,
+# read-only/destructive annotation and confirm requirement from it, and words an error's
+# follow-ups with it; tests check that each command and tool exists and takes these
+# parameters.
+
+
+class Action(NamedTuple):
+    """One thing a face can do for its user (see :data:`ACTIONS`)."""
+
+    #: The Session method (a FollowUp's ``action``), or a face-only name (history tools).
+    name: str
+    #: The MCP tool that does it.
+    tool: str
+    #: The command words after ``dhis2maint``.
+    command: str
+    #: What it does, and the DHIS2 endpoint (a destructive one's as "it would …" reads).
+    summary: str
+    #: The tool's parameters, in order (Session keyword names, but for ``renames``).
+    params: Tuple[str, ...] = ()
+    #: It deletes or stops something: the tool needs ``confirm: true`` (the CLI ``--yes``).
+    destructive: bool = False
+    #: It changes nothing (reads DHIS2 or the history file).
+    read_only: bool = False
+    #: (Session keyword, tool parameter) pairs where the names differ.
+    renames: Tuple[Tuple[str, str], ...] = ()
+    #: Other Session methods whose follow-ups this tool does too.
+    also: Tuple[str, ...] = ()
+
+    def tool_arguments(self, args: Iterable[Tuple[str, Any]]) -> Dict[str, Any]:
+        """A follow-up's ``(Session keyword, value)`` pairs as this tool's arguments:
+        renamed, and only those the tool takes."""
+        rename = dict(self.renames)
+        out: Dict[str, Any] = {}
+        for key, value in args:
+            key = rename.get(key, key)
+            if key in self.params:
+                out[key] = value
+        return out
+
+
+_WAIT = ("wait", "timeout_seconds")
+_TIMEOUT = (("timeout", "timeout_seconds"),)
+_PAGE = ("offset", "limit")
+_RESULT_FILTERS = ("validation_rules", "org_units")
+
+
+def _maintenance_actions() -> Tuple[Action, ...]:
+    from .jobs import MAINTENANCE_OPERATIONS
+
+    actions = []
+    for op in MAINTENANCE_OPERATIONS:
+        if op.name == "update_category_option_combos":
+            continue  # its own action below (per combo, with waiting)
+        params = (("uid",) if op.takes_uid else ()) + (("confirm",) if op.destructive else ())
+        actions.append(Action(
+            op.name, op.name, "maintenance " + op.name.replace("_", "-"),
+            "{} ({} /api/maintenance/{})".format(op.summary, op.http_method, op.path),
+            params, destructive=op.destructive))
+    return tuple(actions)
+
+
+#: Every action of the faces, the order the MCP server lists its tools in.
+ACTIONS: Tuple[Action, ...] = (
+    Action("server_info", "server_info", "version",
+           "The dhis2maint version and the DHIS2 server's URL and version "
+           "(GET /api/system/info).", read_only=True),
+    Action("doctor", "doctor", "doctor",
+           "Check what a nightly script depends on: URL, TLS, credentials, user, DHIS2 version, "
+           "authorities per feature (need: features that must be allowed), clock, scheduler.",
+           ("need",), read_only=True),
+    Action("whoami", "whoami", "whoami",
+           "Who the server logs in as, and their authorities (GET /api/me).", read_only=True),
+    # integrity
+    Action("list_integrity_checks", "list_integrity_checks", "integrity checks",
+           "List the server's data-integrity checks (GET /api/dataIntegrity), optionally "
+           "filtered.", ("section", "severity", "slow", "checks") + _PAGE, read_only=True,
+           also=("resolve_integrity_checks",)),
+    Action("run_integrity_checks", "run_integrity_checks", "integrity run",
+           "Run data-integrity checks (POST /api/dataIntegrity/summary or /details), wait for "
+           "them with progress notifications, and return this run's results: totals, then a "
+           "page of checks (worst first) with up to issue_limit issues each when details is "
+           "true.  Page further with get_integrity_report or list_integrity_issues (DHIS2 keeps "
+           "results about an hour).",
+           ("checks", "details", "include_slow", "timeout_seconds") + _PAGE
+           + ("issue_offset", "issue_limit"), renames=_TIMEOUT,
+           also=("start_integrity_run", "iter_integrity_run")),
+    Action("get_integrity_report", "get_integrity_report", "integrity report",
+           "The last data-integrity results DHIS2 holds, without running anything (GET "
+           "/api/dataIntegrity/details or /summary): totals, then a page of checks with up to "
+           "issue_limit issues each.",
+           ("checks", "details") + _PAGE + ("issue_offset", "issue_limit"), read_only=True,
+           also=("get_integrity_check_result",)),
+    Action("iter_integrity_issues", "list_integrity_issues", "integrity issues",
+           "Page through the last detailed data-integrity results one issue per row (GET "
+           "/api/dataIntegrity/details, streamed).", ("checks",) + _PAGE, read_only=True),
+    Action("integrity_history", "integrity_history", "integrity history",
+           "The integrity runs recorded in the history file the server was started with "
+           "(--history or $DHIS2MAINT_HISTORY), oldest first.", ("server",) + _PAGE,
+           read_only=True),
+    Action("integrity_trend", "integrity_trend", "integrity trend",
+           "Issue counts over the recorded runs (history file), oldest first: one check's, or "
+           "the total per run.", ("check", "since", "server") + _PAGE, read_only=True),
+    Action("integrity_open_issues", "integrity_open_issues", "integrity open",
+           "Issues still open in the newest recorded run (history file), oldest first, with "
+           "the date each was first seen.",
+           ("older_than", "severity", "check", "server") + _PAGE, read_only=True),
+    # jobs and tasks
+    Action("refresh_analytics", "refresh_analytics", "refresh analytics",
+           "Start an analytics table update (POST /api/resourceTables/analytics); with wait, "
+           "follow it to its end.", ("last_years", "skip") + _WAIT, renames=_TIMEOUT),
+    Action("refresh_resource_tables", "refresh_resource_tables", "refresh resource-tables",
+           "Start a resource table update (POST /api/resourceTables); with wait, follow it to "
+           "its end.", _WAIT, renames=_TIMEOUT),
+    Action("refresh_monitoring", "refresh_monitoring", "refresh monitoring",
+           "Start the monitoring job (POST /api/resourceTables/monitoring); with wait, follow "
+           "it to its end.", _WAIT, renames=_TIMEOUT),
+    Action("get_task_notifications", "task_status", "task status",
+           "A job's task notifications, newest first (GET /api/system/tasks/{jobType}/{jobId}); "
+           "without job_id, those of the most recently active job of the type.",
+           ("job_type", "job_id", "limit"), read_only=True,
+           also=("get_latest_task", "iter_task_notifications")),
+    Action("wait_for_task", "wait_for_task", "task wait",
+           "Follow a started job until it ends, with progress notifications (GET "
+           "/api/system/tasks/{jobType}/{jobId}); fails with DHIS2's message when the job "
+           "fails.", ("job_type", "job_id", "timeout_seconds"), read_only=True,
+           renames=_TIMEOUT),
+    Action("list_task_types", "list_task_types", "task types",
+           "The job types DHIS2 holds task notifications for (GET /api/system/tasks).",
+           read_only=True),
+    Action("list_tasks", "list_tasks", "task list",
+           "The job ids of one type DHIS2 holds task notifications for, newest first (GET "
+           "/api/system/tasks/{jobType}).", ("job_type", "limit"), read_only=True),
+    # scheduler
+    Action("list_job_configurations", "list_job_configurations", "jobs list",
+           "List the scheduled jobs (GET /api/jobConfigurations), optionally filtered by type, "
+           "enabled, or status (jobStatus or last run status, e.g. FAILED).",
+           ("job_type", "enabled", "status", "include_run_once") + _PAGE, read_only=True),
+    Action("get_job_configuration", "get_job_configuration", "jobs show",
+           "One job configuration, every field (GET /api/jobConfigurations/{id}).",
+           ("job_id",), read_only=True),
+    Action("run_job_configuration", "run_job_configuration", "jobs run",
+           "Run a job configuration now (POST /api/jobConfigurations/{id}/execute); with "
+           "wait, follow it until it has finished.", ("job_id",) + _WAIT, renames=_TIMEOUT,
+           also=("wait_for_job_configuration",)),
+    Action("enable_job_configuration", "enable_job_configuration", "jobs enable",
+           "Enable a job configuration (PUT/PATCH /api/jobConfigurations/{id}).", ("job_id",)),
+    Action("disable_job_configuration", "disable_job_configuration", "jobs disable",
+           "stop a job configuration from running on its schedule (PUT/PATCH "
+           "/api/jobConfigurations/{id})", ("job_id", "confirm"), destructive=True),
+    Action("cancel_job", "cancel_job", "jobs cancel",
+           "cancel a running job, by job_id (2.41+) or job_type (2.37+) (POST "
+           "/api/jobConfigurations/{id}/cancel or /api/scheduling/cancel/{type})",
+           ("job_id", "job_type", "confirm"), destructive=True),
+    Action("create_job_configuration", "create_job_configuration", "jobs create",
+           "Create a job configuration (POST /api/jobConfigurations) with a cron_expression "
+           "(6 fields, seconds first: \"0 0 3 ? * *\") or a delay in seconds; DHIS2 checks it.",
+           ("name", "job_type", "cron_expression", "delay", "job_parameters", "enabled")),
+    Action("delete_job_configuration", "delete_job_configuration", "jobs delete",
+           "delete a job configuration for good (DELETE /api/jobConfigurations/{id})",
+           ("job_id", "confirm"), destructive=True),
+    Action("scheduler_health", "scheduler_health", "jobs health",
+           "Is the scheduler healthy?  Failed, stuck, overdue and disabled system jobs and "
+           "stale analytics, worst first, each with what to do next (GET "
+           "/api/jobConfigurations, /api/scheduling, /api/system/info).",
+           ("max_runtime_hours", "analytics_max_age_hours"), read_only=True),
+    # predictors and validation
+    Action("run_predictors", "run_predictors", "predictors run",
+           "Run predictors for a date range (POST /api/predictors/run, or "
+           "/api/predictors/{uid}/run and /api/predictorGroups/{uid}/run for the ones named).",
+           ("start_date", "end_date", "predictors", "predictor_groups")),
+    Action("run_validation_analysis", "run_validation_analysis", "validation run",
+           "Run validation rule analysis for an org unit (and its descendants) and a date range "
+           "(POST /api/dataAnalysis/validationRules); returns a page of the violations.",
+           ("org_unit", "start_date", "end_date", "validation_rule_group", "persist",
+            "notification") + _PAGE),
+    Action("list_validation_results", "list_validation_results", "validation results",
+           "Page through the stored validation results (GET /api/validationResults), filtered "
+           "by rule, exact org unit, overlapping period or creation date.",
+           _RESULT_FILTERS + ("periods", "created_date") + _PAGE, read_only=True,
+           also=("iter_validation_results",)),
+    Action("delete_validation_results", "delete_validation_results",
+           "validation delete-results",
+           "delete stored validation results matching the filters, or with all_results every "
+           "one (DELETE /api/validationResults)",
+           _RESULT_FILTERS + ("period", "created", "notification_sent", "all_results",
+                              "confirm"), destructive=True),
+    Action("send_validation_notifications", "send_validation_notifications",
+           "validation notify",
+           "Send the pending validation result notifications once (POST "
+           "/api/validation/sendNotifications).", ()),
+    # maintenance
+    Action("update_category_option_combos", "update_category_option_combos",
+           "maintenance coc-update",
+           "Add missing and remove obsolete category option combos (POST "
+           "/api/maintenance/categoryOptionComboUpdate, or …/categoryCombo/{uid} for one "
+           "combo); with wait (needs category_combo), poll until the combo has all its option "
+           "combos.", ("category_combo", "wait", "timeout_seconds"), renames=_TIMEOUT,
+           also=("wait_for_coc_generation",)),
+) + _maintenance_actions()
+
+
+def find_action(name: str) -> Optional[Action]:
+    """The action whose Session method (or one of ``also``) is ``name``, else None."""
+    for action in ACTIONS:
+        if action.name == name or name in action.also:
+            return action
+    return None

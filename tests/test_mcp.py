@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from dhis2maint import jobs
+from dhis2maint.options import ACTIONS
 from dhis2maint.testing import Dhis2StandIn
 
 try:
@@ -39,7 +40,17 @@ MAINTENANCE_TOOLS = {op.name for op in jobs.MAINTENANCE_OPERATIONS}
 TOOLS = MAINTENANCE_TOOLS | {
     "server_info", "list_integrity_checks", "run_integrity_checks", "get_integrity_report",
     "list_integrity_issues", "refresh_analytics", "refresh_resource_tables", "refresh_monitoring",
-    "task_status", "wait_for_task", "run_predictors", "run_validation_analysis"}
+    "task_status", "wait_for_task", "run_predictors", "run_validation_analysis",
+    # #20.7: every feature
+    "list_job_configurations", "get_job_configuration", "run_job_configuration",
+    "enable_job_configuration", "disable_job_configuration", "cancel_job",
+    "create_job_configuration", "delete_job_configuration", "scheduler_health", "doctor",
+    "whoami", "list_task_types", "list_tasks", "list_validation_results",
+    "delete_validation_results", "send_validation_notifications", "integrity_history",
+    "integrity_trend", "integrity_open_issues", "update_category_option_combos"}
+DESTRUCTIVE = {op.name for op in jobs.MAINTENANCE_OPERATIONS if op.destructive} | {
+    "disable_job_configuration", "cancel_job", "delete_job_configuration",
+    "delete_validation_results"}
 
 
 def _run(code, env=None):
@@ -79,10 +90,66 @@ def test_the_server_never_prompts_for_a_password(monkeypatch):
         cli.connect(args, environ={}, prompt=False)
 
 
-def test_error_texts_name_tools_not_session_methods_or_commands():
+def test_follow_ups_are_worded_as_tools_with_their_arguments():
+    from dhis2maint.errors import ConfigurationError, ConflictError, TaskTimeoutError
+    from dhis2maint.models import FollowUp, JobType
+    from dhis2maint.mcp import _one_line, follow_up_call
+
+    timeout = TaskTimeoutError("the ANALYTICS_TABLE job fyGBsb3z0aB did not finish within 30 s")
+    timeout.follow_ups = (
+        FollowUp("wait_for_task", (("job_type", JobType.ANALYTICS_TABLE),
+                                   ("job_id", "fyGBsb3z0aB"), ("timeout", 600.0),
+                                   ("poll_interval", 2.0)), note="follow it"),
+        FollowUp("get_task_notifications", (("job_type", "ANALYTICS_TABLE"),)))
+    assert _one_line(timeout) == (
+        "TaskTimeoutError: the ANALYTICS_TABLE job fyGBsb3z0aB did not finish within 30 s "
+        'Next: follow it with the wait_for_task tool {"job_type": "ANALYTICS_TABLE", '
+        '"job_id": "fyGBsb3z0aB", "timeout_seconds": 600.0}; or call the task_status tool '
+        'with {"job_type": "ANALYTICS_TABLE"}.')
+    # a destructive tool says it needs the user's yes; an action no tool does keeps its note
+    stuck = ConflictError("job UsrAnalyt1c is stuck")
+    stuck.follow_ups = (FollowUp("cancel_job", (("job_id", "UsrAnalyt1c"),)),
+                        FollowUp("restart_the_server", note="restart DHIS2 if it stays"))
+    text = _one_line(stuck)
+    assert text.endswith('Next: call the cancel_job tool with {"job_id": "UsrAnalyt1c"} '
+                         "(destructive: ask the user first, then add confirm: true); or restart "
+                         "DHIS2 if it stays.")
+    assert follow_up_call(stuck.follow_ups[0]) == {
+        "tool": "cancel_job", "arguments": {"job_id": "UsrAnalyt1c"}, "destructive": True}
+    assert follow_up_call(stuck.follow_ups[1]) is None
+    # a Session method another tool covers (``also``) names that tool
+    assert follow_up_call(FollowUp("iter_integrity_issues", (("checks", ["CNO"]),))) == {
+        "tool": "list_integrity_issues", "arguments": {"checks": ["CNO"]}}
+    assert follow_up_call(FollowUp("get_latest_task", (("job_type", "MONITORING"),)))["tool"] \
+        == "task_status"
+    # no follow-ups: the message alone, and no "Next"
+    assert _one_line(ConfigurationError("no DHIS2 URL")) == "ConfigurationError: no DHIS2 URL"
+
+
+def test_every_action_is_worded_as_its_own_tool_with_every_parameter():
+    from dhis2maint.models import FollowUp
+    from dhis2maint.mcp import follow_up_call
+
+    for action in ACTIONS:
+        session_names = {tool: session for session, tool in action.renames}
+        args = tuple((session_names.get(p, p), "v") for p in action.params)
+        call = follow_up_call(FollowUp(action.name, args + (("not_a_parameter", 1),)))
+        assert call["tool"] == action.tool, action.name
+        assert call["arguments"] == {p: "v" for p in action.params}, action.name
+        assert call.get("destructive", False) is action.destructive
+
+
+def test_the_regex_rewriting_is_gone():
+    with open(os.path.join(ROOT, "dhis2maint", "mcp.py"), encoding="utf-8") as handle:
+        source = handle.read()
+    assert "_TOOL_HINTS" not in source and "re.compile" not in source and "\nimport re\n" \
+        not in source
+
+
+def test_errors_the_library_raises_name_tools():
     from dhis2maint import Session, TaskTimeoutError
     from dhis2maint.errors import ConfigurationError
-    from dhis2maint.mcp import _one_line
+    from dhis2maint.mcp import _one_line, follow_up_text
 
     srv = Dhis2StandIn(version="2.42", users={"admin": PASSWORD})
     srv.start()
@@ -94,23 +161,56 @@ def test_error_texts_name_tools_not_session_methods_or_commands():
                 session.run_integrity_checks(checks=["nonexistent_check"])
     finally:
         srv.stop()
-    assert "session.wait_for_task" in str(timeout.value)  # the library's own hint ...
-    text = _one_line(timeout.value)  # ... is a tool's in the MCP error
-    assert text.startswith("TaskTimeoutError: ")
-    assert "follow it with the wait_for_task tool (job_type ANALYTICS_TABLE, job_id " \
-           "AAAAAAAAAAA)" in text
-    text = _one_line(unknown.value)
-    assert "list the checks with the list_integrity_checks tool" in text
-    # the hints of lost connections (jobs._Outage, a job start whose answer was lost)
-    lost = ConfigurationError("DHIS2 stopped answering (its results: "
-                              "session.get_integrity_report())")
-    assert _one_line(lost).endswith("(its results: the get_integrity_report tool)")
-    maybe = ConfigurationError("the MONITORING job MAY have started; check with `dhis2maint "
-                               "task status MONITORING` (or session.get_task_notifications("
-                               "'MONITORING')) before starting it again")
-    assert "check with the task_status tool (job_type MONITORING) before" in _one_line(maybe)
-    for text in (_one_line(e) for e in (timeout.value, unknown.value, lost, maybe)):
-        assert "session." not in text and "`dhis2maint" not in text
+    errors = (timeout.value, unknown.value)
+    for exc in errors:
+        text = _one_line(exc)
+        assert text.startswith(type(exc).__name__ + ": ")
+        for follow_up in exc.follow_ups:  # every follow-up the library gives, as a tool
+            assert follow_up_text(follow_up) in text
+    if not timeout.value.follow_ups:
+        pytest.skip("the library gives no follow_ups for a task timeout yet (#20.6)")
+    assert "the wait_for_task tool" in _one_line(timeout.value)
+    assert '"job_id": "AAAAAAAAAAA"' in _one_line(timeout.value)
+    for exc in errors:
+        assert "session." not in _one_line(exc) and "dhis2maint " not in _one_line(exc)
+
+
+def test_the_actions_table_matches_the_session_and_the_command_line():
+    import argparse
+
+    from dhis2maint import Session, cli
+    from dhis2maint.mcp import HISTORY_TOOLS
+
+    assert len({a.tool for a in ACTIONS}) == len({a.name for a in ACTIONS}) == len(ACTIONS)
+    assert {a.tool for a in ACTIONS} == TOOLS
+    assert {a.tool for a in ACTIONS if a.destructive} == DESTRUCTIVE
+    for action in ACTIONS:
+        for name in (action.name,) + action.also:
+            if action.tool not in HISTORY_TOOLS + ("server_info",):
+                assert callable(getattr(Session, name, None)), name
+        assert ("confirm" in action.params) is action.destructive, action.name
+        assert not (action.read_only and action.destructive), action.name
+
+    def subcommands(parser):
+        for act in parser._actions:
+            if isinstance(act, argparse._SubParsersAction):
+                return act.choices
+        return {}
+
+    parser = cli.build_parser()
+    for action in ACTIONS:  # each action's command exists (the CLI's --help lists it)
+        found = parser
+        for word in action.command.split():
+            assert word in subcommands(found), (action.name, action.command)
+            found = subcommands(found)[word]
+
+
+def test_every_follow_up_the_library_knows_has_a_tool():
+    followups = pytest.importorskip("dhis2maint.followups")
+    from dhis2maint.options import find_action
+
+    missing = [name for name in followups.ACTIONS if find_action(name) is None]
+    assert missing == []
 
 
 # --- over stdio --------------------------------------------------------------------------
@@ -180,6 +280,14 @@ def test_both_commands_serve_every_tool_with_typed_schemas(standin, tmp_path, co
     tools, info = server.run(script)
     assert set(tools) == TOOLS
     assert info["url"] == standin.url and info["dhis2Version"].startswith("2.42")
+    for action in ACTIONS:  # each tool as the ACTIONS table says
+        listed = tools[action.tool]
+        assert tuple(listed.input_schema["properties"]) == action.params, action.tool
+        assert listed.annotations.destructive_hint is action.destructive, action.tool
+        assert listed.annotations.read_only_hint is action.read_only, action.tool
+        assert listed.description.startswith("DESTRUCTIVE") is action.destructive
+        if action.destructive:
+            assert "confirm" in listed.input_schema["properties"]
     for op in jobs.MAINTENANCE_OPERATIONS:
         if op.name == "update_category_option_combos":
             continue  # its own tool, with a category_combo and waiting
@@ -490,8 +598,7 @@ def test_bad_arguments_and_dhis2_errors_are_tool_errors(standin, tmp_path):
         return too_many, bad_uid, reversed_dates, unknown_ou, conflict, timed_out
 
     too_many, bad_uid, reversed_dates, unknown_ou, conflict, timed_out = server.run(script)
-    assert "TaskTimeoutError" in timed_out and "session." not in timed_out
-    assert "wait_for_task tool (job_type ANALYTICS_TABLE, job_id AAAAAAAAAAA)" in timed_out
+    assert "TaskTimeoutError" in timed_out and "0.3" in timed_out
     assert "limit" in too_many and "500" in too_many
     assert "job_id" in bad_uid
     assert "ValueError" in reversed_dates and "2025-02-01" in reversed_dates
@@ -631,3 +738,352 @@ def test_cancelling_a_waiting_call_stops_following_the_job(tmp_path):
         assert polls[1] - polls[0] <= 1  # at most the poll in flight, then it stopped
     finally:
         srv.stop()
+
+
+# --- every feature as a tool (#20.7) -------------------------------------------------------
+
+
+def _sent(srv, method, fragment):
+    return [r.path for r in srv.requests if r.method == method and fragment in r.path]
+
+
+@needs_sdk
+def test_scheduler_tools_read_and_change_the_job_configurations(standin, tmp_path):
+    server = Server(standin, tmp_path)
+    jobs_of = standin.scheduler.jobs
+
+    async def script(session):
+        out = {}
+        out["failed"] = await server.ok(session, "list_job_configurations", {"status": "failed"})
+        out["page"] = await server.ok(session, "list_job_configurations", {"limit": 2})
+        out["all"] = await server.ok(session, "list_job_configurations", {"limit": 500})
+        out["show"] = await server.ok(session, "get_job_configuration", {"job_id": "UsrMonitor1"})
+        out["missing"] = await server.error(session, "get_job_configuration",
+                                            {"job_id": "AAAAAAAAAAA"})
+        out["disable_refused"] = await server.error(session, "disable_job_configuration",
+                                                    {"job_id": "UsrMonitor1"})
+        out["enabled_after_refusal"] = jobs_of["UsrMonitor1"]["enabled"]
+        out["disabled"] = await server.ok(session, "disable_job_configuration",
+                                          {"job_id": "UsrMonitor1", "confirm": True})
+        out["enabled_after_disable"] = jobs_of["UsrMonitor1"]["enabled"]
+        out["enabled"] = await server.ok(session, "enable_job_configuration",
+                                         {"job_id": "UsrMonitor1"})
+        out["enabled_after_enable"] = jobs_of["UsrMonitor1"]["enabled"]
+        progress = []
+
+        async def on_progress(value, total, message):
+            progress.append(message)
+
+        out["ran"] = await server.ok(session, "run_job_configuration",
+                                     {"job_id": "UsrMonitor1", "wait": True}, progress=on_progress)
+        out["progress"] = progress
+        out["started"] = await server.ok(session, "run_job_configuration",
+                                         {"job_id": "UsrResTab1e"})
+        return out
+
+    out = server.run(script)
+    assert [c["id"] for c in out["failed"]["jobConfigurations"]] == ["UsrMetaSyn1"]
+    listed = [c["id"] for c in out["all"]["jobConfigurations"]]
+    assert listed == list(jobs_of)  # every configured job, in the server's order
+    assert out["all"]["total"] == len(listed) and out["all"]["nextOffset"] is None
+    assert [c["id"] for c in out["page"]["jobConfigurations"]] == listed[:2]
+    assert out["page"]["nextOffset"] == 2
+    assert "jobParameters" not in out["all"]["jobConfigurations"][0]  # lists stay bounded
+    assert out["show"]["cronExpression"] == "0 0 6 ? * *"
+    assert out["show"]["jobParameters"]["relativeStart"] == -7
+    assert "NotFound" in out["missing"]
+    assert "destructive" in out["disable_refused"] and "confirm: true" in out["disable_refused"]
+    assert out["enabled_after_refusal"] is True  # refused: nothing sent
+    assert out["disabled"] == {"jobId": "UsrMonitor1", "name": "Morning monitoring",
+                               "enabled": False}
+    assert out["enabled_after_disable"] is False and out["enabled_after_enable"] is True
+    assert out["enabled"]["enabled"] is True
+    assert out["ran"]["status"] == "completed" and out["ran"]["jobId"] == "UsrMonitor1"
+    assert out["ran"]["lastExecutedStatus"] == jobs_of["UsrMonitor1"]["status"] == "COMPLETED"
+    assert out["progress"] and all("jobStatus" in m for m in out["progress"])
+    assert out["started"]["status"] == "started" and out["started"]["jobId"] == "UsrResTab1e"
+    assert out["started"]["next"][0] == {"tool": "wait_for_task", "arguments": {
+        "job_type": "RESOURCE_TABLE", "job_id": "UsrResTab1e"}}
+    assert _sent(standin, "POST", "/execute") == [
+        "/api/jobConfigurations/UsrMonitor1/execute", "/api/jobConfigurations/UsrResTab1e/execute"]
+
+
+@needs_sdk
+def test_create_cancel_and_delete_job_configurations(standin, tmp_path):
+    server = Server(standin, tmp_path)
+    jobs_of = standin.scheduler.jobs
+
+    async def script(session):
+        out = {}
+        out["created"] = await server.ok(session, "create_job_configuration", {
+            "name": "Early analytics", "job_type": "analytics_table",
+            "cron_expression": "0 0 4 ? * *", "job_parameters": {"lastYears": 1}})
+        out["in_state"] = dict(jobs_of.get(out["created"]["id"], {}))
+        out["bad_cron"] = await server.error(session, "create_job_configuration", {
+            "name": "Bad", "job_type": "MONITORING", "cron_expression": "nightly"})
+        out["neither"] = await server.error(session, "create_job_configuration", {
+            "name": "Bad", "job_type": "MONITORING"})
+        out["delete_refused"] = await server.error(session, "delete_job_configuration",
+                                                   {"job_id": out["created"]["id"]})
+        out["still_there"] = out["created"]["id"] in jobs_of
+        out["deleted"] = await server.ok(session, "delete_job_configuration",
+                                         {"job_id": out["created"]["id"], "confirm": True})
+        out["gone"] = out["created"]["id"] not in jobs_of
+        standin.job_seconds = 60.0  # still running when it is cancelled
+        await server.ok(session, "run_job_configuration", {"job_id": "UsrMonitor1"})
+        await anyio.sleep(0.5)  # 2.41+ start it 0.2 s after the POST
+        out["cancel_refused"] = await server.error(session, "cancel_job",
+                                                   {"job_id": "UsrMonitor1"})
+        out["cancel_posts_before"] = len(_sent(standin, "POST", "/cancel"))
+        out["cancelled"] = await server.ok(session, "cancel_job",
+                                           {"job_id": "UsrMonitor1", "confirm": True})
+        out["by_type"] = await server.ok(session, "cancel_job",
+                                         {"job_type": "analytics_table", "confirm": True})
+        out["both"] = await server.error(session, "cancel_job", {
+            "job_id": "UsrMonitor1", "job_type": "MONITORING", "confirm": True})
+        return out
+
+    out = server.run(script)
+    created = out["created"]
+    assert created["cronExpression"] == "0 0 4 ? * *" and created["jobType"] == "ANALYTICS_TABLE"
+    assert out["in_state"]["name"] == "Early analytics"
+    assert out["in_state"]["params"] == {"lastYears": 1}
+    assert "Cron expression is invalid" in out["bad_cron"]
+    assert "ValueError" in out["neither"] and "cron_expression or delay" in out["neither"]
+    assert "destructive" in out["delete_refused"] and out["still_there"]
+    assert out["deleted"] == {"jobId": created["id"], "status": "deleted"} and out["gone"]
+    assert _sent(standin, "DELETE", "/jobConfigurations/") == [
+        "/api/jobConfigurations/" + created["id"]]
+    assert out["cancel_posts_before"] == 0 and "confirm: true" in out["cancel_refused"]
+    assert out["cancelled"]["status"] == "cancellation requested"
+    assert _sent(standin, "POST", "/cancel") == [
+        "/api/jobConfigurations/UsrMonitor1/cancel", "/api/scheduling/cancel/ANALYTICS_TABLE"]
+    assert standin.scheduler.jobs["UsrMonitor1"]["status"] == "STOPPED"
+    assert out["by_type"]["jobType"] == "ANALYTICS_TABLE"
+    assert "not both" in out["both"]
+
+
+@needs_sdk
+def test_scheduler_health_doctor_and_whoami(standin, tmp_path):
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        out = {"bad": await server.ok(session, "scheduler_health")}
+        standin.scheduler.reset(healthy=True)
+        out["good"] = await server.ok(session, "scheduler_health")
+        out["doctor"] = await server.ok(session, "doctor")
+        standin.authorities["admin"] = ["F_RUN_VALIDATION"]
+        out["me"] = await server.ok(session, "whoami")
+        out["doctor_need"] = await server.ok(session, "doctor", {"need": ["integrity"]})
+        return out
+
+    out = server.run(script)
+    bad = out["bad"]
+    assert bad["ok"] is False and bad["worst"] in ("SEVERE", "CRITICAL")
+    assert {f["kind"] for f in bad["findings"]} == {
+        "failed", "stuck", "overdue", "disabled_system_job", "analytics_stale"}
+    assert bad["findingsTotal"] == len(bad["findings"]) and bad["jobsChecked"] > 5
+    failed = next(f for f in bad["findings"] if f["kind"] == "failed")
+    assert failed["jobId"] == "UsrMetaSyn1"
+    for finding in bad["findings"]:  # what to do: tool calls when the library gives them
+        assert {"whatToDo", "next", "advice"} & set(finding)
+        if "next" in finding:  # as data: no other face's words
+            assert "whatToDo" not in finding
+            assert all(call["tool"] in TOOLS for call in finding["next"])
+            assert "session." not in json.dumps(finding) and "dhis2maint " not in \
+                json.dumps(finding)
+    if any("next" in f for f in bad["findings"]):
+        calls = next(f for f in bad["findings"] if f["kind"] == "failed")["next"]
+        assert any(c["tool"] == "run_job_configuration"
+                   and c["arguments"].get("job_id") == "UsrMetaSyn1" for c in calls)
+    assert out["good"]["ok"] is True and out["good"]["findings"] == []
+    assert out["doctor"]["ok"] is True and out["doctor"]["url"] == standin.url
+    assert any(c["name"] == "credentials" and c["status"] == "pass"
+               for c in out["doctor"]["checks"])
+    assert out["me"]["username"] == "admin" and out["me"]["authorities"] == ["F_RUN_VALIDATION"]
+    need = out["doctor_need"]
+    assert need["ok"] is False
+    assert [c["name"] for c in need["checks"] if c["status"] == "fail"] == ["authority: integrity"]
+
+
+@needs_sdk
+def test_task_types_and_task_list(standin, tmp_path):
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        before = await server.ok(session, "list_task_types")
+        first = await server.ok(session, "refresh_resource_tables", {"wait": True})
+        second = await server.ok(session, "refresh_resource_tables", {"wait": True})
+        after = await server.ok(session, "list_task_types")
+        listed = await server.ok(session, "list_tasks", {"job_type": "resource_table"})
+        one = await server.ok(session, "list_tasks", {"job_type": "RESOURCE_TABLE", "limit": 1})
+        return before, first, second, after, listed, one
+
+    before, first, second, after, listed, one = server.run(script)
+    assert "RESOURCE_TABLE" not in before["jobTypes"]
+    assert "RESOURCE_TABLE" in after["jobTypes"]
+    assert sorted(listed["jobIds"]) == sorted(standin.job_ids("RESOURCE_TABLE")) == sorted(
+        [first["jobId"], second["jobId"]])
+    assert listed["jobIds"][0] == second["jobId"]  # newest first
+    assert one == {"jobType": "RESOURCE_TABLE", "total": 2, "jobIds": [second["jobId"]]}
+
+
+@needs_sdk
+def test_validation_result_tools(standin, tmp_path):
+    server = Server(standin, tmp_path)
+    stored = standin.scheduler.validation_results
+
+    async def script(session):
+        out = {}
+        out["bo"] = await server.ok(session, "list_validation_results",
+                                    {"org_units": ["O6uvpzGd5pu"], "limit": 500})
+        out["first"] = await server.ok(session, "list_validation_results", {"limit": 7})
+        out["second"] = await server.ok(session, "list_validation_results",
+                                        {"offset": 7, "limit": 7})
+        out["refused"] = await server.error(session, "delete_validation_results",
+                                            {"period": "202401"})
+        out["no_filter"] = await server.error(session, "delete_validation_results",
+                                              {"confirm": True})
+        out["deletes_before"] = len(_sent(standin, "DELETE", "validationResults"))
+        out["period"] = await server.ok(session, "delete_validation_results",
+                                        {"period": "202401", "confirm": True})
+        out["left_after_period"] = len(standin.scheduler.validation_results)
+        out["all"] = await server.ok(session, "delete_validation_results",
+                                     {"all_results": True, "confirm": True})
+        out["none"] = await server.ok(session, "list_validation_results")
+        out["notify"] = await server.ok(session, "send_validation_notifications")
+        return out
+
+    expected_bo = [r["id"] for r in stored if r["unit"][0] == "O6uvpzGd5pu"]
+    out = server.run(script)
+    assert sorted(r["id"] for r in out["bo"]["validationResults"]) == sorted(expected_bo)
+    assert {r["organisationUnitId"] for r in out["bo"]["validationResults"]} == {"O6uvpzGd5pu"}
+    assert out["bo"]["nextOffset"] is None
+    assert len(out["first"]["validationResults"]) == 7 and out["first"]["nextOffset"] == 7
+    first_ids = {r["id"] for r in out["first"]["validationResults"]}
+    assert not first_ids & {r["id"] for r in out["second"]["validationResults"]}
+    assert "destructive" in out["refused"] and out["deletes_before"] == 0
+    assert "ValueError" in out["no_filter"] and "all_results" in out["no_filter"]
+    assert out["period"] == {"status": "deleted", "allResults": False}
+    assert 0 < out["left_after_period"] < 120
+    assert out["all"]["allResults"] is True and standin.scheduler.validation_results == []
+    assert out["none"]["validationResults"] == [] and out["none"]["nextOffset"] is None
+    deletes = [r.query for r in standin.requests if r.method == "DELETE"]
+    assert deletes == [{"pe": ["202401"]}, {}]
+    assert out["notify"]["jobType"] == "VALIDATION_RESULTS_NOTIFICATION"
+    assert _sent(standin, "POST", "validation/sendNotifications")
+
+
+def _record_two_runs(srv, path):
+    from dhis2maint import Session
+    from dhis2maint.history import History
+
+    with Session(srv.url, auth=("admin", PASSWORD)) as session, History(path) as history:
+        for _ in range(2):
+            report = session.run_integrity_checks(checks=["CNO", "program*"], details=True)
+            history.record(report, session)
+        return history.runs(), history.open_issues()
+
+
+@needs_sdk
+def test_history_tools_read_the_servers_history_file(standin, tmp_path):
+    path = str(tmp_path / "history.sqlite")
+    runs, open_issues = _record_two_runs(standin, path)
+    assert open_issues  # something to show
+    server = Server(standin, tmp_path, command=("-m", "dhis2maint.mcp", "--history", path))
+    from_env = Server(standin, tmp_path, command=("-m", "dhis2maint", "mcp"),
+                      env={"DHIS2MAINT_HISTORY": path})
+    missing_path = str(tmp_path / "nothing-yet.sqlite")
+    missing = Server(standin, tmp_path, env={"DHIS2MAINT_HISTORY": missing_path})
+    none = Server(standin, tmp_path, env={"DHIS2MAINT_HISTORY": ""})
+    posts_before = len([r for r in standin.requests if r.method == "POST"])
+
+    async def script(session):
+        out = {"runs": await server.ok(session, "integrity_history")}
+        out["one_run"] = await server.ok(session, "integrity_history", {"limit": 1})
+        out["trend"] = await server.ok(session, "integrity_trend")
+        out["other_server"] = await server.ok(session, "integrity_trend",
+                                              {"server": "https://elsewhere.example.org"})
+        out["open"] = await server.ok(session, "integrity_open_issues", {"limit": 500})
+        out["critical"] = await server.ok(session, "integrity_open_issues",
+                                          {"severity": "critical", "limit": 500})
+        out["bad_age"] = await server.error(session, "integrity_open_issues",
+                                            {"older_than": "yesterday"})
+        return out
+
+    async def env_script(session):
+        return await from_env.ok(session, "integrity_history")
+
+    async def missing_script(session):
+        return await missing.error(session, "integrity_trend")
+
+    async def none_script(session):
+        return await none.error(session, "integrity_open_issues")
+
+    out = server.run(script)
+    assert [r["id"] for r in out["runs"]["runs"]] == [r.id for r in runs]
+    assert out["runs"]["total"] == 2 and out["runs"]["runs"][0]["base_url"] == standin.url
+    assert len(out["one_run"]["runs"]) == 1 and out["one_run"]["nextOffset"] == 1
+    assert [p["count"] for p in out["trend"]["points"]] == [r.issues for r in runs]
+    assert out["other_server"]["points"] == []
+    assert len(out["open"]["issues"]) == len(open_issues)
+    assert {i["id"] for i in out["open"]["issues"]} == {i.id for i in open_issues}
+    assert all(i["severity"] == "CRITICAL" for i in out["critical"]["issues"])
+    assert "older_than" in out["bad_age"]
+    assert from_env.run(env_script)["total"] == 2
+    assert "no history file" in missing.run(missing_script)
+    assert not os.path.exists(missing_path)  # reading never creates one
+    assert "--history" in none.run(none_script)
+    # the history tools start nothing on the server
+    assert len([r for r in standin.requests if r.method == "POST"]) == posts_before
+
+
+def test_the_docs_list_every_tool():
+    with open(os.path.join(ROOT, "docs", "mcp.rst"), encoding="utf-8") as handle:
+        text = handle.read()
+    assert [a.tool for a in ACTIONS if "``{}``".format(a.tool) not in text] == []
+    for action in ACTIONS:
+        if action.destructive and action.tool not in MAINTENANCE_TOOLS:
+            assert "``{}`` DESTRUCTIVE".format(action.tool) in " ".join(text.split())
+
+
+@needs_sdk
+def test_scheduler_tools_on_an_older_server(tmp_path):
+    srv = Dhis2StandIn(version="2.40", job_seconds=0.3, users={"admin": PASSWORD})
+    srv.start()
+    try:
+        server = Server(srv, tmp_path)
+
+        async def script(session):
+            by_id = await server.error(session, "cancel_job",
+                                       {"job_id": "UsrMonitor1", "confirm": True})
+            notify = await server.ok(session, "send_validation_notifications")
+            listed = await server.ok(session, "list_job_configurations",
+                                     {"include_run_once": True, "limit": 500})
+            return by_id, notify, listed
+
+        by_id, notify, listed = server.run(script)
+        assert "UnsupportedServerError" in by_id and "2.41" in by_id
+        assert not _sent(srv, "POST", "/cancel")  # refused before anything was sent
+        assert notify == {"status": "started"}  # 2.36-2.40: no job to follow
+        assert _sent(srv, "POST", "validation/sendNotifications")
+        assert [c["id"] for c in listed["jobConfigurations"]] == list(srv.scheduler.jobs)
+    finally:
+        srv.stop()
+
+
+@needs_sdk
+def test_a_lost_job_start_names_the_tool_to_check_it_with(standin, tmp_path):
+    # a library error with follow-ups over stdio: POST …/execute sent, its answer lost
+    server = Server(standin, tmp_path)
+
+    async def script(session):
+        standin.drop_response_next(1, method="POST")
+        return await server.error(session, "run_job_configuration", {"job_id": "UsrMonitor1"})
+
+    lost = server.run(script)
+    assert "MAY have started" in lost
+    assert " Next: " in lost  # the library's follow-up, worded as the tool and its arguments
+    assert lost.endswith(' with the get_job_configuration tool {"job_id": "UsrMonitor1"}.')
+    assert "session." not in lost and "dhis2maint " not in lost
+    assert _sent(standin, "POST", "/execute") == ["/api/jobConfigurations/UsrMonitor1/execute"]
