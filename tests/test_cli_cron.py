@@ -464,13 +464,15 @@ def test_every_command_that_starts_a_job_takes_wait_and_no_wait(srv, run_cli):
     for args in (["refresh", "analytics"], ["refresh", "resource-tables"],
                  ["refresh", "monitoring"], ["jobs", "run", "UsrMonitor1"],
                  ["integrity", "run", "CNO"], ["validation", "notify"]):
+        # --wait first: a run started with --no-wait is still going when the next
+        # command starts, and DHIS2 refuses a second run of a RUNNING configuration
+        waited = run_cli(args + ["--wait"], url=srv.url)
+        assert waited.returncode == 0, (args, waited.stderr)
+        assert "completed" in waited.stdout or "Total:" in waited.stdout
         started = run_cli(args + ["--no-wait"], url=srv.url)
         assert started.returncode == 0, (args, started.stderr)
         job_type, job_id = started.stdout.split()
         assert len(job_id) == 11 and job_type.isupper()
-        waited = run_cli(args + ["--wait"], url=srv.url)
-        assert waited.returncode == 0, (args, waited.stderr)
-        assert "completed" in waited.stdout or "Total:" in waited.stdout
     refused = run_cli(["integrity", "run", "--no-wait", "--fail-on", "severe"], url=srv.url)
     assert refused.returncode == 2 and "--fail-on needs --wait" in refused.stderr
 
