@@ -128,7 +128,8 @@ def clock_skew(date_header: Optional[str], sent_at: float, received_at: float) -
     return stamp.timestamp() + 0.5 - midpoint
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
+    """``seconds`` as people say it: ``45 s``, ``12 min``, ``3.5 h``, ``2.0 days``."""
     seconds = abs(seconds)
     if seconds < 120:
         return "{:.0f} s".format(seconds)
@@ -303,7 +304,7 @@ class DoctorMixin(_Transport):
             add("clock", "pass", "server clock {:+.0f} s from this machine's".format(skew))
         else:
             add("clock", "warn" if abs(skew) < 900 else "fail",
-                "server clock is {} {} this machine's".format(_ago(skew),
+                "server clock is {} {} this machine's".format(ago(skew),
                                                               "ahead of" if skew > 0 else
                                                               "behind"),
                 "sync both clocks with NTP (job times are compared in server time, but logs "

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 from . import convert, followups, models, versions
 from .doctor import (FEATURE_AUTHORITIES, SUPPORTED_VERSIONS, authority_checks, clock_skew,
                      lacking_features)
+from .doctor import ago as _ago
 from .errors import InvalidResponseError
 
 __all__ = ["HealthMixin", "evaluate_scheduler", "authority_checks", "clock_skew",
@@ -107,17 +108,6 @@ def _naive(value: Any) -> Optional[datetime.datetime]:
     except ValueError:
         return None
     return parsed.replace(tzinfo=None) if parsed is not None else None
-
-
-def _ago(seconds: float) -> str:
-    seconds = abs(seconds)
-    if seconds < 120:
-        return "{:.0f} s".format(seconds)
-    if seconds < 7200:
-        return "{:.0f} min".format(seconds / 60)
-    if seconds < 3 * 86400:
-        return "{:.1f} h".format(seconds / 3600)
-    return "{:.1f} days".format(seconds / 86400)
 
 
 def _label(config: models.JobConfiguration) -> str:
