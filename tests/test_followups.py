@@ -18,12 +18,11 @@ from dhis2maint import Session, cli, followups, options
 from dhis2maint.errors import (ENVIRONMENT, AuthenticationError, Dhis2Error, NotFound,
                                TaskTimeoutError)
 from dhis2maint.models import DoctorCheck, FollowUp, HealthFinding
-from dhis2maint.testing import Dhis2StandIn
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dhis2maint")
 # The faces word commands; the stand-in plays DHIS2.  Everything else is the library.
-FACES = ("cli.py", "options.py", "mcp.py", "report.py", "report_html.py", "__main__.py",
-         "testing.py")
+FACES = ("cli.py", "options.py", "mcp.py", "report.py", "report_html.py", "report_health.py",
+         "_report_common.py", "progress.py", "__main__.py", "testing.py")
 COMMAND = re.compile(r"dhis2maint (integrity|jobs|task|refresh|doctor|whoami|maintenance|"
                      r"validation|predictors|demo|mcp|version)\b")
 # A Python call or keyword argument as a CLI message would show it.
@@ -121,9 +120,8 @@ def test_findings_carry_follow_ups_and_keep_what_to_do():
 
 
 @pytest.fixture
-def standin():
-    with Dhis2StandIn(version="2.42", users={"admin": PASSWORD}) as srv:
-        yield srv
+def standin(start_standin):
+    return start_standin("2.42", users={"admin": PASSWORD})
 
 
 def test_auth_error_hint_follows_where_the_settings_came_from(standin):
@@ -176,13 +174,13 @@ def test_not_found_and_connection_hints_name_no_variable_for_code_settings(stand
 
 
 @pytest.fixture
-def cli_server(monkeypatch):
-    with Dhis2StandIn(version="2.42", job_seconds=0.3, users={"admin": PASSWORD}) as srv:
-        monkeypatch.setenv("DHIS2_URL", srv.url)
-        monkeypatch.setenv("DHIS2_USERNAME", "admin")
-        monkeypatch.setenv("DHIS2_PASSWORD", PASSWORD)
-        monkeypatch.delenv("DHIS2_PAT", raising=False)
-        yield srv
+def cli_server(monkeypatch, start_standin):
+    srv = start_standin("2.42", job_seconds=0.3, users={"admin": PASSWORD})
+    monkeypatch.setenv("DHIS2_URL", srv.url)
+    monkeypatch.setenv("DHIS2_USERNAME", "admin")
+    monkeypatch.setenv("DHIS2_PASSWORD", PASSWORD)
+    monkeypatch.delenv("DHIS2_PAT", raising=False)
+    return srv
 
 
 def run(capsys, *argv):
