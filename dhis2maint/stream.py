@@ -44,7 +44,7 @@ import json
 import re
 import types
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple,
-                    Union)
+                    Union, cast)
 
 import attr
 
@@ -543,9 +543,9 @@ class IssueStreamParser:
         new = object.__new__
         issue_cls = models.DataIntegrityIssue
         row_cls = models.IntegrityIssueRow
-        issue_twin: Any = _ISSUE_TWIN
-        row_twin: Any = _ROW_TWIN
-        twin = issue_twin is not None and row_twin is not None
+        twin = _ISSUE_TWIN is not None and _ROW_TWIN is not None
+        issue_twin = cast(type, _ISSUE_TWIN)  # used only when twin
+        row_twin = cast(type, _ROW_TWIN)
         assert _ISSUE_SETTERS is not None and _ROW_SETTERS is not None  # _FAST
         set_id, set_name, set_comment, set_refs = _ISSUE_SETTERS
         set_check, set_display, set_severity, set_issue = _ROW_SETTERS
