@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 from urllib.parse import urlsplit
 
 from . import convert, followups, models, versions
-from .errors import (ENVIRONMENT, ApiError, AuthenticationError, Dhis2Error, InvalidResponseError,
-                     NotFound, TransportError, UnsupportedServerError)
+from .errors import (ApiError, AuthenticationError, Dhis2Error, InvalidResponseError,
+                     NotFound, TransportError, UnsupportedServerError, url_setting)
 
 __all__ = ["DoctorMixin", "authority_checks", "clock_skew", "lacking_features",
            "FEATURE_AUTHORITIES", "SUPPORTED_VERSIONS"]
@@ -246,7 +246,7 @@ class DoctorMixin(_Transport):
                 self.base_url, (time.time() - sent) * 1000))
         except TransportError as exc:
             add("reachable", "fail", str(exc), "check {}, DNS, the firewall and that DHIS2 is "
-                                               "up".format(_url_source(self.source)))
+                                               "up".format(url_setting(self.source)))
             return report
         except NotFound:  # every DHIS2 answers /api/system/ping: a wrong URL (#21.5)
             add("url", "fail", "{} answered HTTP 404 for /api/system/ping: no DHIS2 API at this "
@@ -336,12 +336,6 @@ class DoctorMixin(_Transport):
 def _wrong_url_fix(source: Optional[str]) -> str:
     """The fix of a URL that is not DHIS2's API."""
     return ("check {}: it must be the DHIS2 server itself, with its context path (e.g. "
-            "https://host/dhis when DHIS2 lives under /dhis)".format(_url_source(source)))
+            "https://host/dhis when DHIS2 lives under /dhis)".format(url_setting(source)))
 
 
-def _url_source(source: Optional[str]) -> str:
-    """Where to check the URL: the environment variable only when the settings
-    came from it (:data:`dhis2maint.errors.ENVIRONMENT`)."""
-    if source == ENVIRONMENT:
-        return "DHIS2_URL"
-    return "the URL in " + source if source else "the URL"

@@ -24,6 +24,16 @@ _E = TypeVar("_E", bound="Dhis2Error")
 #: name those variables.
 ENVIRONMENT = "the DHIS2_* environment variables"
 
+
+def url_setting(source: Optional[str]) -> str:
+    """Where the base URL was set, as a hint names it: ``DHIS2_URL`` only when the
+    settings came from the environment (:data:`ENVIRONMENT`), "the URL in <source>"
+    for another ``source`` (an Airflow Connection, an auth file), else "the base
+    URL" (given in code)."""
+    if source == ENVIRONMENT:
+        return "DHIS2_URL"
+    return "the URL in " + source if source else "the base URL"
+
 __all__ = [
     "Dhis2Error",
     "ConfigurationError",
@@ -332,7 +342,7 @@ def error_for_response(response: requests.Response, method: str, path: str,
         # Every DHIS2 answers these: the URL is wrong, not a UID (#21.5).
         hint = ("the URL is probably wrong: every DHIS2 answers {}; check {} and its context "
                 "path (e.g. https://host/dhis if DHIS2 lives under /dhis)".format(
-                    path, "the URL in " + source if source else "DHIS2_URL"))
+                    path, url_setting(source)))
     if hint:
         text += "; " + hint
     return cls(text, status_code=status, method=method, path=path,

@@ -22,7 +22,7 @@ from urllib3.util.retry import Retry
 
 from . import __version__
 from .errors import (ENVIRONMENT, AuthenticationError, ConfigurationError,
-                     InvalidResponseError, error_for_response, is_login_page)
+                     InvalidResponseError, error_for_response, is_login_page, url_setting)
 from .transport import (_IDEMPOTENT, DEFAULT_MAX_BODY_BYTES, DEFAULT_OUTAGE_GRACE,
                         DEFAULT_STREAM_DEADLINE, SMALL_BODY_BYTES, _absolute, _hide_userinfo,
                         _read_body, _redirect_error, _same_origin, _transport_error,
@@ -575,7 +575,7 @@ class Session(IntegrityMixin, JobsMixin, JobConfigsMixin, ValidationMixin, Healt
                     status_code=response.status_code, method=method, path=api_path,
                     request=response.request, response=response)
             if location:
-                raise _redirect_error(response, what, location, api_path)
+                raise _redirect_error(response, what, location, api_path, self.source)
             raise InvalidResponseError("{} -> unexpected redirect (HTTP {})".format(
                 what, response.status_code), request=response.request, response=response)
         if is_login_page(response):
@@ -626,10 +626,11 @@ class Session(IntegrityMixin, JobsMixin, JobConfigsMixin, ValidationMixin, Healt
             except InvalidResponseError:
                 raise InvalidResponseError(
                     "GET /api/system/info answered JSON without a DHIS2 version ({}): is "
-                    "DHIS2_URL the DHIS2 server itself (not another application, a proxy's "
+                    "{} the DHIS2 server itself (not another application, a proxy's "
                     "status page or a health check)?".format(
                         "version {!r}".format(str(version)[:40]) if version is not None
-                        else "keys: " + ", ".join(sorted(str(k) for k in info)[:8]) or "{}"),
+                        else "keys: " + ", ".join(sorted(str(k) for k in info)[:8]) or "{}",
+                        url_setting(self.source)),
                 ) from None
         return self._server_version
 

@@ -21,7 +21,7 @@ import requests
 import urllib3
 
 from .convert import NonFiniteNumber, gc_paused, strict_loads
-from .errors import ENVIRONMENT, InvalidResponseError, TransportError
+from .errors import InvalidResponseError, TransportError, url_setting
 from .models import FollowUp
 
 #: Total time a response body may take (streamed by ``iter_integrity_issues``
@@ -68,8 +68,9 @@ def _same_origin(url: str, target: str) -> bool:
 
 
 def _redirect_error(response: requests.Response, what: str, location: str,
-                    api_path: str) -> InvalidResponseError:
-    """A redirect that leaves the server: name the target and what to set."""
+                    api_path: str, source: Optional[str] = None) -> InvalidResponseError:
+    """A redirect that leaves the server: name the target and what to set (the URL
+    in ``source``; DHIS2_URL only for :data:`~dhis2maint.errors.ENVIRONMENT`)."""
     target = _hide_userinfo(_absolute(response.url, location))
     parts = urlsplit(target)
     origin = "{}://{}".format(parts.scheme, parts.netloc)
@@ -84,8 +85,7 @@ def _redirect_error(response: requests.Response, what: str, location: str,
         base = origin
         if parts.path.endswith(api_path):
             base += parts.path[:-len(api_path)]
-        text += "; if that is where DHIS2 lives, set the URL to {} (DHIS2_URL or --url)".format(
-            base)
+        text += "; if that is where DHIS2 lives, set {} to {}".format(url_setting(source), base)
     err = InvalidResponseError(text, request=response.request, response=response)
     err.location = target  # type: ignore[attr-defined]
     return err
@@ -104,9 +104,10 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
         what = "{} on {}".format(what, _hide_userinfo(url))
     if isinstance(exc, exceptions.TooManyRedirects):
         err = TransportError(
-            "{} failed: redirect loop (more than {} redirects); check DHIS2_URL (http:// vs "
+            "{} failed: redirect loop (more than {} redirects); check {} (http:// vs "
             "https://, the context path such as /dhis) and the proxy's rewrite rules".format(
-                what, requests.models.DEFAULT_REDIRECT_LIMIT), request=exc.request)
+                what, requests.models.DEFAULT_REDIRECT_LIMIT, url_setting(source)),
+            request=exc.request)
         return err
     if any(marker in text for marker in _HEADER_TROUBLE):
         # http.client refuses a header line over 64 KiB or more than 100 headers.
@@ -163,9 +164,8 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
         exc, exceptions.ConnectTimeout) and _maybe_sent(exc)
     if unknown:
         cause += "; the request may have reached DHIS2"
-    if source != ENVIRONMENT:  # name DHIS2_URL only when the URL came from it
-        cause = cause.replace("check DHIS2_URL",
-                              "check the URL in " + source if source else "check the URL")
+    # name DHIS2_URL only when the URL came from it
+    cause = cause.replace("check DHIS2_URL", "check " + url_setting(source))
     err = TransportError("{} failed: {}".format(what, cause), request=exc.request)
     err.outcome_unknown = unknown
     if isinstance(exc, exceptions.SSLError) and not any(m in text for m in _PLAIN_HTTP):

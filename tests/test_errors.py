@@ -144,8 +144,8 @@ def test_connection_refused_is_transport_error(session):
     with pytest.raises(TransportError) as info:
         session._json("GET", "system/info")
     assert isinstance(info.value, requests.exceptions.RequestException)
-    # the session was built in code, not from DHIS2_URL: the hint says "the URL" (#20.6)
-    assert "check the URL" in str(info.value) and "DHIS2_URL" not in str(info.value)
+    # the session was built in code, not from DHIS2_URL: the hint says "the base URL" (#20.6)
+    assert "check the base URL" in str(info.value) and "DHIS2_URL" not in str(info.value)
     assert isinstance(info.value.__cause__, requests.exceptions.ConnectionError)
 
 

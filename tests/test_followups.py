@@ -15,7 +15,8 @@ import sys
 import pytest
 
 from dhis2maint import Session, cli, followups, options
-from dhis2maint.errors import (ENVIRONMENT, AuthenticationError, Dhis2Error, NotFound,
+from dhis2maint.errors import (ENVIRONMENT, AuthenticationError, Dhis2Error, InvalidResponseError,
+                               NotFound, TransportError,
                                TaskTimeoutError)
 from dhis2maint.models import DoctorCheck, FollowUp, HealthFinding
 
@@ -160,7 +161,7 @@ def test_not_found_and_connection_hints_name_no_variable_for_code_settings(stand
     with pytest.raises(Dhis2Error) as info, \
             Session("http://127.0.0.1:%d" % port, auth=("a", "b"), retries=0, timeout=2) as down:
         down.whoami()
-    assert "DHIS2_URL" not in str(info.value) and "check the URL" in str(info.value)
+    assert "DHIS2_URL" not in str(info.value) and "check the base URL" in str(info.value)
     with pytest.raises(Dhis2Error) as info:
         Session("127.0.0.1:%d" % port, auth=("a", "b"))
     assert "DHIS2_URL" not in str(info.value)
@@ -168,6 +169,44 @@ def test_not_found_and_connection_hints_name_no_variable_for_code_settings(stand
                  timeout=2) as down:
         doctor = down.doctor()
     assert "DHIS2_URL" not in (doctor.checks[0].fix or "")
+
+
+
+def _url_session(standin, source):
+    """A session on ``standin`` whose URL was given in code or came from DHIS2_URL."""
+    if source == "code":
+        return Session(standin.url, auth=("admin", PASSWORD), retries=0)
+    return Session.from_env({"DHIS2_URL": standin.url, "DHIS2_USERNAME": "admin",
+                             "DHIS2_PASSWORD": PASSWORD}, retries=0)
+
+
+def _url_hints(standin, source):
+    """The URL hints of a redirect loop, a redirect elsewhere, a /api/system/info
+    without a version and a 404 for it, from a session of ``source``."""
+    hints = []
+    for hostile, error in (
+            (lambda: standin.redirect_next("/api/system/info", count=100), TransportError),
+            (lambda: standin.redirect_next("http://localhost:1/dhis/api/system/info",
+                                           path="/api/system/info"), InvalidResponseError),
+            (lambda: standin.answer_next('{"status": "UP"}', path="/api/system/info"),
+             InvalidResponseError),
+            (lambda: standin.answer_next('{"httpStatusCode": 404, "message": "no"}', status=404,
+                                         path="/api/system/info"), NotFound)):
+        hostile()
+        with _url_session(standin, source) as session, pytest.raises(error) as info:
+            session.server_version
+        hints.append(str(info.value))
+        standin.reset_faults()  # the redirect loop's unused redirects
+    return hints
+
+
+def test_url_hints_name_dhis2_url_only_when_the_url_came_from_it(standin):
+    # redirect loop, redirect elsewhere, not DHIS2, 404: each says where to fix the URL (#20)
+    for text in _url_hints(standin, "code"):
+        assert "DHIS2_URL" not in text and "the base URL" in text, text
+        assert "--url" not in text, text
+    for text in _url_hints(standin, "env"):
+        assert "DHIS2_URL" in text and "the base URL" not in text, text
 
 
 # --- the command line's stderr never names a Python call ------------------------------------

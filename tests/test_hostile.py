@@ -352,7 +352,7 @@ def test_redirect_to_another_port_names_the_target(srv):
         srv.redirect_next(other.url + "/api/dataIntegrity/details")
         with pytest.raises(InvalidResponseError) as info:
             _session(srv).get_integrity_report()
-        assert other.url in str(info.value) and "set the URL to " + other.url in str(info.value)
+        assert other.url in str(info.value) and "set the base URL to " + other.url in str(info.value)
         assert info.value.location.startswith(other.url)
         assert not other.requests  # never asked
     finally:
@@ -371,7 +371,7 @@ def test_redirect_to_another_host_name_on_the_same_port_is_refused(srv):
         session.get_integrity_report()
     text = str(info.value)
     assert "redirect to {}/api/dataIntegrity/details".format(target) in text
-    assert "another server" in text and "set the URL to " + target + " " in text
+    assert "another server" in text and "set the base URL to " + target in text
     assert info.value.location == target + "/api/dataIntegrity/details"
     # not followed: the stand-in behind both names saw the one request only
     assert [(r.method, r.path) for r in srv.requests] == [("GET", "/api/dataIntegrity/details")]
@@ -389,7 +389,9 @@ def test_redirect_from_http_to_https_elsewhere_is_refused(srv, same_port):
         text = str(info.value)
         assert "HTTP 301 redirect to {}/dhis/api/system/info".format(target) in text
         assert "downgrade" not in text and "another server" in text
-        assert "set the URL to {}/dhis (DHIS2_URL or --url)".format(target) in text
+        # built in code: "the base URL", never DHIS2_URL nor a CLI flag (#20)
+        assert "set the base URL to {}/dhis".format(target) in text
+        assert "DHIS2_URL" not in text and "--url" not in text
         assert len(srv.requests) == 1 and not other.requests  # never followed
     finally:
         other.stop()
@@ -662,7 +664,7 @@ def test_redirect_loop_says_what_to_check(srv):
 
 def test_non_dhis2_system_info_says_what_to_check(srv):
     srv.answer_next('{"status": "UP"}', path="/api/system/info")
-    with pytest.raises(InvalidResponseError, match="is DHIS2_URL the DHIS2 server"):
+    with pytest.raises(InvalidResponseError, match="is the base URL the DHIS2 server"):
         _session(srv).server_version
 
 

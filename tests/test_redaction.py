@@ -313,7 +313,7 @@ def test_redirect_to_another_host_is_not_followed(standin, redirector, captured,
     assert redirector.seen[0][1] is not None  # the first host got the credentials
     assert not [r for r in standin.requests if r.path == "/api/system/info"]
     assert "{}:{}".format(target, port) in str(info.value)
-    assert "set the URL to http://{}:{}".format(target, port) in str(info.value)
+    assert "set the base URL to http://{}:{}".format(target, port) in str(info.value)
     _assert_clean(_exception_texts(info.value) + captured)
 
 
