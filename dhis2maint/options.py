@@ -250,42 +250,31 @@ def check_seconds(args: argparse.Namespace) -> None:
 
 
 def _words(follow_up: "FollowUp") -> Optional[List[str]]:
-    """The command (after ``dhis2maint``) that does ``follow_up``, or None."""
-    arg = follow_up.arg
-    action = follow_up.action
-
-    def text(name: str) -> str:
-        value = arg(name)
-        return str(getattr(value, "value", value))
-
-    if action in ("wait_for_task", "get_task_notifications"):
-        words = ["task", "wait" if action == "wait_for_task" else "status", text("job_type")]
-        return words + ([text("job_id")] if arg("job_id") else [])
-    simple = {"get_job_configuration": ["jobs", "show"], "run_job_configuration": ["jobs", "run"],
-              "enable_job_configuration": ["jobs", "enable"],
-              "disable_job_configuration": ["jobs", "disable"]}
-    if action in simple:
-        return simple[action] + [text("job_id")] + (
-            ["--wait"] if action == "run_job_configuration" and arg("wait") else [])
-    if action == "cancel_job":
-        return ["jobs", "cancel", text("job_id")] if arg("job_id") else \
-            ["jobs", "cancel", "--type", text("job_type")]
-    if action == "list_job_configurations":
-        words = ["jobs", "list"]
-        for name, flag in (("job_type", "--type"), ("status", "--status")):
-            if arg(name):
-                words += [flag, text(name)]
-        if arg("enabled") is not None:
-            words.append("--enabled" if arg("enabled") else "--disabled")
-        return words
-    if action == "get_integrity_report":
-        return ["integrity", "report"] + (["--details"] if arg("details") else [])
-    fixed = {"scheduler_health": ["jobs", "health"], "refresh_analytics": ["refresh", "analytics"],
-             "list_integrity_checks": ["integrity", "checks"],
-             "run_integrity_checks": ["integrity", "run"],
-             "iter_integrity_issues": ["integrity", "issues"],
-             "whoami": ["whoami"], "doctor": ["doctor"]}
-    return fixed.get(action)
+    """The command (after ``dhis2maint``) that does ``follow_up``, or None: the
+    :data:`ACTIONS` row whose Session method is its action, its command words
+    and its arguments as the row's ``words`` say."""
+    action = next((a for a in ACTIONS if a.name == follow_up.action), None)
+    if action is None:
+        return None
+    words = action.command.split()
+    worded = False  # the argument before was worded
+    for name, spell in action.words:
+        value = follow_up.arg(name)
+        if spell.startswith("|") and worded:
+            continue
+        spell = spell.lstrip("|")
+        worded = value is not None and value != ""
+        if not worded:
+            continue
+        if not spell:
+            words.append(str(getattr(value, "value", value)))
+        elif spell.endswith("="):
+            words += [spell[:-1], str(getattr(value, "value", value))]
+        elif "/" in spell:
+            words.append(spell.split("/")[0 if value else 1])
+        elif value:
+            words.append(spell)
+    return words
 
 
 def follow_up_command(follow_up: "FollowUp") -> str:
@@ -347,6 +336,12 @@ class Action(NamedTuple):
     renames: Tuple[Tuple[str, str], ...] = ()
     #: Other Session methods whose follow-ups this tool does too.
     also: Tuple[str, ...] = ()
+    #: How the command line words a FollowUp's arguments, in order: (Session keyword,
+    #: spelling): ``""`` the value as a positional word, ``"--type="`` the flag and the
+    #: value, ``"--wait"`` the flag when true, ``"--enabled/--disabled"`` one of two
+    #: when not None; a leading ``|`` (``"|--type="``) words it only when the argument
+    #: before was not given (the alternatives of one command).  Others are left out.
+    words: Tuple[Tuple[str, str], ...] = ()
 
     def tool_arguments(self, args: Iterable[Tuple[str, Any]]) -> Dict[str, Any]:
         """A follow-up's ``(Session keyword, value)`` pairs as this tool's arguments:
@@ -411,7 +406,8 @@ ACTIONS: Tuple[Action, ...] = (
            "/api/dataIntegrity/details or /summary): totals, then a page of checks with up to "
            "issue_limit issues each.",
            ("checks", "details") + _PAGE + ("issue_offset", "issue_limit"), read_only=True,
-           also=("get_integrity_check_result",)),
+           also=("get_integrity_check_result",),
+           words=(("details", "--details"),)),
     Action("iter_integrity_issues", "list_integrity_issues", "integrity issues",
            "Page through the last detailed data-integrity results one issue per row (GET "
            "/api/dataIntegrity/details, streamed).", ("checks",) + _PAGE, read_only=True),
@@ -440,12 +436,14 @@ ACTIONS: Tuple[Action, ...] = (
            "A job's task notifications, newest first (GET /api/system/tasks/{jobType}/{jobId}); "
            "without job_id, those of the most recently active job of the type.",
            ("job_type", "job_id", "limit"), read_only=True,
-           also=("get_latest_task", "iter_task_notifications")),
+           also=("get_latest_task", "iter_task_notifications"),
+           words=(("job_type", ""), ("job_id", ""))),
     Action("wait_for_task", "wait_for_task", "task wait",
            "Follow a started job until it ends, with progress notifications (GET "
            "/api/system/tasks/{jobType}/{jobId}); fails with DHIS2's message when the job "
            "fails.", ("job_type", "job_id", "timeout_seconds"), read_only=True,
-           renames=_TIMEOUT),
+           renames=_TIMEOUT,
+           words=(("job_type", ""), ("job_id", ""))),
     Action("list_task_types", "list_task_types", "task types",
            "The job types DHIS2 holds task notifications for (GET /api/system/tasks).",
            read_only=True),
@@ -456,23 +454,30 @@ ACTIONS: Tuple[Action, ...] = (
     Action("list_job_configurations", "list_job_configurations", "jobs list",
            "List the scheduled jobs (GET /api/jobConfigurations), optionally filtered by type, "
            "enabled, or status (jobStatus or last run status, e.g. FAILED).",
-           ("job_type", "enabled", "status", "include_run_once") + _PAGE, read_only=True),
+           ("job_type", "enabled", "status", "include_run_once") + _PAGE, read_only=True,
+           words=(("job_type", "--type="), ("status", "--status="),
+                  ("enabled", "--enabled/--disabled"))),
     Action("get_job_configuration", "get_job_configuration", "jobs show",
            "One job configuration, every field (GET /api/jobConfigurations/{id}).",
-           ("job_id",), read_only=True),
+           ("job_id",), read_only=True,
+           words=(("job_id", ""),)),
     Action("run_job_configuration", "run_job_configuration", "jobs run",
            "Run a job configuration now (POST /api/jobConfigurations/{id}/execute); with "
            "wait, follow it until it has finished.", ("job_id",) + _WAIT, renames=_TIMEOUT,
-           also=("wait_for_job_configuration",)),
+           also=("wait_for_job_configuration",),
+           words=(("job_id", ""), ("wait", "--wait"))),
     Action("enable_job_configuration", "enable_job_configuration", "jobs enable",
-           "Enable a job configuration (PUT/PATCH /api/jobConfigurations/{id}).", ("job_id",)),
+           "Enable a job configuration (PUT/PATCH /api/jobConfigurations/{id}).", ("job_id",),
+           words=(("job_id", ""),)),
     Action("disable_job_configuration", "disable_job_configuration", "jobs disable",
            "stop a job configuration from running on its schedule (PUT/PATCH "
-           "/api/jobConfigurations/{id})", ("job_id", "confirm"), destructive=True),
+           "/api/jobConfigurations/{id})", ("job_id", "confirm"), destructive=True,
+           words=(("job_id", ""),)),
     Action("cancel_job", "cancel_job", "jobs cancel",
            "cancel a running job, by job_id (2.41+) or job_type (2.37+) (POST "
            "/api/jobConfigurations/{id}/cancel or /api/scheduling/cancel/{type})",
-           ("job_id", "job_type", "confirm"), destructive=True),
+           ("job_id", "job_type", "confirm"), destructive=True,
+           words=(("job_id", ""), ("job_type", "|--type="))),
     Action("create_job_configuration", "create_job_configuration", "jobs create",
            "Create a job configuration (POST /api/jobConfigurations) with a cron_expression "
            "(6 fields, seconds first: \"0 0 3 ? * *\") or a delay in seconds; DHIS2 checks it.",

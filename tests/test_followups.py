@@ -96,6 +96,39 @@ def test_every_action_is_a_session_method_with_a_cli_command():
         assert options.follow_up_command(sample).startswith("`dhis2maint "), action
 
 
+def test_the_actions_table_is_how_the_cli_words_every_follow_up():
+    # one source (#20): a FollowUp of any ACTIONS row is worded as that row's command,
+    # the actions the old hand-written table left out included
+    for action in options.ACTIONS:
+        assert options.follow_up_command(FollowUp(action.name)) == \
+            "`dhis2maint {}`".format(action.command), action.name
+        method = getattr(Session, action.name, None)
+        if action.words:
+            import inspect
+
+            params = inspect.signature(method).parameters
+            assert all(name in params for name, _ in action.words), action.name
+    assert options.follow_up_command(FollowUp("clear_cache")) == \
+        "`dhis2maint maintenance clear-cache`"
+    assert options.follow_up_command(FollowUp("refresh_resource_tables")) == \
+        "`dhis2maint refresh resource-tables`"
+
+
+def test_the_actions_table_words_each_kind_of_argument():
+    listing = FollowUp("list_job_configurations", (("job_type", "ANALYTICS_TABLE"),
+                                                   ("enabled", False), ("status", "FAILED")))
+    assert options.follow_up_command(listing) == \
+        "`dhis2maint jobs list --type ANALYTICS_TABLE --status FAILED --disabled`"
+    both = FollowUp("cancel_job", (("job_id", "UsrJob00001"), ("job_type", "ANALYTICS_TABLE")))
+    assert options.follow_up_command(both) == "`dhis2maint jobs cancel UsrJob00001`"
+    latest = FollowUp("wait_for_task", (("job_type", "ANALYTICS_TABLE"),))
+    assert options.follow_up_command(latest) == "`dhis2maint task wait ANALYTICS_TABLE`"
+    report = FollowUp("get_integrity_report", (("details", False),))
+    assert options.follow_up_command(report) == "`dhis2maint integrity report`"
+    unknown = FollowUp("wait_for_job_configuration", (("job_id", "J"),))
+    assert options.follow_up_command(unknown).startswith("the wait for job configuration step")
+
+
 def test_an_error_words_its_follow_ups_per_face():
     err = TaskTimeoutError("ANALYTICS_TABLE job fyGB1234567 did not finish within 5 s",
                            job_id="fyGB1234567", job_type="ANALYTICS_TABLE")
