@@ -2,7 +2,7 @@
 functions behind them (testable without HTTP).
 
 * :func:`authority_checks` says, for a user's authorities and a DHIS2 version,
-  which dhis2maint commands will be refused and why (the table
+  what DHIS2 will refuse and why (the table
   :data:`FEATURE_AUTHORITIES`, derived from the version table
   :data:`dhis2maint.versions.FEATURES` and :data:`~dhis2maint.versions.AUTHORITIES`,
   from the ``@PreAuthorize``/``@RequiresAuthority`` annotations of each endpoint
@@ -23,38 +23,55 @@ from urllib.parse import urlsplit
 from . import convert, followups, models, versions
 from .errors import (ApiError, AuthenticationError, Dhis2Error, InvalidResponseError,
                      NotFound, TransportError, UnsupportedServerError, url_setting)
+from .jobs import MAINTENANCE_OPERATIONS
 
 __all__ = ["DoctorMixin", "authority_checks", "clock_skew", "lacking_features",
-           "FEATURE_AUTHORITIES", "SUPPORTED_VERSIONS"]
+           "refused_actions", "FEATURE_AUTHORITIES", "SUPPORTED_VERSIONS"]
 
 #: Oldest and newest DHIS2 minor versions dhis2maint is built and tested for.
 SUPPORTED_VERSIONS = versions.SUPPORTED_VERSIONS
 
-# The commands each task feature's endpoints serve (the doctor's detail names them).
-_COMMANDS = {
-    "integrity": ("integrity run", "integrity report", "integrity issues"),
-    "analytics": ("refresh analytics", "refresh resource-tables", "refresh monitoring"),
-    "maintenance": ("maintenance …",),
-    "data_pruning": ("maintenance prune-organisation-unit-data",
-                     "maintenance prune-data-element-data"),
-    "predictors": ("predictors run",),
-    "validation": ("validation run",),
-    "validation_notifications": ("validation notify",),
-    "validation_result_deletion": ("validation delete-results",),
-    "scheduler_admin": ("jobs create", "jobs delete"),
-    "job_cancel": ("jobs cancel ID",),
+# The Session methods each task feature's endpoints serve: DHIS2 refuses them (HTTP 403)
+# to a user without the feature's authority.  Data, not words: each face names them as
+# its commands or tools (refused_actions).
+_PRUNING = ("prune_organisation_unit_data", "prune_data_element_data")
+_ACTIONS = {
+    "integrity": ("run_integrity_checks", "get_integrity_report", "iter_integrity_issues"),
+    "analytics": ("refresh_analytics", "refresh_resource_tables", "refresh_monitoring"),
+    "maintenance": tuple(op.name for op in MAINTENANCE_OPERATIONS if op.name not in _PRUNING),
+    "data_pruning": _PRUNING,
+    "predictors": ("run_predictors",),
+    "validation": ("run_validation_analysis",),
+    "validation_notifications": ("send_validation_notifications",),
+    "validation_result_deletion": ("delete_validation_results",),
+    "scheduler_admin": ("create_job_configuration", "delete_job_configuration"),
+    "job_cancel": ("cancel_job",),
 }
 
-#: feature -> (what it is, the dhis2maint commands that need it,
-#:             ((first version, gone version or None, any-of authorities), ...)),
+#: feature -> (what it is, the Session methods that need it (FollowUp actions, each
+#:             face words them), ((first version, gone version or None, any-of
+#:             authorities), ...)),
 #: derived from the version table (:data:`dhis2maint.versions.FEATURES`, the
 #: ``task`` rows, and :data:`dhis2maint.versions.AUTHORITIES`); feature names are
-#: the table's with spaces (``doctor --need "job cancel"``).  The README's
+#: the table's with spaces (``need=["job cancel"]``).  The README's
 #: "Doctor" section says what each version's annotations ask for.
 FEATURE_AUTHORITIES = tuple(
-    (feature.name.replace("_", " "), feature.description, _COMMANDS[feature.name],
+    (feature.name.replace("_", " "), feature.description, _ACTIONS[feature.name],
      versions.AUTHORITIES[feature.name])
     for feature in versions.task_features())
+
+_AUTHORITY = "authority: "
+
+
+def refused_actions(check: models.DoctorCheck) -> Tuple[str, ...]:
+    """The Session methods (:class:`~dhis2maint.models.FollowUp` actions) DHIS2 will
+    refuse with HTTP 403 by what ``check`` found: those of its feature for an
+    authority check that warned or failed, else none.  Each face words them as its
+    own commands or tools."""
+    if check.status not in ("warn", "fail") or not check.name.startswith(_AUTHORITY):
+        return ()
+    feature = check.name[len(_AUTHORITY):]
+    return next((row[2] for row in FEATURE_AUTHORITIES if row[0] == feature), ())
 
 
 def lacking_features(version: Sequence[int]) -> List[str]:
@@ -75,8 +92,8 @@ def authority_checks(authorities: Iterable[str], version: Sequence[int],
     """One :class:`DoctorCheck` per feature of :data:`FEATURE_AUTHORITIES`: ``pass``
     when ``authorities`` hold one of those the feature needs on ``version``,
     else ``fail`` for features in ``need`` and ``warn`` for the others; ``skip``
-    where the version lacks the feature.  Each non-pass line names the commands
-    that will be refused (HTTP 403) and the authority to grant."""
+    where the version lacks the feature.  Each non-pass line says what will be
+    refused (HTTP 403; which calls: :func:`refused_actions`) and the authority to grant."""
     have = set(authorities)
     need = set(need)
     unknown = need - {name for name, _, _, _ in FEATURE_AUTHORITIES}
@@ -84,9 +101,9 @@ def authority_checks(authorities: Iterable[str], version: Sequence[int],
         raise ValueError("unknown feature(s) {}; known: {}".format(
             ", ".join(sorted(unknown)), ", ".join(n for n, _, _, _ in FEATURE_AUTHORITIES)))
     out = []
-    for name, what, commands, _rules in FEATURE_AUTHORITIES:
+    for name, what, _actions, _rules in FEATURE_AUTHORITIES:
         any_of = versions.authorities(version, name.replace(" ", "_"))
-        label = "authority: " + name
+        label = _AUTHORITY + name
         if any_of is None:
             out.append(models.DoctorCheck(label, "skip", "not in DHIS2 {}".format(
                 ".".join(map(str, version[:2])))))
@@ -100,8 +117,7 @@ def authority_checks(authorities: Iterable[str], version: Sequence[int],
             note = " -- ALL is not enough here: DHIS2 checks this authority alone"
         out.append(_finding(
             label, "fail" if name in need else "warn",
-            "`{}` will be refused (HTTP 403): needs one of {}{}".format(
-                "`, `".join(commands), ", ".join(any_of), note),
+            "{}: refused (HTTP 403) without one of {}{}".format(what, ", ".join(any_of), note),
             "give the user a role with {}".format(" or ".join(
                 a for a in any_of if a != "ALL") or "ALL")))
     return out

@@ -595,8 +595,16 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False,
                ) -> Result:
         with connect() as session:
             report = session.doctor(need=need or ())
-        return {"url": report.url, "ok": report.ok,
-                "checks": [_with_next(c, "fix") for c in report.checks]}
+        from .doctor import refused_actions
+
+        checks = []
+        for check in report.checks:
+            value = _with_next(check, "fix")
+            refused = [find_action(a) for a in refused_actions(check)]
+            if refused:  # what DHIS2 will refuse (HTTP 403), as this server's tools
+                value["refusedTools"] = [a.tool for a in refused if a is not None]
+            checks.append(value)
+        return {"url": report.url, "ok": report.ok, "checks": checks}
 
     @tool("whoami")
     def whoami() -> Result:

@@ -4,7 +4,7 @@ command line writes them: ``table`` for people, ``json``/``jsonl``/``csv`` for s
 :func:`write_doctor`, :func:`write_validation_results`).
 """
 import datetime
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, cast
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, cast
 
 from ._report_common import _clean, _iso, _num, _plural
 from .report import (_check_format, _csv_value, _csv_writer, _fit_width, _for_terminal, _json_encoder,
@@ -137,6 +137,15 @@ def write_doctor(report: "DoctorReport", fmt: str, out: IO[str],
     def fix(check: "DoctorCheck") -> str:
         return _what_to_do(check.follow_ups, check.advice, check.fix or "", words)
 
+    def refused(check: "DoctorCheck") -> List[str]:
+        """What DHIS2 will refuse (an authority check), in this face's words."""
+        from .doctor import refused_actions
+        from .followups import python_call
+        from .models import FollowUp
+
+        return [words([FollowUp(a)], "") if words else python_call(FollowUp(a))
+                for a in refused_actions(check)]
+
     if fmt == "json":
         import json
 
@@ -146,6 +155,8 @@ def write_doctor(report: "DoctorReport", fmt: str, out: IO[str],
         for check, item in zip(report.checks, data.get("checks", [])):
             if fix(check):
                 item["fix"] = fix(check)
+            if refused(check):
+                item["refused"] = refused(check)
         out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         out.flush()
         return
@@ -154,6 +165,10 @@ def write_doctor(report: "DoctorReport", fmt: str, out: IO[str],
     for check in report.checks:
         out.write("{:<5} {:<38} {}\n".format(check.status.upper(), check.name,
                                             _clean(check.detail)))
+        calls = refused(check)
+        if calls:
+            out.write("{:<5} {:<38} refused: {}{}\n".format("", "", _clean(", ".join(calls[:3])), (
+                ", … ({} in all)".format(len(calls)) if len(calls) > 3 else "")))
         if fix(check) and check.status in ("warn", "fail"):
             out.write("{:<5} {:<38} fix: {}\n".format("", "", _clean(fix(check))))
     failed = len(report.failed)

@@ -176,7 +176,12 @@ def test_doctor_exit_codes(server, capsys):
     assert code == 1
     failed = [c for c in json.loads(out)["checks"] if c["status"] == "fail"]
     assert [c["name"] for c in failed] == ["authority: integrity"]
-    assert "integrity run" in failed[0]["detail"]
+    # the library's detail names no command; the CLI words what will be refused (#20)
+    assert "integrity run" not in failed[0]["detail"]
+    assert failed[0]["refused"][0] == "`dhis2maint integrity run`"
+    code, out, _ = run(capsys, "doctor", "--need", "integrity")
+    assert code == 1 and "refused: `dhis2maint integrity run`, `dhis2maint integrity report`" in out
+    assert "refused: `dhis2maint maintenance clear-analytics-tables`" in out and "in all)" in out
 
 
 def test_cron_exit_codes_in_a_subprocess(server242):

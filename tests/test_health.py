@@ -11,6 +11,7 @@ import datetime
 
 import pytest
 
+from dhis2maint.doctor import refused_actions
 from dhis2maint.health import (authority_checks, clock_skew, cron_period, evaluate_scheduler,
                                lacking_features)
 from dhis2maint import versions
@@ -205,7 +206,13 @@ def test_authority_checks_need_makes_failure():
     checks = {c.name: c for c in authority_checks(["F_RUN_VALIDATION"], (2, 42),
                                                   need=["integrity"])}
     assert checks["authority: integrity"].status == "fail"
-    assert "integrity run" in checks["authority: integrity"].detail
+    integrity = checks["authority: integrity"]
+    # what is refused is data (Session methods) each face words, not CLI text (#20)
+    assert "refused (HTTP 403)" in integrity.detail and "integrity run" not in integrity.detail
+    assert refused_actions(integrity) == ("run_integrity_checks", "get_integrity_report",
+                                          "iter_integrity_issues")
+    assert refused_actions(checks["authority: validation notifications"]) == ()
+    assert "clear_cache" in refused_actions(checks["authority: maintenance"])
     assert checks["authority: predictors"].status == "warn"
     assert checks["authority: validation notifications"].status == "pass"
     with pytest.raises(ValueError):
@@ -305,7 +312,8 @@ def test_doctor_user_lacking_authority(serve, version):
     assert by["reachable"].status == "pass" and by["credentials"].status == "pass"
     assert by["tls"].status == "skip" and "n/a" in by["tls"].detail
     assert by["authority: integrity"].status == "fail"
-    assert "`integrity run`" in by["authority: integrity"].detail
+    assert "`" not in by["authority: integrity"].detail
+    assert refused_actions(by["authority: integrity"])[0] == "run_integrity_checks"
     assert "F_PERFORM_MAINTENANCE" in by["authority: integrity"].fix
     assert by["authority: scheduler admin"].status == "warn"
     assert by["authority: validation"].status == "pass"

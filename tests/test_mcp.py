@@ -907,6 +907,10 @@ def test_scheduler_health_doctor_and_whoami(standin, tmp_path):
     need = out["doctor_need"]
     assert need["ok"] is False
     assert [c["name"] for c in need["checks"] if c["status"] == "fail"] == ["authority: integrity"]
+    # what DHIS2 will refuse, as this server's tools (the library's detail names none; #20)
+    integrity = next(c for c in need["checks"] if c["name"] == "authority: integrity")
+    assert integrity["refusedTools"] == ["run_integrity_checks", "get_integrity_report",
+                                         "list_integrity_issues"]
 
 
 @needs_sdk
