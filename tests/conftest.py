@@ -234,3 +234,84 @@ def run_cli():
     """:func:`run_dhis2maint`; a test module overrides this fixture to set its defaults
     (``def run_cli(run_cli): return functools.partial(run_cli, password=..., secrets=...)``)."""
     return run_dhis2maint
+
+
+# --- a TLS loopback server (#20: written once, not per test file) ----------------------
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """``tls_server(status, days=5)`` starts an https server on a free loopback port that
+    answers every GET with an empty ``status``, with a fresh self-signed certificate for
+    ``localhost`` valid ``days`` days; returns (``https://localhost:PORT``, the
+    certificate's path).  Stopped after the test.  Without openssl: skip (fail with CI
+    set)."""
+    import shutil
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    if not shutil.which("openssl"):
+        if os.environ.get("CI"):
+            pytest.fail("openssl is missing")
+        pytest.skip("openssl is not installed")
+    servers = []
+
+    def start(status, days=5):
+        cert, key = tmp_path / "c{}.pem".format(len(servers)), tmp_path / "k.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        str(key), "-out", str(cert), "-days", str(days), "-subj",
+                        "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        httpd = HTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert), str(key))
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return "https://localhost:%d" % httpd.server_port, cert
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# --- helpers the metrics tests share (``from conftest import read, values``) ------------
+
+
+def read(path):
+    """The text of the file at ``path`` (UTF-8)."""
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def values(text, name, **labels):
+    """The values of series ``name`` in Prometheus text ``text`` whose labels include
+    ``labels``."""
+    from dhis2maint import metrics
+
+    return [s.value for s in metrics.parse(text) if s.name == name
+            and all(s.label(k) == v for k, v in labels.items())]
+
+
+def dhis2_env(monkeypatch, url=None, password="district"):
+    """For an in-process ``cli.main``: no ``DHIS2_*`` settings nor history file from the
+    environment; with ``url``, log in there as admin/``password``."""
+    for name in ("DHIS2_URL", "DHIS2_USERNAME", "DHIS2_PASSWORD", "DHIS2_PAT",
+                 "DHIS2MAINT_HISTORY"):
+        monkeypatch.delenv(name, raising=False)
+    if url:
+        monkeypatch.setenv("DHIS2_URL", url)
+        monkeypatch.setenv("DHIS2_USERNAME", "admin")
+        monkeypatch.setenv("DHIS2_PASSWORD", password)

@@ -389,41 +389,9 @@ def test_https_to_an_http_server_suggests_http(srv, run_cli):
     assert "use {}".format(srv.url) in line and "plain http" in line
 
 
-def test_an_untrusted_certificate_names_insecure_and_the_ca_bundle(tmp_path, run_cli):
-    import shutil
-    import ssl
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    if not shutil.which("openssl"):
-        if os.environ.get("CI"):
-            pytest.fail("openssl is missing")
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(key), "-out", str(cert), "-days", "5", "-subj", "/CN=localhost"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = HTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(cert), str(key))
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        proc = run_cli(["integrity", "checks"], url="https://localhost:%d" % httpd.server_port)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+def test_an_untrusted_certificate_names_insecure_and_the_ca_bundle(tls_server, run_cli):
+    url, _cert = tls_server(404)
+    proc = run_cli(["integrity", "checks"], url=url)
     assert proc.returncode == 3
     line = one_line(proc.stderr)
     assert "--insecure" in line and "REQUESTS_CA_BUNDLE" in line and "verify=" not in line

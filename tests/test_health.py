@@ -355,47 +355,16 @@ def test_doctor_clock_skew_and_scheduler_findings(serve):
     assert by["scheduler"].status == "fail" and "stuck" in by["scheduler"].detail
 
 
-def test_doctor_tls_check_against_https(tmp_path):
+def test_doctor_tls_check_against_https(tls_server):
     """The TLS check reads the certificate's expiry over a real TLS connection."""
-    ssl = pytest.importorskip("ssl")
-    import subprocess
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from dhis2maint import Session
 
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    proc = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                           "-keyout", str(key), "-out", str(cert), "-days", "40",
-                           "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-                          capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip("openssl not available")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(401)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = HTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(cert), str(key))
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        from dhis2maint import Session
-        session = Session("https://localhost:%d" % httpd.server_port, auth=("a", "b"),
-                          verify=str(cert), retries=0, timeout=5)
-        report = session.doctor()
-        by = {c.name: c for c in report.checks}
-        assert by["tls"].status == "pass" and "expires in 40 days" in by["tls"].detail
-        assert by["credentials"].status == "fail"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    url, cert = tls_server(401, days=40)
+    session = Session(url, auth=("a", "b"), verify=str(cert), retries=0, timeout=5)
+    report = session.doctor()
+    by = {c.name: c for c in report.checks}
+    assert by["tls"].status == "pass" and "expires in 40 days" in by["tls"].detail
+    assert by["credentials"].status == "fail"
 
 
 def test_odd_scheduler_entries_are_ignored_not_fatal():

@@ -17,7 +17,6 @@ import pytest
 
 from dhis2maint import jobs
 from dhis2maint.options import ACTIONS
-from dhis2maint.testing import Dhis2StandIn
 
 try:
     import anyio
@@ -149,21 +148,17 @@ def test_the_regex_rewriting_is_gone():
         not in source
 
 
-def test_errors_the_library_raises_name_tools():
+def test_errors_the_library_raises_name_tools(start_standin):
     from dhis2maint import Session, TaskTimeoutError
     from dhis2maint.errors import ConfigurationError
     from dhis2maint.mcp import _one_line, follow_up_text
 
-    srv = Dhis2StandIn(version="2.42", users={"admin": PASSWORD})
-    srv.start()
-    try:
-        with Session(srv.url, auth=("admin", PASSWORD)) as session:
-            with pytest.raises(TaskTimeoutError) as timeout:
-                session.wait_for_task("ANALYTICS_TABLE", "AAAAAAAAAAA", timeout=0.3)
-            with pytest.raises(ConfigurationError) as unknown:
-                session.run_integrity_checks(checks=["nonexistent_check"])
-    finally:
-        srv.stop()
+    srv = start_standin("2.42", job_seconds=2.0, users={"admin": PASSWORD})
+    with Session(srv.url, auth=("admin", PASSWORD)) as session:
+        with pytest.raises(TaskTimeoutError) as timeout:
+            session.wait_for_task("ANALYTICS_TABLE", "AAAAAAAAAAA", timeout=0.3)
+        with pytest.raises(ConfigurationError) as unknown:
+            session.run_integrity_checks(checks=["nonexistent_check"])
     errors = (timeout.value, unknown.value)
     for exc in errors:
         text = _one_line(exc)
@@ -507,29 +502,25 @@ def test_every_maintenance_tool_reaches_dhis2(standin, tmp_path):
 
 
 @needs_sdk
-def test_maintenance_tools_use_an_older_servers_names(tmp_path):
-    srv = Dhis2StandIn(version="2.38", users={"admin": PASSWORD})
-    srv.start()
-    try:
-        server = Server(srv, tmp_path)
+def test_maintenance_tools_use_an_older_servers_names(start_standin, tmp_path):
+    srv = start_standin("2.38", job_seconds=2.0, users={"admin": PASSWORD})
+    server = Server(srv, tmp_path)
 
-        async def script(session):
-            done = [await server.ok(session, name, {"confirm": True}) for name in (
-                "remove_soft_deleted_events", "remove_soft_deleted_enrollments",
-                "remove_soft_deleted_tracked_entities")]
-            too_old = await server.error(session, "remove_soft_deleted_relationships",
-                                         {"confirm": True})
-            return done, too_old
+    async def script(session):
+        done = [await server.ok(session, name, {"confirm": True}) for name in (
+            "remove_soft_deleted_events", "remove_soft_deleted_enrollments",
+            "remove_soft_deleted_tracked_entities")]
+        too_old = await server.error(session, "remove_soft_deleted_relationships",
+                                     {"confirm": True})
+        return done, too_old
 
-        done, too_old = server.run(script)
-        assert [d["status"] for d in done] == ["done"] * 3
-        assert srv.maintenance_log == ["softDeletedProgramStageInstanceRemoval",
-                                       "softDeletedProgramInstanceRemoval",
-                                       "softDeletedTrackedEntityInstanceRemoval"]
-        assert "UnsupportedServerError" in too_old and "2.39" in too_old
-        assert not any("Relationship" in r.path for r in srv.requests)  # nothing was sent
-    finally:
-        srv.stop()
+    done, too_old = server.run(script)
+    assert [d["status"] for d in done] == ["done"] * 3
+    assert srv.maintenance_log == ["softDeletedProgramStageInstanceRemoval",
+                                   "softDeletedProgramInstanceRemoval",
+                                   "softDeletedTrackedEntityInstanceRemoval"]
+    assert "UnsupportedServerError" in too_old and "2.39" in too_old
+    assert not any("Relationship" in r.path for r in srv.requests)  # nothing was sent
 
 
 @needs_sdk
@@ -712,35 +703,31 @@ def test_the_readme_client_configuration_starts_the_server(standin, tmp_path):
 
 
 @needs_sdk
-def test_cancelling_a_waiting_call_stops_following_the_job(tmp_path):
-    srv = Dhis2StandIn(version="2.42", job_seconds=8.0, users={"admin": PASSWORD})
-    srv.start()
-    try:
-        server = Server(srv, tmp_path)
-        polls = []
+def test_cancelling_a_waiting_call_stops_following_the_job(start_standin, tmp_path):
+    srv = start_standin("2.42", job_seconds=8.0, users={"admin": PASSWORD})
+    server = Server(srv, tmp_path)
+    polls = []
 
-        def feed_polls():
-            return sum(1 for r in srv.requests if r.path.startswith("/api/system/tasks/"))
+    def feed_polls():
+        return sum(1 for r in srv.requests if r.path.startswith("/api/system/tasks/"))
 
-        async def script(session):
-            seen = []
+    async def script(session):
+        seen = []
 
-            async def on_progress(value, total, message):
-                seen.append(value)
+        async def on_progress(value, total, message):
+            seen.append(value)
 
-            with anyio.move_on_after(2.5):  # the client gives up: MCP cancellation
-                await session.call_tool("refresh_analytics", {"wait": True},
-                                        progress_callback=on_progress)
-            polls.append(feed_polls())
-            await anyio.sleep(4.0)  # the job goes on for 5.5 s more; polls would continue
-            polls.append(feed_polls())
-            return seen
+        with anyio.move_on_after(2.5):  # the client gives up: MCP cancellation
+            await session.call_tool("refresh_analytics", {"wait": True},
+                                    progress_callback=on_progress)
+        polls.append(feed_polls())
+        await anyio.sleep(4.0)  # the job goes on for 5.5 s more; polls would continue
+        polls.append(feed_polls())
+        return seen
 
-        seen = server.run(script)
-        assert seen  # it was following, with progress, before the cancel
-        assert polls[1] - polls[0] <= 1  # at most the poll in flight, then it stopped
-    finally:
-        srv.stop()
+    seen = server.run(script)
+    assert seen  # it was following, with progress, before the cancel
+    assert polls[1] - polls[0] <= 1  # at most the poll in flight, then it stopped
 
 
 # --- every feature as a tool (#20.7) -------------------------------------------------------
@@ -1055,28 +1042,24 @@ def test_the_docs_list_every_tool():
 
 
 @needs_sdk
-def test_scheduler_tools_on_an_older_server(tmp_path):
-    srv = Dhis2StandIn(version="2.40", job_seconds=0.3, users={"admin": PASSWORD})
-    srv.start()
-    try:
-        server = Server(srv, tmp_path)
+def test_scheduler_tools_on_an_older_server(start_standin, tmp_path):
+    srv = start_standin("2.40", job_seconds=0.3, users={"admin": PASSWORD})
+    server = Server(srv, tmp_path)
 
-        async def script(session):
-            by_id = await server.error(session, "cancel_job",
-                                       {"job_id": "UsrMonitor1", "confirm": True})
-            notify = await server.ok(session, "send_validation_notifications")
-            listed = await server.ok(session, "list_job_configurations",
-                                     {"include_run_once": True, "limit": 500})
-            return by_id, notify, listed
+    async def script(session):
+        by_id = await server.error(session, "cancel_job",
+                                   {"job_id": "UsrMonitor1", "confirm": True})
+        notify = await server.ok(session, "send_validation_notifications")
+        listed = await server.ok(session, "list_job_configurations",
+                                 {"include_run_once": True, "limit": 500})
+        return by_id, notify, listed
 
-        by_id, notify, listed = server.run(script)
-        assert "UnsupportedServerError" in by_id and "2.41" in by_id
-        assert not _sent(srv, "POST", "/cancel")  # refused before anything was sent
-        assert notify == {"status": "started"}  # 2.36-2.40: no job to follow
-        assert _sent(srv, "POST", "validation/sendNotifications")
-        assert [c["id"] for c in listed["jobConfigurations"]] == list(srv.scheduler.jobs)
-    finally:
-        srv.stop()
+    by_id, notify, listed = server.run(script)
+    assert "UnsupportedServerError" in by_id and "2.41" in by_id
+    assert not _sent(srv, "POST", "/cancel")  # refused before anything was sent
+    assert notify == {"status": "started"}  # 2.36-2.40: no job to follow
+    assert _sent(srv, "POST", "validation/sendNotifications")
+    assert [c["id"] for c in listed["jobConfigurations"]] == list(srv.scheduler.jobs)
 
 
 @needs_sdk

@@ -6,6 +6,7 @@ import os
 import socket
 
 import pytest
+from conftest import dhis2_env, read, values
 
 from dhis2maint import cli, metrics
 from dhis2maint.history import History
@@ -22,28 +23,11 @@ def srv(start_standin):
 
 def run(args, capsys, monkeypatch, url=None):
     """`dhis2maint ARGS` in this process -> (exit code, stdout, stderr)."""
-    for name in ("DHIS2_URL", "DHIS2_USERNAME", "DHIS2_PASSWORD", "DHIS2_PAT",
-                 "DHIS2MAINT_HISTORY"):
-        monkeypatch.delenv(name, raising=False)
-    if url:
-        monkeypatch.setenv("DHIS2_URL", url)
-        monkeypatch.setenv("DHIS2_USERNAME", "admin")
-        monkeypatch.setenv("DHIS2_PASSWORD", PASSWORD)
+    dhis2_env(monkeypatch, url, PASSWORD)
     code = cli.main(list(args))
     out, err = capsys.readouterr()
     assert PASSWORD not in out + err
     return code, out, err
-
-
-def read(path):
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
-
-
-def values(text, name, **labels):
-    """The values of series ``name`` whose labels include ``labels``."""
-    return [s.value for s in metrics.parse(text) if s.name == name
-            and all(s.label(k) == v for k, v in labels.items())]
 
 
 def report(counts, base_url="http://dhis2.example.org"):

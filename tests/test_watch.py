@@ -20,6 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import dhis2_env, read, values
 import requests
 
 from dhis2maint import cli, metrics
@@ -84,16 +85,6 @@ def promtool_check(text):
         proc.stdout + proc.stderr
 
 
-def read(path):
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()
-
-
-def values(text, name, **labels):
-    return [s.value for s in metrics.parse(text) if s.name == name
-            and all(s.label(k) == v for k, v in labels.items())]
-
-
 @pytest.fixture
 def srv(start_standin):
     return start_standin("2.42", job_seconds=0.2, users={"admin": PASSWORD})
@@ -105,13 +96,7 @@ def dhis2(monkeypatch):
     process (the password never shows)."""
 
     def call(args, url=None, capsys=None):
-        for name in ("DHIS2_URL", "DHIS2_USERNAME", "DHIS2_PASSWORD", "DHIS2_PAT",
-                     "DHIS2MAINT_HISTORY"):
-            monkeypatch.delenv(name, raising=False)
-        if url:
-            monkeypatch.setenv("DHIS2_URL", url)
-            monkeypatch.setenv("DHIS2_USERNAME", "admin")
-            monkeypatch.setenv("DHIS2_PASSWORD", PASSWORD)
+        dhis2_env(monkeypatch, url, PASSWORD)
         return cli.main(list(args))
 
     return call
