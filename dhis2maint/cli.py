@@ -940,35 +940,36 @@ def _say_recorded(progress: _Progress, recorded: Optional["RecordedRun"]) -> Non
 
 
 def cmd_integrity_history(args: argparse.Namespace) -> int:
-    from .report import write_history
-
-    with _existing_history(args) as history:
-        runs = history.runs(args.server)
-    with _output(args) as out:
-        write_history(runs, "runs", args.format, out)
-    return EXIT_OK
+    return _history_listing(args, "runs", lambda history: history.runs(args.server))
 
 
 def cmd_integrity_trend(args: argparse.Namespace) -> int:
-    from .report import write_history
-
-    with _existing_history(args) as history:
+    def trend(history: "History") -> List[Any]:
         check = _recorded_check(history, args.check, args) if args.check else None
-        points = history.trend(check, since=args.since, server=args.server)
-    with _output(args) as out:
-        write_history(points, "trend", args.format, out)
-    return EXIT_OK
+        return history.trend(check, since=args.since, server=args.server)
+
+    return _history_listing(args, "trend", trend)
 
 
 def cmd_integrity_open(args: argparse.Namespace) -> int:
+    def open_issues(history: "History") -> List[Any]:
+        check = _recorded_check(history, args.check, args) if args.check else None
+        return history.open_issues(min_age=args.older_than, severity=args.severity,
+                                   server=args.server, check=check)
+
+    return _history_listing(args, "open", open_issues)
+
+
+def _history_listing(args: argparse.Namespace, kind: str,
+                     read: Callable[["History"], Sequence[Any]]) -> int:
+    """``integrity history|trend|open``: what ``read`` takes from the history file,
+    written as ``kind``."""
     from .report import write_history
 
     with _existing_history(args) as history:
-        check = _recorded_check(history, args.check, args) if args.check else None
-        issues = history.open_issues(min_age=args.older_than, severity=args.severity,
-                                     server=args.server, check=check)
+        records = read(history)
     with _output(args) as out:
-        write_history(issues, "open", args.format, out)
+        write_history(records, kind, args.format, out)
     return EXIT_OK
 
 
@@ -1479,30 +1480,23 @@ def _finding_text(finding: Any) -> str:
 def cmd_task_types(args: argparse.Namespace) -> int:
     with connect(args) as session:
         types = session.list_task_types()
-    with _output(args) as out:
-        if args.format == "json":
-            json.dump(types, out, indent=2)
-            out.write("\n")
-        elif not types:
-            out.write("DHIS2 holds no task notifications\n")
-        else:
-            for name in types:
-                out.write(name + "\n")
-    return EXIT_OK
+    return _write_names(args, types, "DHIS2 holds no task notifications")
 
 
 def cmd_task_list(args: argparse.Namespace) -> int:
     with connect(args) as session:
         ids = session.list_tasks(args.job_type)
+    return _write_names(args, ids, "no tasks of type {}".format(args.job_type))
+
+
+def _write_names(args: argparse.Namespace, names: Sequence[str], none: str) -> int:
+    """A list of names: a JSON array, or one a line (``none`` when there are none)."""
     with _output(args) as out:
         if args.format == "json":
-            json.dump(ids, out, indent=2)
+            json.dump(list(names), out, indent=2)
             out.write("\n")
-        elif not ids:
-            out.write("no tasks of type {}\n".format(args.job_type))
         else:
-            for job_id in ids:
-                out.write(job_id + "\n")
+            out.write("\n".join(names or [none]) + "\n")
     return EXIT_OK
 
 

@@ -232,6 +232,17 @@ def finding_identity(finding: models.HealthFinding) -> str:
 # --- helpers -------------------------------------------------------------------------
 
 
+def _where(*conditions: Tuple[str, Any]) -> Tuple[str, List[Any]]:
+    """The SQL ``WHERE`` text of the (condition, value) pairs whose value is not None,
+    joined with AND ("1 = 1" without any), and their values in order."""
+    kept = [(sql, value) for sql, value in conditions if value is not None]
+    return " AND ".join(["1 = 1"] + [sql for sql, _ in kept]), [value for _, value in kept]
+
+
+def _server_key_or_none(server: Optional[str]) -> Optional[str]:
+    return None if server is None else _server_key(server)
+
+
 def issue_identity(issue: models.DataIntegrityIssue) -> str:
     """The key an issue is known by across runs (within its check): its id, else
     its name, else its comment and refs -- the same rule as :func:`compare_reports`."""
@@ -946,12 +957,9 @@ class History:
         details = bool(report.details or rows is not None)
         run_at = _utc(report.run_at) or _now()
         backend = self._backend
-        try:
-            backend.begin_write(base_url)
-        except backend.errors as exc:
-            backend.rollback()
-            raise self._fail(exc, "waiting for another writer") from None
-        try:
+
+        def work() -> Tuple[int, Tuple[Optional[int], int, int, Dict[str, int]],
+                            List[models.DataIntegrityResult]]:
             server_id = self._server_id(base_url)
             run_id = backend.insert_id(
                 "INSERT INTO runs (server_id, dhis2_version, job_id, run_at, finished_at,"
@@ -982,12 +990,9 @@ class History:
                      recorded[1], recorded[2], run_id))
             if details:
                 self._x("DROP TABLE temp.seen")
-            backend.commit()
-        except BaseException as exc:
-            backend.rollback()
-            if isinstance(exc, backend.errors):
-                raise self._fail(exc, "recording a run") from None
-            raise
+            return run_id, recorded, checks
+
+        run_id, recorded, checks = self._write("recording a run", base_url, work)
         return RecordedRun(run=self._run(run_id), previous_run_id=recorded[0],
                            new_issues=recorded[1], resolved_issues=recorded[2],
                            new_by_check=recorded[3],
@@ -1094,25 +1099,17 @@ class History:
         ``None``: total issues of each run.  ``since``: a date/datetime or
         ``YYYY-MM-DD`` (client UTC).  ``server``: one base URL.
         """
-        where: List[str] = ["1 = 1"]
-        params: List[Any] = []
-        if since is not None:
-            where.append("r.run_at >= ?")
-            params.append(_since(since))
-        if server is not None:
-            where.append("s.base_url = ?")
-            params.append(_server_key(server))
+        where, params = _where(("r.run_at >= ?", None if since is None else _since(since)),
+                               ("s.base_url = ?", _server_key_or_none(server)),
+                               ("rc.check_name = ?", check))
         if check is None:
             query = ("SELECT r.id, s.base_url, r.run_at, r.issues, NULL FROM runs r"
-                     " JOIN servers s ON s.id = r.server_id WHERE " + " AND ".join(where) +
-                     " ORDER BY r.id")
+                     " JOIN servers s ON s.id = r.server_id WHERE " + where + " ORDER BY r.id")
         else:
-            where.append("rc.check_name = ?")
-            params.append(check)
             query = ("SELECT r.id, s.base_url, r.run_at,"
                      " CASE WHEN rc.error IS NULL THEN rc.count END, rc.severity FROM runs r"
                      " JOIN servers s ON s.id = r.server_id JOIN run_checks rc"
-                     " ON rc.run_id = r.id WHERE " + " AND ".join(where) + " ORDER BY r.id")
+                     " ON rc.run_id = r.id WHERE " + where + " ORDER BY r.id")
         return [TrendPoint(row[0], row[1], _stamp(row[2]), check, row[3], row[4])
                 for row in self._x(query, params)]
 
@@ -1151,17 +1148,9 @@ class History:
         if severity is not None:
             floor = severity_rank(str(severity).upper())
         now = _utc(now) or _now()
-        where: List[str] = ["1 = 1"]
-        params: List[Any] = []
-        if server is not None:
-            where.append("s.base_url = ?")
-            params.append(_server_key(server))
-        if check is not None:
-            where.append("i.check_name = ?")
-            params.append(check)
-        if age is not None:
-            where.append("f.run_at <= ?")
-            params.append(_text(now - age))
+        where, params = _where(("s.base_url = ?", _server_key_or_none(server)),
+                               ("i.check_name = ?", check),
+                               ("f.run_at <= ?", None if age is None else _text(now - age)))
         query = (
             "SELECT s.base_url, i.check_name, rc.display_name, rc.severity, i.issue_id, i.name,"
             " i.comment, f.run_at, l.run_at, i.first_run, i.last_run FROM issues i"
@@ -1172,7 +1161,7 @@ class History:
             " AND la.run_id = i.last_run"
             " JOIN runs f ON f.id = i.first_run JOIN runs l ON l.id = i.last_run"
             " JOIN run_checks rc ON rc.run_id = i.last_run AND rc.check_name = i.check_name"
-            " JOIN servers s ON s.id = i.server_id WHERE " + " AND ".join(where) +
+            " JOIN servers s ON s.id = i.server_id WHERE " + where +
             " ORDER BY f.run_at, i.check_name, i.ident")
         out = []
         for row in self._x(query, params):

@@ -28,7 +28,8 @@ import json
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple,
+                    TypeVar)
 
 from . import __version__
 from .errors import ConfigurationError, Dhis2Error
@@ -174,6 +175,21 @@ def _page(items: List[Any], offset: int, limit: int) -> Tuple[List[Any], Optiona
     """``items[offset:offset+limit]`` and the next offset (None at the end)."""
     chunk = items[offset:offset + limit]
     return chunk, (offset + limit if offset + limit < len(items) else None)
+
+
+def _page_stream(rows: Iterable[Any], offset: int, limit: int) -> Tuple[List[Any], Optional[int]]:
+    """Rows ``offset`` to ``offset+limit`` of a stream read no further than one row past
+    them (then closed: a streamed answer stops downloading), and the next offset
+    (None at the end)."""
+    import itertools
+
+    try:
+        chunk = list(itertools.islice(rows, offset, offset + limit + 1))
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    return chunk[:limit], (offset + limit if len(chunk) > limit else None)
 
 
 def _severity_text(severity: Any) -> Optional[str]:
@@ -454,23 +470,10 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False,
             checks: Checks = None,
             offset: Offset = 0,
             limit: Annotated[int, Field(ge=1, le=MAX_ISSUE_ROWS)] = 100) -> Result:
-        rows: List[Any] = []
-        more = False
         with connect() as session:
-            stream = session.iter_integrity_issues(checks=checks)
-            try:
-                for index, row in enumerate(stream):
-                    if index < offset:
-                        continue
-                    if len(rows) == limit:
-                        more = True
-                        break
-                    rows.append(row)
-            finally:
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
-        return {"offset": offset, "nextOffset": offset + limit if more else None,
+            rows, next_offset = _page_stream(session.iter_integrity_issues(checks=checks),
+                                             offset, limit)
+        return {"offset": offset, "nextOffset": next_offset,
                 "issues": [{"check": r.check_name, "severity": _severity_text(r.severity),
                             "id": r.issue.id, "name": _clip(r.issue.name),
                             "comment": _clip(r.issue.comment),
@@ -757,19 +760,11 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False,
                 max_length=100, description="results whose period overlaps one")] = None,
             created_date: Optional[Date] = None,
             offset: Offset = 0, limit: RowLimit = 100) -> Result:
-        rows: List[Any] = []
-        more = False
         with connect() as session:
-            for index, result in enumerate(session.iter_validation_results(
-                    validation_rules=validation_rules, org_units=org_units, periods=periods,
-                    created_date=created_date)):
-                if index < offset:
-                    continue
-                if len(rows) == limit:
-                    more = True
-                    break
-                rows.append(result)
-        return {"offset": offset, "nextOffset": offset + limit if more else None,
+            rows, next_offset = _page_stream(session.iter_validation_results(
+                validation_rules=validation_rules, org_units=org_units, periods=periods,
+                created_date=created_date), offset, limit)
+        return {"offset": offset, "nextOffset": next_offset,
                 "validationResults": [_json_model(r) for r in rows]}
 
     @tool("delete_validation_results")

@@ -27,26 +27,42 @@ def write_job_configurations(configs: Sequence["JobConfiguration"], fmt: str, ou
                              width: Optional[int] = None) -> None:
     """Job configurations: ``table`` shows id, name, type, schedule, enabled, status,
     last run and next run; the other formats are :func:`write_records`'."""
+
+    def columns(width: int, ell: str) -> _Table:
+        return _Table(["ID", "NAME", "TYPE", "SCHEDULE", "ON", "STATUS", "LAST RUN", "RESULT",
+                       "NEXT RUN"], ["<"] * 9, width, ell, caps={1: 28},
+                      shrink=[(3, 11), (1, 16), (1, 8)], keep=(0, 2))
+
+    def row(c: "JobConfiguration") -> List[str]:
+        return [c.id or "", c.name or "", str(c.job_type or ""),
+                c.cron_expression or ("every {} s".format(c.delay) if c.delay else ""),
+                "yes" if c.enabled else "no", str(c.job_status or ""),
+                _iso(c.last_executed) or "", str(c.last_executed_status or ""),
+                _iso(c.next_execution_time) or ""]
+
+    _write_listing(configs, fmt, out, width, 140, "job configuration", columns, row)
+
+
+def _write_listing(records: Sequence[Any], fmt: str, out: IO[str], width: Optional[int],
+                   default_width: int, noun: str, columns: Callable[[int, str], _Table],
+                   row: Callable[[Any], List[str]]) -> None:
+    """Records as ``csv`` (every field), the other formats of :func:`write_records`, or
+    a ``table`` of ``columns(width, ellipsis)`` with one ``row(record)`` each and a
+    count of ``noun`` under it."""
     if fmt == "csv":
-        _write_records_csv(configs, out)
+        _write_records_csv(records, out)
         return
     if fmt != "table":
-        write_records(configs, fmt, out, width)
+        write_records(records, fmt, out, width)
         return
-    width = _fit_width(width, out, default=140)
+    width = _fit_width(width, out, default=default_width)
     out, ell = _for_terminal(out)
-    table = _Table(["ID", "NAME", "TYPE", "SCHEDULE", "ON", "STATUS", "LAST RUN", "RESULT",
-                    "NEXT RUN"], ["<"] * 9, width, ell, caps={1: 28},
-                   shrink=[(3, 11), (1, 16), (1, 8)], keep=(0, 2))
-    for c in configs:
-        table.add([c.id or "", c.name or "", str(c.job_type or ""),
-                   c.cron_expression or ("every {} s".format(c.delay) if c.delay else ""),
-                   "yes" if c.enabled else "no", str(c.job_status or ""),
-                   _iso(c.last_executed) or "", str(c.last_executed_status or ""),
-                   _iso(c.next_execution_time) or ""])
+    table = columns(width, ell)
+    for record in records:
+        table.add(row(record))
     for line in table.lines():
         out.write(line + "\n")
-    out.write("{}\n".format(_plural(len(configs), "job configuration")))
+    out.write("{}\n".format(_plural(len(records), noun)))
     out.flush()
 
 
@@ -206,24 +222,17 @@ def write_validation_results(results: Sequence["ValidationResult"], fmt: str, ou
     """Stored validation results (:class:`ValidationResult`): ``table`` shows id, rule,
     importance, org unit, period, both sides, notification sent and created; the
     other formats are :func:`write_records`' (``csv``: every field)."""
-    if fmt == "csv":
-        _write_records_csv(results, out)
-        return
-    if fmt != "table":
-        write_records(results, fmt, out, width)
-        return
-    width = _fit_width(width, out, default=120)
-    out, ell = _for_terminal(out)
-    table = _Table(["ID", "RULE", "IMPORTANCE", "ORG UNIT", "PERIOD", "LEFT", "RIGHT", "SENT",
-                    "CREATED"], ["<", "<", "<", "<", "<", ">", ">", "<", "<"], width, ell,
-                   caps={1: 30, 3: 24}, shrink=[(1, 12), (3, 10)], keep=(0,))
-    for r in results:
-        table.add([_csv_value(r.id), r.validation_rule_name or r.validation_rule_id or "",
-                   r.importance or "", r.organisation_unit_name or r.organisation_unit_id or "",
-                   r.period_id or "", _num(r.leftside_value) if r.leftside_value is not None
-                   else "", _num(r.rightside_value) if r.rightside_value is not None else "",
-                   "yes" if r.notification_sent else "no", _iso(r.created) or ""])
-    for line in table.lines():
-        out.write(line + "\n")
-    out.write("{}\n".format(_plural(len(results), "validation result")))
-    out.flush()
+
+    def columns(width: int, ell: str) -> _Table:
+        return _Table(["ID", "RULE", "IMPORTANCE", "ORG UNIT", "PERIOD", "LEFT", "RIGHT", "SENT",
+                       "CREATED"], ["<", "<", "<", "<", "<", ">", ">", "<", "<"], width, ell,
+                      caps={1: 30, 3: 24}, shrink=[(1, 12), (3, 10)], keep=(0,))
+
+    def row(r: "ValidationResult") -> List[str]:
+        return [_csv_value(r.id), r.validation_rule_name or r.validation_rule_id or "",
+                r.importance or "", r.organisation_unit_name or r.organisation_unit_id or "",
+                r.period_id or "", _num(r.leftside_value) if r.leftside_value is not None
+                else "", _num(r.rightside_value) if r.rightside_value is not None else "",
+                "yes" if r.notification_sent else "no", _iso(r.created) or ""]
+
+    _write_listing(results, fmt, out, width, 120, "validation result", columns, row)
