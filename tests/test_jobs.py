@@ -964,6 +964,23 @@ def test_the_operation_table_is_complete_and_each_method_is_documented():
     assert "softDeletedTrackedEntityRemoval" in jobs.MAINTENANCE_FLAGS
 
 
+def test_the_maintenance_methods_made_from_the_table_keep_their_names_and_signatures():
+    # one piece of code makes the fifteen methods (#20): each is still a plain method of
+    # Session with its own name and no parameters, documented from the table
+    import inspect
+
+    from dhis2maint import versions
+
+    for op in SIMPLE_OPS:
+        method = getattr(Session, op.name)
+        assert method.__name__ == op.name and method.__qualname__.endswith("." + op.name)
+        assert list(inspect.signature(method).parameters) == ["self"], op.name
+        older = versions.MAINTENANCE_NAMES.get(("path", op.path), ())
+        if len(older) > 1:  # the name servers before the tracker rename use
+            assert "before 2.41: ``{}``".format(older[1][1]) in method.__doc__, op.name
+    assert "Apps reloaded" in Session.reload_apps.__doc__
+
+
 @pytest.mark.parametrize("op", SIMPLE_OPS, ids=lambda op: op.name)
 @pytest.mark.parametrize("status, body, expected", [
     (204, None, None),  # 2.36-2.42

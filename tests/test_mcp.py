@@ -141,6 +141,25 @@ def test_every_action_is_worded_as_its_own_tool_with_every_parameter():
         assert call.get("destructive", False) is action.destructive
 
 
+def test_a_streamed_page_reads_one_row_past_it_and_closes_the_stream():
+    from dhis2maint.mcp import _page_stream
+
+    read, closed = [], []
+
+    def rows():
+        try:
+            for i in range(10):
+                read.append(i)
+                yield i
+        finally:
+            closed.append(True)
+
+    assert _page_stream(rows(), 2, 3) == ([2, 3, 4], 5)
+    assert read == [0, 1, 2, 3, 4, 5] and closed == [True]  # one past the page, then closed
+    assert _page_stream(rows(), 8, 5) == ([8, 9], None)
+    assert _page_stream(iter([]), 0, 5) == ([], None)
+
+
 def test_the_regex_rewriting_is_gone():
     with open(os.path.join(ROOT, "dhis2maint", "mcp.py"), encoding="utf-8") as handle:
         source = handle.read()
