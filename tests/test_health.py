@@ -11,10 +11,10 @@ import datetime
 
 import pytest
 
+from dhis2maint import versions
 from dhis2maint.doctor import refused_actions
 from dhis2maint.health import (authority_checks, clock_skew, cron_period, evaluate_scheduler,
                                lacking_features)
-from dhis2maint import versions
 from dhis2maint.models import FollowUp, JobConfiguration, SchedulerHealth
 
 NOW = datetime.datetime(2025, 3, 10, 14, 0, 0)
