@@ -118,13 +118,11 @@ class MaintenanceOperation(NamedTuple):
     destructive: bool
     takes_uid: bool
     summary: str
-    #: More for the Session method's docstring (what it returns, what it affects).
-    note: str = ""
 
 
 def _op(name: str, path: str, destructive: bool, summary: str, http_method: str = "POST",
-        takes_uid: bool = False, note: str = "") -> "MaintenanceOperation":
-    return MaintenanceOperation(name, path, http_method, destructive, takes_uid, summary, note)
+        takes_uid: bool = False) -> "MaintenanceOperation":
+    return MaintenanceOperation(name, path, http_method, destructive, takes_uid, summary)
 
 
 #: Every maintenance operation, in DHIS2's own order (``dhis2maint maintenance <name>``).
@@ -151,14 +149,11 @@ MAINTENANCE_OPERATIONS = (
     _op("remove_soft_deleted_relationships", "softDeletedRelationshipRemoval", True,
         "purge soft-deleted relationships (2.39+)"),
     _op("create_sql_views", "sqlViewsCreate", False, "create the database views of all SQL views"),
-    _op("drop_sql_views", "sqlViewsDrop", True, "drop the database views of all SQL views",
-        note="Reports using them fail until :meth:`create_sql_views`."),
+    _op("drop_sql_views", "sqlViewsDrop", True, "drop the database views of all SQL views"),
     _op("update_category_option_combos", "categoryOptionComboUpdate", False,
         "add missing and prune obsolete category option combos of every category combo"),
-    _op("clear_cache", "cacheClear", False, "clear DHIS2's application caches",
-        note="Hibernate, analytics, apps and tracker preheat caches."),
-    _op("reload_apps", "appReload", False, "reload the installed apps", http_method="GET",
-        note='DHIS2 answers "Apps reloaded".'),
+    _op("clear_cache", "cacheClear", False, "clear DHIS2's application caches"),
+    _op("reload_apps", "appReload", False, "reload the installed apps", http_method="GET"),
     _op("prune_organisation_unit_data", "dataPruning/organisationUnits/{uid}", True,
         "delete all data of one organisation unit (user needs ALL)", takes_uid=True),
     _op("prune_data_element_data", "dataPruning/dataElements/{uid}", True,
@@ -375,28 +370,6 @@ if TYPE_CHECKING:
     from ._typing import SessionTransport as _Transport
 else:
     _Transport = object
-
-
-def _maintenance_doc(op: MaintenanceOperation) -> str:
-    """A maintenance method's docstring, from its table entry and the older names."""
-    older = versions.MAINTENANCE_NAMES.get(("path", op.path), ())
-    return "{}{}.  ``{} /api/maintenance/{}``{}; DHIS2's message or None.{}".format(
-        "DESTRUCTIVE: " if op.destructive else "", op.summary[:1].upper() + op.summary[1:],
-        op.http_method, op.path, " (before {}: ``{}``)".format(
-            versions.version_text(older[0][0]), older[1][1]) if len(older) > 1 else "",
-        "  " + op.note if op.note else "")
-
-
-def _maintenance_call(name: str) -> Callable[["JobsMixin"], Optional[str]]:
-    """The Session method that runs the MAINTENANCE_OPERATIONS entry ``name``."""
-
-    def call(self: "JobsMixin") -> Optional[str]:
-        return self._maintenance(name)
-
-    call.__name__ = name
-    call.__qualname__ = "JobsMixin." + name
-    call.__doc__ = _maintenance_doc(_OPERATIONS[name])
-    return call
 
 
 class JobsMixin(_Transport):
@@ -822,23 +795,84 @@ class JobsMixin(_Transport):
                       for name, value in params.items()}
         return self._maintenance_request("POST", "maintenance", params=params)
 
-    # One method per MAINTENANCE_OPERATIONS entry without a UID; each is
-    # _maintenance(name), its docstring made from the table (_maintenance_call).
-    clear_analytics_tables = _maintenance_call("clear_analytics_tables")
-    analyze_analytics_tables = _maintenance_call("analyze_analytics_tables")
-    clear_expired_invitations = _maintenance_call("clear_expired_invitations")
-    update_org_unit_paths = _maintenance_call("update_org_unit_paths")
-    prune_periods = _maintenance_call("prune_periods")
-    remove_zero_data_values = _maintenance_call("remove_zero_data_values")
-    remove_soft_deleted_data_values = _maintenance_call("remove_soft_deleted_data_values")
-    remove_soft_deleted_events = _maintenance_call("remove_soft_deleted_events")
-    remove_soft_deleted_enrollments = _maintenance_call("remove_soft_deleted_enrollments")
-    remove_soft_deleted_tracked_entities = _maintenance_call("remove_soft_deleted_tracked_entities")
-    remove_soft_deleted_relationships = _maintenance_call("remove_soft_deleted_relationships")
-    create_sql_views = _maintenance_call("create_sql_views")
-    drop_sql_views = _maintenance_call("drop_sql_views")
-    clear_cache = _maintenance_call("clear_cache")
-    reload_apps = _maintenance_call("reload_apps")
+    def clear_analytics_tables(self) -> Optional[str]:
+        """DESTRUCTIVE: drop every analytics table; analytics answers nothing until the
+        next analytics run.  ``POST /api/maintenance/analyticsTablesClear``; returns
+        when done with DHIS2's message or None (all versions)."""
+        return self._maintenance("clear_analytics_tables")
+
+    def analyze_analytics_tables(self) -> Optional[str]:
+        """Run ANALYZE on the analytics tables (planner statistics):
+        ``POST /api/maintenance/analyticsTablesAnalyze``; DHIS2's message or None."""
+        return self._maintenance("analyze_analytics_tables")
+
+    def clear_expired_invitations(self) -> Optional[str]:
+        """DESTRUCTIVE: delete the user accounts whose invitation has expired.
+        ``POST /api/maintenance/expiredInvitationsClear``; DHIS2's message or None."""
+        return self._maintenance("clear_expired_invitations")
+
+    def update_org_unit_paths(self) -> Optional[str]:
+        """Rebuild every organisation unit's path (after hierarchy edits in the database):
+        ``POST /api/maintenance/ouPathsUpdate``; DHIS2's message or None."""
+        return self._maintenance("update_org_unit_paths")
+
+    def prune_periods(self) -> Optional[str]:
+        """DESTRUCTIVE: delete the periods no data or object refers to.
+        ``POST /api/maintenance/periodPruning``; DHIS2's message or None."""
+        return self._maintenance("prune_periods")
+
+    def remove_zero_data_values(self) -> Optional[str]:
+        """DESTRUCTIVE: delete the zero values of SUM data elements where zero is not
+        significant.  ``POST /api/maintenance/zeroDataValueRemoval``; message or None."""
+        return self._maintenance("remove_zero_data_values")
+
+    def remove_soft_deleted_data_values(self) -> Optional[str]:
+        """DESTRUCTIVE: permanently purge soft-deleted data values.
+        ``POST /api/maintenance/softDeletedDataValueRemoval``; message or None."""
+        return self._maintenance("remove_soft_deleted_data_values")
+
+    def remove_soft_deleted_events(self) -> Optional[str]:
+        """DESTRUCTIVE: permanently purge soft-deleted events.
+        ``POST /api/maintenance/softDeletedEventRemoval`` (before 2.41:
+        ``softDeletedProgramStageInstanceRemoval``); message or None."""
+        return self._maintenance("remove_soft_deleted_events")
+
+    def remove_soft_deleted_enrollments(self) -> Optional[str]:
+        """DESTRUCTIVE: permanently purge soft-deleted enrollments.
+        ``POST /api/maintenance/softDeletedEnrollmentRemoval`` (before 2.41:
+        ``softDeletedProgramInstanceRemoval``); message or None."""
+        return self._maintenance("remove_soft_deleted_enrollments")
+
+    def remove_soft_deleted_tracked_entities(self) -> Optional[str]:
+        """DESTRUCTIVE: permanently purge soft-deleted tracked entities.
+        ``POST /api/maintenance/softDeletedTrackedEntityRemoval`` (before 2.41:
+        ``softDeletedTrackedEntityInstanceRemoval``); message or None."""
+        return self._maintenance("remove_soft_deleted_tracked_entities")
+
+    def remove_soft_deleted_relationships(self) -> Optional[str]:
+        """DESTRUCTIVE: permanently purge soft-deleted relationships.
+        ``POST /api/maintenance/softDeletedRelationshipRemoval``, 2.39+
+        (:class:`UnsupportedServerError` before); message or None."""
+        return self._maintenance("remove_soft_deleted_relationships")
+
+    def create_sql_views(self) -> Optional[str]:
+        """Create the database views of all SQL views:
+        ``POST /api/maintenance/sqlViewsCreate``; DHIS2's message or None."""
+        return self._maintenance("create_sql_views")
+
+    def drop_sql_views(self) -> Optional[str]:
+        """DESTRUCTIVE: drop the database views of all SQL views (reports using them
+        fail until :meth:`create_sql_views`).  ``POST /api/maintenance/sqlViewsDrop``."""
+        return self._maintenance("drop_sql_views")
+
+    def clear_cache(self) -> Optional[str]:
+        """Clear DHIS2's application caches (Hibernate, analytics, apps, tracker preheat):
+        ``POST /api/maintenance/cacheClear``; DHIS2's message or None."""
+        return self._maintenance("clear_cache")
+
+    def reload_apps(self) -> Optional[str]:
+        """Reload the installed apps: ``GET /api/maintenance/appReload`` -> "Apps reloaded"."""
+        return self._maintenance("reload_apps")
 
     def prune_organisation_unit_data(self, uid: str) -> Optional[str]:
         """DESTRUCTIVE: delete ALL data of one organisation unit (data values, events,
