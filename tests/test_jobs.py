@@ -964,10 +964,11 @@ def test_the_operation_table_is_complete_and_each_method_is_documented():
     assert "softDeletedTrackedEntityRemoval" in jobs.MAINTENANCE_FLAGS
 
 
-def test_the_maintenance_methods_made_from_the_table_keep_their_names_and_signatures():
-    # one piece of code makes the fifteen methods (#20): each is still a plain method of
-    # Session with its own name and no parameters, documented from the table
+def test_each_maintenance_method_is_written_out_with_its_endpoint_and_older_name():
+    # fifteen plain methods, each findable by name (no methods made at run time): no
+    # parameters, a docstring naming its endpoint and the name older servers use
     import inspect
+    import re
 
     from dhis2maint import versions
 
@@ -975,10 +976,13 @@ def test_the_maintenance_methods_made_from_the_table_keep_their_names_and_signat
         method = getattr(Session, op.name)
         assert method.__name__ == op.name and method.__qualname__.endswith("." + op.name)
         assert list(inspect.signature(method).parameters) == ["self"], op.name
+        doc = re.sub(r"\s+", " ", method.__doc__)
+        assert "/api/maintenance/{}".format(op.path) in doc, op.name
         older = versions.MAINTENANCE_NAMES.get(("path", op.path), ())
         if len(older) > 1:  # the name servers before the tracker rename use
-            assert "before 2.41: ``{}``".format(older[1][1]) in method.__doc__, op.name
-    assert "Apps reloaded" in Session.reload_apps.__doc__
+            assert "before 2.41: ``{}``".format(older[1][1]) in doc, op.name
+    source = inspect.getsource(jobs)
+    assert all("def {}(self)".format(op.name) in source for op in SIMPLE_OPS)
 
 
 @pytest.mark.parametrize("op", SIMPLE_OPS, ids=lambda op: op.name)
