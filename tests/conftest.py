@@ -1,4 +1,6 @@
 """Fixtures shared by the end-to-end tests."""
+import time
+
 import pytest
 
 from dhis2maint import Session
@@ -25,11 +27,19 @@ def serve(start_standin):
 # dhis2maint.polling.clock, so replacing that one object makes waits instant.
 
 class FakeClock:
-    """Simulated monotonic seconds; ``sleep`` moves time on at once and is recorded."""
+    """Simulated monotonic seconds; ``sleep`` moves time on at once and is recorded.
+
+    (CI wall time) ``at(seconds, action)`` runs ``action()`` once the simulated time has
+    moved on by `seconds` (an outage that ends, a fault armed mid-wait); ``drive(srv)``
+    makes a stand-in's clock follow this one, so its simulated jobs are over once the
+    waits have slept ``job_seconds`` -- no real seconds go by.
+    """
 
     def __init__(self, now=5000.0):
         self.now = now
+        self.start = now
         self.sleeps = []
+        self._due = []  # (simulated time, order, action)
 
     def monotonic(self):
         return self.now
@@ -38,6 +48,33 @@ class FakeClock:
         assert seconds >= 0
         self.sleeps.append(seconds)
         self.now += seconds
+        self._run_due()
+
+    @property
+    def slept(self):
+        """Simulated seconds gone by since the clock was made."""
+        return self.now - self.start
+
+    def at(self, seconds, action):
+        """Run ``action()`` when ``sleep`` has moved the time `seconds` past now."""
+        self._due.append((self.now + seconds, len(self._due), action))
+        self._due.sort(key=lambda item: item[:2])
+        self._run_due()
+
+    def _run_due(self):
+        while self._due and self._due[0][0] <= self.now:
+            self._due.pop(0)[2]()
+
+    def wall(self):
+        """The real wall clock plus the simulated seconds slept: a driven stand-in's time."""
+        return time.time() + self.slept
+
+    def drive(self, *servers):
+        """Make the stand-ins' clocks (``Dhis2StandIn._now``) follow this clock; returns
+        the first."""
+        for srv in servers:
+            srv._now = self.wall
+        return servers[0] if servers else None
 
 
 @pytest.fixture
@@ -49,6 +86,16 @@ def fake_clock(monkeypatch):
     fake = FakeClock()
     monkeypatch.setattr(polling, "clock", fake)
     return fake
+
+
+@pytest.fixture
+def fake_time(fake_clock, monkeypatch):
+    """(CI wall time) :func:`fake_clock`, and every stand-in of the test follows it (the
+    ones started before it too): a wait for a simulated job of ``job_seconds`` takes no
+    real time.  Requests still go over real HTTP; a subprocess keeps the real clock (its
+    stand-in jobs then take their real ``job_seconds``)."""
+    monkeypatch.setattr(Dhis2StandIn, "_now", lambda self: fake_clock.wall())
+    return fake_clock
 
 # --- PostgreSQL 15 for the history tests (#24) --------------------------------------------
 # A fresh cluster in a temporary directory owned by the `postgres` user (PostgreSQL refuses

@@ -11,6 +11,10 @@ from dhis2maint import (ConflictError, DataIntegritySeverity, InvalidResponseErr
                         TransportError, UnsupportedServerError, compare_reports, from_json,
                         to_json)
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 BIG = 50000
 
 

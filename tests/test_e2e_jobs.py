@@ -12,6 +12,10 @@ from dhis2maint import (BadRequest, ConflictError, JobFailedError, JobType, NotF
                         UnsupportedServerError, jobs)
 from dhis2maint.models import ImportSummary, ValidationViolation
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 FAST = {"timeout": 20, "poll_interval": 0.05, "max_interval": 0.2}
 AGE_AND_SEX = "t3aNCvHsoSn"  # two categories of two options: four option combos
 

@@ -18,6 +18,10 @@ from dhis2maint.integrity import match_checks
 from dhis2maint.models import DataIntegrityCheck, ImportSummary
 from dhis2maint.testing import Dhis2StandIn
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 URL = "https://dhis2.example.org"
 API = URL + "/api/"
