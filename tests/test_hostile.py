@@ -420,17 +420,20 @@ def test_same_origin_redirect_is_followed_and_login_redirect_is_authentication(s
 # --- 6. waits ride out outages --------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_wait_rides_out_a_30_s_outage_mid_job(caplog):
-    # before: the wait died after ~3 s of outage while the job ran on
+def test_wait_rides_out_a_30_s_outage_mid_job(caplog, fake_time):
+    # before: the wait died after ~3 s of outage while the job ran on.  Simulated time
+    # (conftest's fake_time): the 40 s job and the 30 s of refused connections cost no
+    # real seconds; the outage is a real closed socket.
     server = Dhis2StandIn(job_seconds=40).start()
     try:
         session = _session(server, timeout=5)
         job = session.refresh_analytics()
-        server.outage(30, after=4)
+        fake_time.at(4, server.go_down)
+        fake_time.at(34, server.come_back)
         with caplog.at_level(logging.INFO, logger="dhis2maint"):
             final = job.wait(timeout=120, poll_interval=0.5, max_interval=2)
         assert final.completed and final.message.startswith("Analytics tables updated")
+        assert fake_time.slept > 34 and not server.is_down  # followed through the outage
         assert len(server.job_ids()) == 1  # the same job, nothing re-sent
         posts = [r for r in server.requests if r.method == "POST"]
         assert len(posts) == 1
@@ -441,7 +444,7 @@ def test_wait_rides_out_a_30_s_outage_mid_job(caplog):
         server.stop()
 
 
-def test_outage_past_the_grace_is_a_transport_error_naming_the_job():
+def test_outage_past_the_grace_is_a_transport_error_naming_the_job(fake_time):
     server = Dhis2StandIn(job_seconds=30).start()
     try:
         session = _session(server, outage_grace=2)
@@ -457,7 +460,7 @@ def test_outage_past_the_grace_is_a_transport_error_naming_the_job():
         server.stop()
 
 
-def test_zero_grace_fails_at_once_and_the_timeout_wins():
+def test_zero_grace_fails_at_once_and_the_timeout_wins(fake_time):
     from dhis2maint import TaskTimeoutError
 
     server = Dhis2StandIn(job_seconds=30).start()
@@ -481,13 +484,14 @@ def test_outage_on_502_from_a_proxy_keeps_polling(srv):
     assert final.completed
 
 
-def test_coc_wait_rides_out_an_outage():
+def test_coc_wait_rides_out_an_outage(fake_time):
     server = Dhis2StandIn().start()
     try:
         session = _session(server)
         uid = next(iter(server._state.combos))
         server.coc_generation_delay = 1.5
-        server.outage(1.0, after=0.2)
+        fake_time.at(0.2, server.go_down)  # simulated time: no real second goes by
+        fake_time.at(1.2, server.come_back)
         state = session.wait_for_coc_generation(uid, timeout=30, poll_interval=0.2)
         assert state.count == state.expected_count
     finally:
