@@ -362,3 +362,54 @@ def dhis2_env(monkeypatch, url=None, password="district"):
         monkeypatch.setenv("DHIS2_URL", url)
         monkeypatch.setenv("DHIS2_USERNAME", "admin")
         monkeypatch.setenv("DHIS2_PASSWORD", password)
+
+# --- ci: `dhis2maint ARGS` in this process (CI wall time) ------------------------------------
+# A subprocess costs a Python start and the package's import (~0.6 s of CPU) and keeps the
+# real clock; in this process a command costs what it does, and waits for the stand-ins'
+# jobs follow the fake clock when the test uses `fake_time`.  Keep at least one subprocess
+# test per feature for the console-script path (`run_dhis2maint`).
+
+def run_dhis2maint_in_process(args, url=None, env=None, timeout=None, password="district",
+                              secrets=(), unset=(), stdin=None):
+    """:func:`run_dhis2maint` without the subprocess: ``dhis2maint.cli.main(args)`` with the
+    same clean environment (``os.environ`` swapped for the call), stdout/stderr captured and
+    no terminal anywhere (stdin empty); SystemExit becomes the exit code.  `timeout` and
+    `stdin` are accepted for the same call signature (stdin is never a terminal here).
+    Returns a CompletedProcess with text stdout/stderr."""
+    import io
+
+    from dhis2maint import cli
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DHIS2_",) + tuple(unset))}
+    if url:
+        environ.update({"DHIS2_URL": getattr(url, "url", url), "DHIS2_USERNAME": "admin",
+                        "DHIS2_PASSWORD": password})
+    environ.update(env or {})
+    saved_env = dict(os.environ)
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(environ)
+    sys.stdin, sys.stdout, sys.stderr = io.StringIO(""), out, err
+    try:
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # argparse: exit 2 on bad usage, 0 after --help
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        os.environ.clear()
+        os.environ.update(saved_env)
+    proc = subprocess.CompletedProcess(["dhis2maint"] + list(args), code, out.getvalue(),
+                                       err.getvalue())
+    for secret in secrets:
+        assert secret not in proc.stdout and secret not in proc.stderr
+    return proc
+
+
+@pytest.fixture
+def run_cli_in_process():
+    """:func:`run_dhis2maint_in_process`: :func:`run_cli`'s call in this process (a module
+    overrides ``run_cli`` with it: ``def run_cli(run_cli_in_process): return
+    functools.partial(run_cli_in_process, password=..., secrets=...)``)."""
+    return run_dhis2maint_in_process

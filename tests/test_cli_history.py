@@ -1,4 +1,6 @@
-"""The history commands end to end: real `dhis2maint` subprocesses against the stand-in
+"""The history commands end to end: `dhis2maint` commands (in this process, simulated time;
+the console script's own path: test_fail_on_new_exits_1_only_for_issues_the_previous_run_lacked)
+against the stand-in over HTTP
 (#16.3, #16.5, #16.6, #12.7): --history, $DHIS2MAINT_HISTORY, --fail-on-new, history,
 trend, open, streamed details output, provenance, diff of two servers."""
 import csv
@@ -13,6 +15,8 @@ import pytest
 from dhis2maint.convert import from_json
 from dhis2maint.testing import Dhis2StandIn
 
+from conftest import run_dhis2maint
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "Canary-Hist-Pw-77"
 
@@ -23,12 +27,22 @@ def srv(start_standin):
 
 
 @pytest.fixture
-def run_cli(run_cli):
-    return functools.partial(run_cli, password=PASSWORD, secrets=(PASSWORD,), timeout=120,
+def run_cli(run_cli_in_process, fake_time):
+    """In this process, in simulated time (tests/conftest.py): no Python start per command."""
+    return functools.partial(run_cli_in_process, password=PASSWORD, secrets=(PASSWORD,),
                              unset=("DHIS2MAINT_HISTORY",))
 
 
-def test_fail_on_new_exits_1_only_for_issues_the_previous_run_lacked(srv, tmp_path, run_cli):
+@pytest.fixture
+def run_subprocess():
+    """The real console-script path: `python -m dhis2maint` in a subprocess."""
+    return functools.partial(run_dhis2maint, password=PASSWORD, secrets=(PASSWORD,),
+                             timeout=120, unset=("DHIS2MAINT_HISTORY",))
+
+
+def test_fail_on_new_exits_1_only_for_issues_the_previous_run_lacked(srv, tmp_path,
+                                                                      run_subprocess):
+    run_cli = run_subprocess
     db = str(tmp_path / "h.sqlite")
     args = ["integrity", "run", "--details", "--history", db, "--fail-on-new", "severe",
             "--progress"]
