@@ -14,6 +14,10 @@ import pytest
 
 from dhis2maint import cli
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 PASSWORD = "Canary-Pw-15sched"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

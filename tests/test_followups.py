@@ -20,6 +20,10 @@ from dhis2maint.errors import (ENVIRONMENT, AuthenticationError, Dhis2Error, Inv
                                TaskTimeoutError)
 from dhis2maint.models import DoctorCheck, FollowUp, HealthFinding
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dhis2maint")
 # The faces word commands; the stand-in plays DHIS2.  Everything else is the library.
 FACES = ("cli.py", "options.py", "mcp.py", "report.py", "report_html.py", "report_health.py",

@@ -13,6 +13,10 @@ from dhis2maint.history import History
 from dhis2maint.models import (DataIntegrityReport, DataIntegrityResult, HealthFinding,
                                SchedulerHealth)
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 PASSWORD = "Canary-Watch-Pw-31"
 
 

@@ -13,6 +13,10 @@ from dhis2maint.convert import (format_datetime, from_json, parse_datetime, repo
                                 report_to_dict, structure, to_json, unstructure)
 from dhis2maint.models import severity_rank
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 CHECK_JSON = {
     "name": "categories_no_options", "displayName": "Categories with no category options",
     "section": "Categories", "sectionOrder": 1, "severity": "WARNING",

@@ -29,6 +29,10 @@ from dhis2maint import (AuthenticationError, Dhis2Error, InvalidResponseError, J
                         ServerError, Session, TaskTimeoutError, TransportError)
 from dhis2maint import session as session_module
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 testing = pytest.importorskip("dhis2maint.testing")
 
 PASSWORD = "Pw-Canary-7f3a9c!x"

@@ -14,6 +14,10 @@ from dhis2maint import (ConflictError, JobFailedError, NotFound, PermissionDenie
                         UnsupportedServerError)
 from dhis2maint.models import JobConfiguration, RunningJob, ValidationResult
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 VERSIONS = ["2.36", "2.40", "2.42", "2.43"]
 ALL_VERSIONS = ["2.36", "2.37", "2.38", "2.40", "2.41", "2.42", "2.43"]
 

@@ -27,6 +27,10 @@ from dhis2maint import cli, metrics
 from dhis2maint._standin_http import _uid_from
 from dhis2maint.testing import Dhis2StandIn
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "Canary-Watch-Pw-47"
 SECRET = "T0KEN-b7c9-SECRET"
