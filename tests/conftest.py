@@ -37,7 +37,7 @@ class FakeClock:
 
     def __init__(self, now=5000.0):
         self.now = now
-        self.start = now
+        self.slept = 0.0  # simulated seconds slept (what a driven stand-in's clock adds)
         self.sleeps = []
         self._due = []  # (simulated time, order, action)
 
@@ -48,12 +48,8 @@ class FakeClock:
         assert seconds >= 0
         self.sleeps.append(seconds)
         self.now += seconds
+        self.slept += seconds
         self._run_due()
-
-    @property
-    def slept(self):
-        """Simulated seconds gone by since the clock was made."""
-        return self.now - self.start
 
     def at(self, seconds, action):
         """Run ``action()`` when ``sleep`` has moved the time `seconds` past now."""
@@ -93,7 +89,9 @@ def fake_time(fake_clock, monkeypatch):
     """(CI wall time) :func:`fake_clock`, and every stand-in of the test follows it (the
     ones started before it too): a wait for a simulated job of ``job_seconds`` takes no
     real time.  Requests still go over real HTTP; a subprocess keeps the real clock (its
-    stand-in jobs then take their real ``job_seconds``)."""
+    stand-in jobs then take their real ``job_seconds``).  Each test starts at the real
+    time: a module-scoped stand-in may hold a job of an earlier test planned up to that
+    test's simulated seconds ahead."""
     monkeypatch.setattr(Dhis2StandIn, "_now", lambda self: fake_clock.wall())
     return fake_clock
 
