@@ -1,4 +1,8 @@
-"""Every command as a real subprocess against the built-in stand-in: exit codes and output."""
+"""Every command against the built-in stand-in over HTTP: exit codes and output.
+
+In this process and in simulated time (tests/conftest.py run_cli_in_process, fake_time);
+the console script's own path -- exit code, streams, a clean environment -- is checked by
+the tests that take ``run_subprocess`` (and the Ctrl-C one)."""
 import csv
 import functools
 import io
@@ -15,6 +19,8 @@ import pytest
 
 from dhis2maint.convert import from_json
 from dhis2maint.testing import Dhis2StandIn
+
+from conftest import run_dhis2maint
 
 PASSWORD = "Canary-Pw-5bd1e"
 TOKEN = "d2pat_CanaryCliToken000000000000000000000000"
@@ -34,8 +40,14 @@ def fresh(server):
 
 
 @pytest.fixture
-def run_cli(run_cli):
-    return functools.partial(run_cli, password=PASSWORD, secrets=(PASSWORD, TOKEN))
+def run_cli(run_cli_in_process, fake_time):
+    return functools.partial(run_cli_in_process, password=PASSWORD, secrets=(PASSWORD, TOKEN))
+
+
+@pytest.fixture
+def run_subprocess():
+    """`python -m dhis2maint` in a real subprocess: the console-script path."""
+    return functools.partial(run_dhis2maint, password=PASSWORD, secrets=(PASSWORD, TOKEN))
 
 
 def test_integrity_checks_table_and_json(fresh, run_cli):
@@ -48,7 +60,8 @@ def test_integrity_checks_table_and_json(fresh, run_cli):
     assert checks and {c["severity"] for c in checks} == {"CRITICAL"}
 
 
-def test_integrity_run_fail_on_threshold(fresh, run_cli):
+def test_integrity_run_fail_on_threshold(fresh, run_subprocess):
+    run_cli = run_subprocess
     severe = run_cli(["integrity", "run", "--fail-on", "severe"], url=fresh.url)
     assert severe.returncode == 1, severe.stderr
     assert "Total:" in severe.stdout
@@ -180,7 +193,8 @@ def test_coc_update_waits_on_243(run_cli):
         assert usage.returncode == 2
 
 
-def test_authentication_failure_exits_3_without_secrets(fresh, run_cli):
+def test_authentication_failure_exits_3_without_secrets(fresh, run_subprocess):
+    run_cli = run_subprocess
     env = {"DHIS2_URL": fresh.url, "DHIS2_USERNAME": "admin", "DHIS2_PASSWORD": PASSWORD + "x"}
     proc = run_cli(["integrity", "checks"], env=env)
     assert proc.returncode == 3
@@ -213,7 +227,8 @@ def test_configuration_errors_exit_2(run_cli):
     assert proc.returncode == 2 and "DHIS2_URL" in proc.stderr
 
 
-def test_version_without_server(run_cli):
+def test_version_without_server(run_subprocess):
+    run_cli = run_subprocess
     proc = run_cli(["--version"])
     assert proc.returncode == 0 and proc.stdout.startswith("dhis2maint ")
 
