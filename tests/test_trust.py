@@ -47,6 +47,13 @@ def posts(srv, prefix=""):
     return [r for r in srv.requests if r.method == "POST" and r.path.startswith("/api/" + prefix)]
 
 
+@pytest.fixture
+def run_cli(run_cli_in_process):
+    """`dhis2maint` commands in this process (tests/conftest.py), in simulated time: what
+    they say and exit with; the console-script path itself is test_cli's."""
+    return run_cli_in_process
+
+
 @pytest.fixture(scope="module")
 def srv242(start_module_standin):
     return start_module_standin("2.42", job_seconds=0.2)
