@@ -275,9 +275,12 @@ def run_dhis2maint(args, url=None, env=None, timeout=60, password="district", se
 
 
 @pytest.fixture
-def run_cli():
+def run_cli(request):
     """:func:`run_dhis2maint`; a test module overrides this fixture to set its defaults
-    (``def run_cli(run_cli): return functools.partial(run_cli, password=..., secrets=...)``)."""
+    (``def run_cli(run_cli): return functools.partial(run_cli, password=..., secrets=...)``).
+    (CI wall time) Under ``pytest.mark.cli_in_process``: :func:`run_dhis2maint_in_process`."""
+    if request.node.get_closest_marker("cli_in_process"):
+        return run_dhis2maint_in_process
     return run_dhis2maint
 
 
@@ -405,9 +408,12 @@ def run_dhis2maint_in_process(args, url=None, env=None, timeout=None, password="
     return proc
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cli_in_process: the run_cli fixture runs `dhis2maint` "
+                            "in this process (run_dhis2maint_in_process), not a subprocess")
+
+
 @pytest.fixture
-def run_cli_in_process():
-    """:func:`run_dhis2maint_in_process`: :func:`run_cli`'s call in this process (a module
-    overrides ``run_cli`` with it: ``def run_cli(run_cli_in_process): return
-    functools.partial(run_cli_in_process, password=..., secrets=...)``)."""
-    return run_dhis2maint_in_process
+def run_cli_subprocess():
+    """:func:`run_dhis2maint` even under ``cli_in_process``: the console script's own path."""
+    return run_dhis2maint

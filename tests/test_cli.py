@@ -1,6 +1,6 @@
 """Every command against the built-in stand-in over HTTP: exit codes and output.
 
-In this process and in simulated time (tests/conftest.py run_cli_in_process, fake_time);
+In this process and in simulated time (tests/conftest.py: ``cli_in_process``, ``fake_time``);
 the console script's own path -- exit code, streams, a clean environment -- is checked by
 the tests that take ``run_subprocess`` (and the Ctrl-C one)."""
 import csv
@@ -20,11 +20,13 @@ import pytest
 from dhis2maint.convert import from_json
 from dhis2maint.testing import Dhis2StandIn
 
-from conftest import run_dhis2maint
 
 PASSWORD = "Canary-Pw-5bd1e"
 TOKEN = "d2pat_CanaryCliToken000000000000000000000000"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# CI wall time: run_cli in this process, stand-in jobs in simulated time (tests/conftest.py).
+pytestmark = [pytest.mark.cli_in_process, pytest.mark.usefixtures("fake_time")]
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +42,14 @@ def fresh(server):
 
 
 @pytest.fixture
-def run_cli(run_cli_in_process, fake_time):
-    return functools.partial(run_cli_in_process, password=PASSWORD, secrets=(PASSWORD, TOKEN))
+def run_cli(run_cli):
+    return functools.partial(run_cli, password=PASSWORD, secrets=(PASSWORD, TOKEN))
 
 
 @pytest.fixture
-def run_subprocess():
+def run_subprocess(run_cli_subprocess):
     """`python -m dhis2maint` in a real subprocess: the console-script path."""
-    return functools.partial(run_dhis2maint, password=PASSWORD, secrets=(PASSWORD, TOKEN))
+    return functools.partial(run_cli_subprocess, password=PASSWORD, secrets=(PASSWORD, TOKEN))
 
 
 def test_integrity_checks_table_and_json(fresh, run_cli):

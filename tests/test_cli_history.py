@@ -1,4 +1,5 @@
-"""The history commands end to end: `dhis2maint` commands (in this process, simulated time;
+"""The history commands end to end: `dhis2maint` commands (in this process, simulated time:
+tests/conftest.py ``cli_in_process``, ``fake_time``;
 the console script's own path: test_fail_on_new_exits_1_only_for_issues_the_previous_run_lacked)
 against the stand-in over HTTP
 (#16.3, #16.5, #16.6, #12.7): --history, $DHIS2MAINT_HISTORY, --fail-on-new, history,
@@ -15,10 +16,12 @@ import pytest
 from dhis2maint.convert import from_json
 from dhis2maint.testing import Dhis2StandIn
 
-from conftest import run_dhis2maint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "Canary-Hist-Pw-77"
+
+# CI wall time: run_cli in this process, stand-in jobs in simulated time (tests/conftest.py).
+pytestmark = [pytest.mark.cli_in_process, pytest.mark.usefixtures("fake_time")]
 
 
 @pytest.fixture
@@ -27,16 +30,15 @@ def srv(start_standin):
 
 
 @pytest.fixture
-def run_cli(run_cli_in_process, fake_time):
-    """In this process, in simulated time (tests/conftest.py): no Python start per command."""
-    return functools.partial(run_cli_in_process, password=PASSWORD, secrets=(PASSWORD,),
+def run_cli(run_cli):
+    return functools.partial(run_cli, password=PASSWORD, secrets=(PASSWORD,), timeout=120,
                              unset=("DHIS2MAINT_HISTORY",))
 
 
 @pytest.fixture
-def run_subprocess():
+def run_subprocess(run_cli_subprocess):
     """The real console-script path: `python -m dhis2maint` in a subprocess."""
-    return functools.partial(run_dhis2maint, password=PASSWORD, secrets=(PASSWORD,),
+    return functools.partial(run_cli_subprocess, password=PASSWORD, secrets=(PASSWORD,),
                              timeout=120, unset=("DHIS2MAINT_HISTORY",))
 
 

@@ -19,6 +19,10 @@ import pytest
 import dhis2maint
 from dhis2maint.testing import DEFAULT_TOKEN
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
 OLD_DAY = "2000-01-01"
@@ -412,14 +416,14 @@ def test_dag_settings_from_params_then_airflow_var_env_then_env(monkeypatch, stu
 
 
 def test_dag_analytics_task_waits_for_the_job_and_logs_progress(monkeypatch, stub, srv, dag_env,
-                                                                caplog):
+                                                                caplog, fake_time):
     module = import_dag(monkeypatch, stub)
     srv.job_seconds = 0.8
     srv.clear_requests()
     caplog.set_level("INFO", logger="dhis2maint")
     started = time.monotonic()
     result = module.refresh_analytics(**run_context("2026-11-24"))
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - started + fake_time.slept  # real + simulated seconds
     assert elapsed >= 0.8  # it did not return before the simulated job ended
 
     posts = [r for r in srv.requests if r.method == "POST"]

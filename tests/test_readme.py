@@ -23,6 +23,10 @@ import requests
 
 from dhis2maint.testing import Dhis2StandIn
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.rst")
 DOCS = os.path.join(ROOT, "docs")

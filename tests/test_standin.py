@@ -16,6 +16,10 @@ import requests
 
 from dhis2maint.testing import DEFAULT_TOKEN, Dhis2StandIn
 
+# Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
+# take no real seconds; requests still go over real HTTP.
+pytestmark = pytest.mark.usefixtures("fake_time")
+
 AUTH = ("admin", "district")
 UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$")

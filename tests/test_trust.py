@@ -19,8 +19,10 @@ from dhis2maint.models import DataIntegrityCheck, ImportSummary
 from dhis2maint.testing import Dhis2StandIn
 
 # Simulated time (tests/conftest.py fake_time): the stand-ins' jobs and the waits for them
-# take no real seconds; requests still go over real HTTP.
-pytestmark = pytest.mark.usefixtures("fake_time")
+# take no real seconds; requests still go over real HTTP.  run_cli runs `dhis2maint` in
+# this process (cli_in_process): what it says and exits with; the console-script path
+# itself is test_cli's.
+pytestmark = [pytest.mark.usefixtures("fake_time"), pytest.mark.cli_in_process]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 URL = "https://dhis2.example.org"
@@ -45,13 +47,6 @@ def _close_sessions():
 
 def posts(srv, prefix=""):
     return [r for r in srv.requests if r.method == "POST" and r.path.startswith("/api/" + prefix)]
-
-
-@pytest.fixture
-def run_cli(run_cli_in_process):
-    """`dhis2maint` commands in this process (tests/conftest.py), in simulated time: what
-    they say and exit with; the console-script path itself is test_cli's."""
-    return run_cli_in_process
 
 
 @pytest.fixture(scope="module")
