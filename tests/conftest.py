@@ -364,6 +364,7 @@ def dhis2_env(monkeypatch, url=None, password="district"):
         monkeypatch.setenv("DHIS2_USERNAME", "admin")
         monkeypatch.setenv("DHIS2_PASSWORD", password)
 
+
 # --- ci: `dhis2maint ARGS` in this process (CI wall time) ------------------------------------
 # A subprocess costs a Python start and the package's import (~0.6 s of CPU) and keeps the
 # real clock; in this process a command costs what it does, and waits for the stand-ins'
