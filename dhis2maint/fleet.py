@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 __all__ = ["FleetServer", "Fleet", "FleetResult", "FleetRow", "KEYS", "fleet_row",
-           "issues_by_severity", "error_line", "worst_exit_code", "rows_exit_code",
+           "issues_by_severity", "error_line", "row_to_dict", "worst_exit_code", "rows_exit_code",
            "check_parallel", "EXIT_PRECEDENCE", "DEFAULT_PARALLEL", "MAX_PARALLEL"]
 
 #: Servers worked on at once unless told otherwise, and the most a map takes.
@@ -343,6 +343,26 @@ class Fleet:
                 return FleetResult(server, None, exc, time.monotonic() - started)
             return FleetResult(server, value, None, time.monotonic() - started)
 
+        return self.each(one, workers)
+
+    def each(self, fn: Callable[[FleetServer], Any], parallel: int = DEFAULT_PARALLEL
+             ) -> Iterator[FleetResult]:
+        """``fn(server)`` on every server, at most ``parallel`` at once, yielding a
+        :class:`FleetResult` as each finishes -- :meth:`map` without the Session, for
+        a caller that makes its own (``server.session()``).  An exception ``fn``
+        raises is the result's ``error``."""
+        workers = check_parallel(parallel)
+
+        def one(server: FleetServer) -> FleetResult:
+            started = time.monotonic()
+            try:
+                value = fn(server)
+            except Exception as exc:  # noqa: BLE001 - every server runs; the error is data
+                return FleetResult(server, None, exc, time.monotonic() - started)
+            if isinstance(value, FleetResult):
+                return value
+            return FleetResult(server, value, None, time.monotonic() - started)
+
         return _bounded(one, self._servers, workers)
 
 
@@ -536,6 +556,13 @@ def fleet_row(server: str, url: str, command: str, exit_code: int, seconds: floa
         new_issues=recorded.new_issues if recorded is not None else None,
         findings=_findings(health) if health is not None else {},
         trend=trend, last_success=last_success, report=report_path)
+
+
+def row_to_dict(row: FleetRow) -> Dict[str, Any]:
+    """A row as a JSON object (the one converter: camelCase keys, no null fields)."""
+    from .convert import unstructure
+
+    return dict(unstructure(row))
 
 
 def rows_exit_code(rows: Sequence[FleetRow]) -> int:
