@@ -1699,6 +1699,16 @@ def _run_watched(handler: Callable[[argparse.Namespace], int],
     return EXIT_DHIS2 if warnings and code == EXIT_OK else code
 
 
+def _run_for_fleet(handler: Callable[[argparse.Namespace], int],
+                   args: argparse.Namespace) -> int:
+    """One fleet server's command (#23), as this command line runs it for one server;
+    what it saw stays on ``args.watch_run`` for the fleet's summary row."""
+    args.watch_run = _WatchRun()
+    if getattr(args, "watched", False):
+        return _run_watched(handler, args)
+    return handler(args)
+
+
 def _warn_all(warnings: Sequence[str]) -> None:
     for text in warnings:
         sys.stderr.write("dhis2maint: warning: {}\n".format(text))
@@ -1903,10 +1913,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     del _VERDICT_SAID[:]
     if "fleet" in vars(args):  # fleet (#23): the command on every server of a fleet file
-        from .cli_fleet import run_fleet
+        from .cli_fleet import CliParts, run_fleet
 
+        parts = CliParts(_run_for_fleet, _open_history, _check_output_folder, _output)
         fleet_handler = handler
-        code = run_command(lambda: run_fleet(args, fleet_handler), args)
+        code = run_command(lambda: run_fleet(args, fleet_handler, parts), args)
         if code == EXIT_THRESHOLD and not _VERDICT_SAID:
             _verdict("exit 1: a --fail-on threshold was reached (see the output)")
         return code

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .options import (EXIT_OK, EXIT_USAGE, UsageError, error_text, exit_code,
                       report_failure)
@@ -46,6 +46,18 @@ FLEET_HELP = """fleet (many servers, #23):
   stderr: each server's lines start with [NAME].  The exit code is the worst over
   the servers: 5 above 3 above 4 above 2 (any failure), then 1 (a verdict), then 0;
   a fleet file or option error exits 2 before any server is contacted."""
+
+
+class CliParts(NamedTuple):
+    """What this face takes from cli.py (passed in: cli.py imports this module, so this
+    one cannot import it back).  ``run(handler, args)`` runs one server's command as
+    the single-server command line does (watched: history, metrics, alerts), leaving
+    what it saw on ``args.watch_run``."""
+
+    run: Callable[[Callable[[argparse.Namespace], int], argparse.Namespace], int]
+    open_history: Callable[[argparse.Namespace], Any]
+    check_output: Callable[[argparse.Namespace], None]
+    output: Callable[[argparse.Namespace], Any]
 
 
 def add_fleet_options(parser: argparse.ArgumentParser) -> None:
@@ -181,17 +193,22 @@ def check_fleet_args(args: argparse.Namespace) -> Tuple[str, Optional[str]]:
 
 
 def _check_folder(path: str) -> None:
-    from .history import _write_problem
+    """--output-dir exists and takes a new file (checked before any server is asked)."""
+    import tempfile
 
     if not os.path.isdir(path):
         raise UsageError("--output-dir {}: no such folder".format(path))
-    problem = _write_problem(os.path.join(path, ".dhis2maint-fleet-probe"))
-    if problem:
-        raise UsageError("--output-dir {} cannot be written: {}".format(path, problem))
+    try:
+        handle, probe = tempfile.mkstemp(dir=path, prefix=".dhis2maint-probe-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError("--output-dir {} cannot be written: {}".format(
+            path, exc.strerror or exc)) from None
 
 
 def run_fleet(args: argparse.Namespace, handler: Callable[[argparse.Namespace], int],
-              ) -> int:
+              cli: CliParts) -> int:
     """``dhis2maint --fleet FILE COMMAND``: the handler on every selected server; the
     summary on stdout; the worst exit code (see FLEET_HELP)."""
     from .fleet import DEFAULT_PARALLEL, Fleet
@@ -207,13 +224,11 @@ def run_fleet(args: argparse.Namespace, handler: Callable[[argparse.Namespace], 
         _check_folder(out_dir)
     if opts.get("fail_on_new") and not opts.get("history"):
         raise UsageError("--fail-on-new needs --history FILE (or $DHIS2MAINT_HISTORY)")
-    from .cli import _check_output_folder, _open_history
-
-    _check_output_folder(args)
-    history = _open_history(args)  # checked writable before anything is sent
+    cli.check_output(args)
+    history = cli.open_history(args)  # checked writable before anything is sent
     if history is not None:
         history.close()
-    rows, samples = _run_servers(args, handler, fleet, key, parallel, out_dir)
+    rows, samples = _run_servers(args, handler, fleet, key, parallel, out_dir, cli)
     if opts.get("metrics_file"):
         from . import metrics
 
@@ -223,7 +238,7 @@ def run_fleet(args: argparse.Namespace, handler: Callable[[argparse.Namespace], 
             sys.stderr.write("dhis2maint: warning: metrics file {} not written: {}\n".format(
                 opts["metrics_file"], problem.strerror or problem))
             rows = [_worse(row) for row in rows]
-    _write_summary(args, rows)
+    _write_summary(args, rows, cli)
     from .fleet import rows_exit_code
 
     return rows_exit_code(rows)
@@ -260,10 +275,8 @@ def _server_args(args: argparse.Namespace, server: Any, formats: Sequence[str],
 
 def _run_servers(args: argparse.Namespace, handler: Callable[[argparse.Namespace], int],
                  fleet: Any, key: Tuple[str, Optional[str]], parallel: int,
-                 out_dir: Optional[str]) -> Tuple[List[Any], List[Any]]:
+                 out_dir: Optional[str], cli: CliParts) -> Tuple[List[Any], List[Any]]:
     """Each server's handler in the pool -> (rows in fleet order, metric samples)."""
-    from .cli import _WatchRun, _run_watched
-
     formats = FLEET_COMMANDS[key]
     command = " ".join(w for w in key if w)
     stderr, stdout = sys.stderr, sys.stdout
@@ -274,8 +287,6 @@ def _run_servers(args: argparse.Namespace, handler: Callable[[argparse.Namespace
 
     def one(server: Any) -> Any:
         sargs, path = _server_args(args, server, formats, out_dir)
-        run = _WatchRun()
-        sargs.watch_run = run
         _local.name = server.name
         _local.pending = ""
         text_out: Optional[io.StringIO] = None
@@ -286,10 +297,7 @@ def _run_servers(args: argparse.Namespace, handler: Callable[[argparse.Namespace
         error = None
         try:
             try:
-                if getattr(sargs, "watched", False):
-                    code = _run_watched(handler, sargs)
-                else:
-                    code = handler(sargs)
+                code = cli.run(handler, sargs)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # noqa: BLE001 - one server's failure is its row
@@ -306,8 +314,9 @@ def _run_servers(args: argparse.Namespace, handler: Callable[[argparse.Namespace
         finally:
             _local.name = None
             _local.stdout = None
-        return _finished(server, command, code, seconds, error, run, path,
-                         vars(args).get("output"), sargs)
+        return _finished(server, command, code, seconds, error,
+                         getattr(sargs, "watch_run", None), path, vars(args).get("output"),
+                         sargs, cli)
 
     sys.stderr, sys.stdout = prefixed, _PerThread(stdout)
     try:
@@ -334,12 +343,12 @@ def _relative(path: Optional[str], dashboard: Optional[str]) -> Optional[str]:
 
 def _finished(server: Any, command: str, code: int, seconds: float, error: Optional[str],
               run: Any, path: Optional[str], dashboard: Optional[str],
-              sargs: argparse.Namespace) -> Tuple[Any, List[Any]]:
+              sargs: argparse.Namespace, cli: CliParts) -> Tuple[Any, List[Any]]:
     """The server's FleetRow (history read in this thread, its own connection) and its
     metric samples labelled server="NAME"."""
     from .fleet import fleet_row
 
-    session = run.session
+    session = getattr(run, "session", None)
     url = session.base_url if session is not None else (server.url or "")
     version = None
     if session is not None and code in (0, 1):
@@ -349,12 +358,11 @@ def _finished(server: Any, command: str, code: int, seconds: float, error: Optio
             version = None
     history = None
     try:
-        from .cli import _open_history
-
-        history = _open_history(sargs) if getattr(sargs, "history", None) else None
+        history = cli.open_history(sargs) if getattr(sargs, "history", None) else None
         row = fleet_row(server.name, url, command, code, seconds, error=error,
-                        dhis2_version=version, report=run.report, recorded=run.recorded,
-                        health=run.health, history=history,
+                        dhis2_version=version, report=getattr(run, "report", None),
+                        recorded=getattr(run, "recorded", None),
+                        health=getattr(run, "health", None), history=history,
                         report_path=_relative(path, dashboard))
     finally:
         if history is not None:
@@ -373,11 +381,9 @@ def _finished(server: Any, command: str, code: int, seconds: float, error: Optio
 _SEVERITY_COLUMNS = ("CRITICAL", "SEVERE", "WARNING", "INFO")
 
 
-def _write_summary(args: argparse.Namespace, rows: Sequence[Any]) -> None:
-    from .cli import _output
-
+def _write_summary(args: argparse.Namespace, rows: Sequence[Any], cli: CliParts) -> None:
     fmt = vars(args).get("format") or "table"
-    with _output(args) as out:
+    with cli.output(args) as out:
         if fmt == "json":
             from .fleet import row_to_dict
 
