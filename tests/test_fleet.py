@@ -1,6 +1,7 @@
 """A fleet of DHIS2 servers (#23): the fleet file, the bounded-parallel map, the
 ``--fleet`` command line against several stand-ins (one down, one with a wrong
 password, one on 2.36)."""
+import contextlib
 import json
 import os
 import pickle
@@ -341,7 +342,7 @@ def test_integrity_run_across_the_fleet(fleet_cli, tmp_path):
     assert {s.label("server") for s in samples if s.name == "dhis2maint_integrity_issues"} \
         == {"hmis", "old"}
     # per-server history; the second run sees nothing new, and trends grow
-    with sqlite3.connect(history) as db:
+    with contextlib.closing(sqlite3.connect(history)) as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
     code, out, err = fleet_cli(["integrity", "run", "--history", history, "--servers",
                                 "hmis,old", "--fail-on-new", "severe", "--format", "json"])
