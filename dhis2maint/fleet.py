@@ -140,8 +140,8 @@ class FleetServer(_Model):
         elif self.token_env:
             token = env.get(self.token_env, "").strip()
             if not token:
-                raise ConfigurationError("{}: the variable {} (token-env) is not set".format(
-                    where, self.token_env))
+                raise ConfigurationError("the variable {} (token-env) is not set ({})".format(
+                    self.token_env, where))
             kwargs.setdefault("token", token)
         elif self.username:
             password = self.password
@@ -149,8 +149,8 @@ class FleetServer(_Model):
                 password = env.get(self.password_env)
                 if not password:
                     raise ConfigurationError(
-                        "{}: the variable {} (password-env) is not set".format(
-                            where, self.password_env))
+                        "the variable {} (password-env) is not set ({})".format(
+                            self.password_env, where))
             if not password:
                 raise ConfigurationError("{}: no password for {}".format(where, self.username))
             kwargs.setdefault("auth", (self.username, password))

@@ -377,12 +377,32 @@ def test_table_verdicts_and_exit_codes(fleet_cli):
     (["--parallel", "0", "version"], ["--parallel", "from 1 to 64"]),
     (["integrity", "report", "--format", "csv"], ["--format csv is not a fleet format"]),
     (["integrity", "report", "--format", "html"], ["-o FILE"]),
+    (["integrity", "report", "--output-dir", "/nonexistent/reports"],
+     ["--output-dir /nonexistent/reports: no such folder"]),
 ])
 def test_usage_errors_exit_2_before_any_server(fleet_cli, args, words):
     code, out, err = fleet_cli(args)
     assert code == 2 and out == ""
     for word in words:
         assert word in err, err
+
+
+def test_a_server_without_its_variable_fails_alone(fleet_file, tmp_path, monkeypatch, capsys):
+    hmis = Fleet.from_file(fleet_file)["hmis"]
+    path = write(tmp_path, "[hmis]\nurl = {}\nusername = admin\npassword-env = FLEET_CLI_PW\n"
+                           "[nopat]\nurl = {}\ntoken-env = FLEET_UNSET_PAT\n".format(
+                               hmis.url, hmis.url))
+    monkeypatch.setenv("FLEET_CLI_PW", PASSWORD)
+    monkeypatch.delenv("FLEET_UNSET_PAT", raising=False)
+    code = cli.main(["--fleet", path, "version"])
+    out, err = capsys.readouterr()
+    assert code == 2  # that server's configuration; the other one ran
+    table = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert " ok " in table["hmis"] and "FLEET_UNSET_PAT" in table["nopat"]
+    assert "[nopat] dhis2maint: error: " in err and "section [nopat]" in err
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "5 above 3 above 4 above 2" in capsys.readouterr().out  # the precedence, stated
 
 
 def test_fleet_dashboard(fleet_cli, tmp_path):
