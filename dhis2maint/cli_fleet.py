@@ -321,14 +321,27 @@ def _run_servers(args: argparse.Namespace, handler: Callable[[argparse.Namespace
     sys.stderr, sys.stdout = prefixed, _PerThread(stdout)
     try:
         for result in fleet.each(one, parallel):
-            if result.error is not None:  # a bug in this module: still one row less, not all
-                raise result.error
-            row, server_samples = result.value
+            if result.error is not None:  # after the command (a report file, the history):
+                row, server_samples = _unfinished(result, command), []  # still its row
+            else:
+                row, server_samples = result.value
             done[row.server] = row
             samples.extend(server_samples)
     finally:
         sys.stderr, sys.stdout = stderr, stdout
     return [done[name] for name in fleet.names if name in done], samples
+
+
+def _unfinished(result: Any, command: str) -> Any:
+    """The row of a server whose part failed after its command (writing its report
+    file, reading the history): failed, with the error on stderr as ever."""
+    from .fleet import fleet_row
+
+    exc = result.error
+    code = exit_code(exc)
+    sys.stderr.write("[{}] dhis2maint: error: {}\n".format(result.server.name, error_text(exc)))
+    return fleet_row(result.server.name, result.server.url or "", command,
+                     5 if code is None else code, result.seconds, error=error_text(exc))
 
 
 def _relative(path: Optional[str], dashboard: Optional[str]) -> Optional[str]:

@@ -405,6 +405,24 @@ def test_a_server_without_its_variable_fails_alone(fleet_file, tmp_path, monkeyp
     assert "5 above 3 above 4 above 2" in capsys.readouterr().out  # the precedence, stated
 
 
+def test_a_failure_after_the_command_still_gives_the_servers_row(fleet_cli, monkeypatch):
+    from dhis2maint import cli_fleet
+
+    real = cli_fleet._finished
+
+    def finished(server, *args):
+        if server.name == "old":
+            raise OSError(28, "No space left on device")
+        return real(server, *args)
+
+    monkeypatch.setattr(cli_fleet, "_finished", finished)
+    code, out, err = fleet_cli(["version", "--servers", "hmis,old", "--format", "json"])
+    rows = {r["server"]: r for r in json.loads(out)}
+    assert code == 5 and rows["hmis"]["outcome"] == "ok"
+    assert rows["old"]["outcome"] == "failed" and "No space left" in rows["old"]["error"]
+    assert "[old] dhis2maint: error: " in err
+
+
 def test_fleet_dashboard(fleet_cli, tmp_path):
     from dhis2maint import report_html
 
