@@ -143,11 +143,15 @@ def _add_fail_on(parser: argparse.ArgumentParser, what: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     common = connection_options()
+    # fleet (#23): --fleet/--servers/--parallel/--output-dir, handled in cli_fleet.py
+    from .cli_fleet import FLEET_HELP, add_fleet_options
+    add_fleet_options(common)
     parser = argparse.ArgumentParser(
         prog="dhis2maint", parents=[common],
         description="Keep a DHIS2 server healthy: data-integrity checks, analytics and "
                     "other background jobs, maintenance.",
-        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXIT_CODES_HELP + "\n\n" + FLEET_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="store_true",
                         help="print the library version (and the server's, if connected)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -1185,8 +1189,10 @@ def cmd_task_wait(args: argparse.Namespace) -> int:
 def cmd_version(args: argparse.Namespace) -> int:
     print("dhis2maint {}".format(__version__))
     opts = vars(args)
-    if any(k in opts for k in ("url", "auth_file")) or os.environ.get("DHIS2_URL"):
+    if any(k in opts for k in ("url", "auth_file", "fleet_server")) or \
+            os.environ.get("DHIS2_URL"):
         with connect(args) as session:
+            _watch_note(args, session=session)  # a fleet row shows the version
             print("DHIS2 {} at {}".format(session.server_version_text, session.base_url))
     return EXIT_OK
 
@@ -1676,7 +1682,7 @@ def _run_watched(handler: Callable[[argparse.Namespace], int],
     if not (opts.get("metrics_file") or opts.get("pushgateway") or opts.get("notify")
             or opts.get("history")):
         return handler(args)
-    run = _WatchRun()
+    run = getattr(args, "watch_run", None) or _WatchRun()  # a fleet run brings its own
     args.watch_run = run
     try:
         code = handler(args)
@@ -1691,6 +1697,16 @@ def _run_watched(handler: Callable[[argparse.Namespace], int],
     warnings = _watch_outputs(args, run, None)
     _warn_all(warnings)
     return EXIT_DHIS2 if warnings and code == EXIT_OK else code
+
+
+def _run_for_fleet(handler: Callable[[argparse.Namespace], int],
+                   args: argparse.Namespace) -> int:
+    """One fleet server's command (#23), as this command line runs it for one server;
+    what it saw stays on ``args.watch_run`` for the fleet's summary row."""
+    args.watch_run = _WatchRun()
+    if getattr(args, "watched", False):
+        return _run_watched(handler, args)
+    return handler(args)
 
 
 def _warn_all(warnings: Sequence[str]) -> None:
@@ -1790,7 +1806,10 @@ def _watch_outputs_unsafe(args: argparse.Namespace, run: _WatchRun,
         if up and wanted:
             samples += _analytics_samples(session, server)
         warnings: List[str] = []
-        if getattr(args, "metrics_file", None):
+        sink = getattr(args, "metrics_sink", None)  # a fleet run writes one file for all
+        if sink is not None:
+            sink.extend(samples)
+        elif getattr(args, "metrics_file", None):
             try:
                 metrics.write_textfile(args.metrics_file, samples)
             except OSError as problem:
@@ -1893,6 +1912,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         getattr(args, "group_parser", parser).print_help(sys.stderr)
         return EXIT_USAGE
     del _VERDICT_SAID[:]
+    if "fleet" in vars(args):  # fleet (#23): the command on every server of a fleet file
+        from .cli_fleet import CliParts, run_fleet
+
+        parts = CliParts(_run_for_fleet, _open_history, _check_output_folder, _output)
+        fleet_handler = handler
+        code = run_command(lambda: run_fleet(args, fleet_handler, parts), args)
+        if code == EXIT_THRESHOLD and not _VERDICT_SAID:
+            _verdict("exit 1: a --fail-on threshold was reached (see the output)")
+        return code
 
     def checked_then_run() -> int:
         _check_output_folder(args)  # before anything is sent (#21.2)

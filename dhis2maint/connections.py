@@ -22,8 +22,8 @@ from .arguments import seconds
 from .errors import ConfigurationError
 
 __all__ = ["SETTING_TYPES", "convert_settings", "settings_from_uri",
-           "settings_from_connection", "get_airflow_connection", "read_auth_file",
-           "settings_from_auth_file"]
+           "settings_from_connection", "get_airflow_connection", "check_private",
+           "read_auth_file", "settings_from_auth_file"]
 
 _TRUE = frozenset(["true", "yes", "on", "1"])
 _FALSE = frozenset(["false", "no", "off", "0"])
@@ -320,6 +320,21 @@ def settings_from_connection(conn: Any, accepted: Collection[str],
 # --- auth files ----------------------------------------------------------------------------
 
 
+def check_private(path: str, what: str = "auth file") -> None:
+    """The auth-file rule: on POSIX a file holding a secret must not be readable by
+    group or others (:class:`ConfigurationError` saying ``chmod 600`` otherwise,
+    or naming why the file cannot be read).  ``what`` names the file in messages."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ConfigurationError("cannot read {} {}: {}".format(what, path, exc.strerror)) \
+            from None
+    if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigurationError(
+            "permissions {:04o} for {} {} are too open: it holds a password; "
+            "run `chmod 600 {}`".format(stat.S_IMODE(info.st_mode), what, path, path))
+
+
 def read_auth_file(path: str) -> Dict[str, Optional[str]]:
     """The CLI's auth file as ``{"url", "token", "username", "password"}`` (None when absent).
 
@@ -328,15 +343,7 @@ def read_auth_file(path: str) -> Dict[str, Optional[str]]:
     POSIX the file must not be readable by group or others (it holds a
     secret): :class:`ConfigurationError` saying ``chmod 600`` otherwise.
     """
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ConfigurationError("cannot read auth file {}: {}".format(path, exc.strerror)) \
-            from None
-    if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigurationError(
-            "permissions {:04o} for auth file {} are too open: it holds a password; "
-            "run `chmod 600 {}`".format(stat.S_IMODE(info.st_mode), path, path))
+    check_private(path, "auth file")
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)

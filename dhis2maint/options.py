@@ -100,6 +100,10 @@ def connect(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
         kwargs["outage_grace"] = opts["outage_grace"]
     if opts.get("insecure"):
         kwargs["verify"] = False
+    # fleet (#23): one server of a fleet file; its section gives URL and credentials
+    if opts.get("fleet_server") is not None:
+        made: Session = opts["fleet_server"].session(environ=env, **kwargs)
+        return made
     file_settings: Dict[str, Optional[str]] = (
         read_auth_file(opts["auth_file"]) if "auth_file" in opts else {})
 
