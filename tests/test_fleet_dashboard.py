@@ -17,10 +17,14 @@ import struct
 import subprocess
 import zlib
 
+import contextlib
+import socket
+
 import pytest
 
-from dhis2maint import report_html
+from dhis2maint import cli, report_html
 from dhis2maint.fleet import FleetRow
+from dhis2maint.testing import DEFAULT_TOKEN
 
 NOW = datetime.datetime(2026, 12, 6, 3, 0, 0, tzinfo=datetime.timezone.utc)
 XSS_NAME = "<script>document.title='pwned'</script>"
@@ -159,6 +163,35 @@ def test_csp_allows_exactly_the_one_script_by_its_hash():
 def test_an_empty_fleet_is_still_a_page():
     page = _parse(_page(rows=[]))
     assert page.rows == [] and page.texts["fleet-servers"] == "0"
+
+
+def test_fleet_cli_writes_the_dashboard_over_real_http(start_standin, tmp_path, capsys,
+                                                       monkeypatch):
+    """``--fleet FILE integrity run --format html --output FILE`` against two stand-ins
+    and a closed port: every server on the page, the down one first with its error."""
+    up = [start_standin("2.42", job_seconds=0.2), start_standin("2.36", job_seconds=0.2)]
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        down = sock.getsockname()[1]
+    fleet = tmp_path / "fleet.ini"
+    fleet.write_text("[DEFAULT]\ntoken-env = DASH_FLEET_PAT\n\n[hmis]\nurl = {}\n\n"
+                     "[training]\nurl = {}\n\n[down]\nurl = http://127.0.0.1:{}\n".format(
+                         up[0].url, up[1].url, down))
+    for name in ("DHIS2_URL", "DHIS2_PAT", "DHIS2_USERNAME", "DHIS2_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DASH_FLEET_PAT", DEFAULT_TOKEN)
+    out = tmp_path / "fleet.html"
+    code = cli.main(["--fleet", str(fleet), "--parallel", "3", "--quiet", "integrity", "run",
+                     "--format", "html", "--output", str(out)])
+    capsys.readouterr()
+    assert code == 3  # the down server: DHIS2/connection failure above the others
+    page = _parse(out.read_text(encoding="utf-8"))
+    rows = [(a["data-server"], a["data-outcome"]) for a, _cells in page.rows]
+    assert rows[0] == ("down", "failed")
+    assert sorted(rows[1:]) == [("hmis", "ok"), ("training", "ok")]
+    versions = {a["data-server"]: cells[1] for a, cells in page.rows}
+    assert versions["training"].startswith("2.36") and versions["hmis"].startswith("2.42")
+    assert page.rows[0][1][-1], "the down server's error is shown"
 
 
 # --- in a real headless Chromium -----------------------------------------------------------
