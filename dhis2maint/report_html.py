@@ -764,8 +764,9 @@ def write_fleet_html(out: Any, rows: Sequence["FleetRow"], title: Optional[str] 
             cells.append('<td class="report"></td>')
         cells.append('<td class="error-text">{}</td>'.format(esc(row.error or "")))
         w('<tr class="{cls}" data-server="{name}" data-outcome="{o}" data-exit-code="{c}">{cells}'
-          '</tr>\n'.format(cls="failed" if not answered else row.outcome, name=esc(row.server),
-                           o=esc(row.outcome), c=row.exit_code, cells="".join(cells)))
+          '</tr>\n'.format(cls="failed" if not answered else _css_token(row.outcome),
+                           name=esc(row.server), o=esc(row.outcome), c=row.exit_code,
+                           cells="".join(cells)))
     w("</tbody>\n</table>\n</section>\n")
     w('<footer>Written by dhis2maint. Servers that did not answer come first, then those '
       'with a verdict; click a column heading to sort.</footer>\n')
