@@ -236,17 +236,24 @@ def fleet_summary(**context):
             report = recorded = None
             code = outcome.get("exit_code", 3)
             if not outcome.get("error"):
-                with open(os.path.join(folder, outcome["report"]), encoding="utf-8") as f:
-                    report = dhis2maint.from_json(f.read())
-                recorded = history.record(report)
-                url = report.base_url or url
-                if recorded.previous_run_id is not None and recorded.new_at_least(fail_on):
-                    code = 1
-                    problems.append("{}: {} new issues at {} or worse".format(
-                        name, recorded.new_at_least(fail_on), fail_on))
-                with open(os.path.join(folder, name + ".prom"), encoding="utf-8") as f:
-                    samples += metrics.parse(f.read())
-                samples += metrics.new_issue_samples(name, recorded)
+                try:
+                    with open(os.path.join(folder, outcome["report"]), encoding="utf-8") as f:
+                        report = dhis2maint.from_json(f.read())
+                    recorded = history.record(report)
+                    with open(os.path.join(folder, name + ".prom"), encoding="utf-8") as f:
+                        samples += metrics.parse(f.read())
+                except Exception as exc:  # one server's files or record: its row, not all
+                    outcome["error"] = "answered, but not recorded: {}".format(
+                        error_line(exc))
+                    code, report, recorded = 2, None, None
+                    problems.append("{}: {}".format(name, outcome["error"]))
+                else:
+                    url = report.base_url or url
+                    samples += metrics.new_issue_samples(name, recorded)
+                    if recorded.previous_run_id is not None and recorded.new_at_least(fail_on):
+                        code = 1
+                        problems.append("{}: {} new issues at {} or worse".format(
+                            name, recorded.new_at_least(fail_on), fail_on))
             else:
                 problems.append("{}: {}".format(name, outcome["error"]))
                 samples += metrics.up_samples(name, False)
