@@ -4,8 +4,9 @@ escaped, one inline script allowed by hash in a strict Content-Security-Policy.
 The base any page builds on: :func:`esc`, :func:`csp`, :func:`page_start` /
 :func:`page_end` (the shell around a page's body) and :func:`sparkline`.  The pages:
 :func:`_write_report_html` (a data-integrity report, what
-``dhis2maint.report.write_report(..., "html")`` writes) and :func:`object_url` (an
-object's page in DHIS2's maintenance app).
+``dhis2maint.report.write_report(..., "html")`` writes), :func:`object_url` (an
+object's page in DHIS2's maintenance app) and :func:`write_fleet_html` (the fleet
+dashboard: one row per server of a fleet run, #23).
 
 Imported only when a page is written (``dhis2maint.report`` imports it lazily).
 """
@@ -19,11 +20,12 @@ from ._report_common import (FLUSH_EVERY, _SEVERITIES, _count, _iso, _label, _nu
                              _plural, _rank, _sev, _severity_order, _time_range, _totals)
 
 if TYPE_CHECKING:
+    from .fleet import FleetRow
     from .history import History
     from .models import DataIntegrityReport, DataIntegrityResult
 
 __all__ = ["esc", "csp", "page_start", "page_end", "sparkline", "object_url", "MAINTENANCE_TYPES",
-           "HTML_ISSUE_LIMIT", "HTML_TOTAL_LIMIT"]
+           "HTML_ISSUE_LIMIT", "HTML_TOTAL_LIMIT", "write_fleet_html"]
 
 #: Issues listed per check in the HTML report (the rest are counted, not listed).
 HTML_ISSUE_LIMIT = 5000
@@ -598,3 +600,174 @@ def _write_check_section(result: "DataIntegrityResult", anchor: str, out: Any,
               'list).</p>\n'.format(len(issues) - listed, listed, len(issues), HTML_ISSUE_LIMIT,
                                      HTML_TOTAL_LIMIT))
     w("</div>\n</details>\n")
+
+
+# --- the fleet dashboard (#23) ------------------------------------------------------------------
+# One page for a fleet run: a row per server (a :class:`dhis2maint.fleet.FleetRow`),
+# worst first.  Same base as the report page: every server string escaped, the one
+# sort script allowed by hash, nothing external.
+
+_FLEET_CSS = _CSS + """
+body { max-width: 1680px; padding: 20px 24px 40px; }
+#fleet-table th, #fleet-table td { padding: 5px 6px; }
+#fleet-table .badge { white-space: nowrap; }
+#fleet-table td.version { white-space: nowrap; }
+#fleet-table td.error-text { max-width: 360px; font-size: 12.5px; }
+.fleet-summary span { margin-right: 18px; }
+#fleet-table td.server .url { display: block; color: var(--muted); font-size: 12px; }
+#fleet-table tr.failed td { background: rgba(142, 27, 27, .06); }
+.badge.outcome-ok { background: #2b8a3e; }
+.badge.outcome-verdict { background: var(--SEVERE); }
+.badge.outcome-failed { background: var(--ERROR); }
+td.sev-CRITICAL.has, td.sev-SEVERE.has { font-weight: 700; }
+td.sev-CRITICAL.has { color: var(--CRITICAL); }
+td.sev-SEVERE.has { color: var(--SEVERE); }
+td.new.has { font-weight: 700; color: var(--SEVERE); }
+.findings { margin: 0; padding: 0; list-style: none; }
+"""
+
+#: What the fleet dashboard calls each outcome of :class:`~dhis2maint.fleet.FleetRow`.
+_OUTCOME_LABELS = {"ok": "OK", "verdict": "VERDICT", "failed": "NO ANSWER"}
+
+
+def _fleet_rank(row: "FleetRow") -> Tuple[Any, ...]:
+    """Worst first: servers that did not answer, then verdicts, then by issues
+    (CRITICAL, SEVERE, new, WARNING, INFO), then by name."""
+    outcome = {"failed": 0, "verdict": 1}.get(row.outcome, 2)
+    counts = [-(row.issues.get(sev) or 0) for sev in ("CRITICAL", "SEVERE")]
+    return (outcome, counts[0], counts[1], -(row.new_issues or 0),
+            -(row.issues.get("WARNING") or 0), -(row.issues.get("INFO") or 0),
+            -sum(row.findings.values()), row.server)
+
+
+def _naive_utc(value: datetime.datetime) -> datetime.datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def _safe_href(target: Optional[str]) -> Optional[str]:
+    """A report link as an attribute value, or None for anything but a relative path
+    or an http(s) URL (no ``javascript:``, ``data:``, …)."""
+    if not target:
+        return None
+    scheme = re.match(r"^\s*([A-Za-z][A-Za-z0-9+.-]*):", target)
+    if scheme and scheme.group(1).lower() not in ("http", "https"):
+        return None
+    from urllib.parse import quote
+
+    return esc(quote(target, safe="/:#?&=%~.,;+@!$'()*-_"))
+
+
+def _fleet_findings(findings: Dict[str, int]) -> str:
+    if not findings:
+        return '<span class="meta">none</span>'
+    return '<ul class="findings">{}</ul>'.format("".join(
+        '<li data-kind="{k}">{n} {k}</li>'.format(k=esc(kind.replace("_", " ")), n=count)
+        for kind, count in sorted(findings.items(), key=lambda kv: (-kv[1], kv[0]))))
+
+
+def write_fleet_html(out: Any, rows: Sequence["FleetRow"], title: Optional[str] = None,
+                     generated: Optional[datetime.datetime] = None) -> None:
+    """The fleet dashboard: one self-contained HTML5 page with a row per server of
+    a fleet run, worst first (servers that did not answer, then verdicts, then by
+    issues), sortable by any column.
+
+    Each row: server (name, URL), DHIS2 version, outcome (``NO ANSWER`` with the
+    error for a server that did not answer: such servers are shown, never left
+    out), issues by severity, new since the last recorded run, a sparkline of the
+    recorded runs (``row.trend``), the age of the last success (against
+    `generated`, default now), scheduler findings by kind, duration and a link to
+    the server's own report (``row.report``: relative paths and http(s) URLs only).
+    Every server string is escaped; the page's one script (the sort script) is
+    allowed by its hash in the Content-Security-Policy.
+
+    Test hooks: ``#fleet-servers``, ``#fleet-answered``, ``#fleet-failed``,
+    ``#fleet-verdicts`` (``data-count``) and rows ``#fleet-table
+    tr[data-server][data-outcome]``.
+    """
+    from .doctor import ago
+
+    now = _naive_utc(generated) if generated is not None else \
+        datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    ordered = sorted(rows, key=_fleet_rank)
+    title = title or "DHIS2 fleet"
+    failed = sum(1 for r in ordered if r.outcome == "failed")
+    verdicts = sum(1 for r in ordered if r.outcome == "verdict")
+    commands = sorted({r.command for r in ordered if r.command})
+    w = out.write
+    page_start(out, title, _FLEET_CSS, _SCRIPT)
+    meta = []
+    if commands:
+        meta.append('command <code id="fleet-command">{}</code>'.format(esc(", ".join(commands))))
+    meta.append('generated <time id="generated">{}</time> UTC'.format(esc(_iso(now))))
+    w('<header>\n<h1 id="report-title">{}</h1>\n<p class="meta">{}</p>\n</header>\n'.format(
+        esc(title), " · ".join(meta)))
+    w('<section id="overview">\n<p class="totals fleet-summary">'
+      '<span><strong id="fleet-servers" data-count="{n}">{n}</strong> {servers}</span>'
+      '<span><strong id="fleet-answered" data-count="{a}">{a}</strong> answered</span>'
+      '<span><strong id="fleet-failed" data-count="{f}">{f}</strong> did not answer</span>'
+      '<span><strong id="fleet-verdicts" data-count="{v}">{v}</strong> with a verdict</span>'
+      '</p>\n</section>\n'.format(n=len(ordered), servers="server" if len(ordered) == 1
+                                  else "servers", a=len(ordered) - failed, f=failed,
+                                  v=verdicts))
+    w('<section id="servers">\n<table id="fleet-table" class="sortable">\n<thead><tr>'
+      '<th data-key="server">Server</th><th data-key="version">DHIS2</th>'
+      '<th data-key="outcome">Outcome</th>')
+    for sev in _SEVERITIES:
+        w('<th data-key="{k}" class="num" data-first-sort="descending">{s}</th>'.format(
+            k=sev.lower(), s=sev.capitalize()))
+    w('<th data-key="new" class="num" data-first-sort="descending">New</th>'
+      '<th data-key="trend">Trend</th>'
+      '<th data-key="last-success" class="num">Last success</th>'
+      '<th data-key="scheduler" data-first-sort="descending">Scheduler</th>'
+      '<th data-key="seconds" class="num" data-first-sort="descending">Took</th>'
+      '<th data-key="report">Report</th><th data-key="error">Error</th>'
+      '</tr></thead>\n<tbody>\n')
+    for rank, row in enumerate(ordered):
+        answered = row.outcome != "failed"
+        cells = ['<td class="server" data-sort="{n}"><strong>{n}</strong>'
+                 '<span class="url">{u}</span></td>'.format(n=esc(row.server), u=esc(row.url)),
+                 '<td class="version">{}</td>'.format(esc(row.dhis2_version or "")),
+                 '<td data-sort="{r}"><span class="badge outcome-{o}" title="exit code {c}">'
+                 '{label}</span></td>'.format(
+                     r=rank, o=_css_token(row.outcome), c=row.exit_code,
+                     label=esc(_OUTCOME_LABELS.get(row.outcome, row.outcome)))]
+        for sev in _SEVERITIES:
+            count = row.issues.get(sev)
+            cells.append('<td class="num sev-{s}{has}" data-sort="{k}">{v}</td>'.format(
+                s=sev, has=" has" if count else "", k=-1 if count is None else count,
+                v="" if count is None or not answered and not count else _num(count)))
+        cells.append('<td class="num new{has}" data-sort="{k}">{v}</td>'.format(
+            has=" has" if row.new_issues else "",
+            k=-1 if row.new_issues is None else row.new_issues,
+            v="" if row.new_issues is None else _num(row.new_issues)))
+        cells.append('<td class="trend">{}</td>'.format(sparkline(row.trend, esc)))
+        if row.last_success is not None:
+            age = max(0.0, (now - _naive_utc(row.last_success)).total_seconds())
+            cells.append('<td class="num last-success" data-sort="{s:.0f}" title="{t} UTC">'
+                         '{a} ago</td>'.format(s=age, t=esc(_iso(_naive_utc(row.last_success))),
+                                               a=esc(ago(age))))
+        else:
+            cells.append('<td class="num last-success" data-sort="-1">'
+                         '<span class="meta">never</span></td>')
+        cells.append('<td class="scheduler" data-sort="{}">{}</td>'.format(
+            sum(row.findings.values()), _fleet_findings(row.findings)))
+        cells.append('<td class="num" data-sort="{0:.3f}">{0:.1f} s</td>'.format(row.seconds))
+        href = _safe_href(row.report)
+        if href:
+            cells.append('<td class="report"><a class="server-report" href="{}">{}</a></td>'
+                         .format(href, esc(row.report.rsplit("/", 1)[-1] if row.report else "")))
+        elif row.report:
+            cells.append('<td class="report">{}</td>'.format(esc(row.report)))
+        else:
+            cells.append('<td class="report"></td>')
+        cells.append('<td class="error-text">{}</td>'.format(esc(row.error or "")))
+        w('<tr class="{cls}" data-server="{name}" data-outcome="{o}" data-exit-code="{c}">{cells}'
+          '</tr>\n'.format(cls="failed" if not answered else _css_token(row.outcome),
+                           name=esc(row.server), o=esc(row.outcome), c=row.exit_code,
+                           cells="".join(cells)))
+    w("</tbody>\n</table>\n</section>\n")
+    w('<footer>Written by dhis2maint. Servers that did not answer come first, then those '
+      'with a verdict; click a column heading to sort.</footer>\n')
+    page_end(out, _SCRIPT)
