@@ -23,6 +23,8 @@ before the job was created (both times come from the server's clock).  On
 them with a no-op progress tracker), so there the run is followed through its
 cached results instead of ``job.wait()``.
 """
+from __future__ import annotations  # models are built on first use, not to annotate
+
 import collections
 import datetime
 import difflib
