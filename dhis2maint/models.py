@@ -967,6 +967,9 @@ class DoctorReport(_Model):
         return not self.failed
 
 
-for _name in _PENDING:  # each is built on first use (see _build)
-    del globals()[_name]
-del _name
+def _unbind_pending() -> None:  # each is built on first use (see _build)
+    for name in _PENDING:
+        del globals()[name]
+
+
+_unbind_pending()
