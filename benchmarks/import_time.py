@@ -68,13 +68,19 @@ def main():
     for cumulative, self_us, name in own[:12]:
         print("  {:>8} {:>8}  {}".format(cumulative, self_us, name.strip()))
     heavy = {"argparse", "http.server", "csv", "html", "socketserver", "dhis2maint.cli",
-             "dhis2maint.testing", "dhis2maint.report"}
+             "dhis2maint.testing", "dhis2maint.report", "difflib", "sqlite3",
+             "dhis2maint.stream", "dhis2maint.history", "dhis2maint.metrics"}
     baseline_proc = subprocess.run([sys.executable, "-X", "importtime", "-c", BASELINE], env=env,
                                    stderr=subprocess.PIPE, universal_newlines=True, check=True)
     by_dependencies = {line.rsplit("|", 1)[-1].strip() for line in baseline_proc.stderr.splitlines()}
     loaded = sorted(({r[2].strip() for r in rows} & heavy) - by_dependencies)
     print("\nmodules that should be deferred but `import dhis2maint` loads: {}".format(
         ", ".join(loaded) or "none"))
+    probe = ("import attr, dhis2maint.models as m; print(sum(1 for n in m.__all__ "
+             "if n in vars(m) and attr.has(vars(m)[n])))")
+    built = subprocess.run([sys.executable, "-c", probe], env=env, stdout=subprocess.PIPE,
+                           universal_newlines=True, check=True).stdout.strip()
+    print("attrs models built by the import (each is built on first use): {}".format(built))
 
 
 if __name__ == "__main__":

@@ -577,13 +577,34 @@ class IssueStreamParser:
             issue_twin = _ISSUE_TWIN
             row_twin = _ROW_TWIN
             for data in items:
-                fields = plain(data)
-                if fields is None:
-                    issue = self._issue(data)  # the general path (raises: not an object)
+                # _plain_issue(data), written out: a call per row costs ~5 %.
+                if data.__class__ is dict:
+                    ident = data.get("id")
+                    name = data.get("name")
+                    comment = data.get("comment")
+                    refs = data.get("refs")
+                    if refs is None:
+                        refs = []
+                    elif refs.__class__ is list:
+                        for ref in refs:
+                            if ref.__class__ is not str:
+                                refs = None
+                                break
+                    else:
+                        refs = None
+                    if refs is not None and (ident is None or ident.__class__ is str) \
+                            and (name is None or name.__class__ is str) \
+                            and (comment is None or comment.__class__ is str):
+                        issue = new(issue_twin)
+                        issue.id = ident
+                        issue.name = name
+                        issue.comment = comment
+                        issue.refs = refs
+                        issue.__class__ = issue_cls
+                    else:
+                        issue = self._issue(data)
                 else:
-                    issue = new(issue_twin)
-                    issue.id, issue.name, issue.comment, issue.refs = fields
-                    issue.__class__ = issue_cls
+                    issue = self._issue(data)  # the general path (raises: not an object)
                 row = new(row_twin)
                 row.check_name = check_name
                 row.check_display_name = display
