@@ -6,22 +6,48 @@ notifications, for DHIS2 2.36 - 2.43.  Everything starts from :class:`Session`.
 """
 __version__ = "0.1.0"
 
+import typing as _typing
+
+from . import models
 from .convert import from_json, to_json
 from .errors import (ApiError, AuthenticationError, BadRequest, ConfigurationError,
                      ConflictError, Dhis2Error, InvalidResponseError, JobFailedError,
                      NotFound, PermissionDenied, ServerError, TaskTimeoutError,
                      TransportError, UnsupportedServerError)
-from .models import (CategoryComboState, CategoryOptionCombo, DataIntegrityCheck,
-                     DataIntegrityIssue, DataIntegrityReport, DataIntegrityResult,
-                     DataIntegritySeverity, IntegrityIssueRow, Job, JobConfiguration,
-                     JobStatus, JobType, Notification, NotificationDataType,
-                     NotificationLevel, PredictorRun, ValidationViolation)
-from .models import (DoctorCheck, DoctorReport, HealthFinding, JobTypeInfo, RunningJob,
-                     SchedulerHealth, UserInfo, ValidationResult)
 from .integrity import compare_reports
-from .models import CountChange, IssueChange, ReportComparison
 from .session import BasicAuth, Session, TokenAuth
 from .versions import parse_version
+
+if _typing.TYPE_CHECKING:
+    from .models import (CategoryComboState, CategoryOptionCombo, CountChange,
+                         DataIntegrityCheck, DataIntegrityIssue, DataIntegrityReport,
+                         DataIntegrityResult, DataIntegritySeverity, DoctorCheck, DoctorReport,
+                         HealthFinding, IntegrityIssueRow, IssueChange, Job, JobConfiguration,
+                         JobStatus, JobType, JobTypeInfo, Notification, NotificationDataType,
+                         NotificationLevel, PredictorRun, ReportComparison, RunningJob,
+                         SchedulerHealth, UserInfo, ValidationResult, ValidationViolation)
+
+# The models are built on first use (see dhis2maint.models); so are these names.
+_MODELS = frozenset((
+    "CategoryComboState", "CategoryOptionCombo", "CountChange", "DataIntegrityCheck",
+    "DataIntegrityIssue", "DataIntegrityReport", "DataIntegrityResult", "DataIntegritySeverity",
+    "DoctorCheck", "DoctorReport", "HealthFinding", "IntegrityIssueRow", "IssueChange", "Job",
+    "JobConfiguration", "JobStatus", "JobType", "JobTypeInfo", "Notification",
+    "NotificationDataType", "NotificationLevel", "PredictorRun", "ReportComparison",
+    "RunningJob", "SchedulerHealth", "UserInfo", "ValidationResult", "ValidationViolation"))
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name in _MODELS:
+        value = getattr(models, name)
+        globals()[name] = value
+        return value
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
+
+
+def __dir__() -> _typing.List[str]:
+    return sorted(set(globals()) | _MODELS)
+
 
 __all__ = [
     "__version__",

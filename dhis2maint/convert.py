@@ -11,6 +11,8 @@
 Any failure to build a model raises :class:`InvalidResponseError` naming what
 was being read -- never a bare ``KeyError``/``ValueError`` from cattrs.
 """
+from __future__ import annotations  # no model class is built to annotate (#20.10)
+
 import contextlib
 import datetime
 import enum
@@ -36,25 +38,26 @@ _converter = cattrs.Converter(detailed_validation=False)
 
 # The attrs classes read from / written to JSON with camelCase keys.  Job is
 # built by hand in jobs.py (it carries a session), so it is not listed.
-_MODELS = (
-    models.DataIntegrityCheck,
-    models.DataIntegrityIssue,
-    models.DataIntegrityResult,
-    models.Notification,
-    models.JobConfiguration,
-    models.PredictorRun,
-    models.ValidationViolation,
-    models.CategoryOptionCombo,
+# Names, not classes: a model is built on its first use (see dhis2maint.models).
+_MODELS = frozenset((
+    "DataIntegrityCheck",
+    "DataIntegrityIssue",
+    "DataIntegrityResult",
+    "Notification",
+    "JobConfiguration",
+    "PredictorRun",
+    "ValidationViolation",
+    "CategoryOptionCombo",
     # scheduler and health (issue #15)
-    models.JobTypeInfo,
-    models.RunningJob,
-    models.ValidationResult,
-    models.UserInfo,
-    models.HealthFinding,
-    models.SchedulerHealth,
-    models.DoctorCheck,
-    models.DoctorReport,
-)
+    "JobTypeInfo",
+    "RunningJob",
+    "ValidationResult",
+    "UserInfo",
+    "HealthFinding",
+    "SchedulerHealth",
+    "DoctorCheck",
+    "DoctorReport",
+))
 _ENUMS = (
     models.DataIntegritySeverity,
     models.NotificationLevel,
@@ -171,7 +174,8 @@ def _structure_fn(cls: Any) -> Callable[[Any, Any], Any]:
 
 
 def _is_model(cls: Any) -> bool:
-    return cls in _MODELS
+    name = getattr(cls, "__name__", None)
+    return name in _MODELS and vars(models).get(name) is cls
 
 
 _converter.register_structure_hook_factory(_is_model, _structure_fn)
@@ -228,10 +232,11 @@ def _running_job_shape(data: Dict[str, Any]) -> Dict[str, Any]:
     return shaped
 
 
-_converter.register_structure_hook(models.ValidationResult,
-                                   _reshaped(models.ValidationResult, _validation_result_shape))
-_converter.register_structure_hook(models.RunningJob,
-                                   _reshaped(models.RunningJob, _running_job_shape))
+# (registered as each model is built: registering now would build them)
+models.when_built("ValidationResult", lambda cls: _converter.register_structure_hook(
+    cls, _reshaped(cls, _validation_result_shape)))
+models.when_built("RunningJob", lambda cls: _converter.register_structure_hook(
+    cls, _reshaped(cls, _running_job_shape)))
 _converter.register_unstructure_hook_factory(
     _is_model, lambda cls: make_dict_unstructure_fn(cls, _converter, **_renames(cls)))
 
@@ -600,8 +605,12 @@ def _structure_follow_up(data: Any, _type: Any) -> models.FollowUp:
                            str(data.get("note") or ""))
 
 
-_converter.register_unstructure_hook(models.FollowUp, _unstructure_follow_up)
-_converter.register_structure_hook(models.FollowUp, _structure_follow_up)
+def _follow_up_hooks(cls: type) -> None:
+    _converter.register_unstructure_hook(cls, _unstructure_follow_up)
+    _converter.register_structure_hook(cls, _structure_follow_up)
+
+
+models.when_built("FollowUp", _follow_up_hooks)
 
 
 # --- /api/me -> UserInfo ----------------------------------------------------------------
@@ -625,4 +634,5 @@ def _structure_user_info(data: Any, _type: Any) -> models.UserInfo:
                            authorities=sorted(str(a) for a in authorities))
 
 
-_converter.register_structure_hook(models.UserInfo, _structure_user_info)
+models.when_built("UserInfo", lambda cls: _converter.register_structure_hook(
+    cls, _structure_user_info))

@@ -12,6 +12,8 @@ functions behind them (testable without HTTP).
 
 The scheduler's health (the doctor's last check) is :mod:`dhis2maint.health`.
 """
+from __future__ import annotations  # models are built on first use, not to annotate
+
 import datetime
 import email.utils
 import socket

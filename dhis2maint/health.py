@@ -12,6 +12,8 @@ functions behind it (testable without HTTP).
 ``doctor``, ``whoami`` and the authority table live in :mod:`dhis2maint.doctor`
 (their names are importable from here too, as before).
 """
+from __future__ import annotations  # models are built on first use, not to annotate
+
 import datetime
 import re
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, cast

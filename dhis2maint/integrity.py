@@ -23,9 +23,10 @@ before the job was created (both times come from the server's clock).  On
 them with a no-op progress tracker), so there the run is followed through its
 cached results instead of ``job.wait()``.
 """
+from __future__ import annotations  # models are built on first use, not to annotate
+
 import collections
 import datetime
-import difflib
 import logging
 import re
 import time
@@ -191,6 +192,8 @@ def _names_of(check: models.DataIntegrityCheck) -> Tuple[str, ...]:
 
 def _unmatched_error(unmatched: List[str], checks: Sequence[models.DataIntegrityCheck],
                      version: Sequence[int], server_codes: bool) -> ConfigurationError:
+    import difflib  # only for this message: not on every 'import dhis2maint' (#20.10)
+
     names = [c.name for c in checks]
     codes: Dict[str, str] = {}
     for check in checks:

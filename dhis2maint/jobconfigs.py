@@ -14,6 +14,8 @@ Like jobs.py this module uses only the session's transport helpers (``_json``,
 ``_send``, ``_uid``, ``_segment``, ``server_version``); it never imports
 session.py.
 """
+from __future__ import annotations  # models are built on first use, not to annotate
+
 import datetime
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union, cast

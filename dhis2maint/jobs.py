@@ -22,6 +22,8 @@ tells the outcome instead.  Refused connections, timeouts and 502/503/504 are
 ridden out for ``Session.outage_grace`` seconds.  Every wait here is a
 :class:`dhis2maint.polling.Wait`: the package's one engine and clock.
 """
+from __future__ import annotations  # models are built on first use, not to annotate
+
 import datetime
 import json
 import logging

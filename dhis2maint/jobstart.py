@@ -7,6 +7,8 @@ re-sent.  A lost, empty or oversized answer is ``outcome_unknown``; with
 of the type and that job is adopted.  Functions of a session (its transport
 helpers only), not a mixin: integrity.py, jobs.py and jobconfigs.py all call them.
 """
+from __future__ import annotations  # models are built on first use, not to annotate
+
 import datetime
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple, Union, cast

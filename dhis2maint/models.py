@@ -5,11 +5,18 @@ turns one into the other.  Enum fields hold an enum member, or the raw string wh
 a newer DHIS2 sends a value this version does not know (every enum here is a
 ``str`` enum, so ``row.severity == "SEVERE"`` works either way).
 """
+from __future__ import annotations  # field types are resolved when a class is built
+
 import datetime
 import enum
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union, cast
+import threading
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union,
+                    cast)
 
 import attr
+
+if TYPE_CHECKING:
+    from attr import s as _attrs
 
 __all__ = [
     "DataIntegritySeverity",
@@ -57,6 +64,83 @@ class _Model:
         return "{}({})".format(type(self).__name__, ", ".join(
             "{}={!r}".format(a.name, getattr(self, a.name))
             for a in attr.fields(cast(Any, type(self))) if a.repr))
+
+
+# -- lazily built models ----------------------------------------------------------------
+#
+# Making ~25 attrs classes (generating and compiling their methods) was most of
+# what ``import dhis2maint`` added to ``import requests, attr, cattr``, and Airflow
+# re-imports DAG files constantly (#20.10).  So a model class is written here as
+# usual, but ``@_attrs`` (``attr.s`` to type checkers) only notes the plain class;
+# the attrs class is made on first use -- ``models.Job``, ``from .models import
+# Job``, pickle, autodoc -- through the module's ``__getattr__`` (PEP 562), its
+# string field types resolved then (building the models they name).  After that
+# it is an ordinary module attribute: one class object per name, for good.
+
+_PENDING: Dict[str, Tuple[type, Dict[str, Any]]] = {}
+_BUILT_HOOKS: Dict[str, List[Callable[[type], None]]] = {}
+_BUILD_LOCK = threading.RLock()
+
+
+if not TYPE_CHECKING:
+    def _attrs(**options: Any) -> Callable[[type], type]:
+        def note(cls: type) -> type:
+            _PENDING[cls.__name__] = (cls, options)
+            return cls  # unbound again at the end of the module
+        return note
+
+
+class _Models(dict):  # type: ignore[type-arg]
+    """The namespace field types are evaluated in: a model's name builds it."""
+
+    def __missing__(self, name: str) -> Any:
+        if name in _PENDING:
+            return _build(name)
+        raise KeyError(name)
+
+
+def _build(name: str) -> type:
+    with _BUILD_LOCK:
+        built = globals().get(name)
+        if built is not None:
+            return cast(type, built)
+        cls, options = _PENDING[name]
+        built = attr.s(**options)(cls)
+        globals()[name] = built
+        try:
+            attr.resolve_types(built, globals(), _Models())
+        except BaseException:
+            del globals()[name]
+            raise
+        del _PENDING[name]
+        for hook in _BUILT_HOOKS.pop(name, ()):
+            hook(built)
+        return cast(type, built)
+
+
+def _model(name: str) -> Any:
+    """Model ``name`` from inside this module, where a global lookup cannot build it."""
+    return globals().get(name) or _build(name)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PENDING:
+        return _build(name)
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_PENDING))
+
+
+def when_built(name: str, hook: Callable[[type], None]) -> None:
+    """Call ``hook(cls)`` once model ``name`` exists (now, when it already does):
+    how :mod:`dhis2maint.convert` registers a model's hooks without building it."""
+    with _BUILD_LOCK:
+        if name in _PENDING:
+            _BUILT_HOOKS.setdefault(name, []).append(hook)
+            return
+    hook(globals()[name])
 
 
 class _StrEnum(str, enum.Enum):
@@ -198,7 +282,7 @@ class JobStatus(_StrEnum):
 # Data integrity
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class DataIntegrityCheck(_Model):
     """One data-integrity check as ``GET /api/dataIntegrity`` lists it."""
 
@@ -217,7 +301,7 @@ class DataIntegrityCheck(_Model):
     code: Optional[str] = None
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
+@_attrs(auto_attribs=True, slots=True, repr=False, frozen=True)
 class DataIntegrityIssue(_Model):
     """One finding of a check: the object's UID (when it has one), a name, and more."""
 
@@ -227,7 +311,7 @@ class DataIntegrityIssue(_Model):
     refs: List[str] = attr.Factory(list)
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class DataIntegrityResult(_Model):
     """A check's result: a summary (``count``/``percentage``) or details (``issues``).
 
@@ -264,7 +348,7 @@ class DataIntegrityResult(_Model):
         return self.error is not None
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class DataIntegrityReport(_Model):
     """Results by check name, in the order DHIS2 (or the legacy mapping) gave them.
 
@@ -300,9 +384,10 @@ class DataIntegrityReport(_Model):
 
     def issue_rows(self) -> Iterator["IntegrityIssueRow"]:
         """Every issue as an :class:`IntegrityIssueRow`, check by check."""
+        row = _model("IntegrityIssueRow")
         for result in self.results.values():
             for issue in result.issues or ():
-                yield IntegrityIssueRow(result.name, result.display_name,
+                yield row(result.name, result.display_name,
                                         result.severity, issue)
 
     # -- the verdict, as SchedulerHealth gives it (#21.6) --
@@ -339,7 +424,7 @@ def _issue_count(result: DataIntegrityResult) -> int:
     return len(result.issues or ())
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
+@_attrs(auto_attribs=True, slots=True, repr=False, frozen=True)
 class IntegrityIssueRow(_Model):
     """One issue tagged with its check: what :meth:`Session.iter_integrity_issues` yields."""
 
@@ -359,7 +444,7 @@ def _at_least(severity: Union[DataIntegritySeverity, str, None],
     return severity_rank(str(severity or "WARNING")) >= severity_rank(str(min_severity))
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
+@_attrs(auto_attribs=True, slots=True, repr=False, frozen=True)
 class CountChange(_Model):
     """How one check's count differs between two reports (see :func:`compare_reports`).
 
@@ -409,7 +494,7 @@ class CountChange(_Model):
         return delta is not None and delta < 0
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
+@_attrs(auto_attribs=True, slots=True, repr=False, frozen=True)
 class IssueChange(_Model):
     """The same issue (same check and id, or name when it has no id) in both
     reports, with a different comment, name or refs."""
@@ -418,7 +503,7 @@ class IssueChange(_Model):
     new: IntegrityIssueRow
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class ReportComparison(_Model):
     """What changed between two data-integrity reports (:func:`dhis2maint.compare_reports`).
 
@@ -464,7 +549,7 @@ class ReportComparison(_Model):
 # Jobs and notifications
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class Notification(_Model):
     """One task notification from ``/api/system/tasks/{jobType}/{jobId}``."""
 
@@ -490,7 +575,7 @@ class Notification(_Model):
                                    " (completed)" if self.completed else "").rstrip()
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False, eq=False)
+@_attrs(auto_attribs=True, slots=True, repr=False, eq=False)
 class Job(_Model):
     """A background job DHIS2 accepted: ``id``, ``job_type``, ``created`` and DHIS2's fields.
 
@@ -530,11 +615,11 @@ class Job(_Model):
             kwargs["poll_interval"] = poll_interval
         if max_interval is not None:
             kwargs["max_interval"] = max_interval
-        return cast(Notification, self.session.wait_for_task(
+        return cast("Notification", self.session.wait_for_task(
             self.job_type, self.id, timeout=timeout, on_notification=on_notification, **kwargs))
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class JobConfiguration(_Model):
     """A job configuration as ``/api/jobConfigurations`` lists it (every version), or
     the stored record of a run-once job (``/api/jobConfigurations/{id}``, 2.41+).
@@ -596,7 +681,7 @@ class JobConfiguration(_Model):
 # Synchronous operations
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class PredictorRun(_Model):
     """The answer of a predictor run: DHIS2's message and the predictions it generated."""
 
@@ -608,7 +693,7 @@ class PredictorRun(_Model):
     predictor_group: Optional[str] = None
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class ValidationViolation(_Model):
     """One validation rule violation from ``POST /api/dataAnalysis/validationRules``."""
 
@@ -628,7 +713,7 @@ class ValidationViolation(_Model):
     right_side_value: Optional[float] = None
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False, frozen=True)
+@_attrs(auto_attribs=True, slots=True, repr=False, frozen=True)
 class CategoryOptionCombo(_Model):
     """One category option combo: its UID and name."""
 
@@ -636,7 +721,7 @@ class CategoryOptionCombo(_Model):
     name: Optional[str] = None
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class CategoryComboState(_Model):
     """A category combo's option combos against what its categories call for.
 
@@ -657,7 +742,7 @@ class CategoryComboState(_Model):
         return self.count >= self.expected_count
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class ImportSummary(_Model):
     """What DHIS2 reports for a per-combo option-combo update
     (``POST /api/maintenance/categoryOptionComboUpdate/categoryCombo/{uid}``).
@@ -697,7 +782,7 @@ def parse_hms(text: Optional[str]) -> Optional[float]:
 # Scheduler, validation results, health (issue #15)
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class JobTypeInfo(_Model):
     """A job type a user may configure (``GET /api/jobConfigurations/jobTypes``)."""
 
@@ -708,7 +793,7 @@ class JobTypeInfo(_Model):
     job_parameters: List[Any] = attr.Factory(list)
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class RunningJob(_Model):
     """A job running now (``GET /api/scheduling/running``, 2.37+): DHIS2's ProcessInfo
     plus the job type it was listed under."""
@@ -725,7 +810,7 @@ class RunningJob(_Model):
     stages: List[str] = attr.Factory(list)
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class ValidationResult(_Model):
     """One stored validation rule violation (``GET /api/validationResults``).
 
@@ -748,7 +833,7 @@ class ValidationResult(_Model):
     created: Optional[datetime.datetime] = None
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class UserInfo(_Model):
     """Who the session is logged in as (``GET /api/me`` + ``/api/me/authorities``)."""
 
@@ -763,7 +848,7 @@ class UserInfo(_Model):
         return "ALL" in self.authorities
 
 
-@attr.s(auto_attribs=True, slots=True, frozen=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, frozen=True, repr=False)
 class FollowUp(_Model):
     """What to do next, as data: an action and its arguments.
 
@@ -789,7 +874,7 @@ class FollowUp(_Model):
         return default
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class HealthFinding(_Model):
     """One thing wrong with the scheduler, with what to do about it.
 
@@ -818,7 +903,7 @@ class HealthFinding(_Model):
     advice: str = ""
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class SchedulerHealth(_Model):
     """:meth:`Session.scheduler_health`'s verdict: the findings, worst first.
 
@@ -849,7 +934,7 @@ class SchedulerHealth(_Model):
         return [f for f in self.findings if _at_least(f.severity, severity)]
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class DoctorCheck(_Model):
     """One line of :meth:`Session.doctor`: ``status`` is ``pass``, ``warn``, ``fail``
     or ``skip``; ``fix`` says what to do when it is not ``pass``, in Python's
@@ -864,7 +949,7 @@ class DoctorCheck(_Model):
     advice: Optional[str] = None
 
 
-@attr.s(auto_attribs=True, slots=True, repr=False)
+@_attrs(auto_attribs=True, slots=True, repr=False)
 class DoctorReport(_Model):
     """Everything :meth:`Session.doctor` checked, in order."""
 
@@ -880,3 +965,11 @@ class DoctorReport(_Model):
     def ok(self) -> bool:
         """No check failed (warnings allowed)."""
         return not self.failed
+
+
+def _unbind_pending() -> None:  # each is built on first use (see _build)
+    for name in _PENDING:
+        del globals()[name]
+
+
+_unbind_pending()

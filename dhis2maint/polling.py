@@ -28,6 +28,8 @@ category combo's option combos, the look-up after a lost job start) is a
 Time comes from :data:`clock` only (``clock.monotonic()``, ``clock.sleep()``):
 tests replace that one object (``tests/conftest.py``'s ``fake_clock``).
 """
+from __future__ import annotations  # models are built on first use, not to annotate
+
 import logging
 import time
 from typing import Any, Callable, NamedTuple, Optional, Tuple

@@ -21,8 +21,8 @@ import requests
 import urllib3
 
 from .convert import NonFiniteNumber, gc_paused, strict_loads
+from . import models
 from .errors import InvalidResponseError, TransportError, url_setting
-from .models import FollowUp
 
 #: Total time a response body may take (streamed by ``iter_integrity_issues``
 #: or read whole), on top of the per-read timeout, so a server trickling bytes
@@ -171,7 +171,7 @@ def _transport_error(exc: requests.exceptions.RequestException, what: str, metho
     if isinstance(exc, exceptions.SSLError) and not any(m in text for m in _PLAIN_HTTP):
         # what to do, as data each face words: trust the CA, or (not recommended)
         # turn certificate checks off (#21.5)
-        err.follow_ups = (FollowUp("trust_ca_bundle", (("env", "REQUESTS_CA_BUNDLE"),),
+        err.follow_ups = (models.FollowUp("trust_ca_bundle", (("env", "REQUESTS_CA_BUNDLE"),),
                                    "trust the server's CA"),)
     return err
 
@@ -393,7 +393,7 @@ def _inflate(pieces: Iterable[bytes], wbits: Optional[int], coding: str) -> Iter
 def _too_big(response: requests.Response, what: str, cap: int, seen: int,
              unknown: bool) -> InvalidResponseError:
     method, _, path = what.partition(" ")
-    follow_ups: Tuple[FollowUp, ...] = ()
+    follow_ups: Tuple[models.FollowUp, ...] = ()
     if cap <= SMALL_BODY_BYTES:
         # system info, job starts, WebMessages: small answers whatever the server holds
         hint = "DHIS2 never sends that much here: check DHIS2_URL and the proxy"
@@ -401,7 +401,7 @@ def _too_big(response: requests.Response, what: str, cap: int, seen: int,
             path.endswith("/details"):
         # the only reports iter_integrity_issues() streams
         hint = "raise the session's max_body_bytes, or stream the report"
-        follow_ups = (FollowUp("iter_integrity_issues", (), "read a report of any size"),)
+        follow_ups = (models.FollowUp("iter_integrity_issues", (), "read a report of any size"),)
     else:
         hint = "raise the session's max_body_bytes if this answer is expected to be that big"
     if unknown:

@@ -6,6 +6,8 @@ and the stored results under ``/api/validationResults`` with their notifications
 (``POST /api/validation/sendNotifications``).  Uses only the session's transport
 helpers; it never imports session.py.
 """
+from __future__ import annotations  # models are built on first use, not to annotate
+
 import datetime
 import re
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional, Union

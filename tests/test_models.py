@@ -290,3 +290,47 @@ def test_notification_str_is_one_readable_line(serve):
         assert "\n" not in line and "Notification(" not in line
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (INFO|LOOP|WARN|ERROR|DEBUG) \S", line), line
     assert seen[-1].endswith("(completed)")
+
+
+_LAZY_PROBE = r"""
+import json, pickle, sys
+import attr
+import dhis2maint
+from dhis2maint import models
+loaded = {"built_at_import": sorted(n for n in models.__all__ if n in vars(models)
+                                    and attr.has(vars(models)[n])),
+          "difflib": "difflib" in sys.modules}
+job = dhis2maint.Job("j1", "ANALYTICS_TABLE")
+result = dhis2maint.convert.structure(
+    {"name": "c", "issues": [{"id": "a", "refs": ["x"]}]}, dhis2maint.DataIntegrityResult)
+loaded.update(
+    same=dhis2maint.Job is models.Job and type(job) is models.Job,
+    pickled=pickle.loads(pickle.dumps(result)) == result,
+    issue_type=repr(attr.fields(models.DataIntegrityResult).issues.type),
+    issue=type(result.issues[0]) is models.DataIntegrityIssue,
+    star=len(__import__("importlib").import_module("dhis2maint").__all__),
+    dir="UserInfo" in dir(models) and "Job" in dir(dhis2maint))
+print(json.dumps(loaded))
+"""
+
+
+def test_import_builds_no_model_and_first_use_builds_the_one_class():
+    """#20.10: ``import dhis2maint`` builds no attrs model (nor loads difflib); the
+    first use builds each one, once: same object everywhere, pickles, cattrs
+    structures it, field types resolved to the built classes."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", _LAZY_PROBE], check=True,
+                         stdout=subprocess.PIPE, universal_newlines=True).stdout
+    got = json.loads(out)
+    assert got["built_at_import"] == []
+    assert got["difflib"] is False
+    assert got["same"] and got["pickled"] and got["issue"] and got["dir"]
+    assert "DataIntegrityIssue" in got["issue_type"] and "'" not in got["issue_type"]
+
+
+def test_unknown_model_attribute_is_an_attribute_error():
+    with pytest.raises(AttributeError):
+        dhis2maint.models.NoSuchModel  # noqa: B018
+    with pytest.raises(AttributeError):
+        dhis2maint.NoSuchModel  # noqa: B018
