@@ -65,6 +65,7 @@ from urllib.parse import parse_qs, urlsplit
 from . import _standin_analysis, _standin_integrity, _standin_jobs  # noqa: F401
 from . import _standin_maintenance, _standin_metadata, _standin_system  # noqa: F401
 from . import _standin_messages  # watch (#22): POST /api/messageConversations
+from . import _standin_datavalues  # server health as data values (#25): /api/metadata, /api/dataValueSets
 from ._standin_faults import (_NGINX_REASONS, _corrupt, _Faults, _gzip_bomb, _hostile_response,  # noqa: F401
                               _nginx_page)
 from ._standin_http import _LOGIN_PAGE, _HttpError, _Request, _Response, _web_message
@@ -532,6 +533,12 @@ class Dhis2StandIn(object):
         "Data integrity check is already running" for integrity runs)."""
         with self._state.lock:
             self._state.conflicts += int(count)
+
+    # --- data values (#25) ---------------------------------------------------------------
+    def data_value_conflict_next(self, count: int = 1) -> None:
+        """The next `count` ``POST /api/dataValueSets`` answer a conflict (E7643, the period is
+        not open) for their first value, in the version's summary shape."""
+        _standin_datavalues.conflict_next(self._state, count)
 
     def set_issue_count(self, check_name: str, n: int) -> None:
         """Runs started from now on find `n` issues for that check (details are streamed, so millions work)."""
