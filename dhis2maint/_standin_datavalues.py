@@ -24,7 +24,7 @@ Part of :mod:`dhis2maint.testing`; handlers as described in ``_standin_routes``.
 """
 import collections
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ._standin_http import _UID_RE, _HttpError, _Request, _Response, _od, _web_message
 from ._standin_routes import _Api, route
@@ -33,7 +33,7 @@ METADATA_IMPORT = ("ALL", "F_METADATA_IMPORT")
 _DEFAULT_COC = "HllvX50cXC0"
 
 #: collection -> (klass, required properties, unique properties)
-_TYPES = collections.OrderedDict([
+_TYPES: Dict[str, Tuple[str, Tuple[str, ...], Tuple[str, ...]]] = collections.OrderedDict([
     ("dataElements", ("org.hisp.dhis.dataelement.DataElement",
                       ("name", "shortName", "valueType", "domainType", "aggregationType"),
                       ("code", "name", "shortName"))),
@@ -119,7 +119,7 @@ def _refs_of(collection, obj):
 
 
 def _known(api, collection, uid, payload_ids):
-    # type: (_Api, str, str, Dict[str, set]) -> bool
+    # type: (_Api, str, str, Dict[str, Set[str]]) -> bool
     if uid in payload_ids.get(collection, ()):
         return True
     if collection == "organisationUnits":
@@ -130,7 +130,7 @@ def _known(api, collection, uid, payload_ids):
 
 
 def _validate(api, collection, index, obj, payload_ids, taken):
-    # type: (_Api, str, int, Any, Dict[str, set], Dict[Tuple[str, str, str], str]) -> List[Dict[str, Any]]
+    # type: (_Api, str, int, Any, Dict[str, Set[str]], Dict[Tuple[str, str, str], str]) -> List[Dict[str, Any]]
     klass, required, unique = _TYPES[collection]
     short = klass.rsplit(".", 1)[-1]
     if not isinstance(obj, dict):
@@ -384,7 +384,8 @@ def post_data_value_sets(api, req):
         raise _HttpError(400, "JSON parse error: a data value set is required")
     dry_run = _flag(req, "dryRun", False)
     strategy = (req.arg("importStrategy") or "CREATE_AND_UPDATE").upper()
-    counts = collections.OrderedDict([("imported", 0), ("updated", 0), ("ignored", 0), ("deleted", 0)])
+    counts = collections.OrderedDict(
+        [("imported", 0), ("updated", 0), ("ignored", 0), ("deleted", 0)])  # type: collections.OrderedDict[str, int]
     conflicts = []  # type: List[Dict[str, Any]]
     with api.state.lock:
         store = _store(api.state)

@@ -397,7 +397,7 @@ def metadata_payload(checks: Iterable[models.DataIntegrityCheck], org_unit: str,
                      .format(kind)))
     names = _unique([(r[1], r[0]) for r in rows], NAME_MAX)
     shorts = _unique([(r[2], r[0]) for r in rows], SHORT_NAME_MAX)
-    elements = []
+    elements = []  # type: List[Dict[str, Any]]
     for (code, _name, _short, description), name, short in zip(rows, names, shorts):
         elements.append({
             "id": uid(code), "code": code, "name": name, "shortName": short,
