@@ -39,8 +39,29 @@ from .models import _Model
 from .transport import _read_body, decode_json
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from ._typing import SessionTransport
-    from .history import History, RunInfo
+
+    class RunInfo(Protocol):
+        """What is read of a :class:`dhis2maint.history.RunInfo` (not imported: history
+        imports sqlite3 and the session)."""
+
+        @property
+        def id(self) -> int: ...
+
+        @property
+        def run_at(self) -> datetime.datetime: ...
+
+        @property
+        def server_time(self) -> Optional[datetime.datetime]: ...
+
+    class History(Protocol):
+        """What is used of a :class:`dhis2maint.history.History`."""
+
+        def runs(self, server: Optional[str] = None) -> Sequence[RunInfo]: ...
+
+        def load_report(self, run_id: int) -> models.DataIntegrityReport: ...
 else:
     SessionTransport = object
 
