@@ -364,10 +364,11 @@ def _severity_text(value: Any) -> str:
 # --- pure functions: the metadata -----------------------------------------------------
 
 
-def metadata_payload(checks: Iterable[models.DataIntegrityCheck], org_unit: str,
-                     prefix: str = DEFAULT_PREFIX,
+def metadata_payload(checks: Iterable[models.DataIntegrityCheck],
+                     org_unit: Union[str, Sequence[str]], prefix: str = DEFAULT_PREFIX,
                      existing: Optional[Mapping[str, str]] = None) -> Dict[str, List[Dict[str, Any]]]:
-    """The one ``POST /api/metadata`` payload setup sends (object type -> objects).
+    """The one ``POST /api/metadata`` payload setup sends (object type -> objects);
+    ``org_unit``: one UID or several (the data set's and the visualizations' org units).
 
     One data element per check in ``checks`` (AGGREGATE, ZERO_POSITIVE_INT, aggregation
     LAST, its section and severity in the description), one per severity, one per
@@ -382,8 +383,11 @@ def metadata_payload(checks: Iterable[models.DataIntegrityCheck], org_unit: str,
     ``Daily``, relative period ``last90Days``).
     """
     _check_prefix(prefix)
-    if not isinstance(org_unit, str) or not _UID_RE.match(org_unit):
-        raise ConfigurationError("org_unit must be a DHIS2 UID, got {!r}".format(org_unit))
+    units = [org_unit] if isinstance(org_unit, str) else list(org_unit)
+    if not units:
+        raise ConfigurationError("org_unit: at least one organisation unit is required")
+    for unit in units:
+        _check_org_unit(unit)
     existing = existing or {}
     checks = list(checks)
     label = _label(prefix)
@@ -438,7 +442,7 @@ def metadata_payload(checks: Iterable[models.DataIntegrityCheck], org_unit: str,
                 "dataSetElements": [{"dataElement": {"id": e["id"]},
                                      "dataSet": {"id": uid(other["data_set"])}}
                                     for e in elements],
-                "organisationUnits": [{"id": org_unit}]}
+                "organisationUnits": [{"id": u} for u in units]}
     by_severity = [e for e in elements if e["code"].startswith(prefix + "ISSUES_")]
     per_check = [e for e in elements if e["code"] in set(codes.values())]
 
@@ -451,13 +455,13 @@ def metadata_payload(checks: Iterable[models.DataIntegrityCheck], org_unit: str,
              "type": "LINE", "columnDimensions": ["dx"], "rowDimensions": ["pe"],
              "filterDimensions": ["ou"], "dataDimensionItems": items(by_severity),
              "relativePeriods": {"last90Days": True},
-             "organisationUnits": [{"id": org_unit}]}
+             "organisationUnits": [{"id": u} for u in units]}
     table = {"id": uid(other["table"]), "code": other["table"],
              "name": "{} Integrity issues per check, last 7 days".format(label),
              "type": "PIVOT_TABLE", "columnDimensions": ["pe"], "rowDimensions": ["dx"],
              "filterDimensions": ["ou"], "dataDimensionItems": items(per_check),
              "relativePeriods": {"last7Days": True}, "hideEmptyRows": True,
-             "organisationUnits": [{"id": org_unit}]}
+             "organisationUnits": [{"id": u} for u in units]}
     dashboard_uid = uid(other["dashboard"])
     dashboard = {"id": dashboard_uid, "code": other["dashboard"], "name": DASHBOARD_NAME,
                  "description": "Data-integrity issues and scheduler findings dhis2maint "
@@ -712,6 +716,14 @@ class DataValuesMixin(SessionTransport):
         sets = [s for s in body.get("dataSets") or () if isinstance(s, dict)]
         return sets[0] if sets else None
 
+    def _kept_org_units(self, prefix: str) -> List[str]:
+        """The org units setup assigns without ``org_unit``: those the data set already
+        has (a setup again keeps them), else the hierarchy's root."""
+        data_set = self._data_set(prefix)
+        units = [str(u.get("id")) for u in (data_set or {}).get("organisationUnits") or ()
+                 if isinstance(u, dict) and u.get("id")]
+        return units or [self._root_org_unit()]
+
     def _push_org_unit(self, prefix: str, org_unit: Optional[str]) -> str:
         if org_unit is not None:
             return self._uid(org_unit, "org_unit")
@@ -732,7 +744,8 @@ class DataValuesMixin(SessionTransport):
         See :func:`metadata_payload`.  ``org_unit`` (a UID) gets the data set; None: the
         hierarchy's root (``GET /api/organisationUnits?level=1``).  ``checks``: the check
         list (default: the server's, :meth:`list_integrity_checks`).  Objects whose code
-        already exists keep their UID.  Raises :class:`ConfigurationError` for a bad
+        already exists keep their UID; without ``org_unit`` a data set that exists keeps
+        its organisation units.  Raises :class:`ConfigurationError` for a bad
         prefix or org unit (before anything is sent), :class:`ImportConflictError`
         naming each error report when DHIS2 refuses the import (atomic: nothing is
         imported).  The POST is sent once: a lost answer is an error with
@@ -743,14 +756,14 @@ class DataValuesMixin(SessionTransport):
             org_unit = self._uid(org_unit, "org_unit")
         check_list = list(checks) if checks is not None else \
             self.list_integrity_checks()  # type: ignore[attr-defined]
-        target = org_unit or self._root_org_unit()
-        payload = metadata_payload(check_list, target, prefix, self._existing_codes(prefix))
+        targets = [org_unit] if org_unit else self._kept_org_units(prefix)
+        payload = metadata_payload(check_list, targets, prefix, self._existing_codes(prefix))
         params = {"importStrategy": "CREATE_AND_UPDATE", "atomicMode": "ALL",
                   "dryRun": "true" if dry_run else "false"}
         report = read_metadata_report(self._post_import("metadata", params, payload))
         report.dry_run = bool(dry_run)
         report.prefix = prefix
-        report.org_unit = target
+        report.org_unit = targets[0]
         if report.errors or report.status == "ERROR":
             shown = "; ".join(str(c) for c in report.errors[:5]) or report.status
             raise ImportConflictError(

@@ -397,3 +397,14 @@ def test_push_history_backfills_one_post_per_run(serve, tmp_path):
     assert [s.import_count.imported for s in done] == [3, 3]
     with pytest.raises(ConfigurationError, match="since"):
         session.push_history_values(history, since="last week")
+
+
+def test_setup_again_keeps_the_chosen_org_unit(serve):
+    srv, session = serve("2.42")
+    assert session.setup_data_values(org_unit="O6uvpzGd5pu").org_unit == "O6uvpzGd5pu"
+    again = session.setup_data_values()               # no org unit: the data set keeps Bo
+    assert again.org_unit == "O6uvpzGd5pu" and again.count.imported == 0
+    status = session.data_values_status()
+    assert status.org_unit == "O6uvpzGd5pu" and status.ok
+    pushed = session.push_data_values(SchedulerHealth(server_time=DAY))
+    assert pushed.ok and pushed.import_count.imported == len(dv.FINDING_KINDS)
