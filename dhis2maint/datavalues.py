@@ -34,7 +34,7 @@ from typing import (TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional,
 import attr
 
 from . import models, versions
-from .errors import ConfigurationError, Dhis2Error, InvalidResponseError
+from .errors import ConfigurationError, Dhis2Error, InvalidResponseError, error_for_response
 from .models import _Model
 from .transport import _read_body, decode_json
 
@@ -681,7 +681,12 @@ class DataValuesMixin(SessionTransport):
             _read_body(response, what, "POST", self.stream_deadline, self.max_body_bytes)
         finally:
             response.close()
-        return decode_json(response, what, expect=dict)
+        body = decode_json(response, what, expect=dict)
+        if response.status_code == 409 and not isinstance(body.get("response"), dict):
+            # a 409 that is no import summary (e.g. a lock): DHIS2's own words, an ApiError
+            raise error_for_response(response, "POST", "/api/" + path,
+                                     getattr(self, "source", None))
+        return body
 
     def _root_org_unit(self) -> str:
         """``GET /api/organisationUnits?level=1``: the one root (else ConfigurationError)."""

@@ -408,3 +408,13 @@ def test_setup_again_keeps_the_chosen_org_unit(serve):
     assert status.org_unit == "O6uvpzGd5pu" and status.ok
     pushed = session.push_data_values(SchedulerHealth(server_time=DAY))
     assert pushed.ok and pushed.import_count.imported == len(dv.FINDING_KINDS)
+
+
+def test_a_409_without_an_import_summary_is_dhis2s_own_error(serve):
+    from dhis2maint.errors import ConflictError
+
+    srv, session = serve("2.42")
+    srv.answer_next('{"httpStatus": "Conflict", "httpStatusCode": 409, "status": "ERROR", '
+                    '"message": "Data set is locked"}', status=409, method="POST")
+    with pytest.raises(ConflictError, match="Data set is locked"):
+        session.push_data_values(dv.values_from_health(SchedulerHealth(server_time=DAY), ROOT))
