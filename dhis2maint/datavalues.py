@@ -590,7 +590,10 @@ def _unwrap(body: Any, what: str, kind: str) -> Dict[str, Any]:
         raise InvalidResponseError("{} answered {} instead of an {}".format(
             what, type(body).__name__, kind))
     inner = body.get("response")
-    if isinstance(inner, dict) and ("httpStatusCode" in body or "httpStatus" in body):
+    if "httpStatusCode" in body or "httpStatus" in body:  # a WebMessage (2.37+)
+        if not isinstance(inner, dict):
+            raise InvalidResponseError("{} answered a WebMessage without an {} ({})".format(
+                what, kind, str(body.get("message") or body.get("status"))[:200]))
         return inner
     return body
 

@@ -197,6 +197,9 @@ def test_both_import_summary_shapes_read():
     from dhis2maint.errors import InvalidResponseError
     with pytest.raises(InvalidResponseError):
         dv.read_import_summary({"httpStatus": "OK", "httpStatusCode": 200, "response": {}})
+    with pytest.raises(InvalidResponseError, match="Import was successful"):
+        dv.read_import_summary({"httpStatus": "OK", "httpStatusCode": 200,
+                                "message": "Import was successful."})
     with pytest.raises(InvalidResponseError):
         dv.read_import_summary(["not", "a", "summary"])
 
