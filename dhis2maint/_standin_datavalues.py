@@ -5,7 +5,8 @@ elements, data element groups, data sets, visualizations, dashboards), GET of th
 What it keeps is per stand-in (``_store(state)``): the imported objects by type and UID, and
 the data values by (data element, period, org unit).  Faithful where dhis2maint depends on it:
 
-* ``POST /api/metadata``: create-and-update by UID, ``dryRun`` (nothing kept),
+* ``POST /api/metadata``: create-and-update by UID, ``importMode=VALIDATE`` (nothing kept;
+  a ``dryRun`` parameter is ignored, as DHIS2 ignores it),
   ``atomicMode=ALL`` (the default: one bad object and nothing is imported, status ERROR),
   error reports as DHIS2 words them (E4000 missing property, E4001 too long, E4014 bad UID,
   E5002 invalid reference, E5003 a code/name another object has); an existing object counts
@@ -181,7 +182,8 @@ def post_metadata(api, req):
     if not isinstance(body, dict):
         raise _HttpError(400, "JSON parse error: a metadata object is required")
     strategy = (req.arg("importStrategy") or "CREATE_AND_UPDATE").upper()
-    dry_run = _flag(req, "dryRun", False)
+    # importMode=VALIDATE is the metadata dry run; a dryRun parameter is ignored, as DHIS2 does
+    dry_run = (req.arg("importMode") or "COMMIT").upper() == "VALIDATE"
     atomic = (req.arg("atomicMode") or "ALL").upper() != "NONE"
     with api.state.lock:
         store = _store(api.state)["objects"]

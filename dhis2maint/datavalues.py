@@ -747,7 +747,8 @@ class DataValuesMixin(SessionTransport):
                           ) -> MetadataImportReport:
         """Create or update the metadata the data values need, in one import:
         ``POST /api/metadata?importStrategy=CREATE_AND_UPDATE&atomicMode=ALL``
-        (``dryRun=true`` with ``dry_run``: nothing changes).
+        (``importMode=VALIDATE`` with ``dry_run``: validated and counted, nothing
+        changes; ``/api/metadata`` takes no ``dryRun`` parameter).
 
         See :func:`metadata_payload`.  ``org_unit`` (a UID) gets the data set; None: the
         hierarchy's root (``GET /api/organisationUnits?level=1``).  ``checks``: the check
@@ -766,8 +767,10 @@ class DataValuesMixin(SessionTransport):
             self.list_integrity_checks()  # type: ignore[attr-defined]
         targets = [org_unit] if org_unit else self._kept_org_units(prefix)
         payload = metadata_payload(check_list, targets, prefix, self._existing_codes(prefix))
+        # /api/metadata has no dryRun parameter (DefaultMetadataImportService.getParamsFromMap
+        # ignores it and COMMITs): its dry run is importMode=VALIDATE
         params = {"importStrategy": "CREATE_AND_UPDATE", "atomicMode": "ALL",
-                  "dryRun": "true" if dry_run else "false"}
+                  "importMode": "VALIDATE" if dry_run else "COMMIT"}
         report = read_metadata_report(self._post_import("metadata", params, payload))
         report.dry_run = bool(dry_run)
         report.prefix = prefix

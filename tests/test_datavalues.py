@@ -246,15 +246,16 @@ def test_setup_twice_creates_each_object_once(serve, version):
     dashboards = session.get(session.api_url("dashboards"), params={"paging": "false"}).json()
     assert [d["name"] for d in dashboards["dashboards"]] == [dv.DASHBOARD_NAME]
     posts = [r for r in srv.requests if r.method == "POST"]
-    assert [(r.path, r.query["importStrategy"], r.query["atomicMode"]) for r in posts] == \
-        [("/api/metadata", ["CREATE_AND_UPDATE"], ["ALL"])] * 2
+    assert [(r.path, r.query["importStrategy"], r.query["atomicMode"], r.query["importMode"])
+            for r in posts] == [("/api/metadata", ["CREATE_AND_UPDATE"], ["ALL"], ["COMMIT"])] * 2
+    assert all("dryRun" not in r.query for r in posts)  # DHIS2 would ignore it and commit
 
 
 def test_setup_dry_run_changes_nothing(serve):
     srv, session = serve("2.42")
     report = session.setup_data_values(prefix="MI_", dry_run=True)
     assert report.dry_run and report.count.imported > 0
-    assert srv.requests[-1].query["dryRun"] == ["true"]
+    assert srv.requests[-1].query["importMode"] == ["VALIDATE"]
     assert _codes(session, "dataElements", "MI_") == []
     assert _codes(session, "dataSets", "MI_") == []
 
