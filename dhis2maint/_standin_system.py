@@ -46,6 +46,10 @@ def me(api, req):
     wanted = req.fields()
     if wanted is None or "authorities" in wanted:
         full["authorities"] = auths
+    if wanted and "organisationUnits" in wanted:  # data capture org units (#25): the root by default
+        units = getattr(api.state, "user_org_units", None) or list(api.state.org_units)[:1]
+        full["organisationUnits"] = [_od(("id", u), ("path", api.state.org_units[u]["path"]))
+                                     for u in units if u in api.state.org_units]
     if wanted:
         full = collections.OrderedDict((k, v) for k, v in full.items() if k in wanted)
     return _Response.json(full)

@@ -70,6 +70,16 @@ _VERSION_FEATURES = {
     # /api/me: top-level username (MeDto, 2.38+); userCredentials.username (until 2.41)
     "me_username": (_F, _F, _T, _T, _T, _T, _T, _T),
     "me_user_credentials": (_T, _T, _T, _T, _T, _T, _F, _F),
+    # --- data values and metadata imports (#25; _standin_datavalues) ---
+    # POST /api/dataValueSets and /api/metadata answer a WebMessage wrapping the summary (409 when
+    # it has conflicts) from 2.37 (WebMessageUtils.importSummary/importReport,
+    # withPlainResponseBefore(V38): /api/37/... and older paths still get the bare summary)
+    "import_web_message": (_F, _T, _T, _T, _T, _T, _T, _T),
+    # ImportConflict.errorCode/property/indexes (2.37+; 2.36: object and value only)
+    "conflict_error_codes": (_F, _T, _T, _T, _T, _T, _T, _T),
+    # re-sent unchanged data values count as ignored (dataValueUpdateShouldBeIgnored, 2.38+;
+    # before: updated)
+    "unchanged_values_ignored": (_F, _F, _T, _T, _T, _T, _T, _T),
     "job_types": _VERSIONS,
 }
 

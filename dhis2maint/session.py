@@ -36,6 +36,7 @@ from .doctor import DoctorMixin
 from .health import HealthMixin
 from .jobconfigs import JobConfigsMixin
 from .validation import ValidationMixin
+from .datavalues import DataValuesMixin  # server health as DHIS2 data values (#25)
 from .versions import parse_version
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ _warned_insecure: Set[Optional[str]] = set()
 
 
 class Session(IntegrityMixin, JobsMixin, JobConfigsMixin, ValidationMixin, HealthMixin,
-              DoctorMixin,
+              DoctorMixin, DataValuesMixin,
               requests.Session):
     """A connection to one DHIS2 server.
 

@@ -24,7 +24,7 @@ Set ``verbose_notifications = True`` for stage and ``[i/n]`` LOOP messages.
 Analytics, resource-table and monitoring jobs always post progress messages.
 
 Fault knobs (``fail_next``, ``hang_next``, ``truncate_next``, ``drop_response_next``, ``html_next``,
-``delay``, ``trickle``, ``fail_next_job``, ``conflict_next``,
+``delay``, ``trickle``, ``fail_next_job``, ``conflict_next``, ``data_value_conflict_next``,
 ``drop_feed_after_completion``, ``login_redirect``, ``set_issue_count``,
 ``fail_check``) let tests provoke the failures a real server or its proxy
 produces; hostile ones (``gzip_bomb_next``, ``endless_body_next``, ``nan_next``,
@@ -65,6 +65,7 @@ from urllib.parse import parse_qs, urlsplit
 from . import _standin_analysis, _standin_integrity, _standin_jobs  # noqa: F401
 from . import _standin_maintenance, _standin_metadata, _standin_system  # noqa: F401
 from . import _standin_messages  # watch (#22): POST /api/messageConversations
+from . import _standin_datavalues  # server health as data values (#25): /api/metadata, /api/dataValueSets
 from ._standin_faults import (_NGINX_REASONS, _corrupt, _Faults, _gzip_bomb, _hostile_response,  # noqa: F401
                               _nginx_page)
 from ._standin_http import _LOGIN_PAGE, _HttpError, _Request, _Response, _web_message
@@ -533,6 +534,12 @@ class Dhis2StandIn(object):
         with self._state.lock:
             self._state.conflicts += int(count)
 
+    # --- data values (#25) ---------------------------------------------------------------
+    def data_value_conflict_next(self, count: int = 1) -> None:
+        """The next `count` ``POST /api/dataValueSets`` answer a conflict (E7643, the period is
+        not open) for their first value, in the version's summary shape."""
+        _standin_datavalues.conflict_next(self._state, count)
+
     def set_issue_count(self, check_name: str, n: int) -> None:
         """Runs started from now on find `n` issues for that check (details are streamed, so millions work)."""
         with self._state.lock:
@@ -743,6 +750,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="errorCodes a failed job's /api/jobConfigurations record shows "
                              "(2.41+), e.g. \"E7010 E7131\"")
     faults.add_argument("--conflict-next", type=int, metavar="N", help="the next N job starts answer 409")
+    faults.add_argument("--data-value-conflict-next", type=int, metavar="N",
+                        help="the next N data value imports answer a conflict (#25)")
     faults.add_argument("--drop-feed-after-completion", action="store_true",
                         help="a finished job's task feed answers [] (as after a restart)")
     faults.add_argument("--login-redirect", action="store_true",
@@ -801,7 +810,8 @@ def apply_faults(srv: Dhis2StandIn, args: argparse.Namespace) -> None:
         srv.fail_next(count, status or 503)
     for flag, knob in (("hang_next", srv.hang_next), ("truncate_next", srv.truncate_next),
                        ("drop_response_next", srv.drop_response_next), ("html_next", srv.html_next),
-                       ("conflict_next", srv.conflict_next)):
+                       ("conflict_next", srv.conflict_next),
+                       ("data_value_conflict_next", srv.data_value_conflict_next)):
         if getattr(args, flag):
             knob(getattr(args, flag))
     if args.delay:

@@ -177,6 +177,18 @@ _FEATURE_ROWS = (
     Feature("system_info_fields", (2, 38), None, "GET /api/system/info?fields="),
     # MeDto (ctl/user/MeDto.java@2.38); 2.36/2.37: userCredentials.username only
     Feature("me_username", (2, 38), None, "GET /api/me has a top-level username"),
+    # --- data values and metadata imports (#25, datavalues.py reads both shapes on every version)
+    # WebMessageUtils.importSummary/importReport + withPlainResponseBefore(V38) (2.37): a WebMessage
+    # (409 when there are conflicts or errors) unless the path is /api/37/ or older; 2.36: bare
+    Feature("import_summary_web_message", (2, 37), None,
+            "POST /api/dataValueSets and /api/metadata answer a WebMessage wrapping the import "
+            "summary (409 with conflicts); before, the bare summary"),
+    # dxf2/importsummary/ImportConflict.java@2.37: errorCode, property, indexes, objects
+    Feature("import_conflict_codes", (2, 37), None,
+            "data value import conflicts carry an errorCode (E7610, …)"),
+    # DefaultDataValueSetService.dataValueUpdateShouldBeIgnored (2.38)
+    Feature("unchanged_values_ignored", (2, 38), None,
+            "re-sent unchanged data values count as ignored (before: updated)"),
     # --- maintenance
     Feature("maintenance_ok_message", (2, 43), None,
             "/api/maintenance/* answer 200 with a WebMessage (before: 204 No Content)"),

@@ -213,6 +213,7 @@ def session_api(session: Session) -> None:
     scheduler_api(session)
     health_api(session)
     history_api(session, report)
+    datavalues_api(session, report)
     reports_and_files(report, checks, final)
 
 
@@ -318,6 +319,31 @@ def history_api(session: Session, report: DataIntegrityReport) -> None:
             assert_type(history.compare_with_previous(report), ReportComparison)
     assert_type(parse_age("30d"), Optional[datetime.timedelta])
     assert_type(issue_identity(DataIntegrityIssue(id="abcdefghijk")), str)
+
+
+def datavalues_api(session: Session, report: DataIntegrityReport) -> None:
+    """Server health as DHIS2 data values (#25)."""
+    from dhis2maint.datavalues import (DataValue, DataValueImportSummary, DataValuesStatus,
+                                       ImportConflict, MetadataImportReport, values_from_report)
+    setup = session.setup_data_values(prefix="DM_", dry_run=False)
+    assert_type(setup, MetadataImportReport)
+    assert_type(setup.count.imported, int)
+    assert_type(setup.errors, List[ImportConflict])
+    assert_type(session.server_calendar(), str)
+    summary = session.push_data_values(report, dry_run=True)
+    assert_type(summary, DataValueImportSummary)
+    assert_type(summary.import_count.ignored, int)
+    values = values_from_report(report, "ImspTQPwCqd", prefix="DM_", calendar="iso8601")
+    assert_type(values, List[DataValue])
+    assert_type(session.push_data_values(values).conflicts, List[ImportConflict])
+    status = session.data_values_status(prefix="DM_", org_unit=None)
+    assert_type(status, DataValuesStatus)
+    assert_type(status.missing_checks, List[str])
+    with tempfile.TemporaryDirectory() as folder:
+        with History(os.path.join(folder, "integrity.sqlite")) as history:
+            history.record(report, session)
+            pushed = session.push_history_values(history, since=datetime.date(2000, 1, 1))
+            assert_type(pushed, List[DataValueImportSummary])
 
 
 class AirflowConnection:
