@@ -25,6 +25,8 @@ Pure functions (no HTTP; tested on their own):
 Nothing is retried after a POST may have reached DHIS2: a lost answer is an error with
 ``outcome_unknown`` set (see :mod:`dhis2maint.transport`), never a second POST.
 """
+from __future__ import annotations  # models are built on first use, not to annotate
+
 import datetime
 import hashlib
 import re
