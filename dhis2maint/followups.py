@@ -37,6 +37,7 @@ ACTIONS: Dict[str, Tuple[str, ...]] = {
     "iter_integrity_issues": (),
     "whoami": (),
     "doctor": (),
+    "setup_data_values": (),  # #25
 }
 
 

@@ -527,6 +527,20 @@ ACTIONS: Tuple[Action, ...] = (
            "combo); with wait (needs category_combo), poll until the combo has all its option "
            "combos.", ("category_combo", "wait", "timeout_seconds"), renames=_TIMEOUT,
            also=("wait_for_coc_generation",)),
+    # server health inside DHIS2 (#25): integrity and scheduler counts as data values
+    Action("setup_data_values", "setup_data_values", "datavalues setup",
+           "Create or update the metadata the health data values need: a data element per "
+           "integrity check, per severity and per scheduler finding kind, a group, a daily data "
+           "set for the org unit (default the root) and the dashboard \"Server health "
+           "(dhis2maint)\" (POST /api/metadata, CREATE_AND_UPDATE, atomic); dry_run (default "
+           "true) only says what would change.", ("org_unit", "prefix", "dry_run"),
+           words=(("org_unit", "--org-unit="), ("prefix", "--prefix="))),
+    Action("push_data_values", "push_data_values", "datavalues push",
+           "Send the last integrity results DHIS2 holds, or the scheduler's health, as today's "
+           "data values of the org unit (POST /api/dataValueSets, CREATE_AND_UPDATE); returns "
+           "the import counts; a conflict is an error naming each.",
+           ("source", "org_unit", "prefix", "dry_run"),
+           words=(("org_unit", "--org-unit="), ("prefix", "--prefix="))),
 ) + _maintenance_actions()
 
 
