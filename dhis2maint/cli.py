@@ -15,6 +15,7 @@ Machine output goes to stdout only; progress and errors go to stderr.
 """
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_history(run)
     _add_format(run)
     _add_watch_options(run)
+    _add_push_values(run)
     run.set_defaults(handler=cmd_integrity_run)
 
     report = command(integrity_cmds, "report", "print the last results without running")
@@ -213,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_history(report)
     _add_format(report)
     _add_watch_options(report)
+    _add_push_values(report)
     report.set_defaults(handler=cmd_integrity_report)
 
     issues = command(integrity_cmds, "issues",
@@ -370,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default %(default)s)")
     _add_format(jhealth, choices=("table", "json", "jsonl", "csv"))
     _add_watch_options(jhealth)
+    _add_push_values(jhealth)
     jhealth.set_defaults(handler=cmd_jobs_health)
 
     doctor = command(commands, "doctor",
@@ -441,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     tlist.add_argument("job_type", metavar="JOB_TYPE", type=str.upper)
     _add_format(tlist, choices=("table", "json"))
     tlist.set_defaults(handler=cmd_task_list)
+
+    _add_datavalues_commands(commands, command)  # #25
 
     demo = command(commands, "demo", "start the built-in DHIS2 stand-in and run the nightly "
                                      "job against it (no DHIS2 needed)",
@@ -1271,6 +1277,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             health = session.scheduler_health()
             write_health(health, "table", out, words=follow_up_text)
             _demo_metrics(session, history, health, folder, out)
+            _demo_datavalues(session, history, out)
     out.write("\nNext: point it at your server (paste these lines, with your URL and token):\n"
               "  export DHIS2_URL=https://dhis2.example.org\n"
               "  export DHIS2_PAT=d2pat_…\n"
@@ -1304,6 +1311,23 @@ def _demo_metrics(session: "Session", history: "History", health: Any, folder: s
     for line in wanted[:2]:
         out.write("  " + line + "\n")
     out.write("  … {} lines in all\n".format(len(text.splitlines())))
+
+
+def _demo_datavalues(session: "Session", history: "History", out: IO[str]) -> None:
+    """The demo's end (#25): the metadata set up, the three nights pushed as data values."""
+    from .datavalues import history_values
+
+    out.write("\n$ dhis2maint datavalues setup && dhis2maint datavalues push --history "
+              "history.sqlite  (server health inside DHIS2: a dashboard, no Prometheus)\n")
+    report = session.setup_data_values()
+    for line in _metadata_lines(report):
+        out.write("  " + line + "\n")
+    target = session.data_values_target()
+    for run in history.runs(session.base_url):
+        values = history_values(history, run, target)
+        summary = session.push_data_values(values)
+        out.write("  run {} {}: {:,} values: {}\n".format(
+            run.id, run.run_at.strftime("%Y-%m-%d"), len(values), _counts_text(summary)))
 
 
 #: The connection options (dests) that `demo` refuses.
@@ -1666,10 +1690,11 @@ class _WatchRun:
 
 def _watch_note(args: argparse.Namespace, **seen: Any) -> None:
     """Note what a command has (session=, report=, recorded=, health=, job_type=, ...)."""
-    run = getattr(args, "watch_run", None)
-    if run is not None:
-        for key, value in seen.items():
-            setattr(run, key, value)
+    for run in (getattr(args, "watch_run", None), getattr(args, "push_run", None)):
+        if run is not None:
+            for key, value in seen.items():
+                if hasattr(run, key):
+                    setattr(run, key, value)
 
 
 def _run_watched(handler: Callable[[argparse.Namespace], int],
@@ -1895,6 +1920,233 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- server health inside DHIS2 (#25): `datavalues setup|push`, --push-values ---------------
+# The library (dhis2maint.datavalues) builds the metadata and the values and reads DHIS2's
+# import summaries; these lines only say what it did.  push_result_values(session, result,
+# args) is the one push a finished run makes: the fleet calls it per server.
+
+DATAVALUES_PREFIX = "DM_"
+
+
+def _uid_option(text: str) -> str:
+    import re
+
+    if not re.match(r"^[A-Za-z][A-Za-z0-9]{10}\Z", text):
+        raise argparse.ArgumentTypeError(
+            "{!r} is no DHIS2 UID (11 letters and digits, a letter first)".format(text))
+    return text
+
+
+def _prefix_option(text: str) -> str:
+    """The library's rule for a code prefix, checked before anything is sent."""
+    from . import datavalues
+
+    try:
+        return str(datavalues.check_prefix(text))
+    except (ValueError, Exception) as exc:  # ConfigurationError is a ValueError?
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_datavalues_target(parser: argparse.ArgumentParser) -> None:
+    """--org-unit and --prefix: where the values go and the codes they carry."""
+    parser.add_argument("--org-unit", type=_uid_option, metavar="UID",
+                        help="the organisation unit of the data set and the values (default: "
+                             "the root of the hierarchy)")
+    parser.add_argument("--prefix", type=_prefix_option, default=DATAVALUES_PREFIX,
+                        metavar="PREFIX",
+                        help="code prefix of the metadata (default %(default)s; MI_ = "
+                             "tool-dq-workbench's)")
+
+
+def _add_push_values(parser: argparse.ArgumentParser) -> None:
+    """--push-values (with --org-unit/--prefix) on a command whose result becomes data values."""
+    group = parser.add_argument_group("data values inside DHIS2 (`datavalues setup` first)")
+    group.add_argument("--push-values", action="store_true",
+                       help="after the run (and its history record), send its counts to DHIS2 "
+                            "as today's data values (POST /api/dataValueSets); a failed push "
+                            "says so on stderr and makes exit 0 into 3")
+    _add_datavalues_target(group)  # type: ignore[arg-type]
+
+
+def _add_datavalues_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+                             command: Callable[..., argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("datavalues", help="server health inside DHIS2: integrity and "
+                                                    "scheduler counts as data values")
+    parser.set_defaults(group_parser=parser)
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    setup = command(sub, "setup", "create or update the data elements, data set and dashboard "
+                                  "the values need (one atomic metadata import)")
+    _add_datavalues_target(setup)
+    setup.add_argument("--dry-run", action="store_true",
+                       help="send the import with dryRun=true: say what would change")
+    setup.set_defaults(handler=cmd_datavalues_setup)
+    push = command(sub, "push", "send the recorded runs of a history as data values (one "
+                                "POST per run)")
+    _add_history(push)
+    push.add_argument("--since", metavar="YYYY-MM-DD", help="runs from this date on (UTC)")
+    _add_datavalues_target(push)
+    push.add_argument("--dry-run", action="store_true",
+                      help="send each import with dryRun=true: nothing is stored")
+    push.set_defaults(handler=cmd_datavalues_push)
+
+
+def _counts_text(summary: Any) -> str:
+    """``12 imported, 3 updated, 40 ignored`` (and deleted when any)."""
+    parts = ["{:,} imported".format(summary.imported), "{:,} updated".format(summary.updated),
+             "{:,} ignored".format(summary.ignored)]
+    if summary.deleted:
+        parts.append("{:,} deleted".format(summary.deleted))
+    return ", ".join(parts)
+
+
+def cmd_datavalues_setup(args: argparse.Namespace) -> int:
+    with connect(args) as session:
+        report = session.setup_data_values(org_unit=args.org_unit, prefix=args.prefix,
+                                           dry_run=args.dry_run)
+        url = session.base_url
+    out = sys.stdout
+    verb = "would be" if args.dry_run else "were"
+    out.write("Metadata for the server-health data values on {} (prefix {}){}:\n".format(
+        url, args.prefix, " -- dry run, nothing changed" if args.dry_run else ""))
+    for line in _metadata_lines(report):
+        out.write("  " + line + "\n")
+    created = sum(t.created for t in report.types)
+    updated = sum(t.updated for t in report.types)
+    out.write("{:,} object{} {} created, {:,} updated{}\n".format(
+        created, "" if created == 1 else "s", verb, updated,
+        "" if args.dry_run else "; push values with --push-values on `integrity run`"))
+    return EXIT_OK
+
+
+def _metadata_lines(report: Any) -> List[str]:
+    """One line per object type: ``dataElements  3 created, 40 updated, 0 ignored``."""
+    width = max([len(t.type) for t in report.types] or [0])
+    return ["{:<{}}  {:,} created, {:,} updated, {:,} ignored{}".format(
+        t.type, width, t.created, t.updated, t.ignored,
+        ", {:,} deleted".format(t.deleted) if t.deleted else "") for t in report.types]
+
+
+def cmd_datavalues_push(args: argparse.Namespace) -> int:
+    """Backfill: one POST /api/dataValueSets per recorded run of this server."""
+    from .datavalues import history_values
+    from .errors import Dhis2Error
+
+    since = _since_date(args.since)
+    refused: List[str] = []
+    sent = 0
+    with _existing_history(args) as history, connect(args) as session:
+        runs = [r for r in history.runs(session.base_url)
+                if since is None or r.run_at.date() >= since]
+        if not runs:
+            _note(args, "no recorded run of {}{} in {}: nothing to push".format(
+                session.base_url, " since {}".format(args.since) if args.since else "",
+                args.history))
+            return EXIT_OK
+        target = session.data_values_target(org_unit=args.org_unit, prefix=args.prefix)
+        for run in runs:
+            values = history_values(history, run, target)
+            when = run.run_at.strftime("%Y-%m-%d")
+            try:
+                summary = session.push_data_values(values, dry_run=args.dry_run)
+            except Dhis2Error as exc:
+                if not getattr(exc, "conflicts", None):
+                    raise  # DHIS2 or the network failed: the next POST would too
+                refused.append("run {} ({}): {}".format(run.id, when, _conflicts_text(exc)))
+                continue
+            sent += 1
+            sys.stdout.write("run {} {}: {:,} values: {}{}\n".format(
+                run.id, when, len(values), _counts_text(summary),
+                " (dry run)" if args.dry_run else ""))
+    for line in refused:
+        sys.stderr.write("dhis2maint: error: values refused for {}\n".format(line))
+    if refused:
+        sys.stderr.write("dhis2maint: error: {} of {} runs were not pushed (conflicts above)\n"
+                         .format(len(refused), len(refused) + sent))
+        return EXIT_DHIS2
+    return EXIT_OK
+
+
+def _since_date(text: Optional[str]) -> Optional["datetime.date"]:
+    if not text:
+        return None
+    import datetime
+
+    try:
+        return datetime.datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise UsageError("--since {!r}: expected a date YYYY-MM-DD".format(text)) from None
+
+
+def _conflicts_text(exc: BaseException) -> str:
+    """Each conflict: ``DM_CNO on ImspTQPwCqd: <DHIS2's message>``; ``; ``-joined."""
+    from .options import error_text
+
+    conflicts = getattr(exc, "conflicts", None) or ()
+    if not conflicts:
+        return error_text(exc)
+    return "; ".join(" ".join(str(c).split()) for c in conflicts)
+
+
+def push_result_values(session: "Session", result: Any, args: argparse.Namespace) -> int:
+    """Send a finished run's ``result`` (a DataIntegrityReport or a SchedulerHealth) as
+    today's data values on ``session``'s server (--org-unit, --prefix, --dry-run of
+    ``args``): a line with the import counts on stderr, EXIT_OK; a failure says the
+    values were NOT pushed and why -> its exit code (3 for conflicts, DHIS2 or the
+    network, 2 for bad settings).  Never raises for an expected failure: the run it
+    follows stands (the fleet calls this per server)."""
+    from .datavalues import health_values, report_values
+    from .models import DataIntegrityReport
+    from .options import exit_code, report_failure
+
+    try:
+        target = session.data_values_target(org_unit=getattr(args, "org_unit", None),
+                                            prefix=getattr(args, "prefix", DATAVALUES_PREFIX))
+        if isinstance(result, DataIntegrityReport):
+            values = report_values(result, target)
+        else:
+            values = health_values(result, target)
+        summary = session.push_data_values(values, dry_run=bool(getattr(args, "dry_run", False)))
+    except Exception as exc:  # noqa: BLE001 - the run stands; the push's failure is a line
+        code = exit_code(exc)
+        if code is None:
+            return report_failure(exc, bool(vars(args).get("debug")))
+        why = _conflicts_text(exc) if getattr(exc, "conflicts", None) else None
+        from .options import error_text
+
+        sys.stderr.write("dhis2maint: error: the values were NOT pushed to {}: {}\n".format(
+            session.base_url, why or error_text(exc)))
+        sys.stderr.flush()
+        return code
+    if not vars(args).get("quiet"):
+        sys.stderr.write("dhis2maint: pushed {:,} data values to {}: {}\n".format(
+            len(values), session.base_url, _counts_text(summary)))
+        sys.stderr.flush()
+    return EXIT_OK
+
+
+class _PushRun:
+    """What a --push-values command finished with (noted like the watch's run)."""
+
+    def __init__(self) -> None:
+        self.report: Optional["DataIntegrityReport"] = None
+        self.health: Optional[Any] = None
+
+
+def _run_pushing(handler: Callable[[argparse.Namespace], int],
+                 args: argparse.Namespace) -> int:
+    """Run ``handler``, then push its result: after it finished and recorded its run.  The
+    run's own exit code stands; a failed push turns exit 0 into the push's code."""
+    run = _PushRun()
+    args.push_run = run
+    code = handler(args)
+    result = run.report if run.report is not None else run.health
+    if result is None:
+        return code
+    with connect(args, prompt=False) as session:
+        pushed = push_result_values(session, result, args)
+    return pushed if code == EXIT_OK else code
+
+
 # --- entry point --------------------------------------------------------------------------
 
 
@@ -1924,9 +2176,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def checked_then_run() -> int:
         _check_output_folder(args)  # before anything is sent (#21.2)
+        run = handler
+        if getattr(args, "push_values", False):  # data values after the run (#25)
+            run = functools.partial(_run_pushing, handler)
         if getattr(args, "watched", False):  # watch (#22)
-            return _run_watched(handler, args)
-        return handler(args)
+            return _run_watched(run, args)
+        return run(args)
 
     code = run_command(checked_then_run, args)
     if code == EXIT_THRESHOLD and not _VERDICT_SAID:  # a verdict is never silent (#21.1)

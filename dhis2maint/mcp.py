@@ -793,6 +793,44 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False,
             return {"status": "started"}
         return _job_dict(job)
 
+    # --- server health inside DHIS2 (#25): metadata setup, data values ----------------------
+
+    Prefix = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,9}$",
+                                  description="code prefix of the metadata (DM_; MI_ = "
+                                              "tool-dq-workbench's)")]
+    OrgUnit = Annotated[Optional[Uid], Field(
+        description="organisation unit of the data set and values (default: the root)")]
+
+    @tool("setup_data_values")
+    def setup_data_values(org_unit: OrgUnit = None, prefix: Prefix = "DM_",
+                          dry_run: Annotated[bool, Field(
+                              description="only say what would be created or updated (the "
+                                          "default); false changes DHIS2's metadata")] = True
+                          ) -> Result:
+        with connect() as session:
+            report = session.setup_data_values(org_unit=org_unit, prefix=prefix,
+                                               dry_run=dry_run)
+        return {"dryRun": dry_run, "prefix": prefix,
+                "types": [_json_model(t) for t in report.types[:MAX_ROWS]]}
+
+    @tool("push_data_values")
+    def push_data_values(source: Literal["integrity_report", "scheduler_health"] =
+                         "integrity_report", org_unit: OrgUnit = None,
+                         prefix: Prefix = "DM_", dry_run: bool = False) -> Result:
+        from .datavalues import health_values, report_values
+
+        with connect() as session:
+            target = session.data_values_target(org_unit=org_unit, prefix=prefix)
+            if source == "scheduler_health":
+                values = health_values(session.scheduler_health(), target)
+            else:
+                values = report_values(session.get_integrity_report(), target)
+            summary = session.push_data_values(values, dry_run=dry_run)
+        out: Dict[str, Any] = {"source": source, "dryRun": dry_run, "values": len(values)}
+        out.update({k: getattr(summary, k) for k in ("imported", "updated", "ignored",
+                                                      "deleted")})
+        return out
+
     # --- the integrity history: read-only, from the server's history file (#20.7) -------------
 
     def open_history() -> "History":

@@ -46,7 +46,9 @@ TOOLS = MAINTENANCE_TOOLS | {
     "create_job_configuration", "delete_job_configuration", "scheduler_health", "doctor",
     "whoami", "list_task_types", "list_tasks", "list_validation_results",
     "delete_validation_results", "send_validation_notifications", "integrity_history",
-    "integrity_trend", "integrity_open_issues", "update_category_option_combos"}
+    "integrity_trend", "integrity_open_issues", "update_category_option_combos",
+    # #25: server health inside DHIS2
+    "setup_data_values", "push_data_values"}
 DESTRUCTIVE = {op.name for op in jobs.MAINTENANCE_OPERATIONS if op.destructive} | {
     "disable_job_configuration", "cancel_job", "delete_job_configuration",
     "delete_validation_results"}
