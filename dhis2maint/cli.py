@@ -1315,19 +1315,13 @@ def _demo_metrics(session: "Session", history: "History", health: Any, folder: s
 
 def _demo_datavalues(session: "Session", history: "History", out: IO[str]) -> None:
     """The demo's end (#25): the metadata set up, the three nights pushed as data values."""
-    from .datavalues import history_values
-
     out.write("\n$ dhis2maint datavalues setup && dhis2maint datavalues push --history "
               "history.sqlite  (server health inside DHIS2: a dashboard, no Prometheus)\n")
     report = session.setup_data_values()
     for line in _metadata_lines(report):
         out.write("  " + line + "\n")
-    target = session.data_values_target()
-    for run in history.runs(session.base_url):
-        values = history_values(history, run, target)
-        summary = session.push_data_values(values)
-        out.write("  run {} {}: {:,} values: {}\n".format(
-            run.id, run.run_at.strftime("%Y-%m-%d"), len(values), _counts_text(summary)))
+    for summary in session.push_history_values(history):
+        out.write("  pushed " + _summary_line(summary) + "\n")
 
 
 #: The connection options (dests) that `demo` refuses.
@@ -1926,6 +1920,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 # args) is the one push a finished run makes: the fleet calls it per server.
 
 DATAVALUES_PREFIX = "DM_"
+#: Most conflicts named one per line on stderr (the count says how many more).
+CONFLICT_LINES = 50
 
 
 def _uid_option(text: str) -> str:
@@ -1939,23 +1935,25 @@ def _uid_option(text: str) -> str:
 
 def _prefix_option(text: str) -> str:
     """The library's rule for a code prefix, checked before anything is sent."""
-    from . import datavalues
+    from .datavalues import object_codes
 
     try:
-        return str(datavalues.check_prefix(text))
-    except (ValueError, Exception) as exc:  # ConfigurationError is a ValueError?
+        object_codes(text)  # the codes of a prefix: the library checks the prefix first
+        return text
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _add_datavalues_target(parser: argparse.ArgumentParser) -> None:
+def _add_datavalues_target(parser: Any, prefix_default: Optional[str] = DATAVALUES_PREFIX
+                           ) -> None:
     """--org-unit and --prefix: where the values go and the codes they carry."""
     parser.add_argument("--org-unit", type=_uid_option, metavar="UID",
                         help="the organisation unit of the data set and the values (default: "
-                             "the root of the hierarchy)")
-    parser.add_argument("--prefix", type=_prefix_option, default=DATAVALUES_PREFIX,
+                             "the data set's, else the root of the hierarchy)")
+    parser.add_argument("--prefix", type=_prefix_option, default=prefix_default,
                         metavar="PREFIX",
-                        help="code prefix of the metadata (default %(default)s; MI_ = "
-                             "tool-dq-workbench's)")
+                        help="code prefix of the metadata (default {}; MI_ = "
+                             "tool-dq-workbench's)".format(prefix_default or DATAVALUES_PREFIX))
 
 
 def _add_push_values(parser: argparse.ArgumentParser) -> None:
@@ -1965,7 +1963,7 @@ def _add_push_values(parser: argparse.ArgumentParser) -> None:
                        help="after the run (and its history record), send its counts to DHIS2 "
                             "as today's data values (POST /api/dataValueSets); a failed push "
                             "says so on stderr and makes exit 0 into 3")
-    _add_datavalues_target(group)  # type: ignore[arg-type]
+    _add_datavalues_target(group)
 
 
 def _add_datavalues_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
@@ -1983,92 +1981,83 @@ def _add_datavalues_commands(commands: "argparse._SubParsersAction[argparse.Argu
     push = command(sub, "push", "send the recorded runs of a history as data values (one "
                                 "POST per run)")
     _add_history(push)
-    push.add_argument("--since", metavar="YYYY-MM-DD", help="runs from this date on (UTC)")
+    push.add_argument("--since", metavar="YYYY-MM-DD", help="runs from this date on")
     _add_datavalues_target(push)
     push.add_argument("--dry-run", action="store_true",
                       help="send each import with dryRun=true: nothing is stored")
     push.set_defaults(handler=cmd_datavalues_push)
 
 
-def _counts_text(summary: Any) -> str:
-    """``12 imported, 3 updated, 40 ignored`` (and deleted when any)."""
-    parts = ["{:,} imported".format(summary.imported), "{:,} updated".format(summary.updated),
-             "{:,} ignored".format(summary.ignored)]
-    if summary.deleted:
-        parts.append("{:,} deleted".format(summary.deleted))
+def _counts_text(count: Any) -> str:
+    """``12 imported, 3 updated, 40 ignored`` (and deleted when any) of an ImportCount."""
+    parts = ["{:,} imported".format(count.imported), "{:,} updated".format(count.updated),
+             "{:,} ignored".format(count.ignored)]
+    if count.deleted:
+        parts.append("{:,} deleted".format(count.deleted))
     return ", ".join(parts)
 
 
 def cmd_datavalues_setup(args: argparse.Namespace) -> int:
     with connect(args) as session:
-        report = session.setup_data_values(org_unit=args.org_unit, prefix=args.prefix,
-                                           dry_run=args.dry_run)
+        try:
+            report = session.setup_data_values(org_unit=args.org_unit, prefix=args.prefix,
+                                               dry_run=args.dry_run)
+        except Exception as exc:
+            _say_conflicts(exc)
+            raise
         url = session.base_url
     out = sys.stdout
-    verb = "would be" if args.dry_run else "were"
-    out.write("Metadata for the server-health data values on {} (prefix {}){}:\n".format(
-        url, args.prefix, " -- dry run, nothing changed" if args.dry_run else ""))
+    out.write("Server-health metadata on {} (prefix {}, org unit {}){}:\n".format(
+        url, report.prefix, report.org_unit or "-",
+        ": a dry run, nothing was changed" if args.dry_run else ""))
     for line in _metadata_lines(report):
         out.write("  " + line + "\n")
-    created = sum(t.created for t in report.types)
-    updated = sum(t.updated for t in report.types)
-    out.write("{:,} object{} {} created, {:,} updated{}\n".format(
-        created, "" if created == 1 else "s", verb, updated,
-        "" if args.dry_run else "; push values with --push-values on `integrity run`"))
+    out.write("{:,} object{} {} created, {:,} updated, {:,} unchanged or ignored\n".format(
+        report.count.imported, "" if report.count.imported == 1 else "s",
+        "would be" if args.dry_run else "were", report.count.updated, report.count.ignored))
     return EXIT_OK
 
 
 def _metadata_lines(report: Any) -> List[str]:
-    """One line per object type: ``dataElements  3 created, 40 updated, 0 ignored``."""
-    width = max([len(t.type) for t in report.types] or [0])
+    """One line per object type: ``DataElement  3 created, 40 updated, 0 ignored``."""
+    types = list(report.types.values())
+    width = max([len(t.object_type) for t in types] or [0])
     return ["{:<{}}  {:,} created, {:,} updated, {:,} ignored{}".format(
-        t.type, width, t.created, t.updated, t.ignored,
-        ", {:,} deleted".format(t.deleted) if t.deleted else "") for t in report.types]
+        t.object_type, width, t.count.imported, t.count.updated, t.count.ignored,
+        ", {:,} deleted".format(t.count.deleted) if t.count.deleted else "") for t in types]
+
+
+def _summary_line(summary: Any) -> str:
+    """``20261205: 47 values: 40 imported, 7 updated, 0 ignored (dry run)``."""
+    return "{}: {:,} values: {}{}".format(summary.period or "-", summary.sent,
+                                          _counts_text(summary.import_count),
+                                          " (dry run)" if summary.dry_run else "")
 
 
 def cmd_datavalues_push(args: argparse.Namespace) -> int:
     """Backfill: one POST /api/dataValueSets per recorded run of this server."""
-    from .datavalues import history_values
-    from .errors import Dhis2Error
-
-    since = _since_date(args.since)
-    refused: List[str] = []
-    sent = 0
+    if args.since:
+        _since_date(args.since)  # before anything is sent
     with _existing_history(args) as history, connect(args) as session:
-        runs = [r for r in history.runs(session.base_url)
-                if since is None or r.run_at.date() >= since]
-        if not runs:
-            _note(args, "no recorded run of {}{} in {}: nothing to push".format(
-                session.base_url, " since {}".format(args.since) if args.since else "",
-                args.history))
-            return EXIT_OK
-        target = session.data_values_target(org_unit=args.org_unit, prefix=args.prefix)
-        for run in runs:
-            values = history_values(history, run, target)
-            when = run.run_at.strftime("%Y-%m-%d")
-            try:
-                summary = session.push_data_values(values, dry_run=args.dry_run)
-            except Dhis2Error as exc:
-                if not getattr(exc, "conflicts", None):
-                    raise  # DHIS2 or the network failed: the next POST would too
-                refused.append("run {} ({}): {}".format(run.id, when, _conflicts_text(exc)))
-                continue
-            sent += 1
-            sys.stdout.write("run {} {}: {:,} values: {}{}\n".format(
-                run.id, when, len(values), _counts_text(summary),
-                " (dry run)" if args.dry_run else ""))
-    for line in refused:
-        sys.stderr.write("dhis2maint: error: values refused for {}\n".format(line))
-    if refused:
-        sys.stderr.write("dhis2maint: error: {} of {} runs were not pushed (conflicts above)\n"
-                         .format(len(refused), len(refused) + sent))
-        return EXIT_DHIS2
+        try:
+            summaries = session.push_history_values(history, since=args.since,
+                                                    org_unit=args.org_unit,
+                                                    prefix=args.prefix, dry_run=args.dry_run)
+        except Exception as exc:
+            for summary in getattr(exc, "pushed", None) or ():
+                sys.stdout.write(_summary_line(summary) + "\n")
+            _say_conflicts(exc)
+            raise
+        url = session.base_url
+    for summary in summaries:
+        sys.stdout.write(_summary_line(summary) + "\n")
+    if not summaries:
+        _note(args, "no recorded run of {}{} in {}: nothing was pushed".format(
+            url, " since {}".format(args.since) if args.since else "", args.history))
     return EXIT_OK
 
 
-def _since_date(text: Optional[str]) -> Optional["datetime.date"]:
-    if not text:
-        return None
+def _since_date(text: str) -> "datetime.date":
     import datetime
 
     try:
@@ -2077,49 +2066,44 @@ def _since_date(text: Optional[str]) -> Optional["datetime.date"]:
         raise UsageError("--since {!r}: expected a date YYYY-MM-DD".format(text)) from None
 
 
-def _conflicts_text(exc: BaseException) -> str:
-    """Each conflict: ``DM_CNO on ImspTQPwCqd: <DHIS2's message>``; ``; ``-joined."""
-    from .options import error_text
-
-    conflicts = getattr(exc, "conflicts", None) or ()
+def _say_conflicts(exc: BaseException) -> None:
+    """Each conflict of an import DHIS2 refused, one line on stderr (the error line that
+    follows says how many)."""
+    conflicts = list(getattr(exc, "conflicts", None) or ())
     if not conflicts:
-        return error_text(exc)
-    return "; ".join(" ".join(str(c).split()) for c in conflicts)
+        return
+    for conflict in conflicts[:CONFLICT_LINES]:
+        sys.stderr.write("dhis2maint: conflict: {}\n".format(" ".join(str(conflict).split())))
+    if len(conflicts) > CONFLICT_LINES:
+        sys.stderr.write("dhis2maint: … and {:,} more conflicts\n".format(
+            len(conflicts) - CONFLICT_LINES))
 
 
 def push_result_values(session: "Session", result: Any, args: argparse.Namespace) -> int:
     """Send a finished run's ``result`` (a DataIntegrityReport or a SchedulerHealth) as
-    today's data values on ``session``'s server (--org-unit, --prefix, --dry-run of
-    ``args``): a line with the import counts on stderr, EXIT_OK; a failure says the
-    values were NOT pushed and why -> its exit code (3 for conflicts, DHIS2 or the
-    network, 2 for bad settings).  Never raises for an expected failure: the run it
-    follows stands (the fleet calls this per server)."""
-    from .datavalues import health_values, report_values
-    from .models import DataIntegrityReport
-    from .options import exit_code, report_failure
+    the day's data values on ``session``'s server (--org-unit, --prefix of ``args``): a
+    line with the import counts on stderr -> EXIT_OK; a failure says the values were
+    NOT pushed and why -> its exit code (3: conflicts, DHIS2 or the network; 2: bad
+    settings).  Never raises for an expected failure: the run it follows stands.  The
+    fleet calls this once per server."""
+    from .options import error_text, exit_code, report_failure
 
     try:
-        target = session.data_values_target(org_unit=getattr(args, "org_unit", None),
-                                            prefix=getattr(args, "prefix", DATAVALUES_PREFIX))
-        if isinstance(result, DataIntegrityReport):
-            values = report_values(result, target)
-        else:
-            values = health_values(result, target)
-        summary = session.push_data_values(values, dry_run=bool(getattr(args, "dry_run", False)))
+        summary = session.push_data_values(
+            result, org_unit=getattr(args, "org_unit", None),
+            prefix=getattr(args, "prefix", None) or DATAVALUES_PREFIX)
     except Exception as exc:  # noqa: BLE001 - the run stands; the push's failure is a line
         code = exit_code(exc)
         if code is None:
             return report_failure(exc, bool(vars(args).get("debug")))
-        why = _conflicts_text(exc) if getattr(exc, "conflicts", None) else None
-        from .options import error_text
-
+        _say_conflicts(exc)
         sys.stderr.write("dhis2maint: error: the values were NOT pushed to {}: {}\n".format(
-            session.base_url, why or error_text(exc)))
+            session.base_url, error_text(exc)))
         sys.stderr.flush()
         return code
     if not vars(args).get("quiet"):
-        sys.stderr.write("dhis2maint: pushed {:,} data values to {}: {}\n".format(
-            len(values), session.base_url, _counts_text(summary)))
+        sys.stderr.write("dhis2maint: pushed data values to {}: {}\n".format(
+            session.base_url, _summary_line(summary)))
         sys.stderr.flush()
     return EXIT_OK
 

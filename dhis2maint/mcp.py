@@ -810,25 +810,22 @@ def build_server(connect: Callable[[], "Session"], debug: bool = False,
         with connect() as session:
             report = session.setup_data_values(org_unit=org_unit, prefix=prefix,
                                                dry_run=dry_run)
-        return {"dryRun": dry_run, "prefix": prefix,
-                "types": [_json_model(t) for t in report.types[:MAX_ROWS]]}
+        return {"dryRun": dry_run, "prefix": report.prefix, "orgUnit": report.org_unit,
+                "total": _json_model(report.count),
+                "types": {name: _json_model(t.count) for name, t in report.types.items()}}
 
     @tool("push_data_values")
     def push_data_values(source: Literal["integrity_report", "scheduler_health"] =
                          "integrity_report", org_unit: OrgUnit = None,
                          prefix: Prefix = "DM_", dry_run: bool = False) -> Result:
-        from .datavalues import health_values, report_values
-
         with connect() as session:
-            target = session.data_values_target(org_unit=org_unit, prefix=prefix)
-            if source == "scheduler_health":
-                values = health_values(session.scheduler_health(), target)
-            else:
-                values = report_values(session.get_integrity_report(), target)
-            summary = session.push_data_values(values, dry_run=dry_run)
-        out: Dict[str, Any] = {"source": source, "dryRun": dry_run, "values": len(values)}
-        out.update({k: getattr(summary, k) for k in ("imported", "updated", "ignored",
-                                                      "deleted")})
+            result = session.scheduler_health() if source == "scheduler_health" else \
+                session.get_integrity_report()
+            summary = session.push_data_values(result, dry_run=dry_run, org_unit=org_unit,
+                                               prefix=prefix)
+        out: Dict[str, Any] = {"source": source, "dryRun": dry_run, "period": summary.period,
+                               "values": summary.sent}
+        out.update(_json_model(summary.import_count))
         return out
 
     # --- the integrity history: read-only, from the server's history file (#20.7) -------------
