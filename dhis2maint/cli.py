@@ -381,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--need", action="append", default=[], metavar="FEATURE",
                         help="a missing authority for FEATURE fails (else warns): " +
                              ", ".join(_feature_names()))
+    doctor_dv = doctor.add_argument_group(
+        "data values inside DHIS2 (checked anyway once `datavalues setup` made them)")
+    _add_datavalues_target(doctor_dv, prefix_default=None)
     _add_format(doctor, choices=("table", "json"))
     _add_watch_options(doctor)
     doctor.set_defaults(handler=cmd_doctor)
@@ -1571,7 +1574,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     with connect(args) as session:
         _watch_note(args, session=session)
-        report = session.doctor(need=args.need)
+        report = session.doctor(need=args.need, data_values_prefix=args.prefix,
+                                data_values_org_unit=args.org_unit)
         _watch_note(args, reachable=not any(c.name == "reachable" and c.status == "fail"
                                             for c in report.checks))
     with _output(args) as out:

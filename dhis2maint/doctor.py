@@ -28,7 +28,8 @@ from .errors import (ApiError, AuthenticationError, Dhis2Error, InvalidResponseE
 from .jobs import MAINTENANCE_OPERATIONS
 
 __all__ = ["DoctorMixin", "authority_checks", "clock_skew", "lacking_features",
-           "refused_actions", "FEATURE_AUTHORITIES", "SUPPORTED_VERSIONS"]
+           "refused_actions", "FEATURE_AUTHORITIES", "SUPPORTED_VERSIONS",
+           "data_values_checks", "SETUP_AUTHORITIES", "DATA_VALUE_AUTHORITIES"]
 
 #: Oldest and newest DHIS2 minor versions dhis2maint is built and tested for.
 SUPPORTED_VERSIONS = versions.SUPPORTED_VERSIONS
@@ -195,6 +196,102 @@ def _tls_days_left(url: str, verify: Any, timeout: float) -> Tuple[str, str, Opt
     return ("pass", "certificate valid, expires in {:.0f} days".format(days), None)
 
 
+# --- server health inside DHIS2 (#25): what setup and pushing need ------------------------
+# POST /api/metadata has no authority of its own (MetadataImportExportController, 2.36-2.43):
+# the import asks each object type's create authority (its SchemaDescriptor: public or
+# private add; visualizations and dashboards may always be created private).  F_METADATA_IMPORT
+# is the Import/Export app's, not the endpoint's.  POST /api/dataValueSets needs ALL or
+# F_DATAVALUE_ADD (@PreAuthorize to 2.41, @RequiresAuthority(anyOf = F_DATAVALUE_ADD) on 2.42+),
+# then data write sharing on the data set and the org unit among the user's.
+
+#: object type -> the authorities that let a user create it (None: anyone, as private)
+SETUP_AUTHORITIES: Tuple[Tuple[str, Optional[Tuple[str, ...]]], ...] = (
+    ("DataElement", ("F_DATAELEMENT_PUBLIC_ADD", "F_DATAELEMENT_PRIVATE_ADD")),
+    ("DataElementGroup", ("F_DATAELEMENTGROUP_PUBLIC_ADD", "F_DATAELEMENTGROUP_PRIVATE_ADD")),
+    ("DataSet", ("F_DATASET_PUBLIC_ADD", "F_DATASET_PRIVATE_ADD")),
+    ("Visualization", None),
+    ("Dashboard", None),
+)
+#: who may POST /api/dataValueSets
+DATA_VALUE_AUTHORITIES = ("ALL", "F_DATAVALUE_ADD")
+
+
+def data_values_checks(status: Any, authorities: Iterable[str],
+                       asked: bool = True) -> List[models.DoctorCheck]:
+    """The doctor's lines on server health as data values (#25) from a
+    :class:`dhis2maint.datavalues.DataValuesStatus` and the user's authorities:
+    the metadata is in place and matches the check list (a check a DHIS2 upgrade
+    added is named; the follow-up runs setup again), the user may create it, and
+    may write the values.  Nothing when the metadata does not exist and nobody
+    ``asked``: a server that never used this gets no new line."""
+    if not status.present and not asked:
+        return []
+    have = set(authorities)
+    out: List[models.DoctorCheck] = []
+    prefix = status.prefix
+    setup = tuple(status.follow_ups) or (models.FollowUp(
+        "setup_data_values", (("prefix", prefix),), "create the metadata"),)
+    if not status.missing:
+        out.append(_finding("data values: metadata", "pass", "{} objects of prefix {} in "
+                            "place{}".format(len(status.present), prefix, ", data set {}".format(
+                                status.data_set) if status.data_set else "")))
+    elif not status.present:
+        out.append(_finding("data values: metadata", "fail",
+                            "not set up: no object coded {}… exists".format(prefix),
+                            follow_ups=setup))
+    elif status.missing_checks:
+        names = status.missing_checks
+        out.append(_finding(
+            "data values: metadata", "fail",
+            "{} integrity check{} {} no data element (added by a DHIS2 upgrade?): {}{}; "
+            "their values would be refused".format(
+                len(names), "" if len(names) == 1 else "s", "has" if len(names) == 1 else
+                "have", ", ".join(names[:10]), " …" if len(names) > 10 else ""),
+            follow_ups=setup))
+    else:
+        out.append(_finding("data values: metadata", "fail", "missing: {}{}".format(
+            ", ".join(status.missing[:10]), " …" if len(status.missing) > 10 else ""),
+            follow_ups=setup))
+    lacking = [kind for kind, any_of in SETUP_AUTHORITIES
+               if any_of is not None and "ALL" not in have and not have.intersection(any_of)]
+    if not lacking:
+        out.append(_finding("data values: setup authority", "pass",
+                            "may create the metadata ({})".format(
+                                "ALL" if "ALL" in have else "public or private add of each "
+                                "type")))
+    else:
+        need = [a for kind, any_of in SETUP_AUTHORITIES if kind in lacking
+                for a in (any_of or ())[:1]]
+        out.append(_finding(
+            "data values: setup authority", "fail" if status.missing else "warn",
+            "setting up again will be refused: may not create {} (POST /api/metadata asks "
+            "each type's add authority)".format(", ".join(lacking)),
+            "give the user a role with {} (or the PRIVATE_ADD variants)".format(
+                ", ".join(need))))
+    problems = []
+    if not have.intersection(DATA_VALUE_AUTHORITIES):
+        problems.append("no F_DATAVALUE_ADD (nor ALL): POST /api/dataValueSets is refused "
+                        "(HTTP 403)")
+    if status.can_write_data is False:
+        problems += [p for p in status.problems if not (
+            "not set up" in p or "without a data element" in p or p.startswith("missing:")
+            or "import metadata" in p)]
+        if len(problems) == 0:
+            problems.append("the user may not write data values to the data set {} or org "
+                            "unit {}".format(status.data_set, status.org_unit))
+    if problems:
+        out.append(_finding("data values: write", "fail", "; ".join(problems),
+                            "give the user F_DATAVALUE_ADD, data write sharing on the data set "
+                            "and the organisation unit among their data capture units"))
+    elif status.can_write_data is None:
+        out.append(_finding("data values: write", "skip",
+                            "no data set yet: checked once setup has made it"))
+    else:
+        out.append(_finding("data values: write", "pass", "may write data values to data set "
+                            "{} for org unit {}".format(status.data_set, status.org_unit)))
+    return out
+
+
 if TYPE_CHECKING:
     import requests
 
@@ -210,6 +307,11 @@ if TYPE_CHECKING:
                              max_runtime_hours: float = 6.0,
                              analytics_max_age_hours: float = 26.0
                              ) -> models.SchedulerHealth: ...
+
+        def data_values_status(self, prefix: str = "DM_", org_unit: Optional[str] = None
+                               ) -> Any: ...
+
+        def _data_set(self, prefix: str) -> Optional[Dict[str, Any]]: ...
 else:
     _Transport = object
 
@@ -233,8 +335,9 @@ class DoctorMixin(_Transport):
             user.authorities = sorted(str(a) for a in authorities)
         return user
 
-    def doctor(self, need: Iterable[str] = (),
-               max_skew_seconds: float = 60.0) -> models.DoctorReport:
+    def doctor(self, need: Iterable[str] = (), max_skew_seconds: float = 60.0,
+               data_values_prefix: Optional[str] = None,
+               data_values_org_unit: Optional[str] = None) -> models.DoctorReport:
         """Check everything a nightly script depends on -> :class:`DoctorReport`: one
         :class:`DoctorCheck` (pass/warn/fail/skip + the fix) each for: the URL
         answers; TLS (days to certificate expiry; n/a for http://); the credentials
@@ -244,9 +347,21 @@ class DoctorMixin(_Transport):
         :data:`FEATURE_AUTHORITIES`); clock skew from the HTTP ``Date`` header; the
         scheduler health summary.  Never raises for a DHIS2 or network problem:
         that is a failed check.  Credentials never appear in the report.
+
+        Server health as data values (#25, :func:`data_values_checks`): checked when
+        ``data_values_prefix`` is given (with ``data_values_org_unit``: the org unit
+        the values go to), or when the metadata of the default prefix ``DM_`` exists
+        (``GET /api/dataSets?filter=code:eq:…``, then
+        :meth:`~dhis2maint.Session.data_values_status`).
         """
         need = list(need)
         authority_checks((), versions.SUPPORTED_VERSIONS[1], need)  # validates the names first
+        if data_values_prefix is not None:
+            from .datavalues import object_codes
+
+            object_codes(data_values_prefix)  # a bad prefix: ConfigurationError, nothing sent
+        if data_values_org_unit is not None:
+            self._uid(data_values_org_unit, "data_values_org_unit")
         checks: List[models.DoctorCheck] = []
         report = models.DoctorReport(url=self.base_url, checks=checks)
 
@@ -327,6 +442,9 @@ class DoctorMixin(_Transport):
                                                               "behind"),
                 "sync both clocks with NTP (job times are compared in server time, but logs "
                 "and tokens are not)")
+        # server health as data values (#25): only when asked or already set up
+        checks.extend(self._data_values_doctor(user.authorities, data_values_prefix,
+                                               data_values_org_unit))
         # scheduler
         try:
             health = self.scheduler_health()
@@ -349,6 +467,21 @@ class DoctorMixin(_Transport):
         else:
             add("scheduler", "pass", summary)
         return report
+
+
+    def _data_values_doctor(self, authorities: Sequence[str], prefix: Optional[str],
+                            org_unit: Optional[str]) -> List[models.DoctorCheck]:
+        asked = prefix is not None or org_unit is not None
+        try:
+            if not asked and self._data_set("DM_") is None:
+                return []  # never set up: no new line for a server that does not use it
+            status = self.data_values_status(prefix=prefix or "DM_", org_unit=org_unit)
+        except Dhis2Error as exc:
+            if not asked:
+                return []
+            return [_finding("data values: metadata", "fail",
+                             "could not read it: {}".format(exc))]
+        return data_values_checks(status, authorities, asked)
 
 
 def _wrong_url_fix(source: Optional[str]) -> str:
