@@ -2071,10 +2071,10 @@ def _since_date(text: str) -> "datetime.date":
 
 
 def _say_conflicts(exc: BaseException) -> None:
-    """Each conflict of an import DHIS2 refused, one line on stderr (the error line that
-    follows says how many)."""
+    """Each conflict of an import DHIS2 refused, one line on stderr, when there are more
+    than the error line that follows names (the library's message names five)."""
     conflicts = list(getattr(exc, "conflicts", None) or ())
-    if not conflicts:
+    if len(conflicts) <= 5:
         return
     for conflict in conflicts[:CONFLICT_LINES]:
         sys.stderr.write("dhis2maint: conflict: {}\n".format(" ".join(str(conflict).split())))
