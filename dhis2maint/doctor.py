@@ -310,8 +310,6 @@ if TYPE_CHECKING:
 
         def data_values_status(self, prefix: str = "DM_", org_unit: Optional[str] = None
                                ) -> Any: ...
-
-        def _data_set(self, prefix: str) -> Optional[Dict[str, Any]]: ...
 else:
     _Transport = object
 
@@ -473,7 +471,7 @@ class DoctorMixin(_Transport):
                             org_unit: Optional[str]) -> List[models.DoctorCheck]:
         asked = prefix is not None or org_unit is not None
         try:
-            if not asked and self._data_set("DM_") is None:
+            if not asked and not self._data_values_set_up("DM_"):
                 return []  # never set up: no new line for a server that does not use it
             status = self.data_values_status(prefix=prefix or "DM_", org_unit=org_unit)
         except Dhis2Error as exc:
@@ -482,6 +480,16 @@ class DoctorMixin(_Transport):
             return [_finding("data values: metadata", "fail",
                              "could not read it: {}".format(exc))]
         return data_values_checks(status, authorities, asked)
+
+    def _data_values_set_up(self, prefix: str) -> bool:
+        """Whether setup made the data set of ``prefix``: one small
+        ``GET /api/dataSets?filter=code:eq:<its code>&fields=id``."""
+        from .datavalues import object_codes
+
+        body = self._json("GET", "dataSets", expect=dict, params={
+            "filter": "code:eq:" + object_codes(prefix)["data_set"], "fields": "id",
+            "paging": "false"})
+        return bool(body.get("dataSets"))
 
 
 def _wrong_url_fix(source: Optional[str]) -> str:
