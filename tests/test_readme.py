@@ -33,7 +33,8 @@ DOCS = os.path.join(ROOT, "docs")
 EXAMPLE_URL = "https://dhis2.example.org"
 # The guides with Python examples, in the order a reader meets them (the
 # front page's example closes its session, so it runs last).
-GUIDES = ["connecting", "integrity", "history", "jobs", "scheduler", "testing", "index"]
+GUIDES = ["connecting", "integrity", "history", "jobs", "scheduler", "testing", "index",
+          "datavalues"]
 
 
 def read(path):
