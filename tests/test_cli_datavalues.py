@@ -207,3 +207,39 @@ def test_the_console_script_sets_up(srv, run_cli):
                    secrets=(PASSWORD,))
     assert proc.returncode == 0, proc.stderr
     assert "(prefix MI_, org unit {})".format(ROOT) in proc.stdout
+
+
+def test_the_mcp_tools_set_up_as_a_dry_run_by_default_and_push(srv):
+    pytest.importorskip("mcp", reason="needs the mcp extra (pip install \".[mcp]\")")
+    anyio = pytest.importorskip("anyio")
+    from dhis2maint.mcp import build_server
+
+    server = build_server(lambda: session_on(srv))
+
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    def call(name, arguments):
+        try:
+            result = anyio.run(server.call_tool, name, arguments)
+        except ToolError as exc:  # in process, a tool error is raised
+            return True, None, str(exc)
+        return result.is_error, result.structured_content, " ".join(
+            getattr(c, "text", "") for c in result.content)
+
+    error, dry, _ = call("setup_data_values", {})
+    assert not error and dry["dryRun"] is True and dry["types"]["Dashboard"]["imported"] == 1
+    assert not posts(srv, "dataValueSets") and stored_codes(srv) == []
+    error, done, _ = call("setup_data_values", {"dry_run": False})
+    assert not error and done["total"]["imported"] == dry["total"]["imported"]
+    error, pushed, _ = call("push_data_values", {"source": "scheduler_health"})
+    assert not error and pushed["imported"] == pushed["values"] == len(dv.FINDING_KINDS)
+    srv.data_value_conflict_next()
+    error, _, text = call("push_data_values", {"source": "scheduler_health"})
+    assert error and "ImportConflictError" in text and "not open" in text
+
+
+def stored_codes(srv):
+    with session_on(srv) as session:
+        body = session.get(session.api_url("dataElements"), params={
+            "filter": "code:like:DM_", "fields": "code", "paging": "false"}).json()
+    return [e["code"] for e in body.get("dataElements") or ()]
