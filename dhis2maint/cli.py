@@ -752,7 +752,8 @@ def _integrity_started(args: argparse.Namespace) -> int:
     """``integrity run --no-wait``: start the job, print its type and id."""
     given = [flag for flag, value in (("--fail-on", args.fail_on),
                                       ("--fail-on-new", args.fail_on_new),
-                                      ("--output", args.output)) if value]
+                                      ("--output", args.output),
+                                      ("--push-values", args.push_values)) if value]
     if given:
         raise UsageError("--no-wait prints the job id and does not wait for the report: "
                          "{} needs --wait".format(", ".join(given)))
@@ -2090,8 +2091,12 @@ def push_result_values(session: "Session", result: Any, args: argparse.Namespace
     NOT pushed and why -> its exit code (3: conflicts, DHIS2 or the network; 2: bad
     settings).  Never raises for an expected failure: the run it follows stands.  The
     fleet calls this once per server."""
+    from .models import DataIntegrityReport
     from .options import error_text, exit_code, report_failure
 
+    if isinstance(result, DataIntegrityReport) and not result.results:
+        _note(args, "no integrity results: no data values were pushed")
+        return EXIT_OK
     try:
         summary = session.push_data_values(
             result, org_unit=getattr(args, "org_unit", None),

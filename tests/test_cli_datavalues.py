@@ -129,6 +129,9 @@ def test_push_values_on_jobs_health_and_a_bad_prefix_is_refused_before_anything_
         run(["jobs", "health", "--push-values", "--prefix", "1-bad"], capsys, monkeypatch,
             srv.url)
     assert "prefix" in capsys.readouterr().err and len(srv.requests) == before
+    code, _, err = run(["integrity", "run", "--no-wait", "--push-values"], capsys, monkeypatch,
+                       srv.url)
+    assert code == 2 and "--push-values needs --wait" in err and len(srv.requests) == before
 
 
 def test_history_backfill_with_since_and_dry_run(srv, capsys, monkeypatch, tmp_path):
