@@ -2014,7 +2014,7 @@ def cmd_datavalues_setup(args: argparse.Namespace) -> int:
     out = sys.stdout
     out.write("Server-health metadata on {} (prefix {}, org unit {}){}:\n".format(
         url, report.prefix, report.org_unit or "-",
-        ": a dry run, nothing was changed" if args.dry_run else ""))
+        " -- a dry run, nothing was changed" if args.dry_run else ""))
     for line in _metadata_lines(report):
         out.write("  " + line + "\n")
     out.write("{:,} object{} {} created, {:,} updated, {:,} unchanged or ignored\n".format(

@@ -44,8 +44,12 @@ def stored(srv, period=None, prefix="DM_"):
         data_set = session.data_values_status(prefix).data_set
         body = session.get(session.api_url("dataValueSets"), params={
             "dataSet": data_set, "orgUnit": ROOT,
-            "period": period or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d")}).json()
+            "period": period or today()}).json()
     return {v["dataElement"]: v["value"] for v in body.get("dataValues") or ()}
+
+
+def today():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d")
 
 
 def posts(srv, path):
@@ -144,8 +148,7 @@ def test_history_backfill_with_since_and_dry_run(srv, capsys, monkeypatch, tmp_p
     assert code == 0 and out.count("(dry run)") == 2 and not stored(srv)
     code, out, _ = run(["datavalues", "push", "--history", history], capsys, monkeypatch,
                        srv.url)
-    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d")
-    assert code == 0 and len(out.splitlines()) == 2 and out.startswith(today + ": ")
+    assert code == 0 and len(out.splitlines()) == 2 and out.startswith(today() + ": ")
     assert len(stored(srv)) > 0
     code, out, err = run(["datavalues", "push", "--history", history, "--since", "2999-01-01"],
                          capsys, monkeypatch, srv.url)
