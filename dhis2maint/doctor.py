@@ -216,7 +216,7 @@ SETUP_AUTHORITIES: Tuple[Tuple[str, Optional[Tuple[str, ...]]], ...] = (
 DATA_VALUE_AUTHORITIES = ("ALL", "F_DATAVALUE_ADD")
 
 
-def data_values_checks(status: Any, authorities: Iterable[str],
+def data_values_checks(status: "DataValuesStatus", authorities: Iterable[str],
                        asked: bool = True) -> List[models.DoctorCheck]:
     """The doctor's lines on server health as data values (#25) from a
     :class:`dhis2maint.datavalues.DataValuesStatus` and the user's authorities:
@@ -296,6 +296,7 @@ if TYPE_CHECKING:
     import requests
 
     from ._typing import SessionTransport
+    from .datavalues import DataValuesStatus
 
     class _Transport(SessionTransport, requests.Session):
         """doctor() reads requests.Session's ``verify``, the session's ``source``
@@ -309,7 +310,7 @@ if TYPE_CHECKING:
                              ) -> models.SchedulerHealth: ...
 
         def data_values_status(self, prefix: str = "DM_", org_unit: Optional[str] = None
-                               ) -> Any: ...
+                               ) -> "DataValuesStatus": ...
 else:
     _Transport = object
 
