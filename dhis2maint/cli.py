@@ -1981,7 +1981,8 @@ def _add_datavalues_commands(commands: "argparse._SubParsersAction[argparse.Argu
                                   "the values need (one atomic metadata import)")
     _add_datavalues_target(setup)
     setup.add_argument("--dry-run", action="store_true",
-                       help="send the import with dryRun=true: say what would change")
+                       help="send the import with importMode=VALIDATE: say what would "
+                            "change, change nothing")
     setup.set_defaults(handler=cmd_datavalues_setup)
     push = command(sub, "push", "send the recorded runs of a history as data values (one "
                                 "POST per run)")

@@ -61,7 +61,7 @@ def test_setup_twice_creates_each_object_once_and_dry_run_changes_nothing(
     code, out, _ = run(["datavalues", "setup", "--dry-run"], capsys, monkeypatch, srv.url)
     assert code == 0 and "a dry run, nothing was changed" in out
     assert "objects would be created" in out and "DataElement " in out
-    assert posts(srv, "metadata")[-1].query.get("dryRun") == ["true"]
+    assert posts(srv, "metadata")[-1].query.get("importMode") == ["VALIDATE"]
     code, out, _ = run(["datavalues", "setup"], capsys, monkeypatch, srv.url)
     created = int(out.splitlines()[-1].split()[0].replace(",", ""))
     assert code == 0 and created > 100  # the dry run made nothing
