@@ -10,6 +10,7 @@ import typing as _typing
 
 from . import models
 from .convert import from_json, to_json
+from .datavalues import ImportConflictError
 from .errors import (ApiError, AuthenticationError, BadRequest, ConfigurationError,
                      ConflictError, Dhis2Error, InvalidResponseError, JobFailedError,
                      NotFound, PermissionDenied, ServerError, TaskTimeoutError,
@@ -57,6 +58,7 @@ __all__ = [
     "Dhis2Error", "ConfigurationError", "TransportError", "ApiError", "BadRequest",
     "AuthenticationError", "PermissionDenied", "NotFound", "ConflictError", "ServerError",
     "InvalidResponseError", "UnsupportedServerError", "JobFailedError", "TaskTimeoutError",
+    "ImportConflictError",
     # models
     "DataIntegrityCheck", "DataIntegrityIssue", "DataIntegrityResult", "DataIntegrityReport",
     "IntegrityIssueRow", "DataIntegritySeverity", "Notification", "NotificationLevel",

@@ -1728,9 +1728,18 @@ def _run_for_fleet(handler: Callable[[argparse.Namespace], int],
     """One fleet server's command (#23), as this command line runs it for one server;
     what it saw stays on ``args.watch_run`` for the fleet's summary row."""
     args.watch_run = _WatchRun()
-    if getattr(args, "watched", False):
-        return _run_watched(handler, args)
-    return handler(args)
+    return _run_one(handler, args)
+
+
+def _run_one(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """A command on one server, as every path runs it: the handler, then its data values
+    pushed (#25), inside the watch outputs (#22) when any is asked for."""
+    run = handler
+    if getattr(args, "push_values", False):  # data values after the run (#25)
+        run = functools.partial(_run_pushing, handler)
+    if getattr(args, "watched", False):  # watch (#22)
+        return _run_watched(run, args)
+    return run(args)
 
 
 def _warn_all(warnings: Sequence[str]) -> None:
@@ -2170,12 +2179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def checked_then_run() -> int:
         _check_output_folder(args)  # before anything is sent (#21.2)
-        run = handler
-        if getattr(args, "push_values", False):  # data values after the run (#25)
-            run = functools.partial(_run_pushing, handler)
-        if getattr(args, "watched", False):  # watch (#22)
-            return _run_watched(run, args)
-        return run(args)
+        return _run_one(handler, args)
 
     code = run_command(checked_then_run, args)
     if code == EXIT_THRESHOLD and not _VERDICT_SAID:  # a verdict is never silent (#21.1)

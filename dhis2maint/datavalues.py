@@ -502,7 +502,7 @@ def _run_day(*candidates: Optional[datetime.datetime]) -> datetime.date:
     for when in candidates:
         if when is not None:
             return when.date()
-    return datetime.datetime.utcnow().date()
+    return datetime.datetime.now(datetime.timezone.utc).date()  # utcnow() is deprecated (3.12)
 
 
 def _check_org_unit(org_unit: str) -> str:

@@ -444,3 +444,38 @@ def test_console_script_runs_a_fleet(run_cli, fleet_file):
                    env={"FLEET_CLI_PW": PASSWORD}, secrets=[PASSWORD])
     assert proc.returncode == 0, proc.stderr
     assert [line.split()[0] for line in proc.stdout.splitlines()] == ["SERVER", "hmis", "old"]
+
+
+def test_push_values_across_a_fleet_pushes_each_servers_own_counts(
+        start_standin, tmp_path, monkeypatch, capsys):
+    # #25 across a fleet (#23): each server's run is pushed to that server, a server
+    # whose data-value metadata is missing fails alone, the others still push
+    from dhis2maint import Session
+
+    users = {"admin": PASSWORD}
+    ready = start_standin("2.42", job_seconds=0.1, users=users)
+    old = start_standin("2.36", job_seconds=0.1, users=users)
+    bare = start_standin("2.42", job_seconds=0.1, users=users)  # never set up
+    for srv in (ready, old):
+        with Session(srv.url, auth=("admin", PASSWORD)) as session:
+            assert session.setup_data_values().ok
+    path = tmp_path / "fleet.ini"
+    path.write_text("[DEFAULT]\nusername = admin\npassword-env = FLEET_PUSH_PW\n"
+                    "[ready]\nurl = {}\n[old]\nurl = {}\n[bare]\nurl = {}\n".format(
+                        ready.url, old.url, bare.url), encoding="utf-8")
+    for name in ("DHIS2_URL", "DHIS2_USERNAME", "DHIS2_PASSWORD", "DHIS2_PAT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FLEET_PUSH_PW", PASSWORD)
+    code = cli.main(["--fleet", str(path), "integrity", "run", "--push-values",
+                     "--format", "json"])
+    out, err = capsys.readouterr()
+    rows = {r["server"]: r for r in json.loads(out)}
+    for name, srv in (("ready", ready), ("old", old)):
+        pushed = [r for r in srv.requests
+                  if r.method == "POST" and r.path == "/api/dataValueSets"]
+        assert len(pushed) == 1, name
+        assert rows[name]["exit_code"] == 0, err
+    assert rows["bare"]["exit_code"] != 0 and code == rows["bare"]["exit_code"]
+    assert any(line.startswith("[bare] ") and "NOT pushed" in line
+               for line in err.splitlines()), err
+    assert PASSWORD not in out + err
