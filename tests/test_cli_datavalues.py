@@ -10,6 +10,8 @@ from dhis2maint import Session, cli
 from dhis2maint import datavalues as dv
 from dhis2maint.doctor import data_values_checks
 
+from conftest import dhis2_env
+
 PASSWORD = "Canary-DV-Pw-25"
 ROOT = "ImspTQPwCqd"  # the stand-in's root organisation unit
 
@@ -21,13 +23,7 @@ def srv(start_standin):
 
 def run(args, capsys, monkeypatch, url=None):
     """`dhis2maint ARGS` in this process -> (exit code, stdout, stderr)."""
-    for name in ("DHIS2_URL", "DHIS2_USERNAME", "DHIS2_PASSWORD", "DHIS2_PAT",
-                 "DHIS2MAINT_HISTORY"):
-        monkeypatch.delenv(name, raising=False)
-    if url:
-        monkeypatch.setenv("DHIS2_URL", url)
-        monkeypatch.setenv("DHIS2_USERNAME", "admin")
-        monkeypatch.setenv("DHIS2_PASSWORD", PASSWORD)
+    dhis2_env(monkeypatch, url, PASSWORD)
     code = cli.main(list(args))
     out, err = capsys.readouterr()
     assert PASSWORD not in out + err
