@@ -570,8 +570,7 @@ def _check_output_folder(args: argparse.Namespace) -> None:
     path = getattr(args, "output", None)
     if not path or path == "-":
         return
-    import tempfile
-
+    from .files import probe_folder
     from .history import _os_cause
 
     target = os.path.realpath(path)
@@ -581,9 +580,7 @@ def _check_output_folder(args: argparse.Namespace) -> None:
     if not os.path.isdir(folder):
         raise UsageError("--output {}: the folder {} does not exist".format(path, folder))
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".dhis2maint-probe-")
-        os.close(fd)
-        os.unlink(probe)
+        probe_folder(folder)
     except OSError as exc:
         raise UsageError("--output {} cannot be written: {}".format(
             path, _os_cause(exc, folder))) from None

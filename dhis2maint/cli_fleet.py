@@ -194,14 +194,12 @@ def check_fleet_args(args: argparse.Namespace) -> Tuple[str, Optional[str]]:
 
 def _check_folder(path: str) -> None:
     """--output-dir exists and takes a new file (checked before any server is asked)."""
-    import tempfile
+    from .files import probe_folder
 
     if not os.path.isdir(path):
         raise UsageError("--output-dir {}: no such folder".format(path))
     try:
-        handle, probe = tempfile.mkstemp(dir=path, prefix=".dhis2maint-probe-")
-        os.close(handle)
-        os.unlink(probe)
+        probe_folder(path)
     except OSError as exc:
         raise UsageError("--output-dir {} cannot be written: {}".format(
             path, exc.strerror or exc)) from None

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import IO, Any, Iterator, Optional, Union
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "probe_folder"]
 
 
 def _new_file_mode() -> int:
@@ -15,6 +15,16 @@ def _new_file_mode() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+def probe_folder(folder: str) -> None:
+    """Create and delete a file in ``folder``, so a folder that will not take the output
+    is found before any work is done; raises the OSError that says why."""
+    import tempfile
+
+    handle, probe = tempfile.mkstemp(dir=folder, prefix=".dhis2maint-probe-")
+    os.close(handle)
+    os.unlink(probe)
 
 
 @contextlib.contextmanager

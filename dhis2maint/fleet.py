@@ -398,18 +398,13 @@ def _server_from(name: str, values: Dict[str, str], where: str, own: Iterable[st
 
     fields: Dict[str, Any] = {k.replace("-", "_"): text(k) for k in KEYS
                               if k not in ("http-timeout", "insecure")}
-    timeout = text("http-timeout")
-    if timeout is not None:
-        try:
-            fields["http_timeout"] = _to_seconds(timeout)
-        except ValueError as exc:
-            raise ConfigurationError("{}: key 'http-timeout' {}".format(where, exc)) from None
-    insecure = text("insecure")
-    if insecure is not None:
-        try:
-            fields["insecure"] = _to_bool(insecure)
-        except ValueError as exc:
-            raise ConfigurationError("{}: key 'insecure' {}".format(where, exc)) from None
+    for key, to_value in (("http-timeout", _to_seconds), ("insecure", _to_bool)):
+        raw = text(key)
+        if raw is not None:
+            try:
+                fields[key.replace("-", "_")] = to_value(raw)
+            except ValueError as exc:
+                raise ConfigurationError("{}: key {!r} {}".format(where, key, exc)) from None
     ways = [k for k in ("auth-file", "token-env", "username", "airflow-conn", "token")
             if fields[k.replace("-", "_")]]
     if not ways:
