@@ -1763,6 +1763,9 @@ def _watch_outputs(args: argparse.Namespace, run: _WatchRun,
         return _watch_outputs_unsafe(args, run, exc)
     except Exception as problem:  # noqa: BLE001 - outputs never change the outcome
         return ["metrics/alerts not written: {}".format(" ".join(str(problem).split())[:300])]
+    finally:  # the requests made here (version, analytics time) leave no open connection
+        if run.session is not None:
+            run.session.close()
 
 
 def _watch_outputs_unsafe(args: argparse.Namespace, run: _WatchRun,
@@ -1773,7 +1776,7 @@ def _watch_outputs_unsafe(args: argparse.Namespace, run: _WatchRun,
     session = run.session
     if session is None:
         try:
-            session = connect(args, prompt=False)
+            session = run.session = connect(args, prompt=False)
         except Exception:  # noqa: BLE001 - no server known: nothing to say about it
             outputs = (getattr(args, "metrics_file", None), getattr(args, "pushgateway", None),
                        getattr(args, "notify", None))
