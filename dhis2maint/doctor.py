@@ -168,7 +168,7 @@ def _tls_days_left(url: str, verify: Any, timeout: float) -> Tuple[str, str, Opt
                 "n/a: {} is http://, not TLS".format(parts.hostname),
                 None if local else "use https:// so credentials are not sent in clear")
     if verify is False:
-        return ("warn", "certificate not checked: TLS verification is off (--insecure)",
+        return ("warn", "certificate not checked: TLS verification is off",
                 "trust the server's CA (REQUESTS_CA_BUNDLE=/path/ca.pem) instead of turning "
                 "checks off")
     context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
