@@ -365,6 +365,18 @@ def dhis2_env(monkeypatch, url=None, password="district"):
         monkeypatch.setenv("DHIS2_PASSWORD", password)
 
 
+def cli_main(args, capsys, monkeypatch, url=None, password="district"):
+    """``cli.main(ARGS)`` in this process under :func:`dhis2_env` -> (exit code, stdout,
+    stderr), captured by pytest's ``capsys``; the password never shows in either."""
+    from dhis2maint import cli
+
+    dhis2_env(monkeypatch, url, password)
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    assert password not in out + err
+    return code, out, err
+
+
 # --- ci: `dhis2maint ARGS` in this process (CI wall time) ------------------------------------
 # A subprocess costs a Python start and the package's import (~0.6 s of CPU) and keeps the
 # real clock; in this process a command costs what it does, and waits for the stand-ins'
@@ -418,3 +430,52 @@ def pytest_configure(config):
 def run_cli_subprocess():
     """:func:`run_dhis2maint` even under ``cli_in_process``: the console script's own path."""
     return run_dhis2maint
+
+
+# --- headless Chromium: the HTML pages' browser tests (report, fleet dashboard) --------------
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The path of Debian's headless Chromium (``$CHROMIUM`` first); skip without it,
+    except in CI, where a missing browser fails."""
+    import shutil
+
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
+        path = name and shutil.which(name)
+        if path:
+            return path
+    if os.environ.get("CI"):
+        pytest.fail("chromium not installed: apt-get install chromium")
+    pytest.skip("chromium not installed: apt-get install chromium")
+
+
+def run_chromium(chromium, folder, page, *args):
+    """Headless Chromium on the file ``page`` with ``args`` (e.g. ``--dump-dom``), its
+    profile in ``folder``; returns stdout (the DOM for ``--dump-dom``)."""
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+               "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+               "--user-data-dir={}".format(folder / "profile"), "--virtual-time-budget=5000"]
+    result = subprocess.run(command + list(args) + ["file://{}".format(page)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert result.returncode == 0, result.stderr.decode("utf-8", "replace")[-2000:]
+    return result.stdout.decode("utf-8")
+
+
+def png_size_and_ink(path):
+    """(width, height, share of non-blank sampled bytes) of a PNG screenshot: filtered
+    scanlines of a blank page are almost all zero bytes."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    chunks, offset = [], 8
+    while offset < len(data):
+        length = struct.unpack(">I", data[offset:offset + 4])[0]
+        if data[offset + 4:offset + 8] == b"IDAT":
+            chunks.append(data[offset + 8:offset + 8 + length])
+        offset += 12 + length
+    pixels = zlib.decompress(b"".join(chunks))
+    return width, height, sum(1 for b in pixels[::97] if b) / float(len(pixels[::97]))

@@ -10,7 +10,7 @@ from dhis2maint import Session, cli
 from dhis2maint import datavalues as dv
 from dhis2maint.doctor import data_values_checks
 
-from conftest import dhis2_env
+from conftest import cli_main
 
 PASSWORD = "Canary-DV-Pw-25"
 ROOT = "ImspTQPwCqd"  # the stand-in's root organisation unit
@@ -23,11 +23,7 @@ def srv(start_standin):
 
 def run(args, capsys, monkeypatch, url=None):
     """`dhis2maint ARGS` in this process -> (exit code, stdout, stderr)."""
-    dhis2_env(monkeypatch, url, PASSWORD)
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    assert PASSWORD not in out + err
-    return code, out, err
+    return cli_main(args, capsys, monkeypatch, url, PASSWORD)
 
 
 def session_on(srv):

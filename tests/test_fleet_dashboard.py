@@ -13,9 +13,6 @@ import io
 import os
 import re
 import shutil
-import struct
-import subprocess
-import zlib
 
 import contextlib
 import socket
@@ -25,6 +22,8 @@ import pytest
 from dhis2maint import cli, report_html
 from dhis2maint.fleet import FleetRow
 from dhis2maint.testing import DEFAULT_TOKEN
+
+from conftest import png_size_and_ink, run_chromium
 
 NOW = datetime.datetime(2026, 12, 6, 3, 0, 0, tzinfo=datetime.timezone.utc)
 XSS_NAME = "<script>document.title='pwned'</script>"
@@ -197,47 +196,11 @@ def test_fleet_cli_writes_the_dashboard_over_real_http(start_standin, tmp_path, 
 # --- in a real headless Chromium -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
-        path = name and shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("chromium not installed: apt-get install chromium")
-    pytest.skip("chromium not installed: apt-get install chromium")
-
-
-def _chromium(chromium, tmp_path, page, *args):
-    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--hide-scrollbars",
-               "--user-data-dir={}".format(tmp_path / "profile"), "--virtual-time-budget=5000"]
-    result = subprocess.run(command + list(args) + ["file://{}".format(page)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-    assert result.returncode == 0, result.stderr.decode("utf-8", "replace")[-2000:]
-    return result.stdout.decode("utf-8")
-
-
-def _png(path):
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    chunks, offset = [], 8
-    while offset < len(data):
-        length = struct.unpack(">I", data[offset:offset + 4])[0]
-        if data[offset + 4:offset + 8] == b"IDAT":
-            chunks.append(data[offset + 8:offset + 8 + length])
-        offset += 12 + length
-    pixels = zlib.decompress(b"".join(chunks))
-    return width, height, sum(1 for b in pixels[::97] if b) / float(len(pixels[::97]))
-
-
 @pytest.mark.browser
 def test_dashboard_in_chromium_script_runs_under_csp_nothing_injected_runs(chromium, tmp_path):
     page = tmp_path / "fleet.html"
     page.write_text(_page(title="DHIS2 fleet"), encoding="utf-8")
-    dumped = _chromium(chromium, tmp_path, page, "--dump-dom")
+    dumped = run_chromium(chromium, tmp_path, page, "--dump-dom")
     # The sort script ran: the CSP allowed it by its hash (a blocked script never sets this).
     assert 'data-sort-ready="1"' in dumped
     assert "<title>DHIS2 fleet</title>" in dumped  # no injected script changed it
@@ -253,9 +216,9 @@ def test_dashboard_in_chromium_script_runs_under_csp_nothing_injected_runs(chrom
     rows[1].dhis2_version = "2.42.2"
     plain.write_text(_page(rows=rows, title="DHIS2 fleet"), encoding="utf-8")
     shot = tmp_path / "fleet.png"
-    _chromium(chromium, tmp_path, plain, "--screenshot={}".format(shot),
+    run_chromium(chromium, tmp_path, plain, "--screenshot={}".format(shot),
               "--window-size=1600,460")
-    width, height, ink = _png(shot)
+    width, height, ink = png_size_and_ink(shot)
     assert (width, height) == (1600, 460) and ink > 0.01, "the screenshot looks blank"
     keep = os.environ.get("DHIS2MAINT_FLEET_SCREENSHOT")
     if keep:

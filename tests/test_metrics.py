@@ -6,7 +6,7 @@ import os
 import socket
 
 import pytest
-from conftest import dhis2_env, read, values
+from conftest import cli_main, read, values
 
 from dhis2maint import cli, metrics
 from dhis2maint.history import History
@@ -27,11 +27,7 @@ def srv(start_standin):
 
 def run(args, capsys, monkeypatch, url=None):
     """`dhis2maint ARGS` in this process -> (exit code, stdout, stderr)."""
-    dhis2_env(monkeypatch, url, PASSWORD)
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    assert PASSWORD not in out + err
-    return code, out, err
+    return cli_main(args, capsys, monkeypatch, url, PASSWORD)
 
 
 def report(counts, base_url="http://dhis2.example.org"):

@@ -12,14 +12,13 @@ import json
 import os
 import re
 import shutil
-import struct
-import subprocess
-import zlib
 
 import pytest
 
 from dhis2maint import report as rep
 from dhis2maint.convert import report_from_dict
+
+from conftest import png_size_and_ink, run_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -114,43 +113,13 @@ SORT_PROBE = """
 # --- running Chromium --------------------------------------------------------------------
 
 
-def _find_chromium():
-    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
-        if name:
-            path = shutil.which(name)
-            if path:
-                return path
-    return None
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    path = _find_chromium()
-    if not path:
-        pytest.skip("chromium not installed: apt-get install chromium")
-    return path
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("browser")
 
 
-def _run(chromium, workdir, page, *args):
-    profile = workdir / "profile"
-    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-               "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-               "--user-data-dir={}".format(profile), "--virtual-time-budget=5000"]
-    command += list(args) + ["file://{}".format(page)]
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr.decode("utf-8", "replace")[-2000:]
-    return result.stdout.decode("utf-8")
-
-
 def _dump(chromium, workdir, page):
-    return _run(chromium, workdir, page, "--dump-dom")
+    return run_chromium(chromium, workdir, page, "--dump-dom")
 
 
 @pytest.fixture(scope="module")
@@ -348,26 +317,10 @@ def test_sort_script_sorts_on_header_click(chromium, workdir, page):
     assert result["issueNumbers"] == [str(n) for n in range(12, 0, -1)]
 
 
-def _png_size_and_ink(path):
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    chunks, offset = [], 8
-    while offset < len(data):
-        length = struct.unpack(">I", data[offset:offset + 4])[0]
-        kind = data[offset + 4:offset + 8]
-        if kind == b"IDAT":
-            chunks.append(data[offset + 8:offset + 8 + length])
-        offset += 12 + length
-    pixels = zlib.decompress(b"".join(chunks))
-    # Filtered scanlines of a blank page are almost all zero bytes.
-    return width, height, sum(1 for b in pixels[::97] if b) / float(len(pixels[::97]))
-
-
 def test_screenshot(chromium, workdir, page):
     shot = workdir / "report.png"
-    _run(chromium, workdir, page, "--screenshot={}".format(shot), "--window-size=1200,1600")
-    width, height, ink = _png_size_and_ink(shot)
+    run_chromium(chromium, workdir, page, "--screenshot={}".format(shot), "--window-size=1200,1600")
+    width, height, ink = png_size_and_ink(shot)
     assert (width, height) == (1200, 1600)
     assert ink > 0.01, "the screenshot looks blank"
     keep = os.environ.get("DHIS2MAINT_SCREENSHOT")
@@ -488,9 +441,9 @@ def test_filter_box_narrows_checks_and_issues(chromium, workdir, history_page):
 
 def test_history_screenshot(chromium, workdir, history_page):
     shot = workdir / "history.png"
-    _run(chromium, workdir, history_page, "--screenshot={}".format(shot),
+    run_chromium(chromium, workdir, history_page, "--screenshot={}".format(shot),
          "--window-size=1200,1400")
-    width, height, ink = _png_size_and_ink(shot)
+    width, height, ink = png_size_and_ink(shot)
     assert (width, height) == (1200, 1400) and ink > 0.01
     keep = os.environ.get("DHIS2MAINT_HISTORY_SCREENSHOT")
     if keep:
