@@ -16,7 +16,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -26,23 +25,13 @@ import pytest
 import dhis2maint
 from dhis2maint.testing import DEFAULT_TOKEN
 
+from conftest import airflow_cli, airflow_home, require_airflow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAG_FILE = os.path.join(ROOT, "examples", "airflow_dag.py")
 DAG_ID = "dhis2_nightly_maintenance"
 
-if importlib.util.find_spec("airflow") is None:
-    if os.environ.get("DHIS2MAINT_REQUIRE_AIRFLOW") == "1":
-        raise RuntimeError("DHIS2MAINT_REQUIRE_AIRFLOW=1 but Airflow is not importable here")
-    pytest.skip("Apache Airflow is not installed (tox -e airflow runs these tests)",
-                allow_module_level=True)
-
-
-def airflow(env, *args, timeout=600):
-    """``airflow ARGS`` in a subprocess: (exit code, stdout+stderr)."""
-    proc = subprocess.run([sys.executable, "-m", "airflow"] + list(args), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=timeout)
-    return proc.returncode, proc.stdout
+require_airflow()
 
 
 @pytest.fixture(scope="module")
@@ -54,27 +43,15 @@ def srv(start_module_standin):
 def home(tmp_path_factory, srv):
     """An AIRFLOW_HOME with the example DAG, a migrated sqlite database and the env."""
     home = tmp_path_factory.mktemp("airflow_home")
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(DAG_FILE, str(dags / "airflow_dag.py"))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "DHIS2_", "PYTHONWARNINGS"))}
     host_port = srv.url.split("://", 1)[1]
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:///" + str(home / "airflow.db"),
+    env = airflow_home(home, DAG_FILE, {
         # A personal access token as the password alone; settings from the query.
         "AIRFLOW_CONN_DHIS2_DEFAULT": "http://:{}@{}/?timeout=30&retries=2".format(
             DEFAULT_TOKEN, host_port),
         "DHIS2_REPORT_DIR": str(home / "reports"),
         # A worker's leftover environment must not override the Connection.
         "DHIS2_URL": "http://127.0.0.1:9", "DHIS2_PAT": "d2pat_not_this_one",
-        "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
     })
-    code, out = airflow(env, "db", "migrate")
-    assert code == 0, out[-3000:]
     return home, env
 
 
@@ -118,7 +95,7 @@ def test_green_run_then_failed_run_on_new_severe_issues(home, srv):
     reports = home_dir / "reports"
 
     # 1. A green run: every task succeeds, the report is the baseline.
-    code, out = airflow(env, "dags", "test", DAG_ID, "2026-11-24")
+    code, out = airflow_cli(env, "dags", "test", DAG_ID, "2026-11-24")
     print(out)  # shown by pytest when the test fails
     assert code == 0, out[-5000:]
     states = run_states(home_dir)
@@ -147,7 +124,7 @@ def test_green_run_then_failed_run_on_new_severe_issues(home, srv):
     report = dhis2maint.from_json((reports / names[0]).read_text())
     severe = next(r for r in report if str(r.severity) == "SEVERE" and not r.failed)
     srv.set_issue_count(severe.name, len(severe.issues or ()) + 4)
-    code, out = airflow(env, "dags", "test", DAG_ID, "2026-11-25")
+    code, out = airflow_cli(env, "dags", "test", DAG_ID, "2026-11-25")
     print(out)
     states = run_states(home_dir)
     assert len(states) == 2

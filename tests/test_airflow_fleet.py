@@ -14,37 +14,24 @@ file given as ``DHIS2_FLEET_FILE``, then ``airflow dags test`` twice.
    was the baseline).
 """
 import contextlib
-import importlib.util
 import json
 import os
 import re
-import shutil
 import socket
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
 import dhis2maint
 from dhis2maint.testing import DEFAULT_TOKEN
 
+from conftest import airflow_cli, airflow_home, require_airflow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAG_FILE = os.path.join(ROOT, "examples", "airflow_fleet_dag.py")
 DAG_ID = "dhis2_fleet_nightly"
 
-if importlib.util.find_spec("airflow") is None:
-    if os.environ.get("DHIS2MAINT_REQUIRE_AIRFLOW") == "1":
-        raise RuntimeError("DHIS2MAINT_REQUIRE_AIRFLOW=1 but Airflow is not importable here")
-    pytest.skip("Apache Airflow is not installed (tox -e airflow runs these tests)",
-                allow_module_level=True)
-
-
-def airflow(env, *args, timeout=600):
-    proc = subprocess.run([sys.executable, "-m", "airflow"] + list(args), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=timeout)
-    return proc.returncode, proc.stdout
+require_airflow()
 
 
 def closed_port():
@@ -62,29 +49,17 @@ def servers(start_module_standin):
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, servers):
     home = tmp_path_factory.mktemp("airflow_fleet_home")
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(DAG_FILE, str(dags / "airflow_fleet_dag.py"))
     fleet = home / "fleet.ini"
     fleet.write_text(
         "# three servers; one of them is down\n[DEFAULT]\ntoken-env = FLEET_PAT\n"
         "http-timeout = 10\n\n[hmis]\nurl = {}\n\n[tracker]\nurl = {}\n\n"
         "[down]\nurl = http://127.0.0.1:{}\n".format(servers["hmis"].url,
                                                     servers["tracker"].url, closed_port()))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "DHIS2_", "PYTHONWARNINGS"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:///" + str(home / "airflow.db"),
+    env = airflow_home(home, DAG_FILE, {
         "DHIS2_FLEET_FILE": str(fleet),
         "DHIS2_FLEET_DIR": str(home / "fleet"),
         "FLEET_PAT": DEFAULT_TOKEN,
-        "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
     })
-    code, out = airflow(env, "db", "migrate")
-    assert code == 0, out[-3000:]
     return home, env
 
 
@@ -103,7 +78,7 @@ def run_states(home):
 
 def test_fleet_dag_maps_a_task_per_server_and_fails_on_a_down_server(home, servers):
     home_dir, env = home
-    code, out = airflow(env, "dags", "test", DAG_ID, "2026-11-24")
+    code, out = airflow_cli(env, "dags", "test", DAG_ID, "2026-11-24")
     print(out)  # shown by pytest when the test fails
     states = run_states(home_dir)
     assert len(states) == 1
@@ -143,7 +118,7 @@ def test_fleet_dag_maps_a_task_per_server_and_fails_on_a_down_server(home, serve
     report = dhis2maint.from_json((runs / folder / "hmis.json").read_text(encoding="utf-8"))
     severe = next(r for r in report if str(r.severity) == "SEVERE" and not r.failed)
     servers["hmis"].set_issue_count(severe.name, len(severe.issues or ()) + 4)
-    code, out = airflow(env, "dags", "test", DAG_ID, "2026-11-25")
+    code, out = airflow_cli(env, "dags", "test", DAG_ID, "2026-11-25")
     print(out)
     states = run_states(home_dir)
     state, tasks = next(v for k, v in states.items() if k != first_run)
