@@ -328,22 +328,16 @@ class Fleet:
         before anything is sent.  Stopping the iteration early cancels the servers not
         yet started and waits for the running ones.
         """
-        workers = check_parallel(parallel)
         extra = dict(session_settings or {})
 
-        def one(server: FleetServer) -> FleetResult:
-            started = time.monotonic()
+        def one(server: FleetServer) -> Any:
+            session = server.session(**extra)
             try:
-                session = server.session(**extra)
-                try:
-                    value = fn(session)
-                finally:
-                    session.close()
-            except Exception as exc:  # noqa: BLE001 - every server runs; the error is data
-                return FleetResult(server, None, exc, time.monotonic() - started)
-            return FleetResult(server, value, None, time.monotonic() - started)
+                return fn(session)
+            finally:
+                session.close()
 
-        return self.each(one, workers)
+        return self.each(one, parallel)
 
     def each(self, fn: Callable[[FleetServer], Any], parallel: int = DEFAULT_PARALLEL
              ) -> Iterator[FleetResult]:
@@ -359,8 +353,6 @@ class Fleet:
                 value = fn(server)
             except Exception as exc:  # noqa: BLE001 - every server runs; the error is data
                 return FleetResult(server, None, exc, time.monotonic() - started)
-            if isinstance(value, FleetResult):
-                return value
             return FleetResult(server, value, None, time.monotonic() - started)
 
         return _bounded(one, self._servers, workers)
