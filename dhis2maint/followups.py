@@ -4,7 +4,7 @@ The library decides what a user should do next and records it as data, a
 :class:`~dhis2maint.models.FollowUp` (on errors: ``Dhis2Error.follow_ups``; on
 findings: ``HealthFinding.follow_ups``, ``DoctorCheck.follow_ups``).  Each face
 words it for its reader: this module for Python (``session.wait_for_task(…)``),
-the command line for its commands (``dhis2maint task wait …``), the MCP server
+the command line for its commands (the ``task wait`` command), the MCP server
 for its tools.  No library message names a command or a call itself.
 
 A follow-up reads ``<note> with <call>`` ("follow it with

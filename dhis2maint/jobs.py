@@ -127,7 +127,7 @@ def _op(name: str, path: str, destructive: bool, summary: str, http_method: str 
     return MaintenanceOperation(name, path, http_method, destructive, takes_uid, summary)
 
 
-#: Every maintenance operation, in DHIS2's own order (``dhis2maint maintenance <name>``).
+#: Every maintenance operation, in DHIS2's own order (each face names them by ``name``).
 MAINTENANCE_OPERATIONS = (
     _op("clear_analytics_tables", "analyticsTablesClear", True,
         "drop all analytics tables (analytics is empty until the next analytics run)"),

@@ -861,7 +861,7 @@ def write_comparison(comparison: "ReportComparison", fmt: str, out: IO[str],
         import json
 
         # The library's own shape (convert.comparison_to_dict) for its own comparisons,
-        # so `dhis2maint integrity diff --format json` and scripts agree.
+        # so the command line's JSON and scripts agree.
         from .convert import comparison_to_dict
         from .models import ReportComparison
 

@@ -58,9 +58,16 @@ __all__ = ["iter_issue_rows", "IssueStreamParser", "MAX_VALUE_CHARS"]
 #: ``metadata`` holds every field of it but ``issues``.
 OnCheckEnd = Callable[[str, Dict[str, Any], int], None]
 
+#: What the parser hands out (see :meth:`IssueStreamParser.pieces`): a check's
+#: (name, display name, severity) and decoded issues, or None and built rows.
+Piece = Tuple[Optional[Tuple[str, Optional[str], Any]], List[Any]]
+
 #: A single JSON value (one issue, one metadata field) larger than this is
 #: treated as a broken body rather than buffered without limit.
 MAX_VALUE_CHARS = 16 * 1024 * 1024
+
+#: A value this close to the end of the buffer is decoded from a copy (see _value).
+_SHORT_TAIL = 4096
 
 _WS_CHARS = " \t\n\r"
 _WS = re.compile(r"[ \t\n\r]*")
@@ -102,48 +109,32 @@ _EXPECTED = {
 _ROW_FIELDS = ("name", "displayName", "severity")
 
 
-def _slot_setters(cls: type, names: Sequence[str]
-                  ) -> Optional[Tuple[Callable[[Any, Any], None], ...]]:
-    """The slot setters of attrs class ``cls``, when filling a bare instance
-    through them does exactly what its ``__init__`` does with every field given
-    positionally: fields ``names`` in this order, all slotted, no validators,
-    converters or pre/post-init hooks.  Otherwise None (and rows are built the
-    ordinary way)."""
+def _fillable(cls: type, names: Sequence[str]) -> bool:
+    """Whether filling the slots of a bare ``cls`` instance does exactly what its
+    ``__init__`` does with every field given positionally: attrs fields ``names``
+    in this order, all slotted, no validators, converters or pre/post-init hooks.
+    Otherwise rows are built the ordinary way."""
     try:
         fields = attr.fields(cls)
     except (TypeError, attr.exceptions.NotAnAttrsClassError):
-        return None
+        return False
     if tuple(f.name for f in fields) != tuple(names):
-        return None
+        return False
     if any(f.validator is not None or f.converter is not None for f in fields):
-        return None
+        return False
     if hasattr(cls, "__attrs_post_init__") or hasattr(cls, "__attrs_pre_init__"):
-        return None
-    setters = []
-    for name in names:
-        descriptor = cls.__dict__.get(name)
-        if type(descriptor) is not types.MemberDescriptorType:
-            return None
-        setters.append(descriptor.__set__)
-    return tuple(setters)
-
-
-# Building ~a million frozen attrs objects through __init__ costs more than
-# decoding the JSON; filling the slots directly is ~40% cheaper.  Only used for
-# plain issues (string/None fields, a list of strings as refs); anything else
-# goes through convert.issue_from_dict.
-_ISSUE_SETTERS = _slot_setters(models.DataIntegrityIssue, ("id", "name", "comment", "refs"))
-_ROW_SETTERS = _slot_setters(models.IntegrityIssueRow,
-                             ("check_name", "check_display_name", "severity", "issue"))
-_FAST = _ISSUE_SETTERS is not None and _ROW_SETTERS is not None
+        return False
+    return all(type(cls.__dict__.get(name)) is types.MemberDescriptorType for name in names)
 
 
 def _twin(cls: type) -> Optional[type]:
     """A mutable subclass of ``cls`` adding nothing to its layout, when ``cls``
-    qualifies for filling its slots directly (see ``_slot_setters``): an object
-    built as a twin with plain attribute stores (the interpreter's fastest store:
-    the twin undoes the frozen ``__setattr__``) and then given ``cls`` as its class
-    is the object ``cls(...)`` would have built.
+    qualifies (see ``_fillable``): an object built as a twin with plain attribute
+    stores (the interpreter's fastest store: the twin undoes the frozen
+    ``__setattr__``) and then given ``cls`` as its class is the object
+    ``cls(...)`` would have built.  Building ~a million frozen attrs objects
+    through ``__init__`` costs more than decoding their JSON; this is ~40 %
+    cheaper.
 
     A subclass rather than a sibling with the same ``__slots__`` (#20.10): the
     ``__class__`` assignment then finds both share ``cls``'s layout without
@@ -163,8 +154,11 @@ def _twin(cls: type) -> Optional[type]:
     return twin
 
 
-_ISSUE_TWIN = _twin(models.DataIntegrityIssue) if _FAST else None
-_ROW_TWIN = _twin(models.IntegrityIssueRow) if _FAST else None
+_ISSUE_TWIN = _ROW_TWIN = None
+if _fillable(models.DataIntegrityIssue, ("id", "name", "comment", "refs")) and _fillable(
+        models.IntegrityIssueRow, ("check_name", "check_display_name", "severity", "issue")):
+    _ISSUE_TWIN = _twin(models.DataIntegrityIssue)
+    _ROW_TWIN = _twin(models.IntegrityIssueRow)
 
 
 def _last_boundary(buf: str, lo: int, hi: int) -> Optional[Tuple[int, int]]:
@@ -232,38 +226,18 @@ def _scan(text: str, i: int, state: List[Any]) -> bool:
         state[1], state[2], state[3] = depth, in_string, escape
 
 
-def _plain_issue(data: Any) -> Optional[Tuple[Optional[str], Optional[str], Optional[str],
-                                                List[str]]]:
-    """(id, name, comment, refs) of a decoded issue that ``issue_from_dict`` would
-    take as it is (an object; string or null fields; refs absent, null or a list of
-    strings), else None (and it goes the general way)."""
-    if data.__class__ is not dict:
-        return None
-    get = data.get
-    ident = get("id")
-    name = get("name")
-    comment = get("comment")
-    refs = get("refs")
-    if refs is None:
-        refs = []
-    elif refs.__class__ is not list:
-        return None
-    else:
-        for ref in refs:
-            if ref.__class__ is not str:
-                return None
-    if (ident is None or ident.__class__ is str) and (name is None or name.__class__ is str) \
-            and (comment is None or comment.__class__ is str):
-        return ident, name, comment, refs
-    return None
-
-
 class IssueStreamParser:
     """The state machine behind :func:`iter_issue_rows`.
 
     ``feed(text)`` is a generator of rows for the text received so far;
     ``feed(text, eof=True)`` for the last piece also checks the body ended
     properly.  ``rows`` counts the rows produced.
+
+    Inside, :meth:`pieces` hands out what the text completes without building
+    rows: ``(row_meta, issues)`` -- a check's (name, display name, severity) and
+    the decoded issues of one run -- or ``(None, rows)`` for rows it built
+    itself.  One generator (``_rows``) turns them into rows, so each row costs
+    one generator step, not a chain of them (#20.10).
     """
 
     what: str
@@ -317,7 +291,14 @@ class IssueStreamParser:
     def _value(self, buf: str, pos: int, eof: bool) -> Optional[Tuple[Any, int]]:
         """(value, end) of the JSON value at ``pos``, or None when more text is needed."""
         try:
-            value, end = _raw_decode(buf, pos)
+            if 0 < len(buf) - pos <= _SHORT_TAIL:
+                # Typically the incomplete issue at the end of a chunk: decoding a
+                # copy keeps the failure cheap (the decoder's error counts the
+                # lines before the position: the whole buffer, ~3 % of a stream).
+                value, end = _raw_decode(buf[pos:])
+                end += pos
+            else:
+                value, end = _raw_decode(buf, pos)
         except (RecursionError, MemoryError, OverflowError) as exc:
             raise self._error("JSON nested too deeply at character {}".format(
                 self._offset + pos) if isinstance(exc, RecursionError) else
@@ -362,13 +343,12 @@ class IssueStreamParser:
         except TypeError as exc:
             raise self._error("an issue of check {!r}: {}".format(self._key, exc)) from None
 
-    def _flush_pending(self) -> Iterator[models.IntegrityIssueRow]:
+    def _flush_pending(self) -> List[models.IntegrityIssueRow]:
         name, display, severity = self._compute_row_meta()
         pending, self._pending = self._pending, None
         row = models.IntegrityIssueRow
-        for issue in pending:
-            self.rows += 1
-            yield row(name, display, severity, issue)
+        self.rows += len(pending)
+        return [row(name, display, severity, issue) for issue in pending]
 
     # --- the state machine ------------------------------------------------------
 
@@ -379,6 +359,24 @@ class IssueStreamParser:
 
     def feed(self, text: str, eof: bool = False) -> Iterator[models.IntegrityIssueRow]:
         """Parse ``text`` (the next piece of the body); yield the rows it completes."""
+        return _rows(self, self.pieces(text, eof))
+
+    def drain(self) -> Iterator[models.IntegrityIssueRow]:
+        """After the chunks broke off: yield the rows the text so far completes
+        (as if the body ended here), without raising about the missing rest."""
+        return _rows(self, self.drain_pieces())
+
+    def drain_pieces(self) -> Iterator[Piece]:
+        """:meth:`drain` as :meth:`pieces`."""
+        try:
+            yield from self.pieces("", eof=True)
+        except InvalidResponseError:
+            pass
+
+    def pieces(self, text: str, eof: bool = False) -> Iterator[Piece]:
+        """:meth:`feed` before the rows are built: ``(row_meta, decoded issues)``
+        or ``(None, rows)``.  The consumer must add the rows it builds from
+        decoded issues to ``rows`` before asking for the next piece."""
         if self._open is not None:
             closed = False
             if text:
@@ -403,8 +401,6 @@ class IssueStreamParser:
         pos = 0
         n = len(buf)
         state = self._state
-        make_issue = convert.issue_from_dict
-        row = models.IntegrityIssueRow
         loads = _loads
         while True:
             if pos < n and buf[pos] in _WS_CHARS:
@@ -418,18 +414,8 @@ class IssueStreamParser:
                     batch = self._batch(buf, pos, n, loads)
                     if batch is not None:
                         items, pos = batch
-                        if self._row_meta is not None and _FAST:
-                            yield from self._fast_rows(items)
-                        elif self._row_meta is not None:
-                            name, display, severity = self._row_meta
-                            for data in items:
-                                try:
-                                    issue = make_issue(data)
-                                except TypeError as exc:
-                                    raise self._error("an issue of check {!r}: {}".format(
-                                        self._key, exc)) from None
-                                self.rows += 1
-                                yield row(name, display, severity, issue)
+                        if self._row_meta is not None:
+                            yield self._row_meta, items
                         else:
                             assert self._pending is not None  # held until the metadata
                             self._pending.extend(self._issue(d) for d in items)
@@ -438,14 +424,11 @@ class IssueStreamParser:
                 if got is None:
                     break
                 data, pos = got
-                issue = self._issue(data)
                 if self._row_meta is not None:
-                    self.rows += 1
-                    name, display, severity = self._row_meta
-                    yield row(name, display, severity, issue)
+                    yield self._row_meta, [data]
                 else:
                     assert self._pending is not None  # held until the metadata
-                    self._pending.append(issue)
+                    self._pending.append(self._issue(data))
                 state = _ISSUE_NEXT
 
             elif state == _ISSUE_NEXT:
@@ -490,6 +473,9 @@ class IssueStreamParser:
                 if self._field == "issues" and c == "[":
                     pos += 1
                     state = _ISSUE_FIRST
+                    # A run that failed because it reached into this array may be
+                    # tried again from here: at most one more failure per array.
+                    self._no_batch_until = -1
                     if self._pending is None and all(f in self._meta for f in _ROW_FIELDS):
                         self._row_meta = self._compute_row_meta()
                     elif self._pending is None:
@@ -514,8 +500,7 @@ class IssueStreamParser:
                 elif c == "}":
                     pos += 1
                     if self._pending is not None:
-                        for item in self._flush_pending():
-                            yield item
+                        yield None, self._flush_pending()
                     if self.on_check is not None:
                         self.on_check(self._key, self._meta, self.rows - self._check_start)
                     self._row_meta = None
@@ -568,88 +553,6 @@ class IssueStreamParser:
                 raise self._error("empty body where a JSON object was expected")
             raise self._error("the body ended before the JSON was complete (truncated?)")
 
-    def _fast_rows(self, items: List[Any]) -> Iterator[models.IntegrityIssueRow]:
-        """Rows for decoded issues, equal to ``IntegrityIssueRow(..., issue_from_dict(d))``
-        but built by filling the slots: those of a twin with plain stores (see
-        ``_twin``; Python 3.12+), else through the slot setters (``_slot_setters``).
-        Each loop is written out for its path: this is the per-row cost (#20.10)."""
-        check_name, display, severity = self._row_meta
-        new = object.__new__
-        issue_cls = models.DataIntegrityIssue
-        row_cls = models.IntegrityIssueRow
-        plain = _plain_issue
-        issue: Any
-        row: Any
-        if _ISSUE_TWIN is not None and _ROW_TWIN is not None:
-            issue_twin = _ISSUE_TWIN
-            row_twin = _ROW_TWIN
-            for data in items:
-                # _plain_issue(data), written out: a call per row costs ~5 %.
-                if data.__class__ is dict:
-                    ident = data.get("id")
-                    name = data.get("name")
-                    comment = data.get("comment")
-                    refs = data.get("refs")
-                    if refs is None:
-                        refs = []
-                    elif refs.__class__ is list:
-                        for ref in refs:
-                            if ref.__class__ is not str:
-                                refs = None
-                                break
-                    else:
-                        refs = None
-                    if refs is not None and (ident is None or ident.__class__ is str) \
-                            and (name is None or name.__class__ is str) \
-                            and (comment is None or comment.__class__ is str):
-                        issue = issue_twin()
-                        issue.id = ident
-                        issue.name = name
-                        issue.comment = comment
-                        issue.refs = refs
-                        issue.__class__ = issue_cls
-                    else:
-                        issue = self._issue(data)
-                else:
-                    issue = self._issue(data)  # the general path (raises: not an object)
-                row = row_twin()
-                row.check_name = check_name
-                row.check_display_name = display
-                row.severity = severity
-                row.issue = issue
-                row.__class__ = row_cls
-                self.rows += 1
-                yield row
-            return
-        assert _ISSUE_SETTERS is not None and _ROW_SETTERS is not None  # _FAST
-        set_id, set_name, set_comment, set_refs = _ISSUE_SETTERS
-        set_check, set_display, set_severity, set_issue = _ROW_SETTERS
-        for data in items:
-            fields = plain(data)
-            if fields is None:
-                issue = self._issue(data)
-            else:
-                issue = new(issue_cls)
-                set_id(issue, fields[0])
-                set_name(issue, fields[1])
-                set_comment(issue, fields[2])
-                set_refs(issue, fields[3])
-            row = new(row_cls)
-            set_check(row, check_name)
-            set_display(row, display)
-            set_severity(row, severity)
-            set_issue(row, issue)
-            self.rows += 1
-            yield row
-
-    def drain(self) -> Iterator[models.IntegrityIssueRow]:
-        """After the chunks broke off: yield the rows the text so far completes
-        (as if the body ended here), without raising about the missing rest."""
-        try:
-            yield from self.feed("", eof=True)
-        except InvalidResponseError:
-            pass
-
     def _batch(self, buf: str, pos: int, n: int,
                loads: Callable[[str], Any]) -> Optional[Tuple[List[Any], int]]:
         """Decode the longest run of whole issues starting at ``pos`` in one
@@ -685,6 +588,77 @@ class IssueStreamParser:
             return None
 
 
+def _rows(parser: IssueStreamParser, pieces: Iterable[Piece]
+          ) -> Iterator[models.IntegrityIssueRow]:
+    """The rows of ``parser``'s pieces: the one loop that runs per row (#20.10).
+
+    A decoded issue is built as ``IntegrityIssueRow(..., issue_from_dict(d))``
+    would build it, but by filling twins' slots (see ``_twin``) when it is plain
+    (an object; string or null fields; refs absent, null or a list of strings);
+    anything else goes through ``convert.issue_from_dict`` and its errors.  The
+    test for plain is written out here: a call per row costs ~5 %."""
+    issue_cls = models.DataIntegrityIssue
+    row_cls = models.IntegrityIssueRow
+    issue_twin = _ISSUE_TWIN
+    row_twin = _ROW_TWIN
+    issue: Any
+    row: Any
+    for meta, items in pieces:
+        if meta is None:
+            yield from items  # built (and counted) by the parser
+            continue
+        check_name, display, severity = meta
+        base = parser.rows
+        done = 0
+        if issue_twin is None or row_twin is None:  # models that must be built by __init__
+            for data in items:
+                parser.rows = base + done
+                issue = parser._issue(data)
+                done += 1
+                yield row_cls(check_name, display, severity, issue)
+            parser.rows = base + done
+            continue
+        for data in items:
+            if data.__class__ is dict:
+                ident = data.get("id")
+                name = data.get("name")
+                comment = data.get("comment")
+                refs = data.get("refs")
+                if refs is None:
+                    refs = []
+                elif refs.__class__ is list:
+                    for ref in refs:
+                        if ref.__class__ is not str:
+                            refs = None
+                            break
+                else:
+                    refs = None
+                if refs is not None and (ident.__class__ is str or ident is None) \
+                        and (name.__class__ is str or name is None) \
+                        and (comment is None or comment.__class__ is str):
+                    issue = issue_twin()
+                    issue.id = ident
+                    issue.name = name
+                    issue.comment = comment
+                    issue.refs = refs
+                    issue.__class__ = issue_cls
+                else:
+                    parser.rows = base + done
+                    issue = parser._issue(data)
+            else:
+                parser.rows = base + done
+                issue = parser._issue(data)  # the general path (raises: not an object)
+            row = row_twin()
+            row.check_name = check_name
+            row.check_display_name = display
+            row.severity = severity
+            row.issue = issue
+            row.__class__ = row_cls
+            done += 1
+            yield row
+        parser.rows = base + done
+
+
 def iter_issue_rows(chunks: Iterable[bytes], what: str = "the details body",
                     on_check: Optional[OnCheckEnd] = None,
                     ) -> Iterator[models.IntegrityIssueRow]:
@@ -699,6 +673,12 @@ def iter_issue_rows(chunks: Iterable[bytes], what: str = "the details body",
     """
     parser = IssueStreamParser(what)
     parser.on_check = on_check
+    return _rows(parser, _body_pieces(parser, chunks, what))
+
+
+def _body_pieces(parser: IssueStreamParser, chunks: Iterable[bytes], what: str
+                 ) -> Iterator[Piece]:
+    """The parser's pieces for a body in ``bytes`` chunks, decoded as UTF-8."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     at_start = True
     chunks = iter(chunks)
@@ -708,7 +688,7 @@ def iter_issue_rows(chunks: Iterable[bytes], what: str = "the details body",
         except StopIteration:
             break
         except Exception:
-            yield from parser.drain()
+            yield from parser.drain_pieces()
             raise
         if not chunk:
             continue
@@ -716,23 +696,21 @@ def iter_issue_rows(chunks: Iterable[bytes], what: str = "the details body",
             text = decoder.decode(chunk)
         except UnicodeDecodeError as exc:
             good = exc.object[:exc.start].decode("utf-8", "replace")
-            for item in parser.feed(_strip_bom(good) if at_start else good):
-                yield item
+            yield from parser.pieces(_strip_bom(good) if at_start else good)
             raise InvalidResponseError("{}: the body is not valid UTF-8 (after {} complete "
                                        "issue rows)".format(what, parser.rows)) from None
         if at_start and text:
             text = _strip_bom(text)
             at_start = False
         if text:
-            yield from parser.feed(text)
+            yield from parser.pieces(text)
     try:
         text = decoder.decode(b"", True)
     except UnicodeDecodeError:
-        for item in parser.feed(""):
-            yield item
+        yield from parser.pieces("")
         raise InvalidResponseError("{}: the body ends inside a UTF-8 character (after {} "
                                    "complete issue rows)".format(what, parser.rows)) from None
-    yield from parser.feed(text, eof=True)
+    yield from parser.pieces(text, eof=True)
 
 
 def _strip_bom(text: str) -> str:

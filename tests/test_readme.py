@@ -87,7 +87,7 @@ def test_readme_has_the_two_commands_and_ci_runs_the_test_one():
     envs = test_command.split("tox -e ")[1].split()[0].split(",")
     assert {"docs", "package"} <= set(envs)
     start = section(text, "Two commands to start")
-    for needed in ("python3.7", "python3.13", "20 minutes"):
+    for needed in ("python3.7", "python3.13", "30 minutes"):
         assert needed in start
 
 
