@@ -33,15 +33,15 @@ import re
 from typing import (TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set,
                     Tuple, Union)
 
-import attr
-
 from . import models, versions
 from .errors import ConfigurationError, Dhis2Error, InvalidResponseError, error_for_response
-from .models import _Model
 from .transport import _read_body, decode_json
 
 if TYPE_CHECKING:
     from typing import Protocol
+
+    from .models import (DataValue, DataValueImportSummary, DataValuesStatus, ImportConflict,
+                         ImportCount, MetadataImportReport, MetadataTypeReport)
 
     from ._typing import SessionTransport
 
@@ -76,6 +76,18 @@ __all__ = [
     "read_import_summary", "read_metadata_report", "DataValuesMixin",
 ]
 
+_MODELS = ("DataValue", "ImportCount", "ImportConflict", "DataValueImportSummary",
+           "MetadataTypeReport", "MetadataImportReport", "DataValuesStatus")
+
+
+def __getattr__(name: str) -> Any:
+    """This module's records live in :mod:`dhis2maint.models` (built on first use,
+    so ``import dhis2maint`` builds none, #20.10); they are importable from here too."""
+    if name in _MODELS:
+        return getattr(models, name)
+    raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
+
+
 #: the code prefix of every object setup creates (``MI_`` is tool-dq-workbench's)
 DEFAULT_PREFIX = "DM_"
 #: the dashboard's name
@@ -99,133 +111,6 @@ _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,9}$")
 _UID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ALNUM = _LETTERS + "0123456789"
-
-
-# --- models ----------------------------------------------------------------------------
-
-
-@attr.s(auto_attribs=True, slots=True, frozen=True, repr=False)
-class DataValue(_Model):
-    """One aggregate data value as ``POST /api/dataValueSets`` takes it (by UID).
-    ``code`` is the data element's code, for messages."""
-
-    data_element: str
-    period: str
-    org_unit: str
-    value: str
-    code: str = ""
-
-    def to_json(self) -> Dict[str, str]:
-        """The ``dataValues`` entry DHIS2 reads."""
-        return {"dataElement": self.data_element, "period": self.period,
-                "orgUnit": self.org_unit, "value": self.value}
-
-
-@attr.s(auto_attribs=True, slots=True, repr=False)
-class ImportCount(_Model):
-    """How many objects or values were imported (created), updated, ignored, deleted."""
-
-    imported: int = 0
-    updated: int = 0
-    ignored: int = 0
-    deleted: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.imported + self.updated + self.ignored + self.deleted
-
-
-@attr.s(auto_attribs=True, slots=True, frozen=True, repr=False)
-class ImportConflict(_Model):
-    """One conflict or error report DHIS2 gave: what (``object``: a UID, a property, an
-    object type), why (``value``: DHIS2's message), ``error_code`` (``E7610``, 2.38+)."""
-
-    object: Optional[str]
-    value: str
-    error_code: Optional[str] = None
-    property: Optional[str] = None
-
-    def __str__(self) -> str:
-        code = " [{}]".format(self.error_code) if self.error_code else ""
-        what = "{}: ".format(self.object) if self.object else ""
-        return "{}{}{}".format(what, self.value, code)
-
-
-@attr.s(auto_attribs=True, slots=True, repr=False)
-class DataValueImportSummary(_Model):
-    """``POST /api/dataValueSets``' answer: ``status`` SUCCESS/WARNING/ERROR, the counts,
-    the conflicts.  Values re-sent unchanged count as ``ignored`` without a conflict:
-    that is not an error.  ``period`` the period sent (one POST per day)."""
-
-    status: str
-    import_count: ImportCount = attr.Factory(ImportCount)
-    conflicts: List[ImportConflict] = attr.Factory(list)
-    description: Optional[str] = None
-    dry_run: bool = False
-    period: Optional[str] = None
-    sent: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.conflicts and self.status not in ("ERROR", "WARNING")
-
-
-@attr.s(auto_attribs=True, slots=True, repr=False)
-class MetadataTypeReport(_Model):
-    """One object type of a metadata import: ``object_type`` (``DataElement``), its
-    counts (``imported`` = created), and its errors."""
-
-    object_type: str
-    count: ImportCount = attr.Factory(ImportCount)
-    errors: List[ImportConflict] = attr.Factory(list)
-
-
-@attr.s(auto_attribs=True, slots=True, repr=False)
-class MetadataImportReport(_Model):
-    """``POST /api/metadata``'s answer: ``status`` OK/WARNING/ERROR, the counts over all
-    types (``imported`` = created), per object type, and every error report."""
-
-    status: str
-    count: ImportCount = attr.Factory(ImportCount)
-    types: Dict[str, MetadataTypeReport] = attr.Factory(dict)
-    errors: List[ImportConflict] = attr.Factory(list)
-    dry_run: bool = False
-    prefix: str = DEFAULT_PREFIX
-    org_unit: Optional[str] = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "OK" and not self.errors
-
-
-@attr.s(auto_attribs=True, slots=True, repr=False)
-class DataValuesStatus(_Model):
-    """What pushing needs, as :meth:`DataValuesMixin.data_values_status` found it.
-
-    ``expected`` codes setup would create, ``present`` those that exist, ``missing``
-    those that do not; ``missing_checks`` the check names among them (a check a DHIS2
-    upgrade added: setup again adds it).  ``data_set``/``org_unit`` UIDs (``None`` when
-    unknown).  ``can_import_metadata``: ALL or F_METADATA_IMPORT.  ``can_write_data``:
-    the data set's data sharing lets the user write, and the org unit is within the
-    user's org units (``None`` when the data set does not exist yet).  ``problems``:
-    one face-neutral sentence per thing wrong.
-    """
-
-    prefix: str
-    expected: List[str] = attr.Factory(list)
-    present: List[str] = attr.Factory(list)
-    missing: List[str] = attr.Factory(list)
-    missing_checks: List[str] = attr.Factory(list)
-    data_set: Optional[str] = None
-    org_unit: Optional[str] = None
-    can_import_metadata: bool = False
-    can_write_data: Optional[bool] = None
-    problems: List[str] = attr.Factory(list)
-    follow_ups: Tuple[models.FollowUp, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 class ImportConflictError(Dhis2Error):
@@ -535,15 +420,15 @@ def values_from_report(report: models.DataIntegrityReport, org_unit: str,
             severity = "WARNING"
         per_severity[severity] = per_severity.get(severity, 0) + count
         code = codes[name]
-        values.append(DataValue(uid_from_code(code), period, org_unit, str(count), code))
+        values.append(models.DataValue(uid_from_code(code), period, org_unit, str(count), code))
     for severity in SEVERITIES:
         if severity in per_severity:
             code = other["issues_" + severity.lower()]
-            values.append(DataValue(uid_from_code(code), period, org_unit,
+            values.append(models.DataValue(uid_from_code(code), period, org_unit,
                                     str(per_severity[severity]), code))
     if report.results:
         code = other["checks_failed"]
-        values.append(DataValue(uid_from_code(code), period, org_unit, str(failed), code))
+        values.append(models.DataValue(uid_from_code(code), period, org_unit, str(failed), code))
     return values
 
 
@@ -559,7 +444,7 @@ def values_from_health(health: models.SchedulerHealth, org_unit: str,
     for finding in health.findings:
         if finding.kind in counts:
             counts[finding.kind] += 1
-    return [DataValue(uid_from_code(other["findings_" + k]), period, org_unit, str(n),
+    return [models.DataValue(uid_from_code(other["findings_" + k]), period, org_unit, str(n),
                       other["findings_" + k]) for k, n in counts.items()]
 
 
@@ -609,14 +494,14 @@ def read_import_summary(body: Any, what: str = "POST /api/dataValueSets"
         raise InvalidResponseError("{} answered JSON without an import summary (keys: {})"
                                    .format(what, ", ".join(sorted(summary)[:8])))
     counts = summary.get("importCount") or {}
-    conflicts = [ImportConflict(
+    conflicts = [models.ImportConflict(
         None if c.get("object") is None else str(c.get("object")), str(c.get("value") or ""),
         c.get("errorCode"), c.get("property"))
         for c in summary.get("conflicts") or () if isinstance(c, dict)]
     options = summary.get("importOptions") or {}
-    return DataValueImportSummary(
+    return models.DataValueImportSummary(
         status=str(summary.get("status") or "SUCCESS"),
-        import_count=ImportCount(_int(counts.get("imported")), _int(counts.get("updated")),
+        import_count=models.ImportCount(_int(counts.get("imported")), _int(counts.get("updated")),
                                  _int(counts.get("ignored")), _int(counts.get("deleted"))),
         conflicts=conflicts, description=summary.get("description"),
         dry_run=bool(options.get("dryRun", False)))
@@ -628,7 +513,7 @@ def _klass(name: Any) -> str:
 
 def _stats(stats: Any) -> ImportCount:
     stats = stats if isinstance(stats, dict) else {}
-    return ImportCount(_int(stats.get("created")), _int(stats.get("updated")),
+    return models.ImportCount(_int(stats.get("created")), _int(stats.get("updated")),
                        _int(stats.get("ignored")), _int(stats.get("deleted")))
 
 
@@ -651,12 +536,12 @@ def read_metadata_report(body: Any, what: str = "POST /api/metadata") -> Metadat
         type_errors = []
         for obj in tr.get("objectReports") or ():
             for er in (obj or {}).get("errorReports") or ():
-                type_errors.append(ImportConflict(
+                type_errors.append(models.ImportConflict(
                     obj.get("uid") or klass, str(er.get("message") or ""),
                     er.get("errorCode"), er.get("errorProperty")))
-        types[klass] = MetadataTypeReport(klass, _stats(tr.get("stats")), type_errors)
+        types[klass] = models.MetadataTypeReport(klass, _stats(tr.get("stats")), type_errors)
         errors.extend(type_errors)
-    return MetadataImportReport(status=str(report.get("status") or "OK"),
+    return models.MetadataImportReport(status=str(report.get("status") or "OK"),
                                 count=_stats(report.get("stats")), types=types, errors=errors)
 
 
@@ -810,7 +695,7 @@ class DataValuesMixin(SessionTransport):
                 values = values_from_health(values, unit, prefix, calendar)
         values = list(values)
         for value in values:
-            if not isinstance(value, DataValue):
+            if not isinstance(value, models.DataValue):
                 raise ConfigurationError("values must be DataValue records, got {!r}".format(
                     type(value).__name__))
         periods = sorted({v.period for v in values})
@@ -877,7 +762,7 @@ class DataValuesMixin(SessionTransport):
         other = object_codes(prefix)
         expected = list(codes.values()) + [other[k] for k in other]
         existing = self._existing_codes(prefix)
-        status = DataValuesStatus(prefix=prefix, expected=expected)
+        status = models.DataValuesStatus(prefix=prefix, expected=expected)
         status.present = [c for c in expected if c in existing]
         status.missing = [c for c in expected if c not in existing]
         status.missing_checks = [n for n, c in codes.items() if c not in existing]

@@ -49,6 +49,13 @@ __all__ = [
     "CategoryOptionCombo",
     "CategoryComboState",
     "ImportSummary",
+    "DataValue",
+    "ImportCount",
+    "ImportConflict",
+    "DataValueImportSummary",
+    "MetadataTypeReport",
+    "MetadataImportReport",
+    "DataValuesStatus",
     "severity_rank",
 ]
 
@@ -965,6 +972,137 @@ class DoctorReport(_Model):
     def ok(self) -> bool:
         """No check failed (warnings allowed)."""
         return not self.failed
+
+
+# -- server health as DHIS2 data values (dhis2maint.datavalues, #25) ------------------
+
+
+def _new_import_count() -> "ImportCount":
+    return cast("ImportCount", _model("ImportCount")())  # a default, built on first use
+
+
+@_attrs(auto_attribs=True, slots=True, frozen=True, repr=False)
+class DataValue(_Model):
+    """One aggregate data value as ``POST /api/dataValueSets`` takes it (by UID).
+    ``code`` is the data element's code, for messages."""
+
+    data_element: str
+    period: str
+    org_unit: str
+    value: str
+    code: str = ""
+
+    def to_json(self) -> Dict[str, str]:
+        """The ``dataValues`` entry DHIS2 reads."""
+        return {"dataElement": self.data_element, "period": self.period,
+                "orgUnit": self.org_unit, "value": self.value}
+
+
+@_attrs(auto_attribs=True, slots=True, repr=False)
+class ImportCount(_Model):
+    """How many objects or values were imported (created), updated, ignored, deleted."""
+
+    imported: int = 0
+    updated: int = 0
+    ignored: int = 0
+    deleted: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.imported + self.updated + self.ignored + self.deleted
+
+
+@_attrs(auto_attribs=True, slots=True, frozen=True, repr=False)
+class ImportConflict(_Model):
+    """One conflict or error report DHIS2 gave: what (``object``: a UID, a property, an
+    object type), why (``value``: DHIS2's message), ``error_code`` (``E7610``, 2.38+)."""
+
+    object: Optional[str]
+    value: str
+    error_code: Optional[str] = None
+    property: Optional[str] = None
+
+    def __str__(self) -> str:
+        code = " [{}]".format(self.error_code) if self.error_code else ""
+        what = "{}: ".format(self.object) if self.object else ""
+        return "{}{}{}".format(what, self.value, code)
+
+
+@_attrs(auto_attribs=True, slots=True, repr=False)
+class DataValueImportSummary(_Model):
+    """``POST /api/dataValueSets``' answer: ``status`` SUCCESS/WARNING/ERROR, the counts,
+    the conflicts.  Values re-sent unchanged count as ``ignored`` without a conflict:
+    that is not an error.  ``period`` the period sent (one POST per day)."""
+
+    status: str
+    import_count: ImportCount = attr.Factory(_new_import_count)
+    conflicts: List[ImportConflict] = attr.Factory(list)
+    description: Optional[str] = None
+    dry_run: bool = False
+    period: Optional[str] = None
+    sent: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.conflicts and self.status not in ("ERROR", "WARNING")
+
+
+@_attrs(auto_attribs=True, slots=True, repr=False)
+class MetadataTypeReport(_Model):
+    """One object type of a metadata import: ``object_type`` (``DataElement``), its
+    counts (``imported`` = created), and its errors."""
+
+    object_type: str
+    count: ImportCount = attr.Factory(_new_import_count)
+    errors: List[ImportConflict] = attr.Factory(list)
+
+
+@_attrs(auto_attribs=True, slots=True, repr=False)
+class MetadataImportReport(_Model):
+    """``POST /api/metadata``'s answer: ``status`` OK/WARNING/ERROR, the counts over all
+    types (``imported`` = created), per object type, and every error report."""
+
+    status: str
+    count: ImportCount = attr.Factory(_new_import_count)
+    types: Dict[str, MetadataTypeReport] = attr.Factory(dict)
+    errors: List[ImportConflict] = attr.Factory(list)
+    dry_run: bool = False
+    prefix: str = "DM_"  # datavalues.DEFAULT_PREFIX
+    org_unit: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "OK" and not self.errors
+
+
+@_attrs(auto_attribs=True, slots=True, repr=False)
+class DataValuesStatus(_Model):
+    """What pushing needs, as :meth:`Session.data_values_status` found it.
+
+    ``expected`` codes setup would create, ``present`` those that exist, ``missing``
+    those that do not; ``missing_checks`` the check names among them (a check a DHIS2
+    upgrade added: setup again adds it).  ``data_set``/``org_unit`` UIDs (``None`` when
+    unknown).  ``can_import_metadata``: ALL or F_METADATA_IMPORT.  ``can_write_data``:
+    the data set's data sharing lets the user write, and the org unit is within the
+    user's org units (``None`` when the data set does not exist yet).  ``problems``:
+    one face-neutral sentence per thing wrong.
+    """
+
+    prefix: str
+    expected: List[str] = attr.Factory(list)
+    present: List[str] = attr.Factory(list)
+    missing: List[str] = attr.Factory(list)
+    missing_checks: List[str] = attr.Factory(list)
+    data_set: Optional[str] = None
+    org_unit: Optional[str] = None
+    can_import_metadata: bool = False
+    can_write_data: Optional[bool] = None
+    problems: List[str] = attr.Factory(list)
+    follow_ups: Tuple[FollowUp, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
 def _unbind_pending() -> None:  # each is built on first use (see _build)

@@ -32,6 +32,13 @@ def test_uid_from_code_is_a_valid_uid_and_stable(code):
     assert dv.uid_from_code(code) == uid
 
 
+def test_the_records_default_prefix_is_the_modules():
+    # MetadataImportReport lives in models (built on first use), which cannot import
+    # datavalues for the constant: the two must agree.
+    from dhis2maint import models
+    assert models.MetadataImportReport("OK").prefix == dv.DEFAULT_PREFIX
+
+
 def test_uids_of_different_codes_differ():
     codes = ["DM_{}".format(i) for i in range(5000)]
     assert len({dv.uid_from_code(c) for c in codes}) == len(codes)
