@@ -158,8 +158,9 @@ def run_command(command: Callable[[], int], args: argparse.Namespace) -> int:
     debug = bool(opts.get("debug"))
     warnings = None
     if debug:
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
-                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        lines = _StderrLines()
+        lines.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logging.basicConfig(level=logging.DEBUG, handlers=[lines])
     elif not opts.get("quiet"):
         warnings = _WarningLines()
         logging.getLogger("dhis2maint").addHandler(warnings)
@@ -178,6 +179,17 @@ def run_command(command: Callable[[], int], args: argparse.Namespace) -> int:
     finally:
         if warnings is not None:
             logging.getLogger("dhis2maint").removeHandler(warnings)
+
+
+class _StderrLines(logging.Handler):
+    """--debug's records on the stderr of the moment, not the one at start-up: in a
+    fleet run a server's thread writes them through its ``[NAME]`` prefix."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never change the outcome
+            self.handleError(record)
 
 
 class _WarningLines(logging.Handler):

@@ -446,6 +446,16 @@ def test_console_script_runs_a_fleet(run_cli, fleet_file):
     assert [line.split()[0] for line in proc.stdout.splitlines()] == ["SERVER", "hmis", "old"]
 
 
+def test_debug_lines_of_each_server_carry_its_name(run_cli, fleet_file):
+    # --debug's log lines go to the stderr of the moment: a server thread's get its
+    # [NAME] like the rest of its output (they bypassed the prefix before).
+    proc = run_cli(["--fleet", fleet_file, "--servers", "old,hmis", "--debug", "version"],
+                   env={"FLEET_CLI_PW": PASSWORD}, secrets=[PASSWORD])
+    assert proc.returncode == 0, proc.stderr
+    connecting = [line for line in proc.stderr.splitlines() if "GET /api/" in line]
+    assert connecting and {line.split()[0] for line in connecting} == {"[old]", "[hmis]"}
+
+
 def test_push_values_across_a_fleet_pushes_each_servers_own_counts(
         start_standin, tmp_path, monkeypatch, capsys):
     # #25 across a fleet (#23): each server's run is pushed to that server, a server
