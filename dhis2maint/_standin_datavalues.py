@@ -10,7 +10,9 @@ the data values by (data element, period, org unit).  Faithful where dhis2maint 
   ``atomicMode=ALL`` (the default: one bad object and nothing is imported, status ERROR),
   error reports as DHIS2 words them (E4000 missing property, E4001 too long, E4014 bad UID,
   E5002 invalid reference, E5003 a code/name another object has); an existing object counts
-  ``updated`` even when unchanged, as DHIS2 counts it.  Needs ALL or F_METADATA_IMPORT.
+  ``updated`` even when unchanged, as DHIS2 counts it.  The endpoint needs no authority
+  of its own: creating an object asks its type's public or private add authority (E3000
+  otherwise; visualizations and dashboards anyone may create).
 * ``POST /api/dataValueSets``: conflicts for an unknown data element (E7610), period (E7611),
   org unit (E7612), a value that is not a zero-or-positive integer (E7619), a data element not
   assigned through a data set to the org unit (E7636); unchanged re-sent values count
@@ -30,7 +32,15 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from ._standin_http import _UID_RE, _HttpError, _Request, _Response, _od, _web_message
 from ._standin_routes import _Api, route
 
-METADATA_IMPORT = ("ALL", "F_METADATA_IMPORT")
+#: collection -> who may create one (DHIS2's schema authorities: public or private add);
+#: collections not listed anyone may create (as private objects).  The stand-in's own
+#: table, kept apart from the library's (datavalues.SETUP_AUTHORITIES) that it tests.
+_CREATE = {
+    "dataElements": ("ALL", "F_DATAELEMENT_PUBLIC_ADD", "F_DATAELEMENT_PRIVATE_ADD"),
+    "dataElementGroups": ("ALL", "F_DATAELEMENTGROUP_PUBLIC_ADD",
+                          "F_DATAELEMENTGROUP_PRIVATE_ADD"),
+    "dataSets": ("ALL", "F_DATASET_PUBLIC_ADD", "F_DATASET_PRIVATE_ADD"),
+}
 _DEFAULT_COC = "HllvX50cXC0"
 
 #: collection -> (klass, required properties, unique properties)
@@ -175,7 +185,7 @@ def _stats(created=0, updated=0, ignored=0):
                ("total", created + updated + ignored))
 
 
-@route("POST", r"metadata", authority=METADATA_IMPORT)
+@route("POST", r"metadata")
 def post_metadata(api, req):
     # type: (_Api, _Request) -> _Response
     body = req.json()
@@ -198,6 +208,7 @@ def post_metadata(api, req):
                     value = obj.get(prop)
                     if isinstance(value, str) and value:
                         taken[(collection, prop, value.lower() if prop != "code" else value)] = uid
+        have = set(api.owner.authorities_of(req.user))
         type_reports = []
         plan = []  # type: List[Tuple[str, str, Dict[str, Any], bool]]
         any_errors = False
@@ -213,6 +224,10 @@ def post_metadata(api, req):
                 if not errors and strategy == "CREATE" and exists:
                     errors = [_error(klass, "E5000", "Found matching object for reference, but import mode is "
                                      "CREATE. Identifier was %s, and object was %s." % (uid, obj.get("name")))]
+                if not errors and not exists and collection in _CREATE \
+                        and not have.intersection(_CREATE[collection]):
+                    errors = [_error(klass, "E3000", "User `%s` is not allowed to create objects "
+                                     "of type %s" % (req.user, klass.rsplit(".", 1)[-1]))]
                 if not errors and strategy == "UPDATE" and not exists:
                     errors = [_error(klass, "E5001", "No matching object for reference. Identifier was %s, and "
                                      "object was %s." % (uid, obj.get("name")))]

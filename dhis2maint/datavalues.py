@@ -69,6 +69,7 @@ else:
 
 __all__ = [
     "DEFAULT_PREFIX", "DASHBOARD_NAME", "SEVERITIES", "FINDING_KINDS", "PLAIN_CALENDARS",
+    "SETUP_AUTHORITIES", "setup_refused",
     "DataValue", "ImportCount", "ImportConflict", "DataValueImportSummary", "MetadataTypeReport",
     "MetadataImportReport", "DataValuesStatus", "ImportConflictError",
     "uid_from_code", "check_codes", "object_codes", "metadata_payload", "period_of",
@@ -86,6 +87,31 @@ def __getattr__(name: str) -> Any:
     if name in _MODELS:
         return getattr(models, name)
     raise AttributeError("module {!r} has no attribute {!r}".format(__name__, name))
+
+
+# POST /api/metadata has no authority of its own (MetadataImportExportController, 2.36-2.43):
+# the import asks each object type's create authority (its SchemaDescriptor: public or
+# private add; visualizations and dashboards may always be created private).
+# F_METADATA_IMPORT is the Import/Export app's, not the endpoint's.
+
+#: object type -> the authorities that let a user create it (None: anyone, as private)
+SETUP_AUTHORITIES: Tuple[Tuple[str, Optional[Tuple[str, ...]]], ...] = (
+    ("DataElement", ("F_DATAELEMENT_PUBLIC_ADD", "F_DATAELEMENT_PRIVATE_ADD")),
+    ("DataElementGroup", ("F_DATAELEMENTGROUP_PUBLIC_ADD", "F_DATAELEMENTGROUP_PRIVATE_ADD")),
+    ("DataSet", ("F_DATASET_PUBLIC_ADD", "F_DATASET_PRIVATE_ADD")),
+    ("Visualization", None),
+    ("Dashboard", None),
+)
+
+
+def setup_refused(authorities: Iterable[str]) -> List[str]:
+    """The object types of setup a user with ``authorities`` may not create (DHIS2
+    answers E3000 for each); empty when setup may create them all."""
+    have = set(authorities)
+    if "ALL" in have:
+        return []
+    return [kind for kind, any_of in SETUP_AUTHORITIES
+            if any_of is not None and not have.intersection(any_of)]
 
 
 #: the code prefix of every object setup creates (``MI_`` is tool-dq-workbench's)
@@ -750,8 +776,9 @@ class DataValuesMixin(SessionTransport):
                            org_unit: Optional[str] = None) -> DataValuesStatus:
         """What pushing needs (for the doctor): which of setup's objects exist
         (``GET /api/dataElements|dataSets|…?filter=code:like:<prefix>``) and which are
-        missing (a check a DHIS2 upgrade added is named); whether the user may import
-        metadata (``GET /api/me``: ALL or F_METADATA_IMPORT) and may write data values
+        missing (a check a DHIS2 upgrade added is named); whether the user may create
+        each type setup makes (``GET /api/me``: see :data:`SETUP_AUTHORITIES`) and may
+        write data values
         to the data set (its ``access.data.write``) and the org unit (within the user's
         org units, ``GET /api/me?fields=organisationUnits[id,path]``)."""
         _check_prefix(prefix)
@@ -767,7 +794,8 @@ class DataValuesMixin(SessionTransport):
         status.missing = [c for c in expected if c not in existing]
         status.missing_checks = [n for n, c in codes.items() if c not in existing]
         user = self.whoami()  # type: ignore[attr-defined]
-        status.can_import_metadata = bool({"ALL", "F_METADATA_IMPORT"} & set(user.authorities))
+        refused = setup_refused(user.authorities)
+        status.can_import_metadata = not refused
         data_set = self._data_set(prefix)
         problems = []
         if status.missing:
@@ -780,7 +808,8 @@ class DataValuesMixin(SessionTransport):
             else:
                 problems.append("missing: {}".format(", ".join(status.missing[:10])))
         if status.missing and not status.can_import_metadata:
-            problems.append("the user may not import metadata (needs ALL or F_METADATA_IMPORT)")
+            problems.append("the user may not create {} (POST /api/metadata asks each type's "
+                            "add authority)".format(", ".join(refused)))
         if data_set is not None:
             status.data_set = str(data_set.get("id"))
             units = [u for u in data_set.get("organisationUnits") or () if isinstance(u, dict)]

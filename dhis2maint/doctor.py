@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from . import convert, followups, models, versions
 from .errors import (ApiError, AuthenticationError, Dhis2Error, InvalidResponseError,
                      NotFound, TransportError, UnsupportedServerError, url_setting)
+from .datavalues import SETUP_AUTHORITIES, setup_refused
 from .jobs import MAINTENANCE_OPERATIONS
 
 __all__ = ["DoctorMixin", "authority_checks", "clock_skew", "lacking_features",
@@ -197,21 +198,11 @@ def _tls_days_left(url: str, verify: Any, timeout: float) -> Tuple[str, str, Opt
 
 
 # --- server health inside DHIS2 (#25): what setup and pushing need ------------------------
-# POST /api/metadata has no authority of its own (MetadataImportExportController, 2.36-2.43):
-# the import asks each object type's create authority (its SchemaDescriptor: public or
-# private add; visualizations and dashboards may always be created private).  F_METADATA_IMPORT
-# is the Import/Export app's, not the endpoint's.  POST /api/dataValueSets needs ALL or
-# F_DATAVALUE_ADD (@PreAuthorize to 2.41, @RequiresAuthority(anyOf = F_DATAVALUE_ADD) on 2.42+),
-# then data write sharing on the data set and the org unit among the user's.
+# Who may create setup's metadata is datavalues' table (SETUP_AUTHORITIES, setup_refused).
+# POST /api/dataValueSets needs ALL or F_DATAVALUE_ADD (@PreAuthorize to 2.41,
+# @RequiresAuthority(anyOf = F_DATAVALUE_ADD) on 2.42+), then data write sharing on the
+# data set and the org unit among the user's.
 
-#: object type -> the authorities that let a user create it (None: anyone, as private)
-SETUP_AUTHORITIES: Tuple[Tuple[str, Optional[Tuple[str, ...]]], ...] = (
-    ("DataElement", ("F_DATAELEMENT_PUBLIC_ADD", "F_DATAELEMENT_PRIVATE_ADD")),
-    ("DataElementGroup", ("F_DATAELEMENTGROUP_PUBLIC_ADD", "F_DATAELEMENTGROUP_PRIVATE_ADD")),
-    ("DataSet", ("F_DATASET_PUBLIC_ADD", "F_DATASET_PRIVATE_ADD")),
-    ("Visualization", None),
-    ("Dashboard", None),
-)
 #: who may POST /api/dataValueSets
 DATA_VALUE_AUTHORITIES = ("ALL", "F_DATAVALUE_ADD")
 
@@ -252,8 +243,7 @@ def data_values_checks(status: "DataValuesStatus", authorities: Iterable[str],
         out.append(_finding("data values: metadata", "fail", "missing: {}{}".format(
             ", ".join(status.missing[:10]), " …" if len(status.missing) > 10 else ""),
             follow_ups=setup))
-    lacking = [kind for kind, any_of in SETUP_AUTHORITIES
-               if any_of is not None and "ALL" not in have and not have.intersection(any_of)]
+    lacking = setup_refused(have)
     if not lacking:
         out.append(_finding("data values: setup authority", "pass",
                             "may create the metadata ({})".format(
@@ -275,7 +265,7 @@ def data_values_checks(status: "DataValuesStatus", authorities: Iterable[str],
     if status.can_write_data is False:
         problems += [p for p in status.problems if not (
             "not set up" in p or "without a data element" in p or p.startswith("missing:")
-            or "import metadata" in p)]
+            or "may not create" in p)]
         if len(problems) == 0:
             problems.append("the user may not write data values to the data set {} or org "
                             "unit {}".format(status.data_set, status.org_unit))

@@ -1082,7 +1082,8 @@ class DataValuesStatus(_Model):
     ``expected`` codes setup would create, ``present`` those that exist, ``missing``
     those that do not; ``missing_checks`` the check names among them (a check a DHIS2
     upgrade added: setup again adds it).  ``data_set``/``org_unit`` UIDs (``None`` when
-    unknown).  ``can_import_metadata``: ALL or F_METADATA_IMPORT.  ``can_write_data``:
+    unknown).  ``can_import_metadata``: the user may create each type setup makes
+    (``datavalues.SETUP_AUTHORITIES``: its public or private add, or ALL).  ``can_write_data``:
     the data set's data sharing lets the user write, and the org unit is within the
     user's org units (``None`` when the data set does not exist yet).  ``problems``:
     one face-neutral sentence per thing wrong.

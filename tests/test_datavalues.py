@@ -290,6 +290,28 @@ def test_a_refused_setup_imports_nothing_and_names_the_error(serve):
     assert _codes(session, "dataElements") == []       # atomic: nothing imported
 
 
+def test_setup_needs_each_types_add_authority_not_the_import_apps(serve):
+    # POST /api/metadata has no authority of its own; DHIS2 asks each type's public or
+    # private add (E3000).  F_METADATA_IMPORT (the Import/Export app's) is neither needed
+    # nor enough.
+    assert dv.setup_refused(["ALL"]) == []
+    assert dv.setup_refused(["F_METADATA_IMPORT", "F_DATAELEMENT_PUBLIC_ADD"]) == [
+        "DataElementGroup", "DataSet"]
+    srv, session = serve("2.42")
+    srv.authorities["admin"] = ["F_METADATA_IMPORT", "F_DATAELEMENT_PUBLIC_ADD"]
+    status = session.data_values_status()
+    assert not status.can_import_metadata
+    assert any("may not create DataElementGroup, DataSet" in p for p in status.problems)
+    with pytest.raises(dv.ImportConflictError, match="E3000") as caught:
+        session.setup_data_values()
+    assert {c.error_code for c in caught.value.conflicts} == {"E3000"}
+    assert _codes(session, "dataElements") == []       # atomic: nothing imported
+    srv.authorities["admin"] = ["F_DATAELEMENT_PRIVATE_ADD", "F_DATAELEMENTGROUP_PUBLIC_ADD",
+                                "F_DATASET_PUBLIC_ADD", "F_DATAVALUE_ADD"]
+    assert session.data_values_status().can_import_metadata
+    assert session.setup_data_values().ok
+
+
 @pytest.mark.parametrize("version", ["2.36", "2.42"])
 def test_push_a_run_and_read_it_back(serve, version):
     srv, session = serve(version)
