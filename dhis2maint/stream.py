@@ -633,21 +633,20 @@ def _rows(parser: IssueStreamParser, pieces: Iterable[Piece]
                             break
                 else:
                     refs = None
-                if refs is not None and (ident.__class__ is str or ident is None) \
-                        and (name.__class__ is str or name is None) \
-                        and (comment is None or comment.__class__ is str):
-                    issue = issue_twin()
-                    issue.id = ident
-                    issue.name = name
-                    issue.comment = comment
-                    issue.refs = refs
-                    issue.__class__ = issue_cls
-                else:
-                    parser.rows = base + done
-                    issue = parser._issue(data)
             else:
+                refs = None  # not an object: the general path raises
+            if refs is not None and (ident.__class__ is str or ident is None) \
+                    and (name.__class__ is str or name is None) \
+                    and (comment is None or comment.__class__ is str):
+                issue = issue_twin()
+                issue.id = ident
+                issue.name = name
+                issue.comment = comment
+                issue.refs = refs
+                issue.__class__ = issue_cls
+            else:  # the general path: convert.issue_from_dict, its conversions and errors
                 parser.rows = base + done
-                issue = parser._issue(data)  # the general path (raises: not an object)
+                issue = parser._issue(data)
             row = row_twin()
             row.check_name = check_name
             row.check_display_name = display
