@@ -182,28 +182,23 @@ def run_command(command: Callable[[], int], args: argparse.Namespace) -> int:
 
 
 class _StderrLines(logging.Handler):
-    """--debug's records on the stderr of the moment, not the one at start-up: in a
-    fleet run a server's thread writes them through its ``[NAME]`` prefix."""
+    """Log records as lines on the stderr of the moment, not the one at start-up: a
+    test's capture sees them, and in a fleet run a server's thread writes them
+    through its ``[NAME]`` prefix.  Writing a line never changes the outcome."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             sys.stderr.write(self.format(record) + "\n")
         except Exception:  # noqa: BLE001 - logging must never change the outcome
-            self.handleError(record)
+            pass
 
 
-class _WarningLines(logging.Handler):
-    """The library's WARNING records as ``dhis2maint: warning: …`` lines on stderr (the
-    stream of the moment, so a test's capture sees them)."""
+class _WarningLines(_StderrLines):
+    """The library's WARNING records as ``dhis2maint: warning: …`` lines."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write("dhis2maint: warning: {}\n".format(record.getMessage()))
-        except Exception:  # noqa: BLE001 - a warning must never change the outcome
-            pass
+        self.setFormatter(logging.Formatter("dhis2maint: warning: %(message)s"))
 
 
 def report_failure(exc: BaseException, debug: bool) -> int:
