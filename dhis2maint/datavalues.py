@@ -778,9 +778,8 @@ class DataValuesMixin(SessionTransport):
         (``GET /api/dataElements|dataSets|…?filter=code:like:<prefix>``) and which are
         missing (a check a DHIS2 upgrade added is named); whether the user may create
         each type setup makes (``GET /api/me``: see :data:`SETUP_AUTHORITIES`) and may
-        write data values
-        to the data set (its ``access.data.write``) and the org unit (within the user's
-        org units, ``GET /api/me?fields=organisationUnits[id,path]``)."""
+        write data values to the data set (its ``access.data.write``) and the org unit
+        (within the user's org units, ``GET /api/me?fields=organisationUnits[id,path]``)."""
         _check_prefix(prefix)
         if org_unit is not None:
             org_unit = self._uid(org_unit, "org_unit")
