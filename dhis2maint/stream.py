@@ -633,8 +633,8 @@ def _rows(parser: IssueStreamParser, pieces: Iterable[Piece]
                             break
                 else:
                     refs = None
-            else:
-                refs = None  # not an object: the general path raises
+            else:  # not an object: the general path raises
+                ident = name = comment = refs = None
             if refs is not None and (ident.__class__ is str or ident is None) \
                     and (name.__class__ is str or name is None) \
                     and (comment is None or comment.__class__ is str):
