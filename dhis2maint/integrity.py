@@ -464,6 +464,7 @@ def _finished_before(finished: Optional[datetime.datetime],
 
 
 if TYPE_CHECKING:
+    from . import stream
     from ._typing import SessionTransport as _Transport
 else:
     _Transport = object
@@ -924,17 +925,34 @@ class IntegrityMixin(_Transport):
     def _iter_integrity_issues(self, names: Optional[List[str]],
                                on_check: Optional[Callable[[models.DataIntegrityResult], None]]
                                = None) -> Iterator[models.IntegrityIssueRow]:
+        from . import stream  # the incremental parser; loaded only when streaming
+
+        parser = stream.IssueStreamParser("GET /api/dataIntegrity/details")
+        # One generator steps per row (stream.build_rows); the requests and the
+        # connection's life are in the pieces, one step per run of issues (#20.10).
+        return stream.build_rows(parser, self._integrity_pieces(parser, names, on_check))
+
+    def _integrity_pieces(self, parser: stream.IssueStreamParser, names: Optional[List[str]],
+                          on_check: Optional[Callable[[models.DataIntegrityResult], None]]
+                          ) -> Iterator[stream.Piece]:
+        """The details body's pieces for :meth:`_iter_integrity_issues` (see
+        ``IssueStreamParser.pieces``): sends the requests on the first step and
+        closes the response when it ends or is closed."""
+        from . import stream
+
         _tokens, expanded, selected = self._selection(names)
         if self._legacy_integrity():
             report = self.get_integrity_report(checks=selected, details=True)
             for result in report:
-                for issue in result.issues or ():
-                    yield models.IntegrityIssueRow(result.name, result.display_name,
-                                                   result.severity, issue)
+                rows = [models.IntegrityIssueRow(result.name, result.display_name,
+                                                 result.severity, issue)
+                        for issue in result.issues or ()]
+                parser.rows += len(rows)
+                yield None, rows
                 if on_check is not None:
                     on_check(_without_issues(result))
             return
-        what = "GET /api/dataIntegrity/details"
+        what = parser.what
         keep = None
         read = expanded
         if expanded is not None and len(",".join(expanded)) > _MAX_CHECKS_PARAM:
@@ -943,24 +961,23 @@ class IntegrityMixin(_Transport):
         response = self._send("GET", "dataIntegrity/details", params=_checks_param(read),
                               stream=True,
                               timeout=(self.timeout, min(self.timeout, self.stream_deadline)))
-        from . import stream  # the incremental parser; loaded only when streaming
-
         chunks = self._body_chunks(response, what, started)
-        hook: Optional[stream.OnCheckEnd] = None
         if on_check is not None:
             report_check = on_check
 
             def end_of_check(key: str, meta: Dict[str, Any], count: int) -> None:
                 report_check(_result_from_meta(key, meta, count, what))
-            hook = end_of_check
+            parser.on_check = end_of_check
         try:
-            rows = stream.iter_issue_rows(chunks, what, on_check=hook)
+            pieces = stream.body_pieces(parser, chunks, what)
             if keep is None:
-                yield from rows  # no Python-level step per row
-            else:
-                for row in rows:
-                    if row.check_name in keep:
-                        yield row
+                yield from pieces
+            else:  # the whole body was asked for: pass on the selected checks' issues
+                for meta, items in pieces:
+                    if meta is not None and meta[0] not in keep:
+                        parser.rows += len(items)  # read, not built
+                    elif meta is not None or (items and items[0].check_name in keep):
+                        yield meta, items
         finally:
             chunks.close()  # stops its deadline timer
             response.close()  # also when the caller leaves the loop early

@@ -401,6 +401,32 @@ def test_iter_is_a_lazy_generator_that_checks_arguments_at_once():
     assert session.sent is not None
 
 
+def test_a_selection_too_long_for_the_url_reads_every_check_and_passes_on_its_own():
+    # Over 4,000 characters of names: the whole body is asked for and the
+    # selected checks' rows are picked out while streaming.
+    from dhis2maint.models import DataIntegrityCheck
+
+    names = ["check_{:03d}_{}".format(i, "x" * 40) for i in range(100)]
+    issues = [{"id": "x%010d" % i, "name": "n%d" % i} for i in range(300)]
+    report = {names[0]: check_obj(names[0], issues[:120], severity="SEVERE"),
+              "not_asked_for": check_obj("not_asked_for", issues[120:250]),
+              names[1]: check_obj(names[1], issues[250:])}
+    late = dict(check_obj(names[2], []), issues=issues[:7])
+    report[names[2]] = {"issues": late.pop("issues"), **late}  # metadata after the issues
+    body, _ = serialise(report)
+    fake = FakeStreamResponse(split(body, range(0, len(body), 1000)))
+    session = stream_session(fake)
+    ended = []
+    rows = list(session.iter_integrity_issues(
+        checks=[DataIntegrityCheck(name=n, code="C") for n in names],
+        on_check=lambda result: ended.append((result.name, result.count))))
+    assert session.sent[2] is None  # no checks parameter: the whole body
+    assert rows == [r for r in expected_rows(body) if r.check_name != "not_asked_for"]
+    assert [r.check_name for r in rows].count(names[0]) == 120
+    assert (names[0], 120) in ended and (names[1], 50) in ended and (names[2], 7) in ended
+    assert fake.closed
+
+
 def test_breaking_out_early_closes_the_response():
     issues = [{"id": "x%010d" % i, "name": "n"} for i in range(5000)]
     body, _ = serialise({"c": check_obj("c", issues)})
