@@ -1,10 +1,41 @@
 """Fixtures shared by the end-to-end tests."""
 import time
+import weakref
 
 import pytest
+import requests
 
 from dhis2maint import Session
 from dhis2maint.testing import Dhis2StandIn
+
+# ---------------------------------------------------------------------------
+# Sessions a test leaves open.  urllib3 1.x (the `min` env) does not close a
+# dropped pool's sockets, so an open Session that the garbage collector finds
+# later (in a reference cycle, e.g. through a caught exception's traceback)
+# prints "Exception ignored ... unclosed socket" -- warnings are errors here --
+# into whatever test runs then, e.g. into the stderr a CLI test asserts on.
+# Every Session made during a test is closed after it, so none is left to the
+# garbage collector.
+
+_OPEN_SESSIONS = weakref.WeakSet()
+_session_init = requests.Session.__init__
+
+
+def _tracked_init(self, *args, **kwargs):
+    _session_init(self, *args, **kwargs)
+    _OPEN_SESSIONS.add(self)
+
+
+requests.Session.__init__ = _tracked_init
+
+
+@pytest.fixture(autouse=True)
+def _sessions_closed():
+    before = set(_OPEN_SESSIONS)
+    yield
+    for session in [s for s in _OPEN_SESSIONS if s not in before]:
+        session.close()
+        _OPEN_SESSIONS.discard(session)
 
 
 @pytest.fixture
