@@ -21,9 +21,10 @@ Also one huge issue (2/4/8/15 MB of JSON) streamed in 64 KiB chunks, against
 ``json.loads`` of the same body: the parser must stay linear (#13).
 
 Targets: stream peak growth <= 50 MB, first row < 1 s, throughput >= 70% of bare
-(#20.10 asks 90%), one 15 MB issue < 1 s.  2026-12-07, median of 9 pairs: 91% on
-3.7, 103% on 3.11, 83% on 3.13; instructions for 100,000 issues in-process
-(callgrind, imports subtracted), bare / stream: 0.38 on 3.7, 0.53 on 3.11 and 3.13:
+(#20.10 asks 90%), one 15 MB issue < 1 s.  2026-12-07, median of 11 pairs: 96% on
+3.7, 109% on 3.11, 72-89% on 3.13 (three runs); instructions for 100,000 issues
+in-process (callgrind, imports subtracted), bare / iter_integrity_issues: 0.39 on
+3.7, 0.53 on 3.11 and 3.13:
 building two frozen attrs objects per issue costs more than decoding it; see
 docs/performance.rst.
 """

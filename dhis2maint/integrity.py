@@ -928,7 +928,7 @@ class IntegrityMixin(_Transport):
         from . import stream  # the incremental parser; loaded only when streaming
 
         parser = stream.IssueStreamParser("GET /api/dataIntegrity/details")
-        # One generator steps per row (stream.build_rows); the requests and the
+        # One generator step per row (stream.build_rows); the requests and the
         # connection's life are in the pieces, one step per run of issues (#20.10).
         return stream.build_rows(parser, self._integrity_pieces(parser, names, on_check))
 

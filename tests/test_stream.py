@@ -411,7 +411,7 @@ def test_a_selection_too_long_for_the_url_reads_every_check_and_passes_on_its_ow
     report = {names[0]: check_obj(names[0], issues[:120], severity="SEVERE"),
               "not_asked_for": check_obj("not_asked_for", issues[120:250]),
               names[1]: check_obj(names[1], issues[250:])}
-    late = dict(check_obj(names[2], []), issues=issues[:7])
+    late = check_obj(names[2], issues[:7])
     report[names[2]] = {"issues": late.pop("issues"), **late}  # metadata after the issues
     body, _ = serialise(report)
     fake = FakeStreamResponse(split(body, range(0, len(body), 1000)))
